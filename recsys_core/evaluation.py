@@ -1,0 +1,344 @@
+"""Leak-free evaluation protocols over any scorer.
+
+Protocols
+---------
+``loo-sampled``  He et al. 2017: each user's held-out item ranked among 99 sampled negatives
+                 (never a positive of that user in any part of the split, no repeats, fixed by a seed).
+``loo-full``     the held-out item ranked among every item the user has not interacted with.
+``heldout-users`` Liang et al. 2018: held-out users' given items are folded in, the rest predicted.
+``ratings``      RMSE and MAE of predicted explicit ratings.
+
+Ties never favour the held-out item: scores are compared after a seeded jitter far below float32
+resolution, so exact ties are broken at random (a constant scorer gets chance-level HR) and
+distinct scores keep their order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import scipy.sparse as sp
+
+from . import metrics as M
+from .checks import check_negatives
+from .errors import ModelError
+from .sampling import sample_eval_negatives
+from .splits import PROTOCOL_SPLITS, Split
+
+PROTOCOLS = tuple(PROTOCOL_SPLITS)
+HEADLINE = {"loo-sampled": "HR@10", "loo-full": "HR@10", "heldout-users": "Recall@20", "ratings": "RMSE"}
+# Metrics where lower is better (for sorting leaderboards and early stopping).
+LOWER_IS_BETTER = {"RMSE", "MAE"}
+# Dataset-level metrics have no per-user values and hence no bootstrap interval.
+SET_METRICS_PREFIX = "Coverage@"
+
+Scorer = Callable[[np.ndarray, "np.ndarray | None"], np.ndarray]
+
+
+@dataclass
+class EvaluationResult:
+    protocol: str
+    part: str
+    users: np.ndarray
+    per_user: dict[str, np.ndarray]
+    metrics: dict[str, float]
+    intervals: dict[str, tuple[float, float]]
+    info: dict = field(default_factory=dict)
+
+    def headline(self) -> tuple[str, float]:
+        name = HEADLINE[self.protocol]
+        return name, self.metrics[name]
+
+    def to_json(self, per_user: bool = False) -> dict:
+        out: dict[str, Any] = {
+            "protocol": self.protocol,
+            "part": self.part,
+            "n_users": int(len(self.users)),
+            "metrics": {k: float(v) for k, v in self.metrics.items()},
+            "intervals": {k: [float(a), float(b)] for k, (a, b) in self.intervals.items()},
+            "info": self.info,
+        }
+        if per_user:
+            out["users"] = self.users.tolist()
+            out["per_user"] = {k: v.tolist() for k, v in self.per_user.items()}
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict) -> "EvaluationResult":
+        return cls(
+            protocol=data["protocol"],
+            part=data["part"],
+            users=np.asarray(data.get("users", []), dtype=np.int64),
+            per_user={k: np.asarray(v, dtype=np.float64) for k, v in data.get("per_user", {}).items()},
+            metrics=dict(data["metrics"]),
+            intervals={k: (v[0], v[1]) for k, v in data.get("intervals", {}).items()},
+            info=data.get("info", {}),
+        )
+
+    def summary(self) -> str:
+        parts = []
+        for name, value in self.metrics.items():
+            if name in self.intervals:
+                lo, hi = self.intervals[name]
+                parts.append(f"{name} {value:.4f} [{lo:.4f}, {hi:.4f}]")
+            else:
+                parts.append(f"{name} {value:.4f}")
+        return "; ".join(parts)
+
+
+def bootstrap_interval(values: np.ndarray, n_resamples: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean, resampled in chunks to bound memory."""
+    values = np.asarray(values, dtype=np.float64)
+    n = len(values)
+    if n == 0:
+        return (float("nan"), float("nan"))
+    rng = np.random.default_rng(seed)
+    chunk = max(1, int(2e7 // n))
+    means = []
+    for start in range(0, n_resamples, chunk):
+        size = min(chunk, n_resamples - start)
+        means.append(values[rng.integers(0, n, size=(size, n))].mean(axis=1))
+    means = np.concatenate(means)
+    tail = (1 - level) / 2 * 100
+    return (float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail)))
+
+
+def paired_comparison(a: EvaluationResult, b: EvaluationResult, metric: str, n_resamples: int = 2000, seed: int = 0) -> dict:
+    """Paired comparison of two results on the users both evaluated: mean difference (a − b),
+    its bootstrap interval, a paired t-test and a Wilcoxon signed-rank test."""
+    from scipy import stats
+
+    if a.protocol != b.protocol or a.part != b.part:
+        raise ModelError(f"cannot pair a {a.protocol}/{a.part} result with a {b.protocol}/{b.part} result")
+    if metric not in a.per_user or metric not in b.per_user:
+        raise ModelError(f"{metric} has no per-user values in both results; choose one of {sorted(set(a.per_user) & set(b.per_user))}")
+    common, ia, ib = np.intersect1d(a.users, b.users, return_indices=True)
+    if len(common) < 2:
+        raise ModelError("the two results share fewer than two users, so they cannot be paired")
+    diff = a.per_user[metric][ia] - b.per_user[metric][ib]
+    lo, hi = bootstrap_interval(diff, n_resamples=n_resamples, seed=seed)
+    if np.allclose(diff, 0):
+        t_p, w_p = 1.0, 1.0
+    else:
+        t_p = float(stats.ttest_rel(a.per_user[metric][ia], b.per_user[metric][ib]).pvalue)
+        w_p = float(stats.wilcoxon(diff, zero_method="zsplit").pvalue)
+    return {
+        "metric": metric,
+        "n_users": int(len(common)),
+        "mean_a": float(a.per_user[metric][ia].mean()),
+        "mean_b": float(b.per_user[metric][ib].mean()),
+        "difference": float(diff.mean()),
+        "interval": (lo, hi),
+        "p_value_t": t_p,
+        "p_value_wilcoxon": w_p,
+        "a_better": int((diff > 0).sum()),
+        "b_better": int((diff < 0).sum()),
+        "ties": int((diff == 0).sum()),
+    }
+
+
+def _jittered(scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Break exact ties at random without reordering distinct float32 scores.
+
+    Distinct float32 values differ by at least ~6e-8 relative; the jitter is 1e-10 relative.
+    NaN counts as the worst possible score.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    scores = np.where(np.isnan(scores), -np.inf, scores)
+    noise = rng.random(scores.shape) * (np.abs(scores) * 1e-10 + 1e-30)
+    finite = np.isfinite(scores)
+    return np.where(finite, scores + noise, scores)
+
+
+def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    k = min(k, scores.shape[1])
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1)
+
+
+class _ModelScorer:
+    """Adapter giving the evaluator one calling convention for models and plain functions."""
+
+    def __init__(self, scorer: Any):
+        self.scorer = scorer
+        self.is_model = hasattr(scorer, "score") and hasattr(scorer, "score_histories")
+
+    def known_users(self, users, items, history: sp.csr_matrix):
+        if self.is_model:
+            return self.scorer.score(users, items, history=history)
+        return np.asarray(self.scorer(users, items))
+
+    def new_users(self, users, history_rows: sp.csr_matrix):
+        if self.is_model:
+            return self.scorer.score_histories(history_rows)
+        return np.asarray(self.scorer(users, None))
+
+    def ratings(self, users, items):
+        if self.is_model:
+            return self.scorer.predict_ratings(users, items)
+        return np.asarray(self.scorer(users, items[:, None]))[:, 0]
+
+
+class Evaluator:
+    """One protocol on one part of a split, with its candidates fixed at construction.
+
+    Every model evaluated by the same Evaluator (or one built with the same split, part,
+    protocol and seed) is ranked on the same sampled negatives and the same tie-breaking noise.
+    """
+
+    def __init__(
+        self,
+        split: Split,
+        part: str = "test",
+        protocol: str = "loo-sampled",
+        ks: tuple[int, ...] = (5, 10, 20),
+        n_negatives: int = 99,
+        seed: int = 0,
+        batch_size: int | None = None,
+        n_resamples: int = 1000,
+    ):
+        if protocol not in PROTOCOLS:
+            raise ModelError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+        if PROTOCOL_SPLITS[protocol] != split.kind:
+            raise ModelError(f"protocol {protocol!r} needs a {PROTOCOL_SPLITS[protocol]} split, not a {split.kind} split")
+        self.split, self.part, self.protocol = split, part, protocol
+        self.ks, self.n_negatives, self.seed, self.n_resamples = tuple(ks), n_negatives, seed, n_resamples
+        self.batch_size = batch_size or max(1, min(2048, int(2e7 // max(1, split.n_items))))
+        targets = split.part(part)
+        self.targets = targets
+        self.history = split.history(part).to_csr()
+        if protocol in ("loo-sampled", "loo-full"):
+            order = np.argsort(targets.user, kind="stable")
+            self.users = targets.user[order]
+            self.target_items = targets.item[order]
+        elif protocol == "heldout-users":
+            self.users = np.unique(targets.user)
+            self.target_matrix = targets.to_csr()
+        else:
+            self.users = targets.user
+        self.candidates = None
+        if protocol == "loo-sampled":
+            positives = split.all_positives()
+            rng = np.random.default_rng([seed, 1 if part == "validation" else 2])
+            negatives = sample_eval_negatives(positives, self.users, n_negatives, rng)
+            check_negatives(positives, self.users, negatives)
+            self.candidates = np.concatenate([self.target_items[:, None], negatives], axis=1)
+
+    def _rng(self) -> np.random.Generator:
+        return np.random.default_rng([self.seed, 7])
+
+    def evaluate(self, scorer: Any) -> EvaluationResult:
+        """Score and rank every user of this part; ``scorer`` is a model or ``f(users, items)``."""
+        adapter = _ModelScorer(scorer)
+        if self.protocol == "ratings":
+            return self._evaluate_ratings(adapter)
+        if self.protocol == "heldout-users":
+            return self._evaluate_heldout(adapter)
+        return self._evaluate_loo(adapter)
+
+    def _finish(self, per_user: dict[str, np.ndarray], set_metrics: dict[str, float], info: dict) -> EvaluationResult:
+        means = {name: float(values.mean()) if len(values) else float("nan") for name, values in per_user.items()}
+        intervals = {
+            name: bootstrap_interval(values, self.n_resamples, seed=self.seed) for name, values in per_user.items()
+        }
+        means.update(set_metrics)
+        info = {"n_negatives": self.n_negatives if self.protocol == "loo-sampled" else None, "seed": self.seed, **info}
+        info["ties"] = "broken at random with a fixed seed"
+        return EvaluationResult(self.protocol, self.part, self.users, per_user, means, intervals, info)
+
+    def _evaluate_loo(self, adapter: _ModelScorer) -> EvaluationResult:
+        rng = self._rng()
+        max_k = max(self.ks)
+        ranks = np.empty(len(self.users), dtype=np.int64)
+        top_lists = []
+        for start in range(0, len(self.users), self.batch_size):
+            sl = slice(start, start + self.batch_size)
+            users = self.users[sl]
+            if self.protocol == "loo-sampled":
+                scores = _jittered(adapter.known_users(users, self.candidates[sl], self.history), rng)
+                target = scores[:, 0]
+                ranks[sl] = (scores[:, 1:] > target[:, None]).sum(axis=1)
+            else:
+                scores = adapter.known_users(users, None, self.history)
+                scores = _jittered(scores, rng)
+                rows = self.history[users]
+                scores[np.repeat(np.arange(len(users)), np.diff(rows.indptr)), rows.indices] = -np.inf
+                target = scores[np.arange(len(users)), self.target_items[sl]]
+                ranks[sl] = (scores > target[:, None]).sum(axis=1)
+                top_lists.append(_top_k(scores, max_k))
+        per_user: dict[str, np.ndarray] = {}
+        for k in self.ks:
+            hits = M.hits_from_ranks(ranks, k)
+            per_user[f"HR@{k}"] = M.hit_rate_at_k(hits, k)
+            per_user[f"NDCG@{k}"] = M.ndcg_at_k(hits, np.ones(len(ranks)), k)
+        per_user["MRR"] = 1.0 / (ranks + 1)
+        set_metrics = {}
+        if top_lists:
+            tops = np.concatenate(top_lists)
+            for k in self.ks:
+                set_metrics[f"Coverage@{k}"] = M.item_coverage(tops[:, :k], self.split.n_items)
+        info = {"candidates": "target + sampled negatives" if self.protocol == "loo-sampled" else "all items not in the user's history"}
+        result = self._finish(per_user, set_metrics, info)
+        result.per_user["rank"] = ranks.astype(np.float64)
+        return result
+
+    def _evaluate_heldout(self, adapter: _ModelScorer) -> EvaluationResult:
+        rng = self._rng()
+        ks = sorted(set(self.ks) | {20, 50, 100})
+        max_k = min(max(ks), self.split.n_items)
+        per_user: dict[str, list] = {}
+        top_lists = []
+        for start in range(0, len(self.users), self.batch_size):
+            users = self.users[start : start + self.batch_size]
+            given = self.history[users]
+            scores = _jittered(adapter.new_users(users, given), rng)
+            scores[np.repeat(np.arange(len(users)), np.diff(given.indptr)), given.indices] = -np.inf
+            top = _top_k(scores, max_k)
+            targets = self.target_matrix[users]
+            hits = np.asarray(targets[np.arange(len(users))[:, None], top].todense()) > 0
+            n_relevant = np.diff(targets.indptr)
+            values = {}
+            for k in ks:
+                values[f"Recall@{k}"] = M.recall_at_k(hits, n_relevant, k)
+                values[f"NDCG@{k}"] = M.ndcg_at_k(hits, n_relevant, k)
+            values["Precision@10"] = M.precision_at_k(hits, 10)
+            values["MAP@10"] = M.average_precision_at_k(hits, n_relevant, 10)
+            values["MRR"] = M.reciprocal_rank(hits)
+            for name, v in values.items():
+                per_user.setdefault(name, []).append(v)
+            top_lists.append(top[:, :20])
+        merged = {name: np.concatenate(v) for name, v in per_user.items()}
+        coverage = {"Coverage@20": M.item_coverage(np.concatenate(top_lists), self.split.n_items)}
+        return self._finish(merged, coverage, {"candidates": "all items not among the user's given items"})
+
+    def _evaluate_ratings(self, adapter: _ModelScorer) -> EvaluationResult:
+        if self.targets.rating is None:
+            raise ModelError("the ratings protocol needs explicit ratings")
+        predicted = np.concatenate(
+            [
+                np.asarray(adapter.ratings(self.targets.user[s : s + 65536], self.targets.item[s : s + 65536]), dtype=np.float64)
+                for s in range(0, len(self.targets), 65536)
+            ]
+        )
+        actual = self.targets.rating.astype(np.float64)
+        squared = (predicted - actual) ** 2
+        absolute = np.abs(predicted - actual)
+        lo, hi = bootstrap_interval(squared, self.n_resamples, seed=self.seed)
+        result = EvaluationResult(
+            self.protocol,
+            self.part,
+            self.users,
+            {"squared_error": squared, "MAE": absolute},
+            {"RMSE": float(np.sqrt(squared.mean())), "MAE": float(absolute.mean())},
+            {"RMSE": (float(np.sqrt(lo)), float(np.sqrt(hi))), "MAE": bootstrap_interval(absolute, self.n_resamples, seed=self.seed)},
+            {"n_ratings": int(len(actual)), "seed": self.seed},
+        )
+        return result
+
+
+def evaluate(scorer: Any, split: Split, protocol: str = "loo-sampled", part: str = "test", **kwargs) -> EvaluationResult:
+    """One-shot evaluation; build an :class:`Evaluator` once to rank several models on the same candidates."""
+    return Evaluator(split, part=part, protocol=protocol, **kwargs).evaluate(scorer)

@@ -1,0 +1,111 @@
+"""Negative sampling as pure, vectorised functions of an explicit random generator.
+
+Membership of (user, item) pairs is tested against the sorted keys ``user * n_items + item``
+with ``np.searchsorted``; rejected draws are redrawn in bulk until none is left.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from .errors import DataError
+
+
+def positive_keys(positives: sp.csr_matrix) -> np.ndarray:
+    """Sorted int64 keys ``user * n_items + item`` of every stored entry of a CSR matrix."""
+    positives = positives.tocsr()
+    positives.sort_indices()
+    n_items = positives.shape[1]
+    rows = np.repeat(np.arange(positives.shape[0], dtype=np.int64), np.diff(positives.indptr))
+    return rows * n_items + positives.indices.astype(np.int64)
+
+
+def _is_positive(keys: np.ndarray, users: np.ndarray, items: np.ndarray, n_items: int) -> np.ndarray:
+    query = users.astype(np.int64) * n_items + items
+    pos = np.searchsorted(keys, query)
+    pos = np.minimum(pos, len(keys) - 1)
+    return keys[pos] == query if len(keys) else np.zeros(query.shape, dtype=bool)
+
+
+def sample_train_negatives(
+    positives: sp.csr_matrix,
+    users: np.ndarray,
+    n_negatives: int,
+    rng: np.random.Generator,
+    keys: np.ndarray | None = None,
+) -> np.ndarray:
+    """``n_negatives`` items per entry of ``users``, uniform over items that user has not interacted with.
+
+    Returns an int64 array of shape ``(len(users), n_negatives)``. Draws are independent (as in
+    He et al. 2017), so one row may repeat an item; pass ``keys`` (from :func:`positive_keys`) to
+    skip rebuilding them every epoch.
+    """
+    n_users, n_items = positives.shape
+    users = np.asarray(users, dtype=np.int64)
+    counts = np.diff(positives.indptr)
+    if len(users) and counts[users].max() >= n_items:
+        full = int(users[np.argmax(counts[users] >= n_items)])
+        raise DataError(f"user index {full} has interacted with every item, so no negative can be sampled")
+    if keys is None:
+        keys = positive_keys(positives)
+    flat_users = np.repeat(users, n_negatives)
+    items = rng.integers(0, n_items, size=flat_users.shape[0], dtype=np.int64)
+    bad = np.flatnonzero(_is_positive(keys, flat_users, items, n_items))
+    while len(bad):
+        items[bad] = rng.integers(0, n_items, size=len(bad), dtype=np.int64)
+        bad = bad[_is_positive(keys, flat_users[bad], items[bad], n_items)]
+    return items.reshape(len(users), n_negatives)
+
+
+def sample_eval_negatives(
+    positives: sp.csr_matrix,
+    users: np.ndarray,
+    n_negatives: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Exactly ``n_negatives`` distinct items per user, none of them a positive of that user.
+
+    ``positives`` must hold every positive of the split (train, validation and test) so that no
+    sampled negative is a hidden positive. Rows are drawn with a margin, invalid and repeated
+    draws are dropped, and the few rows short of ``n_negatives`` are redrawn with a larger margin.
+    """
+    n_items = positives.shape[1]
+    users = np.asarray(users, dtype=np.int64)
+    counts = np.diff(positives.indptr)
+    available = n_items - counts[users] if len(users) else np.array([], dtype=np.int64)
+    if len(users) and available.min() < n_negatives:
+        worst = int(np.argmin(available))
+        raise DataError(
+            f"cannot sample {n_negatives} negatives for user index {users[worst]}: only {available[worst]} items are unseen",
+            "Use fewer sampled negatives or the full-ranking protocol for such a small item set.",
+        )
+    keys = positive_keys(positives)
+    out = np.empty((len(users), n_negatives), dtype=np.int64)
+    todo = np.arange(len(users))
+    margin = 1.5
+    while len(todo):
+        row_users = users[todo]
+        # Users who know most items need a wider draw: scale the draw by the share that survives.
+        survive = np.maximum(available[todo] / n_items, 1e-3)
+        width = int(np.ceil(n_negatives * margin / survive.min())) + 8
+        width = min(width, max(n_negatives * 50, n_items * 4))
+        draws = rng.integers(0, n_items, size=(len(todo), width), dtype=np.int64)
+        invalid = _is_positive(keys, np.repeat(row_users, width), draws.ravel(), n_items).reshape(draws.shape)
+        # Mark repeats: keep only the first occurrence of each item within a row, preserving draw order.
+        order = np.argsort(draws, axis=1, kind="stable")
+        sorted_draws = np.take_along_axis(draws, order, axis=1)
+        repeat_sorted = np.zeros_like(invalid)
+        repeat_sorted[:, 1:] = sorted_draws[:, 1:] == sorted_draws[:, :-1]
+        repeat = np.empty_like(repeat_sorted)
+        np.put_along_axis(repeat, order, repeat_sorted, axis=1)
+        valid = ~(invalid | repeat)
+        enough = valid.sum(axis=1) >= n_negatives
+        rows = np.flatnonzero(enough)
+        if len(rows):
+            # Stable argsort of ~valid puts valid draws first, in the order they were drawn.
+            first = np.argsort(~valid[rows], axis=1, kind="stable")[:, :n_negatives]
+            out[todo[rows]] = np.take_along_axis(draws[rows], first, axis=1)
+        todo = todo[~enough]
+        margin *= 2
+    return out

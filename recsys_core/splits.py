@@ -1,0 +1,242 @@
+"""Train / validation / test splits that share one vocabulary.
+
+* ``leave-one-out`` (He et al. 2017): per user the latest interaction is the test target, the
+  second latest the validation target, the rest train.
+* ``heldout-users`` (Liang et al. 2018, strong generalisation): whole users set aside; for each
+  held-out user a fraction of their items is given to the model and the rest must be predicted.
+* ``ratio``: a random split of the explicit ratings for rating prediction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from .errors import DataError
+from .interactions import Interactions
+
+PROTOCOL_SPLITS = {
+    "loo-sampled": "leave-one-out",
+    "loo-full": "leave-one-out",
+    "heldout-users": "heldout-users",
+    "ratings": "ratio",
+}
+
+
+@dataclass(frozen=True, eq=False)
+class Split:
+    """The parts of one split. ``validation``/``test`` hold the targets to predict.
+
+    For ``heldout-users`` the ``*_given`` parts hold the items of held-out users that the
+    model may read (fold-in); for leave-one-out they are None and the history of a user is
+    train (validation) or train + validation (test).
+    """
+
+    kind: str
+    train: Interactions
+    validation: Interactions
+    test: Interactions
+    validation_given: Interactions | None = None
+    test_given: Interactions | None = None
+    info: dict = field(default_factory=dict)
+
+    @property
+    def n_users(self) -> int:
+        return self.train.n_users
+
+    @property
+    def n_items(self) -> int:
+        return self.train.n_items
+
+    def part(self, name: str) -> Interactions:
+        if name not in ("validation", "test"):
+            raise ValueError(f"part must be 'validation' or 'test', not {name!r}")
+        return getattr(self, name)
+
+    def history(self, part: str) -> Interactions:
+        """What a model may know about the users of ``part`` when it predicts their targets."""
+        if self.kind == "heldout-users":
+            return self.validation_given if part == "validation" else self.test_given
+        if part == "validation":
+            return self.train
+        return self.train.concat(self.validation, name=f"{self.train.name}+validation")
+
+    def train_with_validation(self) -> Interactions:
+        """Train plus the validation targets, for refitting a chosen configuration."""
+        extra = self.validation if self.kind != "heldout-users" else self.validation.concat(self.validation_given)
+        return self.train.concat(extra, name=f"{self.train.name}+validation")
+
+    def all_positives(self) -> sp.csr_matrix:
+        """Every (user, item) pair in any part: sampled negatives must avoid all of them."""
+        parts = [self.train, self.validation, self.test, self.validation_given, self.test_given]
+        users = np.concatenate([p.user for p in parts if p is not None])
+        items = np.concatenate([p.item for p in parts if p is not None])
+        matrix = sp.csr_matrix((np.ones(len(users), dtype=np.float32), (users, items)), shape=self.train.shape)
+        matrix.sum_duplicates()
+        matrix.data[:] = 1
+        return matrix
+
+
+def _deduplicate_latest(data: Interactions) -> tuple[Interactions, np.ndarray]:
+    """Keep one row per (user, item): the latest, so a pair can never sit in two parts."""
+    stamp = data.timestamp if data.timestamp is not None else np.zeros(len(data))
+    order = np.lexsort((np.arange(len(data)), stamp, data.item, data.user))
+    u, i = data.user[order], data.item[order]
+    last_of_pair = np.ones(len(order), dtype=bool)
+    last_of_pair[:-1] = (u[1:] != u[:-1]) | (i[1:] != i[:-1])
+    keep = np.sort(order[last_of_pair])
+    return data.subset(keep), keep
+
+
+def leave_one_out(data: Interactions, seed: int = 0, min_interactions: int = 3) -> Split:
+    """Latest item of each user → test, second latest → validation, rest → train.
+
+    Ties in timestamps are broken by a seeded random ranking of the items (deterministic and
+    independent of file row order). Without timestamps the order within a user is a seeded random permutation.
+    Users with fewer than ``min_interactions`` distinct items stay in train only.
+    """
+    if min_interactions < 3:
+        raise ValueError("leave-one-out needs at least 3 interactions per held-out user")
+    dedup, _ = _deduplicate_latest(data)
+    n = len(dedup)
+    temporal = dedup.timestamp is not None
+    if temporal:
+        key = dedup.timestamp.astype(np.float64)
+        # Many users rate several items in the same second. Breaking those ties by item index
+        # would bias the test item towards high ids (on MovieLens: obscure titles), so ties are
+        # broken by a seeded random ranking of items, the same whatever order the file had.
+        tie = np.random.default_rng(seed).permutation(dedup.n_items)[dedup.item]
+    else:
+        key = np.random.default_rng(seed).permutation(n).astype(np.float64)
+        tie = np.zeros(n, dtype=np.int64)
+    order = np.lexsort((tie, key, dedup.user))
+    users_sorted = dedup.user[order]
+    counts = np.bincount(dedup.user, minlength=dedup.n_users)
+    # position of each sorted row from the end of its user's block: 0 = latest
+    ends = np.cumsum(counts)
+    from_end = ends[users_sorted] - 1 - np.arange(n)
+    eligible = counts[users_sorted] >= min_interactions
+    role = np.zeros(n, dtype=np.int8)  # 0 train, 1 validation, 2 test
+    role[eligible & (from_end == 0)] = 2
+    role[eligible & (from_end == 1)] = 1
+    roles = np.empty(n, dtype=np.int8)
+    roles[order] = role
+    split = Split(
+        kind="leave-one-out",
+        train=dedup.subset(roles == 0, name=f"{data.name}:train"),
+        validation=dedup.subset(roles == 1, name=f"{data.name}:validation"),
+        test=dedup.subset(roles == 2, name=f"{data.name}:test"),
+        info={
+            "kind": "leave-one-out",
+            "order": f"temporal (latest = test), same-time ties broken by a random item ranking, seed {seed}" if temporal else f"random order, seed {seed} (no timestamps)",
+            "seed": seed,
+            "temporal": temporal,
+            "duplicates_dropped": int(len(data) - n),
+            "users_train_only": int(((counts > 0) & (counts < min_interactions)).sum()),
+        },
+    )
+    from .checks import check_split
+
+    check_split(split, expected_total=n)
+    return split
+
+
+def heldout_users(
+    data: Interactions,
+    n_heldout_users: int | None = None,
+    given_fraction: float = 0.8,
+    seed: int = 0,
+    min_interactions: int = 5,
+) -> Split:
+    """Liang et al. 2018: N validation and N test users; 80% of each one's items given, 20% predicted.
+
+    ``n_heldout_users`` defaults to 10% of the eligible users each (Liang et al. hold out 10k of
+    136k on ML-20M). Users with fewer than ``min_interactions`` items always stay in train.
+    """
+    if not 0 < given_fraction < 1:
+        raise ValueError("given_fraction must lie strictly between 0 and 1")
+    dedup, _ = _deduplicate_latest(data)
+    rng = np.random.default_rng(seed)
+    counts = dedup.user_counts()
+    eligible = np.flatnonzero(counts >= min_interactions)
+    if n_heldout_users is None:
+        n_heldout_users = max(1, int(round(0.1 * len(eligible))))
+    if 2 * n_heldout_users >= len(eligible):
+        raise DataError(
+            f"cannot hold out 2 × {n_heldout_users} users: only {len(eligible)} users have ≥ {min_interactions} interactions",
+            "Lower n_heldout_users or use a larger data set.",
+        )
+    chosen = rng.permutation(eligible)[: 2 * n_heldout_users]
+    group = np.zeros(dedup.n_users, dtype=np.int8)  # 0 train, 1 validation, 2 test
+    group[chosen[:n_heldout_users]] = 1
+    group[chosen[n_heldout_users:]] = 2
+    row_group = group[dedup.user]
+
+    # Within each held-out user, a random ``given_fraction`` of rows is given: rank rows by a
+    # random key inside the user and give the first ceil(fraction * count) - at least one target.
+    key = rng.random(len(dedup))
+    order = np.lexsort((key, dedup.user))
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    position = np.empty(len(dedup), dtype=np.int64)
+    position[order] = np.arange(len(dedup)) - starts[dedup.user[order]]
+    n_given = np.minimum(np.ceil(given_fraction * counts).astype(np.int64), counts - 1)
+    given = position < n_given[dedup.user]
+
+    split = Split(
+        kind="heldout-users",
+        train=dedup.subset(row_group == 0, name=f"{data.name}:train"),
+        validation=dedup.subset((row_group == 1) & ~given, name=f"{data.name}:validation"),
+        test=dedup.subset((row_group == 2) & ~given, name=f"{data.name}:test"),
+        validation_given=dedup.subset((row_group == 1) & given, name=f"{data.name}:validation-given"),
+        test_given=dedup.subset((row_group == 2) & given, name=f"{data.name}:test-given"),
+        info={
+            "kind": "heldout-users",
+            "n_heldout_users": int(n_heldout_users),
+            "given_fraction": given_fraction,
+            "seed": seed,
+            "duplicates_dropped": int(len(data) - len(dedup)),
+        },
+    )
+    from .checks import check_split
+
+    check_split(split, expected_total=len(dedup))
+    return split
+
+
+def ratio_split(data: Interactions, test_fraction: float = 0.1, validation_fraction: float = 0.05, seed: int = 0) -> Split:
+    """Random split of explicit ratings: ``test_fraction`` test, ``validation_fraction`` (of all) validation."""
+    if data.rating is None:
+        raise DataError("the ratio split is for explicit ratings, and this data set has no rating column")
+    dedup, _ = _deduplicate_latest(data)
+    n = len(dedup)
+    perm = np.random.default_rng(seed).permutation(n)
+    n_test = int(round(test_fraction * n))
+    n_val = int(round(validation_fraction * n))
+    roles = np.zeros(n, dtype=np.int8)
+    roles[perm[:n_test]] = 2
+    roles[perm[n_test : n_test + n_val]] = 1
+    split = Split(
+        kind="ratio",
+        train=dedup.subset(roles == 0, name=f"{data.name}:train"),
+        validation=dedup.subset(roles == 1, name=f"{data.name}:validation"),
+        test=dedup.subset(roles == 2, name=f"{data.name}:test"),
+        info={"kind": "ratio", "test_fraction": test_fraction, "validation_fraction": validation_fraction, "seed": seed},
+    )
+    from .checks import check_split
+
+    check_split(split, expected_total=n)
+    return split
+
+
+def make_split(data: Interactions, protocol: str, seed: int = 0, **kwargs) -> Split:
+    """The split an evaluation protocol needs (see ``PROTOCOL_SPLITS``)."""
+    kind = PROTOCOL_SPLITS.get(protocol, protocol)
+    if kind == "leave-one-out":
+        return leave_one_out(data, seed=seed, **kwargs)
+    if kind == "heldout-users":
+        return heldout_users(data, seed=seed, **kwargs)
+    if kind == "ratio":
+        return ratio_split(data, seed=seed, **kwargs)
+    raise ValueError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOL_SPLITS)}")

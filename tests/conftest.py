@@ -1,0 +1,52 @@
+"""Shared fixtures: the real data beside the checkout, a private data home per test session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory, monkeypatch):
+    """Every test writes into its own data home, never into the repository's artifacts/."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("RECSYS_HOME", str(home))
+    yield home
+
+
+@pytest.fixture(scope="session")
+def ml100k_dir() -> Path:
+    path = SHARED_DATA / "ml-100k"
+    assert (path / "u.data").exists(), f"the real MovieLens 100K files are expected at {path}"
+    return path
+
+
+@pytest.fixture(scope="session")
+def drugs_sample_dir() -> Path:
+    path = SHARED_DATA / "drugscom-sample"
+    assert (path / "drugsComTrain.tsv").exists(), f"the Drugs.com sample is expected at {path}"
+    return path
+
+
+@pytest.fixture(scope="session")
+def ml100k():
+    """MovieLens 100K read from the original GroupLens files (loaded once per session)."""
+    from recsys_core.datasets import read_ml100k
+
+    return read_ml100k(SHARED_DATA / "ml-100k")
+
+
+@pytest.fixture(scope="session")
+def drugs_sample():
+    from recsys_core.datasets import read_drugscom
+
+    return read_drugscom(SHARED_DATA / "drugscom-sample", name="drugscom-sample")
+
+
+os.environ.setdefault("PYTHONHASHSEED", "0")
