@@ -1,0 +1,432 @@
+"""The one interface every recommender implements.
+
+A model implements a few hooks and inherits everything a user calls:
+
+* ``_build()``                   create networks / arrays from ``n_users``, ``n_items``, ``config``
+                                 and ``self.meta`` (called on fit and on load, so no training data).
+* ``_prepare(train, rng)``       keep what training needs; closed-form models fit here.
+* ``train_epoch(epoch, rng)``    one pass over the data for iterative models; returns ``{"loss": ...}``.
+* ``_score_known(users, rows)``  scores of known users over all items; ``rows`` is their history.
+* ``_score_new(rows)``           fold-in: scores for users never seen in training, from their history.
+* ``_state()`` / ``_load_state`` tensors that fully describe the fitted model (default: the network).
+
+``recommend``, ``similar_items``, ``fold_in``, persistence and batching are written once here, on
+top of those hooks. The training loop itself lives in :class:`recsys_core.trainer.Trainer`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Iterator
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from ..errors import ModelError
+from ..interactions import Interactions
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Base of every model's frozen config. Iterative models use :class:`TrainingConfig`."""
+
+    def to_json(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "ModelConfig":
+        names = {f.name: f for f in dataclasses.fields(cls)}
+        values = {}
+        for key, value in data.items():
+            if key not in names:
+                continue  # a field removed in a later version must not break loading old runs
+            values[key] = tuple(value) if isinstance(value, list) else value
+        return cls(**values)
+
+    def with_overrides(self, overrides: dict[str, Any]) -> "ModelConfig":
+        """A copy with ``overrides`` applied; strings (from ``--set key=value``) are parsed by field type."""
+        fields = {f.name: f for f in dataclasses.fields(self)}
+        parsed = {}
+        for key, value in overrides.items():
+            if key not in fields:
+                raise ModelError(
+                    f"{type(self).__name__} has no setting {key!r}",
+                    "Settings: " + ", ".join(sorted(fields)),
+                )
+            parsed[key] = _parse_setting(key, value, getattr(self, key))
+        return dataclasses.replace(self, **parsed)
+
+
+def _parse_setting(key: str, value: Any, current: Any) -> Any:
+    if not isinstance(value, str):
+        return tuple(value) if isinstance(value, list) else value
+    text = value.strip()
+    try:
+        if isinstance(current, bool):
+            if text.lower() in ("1", "true", "yes", "on"):
+                return True
+            if text.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if isinstance(current, int):
+            return int(text)
+        if isinstance(current, float):
+            return float(text)
+        if isinstance(current, tuple):
+            items = [t for t in text.replace("[", "").replace("]", "").replace(",", " ").split() if t]
+            kind = type(current[0]) if current else int
+            return tuple(kind(t) for t in items)
+        if current is None:
+            if text.lower() == "none":
+                return None
+            for kind in (int, float):
+                try:
+                    return kind(text)
+                except ValueError:
+                    pass
+            return text
+    except ValueError:
+        raise ModelError(f"setting {key}={value!r} is not a valid {type(current).__name__}") from None
+    return text
+
+
+@dataclass(frozen=True)
+class TrainingConfig(ModelConfig):
+    """Settings shared by models trained by gradient descent."""
+
+    epochs: int = 20
+    """Maximum passes over the training data."""
+    learning_rate: float = 1e-3
+    """Step size of the optimiser."""
+    batch_size: int = 256
+    """Training examples (or users, for autoencoders) per gradient step."""
+    weight_decay: float = 0.0
+    """L2 penalty added by the optimiser."""
+    patience: int = 5
+    """Epochs without a better validation NDCG@10 before training stops (0: never stop early)."""
+
+
+def csr_rows_to_dense(rows: sp.csr_matrix, device: torch.device, dtype=torch.float32) -> torch.Tensor:
+    """Densify a batch of sparse rows on ``device``; only ever called per batch."""
+    rows = rows.tocoo()
+    dense = torch.zeros(rows.shape, dtype=dtype, device=device)
+    if rows.nnz:
+        index = torch.as_tensor(np.vstack([rows.row, rows.col]), dtype=torch.long, device=device)
+        dense.index_put_((index[0], index[1]), torch.as_tensor(rows.data, dtype=dtype, device=device), accumulate=True)
+    return dense
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` → CUDA when available, else CPU; a clear error when CUDA is asked for but absent."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelError("device 'cuda' was requested but no CUDA GPU is available", "Use --device auto or --device cpu.")
+    if device not in ("cpu",) and not device.startswith("cuda"):
+        raise ModelError(f"unknown device {device!r}", "Use auto, cpu or cuda.")
+    return torch.device(device)
+
+
+def device_description(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return "cpu"
+
+
+class Recommender:
+    """Base class of every model; see the module docstring for the hooks."""
+
+    name: ClassVar[str] = ""
+    Config: ClassVar[type[ModelConfig]] = ModelConfig
+    iterative: ClassVar[bool] = False
+    """True when the trainer must call ``train_epoch``; False for closed-form models."""
+    uses_timestamps: ClassVar[bool] = False
+    predicts_ratings: ClassVar[bool] = False
+    ranks_items: ClassVar[bool] = True
+    description: ClassVar[str] = ""
+
+    def __init__(self, config: ModelConfig | None = None, **overrides: Any):
+        config = config if config is not None else self.Config()
+        if not isinstance(config, self.Config):
+            raise ModelError(f"{type(self).__name__} needs a {self.Config.__name__}, not {type(config).__name__}")
+        self.config = config.with_overrides(overrides) if overrides else config
+        self.device = torch.device("cpu")
+        self.mixed_precision = False
+        self.n_users = 0
+        self.n_items = 0
+        self.known: sp.csr_matrix | None = None
+        self.meta: dict[str, Any] = {}
+        self.fitted = False
+        self.on_batch: Callable[[int, int], None] | None = None  # set by the trainer: progress and cancellation
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, train: Interactions, validation: Any = None, callback: Callable | None = None, **trainer_options: Any):
+        """Fit on ``train``; ``validation`` is a Split or an Evaluator used for early stopping."""
+        from ..trainer import Trainer
+
+        Trainer(**trainer_options).fit(self, train, validation=validation, callback=callback)
+        return self
+
+    def prepare(self, train: Interactions, rng: np.random.Generator) -> None:
+        """Called by the trainer before the first epoch (the whole fit for closed-form models)."""
+        if self.uses_timestamps and train.timestamp is None:
+            raise ModelError(f"{self.name} orders each user's items by time, and this data set has no timestamps")
+        self.n_users, self.n_items = train.shape
+        self.known = train.to_csr()
+        self._build()
+        self._prepare(train, rng)
+        self.fitted = True
+
+    def _build(self) -> None:
+        """Create networks or arrays from sizes, config and ``self.meta``."""
+
+    def _prepare(self, train: Interactions, rng: np.random.Generator) -> None:
+        """Keep the training data in the form ``train_epoch`` needs, or fit in closed form."""
+
+    def tune(self, evaluator: Any) -> dict | None:
+        """Closed-form models may choose a setting on the validation evaluator; returns what was chosen."""
+        return None
+
+    def train_epoch(self, epoch: int, rng: np.random.Generator) -> dict[str, float]:
+        raise ModelError(f"{self.name} is fitted in closed form and has no training epochs")
+
+    def batches(self, n: int, batch_size: int, rng: np.random.Generator | None = None) -> Iterator[np.ndarray]:
+        """Index batches over ``n`` examples (shuffled when ``rng`` is given), reporting progress."""
+        order = rng.permutation(n) if rng is not None else np.arange(n)
+        n_batches = max(1, -(-n // batch_size))
+        for b in range(n_batches):
+            yield order[b * batch_size : (b + 1) * batch_size]
+            if self.on_batch is not None:
+                self.on_batch(b + 1, n_batches)
+
+    def autocast(self):
+        """bf16 autocast on CUDA when the trainer enables mixed precision; a no-op on the CPU."""
+        if self.mixed_precision and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    # ------------------------------------------------------------------ scoring hooks
+    def _score_known(self, users: np.ndarray, rows: sp.csr_matrix) -> torch.Tensor | np.ndarray:
+        raise NotImplementedError
+
+    def _score_new(self, rows: sp.csr_matrix) -> torch.Tensor | np.ndarray:
+        """Default fold-in for models whose scores are a function of the history alone."""
+        raise ModelError(f"{self.name} cannot score users it was not trained on")
+
+    def _score_pairs(self, users: np.ndarray, items: np.ndarray, rows: sp.csr_matrix) -> torch.Tensor | np.ndarray | None:
+        """Optional fast path scoring only ``items`` (shape ``(len(users), c)``); None = use full rows."""
+        return None
+
+    # ------------------------------------------------------------------ public scoring
+    def _check_fitted(self) -> None:
+        if not self.fitted:
+            raise ModelError(f"{self.name} is not fitted yet", "Call fit() or load a saved run first.")
+
+    def _check_users(self, users: np.ndarray) -> np.ndarray:
+        users = np.atleast_1d(np.asarray(users, dtype=np.int64))
+        if len(users) and (users.min() < 0 or users.max() >= self.n_users):
+            bad = int(users[(users < 0) | (users >= self.n_users)][0])
+            raise ModelError(f"user index {bad} is out of range: this model knows {self.n_users} users", "Use fold_in() for a new user.")
+        return users
+
+    def _batch_size_for_scoring(self) -> int:
+        return max(1, min(4096, int(2**24 // max(1, self.n_items))))
+
+    @staticmethod
+    def _to_numpy(scores: torch.Tensor | np.ndarray) -> np.ndarray:
+        if isinstance(scores, torch.Tensor):
+            return scores.detach().float().cpu().numpy()
+        return np.asarray(scores, dtype=np.float32)
+
+    @torch.no_grad()
+    def score(self, users: np.ndarray, items: np.ndarray | None = None, history: sp.csr_matrix | None = None) -> np.ndarray:
+        """Scores of ``users`` (indices) for ``items``: None → every item, 1-D → the same items for
+        each user, 2-D → one candidate row per user. ``history`` (users × items) replaces the training
+        interactions as what each user is known to have interacted with (e.g. train + validation)."""
+        self._check_fitted()
+        users = self._check_users(users)
+        history = self.known if history is None else history
+        if items is not None:
+            items = np.asarray(items, dtype=np.int64)
+            if items.ndim == 1:
+                items = np.broadcast_to(items, (len(users), len(items)))
+        out = []
+        step = self._batch_size_for_scoring()
+        self._eval_mode()
+        for start in range(0, len(users), step):
+            batch = users[start : start + step]
+            rows = history[batch]
+            if items is None:
+                out.append(self._to_numpy(self._score_known(batch, rows)))
+                continue
+            candidates = items[start : start + step]
+            direct = self._score_pairs(batch, candidates, rows)
+            if direct is not None:
+                out.append(self._to_numpy(direct))
+            else:
+                full = self._to_numpy(self._score_known(batch, rows))
+                out.append(np.take_along_axis(full, candidates, axis=1))
+        if not out:
+            return np.zeros((0, self.n_items if items is None else items.shape[1]), dtype=np.float32)
+        return np.concatenate(out)
+
+    @torch.no_grad()
+    def score_histories(self, rows: sp.csr_matrix, items: np.ndarray | None = None) -> np.ndarray:
+        """Fold-in: scores for new users described only by their history rows (users × n_items)."""
+        self._check_fitted()
+        rows = sp.csr_matrix(rows)
+        if rows.shape[1] != self.n_items:
+            raise ModelError(f"history rows have {rows.shape[1]} columns but the model knows {self.n_items} items")
+        self._eval_mode()
+        step = self._batch_size_for_scoring()
+        out = [self._to_numpy(self._score_new(rows[s : s + step])) for s in range(0, rows.shape[0], step)]
+        scores = np.concatenate(out) if out else np.zeros((0, self.n_items), dtype=np.float32)
+        return scores if items is None else scores[:, np.asarray(items)]
+
+    def history_row(self, item_ids: np.ndarray, weights: np.ndarray | None = None) -> sp.csr_matrix:
+        item_ids = np.atleast_1d(np.asarray(item_ids, dtype=np.int64))
+        if len(item_ids) and (item_ids.min() < 0 or item_ids.max() >= self.n_items):
+            raise ModelError(f"item index out of range: this model knows {self.n_items} items")
+        values = np.ones(len(item_ids), dtype=np.float32) if weights is None else np.asarray(weights, dtype=np.float32)
+        row = sp.csr_matrix((values, (np.zeros(len(item_ids), dtype=np.int64), item_ids)), shape=(1, self.n_items))
+        row.sum_duplicates()
+        return row
+
+    def fold_in(self, item_ids: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        """Scores over every item for a new user who interacted with ``item_ids``."""
+        return self.score_histories(self.history_row(item_ids, weights))[0]
+
+    @staticmethod
+    def _top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        k = min(k, scores.shape[1])
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
+        top = np.take_along_axis(part, order, axis=1)
+        return top, np.take_along_axis(scores, top, axis=1)
+
+    def _exclude(self, scores: np.ndarray, rows: sp.csr_matrix) -> np.ndarray:
+        scores = scores.astype(np.float32, copy=True)
+        scores[np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr)), rows.indices] = -np.inf
+        return scores
+
+    def recommend(
+        self, users: np.ndarray | int, k: int = 10, exclude_seen: bool = True, history: sp.csr_matrix | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` item indices and scores per user, never a seen item when ``exclude_seen``."""
+        users = self._check_users(users)
+        history = self.known if history is None else history
+        scores = self.score(users, history=history)
+        if exclude_seen:
+            scores = self._exclude(scores, history[users])
+        return self._top_k(scores, k)
+
+    def recommend_for_history(self, item_ids: np.ndarray, k: int = 10, exclude_seen: bool = True, weights=None):
+        """Top-``k`` for a new user with this history (fold-in)."""
+        row = self.history_row(item_ids, weights)
+        scores = self.score_histories(row)
+        if exclude_seen:
+            scores = self._exclude(scores, row)
+        items, values = self._top_k(scores, k)
+        return items[0], values[0]
+
+    # ------------------------------------------------------------------ embeddings and similarity
+    def user_embeddings(self) -> np.ndarray | None:
+        """One vector per known user, or None where the model has none."""
+        return None
+
+    def item_embeddings(self) -> np.ndarray | None:
+        """One vector per item, or None where the model has none."""
+        return None
+
+    def item_similarity(self, items: np.ndarray) -> np.ndarray:
+        """Similarity of ``items`` to every item: cosine of item embeddings when the model has them,
+        else cosine of co-occurrence in the training interactions."""
+        items = np.atleast_1d(np.asarray(items, dtype=np.int64))
+        vectors = self.item_embeddings()
+        if vectors is not None:
+            vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+            return vectors[items] @ vectors.T
+        known = self.known.tocsc().astype(np.float32)
+        norms = np.sqrt(np.asarray(known.multiply(known).sum(axis=0))).ravel()
+        co = np.asarray((known[:, items].T @ known).todense())
+        return co / np.maximum(norms[items, None] * norms[None, :], 1e-12)
+
+    def similar_items(self, items: np.ndarray | int, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` most similar other items to each of ``items``."""
+        self._check_fitted()
+        items = np.atleast_1d(np.asarray(items, dtype=np.int64))
+        sims = self.item_similarity(items).astype(np.float32)
+        sims[np.arange(len(items)), items] = -np.inf
+        return self._top_k(sims, k)
+
+    def predict_ratings(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        raise ModelError(f"{self.name} ranks items and does not predict explicit ratings", "Use autorec or deeprec for the ratings protocol.")
+
+    # ------------------------------------------------------------------ persistence
+    def _eval_mode(self) -> None:
+        network = getattr(self, "network", None)
+        if isinstance(network, torch.nn.Module):
+            network.eval()
+
+    def _state(self) -> dict[str, torch.Tensor]:
+        network = getattr(self, "network", None)
+        if isinstance(network, torch.nn.Module):
+            return {f"network.{k}": v for k, v in network.state_dict().items()}
+        return {}
+
+    def _load_state(self, tensors: dict[str, torch.Tensor]) -> None:
+        network = getattr(self, "network", None)
+        if isinstance(network, torch.nn.Module):
+            state = {k[len("network.") :]: v for k, v in tensors.items() if k.startswith("network.")}
+            network.load_state_dict(state)
+            network.to(self.device)
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """Everything needed to score again: the model's tensors plus the known interactions."""
+        self._check_fitted()
+        tensors = {k: v.detach().cpu().contiguous() for k, v in self._state().items()}
+        tensors["known.indptr"] = torch.as_tensor(self.known.indptr.astype(np.int64))
+        tensors["known.indices"] = torch.as_tensor(self.known.indices.astype(np.int64))
+        return tensors
+
+    def metadata(self) -> dict:
+        return {"model": self.name, "config": self.config.to_json(), "n_users": self.n_users, "n_items": self.n_items, "meta": self.meta}
+
+    @classmethod
+    def from_state(cls, metadata: dict, tensors: dict[str, torch.Tensor], device: str | torch.device = "cpu") -> "Recommender":
+        model = cls(cls.Config.from_json(metadata["config"]))
+        model.device = resolve_device(device)
+        model.n_users, model.n_items = int(metadata["n_users"]), int(metadata["n_items"])
+        model.meta = dict(metadata.get("meta", {}))
+        indptr = tensors["known.indptr"].numpy()
+        indices = tensors["known.indices"].numpy()
+        model.known = sp.csr_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr), shape=(model.n_users, model.n_items))
+        model._build()
+        model._load_state({k: v for k, v in tensors.items() if not k.startswith("known.")})
+        model.fitted = True
+        return model
+
+
+class TorchRecommender(Recommender):
+    """A recommender whose parameters live in ``self.network`` (a ``torch.nn.Module``)."""
+
+    iterative = True
+    Config: ClassVar[type[ModelConfig]] = TrainingConfig
+    network: torch.nn.Module
+
+    def _build(self) -> None:
+        self.network = self._make_network().to(self.device)
+
+    def _make_network(self) -> torch.nn.Module:
+        raise NotImplementedError
+
+    def make_optimizer(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.network.parameters(), lr=self.config.learning_rate, weight_decay=self.config.weight_decay)
+
+    def _prepare(self, train: Interactions, rng: np.random.Generator) -> None:
+        self.optimizer = self.make_optimizer()
