@@ -160,6 +160,7 @@ class Trainer:
             emit(TrainingEvent("batch", epoch=current_epoch, epochs=epochs, batch=batch, batches=batches, elapsed=time.perf_counter() - started))
 
         model.on_batch = on_batch
+        model.validation_evaluator = evaluator  # lets a model pretrain sub-models with the same validation
         emit(TrainingEvent("start", epochs=epochs, message=f"{model.name} on {history.device}"))
         try:
             model.prepare(train, rng)

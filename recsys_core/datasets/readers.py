@@ -1,0 +1,546 @@
+"""Parsers for the file formats of the built-in data sets: one function per format.
+
+Every reader takes the folder that holds the files (or, where a data set is a single
+archive's content, a folder one level above it: a lone sub-folder is searched as well) and
+returns an :class:`~recsys_core.interactions.Interactions` whose ``name`` is set.
+
+Interactions keep the row order of the files. Ratings are ``float32``, timestamps unix seconds
+(``int64``). ``item_info`` of every MovieLens reader has the columns ``title`` (str),
+``genres`` (a ``"|"``-joined string, empty where none is listed), ``year`` (nullable ``Int64``)
+and ``release_date`` (ISO ``YYYY-MM-DD`` string where the format has one, else missing).
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError
+from ..interactions import Interactions
+
+__all__ = [
+    "read_ml100k",
+    "read_ml1m",
+    "read_movielens_csv",
+    "read_recbole_ml100k",
+    "read_drugscom",
+    "ML100K_GENRES",
+    "ML1M_OCCUPATIONS",
+    "DRUGSCOM_SAMPLE_RATINGS",
+]
+
+#: Genre flag names of MovieLens 100K in flag order (as listed in ``u.genre``).
+ML100K_GENRES: tuple[str, ...] = (
+    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
+    "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
+)  # fmt: skip
+
+#: Occupation codes of MovieLens 1M ``users.dat``, from the data set's README.
+ML1M_OCCUPATIONS: dict[int, str] = {
+    0: "other or not specified",
+    1: "academic/educator",
+    2: "artist",
+    3: "clerical/admin",
+    4: "college/grad student",
+    5: "customer service",
+    6: "doctor/health care",
+    7: "executive/managerial",
+    8: "farmer",
+    9: "homemaker",
+    10: "K-12 student",
+    11: "lawyer",
+    12: "programmer",
+    13: "retired",
+    14: "sales/marketing",
+    15: "scientist",
+    16: "self-employed",
+    17: "technician/engineer",
+    18: "tradesman/craftsman",
+    19: "unemployed",
+    20: "writer",
+}
+
+#: The Drugs.com sample bins the 1-10 rating into labels; each label maps to the midpoint of its bin.
+#: The explabox demo describes the bins as negative (1-5), neutral (5-6) and positive (6-10), read
+#: here as 1-4, 5-6 and 7-10, whose midpoints are 2.5, 5.5 and 8.5.
+DRUGSCOM_SAMPLE_RATINGS: dict[str, float] = {"negative": 2.5, "neutral": 5.5, "positive": 8.5}
+
+_NO_GENRES = {"(no genres listed)", "unknown"}
+_YEAR_IN_TITLE = r"\((\d{4})[^()]*\)\s*$"
+
+
+# -- helpers ------------------------------------------------------------------------------------
+def _as_folder(path: str | Path, what: str) -> Path:
+    folder = Path(path).expanduser()
+    if not folder.exists():
+        raise DataError(f"{folder} does not exist", f"Pass the folder that holds the {what} files.")
+    return folder
+
+
+def _locate(path: str | Path, required: Sequence[str], what: str) -> Path:
+    """The folder holding all ``required`` files: ``path`` itself or its only sub-folder."""
+    folder = _as_folder(path, what)
+    if folder.is_file():
+        folder = folder.parent
+    if all((folder / name).is_file() for name in required):
+        return folder
+    subdirs = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith((".", "__"))]
+    if len(subdirs) == 1 and all((subdirs[0] / name).is_file() for name in required):
+        return subdirs[0]
+    found = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+    missing = [name for name in required if not (folder / name).is_file()]
+    raise DataError(
+        f"{folder} does not hold the {what} files: missing {', '.join(missing)}",
+        f"Expected {', '.join(required)}; the folder holds: {', '.join(found[:20]) or 'nothing'}.",
+    )
+
+
+def _read(path: Path, **kwargs) -> pd.DataFrame:
+    """``pd.read_csv`` with parse failures turned into a :class:`DataError` naming the file."""
+    try:
+        return pd.read_csv(path, **kwargs)
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
+        raise DataError(
+            f"cannot parse {path.name} in {path.parent}: {exc}",
+            "The file is damaged or not in the expected format; fetch the data set again with force=True.",
+        ) from None
+
+
+def _read_double_colon(path: Path, names: list[str], dtype: dict) -> pd.DataFrame:
+    """MovieLens 1M's ``::``-separated files, parsed by the fast C engine after a byte substitution."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc}") from None
+    if b"\t" in raw:
+        raise DataError(f"{path.name} contains tab characters: it is not a MovieLens 1M '::' file")
+    data = io.BytesIO(raw.replace(b"::", b"\t"))
+    try:
+        return pd.read_csv(
+            data, sep="\t", header=None, names=names, dtype=dtype, encoding="latin-1", quoting=csv.QUOTE_NONE
+        )
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise DataError(f"cannot parse {path.name} in {path.parent}: {exc}") from None
+
+
+def _year_from_title(titles: pd.Series) -> pd.Series:
+    return pd.to_numeric(titles.str.extract(_YEAR_IN_TITLE, expand=False), errors="coerce").astype("Int64")
+
+
+def _clean_genres(genres: pd.Series) -> pd.Series:
+    genres = genres.fillna("").astype(str).str.strip()
+    return genres.where(~genres.isin(_NO_GENRES), "")
+
+
+def _item_info(ids, titles, genres, year, release_date=None) -> pd.DataFrame:
+    n = len(ids)
+    info = pd.DataFrame(
+        {
+            "title": pd.Series(titles, dtype=object).to_numpy(),
+            "genres": pd.Series(genres, dtype=object).to_numpy(),
+            "year": pd.array(year, dtype="Int64"),
+            "release_date": pd.Series(release_date if release_date is not None else [None] * n, dtype=object).to_numpy(),
+        },
+        index=pd.Index(ids, name="item"),
+    )
+    return info
+
+
+def _flags_to_genres(flags: np.ndarray, names: Sequence[str]) -> pd.Series:
+    """``(n, g)`` 0/1 flags -> ``"A|B"`` strings, without looping over rows."""
+    labels = np.array(["" if g in _NO_GENRES else f"{g}|" for g in names], dtype=object)
+    parts = np.where(flags.astype(bool), labels[None, :], "")
+    joined = pd.DataFrame(parts).sum(axis=1) if len(parts) else pd.Series([], dtype=object)
+    return joined.astype(str).str.rstrip("|")
+
+
+def _frame_to_interactions(ratings: pd.DataFrame, items: pd.DataFrame | None, users: pd.DataFrame | None, name: str):
+    return Interactions.from_frame(
+        ratings,
+        user_col="user",
+        item_col="item",
+        rating_col="rating",
+        timestamp_col="timestamp",
+        item_info=items,
+        user_info=users,
+        name=name,
+    )
+
+
+_RATING_DTYPES = {"user": np.int64, "item": np.int64, "rating": np.float32, "timestamp": np.int64}
+
+
+# -- MovieLens 100K -------------------------------------------------------------------------
+def read_ml100k(folder: str | Path, name: str = "ml-100k") -> Interactions:
+    """MovieLens 100K from the original GroupLens files.
+
+    ``u.data`` (tab-separated user, item, rating, unix time) is required; ``u.item`` (pipe-
+    separated, latin-1: id, title, release date, video date, IMDb url, 19 genre flags named in
+    ``u.genre``) and ``u.user`` (id|age|gender|occupation|zip) add item and user metadata.
+    ``year`` comes from the title's ``(1995)`` (as in every MovieLens release and RecBole's copy),
+    else from the release date. The genre flag
+    "unknown" is not listed as a genre.
+    """
+    root = _locate(folder, ("u.data",), "MovieLens 100K")
+    ratings = _read(root / "u.data", sep="\t", header=None, names=list(_RATING_DTYPES), dtype=_RATING_DTYPES)
+
+    items = None
+    if (root / "u.item").is_file():
+        genre_names = list(ML100K_GENRES)
+        if (root / "u.genre").is_file():
+            table = _read(root / "u.genre", sep="|", header=None, names=["genre", "index"], encoding="latin-1")
+            table = table.dropna().sort_values("index")
+            if len(table) == len(ML100K_GENRES):
+                genre_names = table["genre"].astype(str).tolist()
+        columns = ["item", "title", "release", "video", "url", *[f"g{i}" for i in range(len(genre_names))]]
+        raw = _read(
+            root / "u.item", sep="|", header=None, names=columns, encoding="latin-1",
+            quoting=csv.QUOTE_NONE, dtype={"item": np.int64, "title": str, "release": str},
+        )  # fmt: skip
+        flags = raw[columns[5:]].fillna(0).to_numpy(dtype=np.int8)
+        release = pd.to_datetime(raw["release"], format="%d-%b-%Y", errors="coerce")
+        year = _year_from_title(raw["title"].fillna("")).fillna(pd.Series(pd.array(release.dt.year, dtype="Int64")))
+        items = _item_info(
+            raw["item"].to_numpy(),
+            raw["title"].fillna("").str.strip(),
+            _flags_to_genres(flags, genre_names),
+            year,
+            release.dt.strftime("%Y-%m-%d").astype(object).where(release.notna(), None),
+        )
+
+    users = None
+    if (root / "u.user").is_file():
+        users = _read(
+            root / "u.user", sep="|", header=None, names=["user", "age", "gender", "occupation", "zip"],
+            encoding="latin-1", dtype={"user": np.int64, "age": np.int64, "gender": str, "occupation": str, "zip": str},
+        ).set_index("user")  # fmt: skip
+    return _frame_to_interactions(ratings, items, users, name)
+
+
+# -- MovieLens 1M ---------------------------------------------------------------------------
+def read_ml1m(folder: str | Path, name: str = "ml-1m") -> Interactions:
+    """MovieLens 1M: ``ratings.dat``, ``movies.dat``, ``users.dat`` (``::``-separated, latin-1).
+
+    ``user_info.age`` is the data set's age-group code (1 = under 18, 18 = 18-24, 25, 35, 45,
+    50, 56 = 56+); ``occupation`` is the name of the occupation code, as in :data:`ML1M_OCCUPATIONS`.
+    ``year`` comes from the title's ``(1995)``; the files hold no release date.
+    """
+    root = _locate(folder, ("ratings.dat",), "MovieLens 1M")
+    ratings = _read_double_colon(root / "ratings.dat", list(_RATING_DTYPES), _RATING_DTYPES)
+
+    items = None
+    if (root / "movies.dat").is_file():
+        raw = _read_double_colon(root / "movies.dat", ["item", "title", "genres"], {"item": np.int64, "title": str, "genres": str})
+        titles = raw["title"].fillna("").str.strip()
+        items = _item_info(raw["item"].to_numpy(), titles, _clean_genres(raw["genres"]), _year_from_title(titles))
+
+    users = None
+    if (root / "users.dat").is_file():
+        users = _read_double_colon(
+            root / "users.dat",
+            ["user", "gender", "age", "occupation", "zip"],
+            {"user": np.int64, "gender": str, "age": np.int64, "occupation": np.int64, "zip": str},
+        )
+        codes = users["occupation"]
+        users["occupation"] = codes.map(ML1M_OCCUPATIONS).fillna(codes.astype(str)).astype(object)
+        users = users[["user", "age", "gender", "occupation", "zip"]].set_index("user")
+    return _frame_to_interactions(ratings, items, users, name)
+
+
+# -- MovieLens CSV (20M, 25M, latest-small) ---------------------------------------------------
+def read_movielens_csv(folder: str | Path, name: str | None = None) -> Interactions:
+    """MovieLens 20M, 25M and latest(-small): ``ratings.csv`` and ``movies.csv`` (utf-8).
+
+    Ratings are read with explicit narrow dtypes (``int32`` ids, ``float32`` ratings) by the
+    pyarrow engine, so 25 million rows take seconds and about 1 GB. ``genres`` is the file's
+    pipe-joined list ("(no genres listed)" becomes empty); ``year`` comes from the title.
+    ``name`` defaults to the folder's name.
+    """
+    root = _locate(folder, ("ratings.csv",), "MovieLens CSV")
+    name = name or (root.name if root.name.startswith("ml-") else "movielens")
+    dtypes = {"userId": np.int32, "movieId": np.int32, "rating": np.float32, "timestamp": np.int64}
+    try:
+        ratings = pd.read_csv(root / "ratings.csv", engine="pyarrow", dtype=dtypes)
+    except ImportError:  # pragma: no cover - pyarrow is a dependency, but stay usable without it
+        ratings = _read(root / "ratings.csv", dtype=dtypes)
+    except Exception as exc:  # pyarrow raises its own exception types
+        raise DataError(
+            f"cannot parse ratings.csv in {root}: {exc}",
+            "The file is damaged or not in the expected format; fetch the data set again with force=True.",
+        ) from None
+    missing = [c for c in dtypes if c not in ratings.columns]
+    if missing:
+        raise DataError(
+            f"ratings.csv in {root} lacks the column(s) {', '.join(missing)}",
+            "A MovieLens ratings.csv starts with the header userId,movieId,rating,timestamp.",
+        )
+    ratings = ratings.rename(columns={"userId": "user", "movieId": "item"})
+
+    items = None
+    if (root / "movies.csv").is_file():
+        raw = _read(root / "movies.csv", dtype={"movieId": np.int64, "title": str, "genres": str}, keep_default_na=False)
+        titles = raw["title"].str.strip()
+        items = _item_info(raw["movieId"].to_numpy(), titles, _clean_genres(raw["genres"]), _year_from_title(titles))
+    return _frame_to_interactions(ratings, items, None, name)
+
+
+# -- RecBole atomic files -----------------------------------------------------------------------
+def _read_atomic(path: Path, rename: dict[str, str], numeric: Iterable[str] = ()) -> pd.DataFrame:
+    """One RecBole atomic file: a ``field:type`` header, tab-separated, utf-8."""
+    frame = _read(
+        path, sep="\t", header=0, dtype=str, encoding="utf-8", quoting=csv.QUOTE_NONE, keep_default_na=False,
+        na_values=[""],
+    )  # fmt: skip
+    frame.columns = [str(c).split(":", 1)[0] for c in frame.columns]
+    missing = [c for c in rename if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"{path.name} lacks the field(s) {', '.join(missing)}",
+            f"Its header has: {', '.join(frame.columns)}; a RecBole ml-100k file has {', '.join(rename)}.",
+        )
+    frame = frame.rename(columns=rename)
+    for column in numeric:
+        values = pd.to_numeric(frame[column], errors="coerce")
+        bad = values.isna() & frame[column].notna()
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataError(f"{path.name}: field {column!r} has a non-numeric value {frame[column].iloc[row]!r} in row {row + 1}")
+        frame[column] = values
+    return frame
+
+
+def read_recbole_ml100k(folder: str | Path, name: str = "ml-100k") -> Interactions:
+    """MovieLens 100K from RecBole's atomic files (``ml-100k.inter``, ``.item``, ``.user``).
+
+    These ship in the ``recbole==1.2.1`` wheel under ``recbole/dataset_example/ml-100k/``. The
+    interactions, vocabularies and user metadata equal :func:`read_ml100k`'s on the GroupLens
+    files. RecBole's item file holds ``movie_title`` without the year, ``release_year`` and the
+    genres as space-separated ``class``: titles are rebuilt as ``"Title (year)"``, which matches
+    the GroupLens title for nearly all movies, and ``release_date`` is missing. RecBole's typo
+    "unkonwn" (movie 267) is read as "unknown" and a missing year.
+    """
+    root = _as_folder(folder, "RecBole ml-100k")
+    inter_name = "ml-100k.inter"
+    if not (root / inter_name).is_file() and not (root.is_dir() and any(root.glob("*/" + inter_name))):
+        candidates = sorted(root.glob("*.inter")) if root.is_dir() else []
+        if len(candidates) == 1:
+            inter_name = candidates[0].name
+    root = _locate(root, (inter_name,), "RecBole atomic")
+    prefix = inter_name[: -len(".inter")]
+
+    frame = _read_atomic(
+        root / inter_name,
+        {"user_id": "user", "item_id": "item", "rating": "rating", "timestamp": "timestamp"},
+        numeric=("user", "item", "rating", "timestamp"),
+    )
+    ratings = pd.DataFrame(
+        {
+            "user": frame["user"].to_numpy(np.int64),
+            "item": frame["item"].to_numpy(np.int64),
+            "rating": frame["rating"].to_numpy(np.float32),
+            "timestamp": frame["timestamp"].to_numpy(np.int64),
+        }
+    )
+
+    items = None
+    if (root / f"{prefix}.item").is_file():
+        raw = _read_atomic(
+            root / f"{prefix}.item",
+            {"item_id": "item", "movie_title": "title", "release_year": "year", "class": "genres"},
+            numeric=("item",),
+        )
+        title = raw["title"].fillna("").str.strip().replace("unkonwn", "unknown")
+        year = pd.to_numeric(raw["year"], errors="coerce").astype("Int64")
+        full_title = title.where(year.isna(), title + " (" + year.astype(str) + ")")
+        genres = _clean_genres(raw["genres"].fillna("").str.split().str.join("|"))
+        items = _item_info(raw["item"].to_numpy(np.int64), full_title, genres, year)
+
+    users = None
+    if (root / f"{prefix}.user").is_file():
+        raw = _read_atomic(
+            root / f"{prefix}.user",
+            {"user_id": "user", "age": "age", "gender": "gender", "occupation": "occupation", "zip_code": "zip"},
+            numeric=("user", "age"),
+        )
+        users = pd.DataFrame(
+            {
+                "age": raw["age"].to_numpy(np.int64),
+                "gender": raw["gender"].astype(object).to_numpy(),
+                "occupation": raw["occupation"].astype(object).to_numpy(),
+                "zip": raw["zip"].astype(object).to_numpy(),
+            },
+            index=pd.Index(raw["user"].to_numpy(np.int64), name="user"),
+        )
+    return _frame_to_interactions(ratings, items, users, name)
+
+
+# -- Drugs.com ----------------------------------------------------------------------------------
+#: File pairs a Drugs.com folder may hold: UCI's raw TSVs, Kaggle's CSV copies, the sample's TSVs.
+DRUGSCOM_FILE_SETS: tuple[tuple[str, ...], ...] = (
+    ("drugsComTrain_raw.tsv", "drugsComTest_raw.tsv"),
+    ("drugsComTrain_raw.csv", "drugsComTest_raw.csv"),
+    ("drugsComTrain.tsv", "drugsComTest.tsv"),
+)
+_DRUGSCOM_COLUMNS = ("drugName", "condition", "review", "rating", "date", "usefulCount")
+
+
+def _drugscom_files(source: Path) -> list[Path]:
+    if source.is_file():
+        return [source]
+    folders = [source] + [p for p in sorted(source.iterdir()) if p.is_dir() and not p.name.startswith(".")]
+    for folder in folders:
+        for names in DRUGSCOM_FILE_SETS:
+            present = [folder / n for n in names if (folder / n).is_file()]
+            if present:
+                return present
+    found = sorted(p.name for p in source.iterdir() if not p.name.startswith("."))
+    raise DataError(
+        f"{source} holds no Drugs.com review files",
+        "Expected drugsComTrain_raw.tsv and drugsComTest_raw.tsv (UCI), their .csv versions (Kaggle) or "
+        f"drugsComTrain.tsv and drugsComTest.tsv (sample); the folder holds: {', '.join(found[:20]) or 'nothing'}.",
+    )
+
+
+def _unescape(values: pd.Series) -> pd.Series:
+    values = values.astype(object)
+    has_entity = values.str.contains("&", regex=False, na=False)
+    if has_entity.any():
+        values = values.copy()
+        values[has_entity] = values[has_entity].map(html.unescape)
+    return values
+
+
+def _strip_wrapping_quotes(values: pd.Series) -> pd.Series:
+    values = values.fillna("").astype(str)
+    wrapped = values.str.startswith('"') & values.str.endswith('"') & (values.str.len() >= 2)
+    values = values.where(~wrapped, values.str.slice(1, -1))
+    return values.str.strip()
+
+
+def _parse_dates(dates: pd.Series, where: str) -> np.ndarray:
+    """"May 12, 2017" (UCI) or "12-May-17" (Kaggle) or any pandas-readable date -> unix seconds."""
+    text = dates.astype(str).str.strip()
+    parsed = pd.to_datetime(text, format="%B %d, %Y", errors="coerce")
+    for fmt in ("%d-%b-%y", "%Y-%m-%d", "mixed"):
+        todo = parsed.isna()
+        if not todo.any():
+            break
+        parsed[todo] = pd.to_datetime(text[todo], format=fmt, errors="coerce")
+    bad = parsed.isna()
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise DataError(
+            f"{where}: unreadable date {dates.iloc[row]!r} in row {row + 1}",
+            'Dates must look like "May 12, 2017".',
+        )
+    return ((parsed - pd.Timestamp("1970-01-01")) // pd.Timedelta(seconds=1)).to_numpy(np.int64)
+
+
+def read_drugscom(source: str | Path, name: str = "drugscom") -> Interactions:
+    """Drugs.com patient reviews (Gräßer et al. 2018): the medical condition is the user, the drug the item.
+
+    ``source`` is a folder holding UCI's ``drugsComTrain_raw.tsv`` + ``drugsComTest_raw.tsv``,
+    Kaggle's ``.csv`` copies of them, or the explabox sample's ``drugsComTrain.tsv`` +
+    ``drugsComTest.tsv`` (or one of those files). Columns: an unnamed id (``uniqueID`` on Kaggle),
+    drugName, condition, review, rating, date, usefulCount.
+
+    * Rows without a condition and rows whose condition is a scraping artefact (anything holding
+      ``</span>``, like "3</span> users found this comment helpful.") are dropped. Truncated names
+      such as "Not Listed / Othe" are real and kept.
+    * HTML entities (``&#039;``, ``&amp;`` ...) are unescaped and the quotes wrapping each review
+      removed; dates ("May 12, 2017") become unix seconds (UTC midnight).
+    * ``rating`` is the 1-10 star rating. The sample bins it into labels, mapped to the midpoints
+      of their bins on the same scale: negative (1-4) -> 2.5, neutral (5-6) -> 5.5, positive
+      (7-10) -> 8.5; the label is kept in ``extra["rating_label"]``.
+    * ``weight`` is usefulCount; ``extra`` holds ``review`` (text), ``useful`` (usefulCount) and
+      ``review_id``. Every review is one interaction: a (condition, drug) pair may repeat.
+    * ``item_info``: ``title`` (drug name), ``top_condition`` (the condition it is most reviewed
+      for, ties alphabetical), ``reviews``; ``user_info``: ``reviews`` per condition.
+    """
+    source = _as_folder(source, "Drugs.com")
+    frames = []
+    for path in _drugscom_files(source):
+        sep = "," if path.suffix.lower() == ".csv" else "\t"
+        frame = _read(path, sep=sep, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8")
+        frame = frame.rename(columns={frame.columns[0]: "review_id"}) if "uniqueID" not in frame.columns else frame
+        frame = frame.rename(columns={"uniqueID": "review_id"})
+        missing = [c for c in _DRUGSCOM_COLUMNS if c not in frame.columns]
+        if missing:
+            raise DataError(
+                f"{path.name} lacks the column(s) {', '.join(missing)}",
+                f"A Drugs.com file has the columns uniqueID, {', '.join(_DRUGSCOM_COLUMNS)}; "
+                f"this one has {', '.join(map(str, frame.columns))}.",
+            )
+        frame["_file"] = path.name
+        frame["_row"] = np.arange(1, len(frame) + 1)
+        frames.append(frame)
+    data = pd.concat(frames, ignore_index=True)
+
+    condition = data["condition"].str.strip()
+    keep = condition.notna() & (condition != "") & ~condition.str.contains("</span>", regex=False, na=False)
+    data = data[keep.to_numpy()].reset_index(drop=True)
+    if data.empty:
+        raise DataError(f"no Drugs.com review in {source} names a condition", "The files hold no usable rows.")
+    data["condition"] = _unescape(data["condition"].str.strip())
+    data["drugName"] = _unescape(data["drugName"].fillna("").str.strip())
+    if (data["drugName"] == "").any():
+        row = int(np.flatnonzero((data["drugName"] == "").to_numpy())[0])
+        raise DataError(f"{data['_file'].iloc[row]}: empty drug name in row {data['_row'].iloc[row]}")
+    data["review"] = _unescape(_strip_wrapping_quotes(data["review"]))
+
+    where = ", ".join(sorted(set(data["_file"])))
+    extra_cols = ["review", "useful", "review_id"]
+    rating = pd.to_numeric(data["rating"], errors="coerce")
+    if rating.isna().any():
+        labels = data["rating"].fillna("").str.strip().str.lower()
+        mapped = labels.map(DRUGSCOM_SAMPLE_RATINGS)
+        bad = mapped.isna()
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataError(
+                f"{data['_file'].iloc[row]}: rating {data['rating'].iloc[row]!r} in row {data['_row'].iloc[row]} "
+                "is neither a number nor a sample label",
+                "Ratings are 1-10 or, in the sample, negative / neutral / positive.",
+            )
+        rating = mapped
+        data["rating_label"] = labels.astype(object).to_numpy()
+        extra_cols.append("rating_label")
+    data["rating"] = rating.astype(np.float32)
+    useful = pd.to_numeric(data["usefulCount"], errors="coerce")
+    if useful.isna().any():
+        row = int(np.flatnonzero(useful.isna().to_numpy())[0])
+        raise DataError(f"{data['_file'].iloc[row]}: usefulCount {data['usefulCount'].iloc[row]!r} in row {data['_row'].iloc[row]} is not a number")
+    data["useful"] = useful.astype(np.int64)
+    data["weight"] = data["useful"]
+    ids = pd.to_numeric(data["review_id"], errors="coerce")
+    data["review_id"] = ids.astype(np.int64) if ids.notna().all() else data["review_id"].astype(object)
+    data["timestamp"] = _parse_dates(data["date"], where)
+
+    pairs = data.groupby(["drugName", "condition"], sort=False).size().rename("n").reset_index()
+    pairs = pairs.sort_values(["drugName", "n", "condition"], ascending=[True, False, True], kind="stable")
+    top = pairs.drop_duplicates("drugName").set_index("drugName")["condition"]
+    counts = data["drugName"].value_counts()
+    item_info = pd.DataFrame({"title": counts.index.astype(object), "top_condition": top.reindex(counts.index).to_numpy(), "reviews": counts.to_numpy(np.int64)}, index=counts.index)
+    user_counts = data["condition"].value_counts()
+    user_info = pd.DataFrame({"reviews": user_counts.to_numpy(np.int64)}, index=user_counts.index)
+
+    return Interactions.from_frame(
+        data,
+        user_col="condition",
+        item_col="drugName",
+        rating_col="rating",
+        timestamp_col="timestamp",
+        weight_col="weight",
+        extra_cols=extra_cols,
+        item_info=item_info,
+        user_info=user_info,
+        name=name,
+        user_kind="condition",
+        item_kind="drug",
+    )
