@@ -15,8 +15,8 @@ from __future__ import annotations
 import csv
 import html
 import io
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -122,9 +122,7 @@ def _read_double_colon(path: Path, names: list[str], dtype: dict) -> pd.DataFram
         raise DataError(f"{path.name} contains tab characters: it is not a MovieLens 1M '::' file")
     data = io.BytesIO(raw.replace(b"::", b"\t"))
     try:
-        return pd.read_csv(
-            data, sep="\t", header=None, names=names, dtype=dtype, encoding="latin-1", quoting=csv.QUOTE_NONE
-        )
+        return pd.read_csv(data, sep="\t", header=None, names=names, dtype=dtype, encoding="latin-1", quoting=csv.QUOTE_NONE)
     except (ValueError, pd.errors.ParserError) as exc:
         raise DataError(f"cannot parse {path.name} in {path.parent}: {exc}") from None
 
@@ -424,7 +422,7 @@ def _strip_wrapping_quotes(values: pd.Series) -> pd.Series:
 
 
 def _parse_dates(dates: pd.Series, where: str) -> np.ndarray:
-    """"May 12, 2017" (UCI) or "12-May-17" (Kaggle) or any pandas-readable date -> unix seconds."""
+    """Dates like "May 12, 2017" (UCI), "12-May-17" (Kaggle) or any pandas-readable date -> unix seconds."""
     text = dates.astype(str).str.strip()
     parsed = pd.to_datetime(text, format="%B %d, %Y", errors="coerce")
     for fmt in ("%d-%b-%y", "%Y-%m-%d", "mixed"):
@@ -515,7 +513,9 @@ def read_drugscom(source: str | Path, name: str = "drugscom") -> Interactions:
     useful = pd.to_numeric(data["usefulCount"], errors="coerce")
     if useful.isna().any():
         row = int(np.flatnonzero(useful.isna().to_numpy())[0])
-        raise DataError(f"{data['_file'].iloc[row]}: usefulCount {data['usefulCount'].iloc[row]!r} in row {data['_row'].iloc[row]} is not a number")
+        raise DataError(
+            f"{data['_file'].iloc[row]}: usefulCount {data['usefulCount'].iloc[row]!r} in row {data['_row'].iloc[row]} is not a number"
+        )
     data["useful"] = useful.astype(np.int64)
     data["weight"] = data["useful"]
     ids = pd.to_numeric(data["review_id"], errors="coerce")
@@ -526,7 +526,10 @@ def read_drugscom(source: str | Path, name: str = "drugscom") -> Interactions:
     pairs = pairs.sort_values(["drugName", "n", "condition"], ascending=[True, False, True], kind="stable")
     top = pairs.drop_duplicates("drugName").set_index("drugName")["condition"]
     counts = data["drugName"].value_counts()
-    item_info = pd.DataFrame({"title": counts.index.astype(object), "top_condition": top.reindex(counts.index).to_numpy(), "reviews": counts.to_numpy(np.int64)}, index=counts.index)
+    item_info = pd.DataFrame(
+        {"title": counts.index.astype(object), "top_condition": top.reindex(counts.index).to_numpy(), "reviews": counts.to_numpy(np.int64)},
+        index=counts.index,
+    )
     user_counts = data["condition"].value_counts()
     user_info = pd.DataFrame({"reviews": user_counts.to_numpy(np.int64)}, index=user_counts.index)
 
