@@ -1,0 +1,4 @@
+"""Streamlit glue shared by app.py and pages/: caching, session state and error display.
+
+Everything that computes lives in recsys_core; this package only connects it to widgets.
+"""
