@@ -14,9 +14,9 @@ taken from the wheels as served by the Python package index.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from ..errors import FetchError
 from ..home import datasets_dir
@@ -125,6 +125,10 @@ BUILTIN_DATASETS: dict[str, DatasetSpec] = {
         citation=_MOVIELENS_CITATION,
         reader=_read_ml100k_any,
         file_sets=(("u.data", "u.item", "u.user"), ("ml-100k.inter", "ml-100k.item", "ml-100k.user")),
+        keep=(
+            *("u.data", "u.item", "u.user", "u.genre", "u.occupation", "u.info", "README"),
+            *("ml-100k.inter", "ml-100k.item", "ml-100k.user"),
+        ),
         homepage="https://grouplens.org/datasets/movielens/100k/",
         source_name="GroupLens",
         pip=PipSource(
@@ -145,6 +149,7 @@ BUILTIN_DATASETS: dict[str, DatasetSpec] = {
         citation=_MOVIELENS_CITATION,
         reader=read_ml1m,
         file_sets=(("ratings.dat", "movies.dat", "users.dat"),),
+        keep=("ratings.dat", "movies.dat", "users.dat", "README"),
         homepage="https://grouplens.org/datasets/movielens/1m/",
         source_name="GroupLens",
     ),
@@ -159,7 +164,7 @@ BUILTIN_DATASETS: dict[str, DatasetSpec] = {
         citation=_MOVIELENS_CITATION,
         reader=read_movielens_csv,
         file_sets=(("ratings.csv", "movies.csv"),),
-        keep=_CSV_KEEP,
+        keep=_CSV_KEEP,  # leaves out the tag genome (genome-scores.csv is over 300 MB)
         homepage="https://grouplens.org/datasets/movielens/20m/",
         source_name="GroupLens",
     ),

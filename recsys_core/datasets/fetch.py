@@ -26,7 +26,6 @@ import json
 import logging
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,8 +33,8 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ..errors import ChecksumError, DataError, FetchError
 from ..home import datasets_dir
@@ -106,9 +105,7 @@ def _remove(path: Path) -> None:
 
 
 # -- download -------------------------------------------------------------------------------------
-def _download(
-    url: str, folder: Path, filename: str, sha256: str | None, progress: Progress, label: str
-) -> tuple[Path, str]:
+def _download(url: str, folder: Path, filename: str, sha256: str | None, progress: Progress, label: str) -> tuple[Path, str]:
     """Stream ``url`` into ``folder/filename`` via a temporary file; verify sha256; return path and sha256."""
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / filename
@@ -143,7 +140,7 @@ def _download(
         raise FetchError(f"cannot connect: {exc.reason}") from None
     except http.client.IncompleteRead as exc:
         raise FetchError(f"the transfer broke off after {len(exc.partial):,} bytes of a block") from None
-    except (socket.timeout, TimeoutError):
+    except TimeoutError:
         raise FetchError(f"no answer within {TIMEOUT_S:.0f} s") from None
     except (http.client.HTTPException, OSError) as exc:
         raise FetchError(f"download failed: {exc}") from None
@@ -182,14 +179,24 @@ def _safe_target(root: Path, member: str) -> Path | None:
 
 
 def _extract(archive: Path, dest: Path, prefix: str = "") -> int:
-    """Extract the members of a zip under ``prefix`` (stripped) into ``dest``; returns the file count."""
+    """Extract a zip's files into ``dest``; returns the file count.
+
+    ``prefix`` limits it to one folder inside the archive ("pkg/data/": paths below it are kept)
+    or one file ("pkg/data.zip"). Members that would land outside ``dest`` are skipped.
+    """
     count = 0
     try:
         with zipfile.ZipFile(archive) as zf:
             for info in zf.infolist():
                 if info.is_dir() or not info.filename.startswith(prefix):
                     continue
-                target = _safe_target(dest, info.filename[len(prefix):] if prefix else info.filename)
+                if prefix.endswith("/") or not prefix:  # a folder: keep the paths below it
+                    relative = info.filename[len(prefix) :]
+                elif info.filename == prefix:  # one file: keep its name
+                    relative = prefix.rsplit("/", 1)[-1]
+                else:
+                    continue
+                target = _safe_target(dest, relative)
                 if target is None:
                     continue
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -222,9 +229,10 @@ def _stage(spec: DatasetSpec, raw: Path, stage: Path) -> Path:
                 break
     if found is None:
         present = sorted(str(p.relative_to(raw)) for p in raw.rglob("*") if p.is_file())
+        listing = ", ".join(present[:15]) + (" ..." if len(present) > 15 else "") if present else "nothing"
         raise FetchError(
-            f"the files of {spec.name} are not there: expected {spec.expected_files}",
-            "Found: " + (", ".join(present[:15]) + (" ..." if len(present) > 15 else "") if present else "nothing"),
+            f"the files of {spec.name} are not there: expected {spec.expected_files}; found {listing}",
+            "The archive or folder is not this data set.",
         )
     data = stage / "data"
     data.mkdir()
@@ -243,7 +251,12 @@ def _validate(spec: DatasetSpec, data: Path) -> Interactions:
 
 def _install(spec: DatasetSpec, data: Path, marker: dict) -> Path:
     """Write the marker into the staged folder, then rename it into place (replacing an old copy)."""
-    marker = {"name": spec.name, **marker, "files": sorted(p.name for p in data.iterdir()), "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    marker = {
+        "name": spec.name,
+        **marker,
+        "files": sorted(p.name for p in data.iterdir()),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     (data / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
     target = dataset_path(spec.name)
     old = None
