@@ -1,0 +1,173 @@
+"""The evaluator: protocols, tie handling, intervals and paired comparisons."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys_core.errors import ModelError
+from recsys_core.evaluation import Evaluator, bootstrap_interval, evaluate, paired_comparison
+from recsys_core.interactions import Interactions
+from recsys_core.models import create_model
+from recsys_core.splits import heldout_users, leave_one_out, ratio_split
+
+
+@pytest.fixture(scope="module")
+def loo(ml100k):
+    return leave_one_out(ml100k, seed=0)
+
+
+def popularity_scorer(split):
+    counts = split.train.item_counts().astype(np.float64)
+
+    def score(users, items):
+        return np.tile(counts, (len(users), 1)) if items is None else counts[items]
+
+    return score
+
+
+def test_popularity_hr_on_ml100k_is_in_the_published_range(loo):
+    result = Evaluator(loo, "test", "loo-sampled").evaluate(popularity_scorer(loo))
+    assert 0.38 <= result.metrics["HR@10"] <= 0.47
+    lo, hi = result.intervals["HR@10"]
+    assert lo < result.metrics["HR@10"] < hi and hi - lo < 0.08
+    assert result.metrics["HR@5"] <= result.metrics["HR@10"] <= result.metrics["HR@20"]
+    assert len(result.users) == 943
+
+
+def test_pop_model_and_pop_function_agree(loo):
+    evaluator = Evaluator(loo, "test", "loo-sampled")
+    model = create_model("pop").fit(loo.train, device="cpu")
+    assert evaluator.evaluate(model).metrics == pytest.approx(evaluator.evaluate(popularity_scorer(loo)).metrics)
+
+
+def test_constant_scorer_gets_chance_level(loo):
+    def constant(users, items):
+        return np.zeros(items.shape if items is not None else (len(users), loo.n_items))
+
+    result = Evaluator(loo, "test", "loo-sampled").evaluate(constant)
+    # 100 candidates, ties broken at random: HR@10 = 0.1 in expectation (±0.03 over 943 users)
+    assert result.metrics["HR@10"] == pytest.approx(0.10, abs=0.03)
+
+
+def test_ties_never_favour_the_target(loo):
+    # a scorer that puts the target level with every negative must not get HR@1 of 1
+    def target_ties(users, items):
+        return np.ones(items.shape)
+
+    result = Evaluator(loo, "test", "loo-sampled", ks=(1, 10)).evaluate(target_ties)
+    assert result.metrics["HR@1"] < 0.05
+
+
+def test_oracle_gets_everything_right(loo):
+    targets = dict(zip(loo.test.user, loo.test.item))
+
+    def oracle(users, items):
+        target = np.array([targets[u] for u in users])
+        if items is None:
+            scores = np.zeros((len(users), loo.n_items))
+            scores[np.arange(len(users)), target] = 1
+            return scores
+        return (items == target[:, None]).astype(float)
+
+    for protocol in ("loo-sampled", "loo-full"):
+        result = evaluate(oracle, loo, protocol)
+        assert result.metrics["HR@10"] == 1.0 and result.metrics["NDCG@10"] == pytest.approx(1.0)
+
+
+def test_candidates_are_the_same_for_every_model_and_exclude_all_positives(loo):
+    a = Evaluator(loo, "test", "loo-sampled", seed=0)
+    b = Evaluator(loo, "test", "loo-sampled", seed=0)
+    assert np.array_equal(a.candidates, b.candidates)
+    assert (a.candidates[:, 0] == a.target_items).all()
+    positives = loo.all_positives()
+    dense = positives.toarray()
+    assert not dense[a.users[:, None], a.candidates[:, 1:]].any()
+    # the validation item of a user is never a sampled negative at test time
+    val = dict(zip(loo.validation.user, loo.validation.item))
+    assert not any(val[u] in row[1:] for u, row in zip(a.users, a.candidates))
+
+
+def test_full_ranking_masks_train_and_validation_history(loo):
+    evaluator = Evaluator(loo, "test", "loo-full")
+    seen = evaluator.history
+    val = dict(zip(loo.validation.user, loo.validation.item))
+    assert all(seen[u, i] for u, i in val.items())
+    # a scorer that loves every seen item still gets the same result as one that ignores them
+    counts = loo.train.item_counts().astype(float)
+
+    def pop_plus_seen(users, items):
+        scores = np.tile(counts, (len(users), 1))
+        return scores + 1e6 * seen[users].toarray()
+
+    assert evaluator.evaluate(pop_plus_seen).metrics["HR@10"] == pytest.approx(evaluator.evaluate(popularity_scorer(loo)).metrics["HR@10"])
+
+
+def test_batch_size_does_not_change_results(loo):
+    scorer = popularity_scorer(loo)
+    small = Evaluator(loo, "test", "loo-full", batch_size=37).evaluate(scorer)
+    large = Evaluator(loo, "test", "loo-full", batch_size=5000).evaluate(scorer)
+    assert small.metrics["HR@10"] == large.metrics["HR@10"]
+
+
+def test_heldout_users_protocol(ml100k):
+    split = heldout_users(ml100k, n_heldout_users=60, seed=0)
+    result = Evaluator(split, "test", "heldout-users").evaluate(create_model("pop").fit(split.train, device="cpu"))
+    for name in ("Recall@20", "Recall@50", "NDCG@100"):
+        assert 0 < result.metrics[name] < 1
+    assert len(result.users) == 60
+
+
+def test_ratings_protocol_with_a_mean_predictor(ml100k):
+    split = ratio_split(ml100k, seed=0)
+    mean = split.train.rating.mean()
+    result = Evaluator(split, "test", "ratings").evaluate(lambda users, items: np.full(items.shape, mean))
+    assert result.metrics["RMSE"] == pytest.approx(np.sqrt(np.mean((split.test.rating - mean) ** 2)))
+    assert 1.0 < result.metrics["RMSE"] < 1.3
+    lo, hi = result.intervals["RMSE"]
+    assert lo < result.metrics["RMSE"] < hi
+
+
+def test_protocol_and_split_must_match(loo):
+    with pytest.raises(ModelError, match="needs a heldout-users split"):
+        Evaluator(loo, "test", "heldout-users")
+
+
+def test_paired_comparison_prefers_the_better_scorer(loo):
+    evaluator = Evaluator(loo, "test", "loo-sampled")
+    pop = evaluator.evaluate(popularity_scorer(loo))
+    rng = np.random.default_rng(0)
+    noise = evaluator.evaluate(lambda users, items: rng.random(items.shape))
+    comparison = paired_comparison(pop, noise, "HR@10")
+    assert comparison["difference"] > 0.2
+    assert comparison["interval"][0] > 0
+    assert comparison["p_value_t"] < 1e-6
+    assert comparison["n_users"] == 943
+
+
+def test_bootstrap_interval_covers_the_mean():
+    values = np.random.default_rng(1).random(500)
+    lo, hi = bootstrap_interval(values, seed=0)
+    assert lo < values.mean() < hi
+    assert hi - lo == pytest.approx(2 * 1.96 * values.std() / np.sqrt(500), rel=0.2)
+
+
+def test_result_roundtrips_through_json(loo):
+    result = Evaluator(loo, "test", "loo-sampled").evaluate(popularity_scorer(loo))
+    from recsys_core.evaluation import EvaluationResult
+
+    again = EvaluationResult.from_json(result.to_json(per_user=True))
+    assert again.metrics == result.metrics
+    assert np.array_equal(again.per_user["HR@10"], result.per_user["HR@10"])
+
+
+def test_tiny_hand_made_full_ranking():
+    # 3 users × 5 items; user 0's latest item is 4
+    frame = pd.DataFrame(
+        {"user": [0, 0, 0, 1, 1, 1, 2, 2, 2], "item": [0, 1, 4, 0, 2, 3, 1, 2, 3], "timestamp": [1, 2, 9, 1, 2, 3, 1, 2, 3]}
+    )
+    split = leave_one_out(Interactions.from_frame(frame, timestamp_col="timestamp"))
+    fixed = np.array([5.0, 4.0, 3.0, 2.0, 1.0])  # item 0 best … item 4 worst
+    result = Evaluator(split, "test", "loo-full", ks=(1, 2)).evaluate(lambda users, items: np.tile(fixed, (len(users), 1)))
+    # user 0: history {0, 1} masked; candidates 2, 3, 4 in that order → target 4 at rank 3
+    assert result.per_user["rank"][0] == 2
+    assert result.per_user["HR@2"][0] == 0
