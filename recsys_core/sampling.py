@@ -1,7 +1,7 @@
 """Negative sampling as pure, vectorised functions of an explicit random generator.
 
-Membership of (user, item) pairs is tested against the sorted keys ``user * n_items + item``
-with ``np.searchsorted``; rejected draws are redrawn in bulk until none is left.
+Draws are checked against the user's positives in bulk (:class:`PositiveLookup`) and the
+rejected ones redrawn in bulk until none is left: no Python loop over users or interactions.
 """
 
 from __future__ import annotations
@@ -12,20 +12,53 @@ import scipy.sparse as sp
 from .errors import DataError
 
 
-def positive_keys(positives: sp.csr_matrix) -> np.ndarray:
-    """Sorted int64 keys ``user * n_items + item`` of every stored entry of a CSR matrix."""
-    positives = positives.tocsr()
-    positives.sort_indices()
-    n_items = positives.shape[1]
-    rows = np.repeat(np.arange(positives.shape[0], dtype=np.int64), np.diff(positives.indptr))
-    return rows * n_items + positives.indices.astype(np.int64)
+class PositiveLookup:
+    """Fast membership test for (user, item) pairs of a CSR matrix.
+
+    A packed bitmap (one bit per user × item cell) answers with one gather when it fits in
+    ``max_bitmap_bytes``; larger catalogues fall back to binary search over the sorted keys
+    ``user * n_items + item``.
+    """
+
+    max_bitmap_bytes = 256 * 2**20
+
+    def __init__(self, positives: sp.csr_matrix):
+        positives = positives.tocsr()
+        self.n_users, self.n_items = positives.shape
+        rows = np.repeat(np.arange(self.n_users, dtype=np.int64), np.diff(positives.indptr))
+        keys = rows * self.n_items + positives.indices.astype(np.int64)
+        if len(keys) > 1 and not (keys[1:] >= keys[:-1]).all():  # CSR rows with unsorted indices
+            keys = np.sort(keys)
+        if len(keys) > 1:
+            keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])]
+        self.keys = keys
+        cells = self.n_users * self.n_items
+        self.bitmap = None
+        if cells // 8 + 1 <= self.max_bitmap_bytes:
+            bits = np.zeros(cells, dtype=bool)
+            bits[keys] = True
+            self.bitmap = np.packbits(bits, bitorder="little")
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def contains(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        query = users.astype(np.int64) * self.n_items + items
+        if self.bitmap is not None:
+            return ((self.bitmap[query >> 3] >> (query & 7).astype(np.uint8)) & 1).astype(bool)
+        if not len(self.keys):
+            return np.zeros(query.shape, dtype=bool)
+        pos = np.minimum(np.searchsorted(self.keys, query), len(self.keys) - 1)
+        return self.keys[pos] == query
 
 
-def _is_positive(keys: np.ndarray, users: np.ndarray, items: np.ndarray, n_items: int) -> np.ndarray:
-    query = users.astype(np.int64) * n_items + items
-    pos = np.searchsorted(keys, query)
-    pos = np.minimum(pos, len(keys) - 1)
-    return keys[pos] == query if len(keys) else np.zeros(query.shape, dtype=bool)
+def positive_keys(positives: sp.csr_matrix) -> PositiveLookup:
+    """Build the membership structure once (e.g. per training run) and pass it as ``keys``."""
+    return PositiveLookup(positives)
+
+
+def _is_positive(keys: PositiveLookup, users: np.ndarray, items: np.ndarray, n_items: int) -> np.ndarray:
+    return keys.contains(users, items)
 
 
 def sample_train_negatives(
@@ -33,13 +66,13 @@ def sample_train_negatives(
     users: np.ndarray,
     n_negatives: int,
     rng: np.random.Generator,
-    keys: np.ndarray | None = None,
+    keys: PositiveLookup | None = None,
 ) -> np.ndarray:
     """``n_negatives`` items per entry of ``users``, uniform over items that user has not interacted with.
 
     Returns an int64 array of shape ``(len(users), n_negatives)``. Draws are independent (as in
     He et al. 2017), so one row may repeat an item; pass ``keys`` (from :func:`positive_keys`) to
-    skip rebuilding them every epoch.
+    skip rebuilding the lookup every epoch.
     """
     n_users, n_items = positives.shape
     users = np.asarray(users, dtype=np.int64)
