@@ -261,3 +261,9 @@ def test_drugscom_sample_real(drugs_sample):
     assert (data.timestamp % 86400 == 0).all()
     assert data.item_info["reviews"].sum() == len(data)
     assert data.weight is not None and np.array_equal(data.weight, data.extra["useful"])
+
+
+def test_movielens_csv_empty_cell(tmp_path):
+    (tmp_path / "ratings.csv").write_text("userId,movieId,rating,timestamp\n1,2,,4\n")
+    with pytest.raises(DataError, match="empty cells"):
+        read_movielens_csv(tmp_path)
