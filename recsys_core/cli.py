@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any, Sequence
 
 from .errors import RecsysError
@@ -78,7 +79,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             min_user_interactions=args.min_user_interactions,
             min_item_interactions=args.min_item_interactions,
         )
-        source = DataSource.file(_import_user_file(args.csv), options)
+        source = DataSource.file(_import_user_file(args.csv), options, name=Path(args.csv).stem)
     else:
         source = DataSource.builtin(args.dataset)
     data = source.load(download=True, progress=not args.json)
@@ -107,7 +108,6 @@ def _import_user_file(path: str) -> str:
     """Copy a user's file into the data home so its runs can be evaluated again later."""
     import hashlib
     import shutil
-    from pathlib import Path
 
     from .home import uploads_dir
 

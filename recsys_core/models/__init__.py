@@ -5,8 +5,12 @@ from __future__ import annotations
 import dataclasses
 import importlib
 
+from typing import TYPE_CHECKING
+
 from ..errors import ModelError
-from .base import ModelConfig, Recommender, TorchRecommender, TrainingConfig
+
+if TYPE_CHECKING:
+    from .base import Recommender
 
 # name -> "module:Class", imported on first use so the app starts without loading every family.
 _REGISTRY = {
@@ -73,4 +77,16 @@ def _field_docs(config_cls: type) -> dict[str, str]:
     return docs
 
 
-__all__ = ["MODEL_NAMES", "ModelConfig", "Recommender", "TorchRecommender", "TrainingConfig", "config_fields", "create_model", "model_class"]
+_BASE_NAMES = ("ModelConfig", "Recommender", "TorchRecommender", "TrainingConfig")
+
+
+def __getattr__(name: str):
+    # The base classes need torch; importing them lazily keeps `--help` and the app's first page fast.
+    if name in _BASE_NAMES:
+        from . import base
+
+        return getattr(base, name)
+    raise AttributeError(name)
+
+
+__all__ = ["MODEL_NAMES", *_BASE_NAMES, "config_fields", "create_model", "model_class"]
