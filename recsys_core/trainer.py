@@ -56,7 +56,8 @@ class TrainingHistory:
 
     @property
     def epochs_run(self) -> int:
-        return len(self.epochs)
+        """Training epochs run (0 for closed-form models, whose single record is epoch 0)."""
+        return sum(1 for record in self.epochs if record["epoch"] > 0)
 
     def to_json(self) -> dict:
         return {
