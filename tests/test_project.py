@@ -1,0 +1,48 @@
+"""House rules checked on every run: the README's commands, a UI-free core, no pickles, no ../shared."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PRODUCT = [*sorted((REPO / "recsys_core").rglob("*.py")), REPO / "app.py", *sorted((REPO / "pages").glob("*.py")), *sorted((REPO / "webapp").glob("*.py"))]
+
+
+def readme_commands() -> list[str]:
+    text = (REPO / "README.md").read_text()
+    quick = text.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    return [block.strip() for block in re.findall(r"```bash\n(.*?)```", quick, flags=re.S)]
+
+
+def test_readme_has_exactly_two_quick_start_commands_and_ci_runs_the_test_one():
+    run, test = readme_commands()
+    assert "pip install -r requirements.txt" in run and "streamlit run app.py" in run
+    assert "pytest" in test
+    assert test in (REPO / ".ci" / "run").read_text()
+
+
+def test_core_never_imports_streamlit():
+    for path in (REPO / "recsys_core").rglob("*.py"):
+        assert not re.search(r"^\s*(import|from)\s+streamlit", path.read_text(), flags=re.M), path
+
+
+def test_product_never_reads_shared_or_loads_pickles():
+    for path in PRODUCT:
+        text = path.read_text()
+        assert "../shared" not in text and "shared/data" not in text, path
+        assert "pickle.load" not in text and "allow_pickle=True" not in text, path
+        assert not re.search(r"torch\.load\((?![^)]*weights_only=True)", text), path
+
+
+def test_importing_the_core_is_light():
+    code = "import sys, recsys_core, recsys_core.datasets, recsys_core.cli; print('torch' in sys.modules, 'umap' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert out.stdout.split() == ["False", "False"], out.stderr
+
+
+def test_requirements_pin_torch_exactly():
+    lines = (REPO / "requirements.txt").read_text().splitlines()
+    pins = [line for line in lines if line and not line.startswith("#")]
+    assert "torch==2.13.0" in pins
+    assert all("==" in line for line in pins)
