@@ -1,0 +1,166 @@
+"""Recsys Explorer — home page.
+
+On a fresh machine the first visit fetches MovieLens 100K and fits EASE (seconds), so the first
+visitor sees recommendations without clicking anything; later visits reuse the data and the newest
+run on it from the data home. Run with ``streamlit run app.py``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from recsys_core.errors import RecsysError
+from webapp import data_ui, train_ui
+from webapp.common import (
+    DEFAULT_SOURCE,
+    MEDICAL_NOTE,
+    active_run_id,
+    active_source,
+    is_drug_data,
+    load_data,
+    load_run,
+    set_active_run,
+    sidebar_status,
+)
+
+st.set_page_config(page_title="Recsys Explorer", page_icon="🎬", layout="wide")
+
+ROOT = Path(__file__).resolve().parent
+PAGES = sorted((ROOT / "pages").glob("[0-9]*_*.py"))
+
+
+def page_links(where=st) -> None:
+    """A link to every page that exists (the pages are added by several people)."""
+    icons = {"Data": "📂", "Train": "🏋️", "Recommend": "⭐", "Compare": "📊", "Explore": "🗺️", "Embeddings": "🗺️", "Runs": "🗂️"}
+    cells = where.columns(max(1, len(PAGES)))
+    for cell, page in zip(cells, PAGES, strict=False):
+        label = page.stem.split("_", 1)[1].replace("_", " ")
+        cell.page_link(f"pages/{page.name}", label=label, icon=icons.get(label.split()[0], "➡️"))
+
+
+st.title("🎬 Recsys Explorer")
+st.markdown(
+    "Train recommender models — from popularity and EASE to neural collaborative filtering and autoencoders — "
+    "on MovieLens, Drugs.com reviews or your own interaction file.  \n"
+    "Every model is evaluated the same leak-free way (held-out test data, metrics with 95% intervals) and saved as a run.  \n"
+    "Then look inside: recommendations for any user, similar items, model comparisons and maps of the learned embeddings."
+)
+page_links()
+
+source = active_source()
+
+# -- first visit: get MovieLens 100K ------------------------------------------------------------------------------------
+if source.kind == "builtin" and not data_ui.is_available(source.name):
+    if source != DEFAULT_SOURCE:
+        st.warning(f"The active data {source.name} is not fetched; going back to MovieLens 100K.")
+        source = DEFAULT_SOURCE
+        st.session_state["source"] = source.to_json()
+    if not data_ui.is_available(source.name):
+        failed = st.session_state.get("home_fetch_error")
+        if failed is None:
+            st.info("First visit: fetching MovieLens 100K (5 MB, once) and fitting a first model. This takes a few seconds.")
+            error = data_ui.fetch_with_progress(source.name, "MovieLens 100K")
+            if error is not None:
+                failed = error.message + (f"\n\n{error.hint}" if error.hint else "")
+                st.session_state["home_fetch_error"] = failed
+        if failed is not None:
+            st.error(
+                "MovieLens 100K could not be downloaded: no source is reachable from this machine (no internet access, "
+                "or GroupLens and the Python package index are blocked)."
+            )
+            data_ui.page_link("pages/1_Data.py", label="Upload your own interaction file (CSV, TSV or parquet) on the Data page", icon="📂")
+            with st.expander("Details"):
+                st.text(failed)
+            if st.button("Try again", key="home_retry_fetch"):
+                st.session_state.pop("home_fetch_error", None)
+                st.rerun()
+            sidebar_status()
+            st.stop()
+
+try:
+    data = load_data(source)
+except RecsysError as error:
+    data_ui.show_error(error, f"The active data {source.name} cannot be loaded")
+    data_ui.page_link("pages/1_Data.py", label="Choose other data on the Data page", icon="📂")
+    sidebar_status()
+    st.stop()
+
+# -- the active run: the newest on this data, or a first EASE fit ------------------------------------------------------------
+run_id = active_run_id(data)
+if run_id is None:
+    if train_ui.can_auto_fit(data):
+        with st.spinner(f"Fitting a first model (EASE) on {data.name}: a few seconds…"):
+            try:
+                run_id = train_ui.auto_fit(data, source)
+            except RecsysError as error:
+                data_ui.show_error(error, "The first model could not be fitted")
+    else:
+        st.info(f"{data.name} has {data.n_items:,} items: too many to fit a first model here without asking. Train one on the Train page.")
+if run_id is not None:
+    set_active_run(run_id)
+sidebar_status(data)
+
+left, right = st.columns([3, 2])
+with right:
+    st.subheader("Data home")
+    state = data_ui.data_home_state()
+    st.markdown(
+        f"**Active data:** {data.name} ({data.n_users:,} {data.users.kind}s, {data.n_items:,} {data.items.kind}s, "
+        f"{len(data):,} interactions)  \n**Active run:** {run_id or '— none yet —'}  \n"
+        f"**Fetched data sets:** {', '.join(state['fetched']) or 'none'}  \n"
+        f"**Not fetched:** {', '.join(state['missing']) or '—'}  \n"
+        f"**Saved runs:** {state['runs']} · **uploads:** {state['uploads']}"
+    )
+    st.caption(f"Stored in {state['home']}")
+
+with left:
+    if run_id is None:
+        st.info("No model on this data yet.")
+        data_ui.page_link("pages/2_Train.py", label="Train one on the Train page", icon="🏋️")
+        st.stop()
+    try:
+        run = load_run(run_id)
+    except RecsysError as error:
+        data_ui.show_error(error, f"Run {run_id} cannot be loaded")
+        st.stop()
+
+    user_kind, item_kind = data.users.kind, data.items.kind
+    counts = data.user_counts()
+    eligible = np.flatnonzero(counts >= min(5, int(counts.max())))
+    sample = np.random.default_rng(0).permutation(eligible)[:50]
+    options = [data.users.ids[i] for i in sample]
+    record = run.record
+    st.subheader(f"Top 10 for a sample {user_kind}")
+    st.caption(
+        f"Model **{record['model']}** (run {run_id}), test {record.get('headline', 'HR@10')} = "
+        f"{record['metrics'].get(record.get('headline', 'HR@10'), float('nan')):.3f} on {record['protocol']}."
+    )
+    if is_drug_data(data):
+        st.info(MEDICAL_NOTE)
+    if st.session_state.get("home_user") not in options:
+        st.session_state.pop("home_user", None)
+    raw_user = st.selectbox(f"Sample {user_kind}", options, key="home_user", format_func=str)
+    try:
+        recs = run.recommend(raw_user, k=10)
+    except RecsysError as error:
+        data_ui.show_error(error)
+        st.stop()
+    columns = [c for c in ("rank", "title", "genres", "year", "score") if c in recs.columns]
+    st.dataframe(
+        recs[columns].rename(columns={"title": item_kind}),
+        hide_index=True,
+        width="stretch",
+        column_config={"score": st.column_config.NumberColumn(format="%.4f"), "year": st.column_config.NumberColumn(format="%d")},
+    )
+    user = data.users.index(raw_user)
+    rows = np.flatnonzero(data.user == user)
+    if data.rating is not None:
+        rows = rows[np.argsort(-np.asarray(data.rating)[rows], kind="stable")]
+    elif data.timestamp is not None:
+        rows = rows[np.argsort(-np.asarray(data.timestamp)[rows], kind="stable")]
+    titles = data.item_titles()
+    liked = ", ".join(str(titles[data.item[r]]) for r in rows[:5])
+    st.caption(f"This {user_kind} has {len(rows)} interactions, for example: {liked}.")

@@ -1,0 +1,258 @@
+"""Data: pick a built-in data set or upload your own file; statistics of the active data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from recsys_core.errors import RecsysError
+from recsys_core.experiment import DataSource
+from webapp import data_ui as ui
+from webapp.common import MEDICAL_NOTE, active_source, is_drug_data, load_data, set_active_source, sidebar_status
+
+st.set_page_config(page_title="Data · Recsys Explorer", page_icon="🎬", layout="wide")
+st.title("Data")
+
+NONE = "—"
+MAX_MB = float(st.get_option("server.maxUploadSize"))
+source = active_source()
+st.caption(f"Active data: **{source.name}** ({'built-in' if source.kind == 'builtin' else 'your file'})")
+
+tab_builtin, tab_upload = st.tabs(["Built-in data sets", "Upload your own file"])
+
+# -- built-in data sets ---------------------------------------------------------------------------------------
+with tab_builtin:
+    rows = {row["name"]: row for row in ui.dataset_rows()}
+    names = list(rows)
+
+    def _label(name: str) -> str:
+        row = rows[name]
+        return f"{row['title']} ({name})" + ("  ✓ fetched" if row["available"] else "")
+
+    def _on_pick() -> None:
+        name = st.session_state["data_builtin"]
+        if ui.is_available(name):
+            set_active_source(DataSource.builtin(name))
+
+    default = source.name if source.kind == "builtin" and source.name in rows else "ml-100k"
+    chosen = st.selectbox(
+        "Data set",
+        names,
+        index=names.index(default),
+        format_func=_label,
+        key="data_builtin",
+        on_change=_on_pick,
+        help="Choosing a data set that is already fetched makes it the active data for every page.",
+    )
+    row = rows[chosen]
+    st.markdown(f"**{row['title']}** — {row['description']}")
+    st.markdown(f"**Licence:** {row['licence']}  \n**Size:** {ui.size_text(row['size_mb'])}  \n**Source:** {row['url'] or '—'}")
+    with st.expander("Citation and where it lives"):
+        st.markdown(row["citation"])
+        if row["homepage"]:
+            st.markdown(f"Homepage: {row['homepage']}")
+        st.caption(f"Stored in {row['path']}")
+    if row["available"]:
+        if source.kind == "builtin" and source.name == chosen:
+            st.success(f"{chosen} is fetched and is the active data.")
+        elif st.button(f"Use {chosen}", key="data_use_builtin", type="primary"):
+            set_active_source(DataSource.builtin(chosen))
+            st.rerun()
+    else:
+        if row["size_mb"] and row["size_mb"] > 100:
+            st.info(f"{row['title']} is a large download ({ui.size_text(row['size_mb'])}); reading it needs several GB of memory.")
+        if st.button(f"Fetch {chosen}", key="data_fetch", type="primary"):
+            error = ui.fetch_with_progress(chosen, row["title"])
+            if error is not None:
+                ui.show_error(error, f"{chosen} could not be fetched")
+                st.info("You can also upload the files in the next tab (for example drugsComTrain_raw.tsv).")
+            else:
+                set_active_source(DataSource.builtin(chosen))
+                st.rerun()
+
+# -- upload ------------------------------------------------------------------------------------------------------
+with tab_upload:
+    st.markdown(
+        f"A CSV, TSV or parquet file with one interaction per row: a user column, an item column and, if you have them, "
+        f"a rating, a time, a weight (counts, plays) and a title. Files up to **{MAX_MB:g} MB** (a `.csv.gz` counts "
+        "compressed). The file is kept only in this app's data home."
+    )
+    uploaded = st.file_uploader("Your interaction file", type=list(ui.UPLOAD_WIDGET_TYPES), key="data_upload")
+    if uploaded is not None and st.session_state.get("upload_file_id") != uploaded.file_id:
+        st.session_state["upload_file_id"] = uploaded.file_id
+        try:
+            stored, _ = ui.accept_upload(uploaded.getvalue(), uploaded.name, max_mb=MAX_MB)
+        except RecsysError as error:
+            st.session_state.pop("upload", None)
+            st.session_state["upload_error"] = f"{uploaded.name}: {error.message}" + (f"\n\n{error.hint}" if error.hint else "")
+        else:
+            st.session_state["upload"] = stored.to_json()
+            st.session_state.pop("upload_error", None)
+    if st.session_state.get("upload_error"):
+        st.error(st.session_state["upload_error"])
+
+    upload = st.session_state.get("upload")
+    if upload and not Path(upload["path"]).exists():
+        st.warning(f"The stored copy of {upload['name']} is gone; upload it again.")
+        upload = None
+    if upload and st.session_state.get("upload_form_for") != upload["path"]:
+        # A new file: forget the column choices made for the previous one.
+        for key in ui.FORM_KEYS:
+            st.session_state.pop(key, None)
+        st.session_state["upload_form_for"] = upload["path"]
+    if upload:
+        stored = ui.Upload(**upload)
+        st.markdown(f"**{stored.name}** — {stored.size / 1e6:,.2f} MB")
+        delimiters = {"auto": None, "comma ,": ",", "tab": "\t", "semicolon ;": ";", "pipe |": "|", "colon :": ":", "space": " "}
+        delimiter_label = st.selectbox(
+            "Delimiter",
+            list(delimiters),
+            key="map_delimiter",
+            help="Detected automatically; choose it by hand if the preview has one column.",
+        )
+        try:
+            sniff = ui.sniff_path(stored.path, delimiters[delimiter_label])
+        except RecsysError as error:
+            ui.show_error(error, f"{stored.name} cannot be read")
+            st.stop()
+        for warning in sniff["warnings"]:
+            st.warning(warning)
+        st.caption(
+            f"Format: {sniff['format']}"
+            + (f" · delimiter {sniff['delimiter']!r} · encoding {sniff['encoding']}" if sniff["format"] == "csv" else "")
+            + ("" if sniff["header"] else " · no header row: columns are numbered")
+        )
+        st.dataframe(sniff["preview"], hide_index=True, width="stretch")
+
+        columns = list(sniff["columns"])
+        if ui.looks_like_drugscom(columns):
+            st.info(
+                "This looks like a Drugs.com review file: the condition acts as the user, the drug as the item, usefulCount as "
+                "the weight. Every row needs a condition here; the built-in **drugscom** data set (first tab) reads the complete "
+                "UCI files and drops rows without one."
+            )
+        guesses = sniff["guesses"]
+        st.subheader("Which column is what?")
+        chosen_cols: dict[str, str | None] = {}
+        cells = st.columns(3)
+        for i, role in enumerate(ui.ROLES):
+            required = role in ("user", "item")
+            options = columns if required else [NONE] + columns
+            key = f"map_{role}"
+            if key in st.session_state and st.session_state[key] not in options:
+                del st.session_state[key]
+            guess = guesses.get(role)
+            if guess in options:
+                index = options.index(guess)
+            else:
+                index = 0 if not required else min(i, len(options) - 1)
+            value = cells[i % 3].selectbox(
+                f"{role}" + (" (required)" if required else ""),
+                options,
+                index=index,
+                key=key,
+                help={
+                    "user": "Who interacted (a user id; for drug reviews the condition).",
+                    "item": "With what (an item id; for drug reviews the drug name).",
+                    "rating": "An explicit rating; leave empty for implicit feedback (clicks, purchases).",
+                    "timestamp": "Unix seconds or milliseconds, or dates such as 2024-03-01. Used by leave-one-out to hold out each user's latest item.",
+                    "weight": "How strongly (play counts, quantities, useful votes).",
+                    "title": "A readable item name shown beside recommendations.",
+                }[role],
+            )
+            chosen_cols[role] = None if value == NONE else value
+
+        cells = st.columns(3)
+        implicit = cells[0].checkbox(
+            "Implicit feedback: keep only ratings ≥ threshold",
+            key="map_implicit",
+            disabled=chosen_cols["rating"] is None,
+            help="Turns ratings into 'liked' interactions; rows below the threshold are dropped.",
+        )
+        threshold = cells[0].number_input(
+            "Rating threshold", value=4.0, step=0.5, key="map_threshold", disabled=not implicit or chosen_cols["rating"] is None
+        )
+        min_user = cells[1].number_input(
+            "k-core: minimum interactions per user",
+            min_value=0,
+            value=0,
+            step=1,
+            key="map_min_user",
+            help="Applied repeatedly with the item minimum until both hold; 0 or 1: no filter.",
+        )
+        min_item = cells[1].number_input("k-core: minimum interactions per item", min_value=0, value=0, step=1, key="map_min_item")
+        duplicates = cells[2].radio(
+            "Repeated (user, item) rows",
+            ["latest", "sum"],
+            format_func=lambda v: {"latest": "keep the latest", "sum": "keep the latest, sum the weights"}[v],
+            key="map_duplicates",
+        )
+        name = cells[2].text_input("Name of this data", value=stored.stem, key="map_name")
+
+        if st.button("Use this data", key="data_use_upload", type="primary"):
+            try:
+                options = ui.options_from_form(
+                    chosen_cols,
+                    threshold=float(threshold) if implicit and chosen_cols["rating"] else None,
+                    min_user=int(min_user),
+                    min_item=int(min_item),
+                    duplicates=duplicates,
+                    delimiter=delimiters[delimiter_label],
+                )
+                new_source, new_data = ui.use_upload(stored.path, options, name, label=stored.name)
+            except RecsysError as error:
+                ui.show_error(error, "This data cannot be used")
+            else:
+                set_active_source(new_source)
+                source = new_source
+                st.success(
+                    f"{new_source.name} is now the active data: {new_data.n_users:,} {new_data.users.kind}s, "
+                    f"{new_data.n_items:,} {new_data.items.kind}s, {len(new_data):,} interactions."
+                )
+
+# -- statistics of the active data -----------------------------------------------------------------------------------
+st.divider()
+st.header(f"Active data: {source.name}")
+if source.kind == "builtin" and not ui.is_available(source.name):
+    st.info(f"{source.name} is not fetched yet: fetch it above, or upload your own file.")
+    sidebar_status()
+    st.stop()
+try:
+    data = load_data(source)
+    summary = ui.data_summary(ui.summary_key(source))
+except RecsysError as error:
+    ui.show_error(error, f"{source.name} cannot be loaded")
+    sidebar_status()
+    st.stop()
+
+sidebar_status(data)
+if is_drug_data(data):
+    st.info(MEDICAL_NOTE)
+stats = summary["stats"]
+users_kind, items_kind = summary["users_kind"], summary["items_kind"]
+cells = st.columns(4)
+cells[0].metric(f"{users_kind}s", f"{stats['users']:,}")
+cells[1].metric(f"{items_kind}s", f"{stats['items']:,}")
+cells[2].metric("interactions", f"{stats['interactions']:,}")
+cells[3].metric("density", f"{stats['density']:.3%}", help="interactions / (users × items)")
+facts = [f"ratings: {'yes' if stats['has_rating'] else 'no (implicit feedback)'}"]
+if summary["time_range"]:
+    facts.append(f"time span: {summary['time_range'][0]} to {summary['time_range'][1]}")
+else:
+    facts.append("no timestamps (leave-one-out holds out a random item per user)")
+st.caption(" · ".join(facts))
+st.dataframe(ui.quantile_table(stats, users_kind, items_kind), width="stretch")
+
+log_y = st.checkbox("Logarithmic count axis", value=True, key="data_log_y")
+left, right = st.columns(2)
+with left:
+    st.subheader(f"Interactions per {users_kind}")
+    st.plotly_chart(ui.count_figure(summary["per_user"], "interactions", f"{users_kind}s", log_y), key="data_hist_users")
+with right:
+    st.subheader(f"Interactions per {items_kind}")
+    st.plotly_chart(ui.count_figure(summary["per_item"], "interactions", f"{items_kind}s", log_y), key="data_hist_items")
+if summary["ratings"] is not None:
+    st.subheader("Rating distribution")
+    ratings = summary["ratings"].rename(columns={"rating": "bin"})
+    st.plotly_chart(ui.count_figure(ratings, "rating", "interactions", False), key="data_hist_ratings")

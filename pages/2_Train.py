@@ -1,0 +1,180 @@
+"""Train: choose models, settings, protocol and seed; watch the curves; the saved run becomes active."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from recsys_core.errors import RecsysError
+from webapp import train_ui as ui
+from webapp.common import (
+    MEDICAL_NOTE,
+    active_run_id,
+    active_source,
+    is_drug_data,
+    load_data,
+    runs_for,
+    set_active_run,
+    sidebar_status,
+)
+from webapp.data_ui import is_available, page_link, show_error
+
+st.set_page_config(page_title="Train · Recsys Explorer", page_icon="🎬", layout="wide")
+st.title("Train")
+
+# A training interrupted by a click (the Cancel button or any other widget) leaves this marker behind.
+interrupted = st.session_state.pop("train_running", None)
+if interrupted:
+    st.session_state.pop("train_cancel_requested", None)
+    done = interrupted.get("done", [])
+    st.warning(
+        f"Training was cancelled while {interrupted.get('current') or 'a model'} was training; nothing of it was saved."
+        + (f" Finished and saved before that: {', '.join(done)}." if done else "")
+    )
+
+source = active_source()
+if source.kind == "builtin" and not is_available(source.name):
+    st.info(f"The active data, {source.name}, is not fetched yet.")
+    page_link("pages/1_Data.py", label="Fetch it or upload your own file on the Data page", icon="📂")
+    st.stop()
+try:
+    data = load_data(source)
+except RecsysError as error:
+    show_error(error, f"{source.name} cannot be loaded")
+    page_link("pages/1_Data.py", label="Choose other data on the Data page", icon="📂")
+    st.stop()
+
+sidebar_status(data)
+st.caption(f"Data: **{data.name}** — {data.n_users:,} {data.users.kind}s, {data.n_items:,} {data.items.kind}s, {len(data):,} interactions")
+if is_drug_data(data):
+    st.info(MEDICAL_NOTE)
+
+
+@st.cache_resource(show_spinner=False)
+def _device() -> str:
+    from recsys_core.models.base import device_description, resolve_device
+
+    return device_description(resolve_device("auto"))
+
+
+device = _device()
+if device == "cpu":
+    st.markdown("**Device:** CPU (no GPU found). Closed-form models take seconds; neural models train slower than on a GPU.")
+else:
+    st.markdown(f"**Device:** GPU — {device}")
+
+catalogue = ui.model_catalogue()
+usable = [name for name, info in catalogue.items() if "error" not in info]
+missing = [name for name, info in catalogue.items() if "error" in info]
+
+
+def _model_label(name: str) -> str:
+    text = catalogue[name].get("description") or ""
+    return f"{name} — {text}" if text else name
+
+
+models = st.multiselect(
+    "Models",
+    usable,
+    default=[ui.DEFAULT_MODEL] if ui.DEFAULT_MODEL in usable else usable[:1],
+    format_func=_model_label,
+    key="train_models",
+    help="Several models are trained one after the other on the same split, each saved as its own run.",
+)
+if missing:
+    st.caption("Not available in this installation: " + ", ".join(missing))
+
+left, right = st.columns([3, 1])
+protocol = left.selectbox(
+    "Evaluation protocol",
+    list(ui.PROTOCOL_HELP),
+    format_func=lambda p: f"{p} — {ui.PROTOCOL_HELP[p]}",
+    key="train_protocol",
+)
+seed = right.number_input(
+    "Seed", min_value=0, value=0, step=1, key="train_seed", help="Fixes the split, the sampled negatives and the initialisation."
+)
+
+overrides: dict[str, dict] = {}
+for name in models:
+    with st.expander(f"Settings of {name}", expanded=len(models) == 1):
+        overrides[name] = ui.settings_form(name, catalogue[name]["fields"])
+
+problems = ui.plan_problems(models, protocol, data, catalogue, overrides)
+for problem in problems:
+    st.error(problem)
+
+
+def _request_cancel() -> None:
+    st.session_state["train_cancel_requested"] = True
+
+
+buttons = st.columns([1, 1, 6])
+start = buttons[0].button("Train", key="train_start", type="primary", disabled=bool(problems))
+if start and not problems:
+    from recsys_core.experiment import run_experiment
+
+    buttons[1].button(
+        "Cancel", key="train_cancel", on_click=_request_cancel, help="Stops the training; nothing of an unfinished model is saved."
+    )
+    st.session_state.pop("train_cancel_requested", None)
+    running = {"models": list(models), "done": [], "current": None}
+    st.session_state["train_running"] = running
+    results = st.session_state.setdefault("train_results", [])
+    failed = False
+    for name in models:
+        running["current"] = name
+        box = st.container(border=True)
+        box.markdown(f"**{name}** on {data.name} · {protocol} · seed {int(seed)}")
+        view = ui.LiveView(name, box)
+        try:
+            result = run_experiment(
+                data, name, protocol=protocol, seed=int(seed), device="auto", overrides=overrides.get(name), callback=view, source=source
+            )
+        except RecsysError as error:
+            failed = True
+            with box:
+                show_error(error, f"{name} could not be trained")
+            continue
+        except Exception as error:  # e.g. out of memory: a message, not a traceback
+            failed = True
+            with box:
+                show_error(error, f"{name} stopped with an error")
+                if "out of memory" in str(error).lower():
+                    st.info("Lower the batch size or the embedding size, or choose a smaller data set.")
+            continue
+        results.insert(0, result.run_id)
+        set_active_run(result.run_id)
+        running["done"].append(name)
+    st.session_state.pop("train_running", None)
+    if not failed:
+        st.rerun()
+
+# -- results ------------------------------------------------------------------------------------------------------------
+runs = runs_for(data)
+if runs:
+    st.divider()
+    st.header("Runs on this data")
+    ids = [r["run_id"] for r in runs]
+    by_id = {r["run_id"]: r for r in runs}
+    current = active_run_id(data)
+    if st.session_state.get("train_active_run") != current:
+        st.session_state["train_active_run"] = current
+
+    def _pick_run() -> None:
+        set_active_run(st.session_state["train_active_run"])
+
+    st.selectbox(
+        "Active run (used by every page)",
+        ids,
+        format_func=lambda r: f"{by_id[r]['model']} · {by_id[r]['protocol']} · {by_id[r].get('created', '')} · {r}",
+        key="train_active_run",
+        on_change=_pick_run,
+    )
+    trained_here = [r for r in st.session_state.get("train_results", []) if r in by_id]
+    shown = trained_here or [current]
+    if trained_here:
+        st.subheader("Trained in this session")
+    for run_id in shown:
+        ui.render_run(by_id[run_id], active=run_id == current)
+    if not trained_here and current in by_id:
+        st.caption("The active run; train a model above to compare.")

@@ -1,0 +1,315 @@
+"""The home, Data and Train pages of the Streamlit app, driven with AppTest in a temporary data home.
+
+The data home (``RECSYS_HOME``) is a fresh temporary folder per test (tests/conftest.py); data sets
+get into it without network through ``fetch(..., source=...)`` from the real files beside the checkout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from recsys_core.datasets import fetch
+from recsys_core.errors import DataError, FetchError
+from recsys_core.experiment import DataSource
+from recsys_core.home import uploads_dir
+from recsys_core.runs import list_runs
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # webapp/ is not an installed package; `streamlit run` has the repo on its path
+    sys.path.insert(0, str(REPO))
+
+USER_FILES = REPO / "tests" / "fixtures" / "user_files"
+DRUGS_RAW = REPO / "tests" / "fixtures" / "drugscom-raw" / "drugsComTrain_raw.tsv"
+TIMEOUT = 240
+
+
+def app(page: str) -> AppTest:
+    return AppTest.from_file(str(REPO / page), default_timeout=TIMEOUT)
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.message for e in at.exception]
+
+
+@pytest.fixture
+def ml100k_home(ml100k_dir):
+    fetch("ml-100k", source=ml100k_dir, progress=False)
+
+
+@pytest.fixture
+def drugs_home(drugs_sample_dir):
+    fetch("drugscom-sample", source=drugs_sample_dir, progress=False)
+
+
+def texts(elements) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+# -- home ------------------------------------------------------------------------------------------------------------------
+def test_home_fits_ease_on_a_fresh_home_and_reuses_it(ml100k_home):
+    assert list_runs() == []
+    at = app("app.py").run()
+    assert_clean(at)
+    runs = list_runs()
+    assert [r["model"] for r in runs] == ["ease"], "the first visit fits EASE"
+    recs = at.dataframe[0].value
+    assert len(recs) == 10
+    assert recs["item"].str.contains(r"\(\d{4}\)").all(), "recommendations are shown with their titles"
+    assert runs[0]["run_id"] in texts(at.markdown)
+    assert "ml-100k" in texts(at.markdown)
+
+    # Another user, the same session: no retraining.
+    user = at.selectbox(key="home_user")
+    user.set_value(user.options[1]).run()
+    assert_clean(at)
+    assert len(at.dataframe[0].value) == 10
+    # A later visit (a new session): the newest run is reused, nothing is fetched or trained.
+    again = app("app.py").run()
+    assert_clean(again)
+    assert len(list_runs()) == 1
+    assert again.session_state["run_id"] == runs[0]["run_id"]
+
+
+def test_home_without_data_or_network_points_to_the_upload(monkeypatch):
+    import recsys_core.datasets as datasets
+
+    def offline(name, **kwargs):
+        raise FetchError(f"could not fetch {name} from any source:\n  - GroupLens: cannot connect", "Put the files by hand …")
+
+    monkeypatch.setattr(datasets, "fetch", offline)
+    at = app("app.py").run()
+    assert_clean(at)
+    assert "could not be downloaded" in texts(at.error)
+    assert "upload" in (texts(at.markdown) + texts(at.get("page_link"))).lower()
+    assert list_runs() == []
+
+
+def test_home_does_not_import_umap(ml100k_dir, tmp_path):
+    """In a fresh interpreter (other tests may have imported umap): the home page never loads it."""
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+        sys.path.insert(0, {str(REPO)!r})
+        from recsys_core.datasets import fetch
+        from recsys_core.experiment import run_experiment, DataSource
+        from streamlit.testing.v1 import AppTest
+        fetch("ml-100k", source={str(ml100k_dir)!r}, progress=False)
+        run_experiment(DataSource.builtin("ml-100k"), "pop")
+        at = AppTest.from_file({str(REPO / "app.py")!r}, default_timeout=120).run()
+        print(json.dumps({{"exceptions": len(at.exception), "umap": "umap" in sys.modules, "numba": "numba" in sys.modules}}))
+        """
+    )
+    env = {**os.environ, "RECSYS_HOME": str(tmp_path / "home")}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result == {"exceptions": 0, "umap": False, "numba": False}
+
+
+# -- data page ------------------------------------------------------------------------------------------------------------
+def test_data_page_switches_between_builtin_data_sets(ml100k_home, drugs_home):
+    at = app("pages/1_Data.py").run()
+    assert_clean(at)
+    assert [m.value for m in at.metric][:3] == ["943", "1,682", "100,000"]
+    assert len(at.get("plotly_chart")) == 3  # per user, per item, ratings
+
+    at.selectbox(key="data_builtin").set_value("drugscom-sample").run()
+    assert_clean(at)
+    assert at.session_state["source"] == DataSource.builtin("drugscom-sample").to_json()
+    assert [m.label for m in at.metric][:2] == ["conditions", "drugs"]
+    assert "not medical advice" in texts(at.info)
+
+    at.selectbox(key="data_builtin").set_value("ml-100k").run()
+    assert_clean(at)
+    assert at.session_state["source"]["name"] == "ml-100k"
+    # A data set that is not fetched offers a fetch button and stays inactive.
+    at.selectbox(key="data_builtin").set_value("ml-1m").run()
+    assert_clean(at)
+    assert at.session_state["source"]["name"] == "ml-100k"
+    assert at.button(key="data_fetch").label == "Fetch ml-1m"
+
+
+def test_upload_handling_functions(ml100k_home):
+    from webapp import data_ui
+
+    bad = (USER_FILES / "bad_rating.csv").read_bytes()
+    upload, sniff = data_ui.accept_upload(bad, "bad_rating.csv")
+    path = Path(upload.path)
+    assert path.parent == uploads_dir() and path.name.startswith(upload.sha256[:16])
+    assert sniff["guesses"]["user"] == "user" and sniff["guesses"]["rating"] == "rating"
+    options = data_ui.options_from_form({"user": "user", "item": "item", "rating": "rating"})
+    with pytest.raises(DataError) as error:
+        data_ui.use_upload(upload.path, options, "bad", label="bad_rating.csv")
+    assert "'four'" in error.value.message and "row 3 of bad_rating.csv" in error.value.message
+
+    for content, name, words in (
+        (b"", "empty.csv", "empty"),
+        (b"user,item\n", "header_only.csv", "no rows"),
+        (b"PK\x03\x04 not a table", "ratings.xlsx", "Excel"),
+    ):
+        with pytest.raises(DataError, match=words):
+            data_ui.accept_upload(content, name)
+    with pytest.raises(DataError, match="a rating threshold needs a rating column"):
+        data_ui.options_from_form({"user": "user", "item": "item"}, threshold=4)
+
+    good = (USER_FILES / "ratings_utf8.csv").read_bytes()
+    upload, sniff = data_ui.accept_upload(good, "ratings_utf8.csv")
+    assert data_ui.accept_upload(good, "ratings_utf8.csv")[0].path == upload.path, "the same content is stored once"
+    columns = {role: sniff["guesses"][role] for role in data_ui.ROLES}
+    source, data = data_ui.use_upload(upload.path, data_ui.options_from_form(columns), upload.stem)
+    assert source.kind == "file" and source.name == "ratings_utf8"
+    assert data.rating is not None and "Matrix, The (1999)" in set(data.item_titles())
+    # Only the stored copies exist in the uploads folder, nothing elsewhere.
+    assert {p.name for p in uploads_dir().iterdir()} == {Path(upload.path).name, path.name}
+
+
+def test_data_page_upload_bad_then_good(ml100k_home):
+    at = app("pages/1_Data.py").run()
+    assert_clean(at)
+    assert "200 MB" in texts(at.markdown)
+
+    at.file_uploader(key="data_upload").set_value(("bad_rating.csv", (USER_FILES / "bad_rating.csv").read_bytes(), "text/csv"))
+    at.run()
+    assert_clean(at)
+    assert at.selectbox(key="map_rating").value == "rating"
+    at.button(key="data_use_upload").click().run()
+    assert_clean(at)
+    message = texts(at.error)
+    assert "'four'" in message and "bad_rating.csv" in message and "row 3" in message
+    assert at.session_state["source"]["kind"] == "builtin", "a bad file never becomes the active data"
+
+    at.file_uploader(key="data_upload").set_value(("empty.csv", b"", "text/csv"))
+    at.run()
+    assert_clean(at)
+    assert "empty" in texts(at.error)
+
+    good = (USER_FILES / "plays.tsv").read_bytes()
+    at.file_uploader(key="data_upload").set_value(("plays.tsv", good, "text/tab-separated-values"))
+    at.run()
+    assert_clean(at)
+    assert at.selectbox(key="map_user").value == "user_id"
+    assert at.selectbox(key="map_weight").value == "plays"
+    at.radio(key="map_duplicates").set_value("sum")
+    at.button(key="data_use_upload").click().run()
+    assert_clean(at)
+    assert not at.error
+    source = at.session_state["source"]
+    assert source["kind"] == "file" and source["name"] == "plays" and source["options"]["duplicates"] == "sum"
+    assert Path(source["path"]).parent == uploads_dir()
+    assert "Active data: plays" in texts(at.header)
+
+
+def test_data_page_real_drugs_tsv_through_session_state(ml100k_home):
+    """The stored file can also be handed to the page through session state (no uploader).
+
+    The real Drugs.com TSV is recognised (columns guessed, a note about the built-in reader); its rows
+    without a condition are refused with the column, the row and the file name the user knows.
+    """
+    from webapp import data_ui
+
+    upload, _ = data_ui.accept_upload(DRUGS_RAW.read_bytes(), DRUGS_RAW.name)
+    at = app("pages/1_Data.py")
+    at.session_state["upload"] = upload.to_json()
+    at.run()
+    assert_clean(at)
+    assert "Drugs.com review file" in texts(at.info)
+    assert at.selectbox(key="map_user").value == "condition"
+    assert at.selectbox(key="map_item").value == "drugName"
+    assert at.selectbox(key="map_rating").value == "rating"
+    assert at.selectbox(key="map_weight").value == "usefulCount"
+    at.checkbox(key="map_implicit").check().run()
+    at.number_input(key="map_threshold").set_value(7.0)
+    at.button(key="data_use_upload").click().run()
+    assert_clean(at)
+    message = texts(at.error)
+    assert "'condition' is empty in row 10 of drugsComTrain_raw.tsv" in message, message
+    assert at.session_state["source"]["kind"] == "builtin"
+
+    # With the rows that lack a condition removed, the same file is accepted.
+    frame = pd.read_csv(DRUGS_RAW, sep="\t", dtype=str, keep_default_na=False)
+    clean = frame[frame["condition"].str.strip() != ""].to_csv(sep="\t", index=False).encode("utf-8")
+    upload, _ = data_ui.accept_upload(clean, "drugs_clean.tsv")
+    at.session_state["upload"] = upload.to_json()
+    at.run()
+    at.button(key="data_use_upload").click().run()
+    assert_clean(at)
+    assert not at.error, texts(at.error)
+    source = at.session_state["source"]
+    assert source["kind"] == "file" and source["name"] == "drugs_clean"
+    assert source["options"]["weight_col"] == "usefulCount"
+    assert source["options"]["threshold"] is None, "a new file starts with a fresh form"
+
+
+# -- train page ---------------------------------------------------------------------------------------------------------------
+def test_train_page_pop_on_ml100k(ml100k_home):
+    at = app("pages/2_Train.py").run()
+    assert_clean(at)
+    assert "Device:" in texts(at.markdown)
+    assert at.multiselect(key="train_models").value == ["ease"]
+    assert at.selectbox(key="train_protocol").value == "loo-sampled"
+
+    # Ratings are only for models that predict them: the button is disabled with a reason.
+    at.selectbox(key="train_protocol").set_value("ratings").run()
+    assert_clean(at)
+    assert "predict ratings" in texts(at.error) and at.button(key="train_start").disabled
+
+    at.selectbox(key="train_protocol").set_value("loo-sampled")
+    at.multiselect(key="train_models").set_value(["pop"]).run()
+    at.button(key="train_start").click().run()
+    assert_clean(at)
+    runs = list_runs()
+    assert [r["model"] for r in runs] == ["pop"]
+    run_id = runs[0]["run_id"]
+    assert at.session_state["run_id"] == run_id
+    assert at.session_state["train_results"] == [run_id]
+    assert at.selectbox(key="train_active_run").value == run_id
+    assert "active run" in texts(at.markdown)
+    table = at.dataframe[0].value
+    assert {"value", "95% low", "95% high"} <= set(table.columns) and "HR@10" in table.index
+
+
+def test_train_page_on_drugscom_sample(drugs_home):
+    from webapp.train_ui import model_catalogue
+
+    models = ["ease"] + (["neumf"] if "error" not in model_catalogue().get("neumf", {"error": 1}) else [])
+    at = app("pages/2_Train.py")
+    at.session_state["source"] = DataSource.builtin("drugscom-sample").to_json()
+    at.run()
+    assert_clean(at)
+    assert "not medical advice" in texts(at.info)
+    at.multiselect(key="train_models").set_value(models).run()
+    if "neumf" in models:
+        at.number_input(key="train_neumf_epochs").set_value(2)
+    at.button(key="train_start").click().run()
+    assert_clean(at)
+    runs = list_runs()
+    assert sorted(r["model"] for r in runs) == sorted(models)
+    assert all(r["dataset"]["name"] == "drugscom-sample" for r in runs)
+    assert at.session_state["run_id"] == runs[0]["run_id"]
+    if "neumf" in models:
+        neumf = next(r for r in runs if r["model"] == "neumf")
+        assert neumf["epochs_run"] == 2 and neumf["config"]["epochs"] == 2
+        assert at.get("plotly_chart"), "the per-epoch curves are drawn"
+
+
+def test_train_page_reports_a_cancelled_training(ml100k_home):
+    """A click during training reruns the page: the run in progress is dropped and the page says so."""
+    at = app("pages/2_Train.py")
+    at.session_state["train_running"] = {"models": ["pop", "ease"], "done": ["pop"], "current": "ease"}
+    at.session_state["train_cancel_requested"] = True
+    at.run()
+    assert_clean(at)
+    warning = texts(at.warning)
+    assert "cancelled" in warning and "ease" in warning and "pop" in warning
+    assert list_runs() == []
+    at.run()
+    assert not at.warning, "the notice is shown once"

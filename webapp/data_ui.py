@@ -1,0 +1,372 @@
+"""Helpers of the Data page (and of the home page's first fetch): built-in data sets, uploads, statistics.
+
+The upload handling is plain functions over bytes and paths (:func:`accept_upload`,
+:func:`options_from_form`, :func:`use_upload`) so it can be tested without a browser; the page only
+wires widgets to them. Every problem with a file is a :class:`~recsys_core.errors.DataError` with
+what is wrong, where, and how to fix it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from recsys_core.errors import DataError, RecsysError
+from recsys_core.experiment import DataSource
+from recsys_core.home import uploads_dir
+
+from .common import load_data, source_key
+
+#: File endings the upload accepts (a trailing .gz is unpacked by the reader).
+UPLOAD_TYPES = ("csv", "tsv", "txt", "tab", "dat", "parquet", "pq", "gz")
+#: Also let through the uploader, only to be answered with what to do instead (the browser's own refusal says less).
+UPLOAD_WIDGET_TYPES = UPLOAD_TYPES + ("xlsx", "xls", "ods", "zip", "json", "jsonl")
+#: Roles of a user file's columns, in form order; user and item are required.
+ROLES = ("user", "item", "rating", "timestamp", "weight", "title")
+#: Session-state keys of the column-mapping form (reset when a new file arrives).
+FORM_KEYS = tuple(f"map_{role}" for role in ROLES) + (
+    "map_implicit",
+    "map_threshold",
+    "map_min_user",
+    "map_min_item",
+    "map_duplicates",
+    "map_name",
+    "map_delimiter",
+)
+_REJECTED = {
+    ".xlsx": "an Excel workbook",
+    ".xls": "an Excel workbook",
+    ".ods": "a spreadsheet",
+    ".zip": "a zip archive",
+    ".json": "a JSON file",
+    ".jsonl": "a JSON-lines file",
+    ".pkl": "a pickle",
+    ".pickle": "a pickle",
+}
+
+
+# -- locks and errors ----------------------------------------------------------------------------------
+@st.cache_resource(show_spinner=False)
+def bootstrap_lock() -> threading.Lock:
+    """One lock per server process, so that two first visitors do not fetch or train twice."""
+    return threading.Lock()
+
+
+def show_error(error: BaseException, what: str = "") -> None:
+    """A library error as a message on the page (never a traceback)."""
+    if isinstance(error, RecsysError):
+        text = error.message + (f"\n\n{error.hint}" if error.hint else "")
+    else:  # an error the library did not foresee: still a message, with its type for a bug report
+        text = f"{type(error).__name__}: {error}"
+    st.error((f"{what}: " if what else "") + text)
+
+
+def page_link(page: str, label: str, icon: str | None = None) -> None:
+    """``st.page_link`` to ``pages/...``, or plain text where the page cannot be linked (a page run on its own)."""
+    from streamlit.errors import StreamlitAPIException
+
+    try:
+        st.page_link(page, label=label, icon=icon)
+    except StreamlitAPIException:
+        title = Path(page).stem.split("_", 1)[-1].replace("_", " ")
+        st.markdown(f"{icon or '➡️'} {label} (open **{title}** in the sidebar).")
+
+
+# -- built-in data sets ----------------------------------------------------------------------------------
+def dataset_rows() -> list[dict]:
+    from recsys_core.datasets import list_datasets
+
+    return list_datasets()
+
+
+def size_text(size_mb: float | None) -> str:
+    return f"{size_mb:,.1f} MB download" if size_mb else "size not published"
+
+
+def fetch_with_progress(name: str, title: str | None = None) -> RecsysError | None:
+    """Fetch a built-in data set with an ``st.progress`` bar; returns the error instead of raising it."""
+    from recsys_core.datasets import fetch
+
+    label = title or name
+    bar = st.progress(0.0, text=f"Fetching {label} …")
+    last = [0.0]
+
+    def progress(done: int, total: int | None) -> None:
+        now = time.monotonic()
+        if total and done < total and now - last[0] < 0.2:
+            return
+        last[0] = now
+        if total:
+            bar.progress(min(1.0, done / total), text=f"Fetching {label}: {done / 1e6:,.1f} of {total / 1e6:,.1f} MB")
+        else:
+            bar.progress(0.0, text=f"Fetching {label}: {done / 1e6:,.1f} MB")
+
+    try:
+        with bootstrap_lock():
+            fetch(name, progress=progress)
+    except RecsysError as error:
+        bar.empty()
+        return error
+    bar.progress(1.0, text=f"{label} is ready.")
+    return None
+
+
+def is_available(name: str) -> bool:
+    from recsys_core.datasets import is_available as _available
+
+    return _available(name)
+
+
+def data_home_state() -> dict:
+    """What the data home holds: fetched data sets, saved runs, uploads."""
+    from recsys_core.home import data_home
+
+    from .common import all_runs
+
+    rows = dataset_rows()
+    uploads = [p for p in uploads_dir().iterdir() if p.is_file() and not p.name.startswith(".")]
+    return {
+        "home": str(data_home()),
+        "fetched": [r["name"] for r in rows if r["available"]],
+        "missing": [r["name"] for r in rows if not r["available"]],
+        "runs": len(all_runs()),
+        "uploads": len(uploads),
+    }
+
+
+# -- uploads ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Upload:
+    """A user file stored in the data home under a content-hashed name."""
+
+    path: str
+    name: str  # the file name the user uploaded
+    sha256: str
+    size: int
+
+    @property
+    def stem(self) -> str:
+        base = self.name
+        for suffix in (".gz",) + tuple(f".{t}" for t in UPLOAD_TYPES):
+            if base.lower().endswith(suffix):
+                base = base[: -len(suffix)]
+        return re.sub(r"[^A-Za-z0-9_.-]+", "-", base).strip("-.") or "upload"
+
+    def to_json(self) -> dict:
+        return {"path": self.path, "name": self.name, "sha256": self.sha256, "size": self.size}
+
+
+def _safe_name(name: str) -> str:
+    base = Path(name.replace("\\", "/")).name
+    return (re.sub(r"[^A-Za-z0-9_.-]+", "-", base).strip("-.") or "upload")[-80:]
+
+
+def check_upload_name(name: str) -> None:
+    """Reject file types the reader cannot take, with what to do instead."""
+    lower = name.lower()
+    for suffix, what in _REJECTED.items():
+        if lower.endswith(suffix):
+            raise DataError(
+                f"{name} is {what}, not a CSV, TSV or parquet file",
+                "Save or export the data as CSV (comma- or tab-separated text, one interaction per row) or parquet and upload that.",
+            )
+
+
+def accept_upload(data: bytes, name: str, max_mb: float | None = None) -> tuple[Upload, dict]:
+    """Store an uploaded file in ``uploads_dir()`` (content-hashed name) and take a first look at it.
+
+    Returns the :class:`Upload` and the sniff result (columns, preview, guesses). Raises
+    :class:`DataError` for an empty, too large or unreadable file; a file that cannot be read is
+    not kept.
+    """
+    from recsys_core.datasets import sniff_user_file
+
+    data = bytes(data)
+    check_upload_name(name)
+    if not data.strip():
+        raise DataError(f"{name} is empty", "Choose a file with a header row and at least one row of data.")
+    if max_mb is not None and len(data) > max_mb * 1e6:
+        raise DataError(
+            f"{name} has {len(data) / 1e6:,.0f} MB, more than the {max_mb:g} MB an upload may have",
+            "Upload a compressed copy (.csv.gz), keep only the columns you need, or raise server.maxUploadSize in .streamlit/config.toml.",
+        )
+    digest = hashlib.sha256(data).hexdigest()
+    folder = uploads_dir()
+    target = folder / f"{digest[:16]}-{_safe_name(name)}"
+    created = False
+    if not target.exists():
+        fd, tmp = tempfile.mkstemp(prefix=".upload-", dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+            os.replace(tmp, target)
+            created = True
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    upload = Upload(str(target), name, digest, len(data))
+    try:
+        sniff = sniff_user_file(target)
+    except DataError as error:
+        if created:
+            target.unlink(missing_ok=True)
+        raise DataError(error.message.replace(str(target), name).replace(target.name, name), error.hint) from None
+    if sniff["preview"].empty:
+        if created:
+            target.unlink(missing_ok=True)
+        raise DataError(f"{name} has a header but no rows of data", "Choose a file with at least one row of data.")
+    return upload, sniff
+
+
+def sniff_path(path: str, delimiter: str | None = None) -> dict:
+    from recsys_core.datasets import sniff_user_file
+
+    return sniff_user_file(path, delimiter=delimiter)
+
+
+DRUGSCOM_COLUMNS = ("drugName", "condition", "review", "rating", "date", "usefulCount")
+
+
+def looks_like_drugscom(columns: list[str]) -> bool:
+    """The column layout of the Drugs.com review files (UCI, Kaggle or the sample)."""
+    return all(c in columns for c in DRUGSCOM_COLUMNS)
+
+
+def options_from_form(
+    columns: dict[str, str | None],
+    threshold: float | None = None,
+    min_user: int = 0,
+    min_item: int = 0,
+    duplicates: str = "latest",
+    delimiter: str | None = None,
+    encoding: str | None = None,
+):
+    """:class:`UserFileOptions` from the form's values (raises DataError for a bad combination)."""
+    from recsys_core.datasets import UserFileOptions
+
+    return UserFileOptions(
+        user_col=columns.get("user") or "",
+        item_col=columns.get("item") or "",
+        rating_col=columns.get("rating"),
+        timestamp_col=columns.get("timestamp"),
+        weight_col=columns.get("weight"),
+        title_col=columns.get("title"),
+        threshold=threshold,
+        duplicates=duplicates,  # type: ignore[arg-type]
+        min_user_interactions=int(min_user),
+        min_item_interactions=int(min_item),
+        delimiter=delimiter,
+        encoding=encoding,
+    )
+
+
+def use_upload(path: str, options, name: str, label: str | None = None):
+    """Read a stored upload with ``options``: the DataSource to make active and its Interactions.
+
+    ``label`` is the file name the user knows (messages name it instead of the stored copy).
+    """
+    name = (name or "").strip() or Path(path).stem
+    stored = Path(path).name
+    label = label or stored
+    source = DataSource.file(path, options, name=name)
+    try:
+        data = load_data(source)
+    except RecsysError as error:
+        raise type(error)(error.message.replace(str(path), label).replace(stored, label), error.hint) from None
+    except Exception as error:  # the reader should say everything itself; never show a traceback
+        raise DataError(f"{label} could not be read: {type(error).__name__}: {error}", "Check the delimiter and the columns.") from None
+    if data.n_users < 2 or data.n_items < 2:
+        raise DataError(
+            f"only {data.n_users} user(s) and {data.n_items} item(s) are left",
+            "A recommender needs several users and items: check the columns, the threshold and the k-core filter.",
+        )
+    return source, data
+
+
+# -- statistics ------------------------------------------------------------------------------------------
+def _count_bins(counts: np.ndarray) -> pd.DataFrame:
+    """Counts grouped into roughly logarithmic bins: 1, 2, 3, 4–5, 6–9, ... (readable labels)."""
+    counts = counts[counts > 0]
+    if not len(counts):
+        return pd.DataFrame({"bin": [], "count": []})
+    top = int(counts.max())
+    edges = [1, 2, 3, 4]
+    while edges[-1] <= top:
+        edges.append(max(edges[-1] + 1, int(round(edges[-1] * 1.5))))
+    hist, _ = np.histogram(counts, bins=edges)
+    labels = [str(a) if b - a == 1 else f"{a}–{b - 1}" for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    frame = pd.DataFrame({"bin": labels, "count": hist})
+    last = int(np.flatnonzero(frame["count"].to_numpy())[-1])
+    return frame.iloc[: last + 1]
+
+
+@st.cache_data(show_spinner="Computing statistics…", max_entries=8)
+def data_summary(key: str) -> dict:
+    """Statistics and histogram tables of a data source (cached per source)."""
+    data = load_data(DataSource.from_json(json.loads(key)))
+    stats = data.stats()
+    out: dict = {
+        "name": data.name,
+        "users_kind": data.users.kind,
+        "items_kind": data.items.kind,
+        "stats": stats,
+        "per_user": _count_bins(data.user_counts()),
+        "per_item": _count_bins(data.item_counts()),
+        "ratings": None,
+        "time_range": None,
+    }
+    if data.rating is not None:
+        values, counts = np.unique(np.asarray(data.rating, dtype=np.float64), return_counts=True)
+        if len(values) <= 25:
+            out["ratings"] = pd.DataFrame({"rating": [f"{v:g}" for v in values], "count": counts})
+        else:
+            hist, edges = np.histogram(data.rating, bins=20)
+            out["ratings"] = pd.DataFrame(
+                {"rating": [f"{a:.3g}–{b:.3g}" for a, b in zip(edges[:-1], edges[1:], strict=True)], "count": hist}
+            )
+    if data.timestamp is not None and len(data):
+        first, last = int(np.min(data.timestamp)), int(np.max(data.timestamp))
+        out["time_range"] = (pd.Timestamp(first, unit="s").date().isoformat(), pd.Timestamp(last, unit="s").date().isoformat())
+    return out
+
+
+def quantile_table(stats: dict, users_kind: str, items_kind: str) -> pd.DataFrame:
+    rows = []
+    for key, label in (
+        ("interactions_per_user", f"interactions per {users_kind}"),
+        ("interactions_per_item", f"interactions per {items_kind}"),
+    ):
+        q = stats[key]
+        rows.append({"": label, "min": q["q0"], "25%": q["q25"], "median": q["q50"], "75%": q["q75"], "max": q["q100"], "mean": q["mean"]})
+    return pd.DataFrame(rows).set_index("").round(1)
+
+
+def count_figure(table: pd.DataFrame, x_title: str, y_title: str, log_y: bool):
+    import plotly.graph_objects as go
+
+    fig = go.Figure(go.Bar(x=table["bin"], y=table["count"], marker_color="#4c78a8"))
+    fig.update_layout(
+        xaxis_title=x_title,
+        yaxis_title=y_title,
+        yaxis_type="log" if log_y else "linear",
+        margin=dict(l=10, r=10, t=30, b=10),
+        height=320,
+        bargap=0.05,
+    )
+    fig.update_xaxes(type="category")
+    return fig
+
+
+def summary_key(source: DataSource) -> str:
+    return source_key(source)

@@ -1,0 +1,253 @@
+"""Helpers of the Train page (and of the home page's first fit): settings forms, live curves, results.
+
+Streamlit reruns the script when any widget is touched, also while a training runs: the rerun
+request interrupts the running script at its next element update (the progress callback), which
+stops training. Nothing half-done is kept: ``run_experiment`` saves a run only at its very end and
+``save_run`` writes into a temporary folder renamed into place.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from recsys_core.errors import ModelError
+
+#: Validation curves drawn when the trainer reports them (per protocol, whichever is present).
+CURVE_METRICS = ("HR@10", "NDCG@10", "Recall@20", "NDCG@100", "RMSE")
+#: Models that fit in closed form in seconds on small data; the home page fits the first that applies.
+DEFAULT_MODEL = "ease"
+#: The home page fits its first model only on data this small (EASE inverts an items × items matrix).
+AUTO_FIT_MAX_ITEMS = 5000
+
+PROTOCOL_HELP = {
+    "loo-sampled": "leave-one-out: each user's latest interaction is held out and ranked among 99 sampled negatives (He et al. 2017)",
+    "loo-full": "leave-one-out, ranked against every item the user has not seen (stricter, no sampling bias)",
+    "heldout-users": "whole users are held out; the model sees part of their history and must complete it (Liang et al. 2018)",
+    "ratings": "a random split of the ratings; RMSE / MAE of predicted ratings (AutoRec, DeepRec only)",
+}
+
+
+# -- models -----------------------------------------------------------------------------------------------------
+@st.cache_resource(show_spinner=False)
+def model_catalogue() -> dict[str, dict]:
+    """Every registered model: description, flags and settings, or why it cannot be used here."""
+    from recsys_core.models import MODEL_NAMES, config_fields, model_class
+
+    out: dict[str, dict] = {}
+    for name in MODEL_NAMES:
+        try:
+            cls = model_class(name)
+            out[name] = {
+                "description": cls.description,
+                "predicts_ratings": bool(cls.predicts_ratings),
+                "ranks_items": bool(cls.ranks_items),
+                "iterative": bool(cls.iterative),
+                "fields": config_fields(name),
+            }
+        except (ImportError, AttributeError, ModelError) as error:
+            out[name] = {"error": f"{type(error).__name__}: {error}"}
+    return out
+
+
+def _step(value: float) -> float:
+    if not value:
+        return 0.1
+    return float(10 ** math.floor(math.log10(abs(value))))
+
+
+def settings_form(name: str, fields: list[dict]) -> dict[str, Any]:
+    """One widget per setting (defaults from the model's config, docs as help); returns the changes."""
+    overrides: dict[str, Any] = {}
+    cells = st.columns(3)
+    for i, spec in enumerate(fields):
+        field, default, doc = spec["name"], spec["default"], spec["doc"] or None
+        key = f"train_{name}_{field}"
+        cell = cells[i % 3]
+        if isinstance(default, bool):
+            value = cell.checkbox(field, value=default, key=key, help=doc)
+            if value != default:
+                overrides[field] = value
+        elif isinstance(default, int):
+            value = cell.number_input(field, value=default, step=1, key=key, help=doc)
+            if int(value) != default:
+                overrides[field] = int(value)
+        elif isinstance(default, float):
+            value = cell.number_input(field, value=default, step=_step(default), format="%g", key=key, help=doc)
+            if float(value) != default:
+                overrides[field] = float(value)
+        elif default is None:
+            value = cell.text_input(field, value="auto", key=key, help=(doc or "") + "  \n'auto': the model chooses.")
+            if value.strip().lower() not in ("", "auto", "none"):
+                overrides[field] = value.strip()
+        elif isinstance(default, (tuple, list)):
+            text = ", ".join(str(v) for v in default)
+            value = cell.text_input(field, value=text, key=key, help=(doc or "") + "  \nComma-separated.")
+            if value.strip() != text:
+                overrides[field] = value.strip()  # parsed by the model's config, which knows the type
+        else:
+            value = cell.text_input(field, value=str(default), key=key, help=doc)
+            if value != str(default):
+                overrides[field] = value
+    return overrides
+
+
+def plan_problems(models: list[str], protocol: str, data, catalogue: dict, overrides: dict[str, dict]) -> list[str]:
+    """Why the chosen models / protocol / settings cannot be trained on this data (empty: fine)."""
+    from recsys_core.models import create_model
+
+    problems = []
+    if not models:
+        problems.append("Choose at least one model.")
+    if protocol == "ratings":
+        wrong = [m for m in models if not catalogue[m].get("predicts_ratings")]
+        if wrong:
+            problems.append(
+                f"The ratings protocol needs models that predict ratings (autorec, deeprec); {', '.join(wrong)} only rank items."
+            )
+        if data.rating is None:
+            problems.append("The ratings protocol needs a rating column; this data has none. Choose a ranking protocol.")
+    for name in models:
+        try:
+            create_model(name, **overrides.get(name, {}))
+        except ModelError as error:
+            problems.append(f"{name}: {error.message}" + (f" {error.hint}" if error.hint else ""))
+        except (TypeError, ValueError) as error:
+            problems.append(f"{name}: a setting is not valid: {error}")
+    return problems
+
+
+# -- live view ------------------------------------------------------------------------------------------------------
+def history_figure(history: list[dict]):
+    """Training loss (left) and validation metrics (right) per epoch."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    frame = pd.DataFrame(history)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("training loss", "validation"))
+    if "loss" in frame and frame["loss"].notna().any():
+        fig.add_trace(go.Scatter(x=frame["epoch"], y=frame["loss"], mode="lines+markers", name="loss"), row=1, col=1)
+    for metric in CURVE_METRICS:
+        if metric in frame and frame[metric].notna().any():
+            fig.add_trace(go.Scatter(x=frame["epoch"], y=frame[metric], mode="lines+markers", name=metric), row=1, col=2)
+    fig.update_xaxes(title_text="epoch", dtick=1 if len(frame) <= 20 else None)
+    fig.update_layout(height=300, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+def describe_event(event) -> str:
+    if event.kind == "start":
+        return f"Training {event.message}…"
+    if event.kind == "batch":
+        return f"epoch {event.epoch}/{event.epochs} · batch {event.batch}/{event.batches}"
+    if event.kind == "epoch":
+        parts = [f"epoch {event.epoch}/{event.epochs}"]
+        if event.loss is not None:
+            parts.append(f"loss {event.loss:.4f}")
+        parts += [f"val {k} {event.metrics[k]:.4f}" for k in CURVE_METRICS if k in event.metrics]
+        return " · ".join(parts)
+    return "Training done; testing on the held-out data…"
+
+
+class LiveView:
+    """The callback of one training: a progress bar and per-epoch curves, redrawn in place."""
+
+    def __init__(self, name: str, container, min_interval: float = 0.25):
+        self.name = name
+        self.min_interval = min_interval
+        with container:
+            self.bar = st.progress(0.0, text=f"{name}: waiting…")
+            self.chart = st.empty()
+            self.note = st.empty()
+        self.history: list[dict] = []
+        self.last = 0.0
+
+    def __call__(self, event) -> None:
+        now = time.monotonic()
+        if event.kind == "epoch":
+            self.history.append({"epoch": event.epoch, "loss": event.loss, **event.metrics})
+            self.chart.plotly_chart(history_figure(self.history), key=f"train_live_{self.name}_{event.epoch}")
+        elif event.kind == "batch" and now - self.last < self.min_interval:
+            return
+        self.last = now
+        self.bar.progress(event.fraction, text=f"{self.name}: {describe_event(event)}")
+        if event.kind == "end" and not self.history and event.metrics:
+            shown = ", ".join(f"{k} {event.metrics[k]:.4f}" for k in CURVE_METRICS if k in event.metrics)
+            self.note.caption(f"Fitted in closed form (no epochs); validation {shown}.")
+
+
+# -- results -----------------------------------------------------------------------------------------------------------
+def metrics_table(metrics: dict, intervals: dict) -> pd.DataFrame:
+    rows = []
+    for name, value in metrics.items():
+        low, high = intervals.get(name, (None, None))
+        rows.append({"metric": name, "value": value, "95% low": low, "95% high": high})
+    return pd.DataFrame(rows).set_index("metric")
+
+
+def render_run(record: dict, active: bool) -> None:
+    """A saved run: what was trained how, its test metrics with 95% bootstrap intervals and its curves."""
+    title = f"{record['model']} on {record['dataset']['name']} · {record['protocol']}"
+    with st.container(border=True):
+        st.markdown(f"**{title}**" + ("  — active run" if active else ""))
+        facts = [
+            f"run {record['run_id']}",
+            f"device {record.get('device', '?')}",
+            f"fit {record.get('fit_seconds', 0):.1f} s",
+            f"seed {record.get('seed')}",
+        ]
+        if any("loss" in h for h in record.get("history") or []):
+            facts.insert(
+                3, f"epochs {record.get('epochs_run', 0)}" + (f" (best {record['best_epoch']})" if record.get("best_epoch") else "")
+            )
+        else:
+            facts.insert(3, "closed form")
+        if record.get("stopped_early"):
+            facts.append("stopped early")
+        if record.get("tuning"):
+            facts.append(
+                "tuned on validation: " + ", ".join(f"{k}={v}" for k, v in record["tuning"].items() if not isinstance(v, (list, dict)))
+            )
+        st.caption(" · ".join(facts))
+        headline = record.get("headline")
+        table = metrics_table(record.get("metrics", {}), record.get("intervals", {}))
+        left, right = st.columns([2, 3])
+        with left:
+            st.markdown(f"Test metrics ({record['protocol']}; headline {headline}), with 95% bootstrap intervals over users:")
+            st.dataframe(table.style.format("{:.4f}", na_rep="—"), width="stretch")
+        with right:
+            history = record.get("history") or []
+            if any("loss" in h for h in history):
+                st.plotly_chart(history_figure(history), key=f"train_result_chart_{record['run_id']}")
+            elif history:
+                shown = ", ".join(f"{k} {history[0][k]:.4f}" for k in CURVE_METRICS if k in history[0])
+                st.caption(f"Closed-form fit, no epochs. Validation: {shown or '—'}.")
+        others = {p: r for p, r in (record.get("test") or {}).items() if p != record["protocol"]}
+        for protocol, result in others.items():
+            with st.expander(f"Same test split, {protocol}"):
+                other = metrics_table(result.get("metrics", {}), result.get("intervals", {}))
+                st.dataframe(other.style.format("{:.4f}", na_rep="—"), width="stretch")
+
+
+# -- the home page's first model ----------------------------------------------------------------------------------------
+def can_auto_fit(data) -> bool:
+    return 2 <= data.n_items <= AUTO_FIT_MAX_ITEMS and data.n_users >= 2
+
+
+def auto_fit(data, source) -> str:
+    """The newest run on ``data``, fitting EASE first if there is none (once per process at a time)."""
+    from recsys_core.experiment import run_experiment
+
+    from .common import runs_for
+    from .data_ui import bootstrap_lock
+
+    with bootstrap_lock():
+        runs = runs_for(data)
+        if runs:
+            return runs[0]["run_id"]
+        result = run_experiment(data, DEFAULT_MODEL, protocol="loo-sampled", seed=0, device="auto", source=source)
+        return result.run_id
