@@ -9,7 +9,7 @@ import streamlit as st
 from recsys_core.errors import RecsysError
 from recsys_core.experiment import DataSource
 from webapp import data_ui as ui
-from webapp.common import MEDICAL_NOTE, active_source, is_drug_data, load_data, set_active_source, sidebar_status
+from webapp.common import MEDICAL_NOTE, active_source, friendly_errors, is_drug_data, load_data, set_active_source, sidebar_status
 
 st.set_page_config(page_title="Data · Recsys Explorer", page_icon="🎬", layout="wide")
 st.title("Data")
@@ -128,10 +128,16 @@ with tab_upload:
         columns = list(sniff["columns"])
         if ui.looks_like_drugscom(columns):
             st.info(
-                "This looks like a Drugs.com review file: the condition acts as the user, the drug as the item, usefulCount as "
-                "the weight. Every row needs a condition here; the built-in **drugscom** data set (first tab) reads the complete "
-                "UCI files and drops rows without one."
+                "This looks like a Drugs.com review file (UCI, Kaggle or the sample). Read it as drug reviews: the condition acts "
+                "as the user and the drug as the item, rows without a condition and scraping artefacts are dropped, HTML "
+                "entities in reviews are unescaped, and each review is kept as evidence. Or map the columns yourself below."
             )
+            if st.button("Use as Drugs.com reviews", key="data_use_drugscom", type="primary"):
+                with friendly_errors():
+                    source = DataSource.drugscom_file(stored.path, name=Path(stored.name).stem)
+                    data = load_data(source)
+                set_active_source(source)
+                st.success(f"Active data: {data.name} — {data.n_users:,} conditions, {data.n_items:,} drugs, {len(data):,} reviews.")
         guesses = sniff["guesses"]
         st.subheader("Which column is what?")
         chosen_cols: dict[str, str | None] = {}

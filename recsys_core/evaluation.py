@@ -15,8 +15,9 @@ distinct scores keep their order.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -66,7 +67,7 @@ class EvaluationResult:
         return out
 
     @classmethod
-    def from_json(cls, data: dict) -> "EvaluationResult":
+    def from_json(cls, data: dict) -> EvaluationResult:
         return cls(
             protocol=data["protocol"],
             part=data["part"],

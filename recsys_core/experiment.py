@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .errors import DataError, ModelError
 from .evaluation import HEADLINE, EvaluationResult, Evaluator
@@ -25,8 +26,10 @@ from .trainer import Trainer, TrainingEvent
 class DataSource:
     """Where a run's data comes from, stored in run.json so the run can be evaluated again.
 
-    ``kind`` is "builtin" (``name`` is a built-in dataset) or "file" (``path`` is a file inside the
-    data home and ``options`` the :class:`~recsys_core.datasets.UserFileOptions` it was read with).
+    ``kind`` is "builtin" (``name`` is a built-in dataset), "file" (``path`` is a file inside the
+    data home and ``options`` the :class:`~recsys_core.datasets.UserFileOptions` it was read with) or
+    "drugscom-file" (a Drugs.com review file the user brought, read like the built-in drugscom data:
+    rows without a condition and scraping artefacts dropped, reviews kept as evidence).
     """
 
     kind: str
@@ -35,30 +38,36 @@ class DataSource:
     options: dict | None = None
 
     @classmethod
-    def builtin(cls, name: str) -> "DataSource":
+    def builtin(cls, name: str) -> DataSource:
         return cls("builtin", name)
 
     @classmethod
-    def file(cls, path: str | Path, options: Any, name: str | None = None) -> "DataSource":
+    def file(cls, path: str | Path, options: Any, name: str | None = None) -> DataSource:
         opts = dataclasses.asdict(options) if dataclasses.is_dataclass(options) else dict(options)
         return cls("file", name or Path(path).stem, str(Path(path).resolve()), opts)
+
+    @classmethod
+    def drugscom_file(cls, path: str | Path, name: str | None = None) -> DataSource:
+        return cls("drugscom-file", name or Path(path).stem, str(Path(path).resolve()))
 
     def load(self, download: bool = False, progress: Any = False) -> Interactions:
         from . import datasets
 
         if self.kind == "builtin":
             return datasets.load_dataset(self.name, download=download, progress=progress)
-        if self.kind == "file":
-            if not self.path or not Path(self.path).exists():
-                raise DataError(f"the data file {self.path!r} of this run is no longer there", "Upload or point to the file again.")
-            return datasets.read_user_file(self.path, datasets.UserFileOptions(**(self.options or {})), name=self.name)
-        raise DataError(f"unknown data source kind {self.kind!r}")
+        if self.kind not in ("file", "drugscom-file"):
+            raise DataError(f"unknown data source kind {self.kind!r}")
+        if not self.path or not Path(self.path).exists():
+            raise DataError(f"the data file {self.path!r} is no longer there", "Upload or point to the file again.")
+        if self.kind == "drugscom-file":
+            return datasets.read_drugscom(self.path, name=self.name)
+        return datasets.read_user_file(self.path, datasets.UserFileOptions(**(self.options or {})), name=self.name)
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict) -> "DataSource":
+    def from_json(cls, data: dict) -> DataSource:
         return cls(**{k: data.get(k) for k in ("kind", "name", "path", "options")})
 
 

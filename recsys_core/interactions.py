@@ -8,8 +8,9 @@ split share the vocabularies of the full data set, so an index means the same th
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -82,7 +83,7 @@ class Vocabulary:
         return self.ids[index]
 
     @classmethod
-    def from_values(cls, values: np.ndarray | pd.Series, kind: str = "id") -> tuple["Vocabulary", np.ndarray]:
+    def from_values(cls, values: np.ndarray | pd.Series, kind: str = "id") -> tuple[Vocabulary, np.ndarray]:
         """Build a sorted vocabulary from raw values and return it with the encoded indices."""
         values = pd.Series(values)
         if values.isna().any():
@@ -105,7 +106,7 @@ class Vocabulary:
         return {"kind": self.kind, "dtype": "int" if integer else "str", "ids": [int(x) if integer else str(x) for x in self.ids]}
 
     @classmethod
-    def from_json(cls, data: Mapping) -> "Vocabulary":
+    def from_json(cls, data: Mapping) -> Vocabulary:
         ids = np.asarray(data["ids"], dtype=np.int64) if data["dtype"] == "int" else np.asarray(data["ids"], dtype=object)
         return cls(ids, kind=data.get("kind", "id"))
 
@@ -189,7 +190,7 @@ class Interactions:
         name: str = "data",
         user_kind: str = "user",
         item_kind: str = "item",
-    ) -> "Interactions":
+    ) -> Interactions:
         """Encode raw ids into vocabularies.
 
         ``item_info``/``user_info`` may be indexed by raw id; they are aligned to the
@@ -295,7 +296,7 @@ class Interactions:
         return out
 
     # -- derived data sets --------------------------------------------------------------
-    def subset(self, mask_or_index: np.ndarray, name: str | None = None) -> "Interactions":
+    def subset(self, mask_or_index: np.ndarray, name: str | None = None) -> Interactions:
         """Rows selected by a boolean mask or an index array; vocabularies are kept."""
         sel = np.asarray(mask_or_index)
 
@@ -313,7 +314,7 @@ class Interactions:
             name=name or self.name,
         )
 
-    def concat(self, other: "Interactions", name: str | None = None) -> "Interactions":
+    def concat(self, other: Interactions, name: str | None = None) -> Interactions:
         """Rows of both; both must share this object's vocabularies."""
         if other.users is not self.users or other.items is not self.items:
             if not (np.array_equal(other.users.ids, self.users.ids) and np.array_equal(other.items.ids, self.items.ids)):
@@ -351,7 +352,12 @@ class Interactions:
         return frame
 
     def content_hash(self) -> str:
-        """sha256 over the encoded interactions and vocabularies: equal data, equal hash."""
+        """sha256 over the encoded interactions and vocabularies: equal data, equal hash.
+
+        Computed once per object (the arrays are read-only, so it cannot go stale)."""
+        cached = self.__dict__.get("_content_hash")
+        if cached is not None:
+            return cached
         digest = hashlib.sha256()
         order = np.lexsort((self.item, self.user))
         digest.update(self.user[order].tobytes())
@@ -363,7 +369,8 @@ class Interactions:
                 digest.update(np.ascontiguousarray(values[order], dtype=np.float64).tobytes())
         for vocab in (self.users, self.items):
             digest.update("\x1f".join(map(str, vocab.ids.tolist())).encode())
-        return digest.hexdigest()[:16]
+        object.__setattr__(self, "_content_hash", digest.hexdigest()[:16])
+        return self.__dict__["_content_hash"]
 
     def item_titles(self) -> np.ndarray:
         """A display name for every item: its title where known, else its raw id."""

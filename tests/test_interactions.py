@@ -1,5 +1,7 @@
 """The Interactions container: encoding, validation, views and hashing."""
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -29,7 +31,7 @@ def test_arrays_are_read_only():
     data = sample()
     with pytest.raises(ValueError):
         data.user[0] = 5
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         data.name = "other"
 
 

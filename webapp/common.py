@@ -8,8 +8,8 @@ tables go through ``st.cache_data``.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import streamlit as st
 

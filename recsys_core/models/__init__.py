@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-
 from typing import TYPE_CHECKING
 
 from ..errors import ModelError

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Iterator
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -37,7 +38,7 @@ class ModelConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
     @classmethod
-    def from_json(cls, data: dict) -> "ModelConfig":
+    def from_json(cls, data: dict) -> ModelConfig:
         names = {f.name: f for f in dataclasses.fields(cls)}
         values = {}
         for key, value in data.items():
@@ -46,7 +47,7 @@ class ModelConfig:
             values[key] = tuple(value) if isinstance(value, list) else value
         return cls(**values)
 
-    def with_overrides(self, overrides: dict[str, Any]) -> "ModelConfig":
+    def with_overrides(self, overrides: dict[str, Any]) -> ModelConfig:
         """A copy with ``overrides`` applied; strings (from ``--set key=value``) are parsed by field type."""
         fields = {f.name: f for f in dataclasses.fields(self)}
         parsed = {}
@@ -398,7 +399,7 @@ class Recommender:
         return {"model": self.name, "config": self.config.to_json(), "n_users": self.n_users, "n_items": self.n_items, "meta": self.meta}
 
     @classmethod
-    def from_state(cls, metadata: dict, tensors: dict[str, torch.Tensor], device: str | torch.device = "cpu") -> "Recommender":
+    def from_state(cls, metadata: dict, tensors: dict[str, torch.Tensor], device: str | torch.device = "cpu") -> Recommender:
         model = cls(cls.Config.from_json(metadata["config"]))
         model.device = resolve_device(device)
         model.n_users, model.n_items = int(metadata["n_users"]), int(metadata["n_items"])

@@ -1,0 +1,44 @@
+"""The end-to-end experiment: sources, refit, protocol checks."""
+
+import shutil
+
+import pytest
+
+from recsys_core.errors import DataError, ModelError
+from recsys_core.experiment import DataSource, run_experiment
+
+
+def test_refit_on_train_plus_validation_is_recorded(ml100k):
+    plain = run_experiment(ml100k, "ease", device="cpu", save=False)
+    refit = run_experiment(ml100k, "ease", device="cpu", refit=True, save=False)
+    assert refit.record["refit"]["done"] and not plain.record["refit"]["done"]
+    assert refit.model.meta["l2"] == plain.model.meta["l2"]  # the validation-chosen λ is kept
+    # more data for the final fit: never a large loss on the untouched test split
+    assert refit.test.metrics["HR@10"] >= plain.test.metrics["HR@10"] - 0.03
+
+
+def test_ratings_protocol_needs_a_rating_model(ml100k):
+    with pytest.raises(ModelError, match="cannot be evaluated on ratings"):
+        run_experiment(ml100k, "ease", protocol="ratings", save=False)
+
+
+def test_heldout_users_with_fold_in(ml100k):
+    result = run_experiment(ml100k, "ease", protocol="heldout-users", device="cpu", save=False)
+    assert result.test.metrics["Recall@20"] > 0.35 and result.test.metrics["NDCG@100"] > 0.4
+    assert result.record["split"]["kind"] == "heldout-users"
+
+
+def test_a_drugscom_file_brought_by_the_user(drugs_sample_dir, tmp_path):
+    path = tmp_path / "reviews.tsv"
+    shutil.copyfile(drugs_sample_dir / "drugsComTrain.tsv", path)
+    source = DataSource.drugscom_file(path, name="my reviews")
+    data = source.load()
+    assert data.users.kind == "condition" and data.items.kind == "drug" and "review" in data.extra
+    result = run_experiment(data, "itemknn", protocol="loo-full", device="cpu", source=source)
+    assert result.record["dataset"]["source"]["kind"] == "drugscom-file"
+    assert DataSource.from_json(result.record["dataset"]["source"]).load().content_hash() == data.content_hash()
+
+
+def test_a_missing_source_file_is_a_clear_error(tmp_path):
+    with pytest.raises(DataError, match="no longer there"):
+        DataSource.drugscom_file(tmp_path / "gone.tsv").load()
