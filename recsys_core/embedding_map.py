@@ -1,0 +1,154 @@
+"""A 2-D UMAP map of a run's item or user embeddings, computed once per run and kept beside it.
+
+``<run folder>/map-items.npz`` and ``map-users.npz`` hold plain arrays (``coords`` and the
+settings they were made with), written with ``np.savez`` through a temporary file and read with
+``allow_pickle=False``. umap-learn is imported inside :func:`embedding_map` only: its first import
+compiles with numba (tens of seconds), which the app must never pay at start-up.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ModelError
+
+KINDS = ("items", "users")
+N_NEIGHBORS = 15
+RANDOM_STATE = 42
+MAX_DIMENSIONS = 64
+"""Vectors with more dimensions (e.g. EASE's rows of B, one weight per item) are first reduced to
+this many by a truncated SVD of the unit-length vectors, which keeps their cosine geometry."""
+
+Progress = Callable[[str, float], None]
+"""``progress(stage, fraction)`` with stage "importing umap", "fitting" or "done"."""
+
+
+def map_path(folder: str | Path, kind: str) -> Path:
+    _check_kind(kind)
+    return Path(folder) / f"map-{kind}.npz"
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise ModelError(f"unknown map kind {kind!r}", "Use 'items' or 'users'.")
+
+
+def embeddings(model, kind: str) -> np.ndarray | None:
+    """The model's item or user vectors (None when it has none)."""
+    _check_kind(kind)
+    vectors = model.item_embeddings() if kind == "items" else model.user_embeddings()
+    return None if vectors is None else np.asarray(vectors, dtype=np.float32)
+
+
+def has_embeddings(model, kind: str) -> bool:
+    return embeddings(model, kind) is not None
+
+
+def no_embeddings_message(model_name: str, kind: str) -> str:
+    what = "item" if kind == "items" else "user"
+    return (
+        f"The {model_name} model has no {what} embeddings, so there is no {what} map to draw. "
+        f"Choose a run of a model that learns a vector per {what} (an embedding model such as NeuMF or BPR"
+        + (", an autoencoder's decoder, or EASE's item weights)." if kind == "items" else ").")
+    )
+
+
+def load_map(folder: str | Path, kind: str, n_points: int | None = None) -> np.ndarray | None:
+    """The cached coordinates, or None when absent, unreadable, or made for another size or settings."""
+    path = map_path(folder, kind)
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            coords = np.asarray(stored["coords"], dtype=np.float32)
+            settings = np.asarray(stored["settings"])
+    except (OSError, ValueError, KeyError):
+        return None
+    if coords.ndim != 2 or coords.shape[1] != 2 or (n_points is not None and coords.shape[0] != n_points):
+        return None
+    if settings.tolist() != [N_NEIGHBORS, RANDOM_STATE, MAX_DIMENSIONS]:
+        return None
+    return coords
+
+
+def _save_map(folder: Path, kind: str, coords: np.ndarray) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".map-{kind}.", suffix=".npz", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.savez(handle, coords=coords.astype(np.float32), settings=np.array([N_NEIGHBORS, RANDOM_STATE, MAX_DIMENSIONS]))
+        os.replace(tmp, map_path(folder, kind))
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _reduce(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    unit = vectors / np.maximum(norms, 1e-12)
+    if unit.shape[1] <= MAX_DIMENSIONS:
+        return unit
+    from sklearn.decomposition import TruncatedSVD
+
+    n_components = min(MAX_DIMENSIONS, unit.shape[0] - 1)
+    return TruncatedSVD(n_components=n_components, algorithm="randomized", random_state=RANDOM_STATE).fit_transform(unit)
+
+
+def fit_umap(vectors: np.ndarray, progress: Progress | None = None) -> np.ndarray:
+    """UMAP (cosine, ``N_NEIGHBORS`` neighbours, fixed seed) of ``vectors`` into 2-D."""
+    report = progress or (lambda stage, fraction: None)
+    n = len(vectors)
+    if n < 4:
+        raise ModelError(f"a map needs at least 4 points, and there are {n}", "Use a data set with more items or users.")
+    report("importing umap", 0.0)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import umap
+
+    report("fitting", 0.3)
+    points = _reduce(np.asarray(vectors, dtype=np.float32))
+    # Zero vectors (items never seen in training) have no direction; a whisper of seeded noise
+    # places them together instead of making the cosine undefined.
+    zero = np.linalg.norm(points, axis=1) < 1e-9
+    if zero.any():
+        points = points.copy()
+        points[zero] = np.random.default_rng(RANDOM_STATE).normal(scale=1e-6, size=(int(zero.sum()), points.shape[1]))
+    reducer = umap.UMAP(
+        n_neighbors=min(N_NEIGHBORS, n - 1),
+        n_components=2,
+        metric="cosine",
+        random_state=RANDOM_STATE,
+        n_jobs=1,
+        init="spectral" if n > N_NEIGHBORS + 2 else "random",
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        coords = reducer.fit_transform(points)
+    report("done", 1.0)
+    return np.asarray(coords, dtype=np.float32)
+
+
+def embedding_map(run, kind: str = "items", progress: Progress | None = None, force: bool = False) -> np.ndarray:
+    """2-D coordinates of every item (or user) of a saved run, one row per index.
+
+    Read from ``<run folder>/map-<kind>.npz`` when there; otherwise computed with UMAP and saved
+    there. Raises :class:`ModelError` (with the reason) when the model has no such embeddings.
+    """
+    vectors = embeddings(run.model, kind)
+    if vectors is None:
+        raise ModelError(no_embeddings_message(run.model.name, kind))
+    if not force:
+        cached = load_map(run.path, kind, n_points=len(vectors))
+        if cached is not None:
+            if progress is not None:
+                progress("done", 1.0)
+            return cached
+    coords = fit_umap(vectors, progress)
+    _save_map(Path(run.path), kind, coords)
+    return coords
