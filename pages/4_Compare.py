@@ -1,0 +1,160 @@
+"""Compare: a leaderboard of the runs on one split, a paired test, two runs' lists for one user, sampled vs full metrics."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from recsys_core import explain as ex
+from recsys_core.errors import RecsysError
+from recsys_core.evaluation import HEADLINE, paired_comparison
+from webapp import compare_ui as cmp
+from webapp import recommend_ui as ui
+from webapp.common import is_drug_data, load_run, runs_for
+
+st.set_page_config(page_title="Compare · Recsys Explorer", page_icon="📊", layout="wide")
+st.title("Compare")
+
+data_key, data = ui.active_data()
+records = runs_for(data)
+if not records:
+    st.info(f"No saved run on {data.name} yet. Train a few on the **Train** page, then compare them here.")
+    st.stop()
+
+NUMBER = st.column_config.NumberColumn
+
+# ---------------------------------------------------------------------------------- which split
+groups = cmp.group_by_split(records)
+keys = sorted(groups, key=lambda g: -len(groups[g]))
+labels = {g: cmp.split_label(groups[g][0], len(groups[g])) for g in keys}
+ui.keep_valid("cmp_split", keys)
+top = st.columns([3, 2], gap="medium")
+group_key = top[0].selectbox(
+    "Runs tested on the same split",
+    keys,
+    format_func=labels.get,
+    key="cmp_split",
+    help="Only runs on the same data (same content hash), split kind and seed share their test users, so only they can be compared.",
+)
+group = groups[group_key]
+protocols = cmp.protocols_of(group)
+ui.keep_valid("cmp_protocol", protocols)
+protocol = top[1].radio("Protocol", protocols, key="cmp_protocol", horizontal=True)
+by_id = {r["run_id"]: r for r in group}
+
+# ---------------------------------------------------------------------------------- leaderboard
+st.header("Leaderboard")
+board = cmp.leaderboard(group, protocol)
+headline = HEADLINE[protocol]
+st.caption(
+    f"Test metrics of {len(board)} run(s) on {data.name}, {protocol}; 95% intervals from a bootstrap over test users. "
+    + ("Coverage@10 is the share of all items that appear in some user's full-ranking top 10." if protocol.startswith("loo") else "")
+)
+metric_config = {c: NUMBER(format="%.4f") for c in board.columns if ("@" in c and "CI" not in c) or c in ("MRR", "RMSE", "MAE")}
+st.dataframe(
+    board,
+    hide_index=True,
+    width="stretch",
+    column_order=[c for c in board.columns if c not in ("model", "run_id")] + ["run_id"],
+    column_config={**metric_config, "fit seconds": NUMBER(format="%.1f"), "run_id": st.column_config.TextColumn("run id")},
+)
+if headline in board.columns and len(board):
+    intervals = [by_id[r]["test"][protocol].get("intervals", {}).get(headline, [v, v]) for r, v in zip(board["run_id"], board[headline])]
+    figure = go.Figure(
+        go.Bar(
+            x=board["run"],
+            y=board[headline],
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": [hi - v for (lo, hi), v in zip(intervals, board[headline])],
+                "arrayminus": [v - lo for (lo, hi), v in zip(intervals, board[headline])],
+            },
+            marker_color="#4C78A8",
+        )
+    )
+    figure.update_layout(
+        height=300, margin={"l": 10, "r": 10, "t": 30, "b": 10}, yaxis_title=f"{headline} (95% CI)", title=f"{headline} by run"
+    )
+    st.plotly_chart(figure, key="cmp_chart")
+
+# ---------------------------------------------------------------------------------- paired test
+st.header("Is one run really better?")
+ids = board["run_id"].tolist()
+if len(ids) < 2:
+    st.info("Train a second run on this split to compare two runs.")
+else:
+    names = {r: cmp.short_name(by_id[r]) for r in ids}
+    col_a, col_b, col_m = st.columns([2, 2, 1])
+    ui.keep_valid("cmp_a", ids)
+    ui.keep_valid("cmp_b", ids)
+    with col_a:
+        run_a = st.selectbox("Run A", ids, index=0, format_func=names.get, key="cmp_a")
+    with col_b:
+        run_b = st.selectbox("Run B", ids, index=1, format_func=names.get, key="cmp_b")
+    try:
+        eval_a, eval_b = load_run(run_a).evaluation(protocol), load_run(run_b).evaluation(protocol)
+    except RecsysError as error:
+        ui.show_error(error)
+        eval_a = eval_b = None
+    if eval_a is None or eval_b is None:
+        st.info("One of the runs has no per-user evaluation saved for this protocol, so they cannot be paired.")
+    elif run_a == run_b:
+        st.info("Choose two different runs.")
+    else:
+        metrics = [m for m in eval_a.per_user if m in eval_b.per_user and m != "rank"]
+        ui.keep_valid("cmp_metric", metrics)
+        default = metrics.index(headline) if headline in metrics else 0
+        with col_m:
+            metric = st.selectbox("Metric", metrics, index=default, key="cmp_metric")
+        try:
+            result = paired_comparison(eval_a, eval_b, metric)
+            text, verdict = cmp.paired_sentence(result, names[run_a], names[run_b])
+            (st.success if verdict != "none" else st.info)(text)
+        except RecsysError as error:
+            ui.show_error(error, "These runs cannot be paired")
+
+    # ------------------------------------------------------------------------------ the same user, two runs
+    st.header(f"The same {data.users.kind}, two runs")
+    user = ui.pick_user("cmp_user", data, data_key)
+    lists = {}
+    columns = st.columns(2)
+    for column, run_id in zip(columns, (run_a, run_b)):
+        run = load_run(run_id)
+        items, scores, _ = ex.rank_items(run.model, user, k=10)
+        table = ex.item_table(run, items, scores)
+        lists[run_id] = table["item_index"].tolist()
+        column.subheader(names[run_id])
+        column.dataframe(
+            table[[c for c in ("rank", "title", "score") if c in table]],
+            hide_index=True,
+            width="stretch",
+            column_config={"score": NUMBER(format="%.4f"), "title": st.column_config.TextColumn(data.items.kind.capitalize())},
+        )
+    common, jaccard = cmp.overlap(lists[run_a], lists[run_b])
+    titles = load_run(run_a).item_titles()
+    shared = [str(titles[i]) for i in lists[run_a] if i in set(lists[run_b])]
+    st.markdown(f"**Overlap:** {common} of 10 in both lists (Jaccard {jaccard:.2f})" + (f": {', '.join(shared)}." if shared else "."))
+    if is_drug_data(data):
+        st.caption("Drug lists describe patterns in reviews, not medical advice.")
+
+# ---------------------------------------------------------------------------------- sampled vs full
+st.header("Sampled vs full-ranking metrics")
+table = cmp.sampled_vs_full(group)
+if table.empty:
+    st.info("Only leave-one-out runs are evaluated both ways (99 sampled negatives and the full ranking).")
+else:
+    st.dataframe(table, hide_index=True, width="stretch", column_config={c: NUMBER(format="%.4f") for c in table.columns if "@" in c})
+    flips = cmp.reversals(table)
+    if flips:
+        st.warning("The two ways of measuring disagree on the order here: " + " ".join(flips))
+    elif len(table) > 1:
+        st.caption("Here both ways of measuring put the runs in the same order of HR@10.")
+st.markdown(
+    "Leave-one-out runs are tested twice on the same held-out item per user: ranked among **99 sampled items** the user "
+    "never interacted with (`loo-sampled`, as in the NCF paper) and among **all items** (`loo-full`). Sampled metrics are "
+    "much higher and can mislead: Krichene & Rendle (KDD 2020, *On Sampled Metrics for Item Recommendation*) show that they "
+    "are not consistent with the full-ranking metrics they stand for — with few negatives they reward getting the item "
+    "roughly near the top rather than at the top, and they can even **reverse the order of two models**. Trust the full "
+    "ranking when the two disagree."
+)

@@ -1,0 +1,186 @@
+"""Embeddings: a UMAP map of a run's item (or user) embeddings, computed once per run, then instant."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from recsys_core import embedding_map as em
+from recsys_core import explain as ex
+from recsys_core.errors import RecsysError
+from webapp import embeddings_ui as eui
+from webapp import recommend_ui as ui
+from webapp.common import MEDICAL_NOTE, is_drug_data
+
+st.set_page_config(page_title="Embeddings · Recsys Explorer", page_icon="🗺️", layout="wide")
+st.title("Embeddings")
+
+NONE = -1
+STAGES = {"importing umap": "Importing UMAP (the first time compiles it: up to a minute)…", "fitting": "Fitting UMAP…", "done": "Done"}
+NUMBER = st.column_config.NumberColumn
+
+data_key, data = ui.active_data()
+drugs = is_drug_data(data)
+top = st.columns([4, 1], gap="medium")
+with top[0]:
+    run = ui.pick_run(data, key="emb_run")
+model = run.model
+titles = run.item_titles()
+counts = ui.popularity(data_key)
+item_kind, user_kind = data.items.kind, data.users.kind
+if drugs:
+    st.info(MEDICAL_NOTE)
+
+KINDS = {"items": f"{item_kind.capitalize()}s", "users": f"{user_kind.capitalize()}s"}
+ui.keep_valid("emb_kind", list(KINDS))
+with top[1]:
+    kind = st.radio("Map of", list(KINDS), format_func=KINDS.get, key="emb_kind", horizontal=True)
+
+if not em.has_embeddings(model, kind):
+    st.info(em.no_embeddings_message(model.name, kind))
+    st.stop()
+
+
+@st.cache_resource(show_spinner=False)
+def _map_lock(path: str) -> threading.Lock:
+    """One computation per run and kind at a time, across sessions."""
+    return threading.Lock()
+
+
+n_points = model.n_items if kind == "items" else model.n_users
+coords = em.load_map(run.path, kind, n_points)
+if coords is None:
+    with st.status(f"Computing the {kind[:-1]} map of this run once (UMAP); it is saved beside the run.", expanded=True) as status:
+        bar = st.progress(0.0, text="Starting…")
+
+        def _progress(stage: str, fraction: float) -> None:
+            bar.progress(min(1.0, fraction), text=STAGES.get(stage, stage))
+
+        try:
+            with _map_lock(f"{run.path}:{kind}"):
+                coords = em.load_map(run.path, kind, n_points)  # another session may have just made it
+                if coords is None:
+                    coords = em.embedding_map(run, kind, progress=_progress)
+        except RecsysError as error:
+            status.update(label="The map could not be computed", state="error")
+            ui.show_error(error)
+            st.stop()
+        status.update(label=f"{KINDS[kind]} map ready (saved beside the run)", state="complete", expanded=False)
+
+
+def _on_select() -> None:
+    index = eui.selected_index(st.session_state.get("emb_chart"))
+    if index is not None:
+        st.session_state["emb_item" if st.session_state.get("emb_kind") == "items" else "emb_selected_user"] = index
+
+
+# ---------------------------------------------------------------------------------- items
+if kind == "items":
+    options = eui.item_colour_options(run.item_info, drugs)
+    controls = st.columns([1, 2])
+    ui.keep_valid("emb_colour", options)
+    colour_by = controls[0].selectbox("Colour by", options, key="emb_colour")
+    users = [NONE] + ui.picker_order(data_key, "users").tolist()
+    labels = ui.user_labels(data_key)
+    ui.keep_valid("emb_user", users)
+    with controls[1]:
+        overlay_user = st.selectbox(
+            f"Draw a {user_kind}'s history and recommendations over the map",
+            users,
+            format_func=lambda u: "— nobody —" if u == NONE else labels[u],
+            key="emb_user",
+        )
+    overlays = []
+    if overlay_user != NONE:
+        history = model.known[overlay_user].indices
+        recommended, _ = model.recommend(np.array([overlay_user]), k=10)
+        overlays = [
+            {
+                "name": f"history of {data.users.ids[overlay_user]} ({len(history)})",
+                "index": history,
+                "symbol": "circle-open",
+                "color": "#000000",
+            },
+            {"name": "top 10 recommended", "index": recommended[0], "symbol": "star", "color": "#FFD700", "line": "#000000", "size": 14},
+        ]
+    colour = eui.colouring(colour_by, run.item_info, counts)
+    texts = eui.hover_texts(titles, run.item_info, counts, "reviews" if drugs else "interactions")
+    figure = eui.map_figure(coords, texts, colour, overlays, title=f"{n_points:,} {item_kind}s of {model.name} ({run.run_id})")
+    st.plotly_chart(figure, key="emb_chart", on_select=_on_select, selection_mode=("points", "box", "lasso"), config={"scrollZoom": True})
+    st.caption(f"Close points are {item_kind}s the model treats alike (cosine of their vectors). Click a point to see its neighbours.")
+
+    items = ui.picker_order(data_key, "items").tolist()
+    chosen = st.session_state.get("emb_item")
+    if chosen is not None and chosen != NONE and chosen not in set(items):
+        items.insert(0, int(chosen))
+    item = st.selectbox(
+        f"Selected {item_kind}",
+        [NONE] + items,
+        format_func=lambda i: "— click a point or type a title —" if i == NONE else str(titles[i]),
+        key="emb_item",
+    )
+    if item != NONE:
+        facts = [f"**{titles[item]}**"]
+        info = run.item_info
+        if info is not None:
+            for column, label in (("genres", "genres"), ("year", "year"), ("top_condition", "most reviewed for")):
+                if column in info.columns and not pd.isna(info[column].iloc[item]):
+                    facts.append(f"{label}: {info[column].iloc[item]}")
+        facts.append(f"{counts[item]:,} {'reviews' if drugs else 'interactions'}")
+        st.markdown(" · ".join(facts))
+        try:
+            neighbours, similarity = model.similar_items(np.array([item]), k=10)
+        except RecsysError as error:
+            ui.show_error(error)
+            st.stop()
+        table = ex.item_table(run, neighbours[0], similarity[0], counts).rename(columns={"score": "similarity"})
+        st.subheader(f"Nearest {item_kind}s")
+        st.dataframe(
+            table[[c for c in ("rank", "title", "similarity", "genres", "year", "top_condition", "popularity") if c in table]],
+            hide_index=True,
+            width="stretch",
+            column_config={
+                "similarity": NUMBER(format="%.4f"),
+                "year": NUMBER(format="%d"),
+                "popularity": NUMBER("Interactions", format="%d"),
+                "top_condition": st.column_config.TextColumn("Most reviewed for"),
+            },
+        )
+    st.stop()
+
+# ---------------------------------------------------------------------------------- users
+options = eui.user_colour_options(data.user_info)
+ui.keep_valid("emb_colour", options)
+colour_by = st.selectbox("Colour by", options, key="emb_colour")
+user_counts = data.user_counts()
+labels = ui.user_labels(data_key)
+colour = eui.colouring(colour_by, data.user_info, user_counts)
+noun = "reviews" if drugs else "ratings" if data.rating is not None else "interactions"
+texts = eui.hover_texts(np.asarray(labels, dtype=object), None, user_counts, noun)
+figure = eui.map_figure(coords, texts, colour, title=f"{n_points:,} {user_kind}s of {model.name} ({run.run_id})")
+st.plotly_chart(figure, key="emb_chart", on_select=_on_select, selection_mode=("points", "box", "lasso"), config={"scrollZoom": True})
+st.caption(f"Close points are {user_kind}s whose vectors point the same way. Click a point to see what the model recommends them.")
+users = ui.picker_order(data_key, "users").tolist()
+chosen = st.session_state.get("emb_selected_user")
+if chosen is not None and chosen != NONE and chosen not in set(users):
+    users.insert(0, int(chosen))
+user = st.selectbox(
+    f"Selected {user_kind}",
+    [NONE] + users,
+    format_func=lambda u: "— click a point or type an id —" if u == NONE else labels[u],
+    key="emb_selected_user",
+)
+if user != NONE:
+    facts = ui.user_facts(data, user)
+    st.markdown(f"**{data.users.ids[user]}**" + (f" · {facts}" if facts else ""))
+    items, scores, _ = ex.rank_items(model, user, k=10)
+    table = ex.item_table(run, items, scores, counts)
+    st.dataframe(
+        table[[c for c in ("rank", "title", "score", "genres", "year", "popularity") if c in table]],
+        hide_index=True,
+        width="stretch",
+        column_config={"score": NUMBER(format="%.4f"), "year": NUMBER(format="%d"), "popularity": NUMBER("Interactions", format="%d")},
+    )

@@ -1,0 +1,162 @@
+"""Tables and sentences of the Compare page, from saved runs' run.json records (no Streamlit here)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+
+from recsys_core.evaluation import HEADLINE, LOWER_IS_BETTER
+
+# The metrics each protocol's leaderboard shows, in order (those a record has).
+LEADERBOARD_METRICS = {
+    "loo-sampled": ("HR@10", "NDCG@10", "MRR"),
+    "loo-full": ("HR@10", "NDCG@10", "MRR", "Coverage@10"),
+    "heldout-users": ("Recall@20", "Recall@50", "NDCG@100", "Coverage@20"),
+    "ratings": ("RMSE", "MAE"),
+}
+SPLIT_NAMES = {"leave-one-out": "leave-one-out", "heldout-users": "held-out users", "ratio": "random ratio"}
+
+
+def split_key(record: dict) -> str:
+    """Runs with the same key were tested on the same split (same data is checked by the caller)."""
+    return json.dumps({"split": record.get("split", {}), "seed": record.get("seed")}, sort_keys=True, default=str)
+
+
+def split_label(record: dict, n_runs: int) -> str:
+    split = record.get("split", {})
+    kind = SPLIT_NAMES.get(split.get("kind"), split.get("kind", "?"))
+    return f"{kind} split, seed {record.get('seed')} ({n_runs} run{'s' if n_runs != 1 else ''})"
+
+
+def group_by_split(records: list[dict]) -> dict[str, list[dict]]:
+    groups: dict[str, list[dict]] = {}
+    for record in records:
+        if "test" in record:
+            groups.setdefault(split_key(record), []).append(record)
+    return groups
+
+
+def protocols_of(records: list[dict]) -> list[str]:
+    order = list(HEADLINE)
+    found = {p for r in records for p in r.get("test", {})}
+    return [p for p in order if p in found]
+
+
+def short_name(record: dict) -> str:
+    return f"{record['model']} ({record['run_id'][-6:]})"
+
+
+def leaderboard(records: list[dict], protocol: str) -> pd.DataFrame:
+    """One row per run evaluated on ``protocol``: metrics with 95% bootstrap intervals, Coverage@10
+    of the full ranking (leave-one-out runs), fit time; best headline first."""
+    rows = []
+    for record in records:
+        test = record.get("test", {}).get(protocol)
+        if test is None:
+            continue
+        row = {"run": short_name(record), "model": record["model"], "run_id": record["run_id"]}
+        for metric in LEADERBOARD_METRICS.get(protocol, ()):
+            value = test["metrics"].get(metric)
+            if value is None and metric.startswith("Coverage@") and protocol.startswith("loo"):
+                value = record["test"].get("loo-full", {}).get("metrics", {}).get(metric)
+            if value is None:
+                continue
+            row[metric] = value
+            interval = test.get("intervals", {}).get(metric)
+            if interval is not None:
+                row[f"{metric} 95% CI"] = f"{interval[0]:.3f} – {interval[1]:.3f}"
+        if protocol == "loo-sampled":
+            coverage = record["test"].get("loo-full", {}).get("metrics", {}).get("Coverage@10")
+            if coverage is not None:
+                row["Coverage@10 (full ranking)"] = coverage
+        row["fit seconds"] = record.get("fit_seconds")
+        row["epochs"] = record.get("epochs_run")
+        row["created"] = str(record.get("created", "")).replace("T", " ")
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    headline = HEADLINE.get(protocol)
+    if not table.empty and headline in table.columns:
+        table = table.sort_values(headline, ascending=headline in LOWER_IS_BETTER, kind="stable").reset_index(drop=True)
+    return table
+
+
+def _p(value: float) -> str:
+    return "p < 0.001" if value < 0.001 else f"p = {value:.3f}"
+
+
+def paired_sentence(result: dict, name_a: str, name_b: str, level: float = 0.05) -> tuple[str, str]:
+    """The outcome of :func:`~recsys_core.evaluation.paired_comparison` in words, and a verdict:
+    "a", "b" (significantly better) or "none"."""
+    metric = result["metric"]
+    lower_better = metric in LOWER_IS_BETTER or metric == "squared_error"
+    diff, (lo, hi) = result["difference"], result["interval"]
+    higher = name_a if diff > 0 else name_b
+    text = (
+        f"On the {result['n_users']:,} test users both runs were evaluated on, {name_a} has mean {metric} "
+        f"{result['mean_a']:.4f} and {name_b} {result['mean_b']:.4f}: a difference of {diff:+.4f} "
+        f"(95% bootstrap interval {lo:+.4f} to {hi:+.4f}). "
+        f"Paired t-test {_p(result['p_value_t'])}, Wilcoxon signed-rank {_p(result['p_value_wilcoxon'])}. "
+        f"{name_a} does better for {result['a_better']:,} users, {name_b} for {result['b_better']:,}, "
+        f"{result['ties']:,} ties. "
+    )
+    # The verdict rests on the bootstrap interval and the paired t-test (valid for hundreds of users);
+    # the Wilcoxon test drops tied users and ignores the size of differences, so it is reported, not decisive.
+    significant = (lo > 0 or hi < 0) and result["p_value_t"] < level and not math.isclose(diff, 0.0)
+    percent = f"{level * 100:g}%"
+    if not significant:
+        return text + f"The difference is not significant at the {percent} level: neither run is shown to be better.", "none"
+    better = (name_b if diff > 0 else name_a) if lower_better else higher
+    verdict = "a" if better == name_a else "b"
+    note = (
+        ""
+        if result["p_value_wilcoxon"] < level
+        else " (the Wilcoxon test, which ignores how large each difference is, does not confirm it)"
+    )
+    return text + f"The difference is significant at the {percent} level: **{better} is better** on {metric}{note}.", verdict
+
+
+def sampled_vs_full(records: list[dict], metric: str = "HR@10") -> pd.DataFrame:
+    """Runs with both leave-one-out evaluations: the metric sampled (99 negatives) and on the full
+    ranking, and each run's rank under both."""
+    rows = []
+    for record in records:
+        test = record.get("test", {})
+        if "loo-sampled" in test and "loo-full" in test:
+            rows.append(
+                {
+                    "run": short_name(record),
+                    f"{metric} sampled": test["loo-sampled"]["metrics"].get(metric),
+                    f"{metric} full": test["loo-full"]["metrics"].get(metric),
+                    "NDCG@10 sampled": test["loo-sampled"]["metrics"].get("NDCG@10"),
+                    "NDCG@10 full": test["loo-full"]["metrics"].get("NDCG@10"),
+                }
+            )
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    table["rank sampled"] = table[f"{metric} sampled"].rank(ascending=False, method="min").astype(int)
+    table["rank full"] = table[f"{metric} full"].rank(ascending=False, method="min").astype(int)
+    return table.sort_values("rank full", kind="stable").reset_index(drop=True)
+
+
+def reversals(table: pd.DataFrame, metric: str = "HR@10") -> list[str]:
+    """Pairs of runs whose order under the sampled metric is the reverse of their order under the full one."""
+    out = []
+    rows = table.to_dict("records")
+    for i, a in enumerate(rows):
+        for b in rows[i + 1 :]:
+            sampled = a[f"{metric} sampled"] - b[f"{metric} sampled"]
+            full = a[f"{metric} full"] - b[f"{metric} full"]
+            if sampled * full < 0:
+                first, second = (a, b) if full > 0 else (b, a)
+                out.append(f"{first['run']} beats {second['run']} on the full ranking but loses to it on the sampled metric.")
+    return out
+
+
+def overlap(a: list, b: list) -> tuple[int, float]:
+    """Items in both lists and their Jaccard index."""
+    common = set(a) & set(b)
+    union = set(a) | set(b)
+    return len(common), (len(common) / len(union) if union else 0.0)
