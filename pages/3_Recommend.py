@@ -203,7 +203,7 @@ st.caption(
     f"Drugs nobody has reviewed for this condition yet, ranked by {run.model.name}. Their evidence is over all conditions; "
     "the model only suggests where patterns in other conditions point."
 )
-columns = [c for c in ("rank", "title", "score", "top_condition", "reviews", "mean_rating", "conditions", "because") if c in table]
+columns = [c for c in ("rank", "title", "because", "top_condition", "reviews", "mean_rating", "conditions", "score") if c in table]
 st.dataframe(
     table[columns],
     hide_index=True,

@@ -25,6 +25,9 @@ NUMBER = st.column_config.NumberColumn
 
 # ---------------------------------------------------------------------------------- which split
 groups = cmp.group_by_split(records)
+if not groups:
+    st.info(f"None of the runs on {data.name} has test results to compare; train a run on the **Train** page.")
+    st.stop()
 keys = sorted(groups, key=lambda g: -len(groups[g]))
 labels = {g: cmp.split_label(groups[g][0], len(groups[g])) for g in keys}
 ui.keep_valid("cmp_split", keys)

@@ -143,6 +143,7 @@ if kind == "items":
             hide_index=True,
             width="stretch",
             column_config={
+                "title": st.column_config.TextColumn(item_kind.capitalize()),
                 "similarity": NUMBER(format="%.4f"),
                 "year": NUMBER(format="%d"),
                 "popularity": NUMBER("Interactions", format="%d"),

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from recsys_core import explain as ex
@@ -54,7 +55,13 @@ def app_home(tmp_path_factory, ml100k_dir, drugs_sample_dir):
             os.environ.pop("RECSYS_HOME", None)
         else:
             os.environ["RECSYS_HOME"] = previous
-    return home, runs
+    # Streamlit's caches live as long as the process: data loaded by other test modules (from other
+    # data homes) must not stand in for ours, nor ours for theirs.
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield home, runs
+    st.cache_resource.clear()
+    st.cache_data.clear()
 
 
 @pytest.fixture(autouse=True)

@@ -95,6 +95,8 @@ def _trace(x, y, text, index, name, **marker) -> go.Scattergl:
         customdata=index,
         hovertemplate="%{text}<extra></extra>",
         marker={"size": 5, "opacity": 0.75, **marker},
+        selected={"marker": {"size": 13, "opacity": 1.0}},
+        unselected={"marker": {"opacity": 0.3}},
     )
 
 

@@ -1,0 +1,183 @@
+"""End to end in a real browser: ``streamlit run app.py`` in a subprocess, driven by Playwright + Chromium.
+
+The data home is filled first (MovieLens 100K imported from the shared copy, an EASE and an item-kNN
+run), so the app starts straight into recommendations. Screenshots go to tests/screenshots/ (git-ignored);
+small copies of the main pages go to docs/screenshots/ when they are missing or UPDATE_SCREENSHOTS=1.
+
+This test fails (it does not skip) when Chromium or Playwright is missing: CI installs both.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHOTS = REPO / "tests" / "screenshots"
+DOC_SHOTS = REPO / "docs" / "screenshots"
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+START_TIMEOUT_S = 90
+PAGE_TIMEOUT_MS = 120_000
+MAP_TIMEOUT_MS = 360_000  # the first UMAP import and fit in the server process (numba compiles)
+MAX_DOC_SHOT_BYTES = 300_000
+
+pytestmark = pytest.mark.browser
+
+# Screen position of the first point of the map's first trace (plotly's own axis conversions).
+FIRST_POINT_JS = """() => {
+  const plot = document.querySelector('.js-plotly-plot');
+  const layout = plot._fullLayout, trace = plot._fullData[0], box = plot.getBoundingClientRect();
+  return {x: box.left + layout._size.l + layout.xaxis.l2p(trace.x[0]), y: box.top + layout._size.t + layout.yaxis.l2p(trace.y[0])};
+}"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_healthy(port: int, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"streamlit exited with code {process.returncode} before it was healthy:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as response:
+                if response.read().strip() == b"ok":
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"streamlit was not healthy within {START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=15)
+
+
+def _doc_copy(source: Path, name: str) -> None:
+    """A small copy for the README: 1000 px wide, 256 colours, under 300 KB."""
+    target = DOC_SHOTS / name
+    if target.exists() and os.environ.get("UPDATE_SCREENSHOTS") != "1":
+        return
+    from PIL import Image
+
+    DOC_SHOTS.mkdir(parents=True, exist_ok=True)
+    with Image.open(source) as image:
+        image = image.convert("RGB")
+        width = min(1000, image.width)
+        image = image.resize((width, round(image.height * width / image.width)), Image.LANCZOS)
+        image.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(target, optimize=True)
+    assert target.stat().st_size < MAX_DOC_SHOT_BYTES, f"{target} is {target.stat().st_size} bytes"
+
+
+@pytest.fixture
+def filled_home(_isolated_home, ml100k_dir):
+    from recsys_core.datasets import fetch
+    from recsys_core.experiment import DataSource, run_experiment
+    from recsys_core.runs import load_run
+
+    fetch("ml-100k", source=ml100k_dir)
+    source = DataSource.builtin("ml-100k")
+    data = source.load()
+    run_experiment(data, "itemknn", seed=0, device="cpu", source=source)
+    ease = run_experiment(data, "ease", seed=0, device="cpu", source=source, overrides={"l2": 500.0})
+    # The Recommend page opens on the newest run (EASE) and the first user by id.
+    expected = load_run(ease.run_id).recommend(1, k=10)
+    return _isolated_home, ease.run_id, list(expected["title"])
+
+
+def test_app_in_a_real_browser(filled_home, tmp_path):
+    home, run_id, titles = filled_home
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium is needed for the browser test and is not at {CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("the browser test needs the playwright package (pip install playwright)")
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    log = tmp_path / "streamlit.log"
+    env = {**os.environ, "RECSYS_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+               "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]  # fmt: skip
+    with open(log, "wb") as out:
+        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        _wait_healthy(port, process, log)
+        base = f"http://127.0.0.1:{port}"
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=60_000)
+            try:
+                page = browser.new_page(viewport={"width": 1280, "height": 960})
+                page.set_default_timeout(PAGE_TIMEOUT_MS)
+
+                page.goto(base + "/")
+                page.get_by_text("Recsys Explorer").first.wait_for()
+                page.locator('[role="gridcell"]').first.wait_for(state="attached")
+                page.wait_for_timeout(1500)
+                page.screenshot(path=str(SHOTS / "home.png"))
+
+                page.goto(base + "/Recommend")
+                page.get_by_text("Top 10 from ease").first.wait_for()
+                # The table is a canvas grid; its accessible cells carry the text.
+                page.locator('[role="gridcell"]', has_text=titles[0]).first.wait_for(state="attached")
+                page.locator('[role="gridcell"]', has_text="Because you liked").first.wait_for(state="attached")
+                page.wait_for_timeout(1500)
+                page.screenshot(path=str(SHOTS / "recommend.png"))
+
+                page.goto(base + "/Compare")
+                page.get_by_text("Leaderboard").first.wait_for()
+                page.get_by_text("is better").first.wait_for()
+                page.wait_for_timeout(1500)
+                page.screenshot(path=str(SHOTS / "compare.png"))
+
+                page.set_viewport_size({"width": 1280, "height": 1300})
+                page.goto(base + "/Embeddings")
+                plot = page.locator(".js-plotly-plot").first
+                plot.wait_for(timeout=MAP_TIMEOUT_MS)
+                plot.locator("canvas").first.wait_for(state="attached")
+                assert page.locator(".js-plotly-plot .legend").count() >= 1
+                page.wait_for_timeout(2500)
+                plot.scroll_into_view_if_needed()
+                page.screenshot(path=str(SHOTS / "embeddings.png"))
+                # Click the first point of the first trace: the page shows that item and its neighbours.
+                point = page.evaluate(FIRST_POINT_JS)
+                page.mouse.click(point["x"], point["y"])
+                page.get_by_text("Nearest items").first.wait_for()
+                page.locator('[role="gridcell"]').first.wait_for(state="attached")
+                page.wait_for_timeout(1500)
+                page.screenshot(path=str(SHOTS / "embeddings-selected.png"))
+            finally:
+                browser.close()
+        assert (home / "runs" / run_id / "map-items.npz").exists()
+    finally:
+        _stop(process)
+    assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
+    for name in ("home", "recommend", "compare", "embeddings"):
+        _doc_copy(SHOTS / f"{name}.png", f"{name}.png")
