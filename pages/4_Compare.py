@@ -23,6 +23,13 @@ if not records:
 
 NUMBER = st.column_config.NumberColumn
 
+
+@st.cache_data(show_spinner="Pairing the two runs…", max_entries=64)
+def _paired(run_a: str, run_b: str, protocol: str, metric: str) -> dict:
+    """paired_comparison of two saved runs (a bootstrap over every test user: worth keeping)."""
+    return paired_comparison(load_run(run_a).evaluation(protocol), load_run(run_b).evaluation(protocol), metric)
+
+
 # ---------------------------------------------------------------------------------- which split
 groups = cmp.group_by_split(records)
 if not groups:
@@ -111,7 +118,7 @@ else:
         with col_m:
             metric = st.selectbox("Metric", metrics, index=default, key="cmp_metric")
         try:
-            result = paired_comparison(eval_a, eval_b, metric)
+            result = _paired(run_a, run_b, protocol, metric)
             text, verdict = cmp.paired_sentence(result, names[run_a], names[run_b])
             (st.success if verdict != "none" else st.info)(text)
         except RecsysError as error:

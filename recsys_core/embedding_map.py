@@ -8,6 +8,7 @@ compiles with numba (tens of seconds), which the app must never pay at start-up.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from collections.abc import Callable
@@ -16,6 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ModelError
+
+log = logging.getLogger(__name__)
 
 KINDS = ("items", "users")
 N_NEIGHBORS = 15
@@ -150,5 +153,8 @@ def embedding_map(run, kind: str = "items", progress: Progress | None = None, fo
                 progress("done", 1.0)
             return cached
     coords = fit_umap(vectors, progress)
-    _save_map(Path(run.path), kind, coords)
+    try:
+        _save_map(Path(run.path), kind, coords)
+    except OSError as error:  # a read-only run folder: show the map anyway, compute it again next time
+        log.warning("could not save the %s map of %s: %s", kind, run.path, error)
     return coords

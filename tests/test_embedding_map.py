@@ -90,6 +90,18 @@ def test_a_stale_or_foreign_cache_is_recomputed(tmp_path, monkeypatch):
     assert em.load_map(tmp_path, "items", 12) is not None
 
 
+def test_a_read_only_run_folder_still_gets_its_map(tmp_path, monkeypatch):
+    monkeypatch.setattr(em, "fit_umap", lambda v, progress=None: np.zeros((len(v), 2), dtype=np.float32))
+
+    def refuse(*args, **kwargs):
+        raise PermissionError("read-only")
+
+    monkeypatch.setattr(em, "_save_map", refuse)
+    run = SimpleNamespace(model=_Model(np.ones((5, 3))), path=tmp_path)
+    assert em.embedding_map(run, "items").shape == (5, 2)
+    assert not (tmp_path / "map-items.npz").exists()
+
+
 def test_users_and_items_are_kept_apart(tmp_path, monkeypatch):
     monkeypatch.setattr(em, "fit_umap", lambda v, progress=None: np.full((len(v), 2), float(len(v)), dtype=np.float32))
     run = SimpleNamespace(model=_Model(np.ones((6, 3)), np.ones((9, 3))), path=tmp_path)
