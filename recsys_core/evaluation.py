@@ -115,7 +115,13 @@ def paired_comparison(a: EvaluationResult, b: EvaluationResult, metric: str, n_r
         raise ModelError(f"cannot pair a {a.protocol}/{a.part} result with a {b.protocol}/{b.part} result")
     if metric not in a.per_user or metric not in b.per_user:
         raise ModelError(f"{metric} has no per-user values in both results; choose one of {sorted(set(a.per_user) & set(b.per_user))}")
-    common, ia, ib = np.intersect1d(a.users, b.users, return_indices=True)
+    if np.array_equal(a.users, b.users):
+        # Same units in the same order (always so for the ratings protocol, whose units are
+        # ratings and where a user appears once per rating): pair them one to one.
+        common = a.users
+        ia = ib = np.arange(len(a.users))
+    else:
+        common, ia, ib = np.intersect1d(a.users, b.users, return_indices=True)
     if len(common) < 2:
         raise ModelError("the two results share fewer than two users, so they cannot be paired")
     diff = a.per_user[metric][ia] - b.per_user[metric][ib]

@@ -171,3 +171,14 @@ def test_tiny_hand_made_full_ranking():
     # user 0: history {0, 1} masked; candidates 2, 3, 4 in that order → target 4 at rank 3
     assert result.per_user["rank"][0] == 2
     assert result.per_user["HR@2"][0] == 0
+
+
+def test_paired_comparison_of_ratings_pairs_every_rating(ml100k):
+    split = ratio_split(ml100k, seed=0)
+    evaluator = Evaluator(split, "test", "ratings")
+    mean = split.train.rating.mean()
+    a = evaluator.evaluate(lambda users, items: np.full(items.shape, mean))
+    b = evaluator.evaluate(lambda users, items: np.full(items.shape, 3.0))
+    comparison = paired_comparison(a, b, "MAE")
+    assert comparison["n_users"] == len(split.test)  # every rating is a unit, not only each user's first
+    assert comparison["difference"] == pytest.approx(a.metrics["MAE"] - b.metrics["MAE"])
