@@ -50,15 +50,13 @@ class SVAEConfig(TrainingConfig):
     next_k: int = 4
     """Each step predicts the user's next k items (the notebook's next_k loss)."""
     max_length: int = 100
-    """Longest sequence read: a longer history is cut to its latest items (200 was no better on
-    MovieLens 100K's validation split and costs 40% more time)."""
+    """Longest sequence read: a longer history is cut to its latest items (200 was no better on MovieLens 100K's validation split and costs 40% more time)."""
     dropout: float = 0.0
     """Dropout on the item embeddings during training."""
     beta_cap: float = 0.2
     """Largest weight β of the KL term."""
     total_anneal_steps: int | None = None
-    """Gradient updates over which β would rise linearly from 0 to 1; it stops at ``beta_cap`` (0: β =
-    ``beta_cap`` throughout). None: epochs × updates per epoch ÷ beta_cap (β reaches the cap at the last epoch)."""
+    """Gradient updates over which β would rise linearly from 0 to 1; it stops at ``beta_cap`` (0: β = ``beta_cap`` throughout). None: epochs × updates per epoch ÷ beta_cap (β reaches the cap at the last epoch)."""
     epochs: int = 40
     """Maximum passes over the training users."""
     batch_size: int = 128

@@ -72,8 +72,7 @@ class MultAutoencoderConfig(TrainingConfig):
     batch_size: int = 500
     """Users per gradient step."""
     learning_rate: float = 3e-3
-    """Adam step size. The paper's 1e-3 needs most of the 200 epochs on small data (2 updates per
-    epoch on MovieLens 100K); 3e-3 reached as good a validation NDCG@10 in a third of the epochs."""
+    """Adam step size. The paper's 1e-3 needs most of the 200 epochs on small data (2 updates per epoch on MovieLens 100K); 3e-3 reached as good a validation NDCG@10 in a third of the epochs."""
     patience: int = 20
     """Epochs without a better validation NDCG@10 before training stops (0: never stop early)."""
 
@@ -83,24 +82,19 @@ class MultDAEConfig(MultAutoencoderConfig):
     layers: tuple[int, ...] = (200,)
     """Encoder layer sizes from the input side; the decoder mirrors them (I-200-I in the paper)."""
     weight_decay: float = 0.001
-    """L2 penalty on the weight matrices (not biases), as Adam's decay. The notebook's λ = 0.01 on ML-20M
-    is 0.02 here (its loss adds λ‖W‖², whose gradient is 2λW); on MovieLens 100K that cost validation
-    NDCG@10 0.432 → 0.406, while 0–0.005 were alike."""
+    """L2 penalty on the weight matrices (not biases), as Adam's decay. The notebook's λ = 0.01 on ML-20M is 0.02 here (its loss adds λ‖W‖², whose gradient is 2λW); on MovieLens 100K that cost validation NDCG@10 0.432 → 0.406, while 0–0.005 were alike."""
 
 
 @dataclass(frozen=True)
 class MultVAEConfig(MultAutoencoderConfig):
     layers: tuple[int, ...] = (600, 200)
-    """Encoder layer sizes from the input side, the last being the latent size; the decoder mirrors
-    them (I-600-200-600-I in the paper)."""
+    """Encoder layer sizes from the input side, the last being the latent size; the decoder mirrors them (I-600-200-600-I in the paper)."""
     weight_decay: float = 0.0
     """L2 penalty on the weight matrices (the paper's VAE uses none: the KL term regularises)."""
     beta_cap: float = 0.2
     """Largest weight β of the KL term."""
     total_anneal_steps: int | None = None
-    """Gradient updates over which β would rise linearly from 0 to 1; it stops at ``beta_cap`` (0: β =
-    ``beta_cap`` throughout). None: epochs × updates per epoch ÷ beta_cap, so β reaches the cap at the
-    last epoch (about the notebook's 200000 on ML-20M; 2000 on MovieLens 100K)."""
+    """Gradient updates over which β would rise linearly from 0 to 1; it stops at ``beta_cap`` (0: β = ``beta_cap`` throughout). None: epochs × updates per epoch ÷ beta_cap, so β reaches the cap at the last epoch (about the notebook's 200000 on ML-20M; 2000 on MovieLens 100K)."""
 
 
 class MultAutoencoderNetwork(nn.Module):
