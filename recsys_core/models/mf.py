@@ -1,0 +1,321 @@
+"""Embedding models and BPR matrix factorisation (Rendle et al., UAI 2009).
+
+:class:`EmbeddingRecommender` is the machinery every user-embedding × item-embedding model here
+shares (BPR below, GMF / MLP / NeuMF in :mod:`.ncf`): training positives as index arrays, one
+optimiser loop over a shuffled epoch, candidate and full-item scoring, embeddings for the app,
+and fold-in. Its network splits a score into a user side and an item side::
+
+    score(u, i) = combine(user_vectors(u), item_features(i))
+
+so the item side can be computed once and frozen. Fold-in for a user never seen in training
+fits a fresh user vector against that frozen item side for a few Adam steps, with the model's own
+loss (history items as positives, sampled negatives), for a whole batch of new users at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..interactions import Interactions
+from ..sampling import positive_keys, sample_train_negatives
+from .base import TorchRecommender, TrainingConfig
+
+# Elements of the largest (users × items × width) activation built at once while scoring.
+_SCORING_BUDGET = 2**23
+
+
+def normal_init(embedding: nn.Embedding, std: float = 0.01) -> None:
+    """N(0, std²) initialisation of an embedding table (He et al. 2017 use std 0.01)."""
+    nn.init.normal_(embedding.weight, mean=0.0, std=std)
+
+
+class EmbeddingNetwork(nn.Module):
+    """A network whose scores are ``combine(user_vectors(users), item_features(items))``.
+
+    ``combine(u, f)`` takes user vectors ``u`` of shape (B, D) and item features that are either
+    shared by every row, (C, F), or one set per row, (B, C, F); it returns (B, C) logits.
+    ``pair_width`` is the widest activation made per (user, item) pair (at least the item features),
+    so that callers can bound memory when scoring many pairs at once.
+    """
+
+    pair_width: int = 1
+
+    def user_vectors(self, users: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def item_features(self, items: torch.Tensor | None = None) -> torch.Tensor:
+        """Item side of the score for ``items`` (any shape), or for every item when None."""
+        raise NotImplementedError
+
+    def combine(self, u: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Logits of shape (B, C) for ``users`` (B,) and candidate ``items`` (B, C)."""
+        return self.combine(self.user_vectors(users), self.item_features(items))
+
+    def user_table(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    def item_table(self) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class EmbeddingRecommender(TorchRecommender):
+    """Shared wrapper of the embedding models; subclasses give the network, the epoch and ``pair_loss``."""
+
+    network: EmbeddingNetwork
+    # Fold-in settings, chosen on ml-100k validation by folding in the training users themselves:
+    # 30 steps at 0.03 score as well as the trained vectors do (more steps overfit the history).
+    fold_in_steps: ClassVar[int] = 30
+    """Adam steps when fitting the vector of a user never seen in training."""
+    fold_in_learning_rate: ClassVar[float] = 0.03
+    fold_in_l2: ClassVar[float] = 0.0
+    """L2 penalty on a folded-in user vector (per row, added to its mean loss)."""
+
+    # ------------------------------------------------------------------ training
+    def _adam(self, weight_decay: float) -> torch.optim.Optimizer:
+        # The fused kernel is about a quarter faster per step on the CPU and computes the same update.
+        return torch.optim.Adam(self.network.parameters(), lr=self.config.learning_rate, weight_decay=weight_decay, fused=True)
+
+    def make_optimizer(self) -> torch.optim.Optimizer:
+        return self._adam(self.config.weight_decay)
+
+    def _prepare(self, train: Interactions, rng: np.random.Generator) -> None:
+        super()._prepare(train, rng)
+        coo = self.known.tocoo()
+        self._pos_users = coo.row.astype(np.int64)
+        self._pos_items = coo.col.astype(np.int64)
+        self._keys = positive_keys(self.known)
+
+    def _sample_negatives(self, rng: np.random.Generator) -> np.ndarray:
+        """``n_negatives`` fresh uniform negatives for every training positive, shape (n_positives, k)."""
+        return sample_train_negatives(self.known, self._pos_users, self.config.n_negatives, rng, keys=self._keys)
+
+    def _tensor(self, array: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(array, device=self.device)
+
+    def _run_epoch(self, n: int, rng: np.random.Generator, batch_loss: Callable[[torch.Tensor], torch.Tensor]) -> dict[str, float]:
+        """One shuffled pass over ``n`` examples; ``batch_loss(index)`` returns the mean loss of a batch."""
+        total, seen = 0.0, 0
+        for index in self.batches(n, self.config.batch_size, rng):
+            batch = self._tensor(index)
+            self.optimizer.zero_grad(set_to_none=True)
+            with self.autocast():
+                loss = batch_loss(batch).float()
+            loss.backward()
+            self.optimizer.step()
+            total += float(loss.detach()) * len(index)
+            seen += len(index)
+        return {"loss": total / max(1, seen)}
+
+    def pair_loss(self, positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
+        """Loss of each positive logit (N, 1) against its negatives' logits (N, k), shape (N,)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ scoring
+    def _chunk_rows(self, n_columns: int) -> int:
+        return max(1, _SCORING_BUDGET // max(1, n_columns * self.network.pair_width))
+
+    def _score_vectors(self, u: torch.Tensor) -> torch.Tensor:
+        """Scores of user vectors ``u`` (B, D) over every item, in chunks of rows that fit the budget."""
+        features = self.network.item_features(None)
+        step = self._chunk_rows(self.n_items)
+        with self.autocast():
+            return torch.cat([self.network.combine(u[s : s + step], features).float() for s in range(0, len(u), step)])
+
+    def _score_known(self, users, rows):
+        return self._score_vectors(self.network.user_vectors(self._tensor(users)))
+
+    def _score_pairs(self, users, items, rows):
+        users_t, items_t = self._tensor(users), self._tensor(np.ascontiguousarray(items))
+        step = self._chunk_rows(items.shape[1])
+        with self.autocast():
+            return torch.cat([self.network(users_t[s : s + step], items_t[s : s + step]).float() for s in range(0, len(users), step)])
+
+    def user_embeddings(self):
+        return self.network.user_table().detach().float().cpu().numpy()
+
+    def item_embeddings(self):
+        return self.network.item_table().detach().float().cpu().numpy()
+
+    # ------------------------------------------------------------------ fold-in
+    def _score_new(self, rows: sp.csr_matrix) -> torch.Tensor:
+        return self._score_vectors(self.fold_in_vectors(rows))
+
+    def _mean_user_vector(self) -> torch.Tensor:
+        """Mean vector of the users seen in training: where every new user starts (and stays if empty)."""
+        active = np.flatnonzero(np.diff(self.known.indptr) > 0)
+        if len(active) == 0:
+            active = np.arange(self.n_users)
+        return self.network.user_vectors(self._tensor(active)).float().mean(dim=0)
+
+    def fold_in_vectors(self, rows: sp.csr_matrix) -> torch.Tensor:
+        """User vectors for new users with history ``rows`` (B × n_items), fitted against the frozen item side.
+
+        All rows are fitted together: positives are the (row, item) entries, each paired with
+        ``n_negatives`` items the row has not seen, fresh every step from a fixed seed (so the same
+        history always folds in to the same vector). Each row's loss is its mean over its
+        positives, so light and heavy users move at the same pace.
+        """
+        rows = sp.csr_matrix(rows, dtype=np.float32)
+        rows.eliminate_zeros()
+        rows.sort_indices()
+        counts = np.diff(rows.indptr)
+        k = self.config.n_negatives
+        with torch.no_grad():
+            start = self._mean_user_vector()
+        out = start.expand(rows.shape[0], -1).clone()
+        # Rows in chunks whose (positives × (1 + k) × width) activations fit the memory budget.
+        per_pair = (1 + k) * max(self.network.pair_width, out.shape[1])
+        limit = max(1, _SCORING_BUDGET // per_pair)
+        first = np.concatenate([[0], np.cumsum(counts)[:-1]]) // limit  # budget chunk of each row's first positive
+        cuts = np.concatenate([[0], np.flatnonzero(np.diff(first)) + 1, [rows.shape[0]]])
+        rng = np.random.default_rng(0)
+        with torch.no_grad():
+            features = self.network.item_features(None).float()
+        for lo, hi in zip(cuts[:-1], cuts[1:], strict=True):
+            chunk = rows[lo:hi]
+            if chunk.nnz == 0:
+                continue
+            with torch.enable_grad():
+                out[lo:hi] = self._fit_user_vectors(chunk, start, features, rng)
+        return out
+
+    def _fit_user_vectors(self, rows: sp.csr_matrix, start: torch.Tensor, features: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        counts = np.diff(rows.indptr)
+        row_of = np.repeat(np.arange(rows.shape[0]), counts)
+        keys = positive_keys(rows)
+        row_t = self._tensor(row_of)
+        weight = self._tensor(1.0 / counts[row_of]).float()
+        positive = features[self._tensor(rows.indices.astype(np.int64))].unsqueeze(1)
+        u = start.expand(rows.shape[0], -1).clone().requires_grad_(True)
+        optimizer = torch.optim.Adam([u], lr=self.fold_in_learning_rate)
+        for _ in range(self.fold_in_steps):
+            negatives = sample_train_negatives(rows, row_of, self.config.n_negatives, rng, keys=keys)
+            per_pair = u[row_t]
+            pos = self.network.combine(per_pair, positive)
+            neg = self.network.combine(per_pair, features[self._tensor(negatives)])
+            loss = (self.pair_loss(pos, neg) * weight).sum()
+            if self.fold_in_l2:
+                loss = loss + self.fold_in_l2 * u.pow(2).sum()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward(inputs=[u])
+            optimizer.step()
+        return u.detach()
+
+
+# ---------------------------------------------------------------------------- BPR
+
+
+@dataclass(frozen=True)
+class BPRConfig(TrainingConfig):
+    embedding_size: int = 64
+    """Length of each user and item vector (the number of latent factors)."""
+    use_bias: bool = True
+    """Learn an item bias added to the dot product (a user bias would cancel in the BPR difference)."""
+    n_negatives: int = 4
+    """Unseen items sampled per training positive, afresh every epoch; each forms one BPR triple."""
+    epochs: int = 20
+    """Maximum passes over the training positives."""
+    learning_rate: float = 5e-3
+    """Adam step size."""
+    batch_size: int = 256
+    """Training positives (each with its negatives) per Adam step."""
+    weight_decay: float = 3e-3
+    """L2 penalty λ on the user and item vectors (and item biases) used in each triple, as in Rendle et al.; Adam itself does not decay."""
+    patience: int = 3
+    """Epochs without a better validation NDCG@10 before training stops (0: never stop early)."""
+
+
+class BPRNetwork(EmbeddingNetwork):
+    """x_ui = p_u · q_i + b_i."""
+
+    def __init__(self, n_users: int, n_items: int, embedding_size: int, use_bias: bool):
+        super().__init__()
+        self.user = nn.Embedding(n_users, embedding_size)
+        self.item = nn.Embedding(n_items, embedding_size)
+        self.bias = nn.Embedding(n_items, 1) if use_bias else None
+        normal_init(self.user)
+        normal_init(self.item)
+        if self.bias is not None:
+            nn.init.zeros_(self.bias.weight)
+        self.pair_width = embedding_size + int(use_bias)
+
+    def user_vectors(self, users):
+        return self.user(users)
+
+    def item_features(self, items=None):
+        q = self.item.weight if items is None else self.item(items)
+        if self.bias is None:
+            return q
+        b = self.bias.weight if items is None else self.bias(items)
+        return torch.cat([q, b], dim=-1)
+
+    def combine(self, u, f):
+        d = u.shape[-1]
+        q = f[..., :d]
+        if f.dim() == 2:
+            scores = u @ q.T
+        else:
+            scores = torch.einsum("bd,bcd->bc", u, q)
+        if self.bias is not None:
+            scores = scores + f[..., d]
+        return scores
+
+    def user_table(self):
+        return self.user.weight
+
+    def item_table(self):
+        return self.item.weight
+
+
+class BPR(EmbeddingRecommender):
+    """Matrix factorisation trained with Bayesian personalised ranking: for each positive (u, i) and
+    sampled unseen item j, maximise log σ(x_ui − x_uj) − λ(‖p_u‖² + ‖q_i‖² + ‖q_j‖² + b_i² + b_j²)."""
+
+    name = "bpr"
+    Config = BPRConfig
+    description = "Matrix factorisation with the pairwise BPR loss (Rendle et al. 2009)."
+
+    @property
+    def fold_in_l2(self) -> float:  # type: ignore[override]
+        return self.config.weight_decay
+
+    def _make_network(self) -> BPRNetwork:
+        return BPRNetwork(self.n_users, self.n_items, self.config.embedding_size, self.config.use_bias)
+
+    def make_optimizer(self) -> torch.optim.Optimizer:
+        # λ is applied per triple in the loss (Rendle et al.), not as Adam's decay on every row.
+        return self._adam(0.0)
+
+    def pair_loss(self, positive, negative):
+        return F.softplus(negative - positive).mean(dim=-1)  # −log σ(x_ui − x_uj), averaged over the k negatives
+
+    def train_epoch(self, epoch, rng):
+        negatives = self._tensor(self._sample_negatives(rng))
+        users, items = self._tensor(self._pos_users), self._tensor(self._pos_items)
+        net, lam = self.network, self.config.weight_decay
+
+        def batch_loss(index):
+            u = net.user_vectors(users[index])
+            f_pos = net.item_features(items[index]).unsqueeze(1)
+            f_neg = net.item_features(negatives[index])
+            loss = self.pair_loss(net.combine(u, f_pos), net.combine(u, f_neg)).mean()
+            if lam:
+                # Every parameter a triple touches: p_u, q_i (+ b_i) and each q_j (+ b_j).
+                penalty = (
+                    u.float().pow(2).sum(-1) + f_pos.float().pow(2).sum((-1, -2)) + f_neg.float().pow(2).sum((-1, -2)) / f_neg.shape[1]
+                )
+                loss = loss + lam * penalty.mean()
+            return loss
+
+        return self._run_epoch(len(self._pos_users), rng, batch_loss)
