@@ -13,25 +13,24 @@ def data_home() -> Path:
     return home
 
 
-def datasets_dir() -> Path:
-    path = data_home() / "datasets"
+def _folder(name: str) -> Path:
+    path = data_home() / name
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def datasets_dir() -> Path:
+    return _folder("datasets")
 
 
 def runs_dir() -> Path:
-    path = data_home() / "runs"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return _folder("runs")
 
 
 def uploads_dir() -> Path:
-    path = data_home() / "uploads"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    """Files users upload or pass to ``train --csv``; the app never stores uploads elsewhere."""
+    return _folder("uploads")
 
 
 def cache_dir() -> Path:
-    path = data_home() / "cache"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return _folder("cache")
