@@ -261,10 +261,7 @@ class AutoRec(_RatingModel, TorchRecommender):
             # the epoch's sum of these is the paper's objective: Σ_items ‖(r − h(r)) ⊙ mask‖² + λ/2 ‖θ‖²
             loss = masked_squared_error(output.float(), target, mask)
             loss = loss + self.config.weight_decay / 2 * network.penalty() * (len(items) / n_items)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            total += float(loss.detach())
+            total += self.optimizer_step(loss)
         self._codes = None
         return {"loss": total / max(1, self.ratings.nnz)}
 
@@ -472,11 +469,6 @@ class DeepRec(_RatingModel, TorchRecommender):
         self.train_users = np.flatnonzero(self.user_has_ratings)
         self.optimizer = self.make_optimizer()
 
-    def _step(self, loss: torch.Tensor) -> None:
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-
     def train_epoch(self, epoch: int, rng: np.random.Generator) -> dict[str, float]:
         network, total, refed = self.network, 0.0, 0.0
         for batch in self.batches(len(self.train_users), self.config.batch_size, rng):
@@ -486,15 +478,13 @@ class DeepRec(_RatingModel, TorchRecommender):
             with self.autocast():
                 output = network(target).float()
             loss = masked_squared_error(output, target, mask) / mask.sum().clamp_min(1.0)
-            self._step(loss)
-            total += float(loss.detach()) * len(users)
+            total += self.optimizer_step(loss) * len(users)
             if self.config.dense_refeeding:
                 dense = output.detach()
                 with self.autocast():
                     again = network(dense).float()
                 refeed = ((again - dense) ** 2).mean()
-                self._step(refeed)
-                refed += float(refeed.detach()) * len(users)
+                refed += self.optimizer_step(refeed) * len(users)
         n = max(1, len(self.train_users))
         stats = {"loss": total / n}
         if self.config.dense_refeeding:
@@ -647,10 +637,7 @@ class CDAE(TorchRecommender):
                 else:
                     hidden = network.encode(x, user_index)
                     loss = self._sampled_loss(hidden, users, rows, rng)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            total += float(loss.detach()) * len(users)
+            total += self.optimizer_step(loss) * len(users)
         return {"loss": total / max(1, len(self.train_users))}
 
     def _sampled_loss(self, hidden: torch.Tensor, users: np.ndarray, rows: sp.csr_matrix, rng: np.random.Generator) -> torch.Tensor:

@@ -426,6 +426,13 @@ class TorchRecommender(Recommender):
     def _make_network(self) -> torch.nn.Module:
         raise NotImplementedError
 
+    def optimizer_step(self, loss: torch.Tensor) -> float:
+        """One step of ``self.optimizer`` on ``loss``; returns the loss as a float."""
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return float(loss.detach())
+
     def make_optimizer(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.network.parameters(), lr=self.config.learning_rate, weight_decay=self.config.weight_decay)
 

@@ -108,12 +108,9 @@ class EmbeddingRecommender(TorchRecommender):
         total, seen = 0.0, 0
         for index in self.batches(n, self.config.batch_size, rng):
             batch = self._tensor(index)
-            self.optimizer.zero_grad(set_to_none=True)
             with self.autocast():
                 loss = batch_loss(batch).float()
-            loss.backward()
-            self.optimizer.step()
-            total += float(loss.detach()) * len(index)
+            total += self.optimizer_step(loss) * len(index)
             seen += len(index)
         return {"loss": total / max(1, seen)}
 

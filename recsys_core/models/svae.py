@@ -221,11 +221,8 @@ class SVAE(TorchRecommender):
             sequences, kept = self._stored_sequences(self._train_users[batch])
             beta = self.beta()
             loss = self.loss(torch.as_tensor(sequences, device=self.device), kept, beta)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
+            total += self.optimizer_step(loss) * len(batch)
             self.update_count += 1
-            total += float(loss.detach()) * len(batch)
             count += len(batch)
         return {"loss": total / max(1, count), "beta": beta}
 

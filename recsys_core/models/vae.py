@@ -196,11 +196,8 @@ class _MultAutoencoder(TorchRecommender):
             x = csr_rows_to_dense(self.known[self._train_users[batch]], self.device)
             beta = self.beta()
             loss = self.loss(x, beta)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
+            total += self.optimizer_step(loss) * len(batch)
             self.update_count += 1
-            total += float(loss.detach()) * len(batch)
             count += len(batch)
         stats = {"loss": total / max(1, count)}
         if self.variational:
