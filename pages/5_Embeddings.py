@@ -112,13 +112,9 @@ if kind == "items":
     st.plotly_chart(figure, key="emb_chart", on_select=_on_select, selection_mode=("points", "box", "lasso"), config={"scrollZoom": True})
     st.caption(f"Close points are {item_kind}s the model treats alike (cosine of their vectors). Click a point to see its neighbours.")
 
-    items = ui.picker_order(data_key, "items").tolist()
-    chosen = st.session_state.get("emb_item")
-    if chosen is not None and chosen != NONE and chosen not in set(items):
-        items.insert(0, int(chosen))
     item = st.selectbox(
         f"Selected {item_kind}",
-        [NONE] + items,
+        eui.picker_options(ui.picker_order(data_key, "items"), st.session_state.get("emb_item"), NONE),
         format_func=lambda i: "— click a point or type a title —" if i == NONE else str(titles[i]),
         key="emb_item",
     )
@@ -164,13 +160,9 @@ texts = eui.hover_texts(np.asarray(labels, dtype=object), None, user_counts, nou
 figure = eui.map_figure(coords, texts, colour, title=f"{n_points:,} {user_kind}s of {model.name} ({run.run_id})")
 st.plotly_chart(figure, key="emb_chart", on_select=_on_select, selection_mode=("points", "box", "lasso"), config={"scrollZoom": True})
 st.caption(f"Close points are {user_kind}s whose vectors point the same way. Click a point to see what the model recommends them.")
-users = ui.picker_order(data_key, "users").tolist()
-chosen = st.session_state.get("emb_selected_user")
-if chosen is not None and chosen != NONE and chosen not in set(users):
-    users.insert(0, int(chosen))
 user = st.selectbox(
     f"Selected {user_kind}",
-    [NONE] + users,
+    eui.picker_options(ui.picker_order(data_key, "users"), st.session_state.get("emb_selected_user"), NONE),
     format_func=lambda u: "— click a point or type an id —" if u == NONE else labels[u],
     key="emb_selected_user",
 )

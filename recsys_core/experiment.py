@@ -10,6 +10,7 @@ import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -138,10 +139,9 @@ def run_experiment(
     refit_epochs = None
     if refit:
         refit_epochs = history.best_epoch or (epochs if epochs is not None else getattr(model.config, "epochs", None))
-        model = create_model(model_name, **(overrides or {}))
-        tuned_l2 = (history.tuning or {}).get("l2")
-        if tuned_l2 is not None:
-            model = create_model(model_name, **{**(overrides or {}), "l2": tuned_l2})
+        # Keep what validation chose: the epoch count, and any setting a closed-form model tuned.
+        chosen = (history.tuning or {}).get("chosen", {})
+        model = create_model(model_name, **{**(overrides or {}), **chosen})
         Trainer(device=device, seed=seed, epochs=refit_epochs, patience=0, cancel=cancel, progress=progress).fit(
             model, split.train_with_validation(), validation=None, callback=callback
         )
@@ -173,7 +173,8 @@ def run_experiment(
         "test": {p: r.to_json() for p, r in evaluations.items()},
         "metrics": test.metrics,
         "intervals": {k: list(v) for k, v in test.intervals.items()},
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        # Microseconds: runs saved in the same second (several models trained in one go) still order newest first.
+        "created": datetime.now().isoformat(timespec="microseconds"),
     }
     run_id = None
     if save:

@@ -374,11 +374,16 @@ class Interactions:
 
     def item_titles(self) -> np.ndarray:
         """A display name for every item: its title where known, else its raw id."""
-        if self.item_info is not None and "title" in self.item_info.columns:
-            titles = self.item_info["title"].astype(object).to_numpy()
-            raw = self.items.ids.astype(str)
-            return np.where(pd.isna(titles), raw, titles).astype(object)
-        return self.items.ids.astype(str).astype(object)
+        return display_titles(self.items, self.item_info)
+
+
+def display_titles(items: Vocabulary, item_info: pd.DataFrame | None) -> np.ndarray:
+    """Each item's title where the metadata has one, else its raw id (for data sets and saved runs)."""
+    raw = items.ids.astype(str).astype(object)
+    if item_info is None or "title" not in item_info.columns:
+        return raw
+    titles = item_info["title"].astype(object).to_numpy()
+    return np.where(pd.isna(titles), raw, titles).astype(object)
 
 
 def _align(info: pd.DataFrame | None, vocab: Vocabulary) -> pd.DataFrame | None:

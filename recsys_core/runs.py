@@ -31,7 +31,7 @@ import pandas as pd
 
 from .errors import RecsysError, RunNotFoundError
 from .home import runs_dir
-from .interactions import Vocabulary
+from .interactions import Vocabulary, display_titles
 from .models import model_class
 from .models.base import Recommender
 
@@ -146,10 +146,7 @@ class Run:
     _evaluations: dict = field(default_factory=dict, repr=False)
 
     def item_titles(self) -> np.ndarray:
-        if self.item_info is not None and "title" in self.item_info.columns:
-            titles = self.item_info["title"].astype(object).to_numpy()
-            return np.where(pd.isna(titles), self.items.ids.astype(str), titles).astype(object)
-        return self.items.ids.astype(str).astype(object)
+        return display_titles(self.items, self.item_info)
 
     def evaluation(self, protocol: str):
         """The saved per-user evaluation for ``protocol`` (an EvaluationResult), or None."""

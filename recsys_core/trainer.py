@@ -125,8 +125,6 @@ class Trainer:
         if validation is None or isinstance(validation, Evaluator):
             return validation
         if isinstance(validation, Split):
-            if model.predicts_ratings and validation.kind == "ratio":
-                return Evaluator(validation, "validation", "ratings")
             protocol = {"leave-one-out": "loo-sampled", "heldout-users": "heldout-users", "ratio": "ratings"}[validation.kind]
             if protocol == "ratings" and not model.predicts_ratings:
                 return None

@@ -53,3 +53,9 @@ def test_a_failed_save_leaves_nothing_behind(ml100k, monkeypatch):
     with pytest.raises(OSError):
         run_experiment(ml100k, "pop", device="cpu")
     assert list(runs_dir().iterdir()) == []
+
+
+def test_runs_saved_in_the_same_second_list_newest_first(ml100k):
+    first = run_experiment(ml100k, "pop", device="cpu").run_id
+    second = run_experiment(ml100k, "pop", device="cpu").run_id
+    assert [r["run_id"] for r in list_runs()] == [second, first]

@@ -73,7 +73,7 @@ def leaderboard(records: list[dict], protocol: str) -> pd.DataFrame:
                 row["Coverage@10 (full ranking)"] = coverage
         row["fit seconds"] = record.get("fit_seconds")
         row["epochs"] = record.get("epochs_run")
-        row["created"] = str(record.get("created", "")).replace("T", " ")
+        row["created"] = str(record.get("created", "")).replace("T", " ")[:19]
         rows.append(row)
     table = pd.DataFrame(rows)
     headline = HEADLINE.get(protocol)

@@ -176,6 +176,14 @@ def map_figure(
     return figure
 
 
+def picker_options(order: np.ndarray, chosen: int | None, none: int) -> list[int]:
+    """``none`` first, then the picker's usual order, with a point chosen on the map kept in the list."""
+    options = order.tolist()
+    if chosen is not None and chosen != none and chosen not in set(options):
+        options.insert(0, int(chosen))
+    return [none, *options]
+
+
 def selected_index(event) -> int | None:
     """The index of the first point of a ``st.plotly_chart`` selection event (customdata), or None."""
     try:

@@ -210,7 +210,7 @@ def render_run(record: dict, active: bool) -> None:
             facts.append("stopped early")
         if record.get("tuning"):
             facts.append(
-                "tuned on validation: " + ", ".join(f"{k}={v}" for k, v in record["tuning"].items() if not isinstance(v, (list, dict)))
+                "tuned on validation: " + ", ".join(f"{k}={v}" for k, v in record["tuning"].get("chosen", {}).items())
             )
         st.caption(" · ".join(facts))
         headline = record.get("headline")

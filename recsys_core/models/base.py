@@ -190,7 +190,10 @@ class Recommender:
         """Keep the training data in the form ``train_epoch`` needs, or fit in closed form."""
 
     def tune(self, evaluator: Any) -> dict | None:
-        """Closed-form models may choose a setting on the validation evaluator; returns what was chosen."""
+        """Closed-form models may choose settings on the validation evaluator.
+
+        Returns None, or ``{"chosen": {setting: value}, ...}`` with whatever else explains the choice;
+        a refit on train + validation reuses ``chosen``."""
         return None
 
     def train_epoch(self, epoch: int, rng: np.random.Generator) -> dict[str, float]:

@@ -68,7 +68,7 @@ class EASE(Recommender):
         best = max(scores, key=scores.get)
         self._set_l2(best)
         self._gram = self._eigen = None
-        return {"l2": best, "grid": {str(k): v for k, v in scores.items()}, "metric": metric}
+        return {"chosen": {"l2": best}, "grid": {str(k): v for k, v in scores.items()}, "metric": metric}
 
     def _score_known(self, users, rows):
         return self._score_new(rows)
