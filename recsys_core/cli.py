@@ -62,11 +62,25 @@ def _parse_sets(pairs: Sequence[str]) -> dict[str, str]:
     return out
 
 
+def _threshold(text: str) -> float | str | None:
+    """``--threshold``: a number, or "none" for no positive rule."""
+    if text.strip().lower() in ("none", "off", "all"):
+        return None
+    if text == "default":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number (or 'none')") from None
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .datasets import UserFileOptions
-    from .experiment import DataSource, run_experiment
+    from .experiment import DEFAULT_THRESHOLD, DataSource, run_experiment
 
     if args.csv:
+        if args.threshold == "default":
+            args.threshold = None
         if not args.user_col or not args.item_col:
             raise RecsysError("--csv needs --user-col and --item-col", "Name the columns that hold the user and the item ids.")
         options = UserFileOptions(
@@ -82,7 +96,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
         source = DataSource.file(_import_user_file(args.csv), options, name=Path(args.csv).stem)
     else:
-        source = DataSource.builtin(args.dataset)
+        source = DataSource.builtin(args.dataset, threshold=DEFAULT_THRESHOLD if args.threshold == "default" else args.threshold)
     data = source.load(download=True, progress=not args.json)
     result = run_experiment(
         data,
@@ -101,6 +115,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(json.dumps(summary))
     else:
         print(f"run {result.run_id}: {args.model} on {data.name}, {args.protocol}, {summary['epochs_run']} epochs, {summary['fit_seconds']:.1f} s")
+        print(f"positive rule: {source.positive_rule()}")
         print(result.test.summary())
     return 0
 
@@ -138,24 +153,65 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     from .runs import load_run
 
     run = load_run(args.run)
-    if args.reverse or args.item is not None:
+    from .drugs import explorer_for_run, is_drug_run
+
+    if is_drug_run(run) and (args.similar_to is not None or args.reverse or args.item is not None or args.user is not None):
+        # Drug data answers the question a person asks: both parts, with the patients' evidence.
+        explorer = explorer_for_run(run)
+        if args.similar_to is not None:
+            answer = explorer.similar_to(args.similar_to, k=args.k)
+        elif args.reverse or args.item is not None:
+            if args.item is None:
+                raise RecsysError("--reverse needs --item", 'For example: --reverse --item "Etonogestrel"')
+            answer = explorer.for_drug(args.item, k=args.k)
+        else:
+            answer = explorer.for_condition(args.user, k=args.k)
+        if args.json:
+            print(json.dumps(answer.to_json()))
+        else:
+            print(answer.text() if args.similar_to is not None else answer.text(max_rows=args.k))
+        return 0
+    if args.similar_to is not None:
+        table = _similar_items(run, args.similar_to, args.k)
+    elif args.reverse or args.item is not None:
         if args.item is None:
             raise RecsysError("--reverse needs --item", 'For example: --reverse --item "Humira"')
-        table = run.rank_users_for_item(args.item, k=args.k)
-        kind = run.users.kind
+        table = run.rank_users_for_item(args.item, k=args.k).drop(columns=["rank_first", "tied"])
     else:
         if args.user is None:
-            raise RecsysError("recommend needs --user (or --reverse --item)", f"Name a {run.users.kind} of run {args.run}.")
+            raise RecsysError("recommend needs --user (or --reverse --item, or --similar-to)", f"Name a {run.users.kind} of run {args.run}.")
         table = run.recommend(args.user, k=args.k, exclude_seen=not args.include_seen)
-        kind = run.items.kind
     if args.json:
         print(json.dumps(json.loads(table.to_json(orient="records", default_handler=str))))
         return 0
     columns = [c for c in table.columns if c not in ("item_index",)]
     _print_table([{c: _fmt(v) for c, v in row.items()} for row in table[columns].to_dict("records")], columns)
-    if kind in ("drug", "condition"):
-        print("\nThis ranks drugs by patterns in patient reviews. It is not medical advice.")
     return 0
+
+
+def _similar_items(run, raw_item: str, k: int):
+    """Items like one item by the run's item-item similarity, with rank text and a 0-100 strength."""
+    import numpy as np
+    import pandas as pd
+
+    from .explain import item_rank_counts, rank_strength, rank_text
+
+    item = run.items.index(raw_item)
+    similarity = np.asarray(run.model.item_similarity(np.array([item]))[0], dtype=np.float64)
+    similarity[item] = -np.inf
+    first, tied = item_rank_counts(similarity[None, :], np.arange(len(similarity))[None, :])
+    others = np.delete(np.arange(len(similarity)), item)
+    chosen = others[np.lexsort((others, -similarity[others]))[:k]]
+    n = len(similarity) - 1
+    noun = f"{run.items.kind}s"
+    return pd.DataFrame(
+        {
+            "rank": np.arange(1, len(chosen) + 1),
+            "title": run.item_titles()[chosen],
+            "model_rank": [rank_text(f, t, n, noun) for f, t in zip(first[0][chosen], tied[0][chosen])],
+            "strength": rank_strength(first[0][chosen], tied[0][chosen], n),
+        }
+    )
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
@@ -225,7 +281,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timestamp-col", help="--csv: column with times (unix seconds or dates)")
     p.add_argument("--weight-col", help="--csv: column with interaction weights")
     p.add_argument("--title-col", help="--csv: column with item titles")
-    p.add_argument("--threshold", type=float, help="--csv: keep ratings >= this as positive feedback")
+    p.add_argument(
+        "--threshold",
+        type=_threshold,
+        default="default",
+        help="positive rule: ratings >= this are positive feedback, the rest evidence only; 'none' keeps every "
+        "interaction (default: the data set's own rule: 7 of 10 on Drugs.com data, none elsewhere)",
+    )
     p.add_argument("--min-user-interactions", type=int, default=0, help="--csv: k-core filter, minimum per user")
     p.add_argument("--min-item-interactions", type=int, default=0, help="--csv: k-core filter, minimum per item")
     p.set_defaults(func=cmd_train)
@@ -236,11 +298,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("recommend", help="top items for a user of a saved run (or users for an item with --reverse)")
+    p = sub.add_parser(
+        "recommend",
+        help="top items for a user of a saved run (or users for an item with --reverse, or items like one with --similar-to); "
+        "on drug data both parts of the answer with the patients' evidence",
+    )
     p.add_argument("--run", required=True, help="run id (see `runs`)")
     p.add_argument("--user", help='raw user id; on drug data a condition, e.g. "Rheumatoid Arthritis"')
     p.add_argument("--item", help='raw item id for --reverse, e.g. "Humira"')
     p.add_argument("--reverse", action="store_true", help="rank users (conditions) for --item")
+    p.add_argument("--similar-to", metavar="NAME", help='items (drugs) like this one, e.g. --similar-to "Etonogestrel"')
     p.add_argument("--k", type=int, default=10, help="how many (default 10)")
     p.add_argument("--include-seen", action="store_true", help="also show items the user already has")
     p.add_argument("--json", action="store_true", help="print JSON")

@@ -12,7 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+import numpy as np
 
 from .errors import DataError, ModelError
 from .evaluation import HEADLINE, EvaluationResult, Evaluator
@@ -23,6 +25,35 @@ from .splits import PROTOCOL_SPLITS, Split, make_split
 from .trainer import Trainer, TrainingEvent
 
 
+#: ``threshold`` of :meth:`DataSource.builtin` when not given: the data set's own positive rule.
+DEFAULT_THRESHOLD: Literal["default"] = "default"
+
+
+def keep_positives(data: Interactions, threshold: float | None) -> Interactions:
+    """The interactions rated ``>= threshold`` (all of them when ``threshold`` is None).
+
+    Vocabularies, metadata and the evidence columns are kept, so an index means the same drug or
+    condition in the positive data (what models learn from and are tested on) and in all reviews
+    (the evidence shown beside an answer). A user or item without a positive stays in the
+    vocabulary with no interaction.
+    """
+    if threshold is None:
+        return data
+    if data.rating is None:
+        raise DataError(
+            f"a rating threshold ({threshold:g}) needs ratings, and {data.name} has none",
+            "Drop the threshold: every interaction then counts as positive.",
+        )
+    rating = np.asarray(data.rating, dtype=np.float64)
+    keep = rating >= threshold
+    if not keep.any():
+        raise DataError(
+            f"no rating of {data.name} reaches the threshold {threshold:g}",
+            f"Its ratings run from {rating.min():g} to {rating.max():g}; choose a threshold in that range or none.",
+        )
+    return data.subset(keep)
+
+
 @dataclass(frozen=True)
 class DataSource:
     """Where a run's data comes from, stored in run.json so the run can be evaluated again.
@@ -31,16 +62,28 @@ class DataSource:
     data home and ``options`` the :class:`~recsys_core.datasets.UserFileOptions` it was read with) or
     "drugscom-file" (a Drugs.com review file the user brought, read like the built-in drugscom data:
     rows without a condition and scraping artefacts dropped, reviews kept as evidence).
+
+    ``threshold`` is the positive rule of built-in and Drugs.com data: :meth:`load` keeps the
+    interactions rated ``>= threshold`` (None: every interaction is positive), and
+    :meth:`all_reviews` is the same source without the rule, for evidence. Drug data defaults to 7
+    of 10 (the label "positive" on the binned sample). A user file applies its own
+    ``options["threshold"]`` while it is read; :attr:`positive_threshold` reports either.
     """
 
     kind: str
     name: str
     path: str | None = None
     options: dict | None = None
+    threshold: float | None = None
 
     @classmethod
-    def builtin(cls, name: str) -> DataSource:
-        return cls("builtin", name)
+    def builtin(cls, name: str, threshold: float | None | Literal["default"] = DEFAULT_THRESHOLD) -> DataSource:
+        if threshold == DEFAULT_THRESHOLD:
+            from .datasets.builtin import BUILTIN_DATASETS
+
+            spec = BUILTIN_DATASETS.get(name)
+            threshold = spec.positive_threshold if spec is not None else None
+        return cls("builtin", name, threshold=None if threshold is None else float(threshold))
 
     @classmethod
     def file(cls, path: str | Path, options: Any, name: str | None = None) -> DataSource:
@@ -48,10 +91,38 @@ class DataSource:
         return cls("file", name or Path(path).stem, str(Path(path).resolve()), opts)
 
     @classmethod
-    def drugscom_file(cls, path: str | Path, name: str | None = None) -> DataSource:
-        return cls("drugscom-file", name or Path(path).stem, str(Path(path).resolve()))
+    def drugscom_file(cls, path: str | Path, name: str | None = None, threshold: float | None | Literal["default"] = DEFAULT_THRESHOLD) -> DataSource:
+        from .datasets.builtin import DRUG_POSITIVE_THRESHOLD
+
+        threshold = DRUG_POSITIVE_THRESHOLD if threshold == DEFAULT_THRESHOLD else threshold
+        return cls("drugscom-file", name or Path(path).stem, str(Path(path).resolve()), threshold=None if threshold is None else float(threshold))
+
+    @property
+    def positive_threshold(self) -> float | None:
+        """Ratings at or above this are positive feedback; None: every interaction is."""
+        if self.kind == "file":
+            value = (self.options or {}).get("threshold")
+            return None if value is None else float(value)
+        return self.threshold
+
+    def positive_rule(self) -> str:
+        """The rule in words, for run records and every page that shows metrics."""
+        threshold = self.positive_threshold
+        if threshold is None:
+            return "every interaction counts as positive"
+        if self.kind == "builtin" and self.name == "drugscom-sample" and threshold == 7.0:
+            return "reviews labelled positive (rating 7-10 of 10) are positives; neutral and negative reviews are evidence only"
+        return f"ratings >= {threshold:g} are positives; lower ratings are evidence only"
 
     def load(self, download: bool = False, progress: Any = False) -> Interactions:
+        """The positive interactions of this source (models learn from and are tested on these)."""
+        return keep_positives(self._read(download, progress), None if self.kind == "file" else self.threshold)
+
+    def all_reviews(self, download: bool = False, progress: Any = False) -> Interactions:
+        """Every interaction, whatever its rating: the evidence behind an answer (same vocabularies as :meth:`load`)."""
+        return self._read(download, progress)
+
+    def _read(self, download: bool, progress: Any) -> Interactions:
         from . import datasets
 
         if self.kind == "builtin":
@@ -69,7 +140,8 @@ class DataSource:
 
     @classmethod
     def from_json(cls, data: dict) -> DataSource:
-        return cls(**{k: data.get(k) for k in ("kind", "name", "path", "options")})
+        # Records written before the positive rule have no "threshold": their runs used every interaction.
+        return cls(**{k: data.get(k) for k in ("kind", "name", "path", "options", "threshold")})
 
 
 @dataclass
@@ -92,6 +164,7 @@ class ExperimentResult:
             "intervals": {k: [round(a, 6), round(b, 6)] for k, (a, b) in self.test.intervals.items()},
             "fit_seconds": round(self.record["fit_seconds"], 3),
             "epochs_run": self.record["epochs_run"],
+            "positive_threshold": self.record["dataset"].get("positive_rule", {}).get("threshold"),
         }
 
 
@@ -150,10 +223,13 @@ def run_experiment(
 
     evaluations = {p: Evaluator(split, "test", p, seed=seed).evaluate(model) for p in companion_protocols(protocol)}
     test = evaluations[protocol]
+    # Data handed over as Interactions is used as it is: record no rule it did not go through.
+    source = source or DataSource.builtin(data.name, threshold=None)
     record = {
         "dataset": {
             "name": data.name,
-            "source": (source or DataSource.builtin(data.name)).to_json(),
+            "source": source.to_json(),
+            "positive_rule": {"threshold": source.positive_threshold, "text": source.positive_rule()},
             "content_hash": data.content_hash(),
             "stats": {k: v for k, v in data.stats().items() if k in ("users", "items", "interactions", "density")},
         },

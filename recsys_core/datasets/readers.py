@@ -33,6 +33,9 @@ __all__ = [
     "ML100K_GENRES",
     "ML1M_OCCUPATIONS",
     "DRUGSCOM_SAMPLE_RATINGS",
+    "DRUGSCOM_TRUNCATED_WORDS",
+    "restore_condition_names",
+    "suspect_condition_names",
 ]
 
 #: Genre flag names of MovieLens 100K in flag order (as listed in ``u.genre``).
@@ -466,6 +469,78 @@ def _parse_dates(dates: pd.Series, where: str) -> np.ndarray:
     return ((parsed - pd.Timestamp("1970-01-01")) // pd.Timedelta(seconds=1)).to_numpy(np.int64)
 
 
+#: Final words of Drugs.com condition names that the scrape cut short, with their complete form.
+#: Every one lost a trailing "r" or "or" ("Bipolar Disorde", "Breast Cance", "Premature Lab",
+#: "Not Listed / Othe"); the list holds those seen in the explabox sample of it, and a word is completed only as
+#: the last word of a name, so "Lab" inside a longer name is left alone.
+DRUGSCOM_TRUNCATED_WORDS: dict[str, str] = {
+    "Disorde": "Disorder",
+    "Cance": "Cancer",
+    "Othe": "Other",
+    "Feve": "Fever",
+    "Ulce": "Ulcer",
+    "Bladde": "Bladder",
+    "Trem": "Tremor",
+    "Lab": "Labor",
+}
+
+
+def restore_condition_names(names: pd.Series) -> pd.Series:
+    """Condition names with the scrape's truncations undone, by two documented rules.
+
+    1. A name that is a proper prefix of exactly one other condition name of the data, cut in the
+       middle of a word (the next character of the longer name is a letter), is that condition:
+       "Premature Lab" becomes "Premature Labor" when both occur. A cut at a word boundary is a real
+       broader condition and stays ("Acne" beside "Acne Rosacea", "Gout" beside "Gout, Acute").
+    2. A name whose last word is one of :data:`DRUGSCOM_TRUNCATED_WORDS` gets that word completed
+       ("Bipolar Disorde" -> "Bipolar Disorder", "Premature Lab" -> "Premature Labor").
+
+    Works on the distinct names (a few thousand at most), then maps every row.
+    """
+    distinct = pd.Series(pd.unique(names.dropna())).astype(str)
+    mapping: dict[str, str] = {}
+    ordered = sorted(distinct.tolist())
+    import bisect
+
+    for name in ordered:  # distinct names only: prefix search in the sorted list, not over reviews
+        start = bisect.bisect_right(ordered, name)
+        longer = []
+        for other in ordered[start:]:
+            if not other.startswith(name):
+                break
+            if other[len(name)].isalpha() and name[-1:].isalnum():
+                longer.append(other)
+        if len(longer) == 1:
+            mapping[name] = longer[0]
+    words = distinct.str.rsplit(" ", n=1)
+    for name, parts in zip(distinct, words):
+        last = parts[-1]
+        target = mapping.get(name, name)
+        if target == name and last in DRUGSCOM_TRUNCATED_WORDS:
+            mapping[name] = name[: len(name) - len(last)] + DRUGSCOM_TRUNCATED_WORDS[last]
+    # A name mapped onto a name that is itself restored goes all the way.
+    for name, target in list(mapping.items()):
+        seen = {name}
+        while target in mapping and target not in seen:
+            seen.add(target)
+            target = mapping[target]
+        mapping[name] = target
+    return names.map(lambda n: mapping.get(n, n)) if mapping else names
+
+
+def suspect_condition_names(names: Iterable[str]) -> list[str]:
+    """Condition names that still look like scraping artefacts after :func:`restore_condition_names`:
+    cut at the start (a lower-case first letter: "ibromyalgia", "mance Anxiety") or holding an
+    unmatched parenthesis ("moterol)"). They are kept, and listed on the Data page."""
+    out = []
+    for name in sorted(set(map(str, names))):
+        starts_cut = name[:1].isalpha() and name[:1].islower()
+        unbalanced = name.count("(") != name.count(")")
+        if starts_cut or unbalanced:
+            out.append(name)
+    return out
+
+
 def read_drugscom(source: str | Path, name: str = "drugscom") -> Interactions:
     """Drugs.com patient reviews (Gräßer et al. 2018): the medical condition is the user, the drug the item.
 
@@ -475,15 +550,21 @@ def read_drugscom(source: str | Path, name: str = "drugscom") -> Interactions:
     drugName, condition, review, rating, date, usefulCount.
 
     * Rows without a condition and rows whose condition is a scraping artefact (anything holding
-      ``</span>``, like "3</span> users found this comment helpful.") are dropped. Truncated names
-      such as "Not Listed / Othe" are real and kept.
+      ``</span>``, like "3</span> users found this comment helpful.") are dropped. Names the scrape
+      cut short are restored by :func:`restore_condition_names` ("Premature Lab" -> "Premature
+      Labor", "Not Listed / Othe" -> "Not Listed / Other"); the name as scraped stays in
+      ``extra["condition_as_scraped"]``. Names cut at the start are kept as they are
+      (:func:`suspect_condition_names` lists them).
     * HTML entities (``&#039;``, ``&amp;`` ...) are unescaped and the quotes wrapping each review
       removed; dates ("May 12, 2017") become unix seconds (UTC midnight).
     * ``rating`` is the 1-10 star rating. The sample bins it into labels, mapped to the midpoints
       of their bins on the same scale: negative (1-4) -> 2.5, neutral (5-6) -> 5.5, positive
       (7-10) -> 8.5; the label is kept in ``extra["rating_label"]``.
-    * ``weight`` is usefulCount; ``extra`` holds ``review`` (text), ``useful`` (usefulCount) and
-      ``review_id``. Every review is one interaction: a (condition, drug) pair may repeat.
+    * ``weight`` is usefulCount; ``extra`` holds ``review`` (text), ``useful`` (usefulCount),
+      ``review_id`` and ``condition_as_scraped``.
+    * Every review is kept, whatever its rating: which reviews count as positive feedback is the
+      data source's positive rule (rating >= 7, see :data:`~recsys_core.datasets.builtin.DRUG_POSITIVE_THRESHOLD`);
+      the others stay as evidence. Every review is one interaction: a (condition, drug) pair may repeat.
     * ``item_info``: ``title`` (drug name), ``top_condition`` (the condition it is most reviewed
       for, ties alphabetical), ``reviews``; ``user_info``: ``reviews`` per condition.
     """
@@ -511,7 +592,8 @@ def read_drugscom(source: str | Path, name: str = "drugscom") -> Interactions:
     data = data[keep.to_numpy()].reset_index(drop=True)
     if data.empty:
         raise DataError(f"no Drugs.com review in {source} names a condition", "The files hold no usable rows.")
-    data["condition"] = _unescape(data["condition"].str.strip())
+    data["condition_as_scraped"] = _unescape(data["condition"].str.strip())
+    data["condition"] = restore_condition_names(data["condition_as_scraped"])
     data["drugName"] = _unescape(data["drugName"].fillna("").str.strip())
     if (data["drugName"] == "").any():
         row = int(np.flatnonzero((data["drugName"] == "").to_numpy())[0])
@@ -519,7 +601,7 @@ def read_drugscom(source: str | Path, name: str = "drugscom") -> Interactions:
     data["review"] = _unescape(_strip_wrapping_quotes(data["review"]))
 
     where = ", ".join(sorted(set(data["_file"])))
-    extra_cols = ["review", "useful", "review_id"]
+    extra_cols = ["review", "useful", "review_id", "condition_as_scraped"]
     rating = pd.to_numeric(data["rating"], errors="coerce")
     if rating.isna().any():
         labels = data["rating"].fillna("").str.strip().str.lower()

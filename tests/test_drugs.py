@@ -1,0 +1,196 @@
+"""The drug explorer on the real Drugs.com sample: the positive rule, both parts of an answer, reverse
+mode, drugs like one drug, rank text and the condition-name truncation rule."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys_core.drugs import MEDICAL_NOTE, DrugExplorer, ReviewClasses
+from recsys_core.errors import DataError
+from recsys_core.experiment import DataSource, keep_positives, run_experiment
+from recsys_core.explain import item_rank_counts, rank_strength, rank_text
+from recsys_core.runs import Run
+
+
+@pytest.fixture(scope="module")
+def source(drugs_sample_dir) -> DataSource:
+    return DataSource.drugscom_file(drugs_sample_dir, name="drugscom-sample")
+
+
+@pytest.fixture(scope="module")
+def reviews(source):
+    return source.all_reviews()
+
+
+def _run(source, model: str, **kwargs) -> Run:
+    """A run as it is saved (the model knows every positive of the data), kept in memory."""
+    data = source.load()
+    result = run_experiment(data, model, "loo-sampled", seed=0, device="cpu", save=False, source=source, **kwargs)
+    result.model.known = data.to_csr()
+    return Run(f"test-{model}", Path("."), result.record, result.model, data.users, data.items, data.item_info, data.user_info)
+
+
+@pytest.fixture(scope="module", params=["ease", "itemknn", "neumf"])
+def explorer(request, source, reviews) -> DrugExplorer:
+    kwargs = {"epochs": 2} if request.param == "neumf" else {}
+    return DrugExplorer.build(_run(source, request.param, **kwargs), reviews)
+
+
+# ------------------------------------------------------------------------------------ positive rule
+def test_negative_and_neutral_reviews_are_not_training_positives(source, reviews):
+    positives = source.load()
+    assert source.threshold == 7.0 and np.all(positives.rating >= 7.0)
+    assert len(reviews) == 965 and len(positives) == 626  # 89 neutral and 250 negative reviews stay evidence only
+    assert np.array_equal(positives.users.ids, reviews.users.ids) and np.array_equal(positives.items.ids, reviews.items.ids)
+    result = run_experiment(source, "pop", "loo-sampled", seed=0, device="cpu", save=False)
+    split = result.split
+    for part in (split.train, split.validation, split.test):
+        assert np.all(part.rating >= 7.0)
+    assert result.model.known.nnz == split.train.to_csr().nnz
+    assert result.record["dataset"]["positive_rule"]["threshold"] == 7.0
+    assert "positive" in result.record["dataset"]["positive_rule"]["text"]
+    assert result.summary()["positive_threshold"] == 7.0
+
+
+def test_threshold_setting_for_builtin_and_any_rated_data(ml100k):
+    assert DataSource.builtin("drugscom-sample").threshold == 7.0
+    assert DataSource.builtin("drugscom").threshold == 7.0
+    assert DataSource.builtin("ml-100k").threshold is None
+    assert DataSource.builtin("ml-100k", threshold=4).threshold == 4.0
+    assert DataSource.builtin("drugscom", threshold=None).threshold is None
+    # A run recorded before the rule existed used every review: it reloads the same way.
+    assert DataSource.from_json({"kind": "builtin", "name": "drugscom-sample"}).threshold is None
+    liked = keep_positives(ml100k, 4.0)
+    assert len(liked) == int((ml100k.rating >= 4).sum()) and np.all(liked.rating >= 4)
+    assert liked.n_users == ml100k.n_users
+    with pytest.raises(DataError, match="threshold"):
+        keep_positives(ml100k, 6.0)
+    unrated = ml100k.subset(np.arange(10))
+    unrated = type(unrated)(unrated.user, unrated.item, unrated.users, unrated.items, name="x")
+    with pytest.raises(DataError, match="needs ratings"):
+        keep_positives(unrated, 4.0)
+
+
+def test_review_classes_match_the_sample_labels(reviews):
+    labels = ReviewClasses.for_threshold(7.0).classify(reviews.rating)
+    assert np.array_equal(labels, reviews.extra["rating_label"])
+    assert list(ReviewClasses().classify(np.array([1, 4, 5, 6, 7, 10]))) == ["negative"] * 2 + ["neutral"] * 2 + ["positive"] * 2
+
+
+def test_cli_train_threshold_option(capsys, drugs_sample_dir):
+    from recsys_core.cli import main
+    from recsys_core.datasets import fetch
+
+    fetch("drugscom-sample", source=drugs_sample_dir, progress=False)
+    assert main(["train", "--dataset", "drugscom-sample", "--model", "pop", "--threshold", "none", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["positive_threshold"] is None
+    assert main(["train", "--dataset", "drugscom-sample", "--model", "itemknn", "--json"]) == 0
+    run_id = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["run_id"]
+    assert main(["recommend", "--run", run_id, "--user", "Birth Control", "--k", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "Part 1 · Drugs reviewed for Birth Control" in out and "Part 2 · Not yet reviewed for Birth Control" in out
+    assert out.count(MEDICAL_NOTE) == 1 and "score" not in out
+    assert main(["recommend", "--run", run_id, "--similar-to", "Etonogestrel", "--k", "3", "--json"]) == 0
+    similar = json.loads(capsys.readouterr().out)
+    assert len(similar["similar"]) == 3 and similar["note"] == MEDICAL_NOTE
+    assert main(["recommend", "--run", run_id, "--reverse", "--item", "Etonogestrel", "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["reviewed"][0]["name"] == "Birth Control"
+
+
+# ------------------------------------------------------------------------------------ answers
+def test_condition_answer_has_two_labelled_parts_with_evidence(explorer, reviews):
+    answer = explorer.for_condition("Birth Control", k=10)
+    condition = reviews.users.index("Birth Control")
+    mine = reviews.item[reviews.user == condition]
+    most_reviewed = pd.Series(reviews.items.ids[mine]).value_counts()
+    top = set(most_reviewed.index[:5])  # Ethinyl estradiol / norethindrone, Nexplanon, Etonogestrel, ...
+    part1, part2 = answer.reviewed, answer.suggested
+    assert top <= set(part1["name"]) and len(part1) == len(set(mine.tolist()))
+    assert part1["reviews"].sum() == len(mine)  # every review of the condition, whatever its rating
+    assert (part1["positive"] + part1["neutral"] + part1["negative"] == part1["reviews"]).all()
+    assert part1["strength"].is_monotonic_decreasing and part1["strength"].between(0, 100).all()
+    flagged = part1[part1["negative"] * 2 > part1["reviews"]]
+    assert len(flagged) and flagged["status"].str.contains("not a suggestion").all()
+    assert (part1.loc[~part1.index.isin(flagged.index), "status"] == "").all()
+    assert part1["best_negative"].where(part1["negative"] > 0, "x").str.len().gt(0).all()
+
+    assert len(part2) == 10 and not set(part2["name"]) & set(part1["name"])
+    assert part2["similar_conditions"].map(len).gt(0).all()  # every suggestion names where it comes from
+    assert part2["provenance"].str.startswith("used for ").all()
+    assert part2["provenance"].str.contains("in common with Birth Control").all()
+    assert "score" not in part1.columns and "score" not in part2.columns
+    text = answer.text(max_rows=5)
+    assert "Part 1" in text and "Part 2" in text and text.count(MEDICAL_NOTE) == 1
+
+
+def test_reverse_mode_for_etonogestrel_lists_birth_control_first(explorer):
+    answer = explorer.for_drug("Etonogestrel", k=5)
+    assert answer.reviewed["name"].iloc[0] == "Birth Control"
+    assert answer.reviewed["model_rank"].iloc[0].endswith("drugs for this condition")
+    part2 = answer.suggested
+    assert len(part2) and "Birth Control" not in set(part2["name"])
+    assert part2["similar_conditions"].map(lambda names: "Birth Control" in names).all()
+    assert (part2["reviews"] > 0).all()
+
+
+def test_drugs_like_this_one_name_shared_conditions(explorer):
+    similar = explorer.similar_to("Etonogestrel", k=5)
+    table = similar.table
+    assert len(table) == 5 and "Etonogestrel" not in set(table["name"])
+    assert (table["n_shared"] == table["shared_conditions"].map(len)).all()
+    if explorer.run.model.name != "neumf":  # two epochs of NeuMF leave its item vectors close to random
+        assert "Birth Control" in similar.text() and table["n_shared"].iloc[0] > 0
+    assert similar.note == MEDICAL_NOTE
+
+
+def test_explorer_refuses_reviews_of_other_data(source, ml100k):
+    run = _run(source, "pop")
+    with pytest.raises(DataError, match="do not belong"):
+        DrugExplorer.build(run, ml100k)
+
+
+# ------------------------------------------------------------------------------------ ranks
+def test_rank_text_shows_ties_as_ties():
+    scores = np.array([[0.5, 0.9, 0.5, 0.1, 0.5]])
+    first, tied = item_rank_counts(scores, np.arange(5)[None, :])
+    assert first.tolist() == [[2, 1, 2, 5, 2]] and tied.tolist() == [[3, 1, 3, 1, 3]]
+    assert rank_text(1, 1, 251, "drugs") == "ranked 1st of 251 drugs"
+    assert rank_text(3, 1, 251, "drugs") == "ranked 3rd of 251 drugs"
+    assert rank_text(2, 3, 5, "drugs") == "tied 2nd–4th of 5 drugs"
+    assert rank_text(11, 1, 20) == "ranked 11th of 20 items"
+    assert rank_strength(first[0], tied[0], 5).tolist() == [50, 100, 50, 0, 50]
+
+
+def test_rank_users_for_item_reads_as_ranks(source):
+    run = _run(source, "itemknn")
+    table = run.rank_users_for_item("Etonogestrel", k=5)
+    assert "percentile" not in table.columns and "score" not in table.columns
+    assert table["model_rank"].str.contains(r"of 470 drugs").all()
+    assert table["condition"].iloc[0] == "Birth Control"
+
+
+# ------------------------------------------------------------------------------------ condition names
+def test_truncated_condition_names_are_restored_by_the_documented_rule(reviews):
+    from recsys_core.datasets.readers import restore_condition_names, suspect_condition_names
+
+    names = pd.Series(["Premature Lab", "Premature Labor", "Acne", "Acne Rosacea", "Gout", "Gout, Acute", "Depress", "Depression"])
+    restored = restore_condition_names(names).tolist()
+    assert restored == ["Premature Labor", "Premature Labor", "Acne", "Acne Rosacea", "Gout", "Gout, Acute", "Depression", "Depression"]
+    # Alone, a known cut last word is completed: the sample has "Premature Lab" and no "Premature Labor".
+    assert restore_condition_names(pd.Series(["Premature Lab", "Bipolar Disorde", "Not Listed / Othe"])).tolist() == [
+        "Premature Labor",
+        "Bipolar Disorder",
+        "Not Listed / Other",
+    ]
+    conditions = set(reviews.users.ids)
+    assert {"Premature Labor", "Bipolar Disorder", "Breast Cancer"} <= conditions
+    assert not {"Premature Lab", "Bipolar Disorde"} & conditions
+    scraped = pd.Series(reviews.extra["condition_as_scraped"])
+    assert (scraped == "Premature Lab").sum() == (pd.Series(reviews.users.ids[reviews.user]) == "Premature Labor").sum() > 0
+    assert suspect_condition_names(conditions) == ["atigue", "ibromyalgia", "mance Anxiety", "min)", "moterol)"]
