@@ -180,6 +180,7 @@ def test_conditions_for_a_drug_with_evidence(drugs_sample):
     drug = drugs_sample.items.ids[int(np.argmax(drugs_sample.item_counts()))]
     table = ex.conditions_for_item(run, drug, k=8, pairs=pairs)
     assert len(table) == 8 and list(table["rank"]) == list(range(1, 9))
-    assert {"condition", "percentile", "reviews", "mean_rating", "useful"} <= set(table.columns)
+    assert {"condition", "model_rank", "strength", "reviews", "mean_rating", "useful"} <= set(table.columns)
     assert (table["already_seen"] == (table["reviews"] > 0)).all()
-    assert np.all(np.diff(table["percentile"]) <= 1e-12)
+    assert np.all(np.diff(table["rank_first"]) >= 0)  # best rank first, ties shown as ties
+    assert table["model_rank"].str.contains("of 470 drugs").all()

@@ -181,7 +181,7 @@ def test_drugscom_uci_fixture():
     assert len(data) == 12
     assert data.users.kind == "condition" and data.items.kind == "drug"
     conditions = set(data.users.ids)
-    assert "Not Listed / Othe" in conditions and "Crohn's Disease, Maintenance" in conditions
+    assert "Not Listed / Other" in conditions and "Crohn's Disease, Maintenance" in conditions  # "Othe" restored
     assert not any("</span>" in c for c in conditions)
     assert data.rating.dtype == np.float32 and set(data.rating) <= set(range(1, 11))
     assert "rating_label" not in data.extra
