@@ -134,104 +134,124 @@ if not drugs:
 
 # ================================================================================== drugs
 st.warning(MEDICAL_NOTE, icon="⚕️")
-MODES = ["A condition", "A drug (reverse: which conditions)", "A new condition (your own list of drugs)"]
+MODES = [
+    "A condition",
+    "A drug (reverse: which conditions)",
+    "Drugs like one drug",
+    "A new condition (your own list of drugs)",
+]
 ui.keep_valid("rec_mode", MODES)
 mode = st.radio("Explore", MODES, key="rec_mode", horizontal=True)
-pairs = ui.pair_evidence(data_key)
-overall = ui.item_evidence(data_key)
-EVIDENCE = {
-    "reviews": NUMBER("Reviews", format="%d"),
-    "mean_rating": NUMBER("Mean rating (1-10)", format="%.1f"),
-    "useful": NUMBER("Useful votes", format="%d"),
-    "snippet": TEXT("Most useful review", width="large"),
-}
 
 if mode.startswith("A new condition"):
     _profile("this new condition", "Close to {items}, which you picked")
     st.stop()
 
-if mode.startswith("A drug"):
-    drug_labels = {int(i): f"{titles[i]} · {overall['reviews'].iloc[i]} reviews" for i in ui.picker_order(data_key, "items")}
-    options = list(drug_labels)
-    ui.keep_valid("rec_drug", options)
-    drug = st.selectbox("Drug (type to search)", options, format_func=drug_labels.get, key="rec_drug")
-    table = ex.conditions_for_item(run, data.items.ids[drug], k=int(k), pairs=pairs)
-    table = table.rename(columns={user_kind: "condition"})
-    st.subheader(f"Conditions {titles[drug]} ranks highest for")
-    st.caption(
-        "Scores are not comparable between conditions, so each condition is ranked by where the drug falls among all "
-        "drugs for that condition (its percentile). Evidence counts the reviews of this drug for that condition."
-    )
-    columns = [
-        c for c in ("rank", "condition", "percentile", "score", "already_seen", "reviews", "mean_rating", "useful", "snippet") if c in table
-    ]
+try:
+    explorer = ui.drug_explorer(run.run_id)
+except RecsysError as error:
+    ui.show_error(error, "The reviews behind this run cannot be loaded")
+    st.stop()
+st.caption(
+    f"Positive rule of this run: {explorer.positive_rule}. Models learn from and are tested on positive reviews; "
+    "the counts below cover every review. Strength is the drug's rank among all drugs for the condition on a 0-100 scale "
+    "(100: first place; tied drugs share one value), never a raw model score."
+)
+EVIDENCE = {
+    "rank": NUMBER("#", width="small"),
+    "strength": st.column_config.ProgressColumn("Strength", min_value=0, max_value=100, format="%d"),
+    "model_rank": TEXT("Model's rank"),
+    "reviews": NUMBER("Reviews", format="%d"),
+    "positive": NUMBER("👍 positive", format="%d"),
+    "neutral": NUMBER("neutral", format="%d"),
+    "negative": NUMBER("👎 negative", format="%d"),
+    "mean_rating": NUMBER("Mean rating (1-10)", format="%.1f"),
+    "status": TEXT("Flag"),
+    "provenance": TEXT("Where it comes from", width="large"),
+    "best_positive": TEXT("Most useful positive review", width="large"),
+    "best_neutral": TEXT("Most useful neutral review", width="large"),
+    "best_negative": TEXT("Most useful negative review", width="large"),
+}
+COLUMNS = ("rank", "name", "strength", "model_rank", "provenance", "reviews", "positive", "neutral", "negative", "mean_rating", "status")
+REVIEWS = ("best_positive", "best_neutral", "best_negative")
+
+
+def _part(title: str, table: pd.DataFrame, name_label: str, caption: str, empty: str) -> None:
+    st.subheader(title)
+    st.caption(caption)
+    if table.empty:
+        st.info(empty)
+        return
+    flagged = int(table["status"].astype(bool).sum())
+    if flagged:
+        st.markdown(f"⚠️ {ui.plural(flagged, 'row')} flagged: most of the reviews are negative, so it is shown as evidence, not as a suggestion.")
+    columns = [c for c in (*COLUMNS, *REVIEWS) if c in table.columns]
+    st.dataframe(table[columns], hide_index=True, width="stretch", column_config={"name": TEXT(name_label), **EVIDENCE})
+
+
+def _answer_download(answer) -> None:
+    shown = pd.concat([answer.reviewed.assign(part="1 reviewed"), answer.suggested.assign(part="2 not yet reviewed")], ignore_index=True)
+    _download(shown.drop(columns=[c for c in ("user_index", "rank_first", "tied") if c in shown]), f"{answer.question}-{answer.subject}-{run.model.name}")
+
+
+if mode.startswith("Drugs like"):
+    drug = ui.pick_reviewed("rec_similar_drug", explorer, "items", "Drug (type to search)")
+    similar = explorer.similar_to(data.items.ids[drug], k=int(k))
+    st.subheader(f"Drugs like {similar.subject}, by {run.model.name}'s item-item similarity")
+    st.caption("Strength is each drug's rank among all other drugs by similarity to this one; shared conditions are those both are reviewed for.")
+    table = similar.table.assign(shared_conditions=similar.table["shared_conditions"].map(lambda names: ", ".join(names)))
     st.dataframe(
-        table[columns],
+        table[["rank", "name", "strength", "model_rank", "shared_conditions", "n_shared", "reviews", "mean_rating", "status"]],
         hide_index=True,
         width="stretch",
         column_config={
-            "percentile": NUMBER("Percentile", format="%.3f"),
-            "score": NUMBER(format="%.4f"),
-            "already_seen": st.column_config.CheckboxColumn("Reviewed for it"),
-            **EVIDENCE,
+            "name": TEXT("Drug"),
+            "model_rank": TEXT("Similarity rank"),
+            "shared_conditions": TEXT("Conditions both are reviewed for", width="large"),
+            "n_shared": NUMBER("Shared conditions", format="%d"),
+            **{c: v for c, v in EVIDENCE.items() if c in ("rank", "strength", "reviews", "mean_rating", "status")},
         },
     )
-    _download(table, f"conditions-for-{titles[drug]}-{run.model.name}")
+    _download(table.drop(columns=["item_index"]), f"drugs-like-{similar.subject}-{run.model.name}")
     st.stop()
 
-condition = ui.pick_user("rec_condition", data, data_key, label="Medical condition (type to search)")
-history_items, ratings = ex.user_item_ratings(data, condition, ui.history_index(data_key))
-items, scores, _ = ex.rank_items(model, condition, k=int(k), include_seen=False)
-table = ex.item_table(run, items, scores)
-because = ex.explain(
-    model,
-    history_items,
-    table["item_index"].to_numpy(),
-    titles,
-    ratings,
-    ui.max_rating(data_key),
-    template="Close to {items}, reviewed for it",
-)
-table["because"] = because["because"].to_numpy()
-drug_overall = overall.iloc[table["item_index"].to_numpy()].reset_index(drop=True)
-table["reviews"] = drug_overall["reviews"].to_numpy()
-table["mean_rating"] = drug_overall["mean_rating"].to_numpy()
-table["conditions"] = drug_overall["users"].to_numpy()
+if mode.startswith("A drug"):
+    drug = ui.pick_reviewed("rec_drug", explorer, "items", "Drug (type to search)")
+    answer = explorer.for_drug(data.items.ids[drug], k=int(k))
+    _part(
+        answer.reviewed_title,
+        answer.reviewed,
+        "Condition",
+        "Each condition the drug is reviewed for, with where the model ranks the drug among all drugs for that condition "
+        "(ties shown as ties) and what the reviews of this drug for it say.",
+        "This drug has no review.",
+    )
+    _part(
+        answer.suggested_title,
+        answer.suggested,
+        "Condition",
+        "Conditions that share drugs with a condition this drug is reviewed for, ordered by the drug's rank there; "
+        "the evidence is this drug's reviews for those similar conditions.",
+        "No condition shares a drug with the conditions this one is reviewed for.",
+    )
+    _answer_download(answer)
+    st.stop()
 
-st.subheader(f"New suggestions for {data.users.ids[condition]}")
-st.caption(
-    f"Drugs nobody has reviewed for this condition yet, ranked by {run.model.name}. Their evidence is over all conditions; "
-    "the model only suggests where patterns in other conditions point."
+condition = ui.pick_reviewed("rec_condition", explorer, "users", "Medical condition (type to search)")
+answer = explorer.for_condition(data.users.ids[condition], k=int(k))
+_part(
+    answer.reviewed_title,
+    answer.reviewed,
+    "Drug",
+    "Every drug patients reviewed for this condition, ordered by the model, with what the reviews say.",
+    "No drug is reviewed for this condition.",
 )
-columns = [c for c in ("rank", "title", "because", "top_condition", "reviews", "mean_rating", "conditions", "score") if c in table]
-st.dataframe(
-    table[columns],
-    hide_index=True,
-    width="stretch",
-    column_config={
-        "title": TEXT("Drug"),
-        "score": NUMBER(format="%.4f"),
-        "top_condition": TEXT("Most reviewed for"),
-        "reviews": NUMBER("Reviews (all conditions)", format="%d"),
-        "mean_rating": NUMBER("Mean rating (all conditions)", format="%.1f"),
-        "conditions": NUMBER("Conditions", format="%d"),
-        "because": TEXT("Why", width="large"),
-    },
+_part(
+    answer.suggested_title,
+    answer.suggested,
+    "Drug",
+    "Drugs not reviewed for this condition yet, among those used for conditions that share drugs with it; "
+    "each names those conditions, and the evidence is its reviews for them.",
+    "No condition shares a drug with this one, so there is nothing to carry over.",
 )
-
-seen_items, seen_scores, seen_ranks = ex.rank_seen_items(model, condition)
-reviewed = ex.evidence_for(pairs, condition, seen_items)
-reviewed.insert(0, "model_rank", seen_ranks)
-reviewed.insert(1, "title", titles[seen_items])
-reviewed["score"] = seen_scores
-st.subheader(f"Already reviewed for {data.users.ids[condition]} ({len(reviewed)})")
-st.caption("How the model ranks the drugs patients already reviewed for this condition, with what the reviews say.")
-columns = [c for c in ("model_rank", "title", "reviews", "mean_rating", "useful", "snippet", "score") if c in reviewed]
-st.dataframe(
-    reviewed[columns],
-    hide_index=True,
-    width="stretch",
-    column_config={"model_rank": NUMBER("Model rank", format="%d"), "title": TEXT("Drug"), "score": NUMBER(format="%.4f"), **EVIDENCE},
-)
-shown = pd.concat([table.assign(group="new suggestion"), reviewed.assign(group="already reviewed")], ignore_index=True)
-_download(shown, f"drugs-for-{data.users.ids[condition]}-{run.model.name}")
+_answer_download(answer)

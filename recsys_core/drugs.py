@@ -69,7 +69,9 @@ class ReviewClasses:
 
     def classify(self, rating: np.ndarray) -> np.ndarray:
         rating = np.asarray(rating, dtype=np.float64)
-        return np.where(rating >= self.positive_at, "positive", np.where(rating < self.negative_below, "negative", "neutral")).astype(object)
+        return np.where(rating >= self.positive_at, "positive", np.where(rating < self.negative_below, "negative", "neutral")).astype(
+            object
+        )
 
 
 @dataclass(frozen=True)
@@ -174,7 +176,9 @@ class SimilarDrugs:
             shared = _join(row["shared_conditions"][:MAX_NAMED], row["n_shared"])
             where = f"both reviewed for {shared}" if row["n_shared"] else "no condition in common"
             flag = f" · {row['status']}" if row["status"] else ""
-            lines.append(f"  {row['rank']:>2}. {row['name']}  {_bar(row['strength'])} {row['strength']:>3}  {row['model_rank']} · {where}{flag}")
+            lines.append(
+                f"  {row['rank']:>2}. {row['name']}  {_bar(row['strength'])} {row['strength']:>3}  {row['model_rank']} · {where}{flag}"
+            )
         lines += ["", self.note]
         return "\n".join(lines)
 
@@ -244,7 +248,9 @@ class DrugExplorer:
         classes = ReviewClasses.for_threshold(threshold)
         text = rule.get("text") if rule else None
         texts = reviews.extra.get("review")
-        snippets = trim(pd.Series(texts, dtype=object), SNIPPET_CHARS).to_numpy() if texts is not None else np.full(len(reviews), "", dtype=object)
+        snippets = (
+            trim(pd.Series(texts, dtype=object), SNIPPET_CHARS).to_numpy() if texts is not None else np.full(len(reviews), "", dtype=object)
+        )
         return cls(
             run=run,
             reviews=reviews,
@@ -362,7 +368,9 @@ class DrugExplorer:
         part1 = self._evidence(rows, self.reviews.user[rows], reviewers)
         part1.insert(0, "user_index", reviewers)
         part1 = self._ranked(part1, None, first[reviewers], tied[reviewers], n, names[reviewers])
-        part1 = part1.sort_values(["strength", "rank_first", "reviews"], ascending=[False, True, False], kind="stable").reset_index(drop=True)
+        part1 = part1.sort_values(["strength", "rank_first", "reviews"], ascending=[False, True, False], kind="stable").reset_index(
+            drop=True
+        )
         part1.insert(0, "rank", np.arange(1, len(part1) + 1))
 
         # shared[c, j]: drugs condition c has in common with the j-th condition this drug is reviewed for.

@@ -24,7 +24,6 @@ from .models.base import Recommender
 from .splits import PROTOCOL_SPLITS, Split, make_split
 from .trainer import Trainer, TrainingEvent
 
-
 #: ``threshold`` of :meth:`DataSource.builtin` when not given: the data set's own positive rule.
 DEFAULT_THRESHOLD: Literal["default"] = "default"
 

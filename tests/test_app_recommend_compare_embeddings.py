@@ -142,32 +142,41 @@ def test_recommend_for_your_own_profile(runs):
 
 def test_recommend_drugs_for_a_condition_with_evidence(runs):
     at = ok(page("3_Recommend.py", DRUGS, runs["drugs/ease"]))
-    assert MEDICAL_NOTE in texts(at.warning)
-    run = load_run(runs["drugs/ease"])
-    data = DRUGS.load()
-    condition = data.users.index("Depression")
+    assert texts(at.warning).count(MEDICAL_NOTE) == 1
+    reviews = DRUGS.all_reviews()
+    assert len(reviews) > len(DRUGS.load())  # neutral and negative reviews are evidence, not positives
+    condition = reviews.users.index("Depression")
     ok(at.selectbox(key="rec_condition").set_value(condition).run())
-    new, reviewed = at.dataframe[0].value, at.dataframe[1].value
-    reviewed_items = set(data.item[data.user == condition])
-    titles = run.item_titles()
-    assert len(new) == 10 and not set(new["title"]) & {titles[i] for i in reviewed_items}
-    assert {"reviews", "mean_rating", "because"} <= set(new.columns)
+    assert "Positive rule of this run: reviews labelled positive" in texts(at.caption)
+    reviewed, new = at.dataframe[0].value, at.dataframe[1].value
+    reviewed_items = set(reviews.item[reviews.user == condition])
     assert len(reviewed) == len(reviewed_items)
-    assert reviewed["reviews"].sum() == int((data.user == condition).sum())
-    assert {"mean_rating", "useful", "snippet", "model_rank"} <= set(reviewed.columns)
-    assert reviewed["snippet"].str.len().gt(0).all()
-    assert reviewed["model_rank"].is_monotonic_increasing
+    assert reviewed["reviews"].sum() == int((reviews.user == condition).sum())  # every review, whatever its rating
+    assert {"strength", "model_rank", "positive", "neutral", "negative", "mean_rating", "best_positive"} <= set(reviewed.columns)
+    assert "score" not in reviewed.columns and "score" not in new.columns
+    assert reviewed["strength"].is_monotonic_decreasing
+    titles = reviews.item_titles()
+    assert len(new) == 10 and not set(new["name"]) & {titles[i] for i in reviewed_items}
+    assert new["provenance"].str.startswith("used for ").all()
+    assert "Part 1 · Drugs reviewed for Depression" in texts(at.subheader)
+    assert "Part 2 · Not yet reviewed for Depression" in texts(at.subheader)
 
     ok(at.radio(key="rec_mode").set_value("A drug (reverse: which conditions)").run())
-    drug = data.items.index("Sertraline")
-    ok(at.selectbox(key="rec_drug").set_value(drug).run())
-    conditions = at.dataframe[0].value
-    assert len(conditions) == 10 and {"condition", "percentile", "reviews", "snippet"} <= set(conditions.columns)
-    assert (conditions["already_seen"] == (conditions["reviews"] > 0)).all()
-    assert MEDICAL_NOTE in texts(at.warning)
+    ok(at.selectbox(key="rec_drug").set_value(reviews.items.index("Etonogestrel")).run())
+    conditions, elsewhere = at.dataframe[0].value, at.dataframe[1].value
+    assert conditions["name"].iloc[0] == "Birth Control" and conditions["model_rank"].str.contains("drugs for this condition").all()
+    assert 0 < len(elsewhere) <= 10 and elsewhere["provenance"].str.contains("Birth Control").all()
+    assert texts(at.warning).count(MEDICAL_NOTE) == 1
+
+    ok(at.radio(key="rec_mode").set_value("Drugs like one drug").run())
+    ok(at.selectbox(key="rec_similar_drug").set_value(reviews.items.index("Etonogestrel")).run())
+    similar = at.dataframe[0].value
+    assert len(similar) == 10 and "Etonogestrel" not in set(similar["name"])
+    assert similar["shared_conditions"].str.contains("Birth Control").any()
 
     ok(at.radio(key="rec_mode").set_value("A new condition (your own list of drugs)").run())
-    ok(at.multiselect(key="rec_profile_items").set_value([drug, data.items.index("Bupropion")]).run())
+    drug = reviews.items.index("Sertraline")
+    ok(at.multiselect(key="rec_profile_items").set_value([drug, reviews.items.index("Bupropion")]).run())
     assert len(at.dataframe[0].value) == 10
 
 

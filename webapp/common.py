@@ -13,11 +13,11 @@ from contextlib import contextmanager
 
 import streamlit as st
 
+from recsys_core.drugs import MEDICAL_NOTE as MEDICAL_NOTE  # one wording for the CLI and every page
 from recsys_core.errors import RecsysError
 from recsys_core.experiment import DataSource
 
 DEFAULT_SOURCE = DataSource.builtin("ml-100k")
-MEDICAL_NOTE = "This explores patterns in patient reviews from Drugs.com. It is not medical advice: ask a doctor or pharmacist."
 
 
 def source_key(source: DataSource) -> str:

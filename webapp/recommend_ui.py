@@ -150,6 +150,28 @@ def picker_order(key: str, what: str) -> np.ndarray:
     return order
 
 
+@st.cache_resource(show_spinner="Collecting every review of this data…", max_entries=4)
+def drug_explorer(run_id: str):
+    """The run with all reviews of its data (positive, neutral and negative) as evidence, built once."""
+    from recsys_core.drugs import explorer_for_run
+
+    return explorer_for_run(load_run(run_id))
+
+
+def pick_reviewed(key: str, explorer, what: str, label: str) -> int:
+    """A searchable selectbox of conditions (``what="users"``) or drugs by their number of reviews, most first.
+
+    Built from all reviews, so a condition whose reviews are all negative can still be asked about."""
+    reviews = explorer.reviews
+    counts = reviews.user_counts() if what == "users" else reviews.item_counts()
+    names = reviews.users.ids.astype(str) if what == "users" else reviews.item_titles()
+    order = np.argsort(-counts, kind="stable")
+    options = order[counts[order] > 0][:MAX_OPTIONS].tolist()
+    keep_valid(key, options)
+    chosen = st.selectbox(label, options, format_func=lambda i: f"{names[i]} · {plural(int(counts[i]), 'review')}", key=key)
+    return int(chosen)
+
+
 # ------------------------------------------------------------------------------------ pickers
 def pick_user(key: str, data, data_key: str, label: str | None = None) -> int:
     """A searchable selectbox of users (type to search); returns the user index."""
