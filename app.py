@@ -22,6 +22,7 @@ from webapp.common import (
     is_drug_data,
     load_data,
     load_run,
+    positive_rule_text,
     set_active_run,
     sidebar_status,
 )
@@ -136,7 +137,8 @@ with left:
     st.subheader(f"Top 10 for a sample {user_kind}")
     st.caption(
         f"Model **{record['model']}** (run {run_id}), test {record.get('headline', 'HR@10')} = "
-        f"{record['metrics'].get(record.get('headline', 'HR@10'), float('nan')):.3f} on {record['protocol']}."
+        f"{record['metrics'].get(record.get('headline', 'HR@10'), float('nan')):.3f} on {record['protocol']}. "
+        + positive_rule_text(record)
     )
     if is_drug_data(data):
         st.info(MEDICAL_NOTE)

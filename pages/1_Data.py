@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import streamlit as st
 
+from recsys_core.drugs import condition_names
 from recsys_core.errors import RecsysError
 from recsys_core.experiment import DataSource
 from webapp import data_ui as ui
@@ -224,6 +226,32 @@ if source.kind == "builtin" and not ui.is_available(source.name):
     st.info(f"{source.name} is not fetched yet: fetch it above, or upload your own file.")
     sidebar_status()
     st.stop()
+if source.kind in ("builtin", "drugscom-file"):
+    # The positive rule: which interactions models learn from and are tested on (a user file sets it in its mapping above).
+    drug_source = source.kind == "drugscom-file" or source.name.startswith("drugscom")
+    rule_cells = st.columns([2, 1, 3], vertical_alignment="bottom")
+    rule_on = rule_cells[0].checkbox(
+        "Positive rule: only ratings at or above a threshold are positives",
+        value=source.threshold is not None,
+        key=f"data_rule_on_{source.name}",
+        help="Models learn from and are tested on positives only; lower ratings stay as evidence (review counts, mean ratings).",
+    )
+    rule_value = rule_cells[1].number_input(
+        "Threshold",
+        value=float(source.threshold if source.threshold is not None else (7.0 if drug_source else 4.0)),
+        step=0.5,
+        key=f"data_rule_threshold_{source.name}",
+        disabled=not rule_on,
+    )
+    wanted = float(rule_value) if rule_on else None
+    if wanted != source.threshold:
+        source = dataclasses.replace(source, threshold=wanted)
+        set_active_source(source)
+    rule_cells[2].caption(
+        f"Now: {source.positive_rule()}. "
+        + ("Drug data defaults to 7 of 10 (Gräßer et al. 2018); on the sample that is the label 'positive'. " if drug_source else "")
+        + "Every run records the rule it was trained with."
+    )
 try:
     data = load_data(source)
     summary = ui.data_summary(ui.summary_key(source))
@@ -235,6 +263,24 @@ except RecsysError as error:
 sidebar_status(data)
 if is_drug_data(data):
     st.info(MEDICAL_NOTE)
+    st.markdown(
+        "**Which review is a condition's latest?** Leave-one-out holds out each condition's latest drug: the drug of its "
+        "latest review date (the date of the latest review of that pair). Review dates are when a patient wrote, not when "
+        "the drug was started, so this order is weaker than MovieLens' rating times; ties in date are broken by a seeded "
+        "random order."
+    )
+    if source.kind != "file":
+        with friendly_errors():
+            names = condition_names(source.all_reviews())
+        with st.expander(f"Condition names: {len(names.restored)} restored, {len(names.suspect)} still look cut"):
+            st.markdown(
+                "The Drugs.com scrape cut some condition names short. A name that is a proper prefix of exactly one other "
+                "condition, cut inside a word, is that condition; a name whose last word is a known cut word "
+                "(\"Disorde\", \"Cance\", \"Lab\", …) gets it completed. Restored here:"
+            )
+            st.dataframe(names.restored, hide_index=True, width="stretch")
+            if names.suspect:
+                st.markdown("Still look cut at the start, kept as they are: " + ", ".join(f"`{n}`" for n in names.suspect))
 stats = summary["stats"]
 users_kind, items_kind = summary["users_kind"], summary["items_kind"]
 cells = st.columns(4)

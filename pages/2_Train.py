@@ -12,6 +12,7 @@ from webapp.common import (
     active_source,
     is_drug_data,
     load_data,
+    positive_rule_text,
     runs_for,
     set_active_run,
     sidebar_status,
@@ -44,7 +45,11 @@ except RecsysError as error:
     st.stop()
 
 sidebar_status(data)
-st.caption(f"Data: **{data.name}** — {data.n_users:,} {data.users.kind}s, {data.n_items:,} {data.items.kind}s, {len(data):,} interactions")
+st.caption(
+    f"Data: **{data.name}** — {data.n_users:,} {data.users.kind}s, {data.n_items:,} {data.items.kind}s, {len(data):,} interactions. "
+    + positive_rule_text()
+    + " Models learn from and are tested on positives only."
+)
 if is_drug_data(data):
     st.info(MEDICAL_NOTE)
 

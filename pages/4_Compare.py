@@ -10,7 +10,7 @@ from recsys_core.errors import RecsysError
 from recsys_core.evaluation import HEADLINE, paired_comparison
 from webapp import compare_ui as cmp
 from webapp import recommend_ui as ui
-from webapp.common import is_drug_data, load_run, runs_for
+from webapp.common import is_drug_data, load_run, positive_rule_text, runs_for
 
 st.set_page_config(page_title="Compare · Recsys Explorer", page_icon="📊", layout="wide")
 st.title("Compare")
@@ -58,6 +58,8 @@ board = cmp.leaderboard(group, protocol)
 headline = HEADLINE[protocol]
 st.caption(
     f"Test metrics of {len(board)} run(s) on {data.name}, {protocol}; 95% intervals from a bootstrap over test users. "
+    + positive_rule_text(group[0])
+    + " "
     + ("Coverage@10 is the share of all items that appear in some user's full-ranking top 10." if protocol.startswith("loo") else "")
 )
 metric_config = {c: NUMBER(format="%.4f") for c in board.columns if ("@" in c and "CI" not in c) or c in ("MRR", "RMSE", "MAE")}

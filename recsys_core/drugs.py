@@ -466,6 +466,34 @@ def _provenance_for_condition(drug: str, names: list[str], shared: list[int], su
     return f"{drug} is reviewed for " + _join(parts, len(names))
 
 
+# ---------------------------------------------------------------------------------- condition names
+@dataclass(frozen=True)
+class ConditionNames:
+    """What the reader did to the scraped condition names (for the Data page).
+
+    ``restored``: ``as_scraped``, ``restored`` and ``reviews`` for every name the truncation rule
+    completed; ``suspect``: names that still look cut (kept as they are).
+    """
+
+    restored: pd.DataFrame
+    suspect: tuple[str, ...]
+
+
+def condition_names(reviews: Interactions) -> ConditionNames:
+    """Restored and suspect condition names of Drugs.com data read by :func:`~recsys_core.datasets.read_drugscom`."""
+    from .datasets.readers import suspect_condition_names
+
+    names = pd.Series(reviews.users.ids[reviews.user], dtype=object)
+    scraped = reviews.extra.get("condition_as_scraped")
+    if scraped is None:
+        restored = pd.DataFrame({"as_scraped": [], "restored": [], "reviews": []})
+    else:
+        frame = pd.DataFrame({"as_scraped": pd.Series(scraped, dtype=object), "restored": names})
+        frame = frame[frame["as_scraped"] != frame["restored"]]
+        restored = frame.groupby(["as_scraped", "restored"], sort=True).size().rename("reviews").reset_index()
+    return ConditionNames(restored, tuple(suspect_condition_names(reviews.users.ids)))
+
+
 # ---------------------------------------------------------------------------------- the one entry
 def explorer_for_run(run) -> DrugExplorer:
     """Load every review of a saved run's data (from its recorded source) and build the explorer."""

@@ -127,10 +127,25 @@ def test_data_page_switches_between_builtin_data_sets(ml100k_home, drugs_home):
     assert at.session_state["source"] == DataSource.builtin("drugscom-sample").to_json()
     assert [m.label for m in at.metric][:2] == ["conditions", "drugs"]
     assert "not medical advice" in texts(at.info)
+    # The positive rule: 626 of the 965 reviews are labelled positive; the rest are evidence only.
+    assert at.checkbox(key="data_rule_on_drugscom-sample").value is True
+    assert [m.value for m in at.metric][2] == "626"
+    assert "latest review date" in texts(at.markdown)
+    assert "Premature Lab" in at.dataframe[0].value["as_scraped"].tolist()
+    assert "`ibromyalgia`" in texts(at.markdown)
+    at.checkbox(key="data_rule_on_drugscom-sample").uncheck().run()
+    assert_clean(at)
+    assert at.session_state["source"]["threshold"] is None and [m.value for m in at.metric][2] == "965"
 
     at.selectbox(key="data_builtin").set_value("ml-100k").run()
     assert_clean(at)
     assert at.session_state["source"]["name"] == "ml-100k"
+    assert at.checkbox(key="data_rule_on_ml-100k").value is False
+    at.checkbox(key="data_rule_on_ml-100k").check().run()
+    assert_clean(at)
+    assert at.session_state["source"]["threshold"] == 4.0 and [m.value for m in at.metric][2] == "55,375"
+    at.checkbox(key="data_rule_on_ml-100k").uncheck().run()
+    assert [m.value for m in at.metric][2] == "100,000"
     # A data set that is not fetched offers a fetch button and stays inactive.
     at.selectbox(key="data_builtin").set_value("ml-1m").run()
     assert_clean(at)

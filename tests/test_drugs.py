@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys_core.drugs import MEDICAL_NOTE, DrugExplorer, ReviewClasses
+from recsys_core.drugs import MEDICAL_NOTE, DrugExplorer, ReviewClasses, condition_names
 from recsys_core.errors import DataError
 from recsys_core.experiment import DataSource, keep_positives, run_experiment
 from recsys_core.explain import item_rank_counts, rank_strength, rank_text
@@ -194,3 +194,7 @@ def test_truncated_condition_names_are_restored_by_the_documented_rule(reviews):
     scraped = pd.Series(reviews.extra["condition_as_scraped"])
     assert (scraped == "Premature Lab").sum() == (pd.Series(reviews.users.ids[reviews.user]) == "Premature Labor").sum() > 0
     assert suspect_condition_names(conditions) == ["atigue", "ibromyalgia", "mance Anxiety", "min)", "moterol)"]
+    report = condition_names(reviews)
+    assert report.suspect == ("atigue", "ibromyalgia", "mance Anxiety", "min)", "moterol)")
+    row = report.restored[report.restored["as_scraped"] == "Premature Lab"]
+    assert row["restored"].item() == "Premature Labor" and row["reviews"].item() > 0

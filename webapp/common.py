@@ -79,6 +79,12 @@ def set_active_run(run_id: str) -> None:
     st.session_state["run_id"] = run_id
 
 
+def positive_rule_text(record: dict | None = None) -> str:
+    """ "Positives: ..." for a caption beside metrics: the run's recorded rule, else the active data's."""
+    rule = (record or {}).get("dataset", {}).get("positive_rule")
+    return f"Positives: {rule['text'] if rule else active_source().positive_rule()}."
+
+
 def is_drug_data(data) -> bool:
     return data.users.kind == "condition" or data.items.kind == "drug"
 
