@@ -23,7 +23,12 @@ Evidence comes from *all* reviews (:meth:`~recsys_core.experiment.DataSource.all
 from the positive ones; both share one vocabulary, so an index means the same drug in either.
 Review classes follow the run's positive rule: rating >= threshold positive, below 5 of 10
 negative, neutral between (exactly the sample's labels). The CLI and the Recommend page both call
-:class:`DrugExplorer`.
+:class:`DrugExplorer`; :func:`drugs_for_condition`, :func:`conditions_for_drug` and
+:func:`drugs_like` are the same answers in one call each:
+
+>>> from recsys_core.runs import load_run                                   # doctest: +SKIP
+>>> answer = drugs_for_condition(load_run(RUN_ID), "Birth Control", k=5)    # doctest: +SKIP
+>>> answer.reviewed, answer.suggested       # two DataFrames; print(answer.text()) for a terminal
 """
 
 from __future__ import annotations
@@ -501,6 +506,25 @@ def explorer_for_run(run) -> DrugExplorer:
 
     source = DataSource.from_json(run.record["dataset"]["source"])
     return DrugExplorer.build(run, source.all_reviews())
+
+
+def drugs_for_condition(run, condition, k: int = 10, reviews: Interactions | None = None) -> DrugAnswer:
+    """Condition → drugs for a saved run (``reviews``: all reviews of its data; loaded from its source when None)."""
+    return _explorer(run, reviews).for_condition(condition, k=k)
+
+
+def conditions_for_drug(run, drug, k: int = 10, reviews: Interactions | None = None) -> DrugAnswer:
+    """Drug → conditions for a saved run, the same way."""
+    return _explorer(run, reviews).for_drug(drug, k=k)
+
+
+def drugs_like(run, drug, k: int = 10, reviews: Interactions | None = None) -> SimilarDrugs:
+    """Drugs like one drug by the run's item-item similarity, with the conditions both are reviewed for."""
+    return _explorer(run, reviews).similar_to(drug, k=k)
+
+
+def _explorer(run, reviews: Interactions | None) -> DrugExplorer:
+    return explorer_for_run(run) if reviews is None else DrugExplorer.build(run, reviews)
 
 
 def is_drug_run(run) -> bool:

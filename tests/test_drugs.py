@@ -91,6 +91,8 @@ def test_cli_train_threshold_option(capsys, drugs_sample_dir):
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["positive_threshold"] is None
     assert main(["train", "--dataset", "drugscom-sample", "--model", "itemknn", "--json"]) == 0
     run_id = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["run_id"]
+    assert main(["evaluate", "--run", run_id]) == 0  # the recorded rule rebuilds the same positive data
+    capsys.readouterr()
     assert main(["recommend", "--run", run_id, "--user", "Birth Control", "--k", "3"]) == 0
     out = capsys.readouterr().out
     assert "Part 1 · Drugs reviewed for Birth Control" in out and "Part 2 · Not yet reviewed for Birth Control" in out
@@ -101,6 +103,20 @@ def test_cli_train_threshold_option(capsys, drugs_sample_dir):
     assert main(["recommend", "--run", run_id, "--reverse", "--item", "Etonogestrel", "--json"]) == 0
     answer = json.loads(capsys.readouterr().out)
     assert answer["reviewed"][0]["name"] == "Birth Control"
+    from recsys_core.drugs import conditions_for_drug, drugs_for_condition, drugs_like
+    from recsys_core.runs import load_run
+
+    run = load_run(run_id)
+    assert drugs_for_condition(run, "Birth Control", k=3).suggested["name"].tolist() == [r["name"] for r in json_part(capsys, run_id)]
+    assert conditions_for_drug(run, "Etonogestrel").reviewed["name"].iloc[0] == "Birth Control"
+    assert len(drugs_like(run, "Etonogestrel", k=4).table) == 4
+
+
+def json_part(capsys, run_id: str) -> list[dict]:
+    from recsys_core.cli import main
+
+    assert main(["recommend", "--run", run_id, "--user", "Birth Control", "--k", "3", "--json"]) == 0
+    return json.loads(capsys.readouterr().out)["suggested"]
 
 
 # ------------------------------------------------------------------------------------ answers
