@@ -133,16 +133,18 @@ class DrugAnswer:
         """The answer as plain text for a terminal: both parts (part 1 cut to ``max_rows``), the evidence, the note once."""
         what = "drugs for" if self.question == "condition" else "conditions for"
         lines = [f"{what.capitalize()} {self.subject} · run {self.run_id} ({self.model}) · positive rule: {self.positive_rule}", ""]
-        for title, table, empty in (
-            (self.reviewed_title, self.reviewed, "nothing reviewed"),
-            (self.suggested_title, self.suggested, "no similar condition points anywhere new"),
+        # In a drug answer part 2's evidence is the drug's reviews for conditions of part 1: quoted there already.
+        quote_part2 = self.question == "condition"
+        for title, table, empty, quotes in (
+            (self.reviewed_title, self.reviewed, "nothing reviewed", True),
+            (self.suggested_title, self.suggested, "no similar condition points anywhere new", quote_part2),
         ):
             lines.append(title)
             if table.empty:
                 lines.append(f"  ({empty})")
             shown = table if max_rows is None else table.head(max_rows)
             for row in shown.to_dict("records"):
-                lines.extend(_row_text(row, review_chars))
+                lines.extend(_row_text(row, review_chars, quotes))
             if len(shown) < len(table):
                 lines.append(f"  … and {len(table) - len(shown)} more (ask for more with a larger k)")
             lines.append("")
@@ -203,7 +205,7 @@ def _join(names: list[str], total: int | None = None) -> str:
     return ", ".join(names[:-1]) + " and " + names[-1]
 
 
-def _row_text(row: dict, review_chars: int) -> list[str]:
+def _row_text(row: dict, review_chars: int, quotes: bool = True) -> list[str]:
     counts = f"{row['reviews']} review{'' if row['reviews'] == 1 else 's'}: {row['positive']} positive, {row['neutral']} neutral, {row['negative']} negative"
     mean = f" · mean {row['mean_rating']:.1f}/10" if row["reviews"] else ""
     head = f"  {row['rank']:>2}. {row['name']}  {_bar(row['strength'])} {row['strength']:>3}  {row['model_rank']}"
@@ -213,7 +215,7 @@ def _row_text(row: dict, review_chars: int) -> list[str]:
     lines.append(f"      {'evidence there' if row.get('provenance') else 'evidence'}: {counts}{mean}")
     if row["status"]:
         lines.append(f"      ⚠ {row['status']}")
-    for kind, mark in (("positive", "+"), ("neutral", "~"), ("negative", "-")):
+    for kind, mark in (("positive", "+"), ("neutral", "~"), ("negative", "-")) if quotes else ():
         text = row.get(f"best_{kind}")
         if isinstance(text, str) and text:
             short = text if len(text) <= review_chars else text[:review_chars].rsplit(" ", 1)[0] + "…"
