@@ -265,7 +265,7 @@ if is_drug_data(data):
     st.info(MEDICAL_NOTE)
     st.markdown(
         "**Which review is a condition's latest?** Leave-one-out holds out each condition's latest drug: the drug of its "
-        "latest review date (the date of the latest review of that pair). Review dates are when a patient wrote, not when "
+        "latest review date (the date of the latest positive review of that pair). Review dates are when a patient wrote, not when "
         "the drug was started, so this order is weaker than MovieLens' rating times; ties in date are broken by a seeded "
         "random order."
     )
