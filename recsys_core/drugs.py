@@ -238,7 +238,7 @@ class DrugExplorer:
     positive_rule: str
     matrix: sp.csr_matrix = field(repr=False)  # conditions × drugs, 1 where any review
     labels: np.ndarray = field(repr=False)  # each review's class
-    snippets: np.ndarray = field(repr=False)  # each review's text, trimmed
+    texts: np.ndarray = field(repr=False)  # each review's text (trimmed only when quoted)
 
     @classmethod
     def build(cls, run, reviews: Interactions) -> DrugExplorer:
@@ -255,9 +255,7 @@ class DrugExplorer:
         classes = ReviewClasses.for_threshold(threshold)
         text = rule.get("text") if rule else None
         texts = reviews.extra.get("review")
-        snippets = (
-            trim(pd.Series(texts, dtype=object), SNIPPET_CHARS).to_numpy() if texts is not None else np.full(len(reviews), "", dtype=object)
-        )
+        texts = np.asarray(texts, dtype=object) if texts is not None else np.full(len(reviews), "", dtype=object)
         return cls(
             run=run,
             reviews=reviews,
@@ -265,7 +263,7 @@ class DrugExplorer:
             positive_rule=text or f"ratings >= {classes.positive_at:g} are positives",
             matrix=reviews.to_csr(),
             labels=classes.classify(reviews.rating),
-            snippets=snippets,
+            texts=texts,
         )
 
     # -------------------------------------------------------------------------- evidence
@@ -278,7 +276,7 @@ class DrugExplorer:
                 "rating": np.asarray(self.reviews.rating, dtype=np.float64)[rows],
                 "label": self.labels[rows],
                 "useful": np.asarray(useful, dtype=np.float64)[rows] if useful is not None else 0.0,
-                "review": self.snippets[rows],
+                "row": np.asarray(rows, dtype=np.int64),
             }
         )
         index = np.asarray(index, dtype=np.int64)
@@ -290,6 +288,8 @@ class DrugExplorer:
         out["mean_rating"] = frame.groupby("key")["rating"].mean().reindex(index).to_numpy()
         out["mostly_negative"] = out["negative"] * 2 > out["reviews"]
         best = frame.sort_values("useful", ascending=False, kind="stable").drop_duplicates(["key", "label"])
+        # Trim only the reviews quoted (a few per row), never every review of the data.
+        best = best.assign(review=trim(pd.Series(self.texts[best["row"].to_numpy()], dtype=object), SNIPPET_CHARS).to_numpy())
         texts = best.pivot(index="key", columns="label", values="review").reindex(index=index, columns=list(REVIEW_KINDS))
         for kind in REVIEW_KINDS:
             out[f"best_{kind}"] = texts[kind].astype(object).where(texts[kind].notna(), "").to_numpy(dtype=object)
