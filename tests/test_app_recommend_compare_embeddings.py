@@ -96,6 +96,7 @@ def texts(elements) -> str:
 def test_recommend_for_a_movielens_user(runs):
     at = ok(page("3_Recommend.py", ML, runs["ml/ease"]))
     assert at.selectbox(key="rec_run").value == runs["ml/ease"]
+    assert "Positives: every interaction counts as positive." in texts(at.caption)  # beside the run's test metric
     run = load_run(runs["ml/ease"])
     user = run.users.index(196)
     ok(at.selectbox(key="rec_user").set_value(user).run())
@@ -234,6 +235,7 @@ def test_compare_leaderboard_paired_test_and_lists(runs):
 def test_compare_on_drugs(runs):
     at = ok(page("4_Compare.py", DRUGS))
     assert len(at.dataframe[0].value) == 3
+    assert "Positives: reviews labelled positive (rating 7-10 of 10)" in texts(at.caption)
     ok(at.selectbox(key="cmp_a").set_value(runs["drugs/ease"]).run())
     ok(at.selectbox(key="cmp_b").set_value(runs["drugs/neumf"]).run())
     assert "test users both runs were evaluated on" in texts(at.success) + texts(at.info)

@@ -21,6 +21,7 @@ from webapp.common import (
     active_source,
     load_data,
     load_run,
+    positive_rule_text,
     runs_for,
     set_active_run,
     sidebar_status,
@@ -83,6 +84,9 @@ def pick_run(data, key: str, label: str = "Run"):
         on_change=lambda: set_active_run(st.session_state[key]),
     )
     set_active_run(run_id)
+    # The labels show test metrics: say which interactions counted as positives for them.
+    record = next((r for r in runs if r["run_id"] == run_id), None)
+    st.caption(positive_rule_text(record))
     try:
         return load_run(run_id)
     except RecsysError as error:
