@@ -151,6 +151,13 @@ with left:
         data_ui.show_error(error)
         st.stop()
     columns = [c for c in ("rank", "title", "genres", "year", "score") if c in recs.columns]
+    if is_drug_data(data):
+        # A raw score means nothing to a reader of drug answers; the Recommend page gives the whole answer with evidence.
+        columns.remove("score")
+        st.caption(
+            "Drugs not yet reviewed for this condition, best first. The **Recommend** page shows the drugs reviewed for it, "
+            "the similar conditions each suggestion comes from and what the reviews say."
+        )
     st.dataframe(
         recs[columns].rename(columns={"title": item_kind}),
         hide_index=True,

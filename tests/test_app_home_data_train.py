@@ -301,6 +301,7 @@ def test_train_page_on_drugscom_sample(drugs_home):
     at.run()
     assert_clean(at)
     assert "not medical advice" in texts(at.info)
+    assert "Positives: reviews labelled positive (rating 7-10 of 10)" in texts(at.caption)
     at.multiselect(key="train_models").set_value(models).run()
     if "neumf" in models:
         at.number_input(key="train_neumf_epochs").set_value(2)
@@ -314,6 +315,13 @@ def test_train_page_on_drugscom_sample(drugs_home):
         neumf = next(r for r in runs if r["model"] == "neumf")
         assert neumf["epochs_run"] == 2 and neumf["config"]["epochs"] == 2
         assert at.get("plotly_chart"), "the per-epoch curves are drawn"
+    assert all(r["dataset"]["positive_rule"]["threshold"] == 7.0 for r in runs)
+
+    home = app("app.py")
+    home.session_state["source"] = DataSource.builtin("drugscom-sample").to_json()
+    home.run()
+    assert_clean(home)
+    assert "score" not in home.dataframe[0].value.columns and "Recommend" in texts(home.caption)
 
 
 def test_train_page_reports_a_cancelled_training(ml100k_home):
