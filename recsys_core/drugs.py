@@ -56,6 +56,9 @@ Question = Literal["condition", "drug"]
 NEGATIVE_BELOW = 5.0
 """Ratings below this (1-4 of 10; the sample's "negative") are negative reviews."""
 
+FOR_CONDITION = "drugs for this condition"
+"""How a drug answer reads its ranks: "ranked 3rd of 470 drugs for this condition"."""
+
 MAX_NAMED = 3
 """Similar conditions named per suggestion; the rest are counted."""
 
@@ -318,7 +321,7 @@ class DrugExplorer:
         rows = self._review_rows(users=np.array([user]), items=reviewed)
         part1 = self._evidence(rows, self.reviews.item[rows], reviewed)
         part1.insert(0, "item_index", reviewed)
-        part1 = self._ranked(part1, scores[reviewed], first[reviewed], tied[reviewed], n, names[reviewed])
+        part1 = self._ranked(part1, first[reviewed], tied[reviewed], n, names[reviewed], "drugs")
         part1 = part1.sort_values(["rank_first", "reviews"], ascending=[True, False], kind="stable").reset_index(drop=True)
         part1.insert(0, "rank", np.arange(1, len(part1) + 1))
 
@@ -344,16 +347,17 @@ class DrugExplorer:
         rows = self._review_rows(users=np.flatnonzero(similar), items=chosen)
         part2 = self._evidence(rows, self.reviews.item[rows], chosen)
         part2.insert(0, "item_index", chosen)
-        part2 = self._ranked(part2, scores[chosen], first[chosen], tied[chosen], n, names[chosen])
+        part2 = self._ranked(part2, first[chosen], tied[chosen], n, names[chosen], "drugs")
         part2.insert(0, "rank", np.arange(1, len(part2) + 1))
         part2["similar_conditions"] = sources_names
         part2["shared_drugs"] = sources_shared
         part2["provenance"] = texts
         return DrugAnswer("condition", subject, self.run.run_id, self.run.model.name, n, part1, part2, self.positive_rule)
 
-    def _ranked(self, table, scores, first, tied, n, names) -> pd.DataFrame:
+    @staticmethod
+    def _ranked(table: pd.DataFrame, first, tied, n: int, names, noun: str) -> pd.DataFrame:
+        """Add the name, the rank as text, the 0-100 strength and the raw rank and tie counts."""
         table.insert(1, "name", np.asarray(names, dtype=object))
-        noun = "drugs" if "item_index" in table.columns else "drugs for this condition"
         table.insert(2, "model_rank", [rank_text(f, t, n, noun) for f, t in zip(first, tied)])
         table.insert(3, "strength", rank_strength(first, tied, n))
         table.insert(4, "rank_first", np.asarray(first, dtype=np.int64))
@@ -374,7 +378,7 @@ class DrugExplorer:
         rows = self._review_rows(users=reviewers, items=np.array([item]))
         part1 = self._evidence(rows, self.reviews.user[rows], reviewers)
         part1.insert(0, "user_index", reviewers)
-        part1 = self._ranked(part1, None, first[reviewers], tied[reviewers], n, names[reviewers])
+        part1 = self._ranked(part1, first[reviewers], tied[reviewers], n, names[reviewers], FOR_CONDITION)
         part1 = part1.sort_values(["strength", "rank_first", "reviews"], ascending=[False, True, False], kind="stable").reset_index(
             drop=True
         )
@@ -406,7 +410,7 @@ class DrugExplorer:
         rows = np.concatenate(review_rows) if review_rows else np.zeros(0, dtype=np.int64)
         part2 = self._evidence(rows, np.concatenate(keys) if keys else np.zeros(0, dtype=np.int64), chosen)
         part2.insert(0, "user_index", chosen)
-        part2 = self._ranked(part2, None, first[chosen], tied[chosen], n, names[chosen])
+        part2 = self._ranked(part2, first[chosen], tied[chosen], n, names[chosen], FOR_CONDITION)
         part2.insert(0, "rank", np.arange(1, len(part2) + 1))
         part2["similar_conditions"] = sources_names
         part2["shared_drugs"] = sources_shared
