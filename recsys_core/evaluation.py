@@ -34,6 +34,10 @@ HEADLINE = {"loo-sampled": "HR@10", "loo-full": "HR@10", "heldout-users": "Recal
 LOWER_IS_BETTER = {"RMSE", "MAE"}
 # Dataset-level metrics have no per-user values and hence no bootstrap interval.
 SET_METRICS_PREFIX = "Coverage@"
+# A headline interval wider than this (in the metric's own units, for the ranking protocols whose
+# metrics lie in [0, 1]) means the test set is too small to tell models apart: a difference of a
+# few points between two leaderboard rows is well inside either row's uncertainty.
+NOT_MEANINGFUL_WIDTH = 0.1
 
 Scorer = Callable[[np.ndarray, "np.ndarray | None"], np.ndarray]
 
@@ -52,6 +56,35 @@ class EvaluationResult:
         name = HEADLINE[self.protocol]
         return name, self.metrics[name]
 
+    @property
+    def headline_interval_width(self) -> float | None:
+        """Width of the headline metric's 95% interval, or None where it has none."""
+        interval = self.intervals.get(HEADLINE[self.protocol])
+        if interval is None or not np.all(np.isfinite(interval)):
+            return None
+        return float(interval[1] - interval[0])
+
+    @property
+    def differences_meaningful(self) -> bool:
+        """False when the headline's 95% interval is wider than ``NOT_MEANINGFUL_WIDTH``: the test
+        set is too small for a difference between models to mean anything. The rule is for the
+        ranking protocols (metrics in [0, 1]); RMSE has its own scale and is never flagged."""
+        width = self.headline_interval_width
+        if HEADLINE[self.protocol] in LOWER_IS_BETTER or width is None:
+            return True
+        return width <= NOT_MEANINGFUL_WIDTH
+
+    @property
+    def meaning_note(self) -> str | None:
+        """The sentence every output shows when differences are not meaningful, else None."""
+        if self.differences_meaningful:
+            return None
+        name = HEADLINE[self.protocol]
+        return (
+            f"The 95% interval of {name} is {self.headline_interval_width:.3f} wide (more than {NOT_MEANINGFUL_WIDTH}) "
+            f"with {len(np.unique(self.users))} test users: differences between models on this data are not meaningful."
+        )
+
     def to_json(self, per_user: bool = False) -> dict:
         out: dict[str, Any] = {
             "protocol": self.protocol,
@@ -60,6 +93,7 @@ class EvaluationResult:
             "metrics": {k: float(v) for k, v in self.metrics.items()},
             "intervals": {k: [float(a), float(b)] for k, (a, b) in self.intervals.items()},
             "info": self.info,
+            "differences_meaningful": self.differences_meaningful,
         }
         if per_user:
             out["users"] = self.users.tolist()

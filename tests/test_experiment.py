@@ -9,7 +9,7 @@ from recsys_core.experiment import DataSource, run_experiment
 
 
 def test_refit_on_train_plus_validation_is_recorded(ml100k):
-    plain = run_experiment(ml100k, "ease", device="cpu", save=False)
+    plain = run_experiment(ml100k, "ease", device="cpu", refit=False, save=False)
     refit = run_experiment(ml100k, "ease", device="cpu", refit=True, save=False)
     assert refit.record["refit"]["done"] and not plain.record["refit"]["done"]
     assert refit.model.meta["l2"] == plain.model.meta["l2"]  # the validation-chosen λ is kept

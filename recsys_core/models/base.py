@@ -83,6 +83,8 @@ def _parse_setting(key: str, value: Any, current: Any) -> Any:
         if current is None:
             if text.lower() == "none":
                 return None
+            if "," in text:  # an optional tuple setting, e.g. pretrain_epochs=8,12
+                return tuple(int(t) for t in text.replace("[", "").replace("]", "").split(",") if t.strip())
             for kind in (int, float):
                 try:
                     return kind(text)
@@ -195,6 +197,12 @@ class Recommender:
         Returns None, or ``{"chosen": {setting: value}, ...}`` with whatever else explains the choice;
         a refit on train + validation reuses ``chosen``."""
         return None
+
+    def derived_settings(self) -> dict[str, Any]:
+        """Settings the fit derived from the config, the epoch budget and the data (e.g. the KL
+        anneal steps), keyed by config field. The run records them, and a refit on train +
+        validation passes them back as settings so it trains the configuration validation chose."""
+        return {}
 
     def train_epoch(self, epoch: int, rng: np.random.Generator) -> dict[str, float]:
         raise ModelError(f"{self.name} is fitted in closed form and has no training epochs")

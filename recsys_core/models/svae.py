@@ -186,6 +186,9 @@ class SVAE(TorchRecommender):
         return items[keep].astype(np.int64), indptr
 
     # ------------------------------------------------------------------ training
+    def derived_settings(self) -> dict:
+        return {"total_anneal_steps": int(self.meta["total_anneal_steps"])} if "total_anneal_steps" in self.meta else {}
+
     def beta(self) -> float:
         return kl_weight(self.update_count, self.meta["total_anneal_steps"], self.config.beta_cap)
 
