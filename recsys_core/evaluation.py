@@ -26,6 +26,7 @@ from . import metrics as M
 from .checks import check_negatives
 from .errors import ModelError
 from .sampling import sample_eval_negatives
+from .sequences import ORDER_DESCRIPTIONS, Sequences
 from .splits import PROTOCOL_SPLITS, Split
 
 PROTOCOLS = tuple(PROTOCOL_SPLITS)
@@ -206,15 +207,16 @@ class _ModelScorer:
     def __init__(self, scorer: Any):
         self.scorer = scorer
         self.is_model = hasattr(scorer, "score") and hasattr(scorer, "score_histories")
+        self.reads_order = self.is_model and bool(getattr(scorer, "uses_timestamps", False))
 
-    def known_users(self, users, items, history: sp.csr_matrix):
+    def known_users(self, users, items, history: sp.csr_matrix, sequences: Sequences | None = None):
         if self.is_model:
-            return self.scorer.score(users, items, history=history)
+            return self.scorer.score(users, items, history=history, sequences=sequences)
         return np.asarray(self.scorer(users, items))
 
-    def new_users(self, users, history_rows: sp.csr_matrix):
+    def new_users(self, users, history_rows: sp.csr_matrix, sequences: Sequences | None = None):
         if self.is_model:
-            return self.scorer.score_histories(history_rows)
+            return self.scorer.score_histories(history_rows, sequences=sequences)
         return np.asarray(self.scorer(users, None))
 
     def ratings(self, users, items):
@@ -250,7 +252,9 @@ class Evaluator:
         self.batch_size = batch_size or max(1, min(2048, int(2e7 // max(1, split.n_items))))
         targets = split.part(part)
         self.targets = targets
-        self.history = split.history(part).to_csr()
+        self.history_interactions = split.history(part)
+        self.history = self.history_interactions.to_csr()
+        self._sequences: Sequences | None = None
         if protocol in ("loo-sampled", "loo-full"):
             order = np.argsort(targets.user, kind="stable")
             self.users = targets.user[order]
@@ -270,6 +274,21 @@ class Evaluator:
 
     def _rng(self) -> np.random.Generator:
         return np.random.default_rng([self.seed, 7])
+
+    def _ordered_histories(self, adapter: _ModelScorer) -> Sequences | None:
+        """Each evaluated user's history in time order (row b: ``self.users[b]``), for the models
+        that read order; built once. None for the other models or data without timestamps."""
+        if not adapter.reads_order or self.history_interactions.timestamp is None:
+            return None
+        if self._sequences is None:
+            self._sequences = Sequences.from_interactions(self.history_interactions, self.users)
+        return self._sequences
+
+    @staticmethod
+    def _order_info(sequences: Sequences | None) -> dict:
+        if sequences is None:
+            return {}
+        return {"history_order": f"sequence models read each user's history in {ORDER_DESCRIPTIONS[sequences.order]}"}
 
     def evaluate(self, scorer: Any) -> EvaluationResult:
         """Score and rank every user of this part; ``scorer`` is a model or ``f(users, items)``."""
@@ -295,15 +314,17 @@ class Evaluator:
         max_k = max(self.ks)
         ranks = np.empty(len(self.users), dtype=np.int64)
         top_lists = []
+        sequences = self._ordered_histories(adapter)
         for start in range(0, len(self.users), self.batch_size):
             sl = slice(start, start + self.batch_size)
             users = self.users[sl]
+            ordered = sequences.rows(sl) if sequences is not None else None
             if self.protocol == "loo-sampled":
-                scores = _jittered(adapter.known_users(users, self.candidates[sl], self.history), rng)
+                scores = _jittered(adapter.known_users(users, self.candidates[sl], self.history, ordered), rng)
                 target = scores[:, 0]
                 ranks[sl] = (scores[:, 1:] > target[:, None]).sum(axis=1)
             else:
-                scores = adapter.known_users(users, None, self.history)
+                scores = adapter.known_users(users, None, self.history, ordered)
                 scores = _jittered(scores, rng)
                 rows = self.history[users]
                 scores[np.repeat(np.arange(len(users)), np.diff(rows.indptr)), rows.indices] = -np.inf
@@ -322,7 +343,7 @@ class Evaluator:
             for k in self.ks:
                 set_metrics[f"Coverage@{k}"] = M.item_coverage(tops[:, :k], self.split.n_items)
         info = {"candidates": "target + sampled negatives" if self.protocol == "loo-sampled" else "all items not in the user's history"}
-        result = self._finish(per_user, set_metrics, info)
+        result = self._finish(per_user, set_metrics, {**info, **self._order_info(sequences)})
         result.per_user["rank"] = ranks.astype(np.float64)
         return result
 
@@ -332,10 +353,12 @@ class Evaluator:
         max_k = min(max(ks), self.split.n_items)
         per_user: dict[str, list] = {}
         top_lists = []
+        sequences = self._ordered_histories(adapter)
         for start in range(0, len(self.users), self.batch_size):
             users = self.users[start : start + self.batch_size]
             given = self.history[users]
-            scores = _jittered(adapter.new_users(users, given), rng)
+            ordered = sequences.rows(slice(start, start + self.batch_size)) if sequences is not None else None
+            scores = _jittered(adapter.new_users(users, given, ordered), rng)
             scores[np.repeat(np.arange(len(users)), np.diff(given.indptr)), given.indices] = -np.inf
             top = _top_k(scores, max_k)
             targets = self.target_matrix[users]
@@ -353,7 +376,8 @@ class Evaluator:
             top_lists.append(top[:, :20])
         merged = {name: np.concatenate(v) for name, v in per_user.items()}
         coverage = {"Coverage@20": M.item_coverage(np.concatenate(top_lists), self.split.n_items)}
-        return self._finish(merged, coverage, {"candidates": "all items not among the user's given items"})
+        info = {"candidates": "all items not among the user's given items", "given": self.split.info.get("given")}
+        return self._finish(merged, coverage, {**info, **self._order_info(sequences)})
 
     def _evaluate_ratings(self, adapter: _ModelScorer) -> EvaluationResult:
         if self.targets.rating is None:
