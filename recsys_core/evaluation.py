@@ -67,24 +67,13 @@ class EvaluationResult:
 
     @property
     def differences_meaningful(self) -> bool:
-        """False when the headline's 95% interval is wider than ``NOT_MEANINGFUL_WIDTH``: the test
-        set is too small for a difference between models to mean anything. The rule is for the
-        ranking protocols (metrics in [0, 1]); RMSE has its own scale and is never flagged."""
-        width = self.headline_interval_width
-        if HEADLINE[self.protocol] in LOWER_IS_BETTER or width is None:
-            return True
-        return width <= NOT_MEANINGFUL_WIDTH
+        """False when the headline's 95% interval is wider than ``NOT_MEANINGFUL_WIDTH``."""
+        return self.meaning_note is None
 
     @property
     def meaning_note(self) -> str | None:
         """The sentence every output shows when differences are not meaningful, else None."""
-        if self.differences_meaningful:
-            return None
-        name = HEADLINE[self.protocol]
-        return (
-            f"The 95% interval of {name} is {self.headline_interval_width:.3f} wide (more than {NOT_MEANINGFUL_WIDTH}) "
-            f"with {len(np.unique(self.users))} test users: differences between models on this data are not meaningful."
-        )
+        return not_meaningful_note(self.protocol, self.intervals.get(HEADLINE[self.protocol]), len(np.unique(self.users)))
 
     def to_json(self, per_user: bool = False) -> dict:
         out: dict[str, Any] = {
@@ -122,6 +111,30 @@ class EvaluationResult:
             else:
                 parts.append(f"{name} {value:.4f}")
         return "; ".join(parts)
+
+
+def not_meaningful_note(protocol: str, interval: Any, n_users: int | None) -> str | None:
+    """The one rule for "differences between models are not meaningful here": the headline
+    metric's 95% interval is wider than ``NOT_MEANINGFUL_WIDTH``. It is for the ranking protocols
+    (metrics in [0, 1]); RMSE has its own scale and is never flagged. Returns the sentence to show,
+    or None."""
+    name = HEADLINE[protocol]
+    if name in LOWER_IS_BETTER or interval is None or not np.all(np.isfinite(interval)):
+        return None
+    width = float(interval[1] - interval[0])
+    if width <= NOT_MEANINGFUL_WIDTH:
+        return None
+    users = f" with {n_users} test users" if n_users else ""
+    return (
+        f"The 95% interval of {name} is {width:.3f} wide (more than {NOT_MEANINGFUL_WIDTH}){users}: "
+        "differences between models on this data are not meaningful."
+    )
+
+
+def saved_meaning_note(test: dict) -> str | None:
+    """:func:`not_meaningful_note` for a saved result (``EvaluationResult.to_json()``, as in run.json)."""
+    interval = test.get("intervals", {}).get(HEADLINE.get(test.get("protocol"), ""))
+    return not_meaningful_note(test["protocol"], interval, test.get("n_users")) if test.get("protocol") in HEADLINE else None
 
 
 def bootstrap_interval(values: np.ndarray, n_resamples: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:

@@ -16,6 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from recsys_core.errors import ModelError
+from recsys_core.evaluation import saved_meaning_note
 
 #: Validation curves drawn when the trainer reports them (per protocol, whichever is present).
 CURVE_METRICS = ("HR@10", "NDCG@10", "Recall@20", "NDCG@100", "RMSE")
@@ -208,11 +209,19 @@ def render_run(record: dict, active: bool) -> None:
             facts.insert(3, "closed form")
         if record.get("stopped_early"):
             facts.append("stopped early")
+        refit = record.get("refit") or {}
+        if refit.get("done"):
+            facts.append("refitted on train + validation" + (f" for {refit['epochs']} epochs" if refit.get("epochs") else ""))
+        else:
+            facts.append("not refitted: tested as selected on validation")
         if record.get("tuning"):
             facts.append(
                 "tuned on validation: " + ", ".join(f"{k}={v}" for k, v in record["tuning"].get("chosen", {}).items())
             )
         st.caption(" · ".join(facts))
+        note = saved_meaning_note((record.get("test") or {}).get(record["protocol"], {}))
+        if note:
+            st.warning(note)
         headline = record.get("headline")
         table = metrics_table(record.get("metrics", {}), record.get("intervals", {}))
         left, right = st.columns([2, 3])
