@@ -152,8 +152,9 @@ def run_experiment(
         # the settings derived from the selection's epoch budget (so β follows the same schedule).
         chosen = {**(history.tuning or {}).get("chosen", {}), **derived}
         model = create_model(model_name, **{**(overrides or {}), **chosen})
+        relay = (lambda event: callback(dataclasses.replace(event, phase="refit"))) if callback is not None else None
         Trainer(device=device, seed=seed, epochs=refit_epochs, patience=0, cancel=cancel, progress=progress).fit(
-            model, split.train_with_validation(), validation=None, callback=callback
+            model, split.train_with_validation(), validation=None, callback=relay
         )
         model.training_history = history
     fit_seconds = time.perf_counter() - started

@@ -8,7 +8,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -18,6 +18,9 @@ from .evaluation import LOWER_IS_BETTER, Evaluator
 from .interactions import Interactions
 from .models.base import Recommender, device_description, resolve_device
 from .splits import Split
+
+
+TrainingPhase = Literal["selection", "refit"]
 
 
 @dataclass
@@ -34,6 +37,8 @@ class TrainingEvent:
     elapsed: float = 0.0
     best_epoch: int | None = None
     message: str = ""
+    phase: TrainingPhase = "selection"
+    """"selection": training with validation; "refit": the chosen configuration retrained on train + validation."""
 
     @property
     def fraction(self) -> float:

@@ -70,7 +70,12 @@ def test_validation_candidates_follow_the_run_seed(ml100k):
 
 def test_run_records_the_settings_used_and_derived():
     data = informative_validation()
-    result = run_experiment(data, "multvae", device="cpu", epochs=3, overrides={"layers": (8, 4), "batch_size": 50}, save=False)
+    events = []
+    result = run_experiment(
+        data, "multvae", device="cpu", epochs=3, overrides={"layers": (8, 4), "batch_size": 50}, save=False, callback=events.append
+    )
+    # a live view can tell the refit's epochs from the selection's (no validation curve there)
+    assert {e.phase for e in events} == {"selection", "refit"} and events[-1].phase == "refit"
     settings = result.record["settings"]
     assert settings["epoch_budget"] == 3 and settings["validation_seed"] == 0 and settings["refit"] is True
     steps = anneal_steps(None, 3, 4, 0.2)
@@ -122,3 +127,22 @@ def test_not_meaningful_when_the_headline_interval_is_wide(drugs_sample, ml100k)
     assert large.test.headline_interval_width < NOT_MEANINGFUL_WIDTH
     assert large.test.differences_meaningful and large.test.meaning_note is None
     assert large.test.to_json()["differences_meaningful"] is True
+
+
+def test_cli_train_and_evaluate_say_when_differences_are_not_meaningful(capsys, drugs_sample_dir):
+    import json
+
+    from recsys_core.cli import main
+    from recsys_core.datasets import fetch
+    from recsys_core.runs import load_run
+
+    fetch("drugscom-sample", source=drugs_sample_dir, progress=False)
+    assert main(["train", "--dataset", "drugscom-sample", "--model", "pop", "--device", "cpu", "--no-refit"]) == 0
+    out = capsys.readouterr().out
+    assert "differences between models on this data are not meaningful" in out
+    run_id = out.split()[1].rstrip(":")
+    assert load_run(run_id).record["refit"] == {"done": False}  # --no-refit is recorded
+    assert main(["evaluate", "--run", run_id]) == 0
+    assert "not meaningful" in capsys.readouterr().out
+    assert main(["evaluate", "--run", run_id, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["differences_meaningful"] is False

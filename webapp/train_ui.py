@@ -141,6 +141,12 @@ def history_figure(history: list[dict]):
 
 
 def describe_event(event) -> str:
+    if getattr(event, "phase", "selection") == "refit":
+        if event.kind == "end":
+            return "Refitted on train + validation; testing on the held-out data…"
+        if event.kind in ("batch", "epoch") and event.epochs:
+            return f"refit on train + validation · epoch {event.epoch}/{event.epochs}"
+        return "Refitting the chosen configuration on train + validation…"
     if event.kind == "start":
         return f"Training {event.message}…"
     if event.kind == "batch":
@@ -169,6 +175,13 @@ class LiveView:
 
     def __call__(self, event) -> None:
         now = time.monotonic()
+        if event.phase == "refit":
+            # The refit has no validation curve; the chart keeps the selection's, the bar says what runs.
+            if event.kind == "batch" and now - self.last < self.min_interval:
+                return
+            self.last = now
+            self.bar.progress(event.fraction, text=f"{self.name}: {describe_event(event)}")
+            return
         if event.kind == "epoch":
             self.history.append({"epoch": event.epoch, "loss": event.loss, **event.metrics})
             self.chart.plotly_chart(history_figure(self.history), key=f"train_live_{self.name}_{event.epoch}")
