@@ -156,3 +156,40 @@ def test_svae_scored_by_the_evaluator_reads_time_order(svae_model):
     split = leave_one_out(data, seed=0)
     result = Evaluator(split, "test", "loo-full").evaluate(svae_model)
     assert "time order" in result.info["history_order"]
+
+
+def test_recommend_page_reads_a_hand_built_profile_in_the_order_added(ml100k_dir):
+    """The Recommend page's own-profile mode passes the picked items in the order they were added
+    to an order-reading model, and says so."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from recsys_core.datasets import fetch
+    from recsys_core.experiment import DataSource, run_experiment
+    from recsys_core.runs import load_run
+    from tests.conftest import REPO
+
+    fetch("ml-100k", source=ml100k_dir, progress=False)
+    source = DataSource.builtin("ml-100k")
+    small = {**SMALL_SVAE, "max_length": 30, "batch_size": 128}
+    run_id = run_experiment(source, "svae", device="cpu", epochs=1, overrides=small, refit=False).run_id
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    try:
+        at = AppTest.from_file(str(REPO / "pages" / "3_Recommend.py"), default_timeout=240)
+        at.session_state["source"] = source.to_json()
+        at.session_state["run_id"] = run_id
+        at.run()
+        at.radio(key="rec_mode").set_value("Your own profile").run()
+        run = load_run(run_id)
+        picked = [run.items.index(181), run.items.index(50), run.items.index(172)]
+        at.multiselect(key="rec_profile_items").set_value(picked).run()
+        assert not at.exception and not at.error
+        assert "in the order you added them" in "\n".join(str(c.value) for c in at.caption)
+        shown = list(at.dataframe[0].value["title"])
+        items, _ = run.model.recommend_for_history(np.array(picked), k=len(shown))
+        assert shown == list(run.item_titles()[items])
+        assert not np.allclose(run.model.fold_in(picked), run.model.fold_in(picked[::-1]))  # the order reaches the model
+    finally:
+        st.cache_resource.clear()
+        st.cache_data.clear()
