@@ -52,7 +52,9 @@ class ReferenceSplit:
     test: tuple[np.ndarray, np.ndarray]
 
 
-def reference_split(user: np.ndarray, item: np.ndarray, timestamp: np.ndarray, n_items: int, seed: int, min_interactions: int = 3) -> ReferenceSplit:
+def reference_split(
+    user: np.ndarray, item: np.ndarray, timestamp: np.ndarray, n_items: int, seed: int, min_interactions: int = 3
+) -> ReferenceSplit:
     """Leave-one-out from its definition (see the module docstring)."""
     user, item, timestamp = np.asarray(user, np.int64), np.asarray(item, np.int64), np.asarray(timestamp, np.float64)
     # one row per (user, item): the latest (equal times: the later row)
@@ -112,7 +114,9 @@ def history_matrix(users: np.ndarray, items: np.ndarray, n_users: int, n_items: 
     return matrix
 
 
-def reference_scores(model_name: str, fitted_on: np.ndarray, history: np.ndarray, users: np.ndarray, candidates: np.ndarray, l2: float | None) -> np.ndarray:
+def reference_scores(
+    model_name: str, fitted_on: np.ndarray, history: np.ndarray, users: np.ndarray, candidates: np.ndarray, l2: float | None
+) -> np.ndarray:
     """Scores of ``candidates`` (users × c) from their definitions; ``fitted_on`` is the binary
     matrix the model was fitted on, ``history`` what each user is known to have at test time."""
     if model_name == "pop":
@@ -192,7 +196,9 @@ def check_model(data, model_name: str, seed: int = 0, device: str = "cpu") -> di
     differences = {name: abs(value - result.test.metrics[name]) for name, value in reference_metrics.items()}
     worst = max(differences, key=differences.get)
     if differences[worst] > TOLERANCE:
-        raise AssertionError(f"{model_name}: {worst} is {result.test.metrics[worst]} in the project and {reference_metrics[worst]} in the reference")
+        raise AssertionError(
+            f"{model_name}: {worst} is {result.test.metrics[worst]} in the project and {reference_metrics[worst]} in the reference"
+        )
     return {
         "dataset": data.name,
         "model": model_name,

@@ -19,7 +19,6 @@ from .interactions import Interactions
 from .models.base import Recommender, device_description, resolve_device
 from .splits import Split
 
-
 TrainingPhase = Literal["selection", "refit"]
 
 
