@@ -99,6 +99,11 @@ seed = right.number_input(
     "Seed", min_value=0, value=0, step=1, key="train_seed", help="Fixes the split, the sampled negatives and the initialisation."
 )
 
+st.caption(
+    "Each model is selected on the validation split, then refitted on train + validation (its chosen epochs and settings) "
+    "before the one test pass, so every model knows each user's validation interaction at test time."
+)
+
 overrides: dict[str, dict] = {}
 for name in models:
     with st.expander(f"Settings of {name}", expanded=len(models) == 1):

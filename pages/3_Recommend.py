@@ -50,6 +50,8 @@ def _profile(kind_label: str, template: str) -> None:
     if not picked:
         st.info(f"Pick at least one {item_kind} to see recommendations.")
         return
+    if model.uses_timestamps:
+        st.caption(f"{model.name} reads a history as a sequence: a profile built here has no dates, so it reads your {item_kind}s in the order you added them.")
     try:
         with st.spinner("Folding in your profile…"):
             items, scores = model.recommend_for_history(np.asarray(picked), k=int(k))

@@ -62,6 +62,9 @@ st.caption(
     + " "
     + ("Coverage@10 is the share of all items that appear in some user's full-ranking top 10." if protocol.startswith("loo") else "")
 )
+st.caption(cmp.history_condition(group))
+if cmp.meaning_note(group, protocol):
+    st.warning(cmp.meaning_note(group, protocol))
 metric_config = {c: NUMBER(format="%.4f") for c in board.columns if ("@" in c and "CI" not in c) or c in ("MRR", "RMSE", "MAE")}
 st.dataframe(
     board,

@@ -117,6 +117,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"run {result.run_id}: {args.model} on {data.name}, {args.protocol}, {summary['epochs_run']} epochs, {summary['fit_seconds']:.1f} s")
         print(f"positive rule: {source.positive_rule()}")
         print(result.test.summary())
+        if result.test.meaning_note:
+            print(f"note: {result.test.meaning_note}")
     return 0
 
 
@@ -142,10 +144,23 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     result = evaluate_run(args.run, protocol=args.protocol)
     if args.json:
-        print(json.dumps({"run_id": args.run, "protocol": result.protocol, "metrics": result.metrics, "intervals": result.intervals}))
+        print(
+            json.dumps(
+                {
+                    "run_id": args.run,
+                    "protocol": result.protocol,
+                    "metrics": result.metrics,
+                    "intervals": result.intervals,
+                    "differences_meaningful": result.differences_meaningful,
+                    "note": result.meaning_note,
+                }
+            )
+        )
     else:
         print(f"run {args.run}, {result.protocol}, test split, {len(result.users)} users")
         print(result.summary())
+        if result.meaning_note:
+            print(f"note: {result.meaning_note}")
     return 0
 
 
@@ -273,7 +288,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
     p.add_argument("--protocol", default="loo-sampled", choices=PROTOCOL_CHOICES, help="evaluation protocol (default loo-sampled)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a model setting; repeatable")
-    p.add_argument("--refit", action="store_true", help="refit the chosen configuration on train + validation before testing")
+    p.add_argument(
+        "--refit",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="refit the chosen configuration on train + validation before testing, so every model knows the validation interaction (default; --no-refit tests the model selected on validation as it is)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.add_argument("--user-col", help="--csv: column with user ids")
     p.add_argument("--item-col", help="--csv: column with item ids")

@@ -16,6 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from recsys_core.errors import ModelError
+from recsys_core.evaluation import saved_meaning_note
 
 #: Validation curves drawn when the trainer reports them (per protocol, whichever is present).
 CURVE_METRICS = ("HR@10", "NDCG@10", "Recall@20", "NDCG@100", "RMSE")
@@ -140,6 +141,12 @@ def history_figure(history: list[dict]):
 
 
 def describe_event(event) -> str:
+    if getattr(event, "phase", "selection") == "refit":
+        if event.kind == "end":
+            return "Refitted on train + validation; testing on the held-out data…"
+        if event.kind in ("batch", "epoch") and event.epochs:
+            return f"refit on train + validation · epoch {event.epoch}/{event.epochs}"
+        return "Refitting the chosen configuration on train + validation…"
     if event.kind == "start":
         return f"Training {event.message}…"
     if event.kind == "batch":
@@ -168,6 +175,13 @@ class LiveView:
 
     def __call__(self, event) -> None:
         now = time.monotonic()
+        if event.phase == "refit":
+            # The refit has no validation curve; the chart keeps the selection's, the bar says what runs.
+            if event.kind == "batch" and now - self.last < self.min_interval:
+                return
+            self.last = now
+            self.bar.progress(event.fraction, text=f"{self.name}: {describe_event(event)}")
+            return
         if event.kind == "epoch":
             self.history.append({"epoch": event.epoch, "loss": event.loss, **event.metrics})
             self.chart.plotly_chart(history_figure(self.history), key=f"train_live_{self.name}_{event.epoch}")
@@ -208,11 +222,19 @@ def render_run(record: dict, active: bool) -> None:
             facts.insert(3, "closed form")
         if record.get("stopped_early"):
             facts.append("stopped early")
+        refit = record.get("refit") or {}
+        if refit.get("done"):
+            facts.append("refitted on train + validation" + (f" for {refit['epochs']} epochs" if refit.get("epochs") else ""))
+        else:
+            facts.append("not refitted: tested as selected on validation")
         if record.get("tuning"):
             facts.append(
                 "tuned on validation: " + ", ".join(f"{k}={v}" for k, v in record["tuning"].get("chosen", {}).items())
             )
         st.caption(" · ".join(facts))
+        note = saved_meaning_note((record.get("test") or {}).get(record["protocol"], {}))
+        if note:
+            st.warning(note)
         headline = record.get("headline")
         table = metrics_table(record.get("metrics", {}), record.get("intervals", {}))
         left, right = st.columns([2, 3])
