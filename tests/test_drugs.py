@@ -51,7 +51,8 @@ def test_negative_and_neutral_reviews_are_not_training_positives(source, reviews
     split = result.split
     for part in (split.train, split.validation, split.test):
         assert np.all(part.rating >= 7.0)
-    assert result.model.known.nnz == split.train.to_csr().nnz
+    # Refitted on train + validation (the default): still positives only.
+    assert result.model.known.nnz == split.train_with_validation().to_csr().nnz
     assert result.record["dataset"]["positive_rule"]["threshold"] == 7.0
     assert "positive" in result.record["dataset"]["positive_rule"]["text"]
     assert result.summary()["positive_threshold"] == 7.0
