@@ -11,6 +11,7 @@ Files (read at call time, so a test can lower them with ``monkeypatch.setattr``)
 * ``MAX_UPLOAD_MB``           an upload in the app (Streamlit's ``server.maxUploadSize``)
 * ``MAX_FILE_BYTES``          any file the reader opens (``train --csv``, a stored upload)
 * ``MAX_DECOMPRESSED_BYTES``  what a .gz or .zip may expand to (streamed, never unpacked whole)
+* ``MAX_COMPRESSION_RATIO``   past 16 MB of output, more than this many bytes out per byte in is a bomb
 * ``MAX_ZIP_MEMBERS``         entries a zip may list (the reader reads exactly one table from it)
 * ``MAX_ROWS`` / ``MAX_COLUMNS`` / ``MAX_CELL_CHARS``  the table itself
 * ``TIMESTAMP_RANGE``         unix seconds from 1900-01-01 to 2200-01-01; anything else is refused
@@ -41,8 +42,9 @@ from .errors import LimitError, ModelError
 
 # -- files --------------------------------------------------------------------------------------------------
 MAX_UPLOAD_MB = 200
-MAX_FILE_BYTES = 1 << 30  # 1 GiB
-MAX_DECOMPRESSED_BYTES = 1 << 30
+MAX_FILE_BYTES = 1_000_000_000
+MAX_DECOMPRESSED_BYTES = 1_000_000_000
+MAX_COMPRESSION_RATIO = 100  # real tables compress 5-20 fold; a bomb compresses ~1000 fold
 MAX_ZIP_MEMBERS = 64
 MAX_ROWS = 30_000_000  # MovieLens 25M fits
 MAX_COLUMNS = 256

@@ -244,9 +244,9 @@ class _Input:
 
 
 def _too_large(label: str, size: int | None, limit: int, what: str = "has") -> DataError:
-    amount = f"{size / 1e6:,.1f} MB" if size is not None else "more"
+    amount = f"{size / 1e6:,.1f} MB, more than" if size is not None else "more than"
     return DataError(
-        f"{label} {what} {amount}, more than the limit of {limit / 1e6:,.0f} MB",
+        f"{label} {what} {amount} the limit of {limit / 1e6:,.0f} MB",
         "Keep only the columns you need, filter the rows, or split the file (limits are listed in the README's Security section).",
     )
 
@@ -302,10 +302,11 @@ def _gunzip(source: _Input) -> _Input:
     """Stream a (possibly multi-member) gzip into a spool, refusing output past the decompressed limit."""
     cap = limits.MAX_DECOMPRESSED_BYTES
     inner = source.label[:-3] if source.label.lower().endswith(".gz") else source.label
-    spool, total = _spool(), 0
+    spool, total, read = _spool(), 0, 0
     inflater, finished = zlib.decompressobj(31), False
     try:
         for chunk in source.chunks():
+            read += len(chunk)
             data = chunk
             while data:
                 if finished:  # another gzip member follows, or trailing padding
@@ -317,6 +318,7 @@ def _gunzip(source: _Input) -> _Input:
                 total += len(piece)
                 if total > cap:
                     raise _too_large(source.label, None, cap, "expands to")
+                _check_ratio(source.label, total, read)
                 spool.write(piece)
                 if inflater.eof:
                     data, finished = inflater.unused_data, True
@@ -331,6 +333,15 @@ def _gunzip(source: _Input) -> _Input:
         spool.close()
         raise
     return _inflated(source, spool, inner)
+
+
+def _check_ratio(label: str, inflated: int, compressed: int) -> None:
+    """Tables compress 5-20 fold; past 16 MB, more than MAX_COMPRESSION_RATIO fold is a decompression bomb."""
+    if inflated > 16 << 20 and inflated > limits.MAX_COMPRESSION_RATIO * max(1, compressed):
+        raise DataError(
+            f"{label} expands more than {limits.MAX_COMPRESSION_RATIO}-fold (a decompression bomb?), so it is not unpacked",
+            "Upload the table uncompressed, or compress it once with an ordinary tool (gzip, zip).",
+        )
 
 
 def _unzip(source: _Input) -> _Input:
@@ -370,12 +381,15 @@ def _unzip(source: _Input) -> _Input:
         if member.flag_bits & 0x1:
             raise DataError(f"{source.label} is encrypted", "Upload the file unencrypted.")
         cap, spool, total = limits.MAX_DECOMPRESSED_BYTES, _spool(), 0
+        if member.file_size > cap:  # the declared size may lie, so the read below counts too
+            raise _too_large(source.label, None, cap, "expands to")
         try:
             with archive.open(member) as handle:
                 while chunk := handle.read(_CHUNK):
                     total += len(chunk)
                     if total > cap:
                         raise _too_large(source.label, None, cap, "expands to")
+                    _check_ratio(source.label, total, member.compress_size)
                     spool.write(chunk)
         except (zipfile.BadZipFile, NotImplementedError, zlib.error, OSError, EOFError) as exc:
             spool.close()
@@ -412,6 +426,12 @@ def _detect_encoding(head: bytes, complete: bool, label: str) -> str:
             f"{label} is a zip archive or an Excel workbook, not a text table",
             "Unpack the archive, or save the sheet as CSV (File > Save as > CSV UTF-8).",
         )
+    if b"\x00" in head[:4096] and len(head) >= 8:  # UTF-16 without a byte-order mark: every other byte is 0
+        even, odd = head[:4096:2], head[1:4096:2]
+        if odd.count(0) > 0.9 * len(odd) and even.count(0) < 0.1 * len(even):
+            return "utf-16-le"
+        if even.count(0) > 0.9 * len(even) and odd.count(0) < 0.1 * len(odd):
+            return "utf-16-be"
     sample = head[:4096]
     controls = sum(sample.count(bytes([b])) for b in (*range(0, 9), 11, 14, *range(16, 27), *range(28, 32)))
     if b"\x00" in head or controls > max(2, len(sample) // 50):
@@ -580,7 +600,7 @@ def _read_csv(source: _Input, layout: _TextLayout, nrows: int | None = None, ski
             raise DataError(f"{source.label} holds no rows", "Choose a file with a header row and at least one row of data.") from None
         except (pd.errors.ParserError, ValueError, csv.Error) as exc:
             raise DataError(
-                f"{source.label} cannot be read as a table separated by {_describe(layout.delimiter)}: {exc}",
+                f"{source.label} cannot be read as a table separated by {_describe(layout.delimiter)}: {' '.join(str(exc).split())}",
                 "Check the delimiter, and that text holding the delimiter is in double quotes.",
             ) from None
     frame.columns = [str(c).strip() for c in frame.columns]
@@ -716,7 +736,7 @@ def _finite(numbers: pd.Series, col: str, role: str, source: _Input, header: boo
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise DataError(
-            f"the {role} column {col!r} has {values[row]!r} in {_where(row, source, header)}: "
+            f"the {role} column {col!r} has {values[row]:g} in {_where(row, source, header)}: "
             f"{role}s must be finite numbers between -{limits.MAX_ABS_VALUE:g} and {limits.MAX_ABS_VALUE:g}",
             "Fix or remove that row.",
         )
@@ -742,7 +762,7 @@ def _ids(values: pd.Series, col: str, role: str, source: _Input, header: bool) -
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             raise DataError(
-                f"the {role} column {col!r} has the id {values.iloc[row]!r} in {_where(row, source, header)}, "
+                f"the {role} column {col!r} has the id {values.iloc[row]:g} in {_where(row, source, header)}, "
                 f"which is not a usable id (ids stored as decimals must lie within ±2^53)",
                 f"Store {role} ids as whole numbers or text.",
             )
@@ -776,6 +796,13 @@ def _timestamps(values: pd.Series, col: str, source: _Input, header: bool) -> np
                 "Fill in every time, or leave the timestamp column unset.",
             )
         numbers = values if pd.api.types.is_numeric_dtype(values) else pd.to_numeric(text, errors="coerce")
+        if 0.5 < numbers.notna().mean() < 1:  # unix times with a few stray words: point at the first word
+            row = int(np.flatnonzero(numbers.isna().to_numpy())[0])
+            raise DataError(
+                f"the timestamp column {col!r} has {_cell(values.iloc[row])} in {_where(row, source, header)}, "
+                "which is neither a unix time nor a date",
+                "Use unix seconds in every row, or fix or remove that row.",
+            )
         if numbers.notna().all():
             numbers = numbers.astype(np.float64)
             finite = np.isfinite(numbers.to_numpy())
