@@ -111,8 +111,6 @@ def _request_cancel() -> None:
 buttons = st.columns([1, 1, 6])
 start = buttons[0].button("Train", key="train_start", type="primary", disabled=bool(problems))
 if start and not problems:
-    from recsys_core.experiment import run_experiment
-
     buttons[1].button(
         "Cancel", key="train_cancel", on_click=_request_cancel, help="Stops the training; nothing of an unfinished model is saved."
     )
@@ -127,9 +125,10 @@ if start and not problems:
         box.markdown(f"**{name}** on {data.name} · {protocol} · seed {int(seed)}")
         view = ui.LiveView(name, box)
         try:
-            result = run_experiment(
-                data, name, protocol=protocol, seed=int(seed), device="auto", overrides=overrides.get(name), callback=view, source=source
-            )
+            result = ui.train_in_slot(
+                box.empty(), data=data, model_name=name, protocol=protocol, seed=int(seed), device="auto",
+                overrides=overrides.get(name), callback=view, source=source,
+            )  # fmt: skip
         except RecsysError as error:
             failed = True
             with box:

@@ -154,7 +154,7 @@ def _import_user_file(path: str, options: Any, protocol: str):
     folder = uploads_dir()
     target = folder / f"{src.stem}-{digest.hexdigest()[:12]}{src.suffix}"
     if not target.exists():
-        fd, tmp = tempfile.mkstemp(prefix=".upload-", dir=folder)
+        fd, tmp = tempfile.mkstemp(prefix=f".upload-{os.getpid()}-", dir=folder)
         os.close(fd)
         try:
             shutil.copyfile(src, tmp)
@@ -178,9 +178,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
-    from .runs import load_run
-
     from .limits import MAX_K
+    from .runs import load_run
 
     if not 1 <= args.k <= MAX_K:
         raise RecsysError(f"--k must be between 1 and {MAX_K}, not {args.k}")

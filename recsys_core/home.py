@@ -10,19 +10,22 @@ changed for :data:`STALE_SECONDS`), so a live writer in another process is never
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from pathlib import Path
 
 STALE_SECONDS = 3600
-# (folder, glob) of staging names; datasets/.downloads itself is a cache of finished downloads and stays.
+# (glob under the home, where the writer's process id sits in the name); datasets/.downloads itself is
+# a cache of finished downloads and stays.
 _STAGING_PATTERNS = (
-    ("runs", ".*"),
-    ("uploads", ".upload-*"),
-    ("datasets", ".*.tmp-*"),
-    ("datasets", ".*.pip-*"),
-    ("datasets", ".*.old-*"),
-    ("datasets/.downloads", ".*.part"),
+    ("runs/.*", re.compile(r"\.(\d+)\.[^.]+$")),  # .<run_id>.<pid>.<random>
+    ("runs/*/.map-*", None),  # an embedding map being written inside a run
+    ("uploads/.upload-*", re.compile(r"^\.upload-(\d+)-")),
+    ("datasets/.*.tmp-*", re.compile(r"\.tmp-(\d+)-")),
+    ("datasets/.*.pip-*", re.compile(r"\.pip-(\d+)-")),
+    ("datasets/.*.old-*", re.compile(r"\.old-(\d+)-")),
+    ("datasets/.downloads/.*.part", re.compile(r"\.(\d+)\.[^.]+\.part$")),
 )
 _cleaned: set[Path] = set()
 
@@ -58,24 +61,19 @@ def _last_change(path: Path) -> float:
     return max(times)
 
 
-def _writer_gone(path: Path, now: float) -> bool:
-    if path.parent.name == "runs":  # .<run_id>.<pid>.<random>: ask whether the writer still runs
-        parts = path.name.rsplit(".", 2)
-        if len(parts) == 3 and parts[1].isdigit():
-            if int(parts[1]) != os.getpid() and not _pid_alive(int(parts[1])):
-                return True
+def _writer_gone(path: Path, pid_pattern: re.Pattern | None, now: float) -> bool:
+    match = pid_pattern.search(path.name) if pid_pattern is not None else None
+    if match and int(match.group(1)) != os.getpid() and not _pid_alive(int(match.group(1))):
+        return True
     return now - _last_change(path) > STALE_SECONDS
 
 
 def clean_stale_staging(home: Path) -> list[Path]:
     """Remove half-written entries left by killed processes under runs/, uploads/ and datasets/; returns them."""
     removed, now = [], time.time()
-    for folder, pattern in _STAGING_PATTERNS:
-        folder = home / folder
-        if not folder.is_dir():
-            continue
-        for entry in folder.glob(pattern):
-            if not _writer_gone(entry, now):
+    for pattern, pid_pattern in _STAGING_PATTERNS:
+        for entry in home.glob(pattern):
+            if not _writer_gone(entry, pid_pattern, now):
                 continue
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry, ignore_errors=True)
