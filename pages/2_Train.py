@@ -17,6 +17,7 @@ from webapp.common import (
     sidebar_status,
 )
 from webapp.data_ui import is_available, page_link, show_error
+from webapp.safe_output import plain
 
 st.set_page_config(page_title="Train · Recsys Explorer", page_icon="🎬", layout="wide")
 st.title("Train")
@@ -33,7 +34,7 @@ if interrupted:
 
 source = active_source()
 if source.kind == "builtin" and not is_available(source.name):
-    st.info(f"The active data, {source.name}, is not fetched yet.")
+    st.info(f"The active data, {plain(source.name)}, is not fetched yet.")
     page_link("pages/1_Data.py", label="Fetch it or upload your own file on the Data page", icon="📂")
     st.stop()
 try:
@@ -44,7 +45,7 @@ except RecsysError as error:
     st.stop()
 
 sidebar_status(data)
-st.caption(f"Data: **{data.name}** — {data.n_users:,} {data.users.kind}s, {data.n_items:,} {data.items.kind}s, {len(data):,} interactions")
+st.caption(f"Data: **{plain(data.name)}** — {data.n_users:,} {data.users.kind}s, {data.n_items:,} {data.items.kind}s, {len(data):,} interactions")
 if is_drug_data(data):
     st.info(MEDICAL_NOTE)
 
@@ -122,7 +123,7 @@ if start and not problems:
     for name in models:
         running["current"] = name
         box = st.container(border=True)
-        box.markdown(f"**{name}** on {data.name} · {protocol} · seed {int(seed)}")
+        box.markdown(f"**{name}** on {plain(data.name)} · {protocol} · seed {int(seed)}")
         view = ui.LiveView(name, box)
         try:
             result = ui.train_in_slot(

@@ -10,6 +10,7 @@ from recsys_core import explain as ex
 from recsys_core.errors import RecsysError
 from webapp import recommend_ui as ui
 from webapp.common import MEDICAL_NOTE, is_drug_data
+from webapp.safe_output import plain
 
 st.set_page_config(page_title="Recommend · Recsys Explorer", page_icon="⭐", layout="wide")
 st.title("Recommend")
@@ -157,7 +158,7 @@ if mode.startswith("A drug"):
     drug = st.selectbox("Drug (type to search)", options, format_func=drug_labels.get, key="rec_drug")
     table = ex.conditions_for_item(run, data.items.ids[drug], k=int(k), pairs=pairs)
     table = table.rename(columns={user_kind: "condition"})
-    st.subheader(f"Conditions {titles[drug]} ranks highest for")
+    st.subheader(f"Conditions {plain(titles[drug])} ranks highest for")
     st.caption(
         "Scores are not comparable between conditions, so each condition is ranked by where the drug falls among all "
         "drugs for that condition (its percentile). Evidence counts the reviews of this drug for that condition."
@@ -198,7 +199,7 @@ table["reviews"] = drug_overall["reviews"].to_numpy()
 table["mean_rating"] = drug_overall["mean_rating"].to_numpy()
 table["conditions"] = drug_overall["users"].to_numpy()
 
-st.subheader(f"New suggestions for {data.users.ids[condition]}")
+st.subheader(f"New suggestions for {plain(data.users.ids[condition])}")
 st.caption(
     f"Drugs nobody has reviewed for this condition yet, ranked by {run.model.name}. Their evidence is over all conditions; "
     "the model only suggests where patterns in other conditions point."
@@ -224,7 +225,7 @@ reviewed = ex.evidence_for(pairs, condition, seen_items)
 reviewed.insert(0, "model_rank", seen_ranks)
 reviewed.insert(1, "title", titles[seen_items])
 reviewed["score"] = seen_scores
-st.subheader(f"Already reviewed for {data.users.ids[condition]} ({len(reviewed)})")
+st.subheader(f"Already reviewed for {plain(data.users.ids[condition])} ({len(reviewed)})")
 st.caption("How the model ranks the drugs patients already reviewed for this condition, with what the reviews say.")
 columns = [c for c in ("model_rank", "title", "reviews", "mean_rating", "useful", "snippet", "score") if c in reviewed]
 st.dataframe(

@@ -65,7 +65,7 @@ def test_every_download_button_goes_through_the_neutraliser():
 )
 def test_user_text_is_escaped_for_markdown(text):
     shown = plain(text)
-    unescaped = re.findall(r"(?<!\\)[\[\]()<>*_`#!]", shown)
+    unescaped = re.findall(r"(?<!\\)[\[\]<>*_`#$~]", shown)
     assert not unescaped, shown
     assert re.sub(r"\\(.)", r"\1", shown) == " ".join(text.split())  # the same characters, shown as they are
 

@@ -18,7 +18,9 @@ import re
 import pandas as pd
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&\"'])")
+# What makes markup in Streamlit's markdown on one line: emphasis, code, links and images ([ ]), HTML
+# tags, headings, strikethrough and LaTeX ($). Other punctuation is left as typed, so titles read normally.
+_MARKDOWN = re.compile(r"([\\`*_\[\]<>#~$])")
 
 
 def neutralise_cell(value: object) -> object:
@@ -39,5 +41,5 @@ def csv_download(table: pd.DataFrame) -> bytes:
 
 
 def plain(text: object) -> str:
-    """``text`` for markdown: every markdown/HTML character escaped, newlines as spaces."""
+    """``text`` for markdown: markup characters escaped, newlines as spaces (no lists, tables or headings)."""
     return _MARKDOWN.sub(r"\\\1", " ".join(str(text).split()))

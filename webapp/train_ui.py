@@ -17,6 +17,7 @@ import pandas as pd
 import streamlit as st
 
 from recsys_core.errors import ModelError
+from webapp.safe_output import plain
 
 #: Validation curves drawn when the trainer reports them (per protocol, whichever is present).
 CURVE_METRICS = ("HR@10", "NDCG@10", "Recall@20", "NDCG@100", "RMSE")
@@ -228,7 +229,7 @@ def metrics_table(metrics: dict, intervals: dict) -> pd.DataFrame:
 
 def render_run(record: dict, active: bool) -> None:
     """A saved run: what was trained how, its test metrics with 95% bootstrap intervals and its curves."""
-    title = f"{record['model']} on {record['dataset']['name']} · {record['protocol']}"
+    title = f"{plain(record['model'])} on {plain(record['dataset']['name'])} · {plain(record['protocol'])}"
     with st.container(border=True):
         st.markdown(f"**{title}**" + ("  — active run" if active else ""))
         facts = [
