@@ -61,19 +61,19 @@ MAX_SIZE = 100_000_000  # users or items a saved model may claim
 _DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64", "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool"}
 
 
-def _inside_home(path: Path, what: str) -> Path:
-    """``path`` resolved, refused when it is a symlink or resolves outside the data home."""
-    home = data_home()
+def _inside_home(path: Path, what: str, root: Path | None = None) -> Path:
+    """``path`` resolved, refused when it is a symlink or resolves outside ``root`` (default: the data home)."""
+    home = data_home() if root is None else root.resolve()
     if path.is_symlink():
         raise RunFileError(f"{what} is a symbolic link; saved runs must hold plain files", "Copy the run's files instead of linking them.")
     resolved = path.resolve()
     if not resolved.is_relative_to(home):
-        raise RunFileError(f"{what} lies outside the data home {home}", "Only files inside the data home are read.")
+        raise RunFileError(f"{what} lies outside {'the data home ' if root is None else ''}{home}", "Only files inside the data home are read.")
     return resolved
 
 
 def _read_json(folder: Path, name: str, kind: type = dict) -> Any:
-    path = _inside_home(folder / name, f"{name} of run {folder.name}")
+    path = _inside_home(folder / name, f"{name} of run {folder.name}", root=folder)
     try:
         size = path.stat().st_size
         if size > MAX_JSON_BYTES:
@@ -172,7 +172,7 @@ def load_model(folder: Path, device: str = "cpu") -> Recommender:
         raise RunFileError(f"{label}: {error.message}", error.hint) from None
     except (TypeError, ValueError, KeyError, RuntimeError) as exc:
         raise RunFileError(f"{label} has damaged metadata: {exc}", "Delete the run and train it again.") from None
-    path = _inside_home(folder / MODEL_FILE, f"{MODEL_FILE} of run {folder.name}")
+    path = _inside_home(folder / MODEL_FILE, f"{MODEL_FILE} of run {folder.name}", root=folder)
     if not path.is_file():
         raise RunFileError(f"run {folder.name} has no {MODEL_FILE}", "The run is incomplete: delete it and train it again.")
     _safetensors_header(path, label)
@@ -390,7 +390,7 @@ def _table(path: Path, name: str, rows: int) -> pd.DataFrame | None:
     file = path / f"{name}.parquet"
     if not file.exists() and not file.is_symlink():
         return None
-    _inside_home(file, f"{name}.parquet of run {path.name}")
+    _inside_home(file, f"{name}.parquet of run {path.name}", root=path)
     try:
         table = pd.read_parquet(file)
     except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ...

@@ -318,7 +318,7 @@ def _gunzip(source: _Input) -> _Input:
                 total += len(piece)
                 if total > cap:
                     raise _too_large(source.label, None, cap, "expands to")
-                _check_ratio(source.label, total, read)
+                _check_ratio(source.label, total, read - len(inflater.unconsumed_tail))
                 spool.write(piece)
                 if inflater.eof:
                     data, finished = inflater.unused_data, True
