@@ -23,6 +23,7 @@ inside the model's users and items.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -135,7 +136,8 @@ def _check_tensors(cls: type[Recommender], model: Recommender, tensors: dict, la
             raise RunFileError(f"{label}: the tensor {name!r} holds non-finite values")
         if name.endswith(".indptr"):
             values = tensor.numpy()
-            partner = tensors.get(name[: -len("indptr")] + "indices")
+            prefix = name[: -len("indptr")]
+            partner = tensors.get(prefix + "indices", tensors.get(prefix + "items"))  # CSR indices, or SVAE's item sequences
             if values.ndim != 1 or len(values) == 0 or values[0] != 0 or (np.diff(values) < 0).any() or partner is None or values[-1] != len(partner):
                 raise RunFileError(f"{label}: the sparse index {name!r} is inconsistent")
         if name.endswith((".indices", ".items")) and tensor.numel():
@@ -362,8 +364,17 @@ def check_record(record: dict, label: str) -> dict:
     if not isinstance(dataset, dict) or not isinstance(dataset.get("name"), str):
         raise RunFileError(f"{label} names no dataset", "The run is incomplete or was edited: delete it and train it again.")
     source = dataset.get("source")
-    if source is not None and not (isinstance(source, dict) and isinstance(source.get("kind"), str) and isinstance(source.get("path"), (str, type(None)))):
-        raise RunFileError(f"{label} has a damaged data source")
+    if not (isinstance(source, dict) and source.get("kind") in ("builtin", "file", "drugscom-file") and isinstance(source.get("name"), str)
+            and isinstance(source.get("path"), (str, type(None))) and isinstance(source.get("options"), (dict, type(None)))):
+        raise RunFileError(f"{label} has a damaged data source", "The run is incomplete or was edited: delete it and train it again.")
+    if source.get("options"):
+        from .datasets import UserFileOptions
+
+        known = {f.name for f in dataclasses.fields(UserFileOptions)}
+        if not set(source["options"]) <= known:
+            raise RunFileError(f"{label} has unknown file options: {', '.join(sorted(set(source['options']) - known))}")
+    if not isinstance(dataset.get("content_hash", ""), str):
+        raise RunFileError(f"{label} has a damaged content hash")
     if record.get("protocol") not in PROTOCOL_SPLITS:
         raise RunFileError(f"{label} has the unknown protocol {record.get('protocol')!r}")
     if not isinstance(record.get("seed", 0), int) or isinstance(record.get("seed", 0), bool):

@@ -115,6 +115,14 @@ def _tamper_no_dataset(run_id):
     _edit_json(run_id, "run.json", lambda r: r.pop("dataset"))
 
 
+def _tamper_source_options(run_id):
+    _edit_json(run_id, "run.json", lambda r: r["dataset"].update(source={"kind": "file", "name": "x", "path": "x.csv", "options": {"evil": 1}}))
+
+
+def _tamper_source_missing(run_id):
+    _edit_json(run_id, "run.json", lambda r: r["dataset"].pop("source"))
+
+
 def _tamper_run_json_garbage(run_id):
     (runs_dir() / run_id / "run.json").write_text("[1, 2")
 
@@ -144,6 +152,8 @@ TAMPERED = [
     (_tamper_vocab_missing, r"has no vocab\.json"),
     (_tamper_vocab_repeated, r"repeated ids"),
     (_tamper_no_dataset, r"names no dataset"),
+    (_tamper_source_options, r"has unknown file options: evil"),
+    (_tamper_source_missing, r"has a damaged data source"),
     (_tamper_run_json_garbage, r"run\.json of run .* is not readable JSON"),
     (_tamper_symlink_out, r"model\.safetensors of run .* is a symbolic link"),
     (_tamper_items_table, r"items\.parquet of run .* is not readable"),
