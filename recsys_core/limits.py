@@ -188,7 +188,8 @@ def estimate_memory(model_name: str, n_users: int, n_items: int, n_interactions:
     """
     n_users, n_items, n_interactions = int(n_users), int(n_items), int(n_interactions)
     data = 120 * n_interactions + 16 * (n_users + n_items)
-    scoring = 4 * 4 * SCORE_BLOCK_FLOATS
+    block = min(SCORE_BLOCK_FLOATS, max(1, n_users) * max(1, n_items))  # a block never exceeds users × items
+    scoring = 4 * 4 * block
     model, dominant, way_out = 0, "the data and score blocks", "use a smaller data set or a k-core filter"
     batch = int(getattr(config, "batch_size", 256) or 256)
     width = _width(config) if config is not None else 256
@@ -198,7 +199,7 @@ def estimate_memory(model_name: str, n_users: int, n_items: int, n_interactions:
         way_out = "keep fewer items (a higher minimum of interactions per item: k-core) or choose itemknn or multvae"
     elif model_name == "itemknn":
         neighbours = int(getattr(config, "neighbours", 50) or 50)
-        model = 5 * 4 * SCORE_BLOCK_FLOATS + 16 * n_items * min(neighbours, n_items)
+        model = 5 * 4 * min(SCORE_BLOCK_FLOATS, n_items * n_items) + 16 * n_items * min(neighbours, n_items)
         dominant = "item-kNN's similarity blocks"
         way_out = "lower neighbours, or keep fewer items (k-core)"
     elif model_name in _AUTOENCODERS:

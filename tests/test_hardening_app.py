@@ -46,3 +46,14 @@ def test_two_browser_users_training_at_once_both_finish(capacity, monkeypatch):
         assert not user.error, [e.value for e in user.error]
     assert sorted(r["model"] for r in list_runs()) == ["itemknn", "pop"]
     assert jobs.TRAINING_SLOTS.running() == 0 and jobs.TRAINING_SLOTS.queued() == 0
+
+
+def test_the_train_page_names_a_model_that_would_not_fit_in_memory(ml100k, monkeypatch):
+    from recsys_core import limits
+    from webapp.train_ui import model_catalogue, plan_problems
+
+    catalogue = model_catalogue()
+    assert plan_problems(["ease", "pop"], "loo-sampled", ml100k, catalogue, {}) == []
+    monkeypatch.setattr(limits, "available_memory", lambda device="cpu": 100 << 20)
+    problems = plan_problems(["ease", "pop"], "loo-sampled", ml100k, catalogue, {})
+    assert len(problems) == 1 and problems[0].startswith("ease: ease on 943 users × 1,682 items needs about") and "0.1 GiB of memory is available" in problems[0] and "k-core" in problems[0]

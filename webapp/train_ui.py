@@ -149,10 +149,14 @@ def plan_problems(models: list[str], protocol: str, data, catalogue: dict, overr
             )
         if data.rating is None:
             problems.append("The ratings protocol needs a rating column; this data has none. Choose a ranking protocol.")
+    from recsys_core.errors import LimitError
+    from recsys_core.limits import check_memory
+
     for name in models:
         try:
-            create_model(name, **overrides.get(name, {}))
-        except ModelError as error:
+            model = create_model(name, **overrides.get(name, {}))
+            check_memory(name, data.n_users, data.n_items, len(data), model.config)  # refused before the click, not after
+        except (ModelError, LimitError) as error:
             problems.append(f"{name}: {error.message}" + (f" {error.hint}" if error.hint else ""))
         except (TypeError, ValueError) as error:
             problems.append(f"{name}: a setting is not valid: {error}")
