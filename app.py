@@ -26,6 +26,7 @@ from webapp.common import (
     set_active_run,
     sidebar_status,
 )
+from webapp.safe_output import plain
 
 st.set_page_config(page_title="Recsys Explorer", page_icon="🎬", layout="wide")
 
@@ -56,7 +57,7 @@ source = active_source()
 # -- first visit: get MovieLens 100K ------------------------------------------------------------------------------------
 if source.kind == "builtin" and not data_ui.is_available(source.name):
     if source != DEFAULT_SOURCE:
-        st.warning(f"The active data {source.name} is not fetched; going back to MovieLens 100K.")
+        st.warning(f"The active data {plain(source.name)} is not fetched; going back to MovieLens 100K.")
         source = DEFAULT_SOURCE
         st.session_state["source"] = source.to_json()
     if not data_ui.is_available(source.name):
@@ -99,7 +100,7 @@ if run_id is None:
             except RecsysError as error:
                 data_ui.show_error(error, "The first model could not be fitted")
     else:
-        st.info(f"{data.name} has {data.n_items:,} items: too many to fit a first model here without asking. Train one on the Train page.")
+        st.info(f"{plain(data.name)} has {data.n_items:,} items: too many to fit a first model here without asking. Train one on the Train page.")
 if run_id is not None:
     set_active_run(run_id)
 sidebar_status(data)
@@ -171,5 +172,5 @@ with left:
     elif data.timestamp is not None:
         rows = rows[np.argsort(-np.asarray(data.timestamp)[rows], kind="stable")]
     titles = data.item_titles()
-    liked = ", ".join(str(titles[data.item[r]]) for r in rows[:5])
+    liked = ", ".join(plain(titles[data.item[r]]) for r in rows[:5])
     st.caption(f"This {user_kind} has {len(rows)} interactions, for example: {liked}.")

@@ -11,6 +11,7 @@ from recsys_core.evaluation import HEADLINE, paired_comparison
 from webapp import compare_ui as cmp
 from webapp import recommend_ui as ui
 from webapp.common import is_drug_data, load_run, positive_rule_text, runs_for
+from webapp.safe_output import plain
 
 st.set_page_config(page_title="Compare · Recsys Explorer", page_icon="📊", layout="wide")
 st.title("Compare")
@@ -18,7 +19,7 @@ st.title("Compare")
 data_key, data = ui.active_data()
 records = runs_for(data)
 if not records:
-    st.info(f"No saved run on {data.name} yet. Train a few on the **Train** page, then compare them here.")
+    st.info(f"No saved run on {plain(data.name)} yet. Train a few on the **Train** page, then compare them here.")
     st.stop()
 
 NUMBER = st.column_config.NumberColumn
@@ -33,7 +34,7 @@ def _paired(run_a: str, run_b: str, protocol: str, metric: str) -> dict:
 # ---------------------------------------------------------------------------------- which split
 groups = cmp.group_by_split(records)
 if not groups:
-    st.info(f"None of the runs on {data.name} has test results to compare; train a run on the **Train** page.")
+    st.info(f"None of the runs on {plain(data.name)} has test results to compare; train a run on the **Train** page.")
     st.stop()
 keys = sorted(groups, key=lambda g: -len(groups[g]))
 labels = {g: cmp.split_label(groups[g][0], len(groups[g])) for g in keys}
@@ -148,7 +149,7 @@ else:
         )
     common, jaccard = cmp.overlap(lists[run_a], lists[run_b])
     titles = load_run(run_a).item_titles()
-    shared = [str(titles[i]) for i in lists[run_a] if i in set(lists[run_b])]
+    shared = [plain(titles[i]) for i in lists[run_a] if i in set(lists[run_b])]
     st.markdown(f"**Overlap:** {common} of 10 in both lists (Jaccard {jaccard:.2f})" + (f": {', '.join(shared)}." if shared else "."))
     if is_drug_data(data):
         st.caption("Drug lists describe patterns in reviews, not medical advice.")

@@ -32,7 +32,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
     rows = list_datasets()
     if args.json:
-        print(json.dumps(rows, default=str))
+        print(_json_line(rows))
         return 0
     _print_table(
         [{"name": r["name"], "in home": "yes" if r["available"] else "no", "title": r["title"], "licence": r["licence"]} for r in rows],
@@ -77,6 +77,10 @@ def _threshold(text: str) -> float | str | None:
 def cmd_train(args: argparse.Namespace) -> int:
     from .datasets import UserFileOptions
     from .experiment import DEFAULT_THRESHOLD, DataSource, run_experiment
+    from .limits import check_setting
+
+    if args.epochs is not None:
+        check_setting("epochs", args.epochs)
 
     if args.csv:
         if args.threshold == "default":
@@ -94,10 +98,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             min_user_interactions=args.min_user_interactions,
             min_item_interactions=args.min_item_interactions,
         )
-        source = DataSource.file(_import_user_file(args.csv), options, name=Path(args.csv).stem)
+        source, data = _import_user_file(args.csv, options, args.protocol)
     else:
         source = DataSource.builtin(args.dataset, threshold=DEFAULT_THRESHOLD if args.threshold == "default" else args.threshold)
-    data = source.load(download=True, progress=not args.json)
+        data = source.load(download=True, progress=not args.json)
     result = run_experiment(
         data,
         args.model,
@@ -112,7 +116,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     summary = result.summary()
     if args.json:
-        print(json.dumps(summary))
+        print(_json_line(summary))
     else:
         print(f"run {result.run_id}: {args.model} on {data.name}, {args.protocol}, {summary['epochs_run']} epochs, {summary['fit_seconds']:.1f} s")
         print(f"positive rule: {source.positive_rule()}")
@@ -122,21 +126,60 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _import_user_file(path: str) -> str:
-    """Copy a user's file into the data home so its runs can be evaluated again later."""
-    import hashlib
-    import shutil
+def _json_line(value: Any) -> str:
+    """One line of strict JSON: NaN and infinities (never valid JSON) become null."""
+    import math
 
+    def clean(item: Any) -> Any:
+        if isinstance(item, float) and not math.isfinite(item):
+            return None
+        if isinstance(item, dict):
+            return {str(k): clean(v) for k, v in item.items()}
+        if isinstance(item, (list, tuple)):
+            return [clean(v) for v in item]
+        return item
+
+    return json.dumps(clean(json.loads(json.dumps(value, default=str))), allow_nan=False)
+
+
+def _import_user_file(path: str, options: Any, protocol: str):
+    """Read and check a user's file, then copy it into the data home so its runs can be evaluated again.
+
+    The file is read and checked against the protocol first: a rejected file leaves nothing in
+    uploads/. The copy is written under a dot-name and renamed into place, so a kill never leaves
+    half a file there. Returns the DataSource (pointing at the copy) and the Interactions.
+    """
+    import hashlib
+    import os
+    import shutil
+    import tempfile
+
+    from .datasets import read_user_file
+    from .experiment import DataSource
     from .home import uploads_dir
+    from .limits import check_protocol_data
 
     src = Path(path).expanduser()
     if not src.is_file():
         raise RecsysError(f"no file at {path!r}", "Check the path to your interaction file.")
-    digest = hashlib.sha256(src.read_bytes()).hexdigest()[:12]
-    target = uploads_dir() / f"{src.stem}-{digest}{src.suffix}"
+    data = read_user_file(src, options, name=src.stem)
+    check_protocol_data(data, protocol)
+    digest = hashlib.sha256()
+    with open(src, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    folder = uploads_dir()
+    target = folder / f"{src.stem}-{digest.hexdigest()[:12]}{src.suffix}"
     if not target.exists():
-        shutil.copyfile(src, target)
-    return str(target)
+        fd, tmp = tempfile.mkstemp(prefix=f".upload-{os.getpid()}-", dir=folder)
+        os.close(fd)
+        try:
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return DataSource.file(target, options, name=src.stem), data
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -145,7 +188,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     result = evaluate_run(args.run, protocol=args.protocol)
     if args.json:
         print(
-            json.dumps(
+            _json_line(
                 {
                     "run_id": args.run,
                     "protocol": result.protocol,
@@ -165,8 +208,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
+    from .limits import MAX_K
     from .runs import load_run
 
+    if not 1 <= args.k <= MAX_K:
+        raise RecsysError(f"--k must be between 1 and {MAX_K}, not {args.k}")
     run = load_run(args.run)
     from .drugs import explorer_for_run, is_drug_run
 
@@ -234,7 +280,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
     runs = list_runs()
     if args.json:
-        print(json.dumps(runs, default=str))
+        print(_json_line(runs))
         return 0
     if not runs:
         print("No runs yet. Train one: python -m recsys_core train --dataset ml-100k --model ease")

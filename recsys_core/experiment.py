@@ -128,8 +128,17 @@ class DataSource:
             return datasets.load_dataset(self.name, download=download, progress=progress)
         if self.kind not in ("file", "drugscom-file"):
             raise DataError(f"unknown data source kind {self.kind!r}")
-        if not self.path or not Path(self.path).exists():
+        if not isinstance(self.path, str) or not self.path or not Path(self.path).exists():
             raise DataError(f"the data file {self.path!r} is no longer there", "Upload or point to the file again.")
+        # run.json is shared and may be edited: only files inside the data home's uploads/ and datasets/ are read.
+        from .home import datasets_dir, uploads_dir
+
+        resolved = Path(self.path).resolve()
+        if not any(resolved.is_relative_to(root) for root in (uploads_dir(), datasets_dir())):
+            raise DataError(
+                f"the data file {self.path!r} lies outside the data home's uploads/ and datasets/, so it is not read",
+                "Upload the file in the app or use `train --csv`, which keep a copy in the data home.",
+            )
         if self.kind == "drugscom-file":
             return datasets.read_drugscom(self.path, name=self.name)
         return datasets.read_user_file(self.path, datasets.UserFileOptions(**(self.options or {})), name=self.name)
@@ -206,7 +215,11 @@ def run_experiment(
         raise ModelError(f"unknown protocol {protocol!r}", "Protocols: " + ", ".join(PROTOCOL_SPLITS))
     if isinstance(data, DataSource):
         source, data = data, data.load()
+    from .limits import check_memory, check_protocol_data
+
+    check_protocol_data(data, protocol)  # refuse before training, with the reason, what cannot give finite metrics
     model = create_model(model_name, **(overrides or {}))
+    check_memory(model_name, data.n_users, data.n_items, len(data), model.config, device)
     if protocol == "ratings" and not model.predicts_ratings:
         raise ModelError(f"{model_name} ranks items and cannot be evaluated on ratings", "Use autorec or deeprec, or a ranking protocol.")
     if protocol == "ratings" and data.rating is None:

@@ -16,6 +16,7 @@ import streamlit as st
 from recsys_core.drugs import MEDICAL_NOTE as MEDICAL_NOTE  # one wording for the CLI and every page
 from recsys_core.errors import RecsysError
 from recsys_core.experiment import DataSource
+from webapp.safe_output import plain
 
 DEFAULT_SOURCE = DataSource.builtin("ml-100k")
 
@@ -101,7 +102,7 @@ def friendly_errors() -> Iterator[None]:
 
 def sidebar_status(data=None) -> None:
     source = active_source()
-    st.sidebar.markdown(f"**Dataset:** {source.name}")
+    st.sidebar.markdown(f"**Dataset:** {plain(source.name)}")
     if data is not None:
         run_id = active_run_id(data)
         st.sidebar.markdown(f"**Run:** {run_id or '— none yet —'}")

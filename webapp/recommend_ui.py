@@ -27,6 +27,7 @@ from webapp.common import (
     sidebar_status,
     source_key,
 )
+from webapp.safe_output import csv_download, plain
 
 MAX_OPTIONS = 20_000
 """Longest list a picker sends to the browser; larger data sets list the most active users / items."""
@@ -69,7 +70,7 @@ def pick_run(data, key: str, label: str = "Run"):
     """
     runs = runs_for(data)
     if not runs:
-        st.info(f"No saved run on {data.name} yet. Train one on the **Train** page (EASE takes seconds).")
+        st.info(f"No saved run on {plain(data.name)} yet. Train one on the **Train** page (EASE takes seconds).")
         st.stop()
     ids = [r["run_id"] for r in runs]
     labels = {r["run_id"]: run_label(r) for r in runs}
@@ -214,7 +215,7 @@ def user_facts(data, user: int) -> str:
         if column in info.columns:
             value = info[column].iloc[user]
             if not pd.isna(value) and str(value) != "":
-                facts.append(f"{column} **{value}**")
+                facts.append(f"{column} **{plain(value)}**")
     return " · ".join(facts)
 
 
@@ -233,7 +234,7 @@ def plural(count: int, noun: str) -> str:
 
 
 def csv_bytes(table: pd.DataFrame) -> bytes:
-    return table.to_csv(index=False).encode("utf-8")
+    return csv_download(table)  # formula cells neutralised (webapp.safe_output)
 
 
 def drop_internal(table: pd.DataFrame) -> pd.DataFrame:

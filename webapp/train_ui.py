@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+import uuid
 from typing import Any
 
 import pandas as pd
@@ -17,6 +18,7 @@ import streamlit as st
 
 from recsys_core.errors import ModelError
 from recsys_core.evaluation import saved_meaning_note
+from webapp.safe_output import plain
 
 #: Validation curves drawn when the trainer reports them (per protocol, whichever is present).
 CURVE_METRICS = ("HR@10", "NDCG@10", "Recall@20", "NDCG@100", "RMSE")
@@ -61,6 +63,34 @@ def _step(value: float) -> float:
     return float(10 ** math.floor(math.log10(abs(value))))
 
 
+def _bounds(field: str) -> tuple[float | None, float | None]:
+    """The documented range of a setting (recsys_core.limits), so the widget cannot leave it."""
+    from recsys_core.limits import SETTING_BOUNDS
+
+    return SETTING_BOUNDS.get(field, (None, None))
+
+
+def train_in_slot(notice, **experiment: Any):
+    """``run_experiment`` inside the server's training queue (recsys_core.jobs): one training per
+    browser session at a time, at most ``MAX_CONCURRENT_TRAININGS`` in the server, the rest wait here
+    with their place shown in ``notice``."""
+    from recsys_core.experiment import run_experiment
+    from recsys_core.jobs import TRAINING_SLOTS
+    from recsys_core.limits import MAX_CONCURRENT_TRAININGS
+
+    session = st.session_state.setdefault("train_session_key", uuid.uuid4().hex)
+
+    def waiting(place: int) -> None:
+        notice.info(
+            f"The server trains at most {MAX_CONCURRENT_TRAININGS} models at once; yours is number {place} in the queue "
+            "and starts by itself."
+        )
+
+    with TRAINING_SLOTS.slot(session, on_wait=waiting):
+        notice.empty()
+        return run_experiment(**experiment)
+
+
 def settings_form(name: str, fields: list[dict]) -> dict[str, Any]:
     """One widget per setting (defaults from the model's config, docs as help); returns the changes."""
     overrides: dict[str, Any] = {}
@@ -74,11 +104,19 @@ def settings_form(name: str, fields: list[dict]) -> dict[str, Any]:
             if value != default:
                 overrides[field] = value
         elif isinstance(default, int):
-            value = cell.number_input(field, value=default, step=1, key=key, help=doc)
+            low, high = _bounds(field)
+            value = cell.number_input(
+                field, value=default, step=1, key=key, help=doc,
+                min_value=int(low) if low is not None else None, max_value=int(high) if high is not None else None,
+            )  # fmt: skip
             if int(value) != default:
                 overrides[field] = int(value)
         elif isinstance(default, float):
-            value = cell.number_input(field, value=default, step=_step(default), format="%g", key=key, help=doc)
+            low, high = _bounds(field)
+            value = cell.number_input(
+                field, value=default, step=_step(default), format="%g", key=key, help=doc,
+                min_value=float(low) if low is not None else None, max_value=float(high) if high is not None else None,
+            )  # fmt: skip
             if float(value) != default:
                 overrides[field] = float(value)
         elif default is None:
@@ -112,10 +150,14 @@ def plan_problems(models: list[str], protocol: str, data, catalogue: dict, overr
             )
         if data.rating is None:
             problems.append("The ratings protocol needs a rating column; this data has none. Choose a ranking protocol.")
+    from recsys_core.errors import LimitError
+    from recsys_core.limits import check_memory
+
     for name in models:
         try:
-            create_model(name, **overrides.get(name, {}))
-        except ModelError as error:
+            model = create_model(name, **overrides.get(name, {}))
+            check_memory(name, data.n_users, data.n_items, len(data), model.config)  # refused before the click, not after
+        except (ModelError, LimitError) as error:
             problems.append(f"{name}: {error.message}" + (f" {error.hint}" if error.hint else ""))
         except (TypeError, ValueError) as error:
             problems.append(f"{name}: a setting is not valid: {error}")
@@ -205,7 +247,7 @@ def metrics_table(metrics: dict, intervals: dict) -> pd.DataFrame:
 
 def render_run(record: dict, active: bool) -> None:
     """A saved run: what was trained how, its test metrics with 95% bootstrap intervals and its curves."""
-    title = f"{record['model']} on {record['dataset']['name']} · {record['protocol']}"
+    title = f"{plain(record['model'])} on {plain(record['dataset']['name'])} · {plain(record['protocol'])}"
     with st.container(border=True):
         st.markdown(f"**{title}**" + ("  — active run" if active else ""))
         facts = [

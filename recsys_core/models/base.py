@@ -36,20 +36,36 @@ from ..sequences import Sequences
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Base of every model's frozen config. Iterative models use :class:`TrainingConfig`."""
+    """Base of every model's frozen config. Iterative models use :class:`TrainingConfig`.
+
+    Every config, however it is made (defaults, ``--set``, the app's form, a saved ``run.json``), is
+    checked on creation against its field types and the documented bounds in
+    :data:`recsys_core.limits.SETTING_BOUNDS`, so no path can build a model from an out-of-range value.
+    """
+
+    def __post_init__(self) -> None:
+        from ..limits import check_config
+
+        check_config(self)
 
     def to_json(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
     @classmethod
     def from_json(cls, data: dict) -> ModelConfig:
+        """A config from saved JSON (untrusted): unknown keys are ignored, values checked like any other."""
+        if not isinstance(data, dict):
+            raise ModelError(f"a saved {cls.__name__} must be a JSON object, not {type(data).__name__}")
         names = {f.name: f for f in dataclasses.fields(cls)}
         values = {}
         for key, value in data.items():
             if key not in names:
                 continue  # a field removed in a later version must not break loading old runs
             values[key] = tuple(value) if isinstance(value, list) else value
-        return cls(**values)
+        try:
+            return cls(**values)
+        except TypeError as exc:  # e.g. a list of lists where numbers belong
+            raise ModelError(f"the saved settings of {cls.__name__} are not valid: {exc}") from None
 
     def with_overrides(self, overrides: dict[str, Any]) -> ModelConfig:
         """A copy with ``overrides`` applied; strings (from ``--set key=value``) are parsed by field type."""
