@@ -1,0 +1,114 @@
+"""Beyond-accuracy metrics worked out by hand, and their place in a saved run."""
+
+import math
+
+import numpy as np
+import pytest
+
+from recsys_core import metrics as M
+
+
+def test_gini_of_recommendation_counts_by_hand():
+    # 4 items; lists [0,1],[0,1],[0,2] → counts c = (3, 2, 1, 0), sorted (0, 1, 2, 3), Σc = 6, n = 4.
+    # G = Σ (2j − n − 1) c_(j) / (n Σc) = (−3·0 − 1·1 + 1·2 + 3·3) / (4·6) = 10 / 24.
+    top = np.array([[0, 1], [0, 1], [0, 2]])
+    assert M.gini_index(top, 4) == pytest.approx(10 / 24)
+    # Every item equally often → 0; one item in every list of one item → (n − 1)/n.
+    assert M.gini_index(np.array([[0, 1], [2, 3]]), 4) == pytest.approx(0.0)
+    assert M.gini_index(np.array([[2], [2], [2]]), 4) == pytest.approx(3 / 4)
+    assert M.recommendation_counts(top, 4).tolist() == [3, 2, 1, 0]
+
+
+def test_novelty_is_mean_self_information():
+    # Interactions per item (8 in all): shares 4/8, 2/8, 1/8, 1/8, 0 → 1, 2, 3, 3 bits; the unseen
+    # item 4 counts as seen once: −log2(1/8) = 3 bits.
+    counts = np.array([4, 2, 1, 1, 0])
+    top = np.array([[0, 1], [2, 4], [0, -1]])
+    np.testing.assert_allclose(M.novelty(top, counts), [(1 + 2) / 2, (3 + 3) / 2, 1.0])
+
+
+def test_average_recommendation_popularity_and_long_tail():
+    counts = np.array([50, 30, 10, 5, 5])  # 100 interactions
+    top = np.array([[0, 1], [3, 4], [1, 2]])
+    np.testing.assert_allclose(M.average_recommendation_popularity(top, counts), [40.0, 5.0, 20.0])
+    # Head: the fewest most popular items holding ≥ 20% of interactions → item 0 alone (50%).
+    tail = M.long_tail_items(counts, 0.2)
+    assert tail.tolist() == [False, True, True, True, True]
+    # With a 60% head, items 0 and 1 (50 + 30 = 80 ≥ 60) are the head.
+    assert M.long_tail_items(counts, 0.6).tolist() == [False, False, True, True, True]
+    np.testing.assert_allclose(M.long_tail_share(top, tail), [0.5, 1.0, 1.0])
+
+
+def test_intra_list_diversity_by_genre_jaccard():
+    genres = np.array(
+        [
+            [1, 1, 0],  # item 0: A, B
+            [1, 0, 0],  # item 1: A
+            [0, 0, 1],  # item 2: C
+            [0, 0, 0],  # item 3: none
+        ]
+    )
+    # List [0, 1, 2]: d(0,1) = 1 − 1/2, d(0,2) = 1 − 0/3, d(1,2) = 1 → mean (0.5 + 1 + 1) / 3.
+    # List [1, 1]: identical → 0. List [3, 3, -1]: two genre-less items count as identical → 0.
+    top = np.array([[0, 1, 2], [1, 1, -1], [3, 3, -1]])
+    np.testing.assert_allclose(M.intra_list_diversity(top, genres, "jaccard"), [2.5 / 3, 0.0, 0.0])
+
+
+def test_intra_list_diversity_by_embedding_cosine():
+    vectors = np.array([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
+    # d(0,1) = 1 − 0, d(0,2) = 1 − 1/√2, d(1,2) = 1 − 1/√2.
+    expected = (1 + 2 * (1 - 1 / math.sqrt(2))) / 3
+    np.testing.assert_allclose(M.intra_list_diversity(np.array([[0, 1, 2], [0, -1, -1]]), vectors, "cosine"), [expected, 0.0])
+    with pytest.raises(ValueError):
+        M.intra_list_diversity(np.array([[0, 1]]), vectors, "euclid")
+
+
+def test_accuracy_by_activity_quintiles():
+    # Ten users with history lengths 1..10 (shuffled): quintiles are pairs of lengths (1,2), (3,4), ...
+    lengths = np.array([5, 1, 9, 2, 10, 3, 7, 4, 8, 6])
+    hits = np.array([1, 0, 1, 0, 1, 1, 0, 1, 0, 0], dtype=float)
+    groups = M.accuracy_by_activity(hits, lengths, 5)
+    assert [(g["min_length"], g["max_length"], g["users"]) for g in groups] == [(1, 2, 2), (3, 4, 2), (5, 6, 2), (7, 8, 2), (9, 10, 2)]
+    # lengths 1,2 → hits 0,0; 3,4 → 1,1; 5,6 → 1,0; 7,8 → 0,0; 9,10 → 1,1
+    assert [g["mean"] for g in groups] == [0.0, 1.0, 0.5, 0.0, 1.0]
+    assert M.activity_groups(np.array([3, 3, 3, 3, 3]), 5).tolist() == [0, 1, 2, 3, 4]
+
+
+def test_beyond_accuracy_of_popularity_by_hand(ml100k):
+    """Popularity recommends the same most popular unseen items to everyone: check the record against
+    the lists built independently from item counts."""
+    from recsys_core.beyond import beyond_accuracy, top_k_lists
+    from recsys_core.evaluation import Evaluator
+    from recsys_core.models import create_model
+    from recsys_core.splits import make_split
+
+    split = make_split(ml100k, "loo-full", seed=0)
+    model = create_model("pop").fit(split.train, device="cpu")
+    users, top = top_k_lists(model, split, "test", 10)
+    assert len(users) == ml100k.n_users and top.shape == (ml100k.n_users, 10)
+    history = split.history("test").to_csr()
+    assert not np.asarray(history[users[:, None], top].todense()).any(), "a known item was recommended"
+    evaluation = Evaluator(split, "test", "loo-full").evaluate(model)
+    result = beyond_accuracy(model, split, evaluation, ml100k.item_info, n_resamples=200)
+    assert result.metrics["Coverage@10"] == pytest.approx(evaluation.metrics["Coverage@10"])
+    counts = split.train_with_validation().item_counts()
+    assert result.metrics["ARP@10"] == pytest.approx(counts[top].mean())
+    assert result.diversity_basis == "genres"
+    assert [g["group"] for g in result.by_activity] == [1, 2, 3, 4, 5]
+    assert sum(g["users"] for g in result.by_activity) == len(evaluation.users)
+    for name, value in result.metrics.items():
+        lo, hi = result.intervals[name]
+        assert lo <= value <= hi, name
+
+
+def test_run_records_beyond_accuracy(ml100k):
+    from recsys_core.experiment import run_experiment
+    from recsys_core.runs import load_run
+
+    result = run_experiment(ml100k, "ease", protocol="loo-sampled", device="cpu", overrides={"l2": 500.0})
+    beyond = load_run(result.run_id).record["beyond"]
+    assert beyond["available"] and beyond["k"] == 10 and beyond["n_users"] == ml100k.n_users
+    assert set(beyond["metrics"]) == {"Coverage@10", "Gini@10", "Novelty@10", "ILD@10", "ARP@10", "LongTail@10"}
+    # The beyond lists are the full-ranking lists the loo-full evaluation covers.
+    assert beyond["metrics"]["Coverage@10"] == pytest.approx(result.evaluations["loo-full"].metrics["Coverage@10"])
+    assert beyond["activity_metric"] == "HR@10"
