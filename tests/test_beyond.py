@@ -1,6 +1,9 @@
 """Beyond-accuracy metrics worked out by hand, and their place in a saved run."""
 
+import json
 import math
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -112,3 +115,39 @@ def test_run_records_beyond_accuracy(ml100k):
     # The beyond lists are the full-ranking lists the loo-full evaluation covers.
     assert beyond["metrics"]["Coverage@10"] == pytest.approx(result.evaluations["loo-full"].metrics["Coverage@10"])
     assert beyond["activity_metric"] == "HR@10"
+
+
+def test_compare_page_shows_the_tradeoff(ml100k_dir, tmp_path, monkeypatch):
+    """Two runs on one split: the Compare page plots accuracy against coverage and novelty with intervals."""
+    from streamlit.testing.v1 import AppTest
+
+    from recsys_core.datasets import fetch
+    from recsys_core.experiment import DataSource, run_experiment
+    from webapp import beyond_ui
+
+    import streamlit as st
+
+    fetch("ml-100k", source=ml100k_dir)
+    source = DataSource.builtin("ml-100k")
+    data = source.load()
+    ids = [run_experiment(data, m, "loo-sampled", device="cpu", source=source, **kw).run_id for m, kw in (("pop", {}), ("ease", {"overrides": {"l2": 500.0}}))]
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "pages" / "4_Compare.py"), default_timeout=180)
+    at.session_state["source"] = source.to_json()
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    assert "Beyond accuracy" in [h.value for h in at.header]
+    charts = [c for c in at.get("plotly_chart")]
+    specs = [json.loads(c.proto.spec) for c in charts]
+    titles = [s["layout"].get("title", {}).get("text", "") for s in specs]
+    assert "HR@10 vs catalogue coverage" in titles and "HR@10 vs novelty (bits)" in titles
+    scatter = specs[titles.index("HR@10 vs catalogue coverage")]["data"][0]
+    assert len(scatter["x"]) == 2 and "error_x" in scatter and "error_y" in scatter
+    table = at.dataframe[-2].value
+    assert {"Coverage@10", "Novelty@10", "Gini@10", "ILD@10", "LongTail@10"} <= set(table.columns) and len(table) == 2
+    records = [json.loads((Path(os.environ["RECSYS_HOME"]) / "runs" / i / "run.json").read_text()) for i in ids]
+    frame = beyond_ui.tradeoff_table(records, "loo-sampled")
+    # Popularity recommends far fewer distinct items than EASE.
+    assert frame.set_index("run_id").loc[ids[0], "Coverage@10"] < frame.set_index("run_id").loc[ids[1], "Coverage@10"]
