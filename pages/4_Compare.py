@@ -173,3 +173,4 @@ st.markdown(
 from webapp import beyond_ui  # noqa: E402  (kept beside its section so the page's edit stays local)
 
 beyond_ui.show_beyond_accuracy(group, protocol)
+beyond_ui.show_report_download([r["run_id"] for r in group if protocol in r.get("test", {})], protocol)

@@ -222,6 +222,14 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    path = write_report(args.runs, args.out, n_users=args.users, seed=args.seed)
+    print(f"report written to {path} ({path.stat().st_size / 1e6:.1f} MB; opens offline in any browser)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .models import MODEL_NAMES
 
@@ -289,6 +297,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-train", action="store_true", help="only search; do not train and test the best configuration")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(func=cmd_tune)
+
+    p = sub.add_parser("report", help="one self-contained HTML report of saved runs, to hand to stakeholders")
+    p.add_argument("--runs", required=True, nargs="+", metavar="RUN", help="run ids on the same data and split (see `runs`)")
+    p.add_argument("--out", default="report.html", help="the HTML file to write (default report.html)")
+    p.add_argument("--users", type=int, default=3, help="sample users shown with each model's top 10 (default 3)")
+    p.add_argument("--seed", type=int, default=0, help="seed choosing the sample users (default 0)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("runs", help="list saved runs with their headline metrics")
     p.add_argument("--json", action="store_true", help="print JSON")

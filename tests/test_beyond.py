@@ -151,3 +151,8 @@ def test_compare_page_shows_the_tradeoff(ml100k_dir, tmp_path, monkeypatch):
     frame = beyond_ui.tradeoff_table(records, "loo-sampled")
     # Popularity recommends far fewer distinct items than EASE.
     assert frame.set_index("run_id").loc[ids[0], "Coverage@10"] < frame.set_index("run_id").loc[ids[1], "Coverage@10"]
+    # The report of these runs, built on request and offered for download.
+    at.button(key="cmp_report_build").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    built = at.session_state["cmp_report"]
+    assert set(built[0][0]) == set(ids) and b"4. Beyond accuracy" in built[1]
