@@ -144,7 +144,7 @@ def test_compare_page_shows_the_tradeoff(ml100k_dir, tmp_path, monkeypatch):
     titles = [s["layout"].get("title", {}).get("text", "") for s in specs]
     assert "HR@10 vs catalogue coverage" in titles and "HR@10 vs novelty (bits)" in titles
     scatter = specs[titles.index("HR@10 vs catalogue coverage")]["data"][0]
-    assert len(scatter["x"]) == 2 and "error_x" in scatter and "error_y" in scatter
+    assert len(scatter["text"]) == 2 and "error_x" in scatter and "error_y" in scatter
     table = at.dataframe[-2].value
     assert {"Coverage@10", "Novelty@10", "Gini@10", "ILD@10", "LongTail@10"} <= set(table.columns) and len(table) == 2
     records = [json.loads((Path(os.environ["RECSYS_HOME"]) / "runs" / i / "run.json").read_text()) for i in ids]
