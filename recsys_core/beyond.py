@@ -135,9 +135,7 @@ def _bootstrap_set_metrics(top: np.ndarray, n_items: int, n_resamples: int, seed
     if n == 0:
         return {}
     valid = top >= 0
-    incidence = sp.csr_matrix(
-        (np.ones(int(valid.sum())), (np.repeat(np.arange(n), valid.sum(axis=1)), top[valid])), shape=(n, n_items)
-    )
+    incidence = sp.csr_matrix((np.ones(int(valid.sum())), (np.repeat(np.arange(n), valid.sum(axis=1)), top[valid])), shape=(n, n_items))
     rng = np.random.default_rng([seed, 13])
     chunk = max(1, int(2e7 // max(n, n_items)))
     coverage, gini = [], []
@@ -149,7 +147,9 @@ def _bootstrap_set_metrics(top: np.ndarray, n_items: int, n_resamples: int, seed
         counts = np.sort((weights @ incidence).toarray(), axis=1)
         coverage.append((counts > 0).sum(axis=1) / n_items)
         totals = counts.sum(axis=1)
-        gini.append(np.divide(((2 * j - n_items - 1)[None, :] * counts).sum(axis=1), n_items * totals, out=np.zeros(size), where=totals > 0))
+        gini.append(
+            np.divide(((2 * j - n_items - 1)[None, :] * counts).sum(axis=1), n_items * totals, out=np.zeros(size), where=totals > 0)
+        )
 
     def shifted_percentile(values: list[np.ndarray], observed: float) -> tuple[float, float]:
         joined = np.concatenate(values)
@@ -257,7 +257,13 @@ def tradeoff_table(records: list[dict], protocol: str) -> pd.DataFrame:
             continue
         value = test["metrics"][headline]
         lo, hi = test.get("intervals", {}).get(headline, [value, value])
-        row = {"run": f"{record['model']} ({record['run_id'][-6:]})", "run_id": record["run_id"], headline: value, f"{headline} lo": lo, f"{headline} hi": hi}
+        row = {
+            "run": f"{record['model']} ({record['run_id'][-6:]})",
+            "run_id": record["run_id"],
+            headline: value,
+            f"{headline} lo": lo,
+            f"{headline} hi": hi,
+        }
         for name, metric in beyond["metrics"].items():
             row[name] = metric
             b_lo, b_hi = beyond.get("intervals", {}).get(name, [metric, metric])
@@ -279,8 +285,18 @@ def tradeoff_figure(table: pd.DataFrame, accuracy: str, other: str):
             text=table["run"],
             textposition="top center",
             marker={"size": 10, "color": "#4C78A8"},
-            error_x={"type": "data", "symmetric": False, "array": table[f"{other} hi"] - table[other], "arrayminus": table[other] - table[f"{other} lo"]},
-            error_y={"type": "data", "symmetric": False, "array": table[f"{accuracy} hi"] - table[accuracy], "arrayminus": table[accuracy] - table[f"{accuracy} lo"]},
+            error_x={
+                "type": "data",
+                "symmetric": False,
+                "array": table[f"{other} hi"] - table[other],
+                "arrayminus": table[other] - table[f"{other} lo"],
+            },
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": table[f"{accuracy} hi"] - table[accuracy],
+                "arrayminus": table[accuracy] - table[f"{accuracy} lo"],
+            },
             hovertemplate=f"%{{text}}<br>{other} %{{x:.4f}}<br>{accuracy} %{{y:.4f}}<extra></extra>",
         )
     )

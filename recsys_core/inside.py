@@ -109,7 +109,9 @@ def embedding_norms(model: Any) -> pd.DataFrame:
         raise ModelError(f"{model.name} has no item vectors", "Choose a run of an embedding model (BPR, NeuMF, an autoencoder).")
     vectors = np.asarray(vectors, dtype=np.float64)
     counts = np.asarray(model.known.sum(axis=0)).ravel()
-    return pd.DataFrame({"item_index": np.arange(len(vectors)), "norm": np.linalg.norm(vectors, axis=1), "interactions": counts[: len(vectors)]})
+    return pd.DataFrame(
+        {"item_index": np.arange(len(vectors)), "norm": np.linalg.norm(vectors, axis=1), "interactions": counts[: len(vectors)]}
+    )
 
 
 def norm_popularity_correlation(table: pd.DataFrame) -> float:

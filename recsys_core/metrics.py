@@ -153,14 +153,15 @@ def intra_list_diversity(top_items: np.ndarray, features: np.ndarray, distance: 
     items have ILD 0.
     """
     top_items = np.asarray(top_items)
-    features = np.asarray(features, dtype=np.float64)
+    # Only the gathered rows are cast: a wide feature matrix (EASE's n_items × n_items) is never copied whole.
+    features = np.asarray(features)
     out = np.zeros(len(top_items))
     # Chunks of users bound memory at about 2e7 numbers, whatever the feature width.
     step = max(1, int(2e7 // max(1, top_items.shape[1] * features.shape[1])))
     for start in range(0, len(top_items), step):
         items = top_items[start : start + step]
         valid = items >= 0
-        block = features[np.where(valid, items, 0)] * valid[:, :, None]
+        block = features[np.where(valid, items, 0)].astype(np.float64) * valid[:, :, None]
         if distance == "jaccard":
             block = (block > 0).astype(np.float64)
             inter = np.einsum("ukd,uld->ukl", block, block)

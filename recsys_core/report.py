@@ -60,7 +60,9 @@ def _same_data(records: list[dict]) -> None:
         )
     splits = {str(sorted(r.get("split", {}).items())) + str(r.get("seed")) for r in records}
     if len(splits) > 1:
-        raise DataError("the runs of a report must share one split (same protocol family and seed)", "Choose runs tested on the same split.")
+        raise DataError(
+            "the runs of a report must share one split (same protocol family and seed)", "Choose runs tested on the same split."
+        )
 
 
 def _table(frame: pd.DataFrame, float_format: str = "{:.4f}") -> str:
@@ -83,7 +85,12 @@ def _figure(figure: Any, element_id: str) -> str:
 def _leaderboard(records: list[dict], protocol: str) -> pd.DataFrame:
     from .evaluation import HEADLINE, LOWER_IS_BETTER
 
-    metrics = {"loo-sampled": ("HR@10", "NDCG@10", "MRR"), "loo-full": ("HR@10", "NDCG@10", "MRR"), "heldout-users": ("Recall@20", "Recall@50", "NDCG@100"), "ratings": ("RMSE", "MAE")}[protocol]
+    metrics = {
+        "loo-sampled": ("HR@10", "NDCG@10", "MRR"),
+        "loo-full": ("HR@10", "NDCG@10", "MRR"),
+        "heldout-users": ("Recall@20", "Recall@50", "NDCG@100"),
+        "ratings": ("RMSE", "MAE"),
+    }[protocol]
     rows = []
     for record in records:
         test = record.get("test", {}).get(protocol, {})
@@ -143,7 +150,12 @@ def _leaderboard_figure(table: pd.DataFrame, records: dict[str, dict], protocol:
         go.Bar(
             x=table["run"],
             y=table[headline],
-            error_y={"type": "data", "symmetric": False, "array": [hi - v for (lo, hi), v in zip(intervals, table[headline])], "arrayminus": [v - lo for (lo, hi), v in zip(intervals, table[headline])]},
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": [hi - v for (lo, hi), v in zip(intervals, table[headline])],
+                "arrayminus": [v - lo for (lo, hi), v in zip(intervals, table[headline])],
+            },
             marker_color="#4C78A8",
         )
     )
@@ -174,7 +186,9 @@ def _sample_users(data: Any, runs: list[Any], n_users: int, seed: int) -> str:
                 continue
             items, scores, _ = explanation.rank_items(run.model, int(user), k=10)
             reasons = explanation.explain(run.model, items_seen, items, titles, ratings=ratings)
-            table = pd.DataFrame({"rank": np.arange(1, len(items) + 1), "title": titles[items], "score": scores, "why": reasons["because"].to_numpy()})
+            table = pd.DataFrame(
+                {"rank": np.arange(1, len(items) + 1), "title": titles[items], "score": scores, "why": reasons["because"].to_numpy()}
+            )
             block.append(f"<h4>{html.escape(run.record['model'])} ({html.escape(run.run_id[-6:])})</h4>" + _table(table))
         parts.append("<section class='user'>" + "".join(block) + "</section>")
     return "".join(parts)
@@ -259,9 +273,18 @@ def build_report(run_ids: list[str], n_users: int = 3, seed: int = 0, protocol: 
             {"": f"{data.items.kind}s", "value": f"{stats['items']:,}"},
             {"": "interactions", "value": f"{stats['interactions']:,}"},
             {"": "density", "value": f"{stats['density']:.4%}"},
-            {"": f"interactions per {data.users.kind} (median, mean)", "value": f"{stats['interactions_per_user']['q50']:g}, {stats['interactions_per_user']['mean']:.1f}"},
-            {"": f"interactions per {data.items.kind} (median, mean)", "value": f"{stats['interactions_per_item']['q50']:g}, {stats['interactions_per_item']['mean']:.1f}"},
-            {"": "ratings / timestamps", "value": f"{'yes' if stats['has_rating'] else 'no'} / {'yes' if stats['has_timestamp'] else 'no'}"},
+            {
+                "": f"interactions per {data.users.kind} (median, mean)",
+                "value": f"{stats['interactions_per_user']['q50']:g}, {stats['interactions_per_user']['mean']:.1f}",
+            },
+            {
+                "": f"interactions per {data.items.kind} (median, mean)",
+                "value": f"{stats['interactions_per_item']['q50']:g}, {stats['interactions_per_item']['mean']:.1f}",
+            },
+            {
+                "": "ratings / timestamps",
+                "value": f"{'yes' if stats['has_rating'] else 'no'} / {'yes' if stats['has_timestamp'] else 'no'}",
+            },
         ]
     )
     sections.append(f"<h2>1. Data: {html.escape(data.name)}</h2>" + _table(facts))
@@ -281,7 +304,11 @@ def build_report(run_ids: list[str], n_users: int = 3, seed: int = 0, protocol: 
         f"<h2>3. Leaderboard ({html.escape(protocol)}, test split)</h2>"
         + _table(board.drop(columns=["model"]))
         + "<div class='chart'>@@FIGURE0@@</div>"
-        + ("<h3>Is the best run really better?</h3><ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in paired) + "</ul>" if paired else "")
+        + (
+            "<h3>Is the best run really better?</h3><ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in paired) + "</ul>"
+            if paired
+            else ""
+        )
     )
     if HEADLINE[protocol] in board.columns and len(board):
         figures.append(_figure(_leaderboard_figure(board, by_run, protocol), "leaderboard"))
@@ -306,7 +333,12 @@ def build_report(run_ids: list[str], n_users: int = 3, seed: int = 0, protocol: 
             "most popular items that hold 20% of interactions.</p>"
             + "".join(charts)
             + _table(beyond_metrics_table(usable))
-            + ("<h3>Accuracy by user activity</h3><p class='note'>Test users in five equal groups by history length (Q1 least active).</p>" + _table(activity) if not activity.empty else "")
+            + (
+                "<h3>Accuracy by user activity</h3><p class='note'>Test users in five equal groups by history length (Q1 least active).</p>"
+                + _table(activity)
+                if not activity.empty
+                else ""
+            )
         )
 
     sections.append(f"<h2>5. Sample {html.escape(data.users.kind)}s and their top 10</h2>" + _sample_users(data, runs, n_users, seed))

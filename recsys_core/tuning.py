@@ -121,7 +121,11 @@ SEARCH_SPACES: dict[str, dict[str, Param]] = {
         "dropout": Param("float", 0.0, 0.5, doc="dropout on the GRU input"),
         "learning_rate": _LR,
     },
-    "autorec": {"hidden": Param("categorical", choices=(100, 300, 500)), "learning_rate": _LR, "weight_decay": Param("float", 1e-2, 1e3, log=True)},
+    "autorec": {
+        "hidden": Param("categorical", choices=(100, 300, 500)),
+        "learning_rate": _LR,
+        "weight_decay": Param("float", 1e-2, 1e3, log=True),
+    },
     "deeprec": {"dropout": Param("float", 0.0, 0.9), "learning_rate": _LR, "weight_decay": _DECAY},
 }
 
@@ -191,7 +195,9 @@ def trials_records(study: Any) -> list[dict]:
     """Every trial of a study as plain JSON: number, state, value, params, epochs reported, seconds."""
     out = []
     for trial in study.trials:
-        seconds = (trial.datetime_complete - trial.datetime_start).total_seconds() if trial.datetime_complete and trial.datetime_start else None
+        seconds = (
+            (trial.datetime_complete - trial.datetime_start).total_seconds() if trial.datetime_complete and trial.datetime_start else None
+        )
         out.append(
             {
                 "number": trial.number,
@@ -211,7 +217,16 @@ def trials_table(study: Any):
 
     rows = []
     for record in trials_records(study):
-        rows.append({"trial": record["number"], "state": record["state"], "value": record["value"], **record["params"], "epochs": record["epochs"], "seconds": record["seconds"]})
+        rows.append(
+            {
+                "trial": record["number"],
+                "state": record["state"],
+                "value": record["value"],
+                **record["params"],
+                "epochs": record["epochs"],
+                "seconds": record["seconds"],
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -339,7 +354,19 @@ def summarise(study: Any) -> TuneResult:
     )
 
 
-def train_best(study: Any, data: Interactions, model_name: str, protocol: str, seed: int = 0, device: str = "auto", epochs: int | None = None, source: Any = None, split: Any = None, callback: Any = None, cancel: Any = None) -> TuneResult:
+def train_best(
+    study: Any,
+    data: Interactions,
+    model_name: str,
+    protocol: str,
+    seed: int = 0,
+    device: str = "auto",
+    epochs: int | None = None,
+    source: Any = None,
+    split: Any = None,
+    callback: Any = None,
+    cancel: Any = None,
+) -> TuneResult:
     """Train the study's best configuration through ``run_experiment`` (refit and the single test pass
     as for any run), save it, and record the study in its run.json."""
     from dataclasses import replace
@@ -350,7 +377,17 @@ def train_best(study: Any, data: Interactions, model_name: str, protocol: str, s
     if summary.best_value is None:
         raise ModelError("the study has no finished trial yet, so there is no best configuration", "Run more trials.")
     result = run_experiment(
-        data, model_name, protocol=protocol, seed=seed, device=device, overrides=summary.best_params, epochs=epochs, source=source, split=split, callback=callback, cancel=cancel
+        data,
+        model_name,
+        protocol=protocol,
+        seed=seed,
+        device=device,
+        overrides=summary.best_params,
+        epochs=epochs,
+        source=source,
+        split=split,
+        callback=callback,
+        cancel=cancel,
     )
     summary = replace(summary, run_id=result.run_id, test_metrics=dict(result.test.metrics))
     if result.run_id is not None:

@@ -31,7 +31,13 @@ def inside_runs(tmp_path_factory, ml100k_dir):
         data = ML.load()
         runs = {
             name: run_experiment(data, name, device="cpu", source=ML, **options).run_id
-            for name, options in (("pop", {}), ("itemknn", {}), ("ease", {"overrides": {"l2": 500.0}}), ("bpr", {"epochs": 1}), ("multvae", {"epochs": 2}))
+            for name, options in (
+                ("pop", {}),
+                ("itemknn", {}),
+                ("ease", {"overrides": {"l2": 500.0}}),
+                ("bpr", {"epochs": 1}),
+                ("multvae", {"epochs": 2}),
+            )
         }
     finally:
         if previous is None:

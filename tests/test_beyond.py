@@ -119,18 +119,20 @@ def test_run_records_beyond_accuracy(ml100k):
 
 def test_compare_page_shows_the_tradeoff(ml100k_dir, tmp_path, monkeypatch):
     """Two runs on one split: the Compare page plots accuracy against coverage and novelty with intervals."""
+    import streamlit as st
     from streamlit.testing.v1 import AppTest
 
     from recsys_core.datasets import fetch
     from recsys_core.experiment import DataSource, run_experiment
     from webapp import beyond_ui
 
-    import streamlit as st
-
     fetch("ml-100k", source=ml100k_dir)
     source = DataSource.builtin("ml-100k")
     data = source.load()
-    ids = [run_experiment(data, m, "loo-sampled", device="cpu", source=source, **kw).run_id for m, kw in (("pop", {}), ("ease", {"overrides": {"l2": 500.0}}))]
+    ids = [
+        run_experiment(data, m, "loo-sampled", device="cpu", source=source, **kw).run_id
+        for m, kw in (("pop", {}), ("ease", {"overrides": {"l2": 500.0}}))
+    ]
     st.cache_resource.clear()
     st.cache_data.clear()
     at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "pages" / "4_Compare.py"), default_timeout=180)

@@ -14,7 +14,14 @@ import pytest
 from recsys_core.experiment import DataSource, run_experiment
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +57,14 @@ def test_report_cli_writes_every_section(report_runs, monkeypatch, tmp_path, cap
     assert main(["report", "--runs", *ids, "--out", str(out)]) == 0
     assert "report written" in capsys.readouterr().out
     text = out.read_text()
-    for heading in ("1. Data: ml-100k", "2. How the models were tested", "3. Leaderboard (loo-sampled, test split)", "4. Beyond accuracy", "5. Sample users", "6. Embedding map"):
+    for heading in (
+        "1. Data: ml-100k",
+        "2. How the models were tested",
+        "3. Leaderboard (loo-sampled, test split)",
+        "4. Beyond accuracy",
+        "5. Sample users",
+        "6. Embedding map",
+    ):
         assert heading in text, heading
     assert "99 items the user never interacted with" in text and "test part was used once" in text
     assert text.count('class="plotly-graph-div"') == 4  # leaderboard, accuracy vs coverage, vs novelty, map
@@ -70,7 +84,9 @@ def test_report_refuses_runs_on_different_data(report_runs, monkeypatch, drugs_s
     home, ids = report_runs
     monkeypatch.setenv("RECSYS_HOME", str(home))
     fetch("drugscom-sample", source=drugs_sample_dir)
-    other = run_experiment(DataSource.builtin("drugscom-sample").load(), "pop", device="cpu", source=DataSource.builtin("drugscom-sample")).run_id
+    other = run_experiment(
+        DataSource.builtin("drugscom-sample").load(), "pop", device="cpu", source=DataSource.builtin("drugscom-sample")
+    ).run_id
     with pytest.raises(DataError, match="same data"):
         build_report([ids[0], other])
 
@@ -83,7 +99,9 @@ def test_report_renders_offline_in_chromium(report_runs, monkeypatch, tmp_path):
     monkeypatch.setenv("RECSYS_HOME", str(home))
     path = write_report(ids, tmp_path / "report.html")
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"Chromium is needed for the report's browser test and is not at {CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)")
+        pytest.fail(
+            f"Chromium is needed for the report's browser test and is not at {CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)"
+        )
     from playwright.sync_api import sync_playwright
 
     requested: list[str] = []

@@ -29,11 +29,23 @@ def show_beyond_accuracy(records: list[dict], protocol: str) -> None:
         if other in table.columns:
             column.plotly_chart(tradeoff_figure(table, headline, other), key=f"cmp_tradeoff_{other}")
     metrics = beyond_metrics_table(records)
-    st.dataframe(metrics, hide_index=True, width="stretch", column_config={c: st.column_config.NumberColumn(format="%.4f") for c in metrics.columns if "@" in c and "CI" not in c})
+    st.dataframe(
+        metrics,
+        hide_index=True,
+        width="stretch",
+        column_config={c: st.column_config.NumberColumn(format="%.4f") for c in metrics.columns if "@" in c and "CI" not in c},
+    )
     activity = activity_table(records)
     if not activity.empty:
-        st.caption("Accuracy by user activity: test users cut into five equal groups by history length (Q1 least active; lengths in brackets).")
-        st.dataframe(activity, hide_index=True, width="stretch", column_config={c: st.column_config.NumberColumn(format="%.4f") for c in activity.columns if c.startswith("Q")})
+        st.caption(
+            "Accuracy by user activity: test users cut into five equal groups by history length (Q1 least active; lengths in brackets)."
+        )
+        st.dataframe(
+            activity,
+            hide_index=True,
+            width="stretch",
+            column_config={c: st.column_config.NumberColumn(format="%.4f") for c in activity.columns if c.startswith("Q")},
+        )
 
 
 def show_report_download(run_ids: list[str], protocol: str) -> None:

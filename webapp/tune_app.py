@@ -33,7 +33,14 @@ def space_table(model_name: str) -> pd.DataFrame:
             values = " | ".join(str(c) for c in param.to_json()["choices"])
         else:
             values = f"{param.low:g} – {param.high:g}"
-        rows.append({"setting": name, "values": values, "scale": "log" if param.log else ("choice" if param.kind == "categorical" else "linear"), "what": param.doc})
+        rows.append(
+            {
+                "setting": name,
+                "values": values,
+                "scale": "log" if param.log else ("choice" if param.kind == "categorical" else "linear"),
+                "what": param.doc,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -60,7 +67,12 @@ def show_study(study, key: str) -> None:
     from recsys_core.tuning import trials_table
 
     table = trials_table(study)
-    st.dataframe(table, hide_index=True, width="stretch", column_config={"value": st.column_config.NumberColumn(format="%.4f"), "seconds": st.column_config.NumberColumn(format="%.1f")})
+    st.dataframe(
+        table,
+        hide_index=True,
+        width="stretch",
+        column_config={"value": st.column_config.NumberColumn(format="%.4f"), "seconds": st.column_config.NumberColumn(format="%.1f")},
+    )
     figures = study_figures(study)
     if figures:
         columns = st.columns(len(figures))
@@ -80,7 +92,10 @@ class _TrialProgress:
         if event.kind == "batch" and now - self.last < 0.5:
             return
         self.last = now
-        self.line.caption(f"Running trial: {event.kind} · epoch {event.epoch}/{event.epochs}" + (f" · loss {event.loss:.4f}" if event.loss is not None else ""))
+        self.line.caption(
+            f"Running trial: {event.kind} · epoch {event.epoch}/{event.epochs}"
+            + (f" · loss {event.loss:.4f}" if event.loss is not None else "")
+        )
 
 
 def show_tune_mode(data, source, usable: list[str]) -> None:
@@ -94,8 +109,12 @@ def show_tune_mode(data, source, usable: list[str]) -> None:
     cells = st.columns([2, 2, 1, 1, 1, 1])
     model = cells[0].selectbox("Model to tune", tunable, key="tune_model")
     protocol = cells[1].selectbox("Protocol", TUNE_PROTOCOLS, key="tune_protocol")
-    trials = int(cells[2].number_input("Trials", 1, 500, 20, key="tune_trials", help="Trials added to the study; it resumes where it stopped."))
-    timeout = int(cells[3].number_input("Time limit (s)", 0, 86400, 0, key="tune_timeout", help="0: no limit. No new trial starts after it."))
+    trials = int(
+        cells[2].number_input("Trials", 1, 500, 20, key="tune_trials", help="Trials added to the study; it resumes where it stopped.")
+    )
+    timeout = int(
+        cells[3].number_input("Time limit (s)", 0, 86400, 0, key="tune_timeout", help="0: no limit. No new trial starts after it.")
+    )
     epochs = int(cells[4].number_input("Max epochs", 0, 1000, 0, key="tune_epochs", help="Per trial; 0 = the model's own."))
     seed = int(cells[5].number_input("Seed", 0, 2**31 - 1, 0, key="tune_seed"))
     st.caption(
@@ -126,8 +145,16 @@ def show_tune_mode(data, source, usable: list[str]) -> None:
 
         try:
             tuning.run_study(
-                data, model, protocol, trials=trials, timeout=timeout or None, seed=seed, device="auto",
-                epochs=epochs or None, on_trial=on_trial, callback=progress,
+                data,
+                model,
+                protocol,
+                trials=trials,
+                timeout=timeout or None,
+                seed=seed,
+                device="auto",
+                epochs=epochs or None,
+                on_trial=on_trial,
+                callback=progress,
             )
         except TrainingCancelled:
             st.warning("The search was cancelled.")
@@ -150,15 +177,31 @@ def show_tune_mode(data, source, usable: list[str]) -> None:
     summary = tuning.summarise(tuning.load_study(name))
     if summary.best_value is None:
         return
-    st.markdown(f"**Best so far:** validation {summary.metric} {summary.best_value:.4f} with " + ", ".join(f"`{k}={v}`" for k, v in summary.best_params.items()))
+    st.markdown(
+        f"**Best so far:** validation {summary.metric} {summary.best_value:.4f} with "
+        + ", ".join(f"`{k}={v}`" for k, v in summary.best_params.items())
+    )
     if buttons[2].button("Use best", key="tune_use_best", help="Train the best configuration, test it once and save the run."):
         from .train_ui import LiveView
 
         box = st.container(border=True)
         try:
-            result = tuning.train_best(tuning.load_study(name), data, model, protocol, seed=seed, device="auto", epochs=epochs or None, source=source, callback=LiveView(model, box))
+            result = tuning.train_best(
+                tuning.load_study(name),
+                data,
+                model,
+                protocol,
+                seed=seed,
+                device="auto",
+                epochs=epochs or None,
+                source=source,
+                callback=LiveView(model, box),
+            )
         except RecsysError as error:
             show_error(error, "The best configuration could not be trained")
             return
         set_active_run(result.run_id)
-        st.success(f"Saved run {result.run_id} (the best configuration, tested once): " + ", ".join(f"{k} {v:.4f}" for k, v in result.test_metrics.items() if "@10" in k or k in ("RMSE", "Recall@20")))
+        st.success(
+            f"Saved run {result.run_id} (the best configuration, tested once): "
+            + ", ".join(f"{k} {v:.4f}" for k, v in result.test_metrics.items() if "@10" in k or k in ("RMSE", "Recall@20"))
+        )
