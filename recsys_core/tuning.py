@@ -283,10 +283,15 @@ def run_study(
     """
     import optuna
 
+    from .models import model_class
     from .splits import make_split
     from .trainer import Trainer, TrainingEvent
 
     space = search_space(model_name)
+    if protocol == "ratings" and not model_class(model_name).predicts_ratings:
+        raise ModelError(
+            f"{model_name} ranks items and cannot be tuned on the ratings protocol", "Use autorec or deeprec, or a ranking protocol."
+        )
     metric, direction = validation_metric(protocol)
     split = split if split is not None else make_split(data, protocol, seed=seed)
     optuna.logging.set_verbosity(optuna.logging.WARNING)

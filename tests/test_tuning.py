@@ -72,12 +72,14 @@ def test_layer_choices_round_trip():
     assert all(tuning._choice_value(c) == tuple(v) for c, v in zip(param.to_json()["choices"], param.choices))
 
 
-def test_untunable_model_and_cli(ml100k_dir, capsys):
+def test_untunable_model_and_cli(ml100k, ml100k_dir, capsys):
     from recsys_core.cli import main
     from recsys_core.datasets import fetch
 
     with pytest.raises(Exception, match="no search space"):
         tuning.search_space("pop")
+    with pytest.raises(Exception, match="cannot be tuned on the ratings protocol"):
+        tuning.run_study(ml100k, "ease", "ratings", trials=1)
     fetch("ml-100k", source=ml100k_dir)
     assert main(["tune", "--dataset", "ml-100k", "--model", "itemknn", "--trials", "2", "--device", "cpu", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
