@@ -284,6 +284,7 @@ def tradeoff_figure(table: pd.DataFrame, accuracy: str, other: str):
             mode="markers+text",
             text=table["run"],
             textposition="top center",
+            cliponaxis=False,  # labels of points at the edge stay readable
             marker={"size": 10, "color": "#4C78A8"},
             error_x={
                 "type": "data",
@@ -302,7 +303,7 @@ def tradeoff_figure(table: pd.DataFrame, accuracy: str, other: str):
     )
     figure.update_layout(
         height=360,
-        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        margin={"l": 40, "r": 60, "t": 40, "b": 10},
         title=f"{accuracy} vs {METRIC_LABELS.get(name, name)}",
         xaxis_title=f"{other} (95% CI)",
         yaxis_title=f"{accuracy} (95% CI)",

@@ -20,7 +20,7 @@ def show_beyond_accuracy(records: list[dict], protocol: str) -> None:
         return
     headline = HEADLINE[protocol]
     st.caption(
-        "From each test user's top 10 over the whole catalogue (items they have excluded). Coverage: share of the catalogue "
+        "From each test user's top 10 over the whole catalogue (items they already have excluded). Coverage: share of the catalogue "
         "recommended to anyone. Novelty: mean −log2 of a recommended item's share of all interactions (bits; higher = less "
         "popular). Up and to the right is better on both axes; a model that buys accuracy with popular items sits up and left."
     )
