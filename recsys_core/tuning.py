@@ -3,8 +3,9 @@
 A study is a set of trials; each trial samples a configuration from the model's search space
 (:data:`SEARCH_SPACES`), trains it with the one :class:`~recsys_core.trainer.Trainer` on the training
 part and scores it on the validation part with the metric the trainer selects epochs by (NDCG@10 for
-leave-one-out, NDCG@100 for held-out users, RMSE for ratings). The sampler is TPE, seeded, so a study
-repeats; a median pruner stops a trial whose validation metric after an epoch is below the median of
+leave-one-out, NDCG@100 for held-out users, RMSE for ratings). The first trial is the model's default
+configuration (where it lies in the space), so a search never ends below the defaults on validation;
+then the sampler is TPE, seeded, so a study repeats; a median pruner stops a trial whose validation metric after an epoch is below the median of
 earlier trials at that epoch (it listens to the trainer's ``"epoch"`` events and raises
 ``optuna.TrialPruned``, so the trainer needs no change).
 
@@ -134,6 +135,23 @@ def search_space(model_name: str) -> dict[str, Param]:
     if model_name not in SEARCH_SPACES:
         raise ModelError(f"{model_name} has no search space to tune", "Tunable models: " + ", ".join(SEARCH_SPACES))
     return SEARCH_SPACES[model_name]
+
+
+def default_params(model_name: str) -> dict[str, Any]:
+    """The model's default settings that lie inside its search space, as Optuna stores them
+    (a default outside the space, e.g. EASE's λ = None chosen from a grid, is left to the sampler)."""
+    from .models import model_class
+
+    config = model_class(model_name).Config()
+    out: dict[str, Any] = {}
+    for name, param in search_space(model_name).items():
+        value = getattr(config, name, None)
+        if param.kind == "categorical":
+            if value in param.choices:
+                out[name] = _choice_key(value)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and param.low <= value <= param.high:
+            out[name] = value
+    return out
 
 
 def storage_path() -> Path:
@@ -305,6 +323,11 @@ def run_study(
     )
     study.set_user_attr("space", {name: param.to_json() for name, param in space.items()})
     study.set_user_attr("metric", metric)
+    if not study.trials:
+        # The defaults are the first trial, so the search can only end at or above them on validation.
+        defaults = default_params(model_name)
+        if defaults:
+            study.enqueue_trial(defaults, skip_if_exists=True)
 
     def objective(trial: optuna.Trial) -> float:
         from .models import create_model

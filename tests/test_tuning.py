@@ -33,6 +33,12 @@ def test_search_sees_only_validation_then_best_is_tested_once_and_recorded(ml100
     # Each trial reported its validation NDCG@10 after every epoch (what the median pruner reads).
     assert all(t["epochs"] == 2 for t in trials)
     space = tuning.SEARCH_SPACES["bpr"]
+    # The first trial is the default configuration, so the search never ends below it on validation.
+    assert (
+        trials[0]["params"]
+        == tuning.default_params("bpr")
+        == {"embedding_size": 64, "learning_rate": 5e-3, "weight_decay": 3e-3, "n_negatives": 4}
+    )
     for trial in trials:
         assert set(trial["params"]) == set(space)
         lr = trial["params"]["learning_rate"]
