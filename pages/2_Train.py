@@ -71,6 +71,11 @@ else:
 catalogue = ui.model_catalogue()
 usable = [name for name, info in catalogue.items() if "error" not in info]
 missing = [name for name, info in catalogue.items() if "error" in info]
+if st.radio("Mode", ["Train", "Tune"], horizontal=True, key="train_mode", help="Tune: search settings with Optuna on validation.") == "Tune":
+    from webapp import tune_app
+
+    tune_app.show_tune_mode(data, source, usable)
+    st.stop()
 
 
 def _model_label(name: str) -> str:

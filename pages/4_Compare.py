@@ -174,3 +174,9 @@ st.markdown(
     "roughly near the top rather than at the top, and they can even **reverse the order of two models**. Trust the full "
     "ranking when the two disagree."
 )
+
+# ---------------------------------------------------------------------------------- beyond accuracy
+from webapp import beyond_ui  # noqa: E402  (kept beside its section so the page's edit stays local)
+
+beyond_ui.show_beyond_accuracy(group, protocol)
+beyond_ui.show_report_download([r["run_id"] for r in group if protocol in r.get("test", {})], protocol)

@@ -1,4 +1,4 @@
-"""``python -m recsys_core``: datasets, fetch, train, evaluate, recommend, runs."""
+"""``python -m recsys_core``: datasets, fetch, train, evaluate, recommend, runs, tune, report."""
 
 from __future__ import annotations
 
@@ -308,6 +308,45 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from .experiment import DataSource
+    from .tuning import tune
+
+    source = DataSource.builtin(args.dataset)
+    data = source.load(download=True, progress=not args.json)
+
+    def progress(study) -> None:
+        if not args.json:
+            trial = study.trials[-1]
+            value = "" if trial.value is None else f"{trial.value:.4f}"
+            print(f"trial {trial.number}: {trial.state.name.lower()} {value} {trial.params}", flush=True)
+
+    result = tune(
+        data, args.model, protocol=args.protocol, trials=args.trials, timeout=args.timeout, seed=args.seed,
+        device=args.device, epochs=args.epochs, source=source, train=not args.no_train, on_trial=progress,
+    )
+    summary = {
+        "study": result.study_name, "storage": result.storage, "objective": f"validation {result.metric}",
+        "best_params": result.best_params, "best_value": result.best_value, "trials": len(result.trials),
+        "run_id": result.run_id, "test_metrics": result.test_metrics,
+    }
+    if args.json:
+        print(json.dumps(summary, default=str))
+    else:
+        print(f"study {result.study_name}: {len(result.trials)} trials, best validation {result.metric} {result.best_value} with {result.best_params}")
+        if result.run_id:
+            print(f"run {result.run_id} (best configuration, tested once): " + ", ".join(f"{k} {v:.4f}" for k, v in result.test_metrics.items()))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    path = write_report(args.runs, args.out, n_users=args.users, seed=args.seed)
+    print(f"report written to {path} ({path.stat().st_size / 1e6:.1f} MB; opens offline in any browser)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .models import MODEL_NAMES
 
@@ -378,6 +417,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--include-seen", action="store_true", help="also show items the user already has")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_recommend)
+
+    p = sub.add_parser("tune", help="search a model's settings with Optuna on validation, then train the best and test it once")
+    p.add_argument("--dataset", default="ml-100k", help="built-in dataset (default ml-100k)")
+    p.add_argument("--model", required=True, choices=MODEL_NAMES, help="model to tune")
+    p.add_argument("--trials", type=int, default=30, help="trials to add to the study (default 30; a study resumes where it stopped)")
+    p.add_argument("--timeout", type=float, help="stop starting new trials after this many seconds")
+    p.add_argument("--epochs", type=int, help="maximum epochs per trial (default: the model's own)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split, the sampler and training (default 0)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
+    p.add_argument("--protocol", default="loo-sampled", choices=PROTOCOL_CHOICES, help="evaluation protocol (default loo-sampled)")
+    p.add_argument("--no-train", action="store_true", help="only search; do not train and test the best configuration")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.set_defaults(func=cmd_tune)
+
+    p = sub.add_parser("report", help="one self-contained HTML report of saved runs, to hand to stakeholders")
+    p.add_argument("--runs", required=True, nargs="+", metavar="RUN", help="run ids on the same data and split (see `runs`)")
+    p.add_argument("--out", default="report.html", help="the HTML file to write (default report.html)")
+    p.add_argument("--users", type=int, default=3, help="sample users shown with each model's top 10 (default 3)")
+    p.add_argument("--seed", type=int, default=0, help="seed choosing the sample users (default 0)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("runs", help="list saved runs with their headline metrics")
     p.add_argument("--json", action="store_true", help="print JSON")

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .beyond import beyond_accuracy_record
 from .errors import DataError, ModelError
 from .evaluation import HEADLINE, EvaluationResult, Evaluator
 from .interactions import Interactions
@@ -273,6 +274,7 @@ def run_experiment(
         "test": {p: r.to_json() for p, r in evaluations.items()},
         "metrics": test.metrics,
         "intervals": {k: list(v) for k, v in test.intervals.items()},
+        "beyond": beyond_accuracy_record(model, split, test, data.item_info, seed),
         # Microseconds: runs saved in the same second (several models trained in one go) still order newest first.
         "created": datetime.now().isoformat(timespec="microseconds"),
     }
