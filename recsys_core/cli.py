@@ -1,4 +1,4 @@
-"""``python -m recsys_core``: datasets, fetch, train, evaluate, recommend, runs."""
+"""``python -m recsys_core``: datasets, fetch, generate, train, evaluate, recommend, runs."""
 
 from __future__ import annotations
 
@@ -122,6 +122,21 @@ def _import_user_file(path: str) -> str:
     return str(target)
 
 
+def cmd_generate(args: argparse.Namespace) -> int:
+    import time
+
+    from .datasets.synthetic import SyntheticConfig, generate_synthetic, write_synthetic
+
+    config = SyntheticConfig(
+        n_users=args.users, n_items=args.items, n_interactions=args.interactions, n_groups=args.groups, seed=args.seed
+    )
+    started = time.perf_counter()
+    paths = write_synthetic(generate_synthetic(config), args.out)
+    print(f"{args.interactions:,} interactions of {args.users:,} users and {args.items:,} items written to {paths[0]} in {time.perf_counter() - started:.1f} s")
+    print(f"hidden groups: {paths[1]}, {paths[2]}")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .experiment import evaluate_run
 
@@ -229,6 +244,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-user-interactions", type=int, default=0, help="--csv: k-core filter, minimum per user")
     p.add_argument("--min-item-interactions", type=int, default=0, help="--csv: k-core filter, minimum per item")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("generate", help="write a synthetic MovieLens-shaped data set with hidden taste groups (parquet)")
+    p.add_argument("--users", type=int, default=138_493, help="number of users (default: ML-20M's 138,493)")
+    p.add_argument("--items", type=int, default=26_744, help="number of items (default: ML-20M's 26,744)")
+    p.add_argument("--interactions", type=int, default=20_000_263, help="number of distinct (user, item) rows (default: ML-20M's)")
+    p.add_argument("--groups", type=int, default=20, help="hidden taste groups (default 20)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--out", required=True, help="output file NAME.parquet; the groups go to NAME.user_groups.parquet and NAME.item_groups.parquet")
+    p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("evaluate", help="evaluate a saved run again on its test split")
     p.add_argument("--run", required=True, help="run id (see `runs`)")
