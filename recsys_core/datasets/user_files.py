@@ -683,12 +683,21 @@ def read_user_file(path_or_bytes: Source, options: UserFileOptions, name: str | 
     )
 
 
+def _has_repeated_pairs(data: pd.DataFrame) -> bool:
+    """Whether any (user, item) repeats: two hash factorisations and one value sort of packed codes,
+    several times faster than ``DataFrame.duplicated`` (a row-wise hash of both columns) at 20M rows."""
+    users = pd.factorize(data["user"])[0]
+    items, uniques = pd.factorize(data["item"])
+    keys = np.sort(users.astype(np.int64) * len(uniques) + items)
+    return bool(len(keys) > 1 and (keys[1:] == keys[:-1]).any())
+
+
 def _merge_duplicates(data: pd.DataFrame, options: UserFileOptions, steps: list[str]) -> pd.DataFrame:
     """One row per (user, item): its latest (by timestamp, else by position); weights summed for "sum"."""
     before = len(data)
     if options.duplicates == "sum" and "weight" not in data.columns:
         data = data.assign(weight=np.ones(len(data)))
-    if not data.duplicated(["user", "item"]).any():
+    if not _has_repeated_pairs(data):
         return data
     ordered = data.sort_values("timestamp", kind="stable") if "timestamp" in data.columns else data
     if options.duplicates == "sum":
