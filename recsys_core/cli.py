@@ -95,6 +95,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         refit=args.refit,
         progress=not args.json,
         source=source,
+        loo_order=args.loo_order,
     )
     summary = result.summary()
     if args.json:
@@ -115,9 +116,11 @@ def _import_user_file(path: str) -> str:
     src = Path(path).expanduser()
     if not src.is_file():
         raise RecsysError(f"no file at {path!r}", "Check the path to your interaction file.")
-    digest = hashlib.sha256(src.read_bytes()).hexdigest()[:12]
+    with src.open("rb") as handle:  # streamed in blocks: a 20M-row file is never held in memory
+        digest = hashlib.file_digest(handle, "sha256").hexdigest()[:12]
     target = uploads_dir() / f"{src.stem}-{digest}{src.suffix}"
     if not target.exists():
+        # A copy, not a link: editing the original in place must not change what a saved run was trained on.
         shutil.copyfile(src, target)
     return str(target)
 
@@ -233,6 +236,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--protocol", default="loo-sampled", choices=PROTOCOL_CHOICES, help="evaluation protocol (default loo-sampled)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a model setting; repeatable")
     p.add_argument("--refit", action="store_true", help="refit the chosen configuration on train + validation before testing")
+    p.add_argument(
+        "--loo-order", default="time", choices=("time", "random"),
+        help="leave-one-out: hold out each user's latest items (time, default) or seeded random ones (random)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.add_argument("--user-col", help="--csv: column with user ids")
     p.add_argument("--item-col", help="--csv: column with item ids")
