@@ -35,9 +35,14 @@ class PositiveLookup:
         cells = self.n_users * self.n_items
         self.bitmap = None
         if cells // 8 + 1 <= self.max_bitmap_bytes:
-            bits = np.zeros(cells, dtype=bool)
-            bits[keys] = True
-            self.bitmap = np.packbits(bits, bitorder="little")
+            # Packed directly from the sorted distinct keys (no users × items boolean temporary, which
+            # is 8× the bitmap): keys sharing a byte are adjacent, and their distinct bits sum to their OR.
+            self.bitmap = np.zeros(cells // 8 + 1, dtype=np.uint8)
+            if len(keys):
+                byte = keys >> 3
+                starts = np.flatnonzero(np.concatenate([[True], byte[1:] != byte[:-1]]))
+                bits = np.left_shift(1, keys & 7).astype(np.uint8)
+                self.bitmap[byte[starts]] = np.add.reduceat(bits, starts, dtype=np.uint8)
 
     def __len__(self) -> int:
         return len(self.keys)

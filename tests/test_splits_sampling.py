@@ -198,3 +198,19 @@ def test_train_negatives_are_uniform_over_unseen_items():
     counts = np.bincount(draws, minlength=5)
     assert counts[:2].sum() == 0
     np.testing.assert_allclose(counts[2:] / 30_000, 1 / 3, atol=0.015)
+
+
+def test_packed_bitmap_and_key_search_agree(monkeypatch):
+    from recsys_core.sampling import PositiveLookup
+
+    positives = _random_positives(300, 517, 0.07, 4)
+    rng = np.random.default_rng(0)
+    users, items = rng.integers(0, 300, 50_000), rng.integers(0, 517, 50_000)
+    with_bitmap = PositiveLookup(positives)
+    assert with_bitmap.bitmap is not None
+    monkeypatch.setattr(PositiveLookup, "max_bitmap_bytes", 0)
+    searched = PositiveLookup(positives)
+    assert searched.bitmap is None
+    expected = np.asarray(positives[users, items]).ravel() > 0
+    np.testing.assert_array_equal(with_bitmap.contains(users, items), expected)
+    np.testing.assert_array_equal(searched.contains(users, items), expected)
