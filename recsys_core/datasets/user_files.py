@@ -547,8 +547,15 @@ def _ids(values: pd.Series, col: str, role: str, source: _Input, header: bool) -
 
 
 def _timestamps(values: pd.Series, col: str, source: _Input, header: bool) -> np.ndarray:
+    numeric_column = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
     if pd.api.types.is_datetime64_any_dtype(values) and not values.isna().any():
         parsed = pd.to_datetime(values, utc=True)
+    elif numeric_column and not values.isna().any():
+        # Unix times stored as numbers: no text conversion (it was a third of reading a 20M-row file).
+        numbers = values.to_numpy(np.float64) if values.dtype.kind == "f" else values.to_numpy(np.int64)
+        if len(numbers) and np.median(numbers) > 1e11:  # milliseconds since 1970
+            return np.floor(numbers / 1000.0).astype(np.int64)
+        return np.floor(numbers).astype(np.int64) if numbers.dtype.kind == "f" else numbers
     else:
         text = values.astype(str).str.strip().where(values.notna(), "")
         empty = text == ""
