@@ -83,6 +83,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         source = DataSource.file(_import_user_file(args.csv), options, name=Path(args.csv).stem)
     else:
         source = DataSource.builtin(args.dataset)
+    if args.distributed:
+        return _train_distributed(args, source)
     data = source.load(download=True, progress=not args.json)
     result = run_experiment(
         data,
@@ -104,6 +106,51 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"run {result.run_id}: {args.model} on {data.name}, {args.protocol}, {summary['epochs_run']} epochs, {summary['fit_seconds']:.1f} s")
         print(result.test.summary())
     return 0
+
+
+def _train_distributed(args: argparse.Namespace, source) -> int:
+    """One rank of ``torchrun ... -m recsys_core train --distributed``: every rank trains its shard,
+    rank 0 saves the run and prints (see :mod:`recsys_core.distributed`)."""
+    from . import distributed
+    from .experiment import run_experiment
+
+    context = distributed.init_from_environment(args.device)
+    try:
+        data = source.load(download=context.is_main, progress=False)
+        result = run_experiment(
+            data,
+            args.model,
+            protocol=args.protocol,
+            seed=args.seed,
+            device=distributed.device_for_rank(args.device),
+            overrides=_parse_sets(args.set),
+            epochs=args.epochs,
+            refit=args.refit,
+            progress=False,
+            save=context.is_main,
+            source=source,
+            loo_order=args.loo_order,
+        )
+        result.record["distributed"] = {"world_size": context.world_size, "backend": context.backend}
+        if context.is_main:
+            summary = {**result.summary(), "world_size": context.world_size, "backend": context.backend}
+            if result.run_id is not None:  # record how it was trained beside everything else in run.json
+                from .runs import run_path
+
+                path = run_path(result.run_id) / "run.json"
+                record = json.loads(path.read_text())
+                record["distributed"] = result.record["distributed"]
+                partial = path.with_suffix(".json.partial")
+                partial.write_text(json.dumps(record, indent=2, default=str))
+                partial.replace(path)
+            if args.json:
+                print(json.dumps(summary))
+            else:
+                print(f"run {result.run_id}: {args.model} on {data.name}, {context.world_size} ranks ({context.backend}), {summary['epochs_run']} epochs")
+                print(result.test.summary())
+        return 0
+    finally:
+        distributed.shutdown()
 
 
 def _import_user_file(path: str) -> str:
@@ -241,6 +288,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="leave-one-out: hold out each user's latest items (time, default) or seeded random ones (random)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.add_argument(
+        "--distributed", action="store_true",
+        help="data-parallel training under torchrun (gloo on CPU, nccl on GPU); rank 0 saves and prints",
+    )
     p.add_argument("--user-col", help="--csv: column with user ids")
     p.add_argument("--item-col", help="--csv: column with item ids")
     p.add_argument("--rating-col", help="--csv: column with ratings")
