@@ -20,7 +20,9 @@ class PositiveLookup:
     ``user * n_items + item``.
     """
 
-    max_bitmap_bytes = 256 * 2**20
+    # ML-20M's 138k users × 26.7k items is 462 MB of bits: a gather per query instead of a binary
+    # search over 20M keys (several times faster when drawing 80M training negatives an epoch).
+    max_bitmap_bytes = 640 * 2**20
 
     def __init__(self, positives: sp.csr_matrix):
         positives = positives.tocsr()
