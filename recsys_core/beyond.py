@@ -32,7 +32,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from . import metrics as M
-from .evaluation import HEADLINE, EvaluationResult, _jittered, _top_k, bootstrap_interval
+from .evaluation import HEADLINE, EvaluationResult, _top_k, _writable_scores, bootstrap_interval
 from .splits import Split
 
 DiversityBasis = Literal["genres", "item embeddings", "none"]
@@ -83,12 +83,12 @@ class BeyondAccuracy:
 def top_k_lists(model: Any, split: Split, part: str = "test", k: int = 10, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """The users of ``part`` and each one's top-``k`` over all items they do not already have.
 
-    Ties are broken with the evaluator's seeded jitter, so a constant scorer gets random lists, not the
-    first ``k`` item indices.
+    Ties are broken as the evaluator breaks them in top-K lists, by a seeded item order, so a constant
+    scorer gets random lists, not the first ``k`` item indices.
     """
     history = split.history(part).to_csr()
     users = np.unique(split.part(part).user)
-    rng = np.random.default_rng([seed, 11])
+    priority = np.random.default_rng([seed, 11]).permutation(split.n_items)
     batch = max(1, min(2048, int(2e7 // max(1, split.n_items))))
     lists = []
     for start in range(0, len(users), batch):
@@ -98,9 +98,9 @@ def top_k_lists(model: Any, split: Split, part: str = "test", k: int = 10, seed:
             scores = model.score_histories(rows)
         else:
             scores = model.score(batch_users, history=history)
-        scores = _jittered(scores, rng)
+        scores = _writable_scores(scores)
         scores[np.repeat(np.arange(len(batch_users)), np.diff(rows.indptr)), rows.indices] = -np.inf
-        top = _top_k(scores, k)
+        top = _top_k(scores, k, priority)
         # A user who has nearly every item gets a short list: mark the excluded positions with -1.
         lists.append(np.where(np.isfinite(np.take_along_axis(scores, top, axis=1)), top, -1))
     top = np.concatenate(lists) if lists else np.zeros((0, k), dtype=np.int64)

@@ -8,9 +8,12 @@ Protocols
 ``heldout-users`` Liang et al. 2018: held-out users' given items are folded in, the rest predicted.
 ``ratings``      RMSE and MAE of predicted explicit ratings.
 
-Ties never favour the held-out item: scores are compared after a seeded jitter far below float32
-resolution, so exact ties are broken at random (a constant scorer gets chance-level HR) and
-distinct scores keep their order.
+Ties never favour the held-out item, and cost no random draw per score: the held-out item's rank
+is the number of strictly better candidates plus a uniformly random share of those tied with it
+(one seeded draw per user, so a constant scorer gets chance-level HR), and distinct scores keep
+their order exactly. Top-K lists (coverage, held-out-user metrics) break exact ties by one seeded
+random order of the items, computed once per evaluator. Full ranking runs in bounded blocks of
+users, so memory stays flat as users grow.
 """
 
 from __future__ import annotations
@@ -194,24 +197,47 @@ def paired_comparison(a: EvaluationResult, b: EvaluationResult, metric: str, n_r
     }
 
 
-def _jittered(scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Break exact ties at random without reordering distinct float32 scores.
+def _writable_scores(scores: Any) -> np.ndarray:
+    """A private float copy of a score block (models may hand out cached or broadcast arrays), NaN → −∞.
 
-    Distinct float32 values differ by at least ~6e-8 relative; the jitter is 1e-10 relative.
-    NaN counts as the worst possible score.
+    The dtype the model produced is kept: converting float64 to float32 could tie distinct scores."""
+    scores = np.array(scores, dtype=np.result_type(np.asarray(scores).dtype, np.float32), copy=True)
+    scores[np.isnan(scores)] = -np.inf
+    return scores
+
+
+def _ranks_with_random_ties(scores: np.ndarray, target: np.ndarray, uniform: np.ndarray, excluded: np.ndarray | int = 0) -> np.ndarray:
+    """0-based rank of each row's target among the other candidates of ``scores``, ties broken at random.
+
+    A tie broken uniformly at random puts the target at a uniform position among the ``e`` candidates
+    with its exact score, so its rank is ``g + floor(u · (e + 1))`` with ``g`` the strictly better
+    candidates and one uniform ``u`` per user: exactly random tie-breaking, without a random draw per
+    cell (drawing float64 noise over every users × items cell was 75% of a full-ranking evaluation).
+    Cells excluded from ranking (the user's history, the target's own cell) hold −∞; ``excluded``
+    counts them per row, so a −∞ (or NaN) target ties only with the real candidates scored −∞ and
+    never gets a flattering rank.
     """
-    scores = np.asarray(scores, dtype=np.float64)
-    scores = np.where(np.isnan(scores), -np.inf, scores)
-    noise = rng.random(scores.shape) * (np.abs(scores) * 1e-10 + 1e-30)
-    finite = np.isfinite(scores)
-    return np.where(finite, scores + noise, scores)
+    better = (scores > target[:, None]).sum(axis=1)
+    level = (scores == target[:, None]).sum(axis=1)
+    level = level - np.where(target == -np.inf, excluded, 0)
+    return better + np.floor(uniform * (level + 1)).astype(np.int64)
 
 
-def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
+def _top_k(scores: np.ndarray, k: int, priority: np.ndarray | None = None) -> np.ndarray:
+    """Indices of each row's ``k`` best scores, best first.
+
+    With ``priority`` (a seeded permutation of the columns, computed once per evaluator) the columns
+    are visited in that order, so which of several exactly tied items makes the list is decided by a
+    fixed random item order rather than by item index.
+    """
     k = min(k, scores.shape[1])
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    if priority is not None:
+        scores = scores[:, priority]
+    # Partition for the k largest directly (negating the block first would cost one more pass over it).
+    part = np.argpartition(scores, scores.shape[1] - k, axis=1)[:, scores.shape[1] - k :]
     order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
-    return np.take_along_axis(part, order, axis=1)
+    top = np.take_along_axis(part, order, axis=1)
+    return priority[top] if priority is not None else top
 
 
 class _ModelScorer:
@@ -303,6 +329,10 @@ class Evaluator:
             return {}
         return {"history_order": f"sequence models read each user's history in {ORDER_DESCRIPTIONS[sequences.order]}"}
 
+    def _item_priority(self) -> np.ndarray:
+        """The seeded item order that breaks exact ties inside top-K lists (see :func:`_top_k`)."""
+        return np.random.default_rng([self.seed, 8]).permutation(self.split.n_items)
+
     def evaluate(self, scorer: Any) -> EvaluationResult:
         """Score and rank every user of this part; ``scorer`` is a model or ``f(users, items)``."""
         adapter = _ModelScorer(scorer)
@@ -319,31 +349,34 @@ class Evaluator:
         }
         means.update(set_metrics)
         info = {"n_negatives": self.n_negatives if self.protocol == "loo-sampled" else None, "seed": self.seed, **info}
-        info["ties"] = "broken at random with a fixed seed"
+        info["ties"] = "target rank: uniform position among tied candidates (seeded, one draw per user); top-K lists: a seeded item order"
         return EvaluationResult(self.protocol, self.part, self.users, per_user, means, intervals, info)
 
     def _evaluate_loo(self, adapter: _ModelScorer) -> EvaluationResult:
-        rng = self._rng()
+        uniform = self._rng().random(len(self.users))  # one tie-breaking draw per user
+        priority = self._item_priority()
         max_k = max(self.ks)
         ranks = np.empty(len(self.users), dtype=np.int64)
         top_lists = []
+        # Bounded blocks of users: memory stays flat however many users there are.
         sequences = self._ordered_histories(adapter)
         for start in range(0, len(self.users), self.batch_size):
             sl = slice(start, start + self.batch_size)
             users = self.users[sl]
             ordered = sequences.rows(sl) if sequences is not None else None
             if self.protocol == "loo-sampled":
-                scores = _jittered(adapter.known_users(users, self.candidates[sl], self.history, ordered), rng)
-                target = scores[:, 0]
-                ranks[sl] = (scores[:, 1:] > target[:, None]).sum(axis=1)
+                scores = _writable_scores(adapter.known_users(users, self.candidates[sl], self.history, ordered))
+                ranks[sl] = _ranks_with_random_ties(scores[:, 1:], scores[:, 0], uniform[sl])
             else:
-                scores = adapter.known_users(users, None, self.history, ordered)
-                scores = _jittered(scores, rng)
+                scores = _writable_scores(adapter.known_users(users, None, self.history, ordered))
                 rows = self.history[users]
                 scores[np.repeat(np.arange(len(users)), np.diff(rows.indptr)), rows.indices] = -np.inf
-                target = scores[np.arange(len(users)), self.target_items[sl]]
-                ranks[sl] = (scores > target[:, None]).sum(axis=1)
-                top_lists.append(_top_k(scores, max_k))
+                target_cells = (np.arange(len(users)), self.target_items[sl])
+                target = scores[target_cells].copy()
+                scores[target_cells] = -np.inf  # the target is not its own competitor
+                ranks[sl] = _ranks_with_random_ties(scores, target, uniform[sl], excluded=np.diff(rows.indptr) + 1)
+                scores[target_cells] = target
+                top_lists.append(_top_k(scores, max_k, priority))
         per_user: dict[str, np.ndarray] = {}
         for k in self.ks:
             hits = M.hits_from_ranks(ranks, k)
@@ -361,7 +394,7 @@ class Evaluator:
         return result
 
     def _evaluate_heldout(self, adapter: _ModelScorer) -> EvaluationResult:
-        rng = self._rng()
+        priority = self._item_priority()
         ks = sorted(set(self.ks) | {20, 50, 100})
         max_k = min(max(ks), self.split.n_items)
         per_user: dict[str, list] = {}
@@ -371,9 +404,9 @@ class Evaluator:
             users = self.users[start : start + self.batch_size]
             given = self.history[users]
             ordered = sequences.rows(slice(start, start + self.batch_size)) if sequences is not None else None
-            scores = _jittered(adapter.new_users(users, given, ordered), rng)
+            scores = _writable_scores(adapter.new_users(users, given, ordered))
             scores[np.repeat(np.arange(len(users)), np.diff(given.indptr)), given.indices] = -np.inf
-            top = _top_k(scores, max_k)
+            top = _top_k(scores, max_k, priority)
             targets = self.target_matrix[users]
             hits = np.asarray(targets[np.arange(len(users))[:, None], top].todense()) > 0
             n_relevant = np.diff(targets.indptr)

@@ -202,6 +202,7 @@ def run_experiment(
     save: bool = True,
     source: DataSource | None = None,
     split: Split | None = None,
+    loo_order: str = "time",
 ) -> ExperimentResult:
     """Train ``model_name`` on the split ``protocol`` needs, select on validation, test once, save.
 
@@ -210,7 +211,8 @@ def run_experiment(
     fit derived from the epoch budget (KL anneal steps, NeuMF's pretraining epochs). Every model is
     then tested knowing the validation interaction, as models that read the history (EASE, the
     autoencoders) always did. ``refit=False`` tests the model selected on validation as it is; the
-    run records which was done.
+    run records which was done. ``loo_order`` ("time" or "random") picks
+    the held-out items of leave-one-out; the run's split info records it.
     """
     if protocol not in PROTOCOL_SPLITS:
         raise ModelError(f"unknown protocol {protocol!r}", "Protocols: " + ", ".join(PROTOCOL_SPLITS))
@@ -225,7 +227,7 @@ def run_experiment(
         raise ModelError(f"{model_name} ranks items and cannot be evaluated on ratings", "Use autorec or deeprec, or a ranking protocol.")
     if protocol == "ratings" and data.rating is None:
         raise DataError("the ratings protocol needs a rating column", "Choose a rating column or a ranking protocol.")
-    split = split if split is not None else make_split(data, protocol, seed=seed)
+    split = split if split is not None else make_split(data, protocol, seed=seed, loo_order=loo_order)
     trainer = Trainer(device=device, seed=seed, epochs=epochs, cancel=cancel, progress=progress)
     started = time.perf_counter()
     history = trainer.fit(model, split.train, validation=split, callback=callback)
@@ -354,7 +356,7 @@ def evaluate_run(run_id: str, protocol: str | None = None, data: Interactions | 
             f"the data of {record['dataset']['name']!r} has changed since run {run_id} was trained",
             "Evaluate on the data the run was trained on, or train a new run.",
         )
-    split = make_split(data, protocol, seed=record["seed"])
+    split = make_split(data, protocol, seed=record["seed"], loo_order=record.get("split", {}).get("loo_order", "time"))
     # Score from the training history (the evaluator passes each part's own history); the saved
     # model's `known` holds all interactions, which must not reach the models that read it.
     run.model.known = split.train.to_csr()

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import types
 import typing
 from dataclasses import dataclass
@@ -178,8 +179,8 @@ def estimate_memory(model_name: str, n_users: int, n_items: int, n_interactions:
     * data: the interactions and their copies in the split, CSR matrices and sampled candidates
       (~120 bytes per interaction);
     * scoring: blocks of ``SCORE_BLOCK_FLOATS`` float32 scores plus the masks and ranks made from them;
-    * EASE: the float64 Gram matrix, its eigenvectors and the eigensolver's workspace, the float64
-      precision and weights and the float32 result: ~44 bytes per item pair;
+    * EASE: :func:`ease_memory_bytes` — float32 n × n matrices (two while λ is chosen on validation,
+      one with a fixed ``l2``), of at most ``item_cap`` items;
     * item-kNN: a float32 similarity block and its argpartition (~5 × the score block) and at most
       ``neighbours`` entries per item;
     * autoencoders: parameters n_items × width with gradients and Adam's two moments (× 4), plus a
@@ -194,9 +195,11 @@ def estimate_memory(model_name: str, n_users: int, n_items: int, n_interactions:
     batch = int(getattr(config, "batch_size", 256) or 256)
     width = _width(config) if config is not None else 256
     if model_name == "ease":
-        model = 44 * n_items * n_items
-        dominant = f"EASE's dense {n_items:,} × {n_items:,} item-item matrices (float64 Gram matrix, its inverse and the weights)"
-        way_out = "keep fewer items (a higher minimum of interactions per item: k-core) or choose itemknn or multvae"
+        cap = getattr(config, "item_cap", None)
+        kept = n_items if cap is None else min(int(cap), n_items)
+        model = ease_memory_bytes(kept, tuning=getattr(config, "l2", None) is None)
+        dominant = f"EASE's dense {kept:,} × {kept:,} float32 item-item matrices"
+        way_out = "set item_cap (EASE on the most popular items), keep fewer items (k-core) or choose itemknn or multvae"
     elif model_name == "itemknn":
         neighbours = int(getattr(config, "neighbours", 50) or 50)
         model = 5 * 4 * min(SCORE_BLOCK_FLOATS, n_items * n_items) + 16 * n_items * min(neighbours, n_items)
@@ -217,8 +220,25 @@ def estimate_memory(model_name: str, n_users: int, n_items: int, n_interactions:
     return MemoryEstimate(total=data + scoring + model, dominant=dominant, way_out=way_out)
 
 
-def available_memory(device: str = "cpu") -> int | None:
-    """Bytes free for new work: ``MemAvailable`` on the CPU, free CUDA memory on a GPU; None when unknown."""
+# EASE beyond its n × n matrices: the Gram matrix's sparse column blocks and small arrays; while λ is
+# chosen, also the validation evaluator's score blocks (about 2e7 float32 cells, held about three times:
+# scores, their private copy, comparisons). Checked against the measured peak in tests/test_models_baselines.py.
+_EASE_OVERHEAD_BYTES = 64 * 2**20
+_EASE_EVALUATION_BYTES = 3 * 4 * 20_000_000
+
+
+def ease_memory_bytes(n_items: int, tuning: bool) -> int:
+    """Peak bytes an EASE fit adds to the process: n × n float32 matrices (two while λ is chosen) and overheads."""
+    matrices = (2 if tuning else 1) * 4 * n_items * n_items
+    return matrices + _EASE_OVERHEAD_BYTES + (_EASE_EVALUATION_BYTES if tuning else 0)
+
+
+def available_memory(device: str = "cpu") -> int:
+    """Bytes free for new work: ``RECSYS_MEMORY_LIMIT_GB`` when set, free CUDA memory on a GPU,
+    ``MemAvailable`` on the CPU, else the machine's total memory."""
+    limit = os.environ.get("RECSYS_MEMORY_LIMIT_GB")
+    if limit:
+        return int(float(limit) * 2**30)
     if str(device).startswith("cuda"):
         try:
             import torch
@@ -232,8 +252,8 @@ def available_memory(device: str = "cpu") -> int | None:
                 if line.startswith("MemAvailable:"):
                     return int(line.split()[1]) * 1024
     except OSError:
-        return None
-    return None
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def check_memory(model_name: str, n_users: int, n_items: int, n_interactions: int, config: Any = None, device: str = "cpu") -> MemoryEstimate:

@@ -20,7 +20,9 @@ class PositiveLookup:
     ``user * n_items + item``.
     """
 
-    max_bitmap_bytes = 256 * 2**20
+    # ML-20M's 138k users × 26.7k items is 462 MB of bits: a gather per query instead of a binary
+    # search over 20M keys (several times faster when drawing 80M training negatives an epoch).
+    max_bitmap_bytes = 640 * 2**20
 
     def __init__(self, positives: sp.csr_matrix):
         positives = positives.tocsr()
@@ -35,9 +37,14 @@ class PositiveLookup:
         cells = self.n_users * self.n_items
         self.bitmap = None
         if cells // 8 + 1 <= self.max_bitmap_bytes:
-            bits = np.zeros(cells, dtype=bool)
-            bits[keys] = True
-            self.bitmap = np.packbits(bits, bitorder="little")
+            # Packed directly from the sorted distinct keys (no users × items boolean temporary, which
+            # is 8× the bitmap): keys sharing a byte are adjacent, and their distinct bits sum to their OR.
+            self.bitmap = np.zeros(cells // 8 + 1, dtype=np.uint8)
+            if len(keys):
+                byte = keys >> 3
+                starts = np.flatnonzero(np.concatenate([[True], byte[1:] != byte[:-1]]))
+                bits = np.left_shift(1, keys & 7).astype(np.uint8)
+                self.bitmap[byte[starts]] = np.add.reduceat(bits, starts, dtype=np.uint8)
 
     def __len__(self) -> int:
         return len(self.keys)

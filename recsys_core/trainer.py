@@ -173,6 +173,9 @@ class Trainer:
         emit(TrainingEvent("start", epochs=epochs, message=f"{model.name} on {history.device}"))
         try:
             model.prepare(train, rng)
+            from .distributed import broadcast_parameters
+
+            broadcast_parameters(getattr(model, "network", None))  # under torchrun: every rank starts from rank 0's weights
             if not model.iterative:
                 if evaluator is not None:
                     tuned = model.tune(evaluator)

@@ -115,3 +115,15 @@ def test_drug_recommendations_and_reverse_mode(capsys, drugs_sample_dir):
     assert answer["question"] == "drug" and answer["reviewed"][0]["name"] == "Birth Control" and len(answer["suggested"]) == 3
     code, _, err = run_cli(capsys, "recommend", "--run", run_id, "--user", "Birth Contrl")
     assert code == 2 and "Birth Control" in err  # suggests the close match
+
+
+def test_train_with_random_loo_order_is_recorded_and_evaluated_again_on_the_same_split(capsys, home_with_ml100k):
+    code, out, err = run_cli(capsys, "train", "--dataset", "ml-100k", "--model", "pop", "--loo-order", "random", "--json", "--device", "cpu")
+    assert code == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])
+    from recsys_core.runs import load_run
+
+    assert load_run(summary["run_id"]).record["split"]["loo_order"] == "random"
+    code, out, err = run_cli(capsys, "evaluate", "--run", summary["run_id"], "--json")
+    assert code == 0, err
+    assert json.loads(out)["metrics"]["HR@10"] == pytest.approx(summary["metrics"]["HR@10"], abs=1e-6)

@@ -182,3 +182,44 @@ def test_paired_comparison_of_ratings_pairs_every_rating(ml100k):
     comparison = paired_comparison(a, b, "MAE")
     assert comparison["n_users"] == len(split.test)  # every rating is a unit, not only each user's first
     assert comparison["difference"] == pytest.approx(a.metrics["MAE"] - b.metrics["MAE"])
+
+
+def test_full_ranking_constant_scorer_is_chance_level_and_top_lists_are_not_the_lowest_ids(loo):
+    def constant(users, items):
+        return np.zeros(items.shape if items is not None else (len(users), loo.n_items), dtype=np.float32)
+
+    result = Evaluator(loo, "test", "loo-full").evaluate(constant)
+    # each user ranks the target among ~1,580 unseen items: expected HR@10 ≈ 10 / 1,580
+    unseen = loo.n_items - np.diff(loo.history("test").to_csr().indptr)[result.users]
+    assert result.metrics["HR@10"] == pytest.approx(np.mean(np.minimum(10 / unseen, 1)), abs=0.01)
+    assert result.per_user["rank"].mean() == pytest.approx(np.mean((unseen - 1) / 2), rel=0.1)
+    assert result.metrics["Coverage@10"] < 0.05  # one fixed item order: almost the same list for everyone
+
+
+def test_rank_counts_better_candidates_and_a_random_share_of_ties():
+    from recsys_core.evaluation import _ranks_with_random_ties
+
+    scores = np.array([[3.0, 1.0, 1.0, 1.0, -np.inf], [3.0, 1.0, 1.0, 1.0, -np.inf], [0.0, 0.0, 0.0, 0.0, -np.inf]])
+    target = np.array([1.0, 1.0, -np.inf])
+    # one better candidate, three tied: rank 1 + floor(u * 4); a −∞ target after all finite ones, tied with the −∞ one
+    assert _ranks_with_random_ties(scores, target, np.array([0.0, 0.99, 0.5])).tolist() == [1, 4, 5]
+    # a −∞ target ties with the other −∞ candidates, minus the cells excluded from ranking
+    assert _ranks_with_random_ties(scores[2:], target[2:], np.array([0.99]), excluded=np.array([1])).tolist() == [4]
+    draws = np.random.default_rng(0).random(4000)
+    ranks = _ranks_with_random_ties(np.repeat(scores[:1], 4000, axis=0), np.ones(4000), draws)
+    assert set(np.unique(ranks)) == {1, 2, 3, 4} and ranks.mean() == pytest.approx(2.5, abs=0.1)
+
+
+def test_nan_scores_rank_last_and_the_models_array_is_not_modified(loo):
+    shared = np.ones(loo.n_items, dtype=np.float32)
+
+    def cached(users, items):
+        out = np.broadcast_to(shared, (len(users), loo.n_items)) if items is None else np.full(items.shape, np.nan)
+        return out
+
+    full = Evaluator(loo, "test", "loo-full").evaluate(cached)
+    assert (shared == 1).all()
+    unseen = loo.n_items - np.diff(loo.history("test").to_csr().indptr)[full.users]
+    assert full.metrics["HR@10"] == pytest.approx(np.mean(np.minimum(10 / unseen, 1)), abs=0.01)
+    result = Evaluator(loo, "test", "loo-sampled").evaluate(cached)
+    assert result.metrics["HR@10"] == pytest.approx(0.10, abs=0.03)

@@ -182,10 +182,16 @@ def test_same_seed_same_metrics_on_the_cpu(ml100k):
 
 
 # -- memory ---------------------------------------------------------------------------------------------------------
-def test_ease_memory_estimate_counts_the_float64_matrices():
+def test_ease_memory_estimate_counts_the_float32_matrices_and_the_item_cap():
+    from recsys_core.models.ease import EASEConfig
+
     estimate = limits.estimate_memory("ease", 1000, 40_000, 1_000_000)
-    assert estimate.total >= 44 * 40_000**2  # Gram + eigenvectors + workspace + precision (float64) + weights
+    assert estimate.total >= 2 * 4 * 40_000**2  # two float32 n × n matrices while λ is chosen on validation
     assert "EASE" in estimate.dominant
+    fixed = limits.estimate_memory("ease", 1000, 40_000, 1_000_000, EASEConfig(l2=500.0))
+    assert fixed.total < estimate.total - 4 * 40_000**2 + 2**28  # a fixed λ needs one matrix
+    capped = limits.estimate_memory("ease", 1000, 40_000, 1_000_000, EASEConfig(item_cap=10_000))
+    assert capped.total < 2 * 4 * 10_000**2 + 2**30 and "10,000" in capped.dominant
 
 
 def test_training_is_refused_before_it_starts_when_memory_is_short(ml100k, monkeypatch):

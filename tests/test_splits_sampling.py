@@ -11,7 +11,7 @@ from recsys_core.checks import LeakageError, check_negatives, check_split
 from recsys_core.errors import DataError
 from recsys_core.interactions import Interactions
 from recsys_core.sampling import sample_eval_negatives, sample_train_negatives
-from recsys_core.splits import heldout_users, leave_one_out, ratio_split
+from recsys_core.splits import heldout_users, leave_one_out, make_split, ratio_split
 
 
 def test_ml100k_has_the_documented_size(ml100k):
@@ -63,6 +63,57 @@ def test_leave_one_out_without_timestamps_is_seeded():
     assert np.array_equal(a.test.item, b.test.item)
     assert "random order, seed 3" in a.info["order"]
     assert not np.array_equal(a.test.item, leave_one_out(data, seed=4).test.item)
+
+
+def _reference_roles(data: Interactions, seed: int) -> np.ndarray:
+    """The former implementation: a lexsort by (user, time, seeded item rank), positions from the end."""
+    tie = np.random.default_rng(seed).permutation(data.n_items)[data.item]
+    order = np.lexsort((tie, data.timestamp.astype(np.float64), data.user))
+    counts = np.bincount(data.user, minlength=data.n_users)
+    users_sorted = data.user[order]
+    from_end = np.cumsum(counts)[users_sorted] - 1 - np.arange(len(data))
+    role = np.where(counts[users_sorted] >= 3, np.select([from_end == 0, from_end == 1], [2, 1], 0), 0)
+    roles = np.empty(len(data), dtype=np.int64)
+    roles[order] = role
+    return roles
+
+
+def _roles(split, data: Interactions) -> np.ndarray:
+    keys = data.user * data.n_items + data.item
+    roles = np.zeros(len(data), dtype=np.int64)
+    for value, part in ((1, split.validation), (2, split.test)):
+        roles[np.isin(keys, part.user * data.n_items + part.item)] = value
+    return roles
+
+
+@pytest.mark.parametrize("stamp_scale", [1, 2**40, 0.25])  # whole seconds (packed key), huge range (ranked times), fractions
+def test_leave_one_out_matches_the_lexsort_reference(ml100k, stamp_scale):
+    data = ml100k if stamp_scale == 1 else Interactions(
+        ml100k.user, ml100k.item, ml100k.users, ml100k.items, timestamp=ml100k.timestamp * stamp_scale
+    )
+    for seed in (0, 5):
+        np.testing.assert_array_equal(_roles(leave_one_out(data, seed=seed), data), _reference_roles(data, seed))
+
+
+def test_leave_one_out_random_order_holds_out_a_seeded_random_item(ml100k):
+    by_time = leave_one_out(ml100k, seed=0)
+    random = leave_one_out(ml100k, seed=0, loo_order="random")
+    again = make_split(ml100k, "loo-full", seed=0, loo_order="random")
+    assert random.info["loo_order"] == "random" and not random.info["temporal"]
+    assert by_time.info["loo_order"] == "time"
+    assert np.array_equal(random.test.item, again.test.item) and len(random.test) == 943
+    # mostly not the latest item: a random one of ~100 per user
+    assert np.mean(random.test.item != by_time.test.item) > 0.9
+    latest = pd.Series(ml100k.timestamp).groupby(ml100k.user).max().to_numpy()
+    assert np.mean(random.test.timestamp < latest[random.test.user]) > 0.8
+    with pytest.raises(ValueError, match="loo_order"):
+        leave_one_out(ml100k, loo_order="newest")
+
+
+def test_check_split_allows_a_pair_repeated_inside_one_part(ml100k):
+    split = leave_one_out(ml100k)
+    repeated = split.train.concat(split.train.subset(np.arange(10)))
+    check_split(type(split)(kind=split.kind, train=repeated, validation=split.validation, test=split.test))
 
 
 def test_heldout_users_partition(ml100k):
@@ -147,3 +198,19 @@ def test_train_negatives_are_uniform_over_unseen_items():
     counts = np.bincount(draws, minlength=5)
     assert counts[:2].sum() == 0
     np.testing.assert_allclose(counts[2:] / 30_000, 1 / 3, atol=0.015)
+
+
+def test_packed_bitmap_and_key_search_agree(monkeypatch):
+    from recsys_core.sampling import PositiveLookup
+
+    positives = _random_positives(300, 517, 0.07, 4)
+    rng = np.random.default_rng(0)
+    users, items = rng.integers(0, 300, 50_000), rng.integers(0, 517, 50_000)
+    with_bitmap = PositiveLookup(positives)
+    assert with_bitmap.bitmap is not None
+    monkeypatch.setattr(PositiveLookup, "max_bitmap_bytes", 0)
+    searched = PositiveLookup(positives)
+    assert searched.bitmap is None
+    expected = np.asarray(positives[users, items]).ravel() > 0
+    np.testing.assert_array_equal(with_bitmap.contains(users, items), expected)
+    np.testing.assert_array_equal(searched.contains(users, items), expected)

@@ -784,8 +784,15 @@ def _ids(values: pd.Series, col: str, role: str, source: _Input, header: bool) -
 
 
 def _timestamps(values: pd.Series, col: str, source: _Input, header: bool) -> np.ndarray:
+    numeric_column = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
     if pd.api.types.is_datetime64_any_dtype(values) and not values.isna().any():
         parsed = pd.to_datetime(values, utc=True)
+    elif numeric_column and not values.isna().any():
+        # Unix times stored as numbers: no text conversion (it was a third of reading a 20M-row file).
+        numbers = values.to_numpy(np.float64) if values.dtype.kind == "f" else values.to_numpy(np.int64)
+        if len(numbers) and np.median(numbers) > 1e11:  # milliseconds since 1970
+            return np.floor(numbers / 1000.0).astype(np.int64)
+        return np.floor(numbers).astype(np.int64) if numbers.dtype.kind == "f" else numbers
     else:
         text = values.astype(str).str.strip().where(values.notna(), "")
         empty = text == ""
@@ -954,12 +961,21 @@ def read_user_file(path_or_bytes: Source, options: UserFileOptions, name: str | 
     )
 
 
+def _has_repeated_pairs(data: pd.DataFrame) -> bool:
+    """Whether any (user, item) repeats: two hash factorisations and one value sort of packed codes,
+    several times faster than ``DataFrame.duplicated`` (a row-wise hash of both columns) at 20M rows."""
+    users = pd.factorize(data["user"])[0]
+    items, uniques = pd.factorize(data["item"])
+    keys = np.sort(users.astype(np.int64) * len(uniques) + items)
+    return bool(len(keys) > 1 and (keys[1:] == keys[:-1]).any())
+
+
 def _merge_duplicates(data: pd.DataFrame, options: UserFileOptions, steps: list[str]) -> pd.DataFrame:
     """One row per (user, item): its latest (by timestamp, else by position); weights summed for "sum"."""
     before = len(data)
     if options.duplicates == "sum" and "weight" not in data.columns:
         data = data.assign(weight=np.ones(len(data)))
-    if not data.duplicated(["user", "item"]).any():
+    if not _has_repeated_pairs(data):
         return data
     ordered = data.sort_values("timestamp", kind="stable") if "timestamp" in data.columns else data
     if options.duplicates == "sum":

@@ -230,6 +230,11 @@ class Recommender:
     def batches(self, n: int, batch_size: int, rng: np.random.Generator | None = None) -> Iterator[np.ndarray]:
         """Index batches over ``n`` examples (shuffled when ``rng`` is given), reporting progress."""
         order = rng.permutation(n) if rng is not None else np.arange(n)
+        if rng is not None:  # under torchrun, this rank's shard of the permutation every rank drew alike
+            from ..distributed import shard
+
+            order = shard(order)
+            n = len(order)
         n_batches = max(1, -(-n // batch_size))
         for b in range(n_batches):
             yield order[b * batch_size : (b + 1) * batch_size]
@@ -489,6 +494,9 @@ class TorchRecommender(Recommender):
         """One step of ``self.optimizer`` on ``loss``; returns the loss as a float."""
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        from ..distributed import average_gradients
+
+        average_gradients(self.network)  # a no-op in one process
         self.optimizer.step()
         return float(loss.detach())
 
