@@ -13,7 +13,7 @@ from recsys_core.experiment import DataSource
 from webapp import data_ui as ui
 from webapp.common import MEDICAL_NOTE, active_source, friendly_errors, is_drug_data, load_data, set_active_source, sidebar_status
 
-st.set_page_config(page_title="Data · Recsys Explorer", page_icon="🎬", layout="wide")
+st.set_page_config(page_title="Data · Recsys Explorer", page_icon=":material/folder_open:", layout="wide")
 st.title("Data")
 
 NONE = "—"
@@ -30,7 +30,7 @@ with tab_builtin:
 
     def _label(name: str) -> str:
         row = rows[name]
-        return f"{row['title']} ({name})" + ("  ✓ fetched" if row["available"] else "")
+        return f"{row['title']} ({name})" + (" · fetched" if row["available"] else "")
 
     def _on_pick() -> None:
         name = st.session_state["data_builtin"]

@@ -19,7 +19,7 @@ from webapp.common import (
 )
 from webapp.data_ui import is_available, page_link, show_error
 
-st.set_page_config(page_title="Train · Recsys Explorer", page_icon="🎬", layout="wide")
+st.set_page_config(page_title="Train · Recsys Explorer", page_icon=":material/model_training:", layout="wide")
 st.title("Train")
 
 # A training interrupted by a click (the Cancel button or any other widget) leaves this marker behind.
@@ -35,13 +35,13 @@ if interrupted:
 source = active_source()
 if source.kind == "builtin" and not is_available(source.name):
     st.info(f"The active data, {source.name}, is not fetched yet.")
-    page_link("pages/1_Data.py", label="Fetch it or upload your own file on the Data page", icon="📂")
+    page_link("pages/1_Data.py", label="Fetch it or upload your own file on the Data page", icon=":material/folder_open:")
     st.stop()
 try:
     data = load_data(source)
 except RecsysError as error:
     show_error(error, f"{source.name} cannot be loaded")
-    page_link("pages/1_Data.py", label="Choose other data on the Data page", icon="📂")
+    page_link("pages/1_Data.py", label="Choose other data on the Data page", icon=":material/folder_open:")
     st.stop()
 
 sidebar_status(data)

@@ -12,7 +12,7 @@ from webapp import compare_ui as cmp
 from webapp import recommend_ui as ui
 from webapp.common import is_drug_data, load_run, positive_rule_text, runs_for
 
-st.set_page_config(page_title="Compare · Recsys Explorer", page_icon="📊", layout="wide")
+st.set_page_config(page_title="Compare · Recsys Explorer", page_icon=":material/leaderboard:", layout="wide")
 st.title("Compare")
 
 data_key, data = ui.active_data()

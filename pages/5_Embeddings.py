@@ -15,7 +15,7 @@ from webapp import embeddings_ui as eui
 from webapp import recommend_ui as ui
 from webapp.common import MEDICAL_NOTE, is_drug_data
 
-st.set_page_config(page_title="Embeddings · Recsys Explorer", page_icon="🗺️", layout="wide")
+st.set_page_config(page_title="Embeddings · Recsys Explorer", page_icon=":material/scatter_plot:", layout="wide")
 st.title("Embeddings")
 
 NONE = -1

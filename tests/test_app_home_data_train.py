@@ -64,8 +64,19 @@ def test_home_fits_ease_on_a_fresh_home_and_reuses_it(ml100k_home):
     recs = at.dataframe[0].value
     assert len(recs) == 10
     assert recs["item"].str.contains(r"\(\d{4}\)").all(), "recommendations are shown with their titles"
-    assert runs[0]["run_id"] in texts(at.markdown)
+    # The run is named by model, data, time and score, not by its raw id.
+    from webapp.common import run_label
+
+    label = run_label(runs[0])
+    assert label.startswith("EASE · ml-100k · ") and "HR@10 0." in label
+    assert label in texts(at.markdown) and runs[0]["run_id"] not in texts(at.markdown)
     assert "ml-100k" in texts(at.markdown)
+    # The fit's banner and finished progress bar are gone; the reasons and the user's profile are shown.
+    assert not at.get("progress"), "the finished progress bar is cleared"
+    assert not any("Fitting a first model" in str(i.value) for i in at.info), "the fit banner is cleared"
+    assert recs["because"].str.startswith("Because you liked ").all()
+    shown_user = at.session_state["home_user"]
+    assert any(f"{shown_user}:** " in m.value and "aged " in m.value for m in at.markdown), "the sample user's profile"
 
     # Another user, the same session: no retraining.
     user = at.selectbox(key="home_user")

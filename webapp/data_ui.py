@@ -80,7 +80,7 @@ def page_link(page: str, label: str, icon: str | None = None) -> None:
         st.page_link(page, label=label, icon=icon)
     except StreamlitAPIException:
         title = Path(page).stem.split("_", 1)[-1].replace("_", " ")
-        st.markdown(f"{icon or '➡️'} {label} (open **{title}** in the sidebar).")
+        st.markdown(f"{icon or ':material/arrow_forward:'} {label} (open **{title}** in the sidebar).")
 
 
 # -- built-in data sets ----------------------------------------------------------------------------------

@@ -238,8 +238,10 @@ def can_auto_fit(data) -> bool:
     return 2 <= data.n_items <= AUTO_FIT_MAX_ITEMS and data.n_users >= 2
 
 
-def auto_fit(data, source) -> str:
-    """The newest run on ``data``, fitting EASE first if there is none (once per process at a time)."""
+def auto_fit(data, source, callback=None) -> str:
+    """The newest run on ``data``, fitting EASE first if there is none (once per process at a time).
+
+    ``callback`` receives the trainer's events (the home page shows them as progress)."""
     from recsys_core.experiment import run_experiment
 
     from .common import runs_for
@@ -249,5 +251,5 @@ def auto_fit(data, source) -> str:
         runs = runs_for(data)
         if runs:
             return runs[0]["run_id"]
-        result = run_experiment(data, DEFAULT_MODEL, protocol="loo-sampled", seed=0, device="auto", source=source)
+        result = run_experiment(data, DEFAULT_MODEL, protocol="loo-sampled", seed=0, device="auto", source=source, callback=callback)
         return result.run_id
