@@ -1,4 +1,4 @@
-"""Train: choose models, settings, protocol and seed; watch the curves; the saved run becomes active."""
+"""Train: choose models, settings, protocol and seed; watch the curves; a saved run becomes active only when picked."""
 
 from __future__ import annotations
 
@@ -11,8 +11,11 @@ from webapp.common import (
     active_run_id,
     active_source,
     is_drug_data,
+    keep_active_run,
     load_data,
+    offer_best_run,
     positive_rule_text,
+    run_label,
     runs_for,
     set_active_run,
     sidebar_status,
@@ -122,6 +125,7 @@ if start and not problems:
         "Cancel", key="train_cancel", on_click=_request_cancel, help="Stops the training; nothing of an unfinished model is saved."
     )
     st.session_state.pop("train_cancel_requested", None)
+    kept = keep_active_run(data)
     running = {"models": list(models), "done": [], "current": None}
     st.session_state["train_running"] = running
     results = st.session_state.setdefault("train_results", [])
@@ -147,10 +151,11 @@ if start and not problems:
                 if "out of memory" in str(error).lower():
                     st.info("Lower the batch size or the embedding size, or choose a smaller data set.")
             continue
-        results.insert(0, result.run_id)
-        set_active_run(result.run_id)
+        results.insert(0, result.run_id)  # saved, not made active: the person picks the active run below
         running["done"].append(name)
     st.session_state.pop("train_running", None)
+    if kept is None and running["done"]:  # no active run to keep: the first run trained here becomes it
+        set_active_run(results[len(running["done"]) - 1])
     if not failed:
         st.rerun()
 
@@ -171,10 +176,11 @@ if runs:
     st.selectbox(
         "Active run (used by every page)",
         ids,
-        format_func=lambda r: f"{by_id[r]['model']} · {by_id[r]['protocol']} · {by_id[r].get('created', '')} · {r}",
+        format_func=lambda r: run_label(by_id[r]),
         key="train_active_run",
         on_change=_pick_run,
     )
+    offer_best_run(data, key="train_use_best_run")
     trained_here = [r for r in st.session_state.get("train_results", []) if r in by_id]
     shown = trained_here or [current]
     if trained_here:

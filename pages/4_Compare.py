@@ -11,6 +11,7 @@ from recsys_core.evaluation import HEADLINE, paired_comparison
 from webapp import compare_ui as cmp
 from webapp import recommend_ui as ui
 from webapp.common import is_drug_data, load_run, positive_rule_text, runs_for
+from webapp.data_ui import page_link
 
 st.set_page_config(page_title="Compare · Recsys Explorer", page_icon=":material/leaderboard:", layout="wide")
 st.title("Compare")
@@ -19,6 +20,7 @@ data_key, data = ui.active_data()
 records = runs_for(data)
 if not records:
     st.info(f"No saved run on {data.name} yet. Train a few on the **Train** page, then compare them here.")
+    page_link("pages/2_Train.py", label="Train models to compare", icon=":material/model_training:")
     st.stop()
 
 NUMBER = st.column_config.NumberColumn

@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # webapp/ is not an installed package; `streamlit run` has the repo on its path
     sys.path.insert(0, str(REPO))
 
-from webapp import common, home_ui, navigation  # noqa: E402
+from webapp import common, data_ui, home_ui, navigation  # noqa: E402
 
 EMOJI = re.compile("[\U0001f300-\U0001faff\u2600-\u26ff\u2700-\u27bf\u2b00-\u2bff\ufe0f]")
 
@@ -71,8 +71,9 @@ def test_no_emoji_in_the_app_sources():
 
 
 def test_app_sidebar_calls_the_home_page_home(ml100k_dir):
-    from recsys_core.datasets import fetch
     from streamlit.testing.v1 import AppTest
+
+    from recsys_core.datasets import fetch
 
     fetch("ml-100k", source=ml100k_dir, progress=False)
     source = (REPO / "app.py").read_text()
@@ -138,3 +139,85 @@ def test_top_with_reasons_matches_the_core(fitted_ease, ml100k):
     expected = explain.explain(fitted_ease.model, items, table["item_index"].to_numpy(), fitted_ease.item_titles(), ratings, 5.0)
     assert table["because"].tolist() == expected["because"].tolist()
     assert np.all(np.diff(table["score"].to_numpy()) <= 0)
+
+
+def test_a_new_run_does_not_replace_the_active_run_and_the_best_is_offered(ml100k_dir):
+    from streamlit.testing.v1 import AppTest
+
+    from recsys_core.datasets import fetch
+    from recsys_core.experiment import DataSource, run_experiment
+    from recsys_core.runs import list_runs
+
+    fetch("ml-100k", source=ml100k_dir, progress=False)
+    source = DataSource.builtin("ml-100k")
+    ease = run_experiment(source, "ease", protocol="loo-sampled", seed=0).run_id
+    at = AppTest.from_file(str(REPO / "pages" / "2_Train.py"), default_timeout=240).run()
+    assert not at.exception
+    at.multiselect(key="train_models").set_value(["pop"]).run()
+    at.button(key="train_start").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    pop = next(r["run_id"] for r in list_runs() if r["model"] == "pop")
+    assert at.session_state["train_results"] == [pop]
+    assert at.session_state["run_id"] == ease, "the worse new run did not become active"
+    assert at.selectbox(key="train_active_run").value == ease
+    assert not [b for b in at.button if b.key == "train_use_best_run"], "the active run is already the best"
+
+    # The person picks the new run; the page then offers the best one and one click brings it back.
+    at.selectbox(key="train_active_run").set_value(pop).run()
+    assert at.session_state["run_id"] == pop
+    best = at.button(key="train_use_best_run")
+    assert "Use the best run on this data: EASE · ml-100k" in best.label
+    best.click().run()
+    assert not at.exception
+    assert at.session_state["run_id"] == ease and at.selectbox(key="train_active_run").value == ease
+
+
+def test_read_account_adds_up_every_row():
+    from recsys_core.datasets.user_files import UserFileOptions, read_user_file_with_account
+
+    text = "user,item,rating\n" + "".join(f"u{u},i{i},{(u + i) % 5 + 1}\n" for u in range(6) for i in range(5)) + "u0,i0,5\nu1,i1,1\n"
+    options = UserFileOptions(user_col="user", item_col="item", rating_col="rating", threshold=3.0, min_user_interactions=3)
+    data, account = read_user_file_with_account(text.encode(), options, name="grid")
+    assert account.rows_read == 32 and account.duplicates_merged == 2 and account.duplicate_rule == "latest"
+    assert account.kept == len(data)
+    assert account.rows_read - account.duplicates_merged - account.below_threshold - account.removed_by_kcore == account.kept
+    assert account.below_threshold > 0 and account.removed_by_kcore >= 0
+
+
+def test_log_histograms_label_only_powers_of_ten():
+    counts = pd.DataFrame({"bin": ["1", "2", "3–5"], "count": [1000, 30, 2]})
+    log_axis = data_ui.count_figure(counts, "interactions", "users", log_y=True).layout.yaxis
+    assert log_axis.type == "log" and log_axis.dtick == 1 and log_axis.minor.ticks == ""
+    assert data_ui.count_figure(counts, "interactions", "users", log_y=False).layout.yaxis.dtick is None
+
+
+PAGES = ["1_Data.py", "2_Train.py", "3_Recommend.py", "4_Compare.py", "5_Embeddings.py"]
+
+
+def _page_text(at) -> str:
+    parts = [str(e.value) for kind in ("info", "markdown", "caption", "error", "warning") for e in at.get(kind)]
+    return "\n".join(parts)
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_every_page_without_data_says_what_to_do(name):
+    """A fresh data home with nothing fetched: no traceback, a pointer to the Data page."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(REPO / "pages" / name), default_timeout=240).run()
+    assert not at.exception, [e.message for e in at.exception]
+    text = _page_text(at)
+    assert "Data" in text and ("fetch" in text.lower() or "upload" in text.lower()), text
+
+
+@pytest.mark.parametrize("name", ["3_Recommend.py", "4_Compare.py", "5_Embeddings.py"])
+def test_every_run_page_without_runs_points_to_training(name, ml100k_dir):
+    from streamlit.testing.v1 import AppTest
+
+    from recsys_core.datasets import fetch
+
+    fetch("ml-100k", source=ml100k_dir, progress=False)
+    at = AppTest.from_file(str(REPO / "pages" / name), default_timeout=240).run()
+    assert not at.exception, [e.message for e in at.exception]
+    text = _page_text(at)
+    assert "No saved run on ml-100k yet" in text and "Train" in text, text

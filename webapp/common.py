@@ -146,6 +146,27 @@ def run_label_for(run_id: str | None) -> str:
     return run_label(record) if record is not None else run_id
 
 
+def offer_best_run(data, key: str = "use_best_run") -> None:
+    """A button "Use the best run on this data" when the active run is not the best on its protocol.
+
+    Training never switches the active run by itself (``keep_active_run``); this is the one click
+    that does, and it names both runs so the person sees what changes.
+    """
+    best = best_run(data)
+    current = active_run_id(data)
+    if best is None or best["run_id"] == current:
+        return
+    st.button(
+        f"Use the best run on this data: {run_label(best)}",
+        key=key,
+        icon=":material/trophy:",
+        help=f"Highest test {best.get('headline', 'HR@10')} among the runs on {best.get('protocol')}; "
+        f"the active run is now {run_label_for(current)}.",
+        on_click=set_active_run,
+        args=(best["run_id"],),
+    )
+
+
 def positive_rule_text(record: dict | None = None) -> str:
     """ "Positives: ..." for a caption beside metrics: the run's recorded rule, else the active data's."""
     rule = (record or {}).get("dataset", {}).get("positive_rule")

@@ -191,7 +191,9 @@ def metrics_table(metrics: dict, intervals: dict) -> pd.DataFrame:
 
 def render_run(record: dict, active: bool) -> None:
     """A saved run: what was trained how, its test metrics with 95% bootstrap intervals and its curves."""
-    title = f"{record['model']} on {record['dataset']['name']} · {record['protocol']}"
+    from .common import run_label
+
+    title = f"{run_label(record)} · {record['protocol']}"
     with st.container(border=True):
         st.markdown(f"**{title}**" + ("  — active run" if active else ""))
         facts = [
