@@ -232,6 +232,12 @@ def test_data_page_upload_bad_then_good(ml100k_home):
     assert source["kind"] == "file" and source["name"] == "plays" and source["options"]["duplicates"] == "sum"
     assert Path(source["path"]).parent == uploads_dir()
     assert "Active data: plays" in texts(at.header)
+    # The caption at the top names the new data at once, and the file's rows are accounted for.
+    assert "Active data: **plays**" in texts(at.caption)
+    assert "plays is now the active data" in texts(at.success)
+    account = next(frame.value for frame in at.dataframe if "rows read" in frame.value.columns).iloc[0]
+    assert account["rows read"] == 6 and account["kept"] == 4
+    assert account["duplicates merged"] == "2 merged (kept the latest row, summed the weights)"
 
 
 def test_data_page_real_drugs_tsv_through_session_state(ml100k_home):
@@ -321,7 +327,8 @@ def test_train_page_on_drugscom_sample(drugs_home):
     runs = list_runs()
     assert sorted(r["model"] for r in runs) == sorted(models)
     assert all(r["dataset"]["name"] == "drugscom-sample" for r in runs)
-    assert at.session_state["run_id"] == runs[0]["run_id"]
+    # No run was active before: the first one trained becomes active; later ones do not replace it.
+    assert at.session_state["run_id"] == runs[-1]["run_id"]
     if "neumf" in models:
         neumf = next(r for r in runs if r["model"] == "neumf")
         assert neumf["epochs_run"] == 2 and neumf["config"]["epochs"] == 2
