@@ -111,12 +111,12 @@ def home() -> None:
                     run_id = home_ui.first_fit_with_progress(data, source)
                 except RecsysError as error:
                     data_ui.show_error(error, "The first model could not be fitted")
-            if run_id is not None:
-                first_visit.empty()
         else:
             st.info(
                 f"{data.name} has {data.n_items:,} items: too many to fit a first model here without asking. Train one on the Train page."
             )
+    if run_id is not None or not train_ui.can_auto_fit(data):
+        first_visit.empty()  # the fetch and fit banners and their finished bars; a fit error stays
     if run_id is not None:
         set_active_run(run_id)
     sidebar_status(data)

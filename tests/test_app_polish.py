@@ -221,3 +221,20 @@ def test_every_run_page_without_runs_points_to_training(name, ml100k_dir):
     assert not at.exception, [e.message for e in at.exception]
     text = _page_text(at)
     assert "No saved run on ml-100k yet" in text and "Train" in text, text
+
+
+def test_first_visit_fetches_fits_and_clears_its_banners(monkeypatch, ml100k_dir):
+    """An empty data home: the fetch bar, the fit banner and its bar are gone once the top 10 shows."""
+    from streamlit.testing.v1 import AppTest
+
+    import recsys_core.datasets as datasets
+    from recsys_core.runs import list_runs
+
+    real_fetch = datasets.fetch
+    monkeypatch.setattr(datasets, "fetch", lambda name, **kwargs: real_fetch(name, source=ml100k_dir, progress=kwargs.get("progress")))
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=240).run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert [r["model"] for r in list_runs()] == ["ease"]
+    assert len(at.dataframe[0].value) == 10
+    assert not at.get("progress"), "no finished progress bar is left on the page"
+    assert not any("First visit" in str(i.value) or "Fitting a first model" in str(i.value) for i in at.info)
