@@ -162,43 +162,44 @@ def home() -> None:
         profile = home_ui.profile_text(data, user)
         if profile:
             st.markdown(f"**{user_kind.capitalize()} {raw_user}:** {profile}")
-        try:
-            recs = home_ui.top_with_reasons(run, data, raw_user, k=10)
-        except RecsysError as error:
-            data_ui.show_error(error)
-            st.stop()
-        columns = [c for c in ("rank", "title", "because", "genres", "year", "score") if c in recs.columns]
-        if is_drug_data(data):
-            # A raw score means nothing to a reader of drug answers; the Recommend page gives the whole answer with evidence.
-            columns = [c for c in columns if c not in ("score", "because")]
-            st.caption(
-                "Drugs not yet reviewed for this condition, best first. The **Recommend** page shows the drugs reviewed for it, "
-                "the similar conditions each suggestion comes from and what the reviews say."
-            )
-        st.dataframe(
-            recs[columns].rename(columns={"title": item_kind}),
-            hide_index=True,
-            width="stretch",
-            # Widths keep the title and the reason readable and the score unclipped in a 3/5-wide column.
-            column_config={
-                "rank": st.column_config.NumberColumn("#", width=40),
-                item_kind: st.column_config.TextColumn(item_kind, width="medium"),
-                "because": st.column_config.TextColumn("why (the history items that support it most)", width="large"),
-                "genres": st.column_config.TextColumn("genres", width="small"),
-                "year": st.column_config.NumberColumn("year", format="%d", width=60),
-                "score": st.column_config.NumberColumn(
-                    "model score", format="%.3f", width=90, help="The model's own score: only its order matters."
-                ),
-            },
+    # The table gets the page's full width (in the 3/5 column its reasons and scores were clipped).
+    try:
+        recs = home_ui.top_with_reasons(run, data, raw_user, k=10)
+    except RecsysError as error:
+        data_ui.show_error(error)
+        st.stop()
+    columns = [c for c in ("rank", "title", "because", "genres", "year", "score") if c in recs.columns]
+    if is_drug_data(data):
+        # A raw score means nothing to a reader of drug answers; the Recommend page gives the whole answer with evidence.
+        columns = [c for c in columns if c not in ("score", "because")]
+        st.caption(
+            "Drugs not yet reviewed for this condition, best first. The **Recommend** page shows the drugs reviewed for it, "
+            "the similar conditions each suggestion comes from and what the reviews say."
         )
-        rows = np.flatnonzero(data.user == user)
-        if data.rating is not None:
-            rows = rows[np.argsort(-np.asarray(data.rating)[rows], kind="stable")]
-        elif data.timestamp is not None:
-            rows = rows[np.argsort(-np.asarray(data.timestamp)[rows], kind="stable")]
-        titles = data.item_titles()
-        liked = ", ".join(str(titles[data.item[r]]) for r in rows[:5])
-        st.caption(f"This {user_kind} has {len(rows)} interactions, for example: {liked}.")
+    st.dataframe(
+        recs[columns].rename(columns={"title": item_kind}),
+        hide_index=True,
+        width="stretch",
+        # Widths keep the title and the reason readable and the score unclipped in a 3/5-wide column.
+        column_config={
+            "rank": st.column_config.NumberColumn("#", width=40),
+            item_kind: st.column_config.TextColumn(item_kind, width="medium"),
+            "because": st.column_config.TextColumn("why (the history items that support it most)", width="large"),
+            "genres": st.column_config.TextColumn("genres", width="small"),
+            "year": st.column_config.NumberColumn("year", format="%d", width=60),
+            "score": st.column_config.NumberColumn(
+                "model score", format="%.3f", width=90, help="The model's own score: only its order matters."
+            ),
+        },
+    )
+    rows = np.flatnonzero(data.user == user)
+    if data.rating is not None:
+        rows = rows[np.argsort(-np.asarray(data.rating)[rows], kind="stable")]
+    elif data.timestamp is not None:
+        rows = rows[np.argsort(-np.asarray(data.timestamp)[rows], kind="stable")]
+    titles = data.item_titles()
+    liked = ", ".join(str(titles[data.item[r]]) for r in rows[:5])
+    st.caption(f"This {user_kind} has {len(rows)} interactions, for example: {liked}.")
 
 
 st.navigation(
