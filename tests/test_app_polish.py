@@ -202,7 +202,12 @@ def _page_text(at) -> str:
 @pytest.mark.parametrize("name", PAGES)
 def test_every_page_without_data_says_what_to_do(name):
     """A fresh data home with nothing fetched: no traceback, a pointer to the Data page."""
+    import streamlit as st
     from streamlit.testing.v1 import AppTest
+
+    # Data loaded by earlier tests (in their own data homes) stays in this process's caches.
+    st.cache_resource.clear()
+    st.cache_data.clear()
 
     at = AppTest.from_file(str(REPO / "pages" / name), default_timeout=240).run()
     assert not at.exception, [e.message for e in at.exception]
