@@ -168,7 +168,8 @@ def home() -> None:
     except RecsysError as error:
         data_ui.show_error(error)
         st.stop()
-    columns = [c for c in ("rank", "title", "because", "genres", "year", "score") if c in recs.columns]
+    # No genres here (the Recommend page has them): with them the row is wider than the page at 1280 px.
+    columns = [c for c in ("rank", "title", "because", "year", "score") if c in recs.columns]
     if is_drug_data(data):
         # A raw score means nothing to a reader of drug answers; the Recommend page gives the whole answer with evidence.
         columns = [c for c in columns if c not in ("score", "because")]
@@ -183,10 +184,9 @@ def home() -> None:
         # Widths keep the title and the reason readable and the score unclipped in a 3/5-wide column.
         column_config={
             "rank": st.column_config.NumberColumn("#", width=40),
-            item_kind: st.column_config.TextColumn(item_kind, width="medium"),
+            item_kind: st.column_config.TextColumn(item_kind, width=220),
             "because": st.column_config.TextColumn("why (the history items that support it most)", width="large"),
-            "genres": st.column_config.TextColumn("genres", width="small"),
-            "year": st.column_config.NumberColumn("year", format="%d", width=60),
+            "year": st.column_config.NumberColumn("year", format="%d", width=55),
             "score": st.column_config.NumberColumn(
                 "model score", format="%.3f", width=90, help="The model's own score: only its order matters."
             ),
