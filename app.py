@@ -31,6 +31,7 @@ from webapp.common import (
     set_active_run,
     sidebar_status,
 )
+from webapp.safe_output import plain
 
 st.set_page_config(page_title="Recsys Explorer", page_icon=":material/movie:", layout="wide")
 
@@ -61,7 +62,7 @@ def home() -> None:
     # -- first visit: get MovieLens 100K ------------------------------------------------------------------------------------
     if source.kind == "builtin" and not data_ui.is_available(source.name):
         if source != DEFAULT_SOURCE:
-            st.warning(f"The active data {source.name} is not fetched; going back to MovieLens 100K.")
+            st.warning(f"The active data {plain(source.name)} is not fetched; going back to MovieLens 100K.")
             source = DEFAULT_SOURCE
             st.session_state["source"] = source.to_json()
         if not data_ui.is_available(source.name):
@@ -106,14 +107,14 @@ def home() -> None:
     if run_id is None:
         if train_ui.can_auto_fit(data):
             with first_visit.container():
-                st.info(f"Fitting a first model (EASE) on {data.name}: {home_ui.ESTIMATE_TEXT}.")
+                st.info(f"Fitting a first model (EASE) on {plain(data.name)}: {home_ui.ESTIMATE_TEXT}.")
                 try:
                     run_id = home_ui.first_fit_with_progress(data, source)
                 except RecsysError as error:
                     data_ui.show_error(error, "The first model could not be fitted")
         else:
             st.info(
-                f"{data.name} has {data.n_items:,} items: too many to fit a first model here without asking. Train one on the Train page."
+                f"{plain(data.name)} has {data.n_items:,} items: too many to fit a first model here without asking. Train one on the Train page."
             )
     if run_id is not None or not train_ui.can_auto_fit(data):
         first_visit.empty()  # the fetch and fit banners and their finished bars; a fit error stays
@@ -126,8 +127,8 @@ def home() -> None:
         st.subheader("Data home")
         state = data_ui.data_home_state()
         st.markdown(
-            f"**Active data:** {data.name} ({data.n_users:,} {data.users.kind}s, {data.n_items:,} {data.items.kind}s, "
-            f"{len(data):,} interactions)  \n**Active run:** {run_label_for(run_id)}  \n"
+            f"**Active data:** {plain(data.name)} ({data.n_users:,} {data.users.kind}s, {data.n_items:,} {data.items.kind}s, "
+            f"{len(data):,} interactions)  \n**Active run:** {plain(run_label_for(run_id))}  \n"
             f"**Fetched data sets:** {', '.join(state['fetched']) or 'none'}  \n"
             f"**Not fetched:** {', '.join(state['missing']) or '—'}  \n"
             f"**Saved runs:** {state['runs']} · **uploads:** {state['uploads']}"
@@ -152,7 +153,7 @@ def home() -> None:
         options = [data.users.ids[i] for i in sample]
         record = run.record
         st.subheader(f"Top 10 for a sample {user_kind}")
-        st.caption(f"Run **{run_label(record)}**, tested on {record['protocol']} (run id {run_id}). " + positive_rule_text(record))
+        st.caption(f"Run **{plain(run_label(record))}**, tested on {plain(record['protocol'])} (run id {plain(run_id)}). " + positive_rule_text(record))
         if is_drug_data(data):
             st.info(MEDICAL_NOTE)
         if st.session_state.get("home_user") not in options:
@@ -161,7 +162,7 @@ def home() -> None:
         user = data.users.index(raw_user)
         profile = home_ui.profile_text(data, user)
         if profile:
-            st.markdown(f"**{user_kind.capitalize()} {raw_user}:** {profile}")
+            st.markdown(f"**{user_kind.capitalize()} {plain(raw_user)}:** {plain(profile)}")
     # The table gets the page's full width (in the 3/5 column its reasons and scores were clipped).
     try:
         recs = home_ui.top_with_reasons(run, data, raw_user, k=10)
@@ -198,7 +199,7 @@ def home() -> None:
     elif data.timestamp is not None:
         rows = rows[np.argsort(-np.asarray(data.timestamp)[rows], kind="stable")]
     titles = data.item_titles()
-    liked = ", ".join(str(titles[data.item[r]]) for r in rows[:5])
+    liked = ", ".join(plain(titles[data.item[r]]) for r in rows[:5])
     st.caption(f"This {user_kind} has {len(rows)} interactions, for example: {liked}.")
 
 

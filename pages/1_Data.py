@@ -12,6 +12,7 @@ from recsys_core.errors import RecsysError
 from recsys_core.experiment import DataSource
 from webapp import data_ui as ui
 from webapp.common import MEDICAL_NOTE, active_source, friendly_errors, is_drug_data, load_data, set_active_source, sidebar_status
+from webapp.safe_output import plain
 
 st.set_page_config(page_title="Data · Recsys Explorer", page_icon=":material/folder_open:", layout="wide")
 st.title("Data")
@@ -22,7 +23,7 @@ source = active_source()
 # "Use this data" reruns the page so that everything, this caption first, names the new data at once.
 if flash := st.session_state.pop("data_flash", None):
     st.success(flash)
-st.caption(f"Active data: **{source.name}** ({'built-in' if source.kind == 'builtin' else 'your file'})")
+st.caption(f"Active data: **{plain(source.name)}** ({'built-in' if source.kind == 'builtin' else 'your file'})")
 
 tab_builtin, tab_upload = st.tabs(["Built-in data sets", "Upload your own file"])
 
@@ -99,7 +100,7 @@ with tab_upload:
 
     upload = st.session_state.get("upload")
     if upload and not Path(upload["path"]).exists():
-        st.warning(f"The stored copy of {upload['name']} is gone; upload it again.")
+        st.warning(f"The stored copy of {plain(upload['name'])} is gone; upload it again.")
         upload = None
     if upload and st.session_state.get("upload_form_for") != upload["path"]:
         # A new file: forget the column choices made for the previous one.
@@ -108,7 +109,7 @@ with tab_upload:
         st.session_state["upload_form_for"] = upload["path"]
     if upload:
         stored = ui.Upload(**upload)
-        st.markdown(f"**{stored.name}** — {stored.size / 1e6:,.2f} MB")
+        st.markdown(f"**{plain(stored.name)}** — {stored.size / 1e6:,.2f} MB")
         delimiters = {"auto": None, "comma ,": ",", "tab": "\t", "semicolon ;": ";", "pipe |": "|", "colon :": ":", "space": " "}
         delimiter_label = st.selectbox(
             "Delimiter",
@@ -142,7 +143,7 @@ with tab_upload:
                     source = DataSource.drugscom_file(stored.path, name=Path(stored.name).stem)
                     data = load_data(source)
                 set_active_source(source)
-                st.success(f"Active data: {data.name} — {data.n_users:,} conditions, {data.n_items:,} drugs, {len(data):,} reviews.")
+                st.success(f"Active data: {plain(data.name)} — {data.n_users:,} conditions, {data.n_items:,} drugs, {len(data):,} reviews.")
         guesses = sniff["guesses"]
         st.subheader("Which column is what?")
         chosen_cols: dict[str, str | None] = {}
@@ -217,16 +218,16 @@ with tab_upload:
             else:
                 set_active_source(new_source)
                 st.session_state["data_flash"] = (
-                    f"{new_source.name} is now the active data: {new_data.n_users:,} {new_data.users.kind}s, "
+                    f"{plain(new_source.name)} is now the active data: {new_data.n_users:,} {new_data.users.kind}s, "
                     f"{new_data.n_items:,} {new_data.items.kind}s, {len(new_data):,} interactions."
                 )
                 st.rerun()
 
 # -- statistics of the active data -----------------------------------------------------------------------------------
 st.divider()
-st.header(f"Active data: {source.name}")
+st.header(f"Active data: {plain(source.name)}")
 if source.kind == "builtin" and not ui.is_available(source.name):
-    st.info(f"{source.name} is not fetched yet: fetch it above, or upload your own file.")
+    st.info(f"{plain(source.name)} is not fetched yet: fetch it above, or upload your own file.")
     sidebar_status()
     st.stop()
 if source.kind in ("builtin", "drugscom-file"):

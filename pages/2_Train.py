@@ -21,6 +21,7 @@ from webapp.common import (
     sidebar_status,
 )
 from webapp.data_ui import is_available, page_link, show_error
+from webapp.safe_output import plain
 
 st.set_page_config(page_title="Train · Recsys Explorer", page_icon=":material/model_training:", layout="wide")
 st.title("Train")
@@ -37,7 +38,7 @@ if interrupted:
 
 source = active_source()
 if source.kind == "builtin" and not is_available(source.name):
-    st.info(f"The active data, {source.name}, is not fetched yet.")
+    st.info(f"The active data, {plain(source.name)}, is not fetched yet.")
     page_link("pages/1_Data.py", label="Fetch it or upload your own file on the Data page", icon=":material/folder_open:")
     st.stop()
 try:
@@ -49,7 +50,7 @@ except RecsysError as error:
 
 sidebar_status(data)
 st.caption(
-    f"Data: **{data.name}** — {data.n_users:,} {data.users.kind}s, {data.n_items:,} {data.items.kind}s, {len(data):,} interactions. "
+    f"Data: **{plain(data.name)}** — {data.n_users:,} {data.users.kind}s, {data.n_items:,} {data.items.kind}s, {len(data):,} interactions. "
     + positive_rule_text()
     + " Models learn from and are tested on positives only."
 )
@@ -73,6 +74,11 @@ else:
 catalogue = ui.model_catalogue()
 usable = [name for name, info in catalogue.items() if "error" not in info]
 missing = [name for name, info in catalogue.items() if "error" in info]
+if st.radio("Mode", ["Train", "Tune"], horizontal=True, key="train_mode", help="Tune: search settings with Optuna on validation.") == "Tune":
+    from webapp import tune_app
+
+    tune_app.show_tune_mode(data, source, usable)
+    st.stop()
 
 
 def _model_label(name: str) -> str:
@@ -102,6 +108,11 @@ seed = right.number_input(
     "Seed", min_value=0, value=0, step=1, key="train_seed", help="Fixes the split, the sampled negatives and the initialisation."
 )
 
+st.caption(
+    "Each model is selected on the validation split, then refitted on train + validation (its chosen epochs and settings) "
+    "before the one test pass, so every model knows each user's validation interaction at test time."
+)
+
 overrides: dict[str, dict] = {}
 for name in models:
     with st.expander(f"Settings of {name}", expanded=len(models) == 1):
@@ -119,8 +130,6 @@ def _request_cancel() -> None:
 buttons = st.columns([1, 1, 6])
 start = buttons[0].button("Train", key="train_start", type="primary", disabled=bool(problems))
 if start and not problems:
-    from recsys_core.experiment import run_experiment
-
     buttons[1].button(
         "Cancel", key="train_cancel", on_click=_request_cancel, help="Stops the training; nothing of an unfinished model is saved."
     )
@@ -133,12 +142,13 @@ if start and not problems:
     for name in models:
         running["current"] = name
         box = st.container(border=True)
-        box.markdown(f"**{name}** on {data.name} · {protocol} · seed {int(seed)}")
+        box.markdown(f"**{name}** on {plain(data.name)} · {protocol} · seed {int(seed)}")
         view = ui.LiveView(name, box)
         try:
-            result = run_experiment(
-                data, name, protocol=protocol, seed=int(seed), device="auto", overrides=overrides.get(name), callback=view, source=source
-            )
+            result = ui.train_in_slot(
+                box.empty(), data=data, model_name=name, protocol=protocol, seed=int(seed), device="auto",
+                overrides=overrides.get(name), callback=view, source=source,
+            )  # fmt: skip
         except RecsysError as error:
             failed = True
             with box:

@@ -10,6 +10,7 @@ from recsys_core import explain as ex
 from recsys_core.errors import RecsysError
 from webapp import recommend_ui as ui
 from webapp.common import MEDICAL_NOTE, is_drug_data
+from webapp.safe_output import plain
 
 st.set_page_config(page_title="Recommend · Recsys Explorer", page_icon=":material/recommend:", layout="wide")
 st.title("Recommend")
@@ -50,6 +51,8 @@ def _profile(kind_label: str, template: str) -> None:
     if not picked:
         st.info(f"Pick at least one {item_kind} to see recommendations.")
         return
+    if model.uses_timestamps:
+        st.caption(f"{model.name} reads a history as a sequence: a profile built here has no dates, so it reads your {item_kind}s in the order you added them.")
     try:
         with st.spinner("Folding in your profile…"):
             items, scores = model.recommend_for_history(np.asarray(picked), k=int(k))
@@ -177,7 +180,7 @@ REVIEWS = ("best_positive", "best_neutral", "best_negative")
 
 
 def _part(title: str, table: pd.DataFrame, name_label: str, caption: str, empty: str) -> None:
-    st.subheader(title)
+    st.subheader(plain(title))
     st.caption(caption)
     if table.empty:
         st.info(empty)
@@ -197,7 +200,7 @@ def _answer_download(answer) -> None:
 if mode.startswith("Drugs like"):
     drug = ui.pick_reviewed("rec_similar_drug", explorer, "items", "Drug (type to search)")
     similar = explorer.similar_to(data.items.ids[drug], k=int(k))
-    st.subheader(f"Drugs like {similar.subject}, by {run.model.name}'s item-item similarity")
+    st.subheader(f"Drugs like {plain(similar.subject)}, by {run.model.name}'s item-item similarity")
     st.caption("Strength is each drug's rank among all other drugs by similarity to this one; shared conditions are those both are reviewed for.")
     table = similar.table.assign(shared_conditions=similar.table["shared_conditions"].map(lambda names: ", ".join(names)))
     st.dataframe(

@@ -12,6 +12,7 @@ from webapp import compare_ui as cmp
 from webapp import recommend_ui as ui
 from webapp.common import is_drug_data, load_run, positive_rule_text, runs_for
 from webapp.data_ui import page_link
+from webapp.safe_output import plain
 
 st.set_page_config(page_title="Compare · Recsys Explorer", page_icon=":material/leaderboard:", layout="wide")
 st.title("Compare")
@@ -19,7 +20,7 @@ st.title("Compare")
 data_key, data = ui.active_data()
 records = runs_for(data)
 if not records:
-    st.info(f"No saved run on {data.name} yet. Train a few on the **Train** page, then compare them here.")
+    st.info(f"No saved run on {plain(data.name)} yet. Train a few on the **Train** page, then compare them here.")
     page_link("pages/2_Train.py", label="Train models to compare", icon=":material/model_training:")
     st.stop()
 
@@ -35,7 +36,7 @@ def _paired(run_a: str, run_b: str, protocol: str, metric: str) -> dict:
 # ---------------------------------------------------------------------------------- which split
 groups = cmp.group_by_split(records)
 if not groups:
-    st.info(f"None of the runs on {data.name} has test results to compare; train a run on the **Train** page.")
+    st.info(f"None of the runs on {plain(data.name)} has test results to compare; train a run on the **Train** page.")
     st.stop()
 keys = sorted(groups, key=lambda g: -len(groups[g]))
 labels = {g: cmp.split_label(groups[g][0], len(groups[g])) for g in keys}
@@ -64,6 +65,9 @@ st.caption(
     + " "
     + ("Coverage@10 is the share of all items that appear in some user's full-ranking top 10." if protocol.startswith("loo") else "")
 )
+st.caption(cmp.history_condition(group))
+if cmp.meaning_note(group, protocol):
+    st.warning(cmp.meaning_note(group, protocol))
 metric_config = {c: NUMBER(format="%.4f") for c in board.columns if ("@" in c and "CI" not in c) or c in ("MRR", "RMSE", "MAE")}
 st.dataframe(
     board,
@@ -123,7 +127,7 @@ else:
             metric = st.selectbox("Metric", metrics, index=default, key="cmp_metric")
         try:
             result = _paired(run_a, run_b, protocol, metric)
-            text, verdict = cmp.paired_sentence(result, names[run_a], names[run_b])
+            text, verdict = cmp.paired_sentence(result, plain(names[run_a]), plain(names[run_b]))
             (st.success if verdict != "none" else st.info)(text)
         except RecsysError as error:
             ui.show_error(error, "These runs cannot be paired")
@@ -138,7 +142,7 @@ else:
         items, scores, _ = ex.rank_items(run.model, user, k=10)
         table = ex.item_table(run, items, scores)
         lists[run_id] = table["item_index"].tolist()
-        column.subheader(names[run_id])
+        column.subheader(plain(names[run_id]))
         column.dataframe(
             table[[c for c in ("rank", "title", "score") if c in table]],
             hide_index=True,
@@ -147,7 +151,7 @@ else:
         )
     common, jaccard = cmp.overlap(lists[run_a], lists[run_b])
     titles = load_run(run_a).item_titles()
-    shared = [str(titles[i]) for i in lists[run_a] if i in set(lists[run_b])]
+    shared = [plain(titles[i]) for i in lists[run_a] if i in set(lists[run_b])]
     st.markdown(f"**Overlap:** {common} of 10 in both lists (Jaccard {jaccard:.2f})" + (f": {', '.join(shared)}." if shared else "."))
     if is_drug_data(data):
         st.caption("Drug lists describe patterns in reviews, not medical advice.")
@@ -172,3 +176,9 @@ st.markdown(
     "roughly near the top rather than at the top, and they can even **reverse the order of two models**. Trust the full "
     "ranking when the two disagree."
 )
+
+# ---------------------------------------------------------------------------------- beyond accuracy
+from webapp import beyond_ui  # noqa: E402  (kept beside its section so the page's edit stays local)
+
+beyond_ui.show_beyond_accuracy(group, protocol)
+beyond_ui.show_report_download([r["run_id"] for r in group if protocol in r.get("test", {})], protocol)

@@ -18,6 +18,7 @@ from webapp import embeddings_ui as eui
 from webapp import map_jobs
 from webapp import recommend_ui as ui
 from webapp.common import MEDICAL_NOTE, is_drug_data, run_label
+from webapp.safe_output import plain
 
 st.set_page_config(page_title="Embeddings · Recsys Explorer", page_icon=":material/scatter_plot:", layout="wide")
 st.title("Embeddings")
@@ -136,12 +137,12 @@ if kind == "items":
         key="emb_item",
     )
     if item != NONE:
-        facts = [f"**{titles[item]}**"]
+        facts = [f"**{plain(titles[item])}**"]
         info = run.item_info
         if info is not None:
             for column, label in (("genres", "genres"), ("year", "year"), ("top_condition", "most reviewed for")):
                 if column in info.columns and not pd.isna(info[column].iloc[item]):
-                    facts.append(f"{label}: {info[column].iloc[item]}")
+                    facts.append(f"{label}: {plain(info[column].iloc[item])}")
         facts.append(f"{counts[item]:,} {'reviews' if drugs else 'interactions'}")
         st.markdown(" · ".join(facts))
         try:
@@ -185,7 +186,7 @@ user = st.selectbox(
 )
 if user != NONE:
     facts = ui.user_facts(data, user)
-    st.markdown(f"**{data.users.ids[user]}**" + (f" · {facts}" if facts else ""))
+    st.markdown(f"**{plain(data.users.ids[user])}**" + (f" · {facts}" if facts else ""))
     items, scores, _ = ex.rank_items(model, user, k=10)
     table = ex.item_table(run, items, scores, counts)
     st.dataframe(

@@ -1,4 +1,4 @@
-"""``python -m recsys_core``: datasets, fetch, train, evaluate, recommend, runs."""
+"""``python -m recsys_core``: datasets, fetch, train, evaluate, recommend, runs, tune, report."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
     rows = list_datasets()
     if args.json:
-        print(json.dumps(rows, default=str))
+        print(_json_line(rows))
         return 0
     _print_table(
         [{"name": r["name"], "in home": "yes" if r["available"] else "no", "title": r["title"], "licence": r["licence"]} for r in rows],
@@ -77,6 +77,10 @@ def _threshold(text: str) -> float | str | None:
 def cmd_train(args: argparse.Namespace) -> int:
     from .datasets import UserFileOptions
     from .experiment import DEFAULT_THRESHOLD, DataSource, run_experiment
+    from .limits import check_setting
+
+    if args.epochs is not None:
+        check_setting("epochs", args.epochs)
 
     if args.csv:
         if args.threshold == "default":
@@ -94,10 +98,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             min_user_interactions=args.min_user_interactions,
             min_item_interactions=args.min_item_interactions,
         )
-        source = DataSource.file(_import_user_file(args.csv), options, name=Path(args.csv).stem)
+        source, data = _import_user_file(args.csv, options, args.protocol)
     else:
         source = DataSource.builtin(args.dataset, threshold=DEFAULT_THRESHOLD if args.threshold == "default" else args.threshold)
-    data = source.load(download=True, progress=not args.json)
+        data = source.load(download=True, progress=not args.json)
     result = run_experiment(
         data,
         args.model,
@@ -112,29 +116,70 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     summary = result.summary()
     if args.json:
-        print(json.dumps(summary))
+        print(_json_line(summary))
     else:
         print(f"run {result.run_id}: {args.model} on {data.name}, {args.protocol}, {summary['epochs_run']} epochs, {summary['fit_seconds']:.1f} s")
         print(f"positive rule: {source.positive_rule()}")
         print(result.test.summary())
+        if result.test.meaning_note:
+            print(f"note: {result.test.meaning_note}")
     return 0
 
 
-def _import_user_file(path: str) -> str:
-    """Copy a user's file into the data home so its runs can be evaluated again later."""
-    import hashlib
-    import shutil
+def _json_line(value: Any) -> str:
+    """One line of strict JSON: NaN and infinities (never valid JSON) become null."""
+    import math
 
+    def clean(item: Any) -> Any:
+        if isinstance(item, float) and not math.isfinite(item):
+            return None
+        if isinstance(item, dict):
+            return {str(k): clean(v) for k, v in item.items()}
+        if isinstance(item, (list, tuple)):
+            return [clean(v) for v in item]
+        return item
+
+    return json.dumps(clean(json.loads(json.dumps(value, default=str))), allow_nan=False)
+
+
+def _import_user_file(path: str, options: Any, protocol: str):
+    """Read and check a user's file, then copy it into the data home so its runs can be evaluated again.
+
+    The file is read and checked against the protocol first: a rejected file leaves nothing in
+    uploads/. The copy is written under a dot-name and renamed into place, so a kill never leaves
+    half a file there. Returns the DataSource (pointing at the copy) and the Interactions.
+    """
+    import hashlib
+    import os
+    import shutil
+    import tempfile
+
+    from .datasets import read_user_file
+    from .experiment import DataSource
     from .home import uploads_dir
+    from .limits import check_protocol_data
 
     src = Path(path).expanduser()
     if not src.is_file():
         raise RecsysError(f"no file at {path!r}", "Check the path to your interaction file.")
-    digest = hashlib.sha256(src.read_bytes()).hexdigest()[:12]
-    target = uploads_dir() / f"{src.stem}-{digest}{src.suffix}"
+    data = read_user_file(src, options, name=src.stem)
+    check_protocol_data(data, protocol)
+    digest = hashlib.sha256()
+    with open(src, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    folder = uploads_dir()
+    target = folder / f"{src.stem}-{digest.hexdigest()[:12]}{src.suffix}"
     if not target.exists():
-        shutil.copyfile(src, target)
-    return str(target)
+        fd, tmp = tempfile.mkstemp(prefix=f".upload-{os.getpid()}-", dir=folder)
+        os.close(fd)
+        try:
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return DataSource.file(target, options, name=src.stem), data
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -142,16 +187,32 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     result = evaluate_run(args.run, protocol=args.protocol)
     if args.json:
-        print(json.dumps({"run_id": args.run, "protocol": result.protocol, "metrics": result.metrics, "intervals": result.intervals}))
+        print(
+            _json_line(
+                {
+                    "run_id": args.run,
+                    "protocol": result.protocol,
+                    "metrics": result.metrics,
+                    "intervals": result.intervals,
+                    "differences_meaningful": result.differences_meaningful,
+                    "note": result.meaning_note,
+                }
+            )
+        )
     else:
         print(f"run {args.run}, {result.protocol}, test split, {len(result.users)} users")
         print(result.summary())
+        if result.meaning_note:
+            print(f"note: {result.meaning_note}")
     return 0
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
+    from .limits import MAX_K
     from .runs import load_run
 
+    if not 1 <= args.k <= MAX_K:
+        raise RecsysError(f"--k must be between 1 and {MAX_K}, not {args.k}")
     run = load_run(args.run)
     from .drugs import explorer_for_run, is_drug_run
 
@@ -219,7 +280,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
     runs = list_runs()
     if args.json:
-        print(json.dumps(runs, default=str))
+        print(_json_line(runs))
         return 0
     if not runs:
         print("No runs yet. Train one: python -m recsys_core train --dataset ml-100k --model ease")
@@ -244,6 +305,45 @@ def cmd_runs(args: argparse.Namespace) -> int:
         )
     columns = list(dict.fromkeys(k for row in rows for k in row))
     _print_table(rows, columns)
+    return 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from .experiment import DataSource
+    from .tuning import tune
+
+    source = DataSource.builtin(args.dataset)
+    data = source.load(download=True, progress=not args.json)
+
+    def progress(study) -> None:
+        if not args.json:
+            trial = study.trials[-1]
+            value = "" if trial.value is None else f"{trial.value:.4f}"
+            print(f"trial {trial.number}: {trial.state.name.lower()} {value} {trial.params}", flush=True)
+
+    result = tune(
+        data, args.model, protocol=args.protocol, trials=args.trials, timeout=args.timeout, seed=args.seed,
+        device=args.device, epochs=args.epochs, source=source, train=not args.no_train, on_trial=progress,
+    )
+    summary = {
+        "study": result.study_name, "storage": result.storage, "objective": f"validation {result.metric}",
+        "best_params": result.best_params, "best_value": result.best_value, "trials": len(result.trials),
+        "run_id": result.run_id, "test_metrics": result.test_metrics,
+    }
+    if args.json:
+        print(json.dumps(summary, default=str))
+    else:
+        print(f"study {result.study_name}: {len(result.trials)} trials, best validation {result.metric} {result.best_value} with {result.best_params}")
+        if result.run_id:
+            print(f"run {result.run_id} (best configuration, tested once): " + ", ".join(f"{k} {v:.4f}" for k, v in result.test_metrics.items()))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    path = write_report(args.runs, args.out, n_users=args.users, seed=args.seed)
+    print(f"report written to {path} ({path.stat().st_size / 1e6:.1f} MB; opens offline in any browser)")
     return 0
 
 
@@ -273,7 +373,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
     p.add_argument("--protocol", default="loo-sampled", choices=PROTOCOL_CHOICES, help="evaluation protocol (default loo-sampled)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a model setting; repeatable")
-    p.add_argument("--refit", action="store_true", help="refit the chosen configuration on train + validation before testing")
+    p.add_argument(
+        "--refit",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="refit the chosen configuration on train + validation before testing, so every model knows the validation interaction (default; --no-refit tests the model selected on validation as it is)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.add_argument("--user-col", help="--csv: column with user ids")
     p.add_argument("--item-col", help="--csv: column with item ids")
@@ -312,6 +417,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--include-seen", action="store_true", help="also show items the user already has")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_recommend)
+
+    p = sub.add_parser("tune", help="search a model's settings with Optuna on validation, then train the best and test it once")
+    p.add_argument("--dataset", default="ml-100k", help="built-in dataset (default ml-100k)")
+    p.add_argument("--model", required=True, choices=MODEL_NAMES, help="model to tune")
+    p.add_argument("--trials", type=int, default=30, help="trials to add to the study (default 30; a study resumes where it stopped)")
+    p.add_argument("--timeout", type=float, help="stop starting new trials after this many seconds")
+    p.add_argument("--epochs", type=int, help="maximum epochs per trial (default: the model's own)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split, the sampler and training (default 0)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
+    p.add_argument("--protocol", default="loo-sampled", choices=PROTOCOL_CHOICES, help="evaluation protocol (default loo-sampled)")
+    p.add_argument("--no-train", action="store_true", help="only search; do not train and test the best configuration")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.set_defaults(func=cmd_tune)
+
+    p = sub.add_parser("report", help="one self-contained HTML report of saved runs, to hand to stakeholders")
+    p.add_argument("--runs", required=True, nargs="+", metavar="RUN", help="run ids on the same data and split (see `runs`)")
+    p.add_argument("--out", default="report.html", help="the HTML file to write (default report.html)")
+    p.add_argument("--users", type=int, default=3, help="sample users shown with each model's top 10 (default 3)")
+    p.add_argument("--seed", type=int, default=0, help="seed choosing the sample users (default 0)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("runs", help="list saved runs with their headline metrics")
     p.add_argument("--json", action="store_true", help="print JSON")

@@ -46,3 +46,11 @@ class RunNotFoundError(RecsysError):
 
 class TrainingCancelled(RecsysError):
     """Raised inside the trainer when the caller asked to stop."""
+
+
+class LimitError(RecsysError):
+    """A documented limit (file size, rows, memory, a setting's range) would be exceeded; see recsys_core.limits."""
+
+
+class RunFileError(RecsysError):
+    """A saved run's files are damaged, tampered with or point outside the data home."""

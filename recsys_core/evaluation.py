@@ -26,6 +26,7 @@ from . import metrics as M
 from .checks import check_negatives
 from .errors import ModelError
 from .sampling import sample_eval_negatives
+from .sequences import ORDER_DESCRIPTIONS, Sequences
 from .splits import PROTOCOL_SPLITS, Split
 
 PROTOCOLS = tuple(PROTOCOL_SPLITS)
@@ -34,6 +35,10 @@ HEADLINE = {"loo-sampled": "HR@10", "loo-full": "HR@10", "heldout-users": "Recal
 LOWER_IS_BETTER = {"RMSE", "MAE"}
 # Dataset-level metrics have no per-user values and hence no bootstrap interval.
 SET_METRICS_PREFIX = "Coverage@"
+# A headline interval wider than this (in the metric's own units, for the ranking protocols whose
+# metrics lie in [0, 1]) means the test set is too small to tell models apart: a difference of a
+# few points between two leaderboard rows is well inside either row's uncertainty.
+NOT_MEANINGFUL_WIDTH = 0.1
 
 Scorer = Callable[[np.ndarray, "np.ndarray | None"], np.ndarray]
 
@@ -52,6 +57,24 @@ class EvaluationResult:
         name = HEADLINE[self.protocol]
         return name, self.metrics[name]
 
+    @property
+    def headline_interval_width(self) -> float | None:
+        """Width of the headline metric's 95% interval, or None where it has none."""
+        interval = self.intervals.get(HEADLINE[self.protocol])
+        if interval is None or not np.all(np.isfinite(interval)):
+            return None
+        return float(interval[1] - interval[0])
+
+    @property
+    def differences_meaningful(self) -> bool:
+        """False when the headline's 95% interval is wider than ``NOT_MEANINGFUL_WIDTH``."""
+        return self.meaning_note is None
+
+    @property
+    def meaning_note(self) -> str | None:
+        """The sentence every output shows when differences are not meaningful, else None."""
+        return not_meaningful_note(self.protocol, self.intervals.get(HEADLINE[self.protocol]), len(np.unique(self.users)))
+
     def to_json(self, per_user: bool = False) -> dict:
         out: dict[str, Any] = {
             "protocol": self.protocol,
@@ -60,6 +83,7 @@ class EvaluationResult:
             "metrics": {k: float(v) for k, v in self.metrics.items()},
             "intervals": {k: [float(a), float(b)] for k, (a, b) in self.intervals.items()},
             "info": self.info,
+            "differences_meaningful": self.differences_meaningful,
         }
         if per_user:
             out["users"] = self.users.tolist()
@@ -87,6 +111,30 @@ class EvaluationResult:
             else:
                 parts.append(f"{name} {value:.4f}")
         return "; ".join(parts)
+
+
+def not_meaningful_note(protocol: str, interval: Any, n_users: int | None) -> str | None:
+    """The one rule for "differences between models are not meaningful here": the headline
+    metric's 95% interval is wider than ``NOT_MEANINGFUL_WIDTH``. It is for the ranking protocols
+    (metrics in [0, 1]); RMSE has its own scale and is never flagged. Returns the sentence to show,
+    or None."""
+    name = HEADLINE[protocol]
+    if name in LOWER_IS_BETTER or interval is None or not np.all(np.isfinite(interval)):
+        return None
+    width = float(interval[1] - interval[0])
+    if width <= NOT_MEANINGFUL_WIDTH:
+        return None
+    users = f" with {n_users} test users" if n_users else ""
+    return (
+        f"The 95% interval of {name} is {width:.3f} wide (more than {NOT_MEANINGFUL_WIDTH}){users}: "
+        "differences between models on this data are not meaningful."
+    )
+
+
+def saved_meaning_note(test: dict) -> str | None:
+    """:func:`not_meaningful_note` for a saved result (``EvaluationResult.to_json()``, as in run.json)."""
+    interval = test.get("intervals", {}).get(HEADLINE.get(test.get("protocol"), ""))
+    return not_meaningful_note(test["protocol"], interval, test.get("n_users")) if test.get("protocol") in HEADLINE else None
 
 
 def bootstrap_interval(values: np.ndarray, n_resamples: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
@@ -172,15 +220,16 @@ class _ModelScorer:
     def __init__(self, scorer: Any):
         self.scorer = scorer
         self.is_model = hasattr(scorer, "score") and hasattr(scorer, "score_histories")
+        self.reads_order = self.is_model and bool(getattr(scorer, "uses_timestamps", False))
 
-    def known_users(self, users, items, history: sp.csr_matrix):
+    def known_users(self, users, items, history: sp.csr_matrix, sequences: Sequences | None = None):
         if self.is_model:
-            return self.scorer.score(users, items, history=history)
+            return self.scorer.score(users, items, history=history, sequences=sequences)
         return np.asarray(self.scorer(users, items))
 
-    def new_users(self, users, history_rows: sp.csr_matrix):
+    def new_users(self, users, history_rows: sp.csr_matrix, sequences: Sequences | None = None):
         if self.is_model:
-            return self.scorer.score_histories(history_rows)
+            return self.scorer.score_histories(history_rows, sequences=sequences)
         return np.asarray(self.scorer(users, None))
 
     def ratings(self, users, items):
@@ -216,7 +265,9 @@ class Evaluator:
         self.batch_size = batch_size or max(1, min(2048, int(2e7 // max(1, split.n_items))))
         targets = split.part(part)
         self.targets = targets
-        self.history = split.history(part).to_csr()
+        self.history_interactions = split.history(part)
+        self.history = self.history_interactions.to_csr()
+        self._sequences: Sequences | None = None
         if protocol in ("loo-sampled", "loo-full"):
             order = np.argsort(targets.user, kind="stable")
             self.users = targets.user[order]
@@ -236,6 +287,21 @@ class Evaluator:
 
     def _rng(self) -> np.random.Generator:
         return np.random.default_rng([self.seed, 7])
+
+    def _ordered_histories(self, adapter: _ModelScorer) -> Sequences | None:
+        """Each evaluated user's history in time order (row b: ``self.users[b]``), for the models
+        that read order; built once. None for the other models or data without timestamps."""
+        if not adapter.reads_order or self.history_interactions.timestamp is None:
+            return None
+        if self._sequences is None:
+            self._sequences = Sequences.from_interactions(self.history_interactions, self.users)
+        return self._sequences
+
+    @staticmethod
+    def _order_info(sequences: Sequences | None) -> dict:
+        if sequences is None:
+            return {}
+        return {"history_order": f"sequence models read each user's history in {ORDER_DESCRIPTIONS[sequences.order]}"}
 
     def evaluate(self, scorer: Any) -> EvaluationResult:
         """Score and rank every user of this part; ``scorer`` is a model or ``f(users, items)``."""
@@ -261,15 +327,17 @@ class Evaluator:
         max_k = max(self.ks)
         ranks = np.empty(len(self.users), dtype=np.int64)
         top_lists = []
+        sequences = self._ordered_histories(adapter)
         for start in range(0, len(self.users), self.batch_size):
             sl = slice(start, start + self.batch_size)
             users = self.users[sl]
+            ordered = sequences.rows(sl) if sequences is not None else None
             if self.protocol == "loo-sampled":
-                scores = _jittered(adapter.known_users(users, self.candidates[sl], self.history), rng)
+                scores = _jittered(adapter.known_users(users, self.candidates[sl], self.history, ordered), rng)
                 target = scores[:, 0]
                 ranks[sl] = (scores[:, 1:] > target[:, None]).sum(axis=1)
             else:
-                scores = adapter.known_users(users, None, self.history)
+                scores = adapter.known_users(users, None, self.history, ordered)
                 scores = _jittered(scores, rng)
                 rows = self.history[users]
                 scores[np.repeat(np.arange(len(users)), np.diff(rows.indptr)), rows.indices] = -np.inf
@@ -288,7 +356,7 @@ class Evaluator:
             for k in self.ks:
                 set_metrics[f"Coverage@{k}"] = M.item_coverage(tops[:, :k], self.split.n_items)
         info = {"candidates": "target + sampled negatives" if self.protocol == "loo-sampled" else "all items not in the user's history"}
-        result = self._finish(per_user, set_metrics, info)
+        result = self._finish(per_user, set_metrics, {**info, **self._order_info(sequences)})
         result.per_user["rank"] = ranks.astype(np.float64)
         return result
 
@@ -298,10 +366,12 @@ class Evaluator:
         max_k = min(max(ks), self.split.n_items)
         per_user: dict[str, list] = {}
         top_lists = []
+        sequences = self._ordered_histories(adapter)
         for start in range(0, len(self.users), self.batch_size):
             users = self.users[start : start + self.batch_size]
             given = self.history[users]
-            scores = _jittered(adapter.new_users(users, given), rng)
+            ordered = sequences.rows(slice(start, start + self.batch_size)) if sequences is not None else None
+            scores = _jittered(adapter.new_users(users, given, ordered), rng)
             scores[np.repeat(np.arange(len(users)), np.diff(given.indptr)), given.indices] = -np.inf
             top = _top_k(scores, max_k)
             targets = self.target_matrix[users]
@@ -319,7 +389,8 @@ class Evaluator:
             top_lists.append(top[:, :20])
         merged = {name: np.concatenate(v) for name, v in per_user.items()}
         coverage = {"Coverage@20": M.item_coverage(np.concatenate(top_lists), self.split.n_items)}
-        return self._finish(merged, coverage, {"candidates": "all items not among the user's given items"})
+        info = {"candidates": "all items not among the user's given items", "given": self.split.info.get("given")}
+        return self._finish(merged, coverage, {**info, **self._order_info(sequences)})
 
     def _evaluate_ratings(self, adapter: _ModelScorer) -> EvaluationResult:
         if self.targets.rating is None:

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .beyond import beyond_accuracy_record
 from .errors import DataError, ModelError
 from .evaluation import HEADLINE, EvaluationResult, Evaluator
 from .interactions import Interactions
@@ -128,8 +129,17 @@ class DataSource:
             return datasets.load_dataset(self.name, download=download, progress=progress)
         if self.kind not in ("file", "drugscom-file"):
             raise DataError(f"unknown data source kind {self.kind!r}")
-        if not self.path or not Path(self.path).exists():
+        if not isinstance(self.path, str) or not self.path or not Path(self.path).exists():
             raise DataError(f"the data file {self.path!r} is no longer there", "Upload or point to the file again.")
+        # run.json is shared and may be edited: only files inside the data home's uploads/ and datasets/ are read.
+        from .home import datasets_dir, uploads_dir
+
+        resolved = Path(self.path).resolve()
+        if not any(resolved.is_relative_to(root) for root in (uploads_dir(), datasets_dir())):
+            raise DataError(
+                f"the data file {self.path!r} lies outside the data home's uploads/ and datasets/, so it is not read",
+                "Upload the file in the app or use `train --csv`, which keep a copy in the data home.",
+            )
         if self.kind == "drugscom-file":
             return datasets.read_drugscom(self.path, name=self.name)
         return datasets.read_user_file(self.path, datasets.UserFileOptions(**(self.options or {})), name=self.name)
@@ -164,6 +174,9 @@ class ExperimentResult:
             "fit_seconds": round(self.record["fit_seconds"], 3),
             "epochs_run": self.record["epochs_run"],
             "positive_threshold": self.record["dataset"].get("positive_rule", {}).get("threshold"),
+            "refit": bool(self.record.get("refit", {}).get("done")),
+            "differences_meaningful": self.test.differences_meaningful,
+            "note": self.test.meaning_note,
         }
 
 
@@ -182,7 +195,7 @@ def run_experiment(
     device: str = "auto",
     overrides: dict[str, Any] | None = None,
     epochs: int | None = None,
-    refit: bool = False,
+    refit: bool = True,
     callback: Callable[[TrainingEvent], None] | None = None,
     cancel: Any = None,
     progress: bool = False,
@@ -192,14 +205,22 @@ def run_experiment(
 ) -> ExperimentResult:
     """Train ``model_name`` on the split ``protocol`` needs, select on validation, test once, save.
 
-    ``refit`` retrains the selected configuration (the best epoch count) on train + validation
-    before the test pass; the run records which was done.
+    ``refit`` (the default) retrains the selected configuration on train + validation before the
+    test pass: the epoch count validation chose, any setting a closed-form model tuned, and what the
+    fit derived from the epoch budget (KL anneal steps, NeuMF's pretraining epochs). Every model is
+    then tested knowing the validation interaction, as models that read the history (EASE, the
+    autoencoders) always did. ``refit=False`` tests the model selected on validation as it is; the
+    run records which was done.
     """
     if protocol not in PROTOCOL_SPLITS:
         raise ModelError(f"unknown protocol {protocol!r}", "Protocols: " + ", ".join(PROTOCOL_SPLITS))
     if isinstance(data, DataSource):
         source, data = data, data.load()
+    from .limits import check_memory, check_protocol_data
+
+    check_protocol_data(data, protocol)  # refuse before training, with the reason, what cannot give finite metrics
     model = create_model(model_name, **(overrides or {}))
+    check_memory(model_name, data.n_users, data.n_items, len(data), model.config, device)
     if protocol == "ratings" and not model.predicts_ratings:
         raise ModelError(f"{model_name} ranks items and cannot be evaluated on ratings", "Use autorec or deeprec, or a ranking protocol.")
     if protocol == "ratings" and data.rating is None:
@@ -208,14 +229,18 @@ def run_experiment(
     trainer = Trainer(device=device, seed=seed, epochs=epochs, cancel=cancel, progress=progress)
     started = time.perf_counter()
     history = trainer.fit(model, split.train, validation=split, callback=callback)
+    selected = model
+    derived = model.derived_settings()
     refit_epochs = None
     if refit:
         refit_epochs = history.best_epoch or (epochs if epochs is not None else getattr(model.config, "epochs", None))
-        # Keep what validation chose: the epoch count, and any setting a closed-form model tuned.
-        chosen = (history.tuning or {}).get("chosen", {})
+        # Keep what validation chose: the epoch count, any setting a closed-form model tuned, and
+        # the settings derived from the selection's epoch budget (so β follows the same schedule).
+        chosen = {**(history.tuning or {}).get("chosen", {}), **derived}
         model = create_model(model_name, **{**(overrides or {}), **chosen})
+        relay = (lambda event: callback(dataclasses.replace(event, phase="refit"))) if callback is not None else None
         Trainer(device=device, seed=seed, epochs=refit_epochs, patience=0, cancel=cancel, progress=progress).fit(
-            model, split.train_with_validation(), validation=None, callback=callback
+            model, split.train_with_validation(), validation=None, callback=relay
         )
         model.training_history = history
     fit_seconds = time.perf_counter() - started
@@ -243,11 +268,13 @@ def run_experiment(
         "stopped_early": history.stopped_early,
         "history": history.epochs,
         "tuning": history.tuning,
-        "refit": {"done": refit, "epochs": refit_epochs, "on": "train + validation"} if refit else {"done": False},
+        "refit": {"done": True, "epochs": refit_epochs, "on": "train + validation", "settings": _jsonable(chosen)} if refit else {"done": False},
+        "settings": settings_record(selected, history, seed=seed, refit=refit, refit_epochs=refit_epochs, source=source),
         "validation": history.validation,
         "test": {p: r.to_json() for p, r in evaluations.items()},
         "metrics": test.metrics,
         "intervals": {k: list(v) for k, v in test.intervals.items()},
+        "beyond": beyond_accuracy_record(model, split, test, data.item_info, seed),
         # Microseconds: runs saved in the same second (several models trained in one go) still order newest first.
         "created": datetime.now().isoformat(timespec="microseconds"),
     }
@@ -269,6 +296,43 @@ def run_experiment(
             evaluations={p: r.to_json(per_user=True) for p, r in evaluations.items()},
         )
     return ExperimentResult(run_id, model, split, test, evaluations, record)
+
+
+def _jsonable(settings: dict[str, Any]) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()}
+
+
+def settings_record(
+    model: Recommender, history: Any, seed: int, refit: bool, refit_epochs: int | None, source: DataSource | None = None
+) -> dict[str, Any]:
+    """The exact settings a run used, the derived ones included, for run.json.
+
+    ``model`` is the model selected on validation (before any refit): its config holds the epoch
+    budget the trainer gave it, and ``derived_settings()`` what the fit computed from it."""
+    config = model.config
+    record: dict[str, Any] = {
+        "epoch_budget": getattr(config, "epochs", None),
+        "seed": seed,
+        "validation_seed": seed,
+        "refit": refit,
+        "refit_epochs": refit_epochs,
+        "derived": _jsonable(model.derived_settings()),
+    }
+    if "total_anneal_steps" in model.meta:
+        betas = [r["beta"] for r in history.epochs if "beta" in r]
+        at_best = [r["beta"] for r in history.epochs if r.get("epoch") == history.best_epoch and "beta" in r]
+        record["kl"] = {
+            "total_anneal_steps": int(model.meta["total_anneal_steps"]),
+            "beta_cap": float(config.beta_cap),
+            "beta_reached": float(max(betas)) if betas else None,
+            "beta_at_best_epoch": float(at_best[0]) if at_best else None,
+            "cap_reached": bool(betas) and max(betas) >= float(config.beta_cap) - 1e-9,
+        }
+    if "pretrain_epochs" in model.meta:
+        record["pretrain_epochs"] = {"gmf": model.meta["pretrain_epochs"][0], "mlp": model.meta["pretrain_epochs"][1]}
+    # The positive rule the data was read with (built-in rule, a file's threshold or none).
+    record["threshold"] = source.positive_threshold if source is not None else None
+    return record
 
 
 def evaluate_run(run_id: str, protocol: str | None = None, data: Interactions | None = None) -> EvaluationResult:

@@ -3,7 +3,8 @@
 * ``leave-one-out`` (He et al. 2017): per user the latest interaction is the test target, the
   second latest the validation target, the rest train.
 * ``heldout-users`` (Liang et al. 2018, strong generalisation): whole users set aside; for each
-  held-out user a fraction of their items is given to the model and the rest must be predicted.
+  held-out user a fraction of their items is given to the model and the rest must be predicted:
+  with timestamps the chronologically first items are given and the last predicted.
 * ``ratio``: a random split of the explicit ratings for rating prediction.
 """
 
@@ -152,6 +153,8 @@ def heldout_users(
 ) -> Split:
     """Liang et al. 2018: N validation and N test users; 80% of each one's items given, 20% predicted.
 
+    With timestamps the given 80% are each user's earliest items and the predicted 20% the latest.
+
     ``n_heldout_users`` defaults to 10% of the eligible users each (Liang et al. hold out 10k of
     136k on ML-20M). Users with fewer than ``min_interactions`` items always stay in train.
     """
@@ -174,10 +177,13 @@ def heldout_users(
     group[chosen[n_heldout_users:]] = 2
     row_group = group[dedup.user]
 
-    # Within each held-out user, a random ``given_fraction`` of rows is given: rank rows by a
-    # random key inside the user and give the first ceil(fraction * count) - at least one target.
+    # Within each held-out user the first ceil(fraction * count) rows are given - at least one
+    # target. With timestamps, rows are ranked by time (same-time rows at random), so the model
+    # predicts each user's chronologically last items from the earlier ones, as a sequence model
+    # must; without, by a random key.
     key = rng.random(len(dedup))
-    order = np.lexsort((key, dedup.user))
+    temporal = dedup.timestamp is not None
+    order = np.lexsort((key, dedup.timestamp, dedup.user)) if temporal else np.lexsort((key, dedup.user))
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     position = np.empty(len(dedup), dtype=np.int64)
     position[order] = np.arange(len(dedup)) - starts[dedup.user[order]]
@@ -195,6 +201,12 @@ def heldout_users(
             "kind": "heldout-users",
             "n_heldout_users": int(n_heldout_users),
             "given_fraction": given_fraction,
+            "given": (
+                f"the chronological first {given_fraction:.0%} of each held-out user's items (same-time items at random); the last {1 - given_fraction:.0%} are predicted"
+                if temporal
+                else f"a random {given_fraction:.0%} of each held-out user's items (no timestamps); the rest are predicted"
+            ),
+            "temporal": temporal,
             "seed": seed,
             "duplicates_dropped": int(len(data) - len(dedup)),
         },

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -17,6 +18,8 @@ from .evaluation import LOWER_IS_BETTER, Evaluator
 from .interactions import Interactions
 from .models.base import Recommender, device_description, resolve_device
 from .splits import Split
+
+TrainingPhase = Literal["selection", "refit"]
 
 
 @dataclass
@@ -33,6 +36,8 @@ class TrainingEvent:
     elapsed: float = 0.0
     best_epoch: int | None = None
     message: str = ""
+    phase: TrainingPhase = "selection"
+    """"selection": training with validation; "refit": the chosen configuration retrained on train + validation."""
 
     @property
     def fraction(self) -> float:
@@ -120,15 +125,15 @@ class Trainer:
             return self.cancel.is_set()
         return bool(self.cancel())
 
-    @staticmethod
-    def _validation_evaluator(model: Recommender, validation: Any) -> Evaluator | None:
+    def _validation_evaluator(self, model: Recommender, validation: Any) -> Evaluator | None:
         if validation is None or isinstance(validation, Evaluator):
             return validation
         if isinstance(validation, Split):
             protocol = {"leave-one-out": "loo-sampled", "heldout-users": "heldout-users", "ratio": "ratings"}[validation.kind]
             if protocol == "ratings" and not model.predicts_ratings:
                 return None
-            return Evaluator(validation, "validation", protocol, ks=(10,) if protocol == "loo-sampled" else (10, 20, 50, 100))
+            # The run's seed, like the test pass: validation candidates must not be fixed whatever the seed.
+            return Evaluator(validation, "validation", protocol, ks=(10,) if protocol == "loo-sampled" else (10, 20, 50, 100), seed=self.seed)
         raise ModelError(f"validation must be a Split or an Evaluator, not {type(validation).__name__}")
 
     def fit(self, model: Recommender, train: Interactions, validation: Any = None, callback: Callable[[TrainingEvent], None] | None = None) -> TrainingHistory:
@@ -145,6 +150,10 @@ class Trainer:
         emit = callback or (lambda event: None)
         started = time.perf_counter()
         epochs = self.epochs if self.epochs is not None else getattr(model.config, "epochs", 0)
+        if self.epochs is not None and getattr(model.config, "epochs", None) not in (None, self.epochs):
+            # One source for the epoch budget: what depends on it inside the model (KL annealing,
+            # NeuMF's pretraining) reads config.epochs, so an override must land there too.
+            model.config = dataclasses.replace(model.config, epochs=self.epochs)
         patience = self.patience if self.patience is not None else getattr(model.config, "patience", 0)
         bar = None
         if self.progress:

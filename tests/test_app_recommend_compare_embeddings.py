@@ -197,6 +197,7 @@ def test_compare_leaderboard_paired_test_and_lists(runs):
     board = at.dataframe[0].value
     loo = {runs["ml/pop"], runs["ml/itemknn"], runs["ml/ease"]}
     assert set(board["run_id"]) == loo
+    assert "refitted on train + validation" in texts(at.caption) and "not meaningful" not in texts(at.warning)
     assert list(board["run_id"])[0] == runs["ml/ease"]  # best HR@10 first
     assert {"HR@10", "HR@10 95% CI", "NDCG@10", "Coverage@10 (full ranking)", "fit seconds"} <= set(board.columns)
     record = json.loads((Path(os.environ["RECSYS_HOME"]) / "runs" / runs["ml/ease"] / "run.json").read_text())
@@ -236,6 +237,7 @@ def test_compare_on_drugs(runs):
     at = ok(page("4_Compare.py", DRUGS))
     assert len(at.dataframe[0].value) == 3
     assert "Positives: reviews labelled positive (rating 7-10 of 10)" in texts(at.caption)
+    assert "not meaningful" in texts(at.warning)  # 60 test conditions: HR@10 intervals wider than 0.1
     ok(at.selectbox(key="cmp_a").set_value(runs["drugs/ease"]).run())
     ok(at.selectbox(key="cmp_b").set_value(runs["drugs/neumf"]).run())
     assert "test users both runs were evaluated on" in texts(at.success) + texts(at.info)

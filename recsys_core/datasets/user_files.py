@@ -10,12 +10,15 @@ which columns hold users, items, ratings and so on, for a form the user confirms
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
-import gzip
 import io
 import os
 import re
+import tempfile
 import warnings
+import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +27,7 @@ from typing import IO, Literal, Union
 import numpy as np
 import pandas as pd
 
+from .. import limits
 from ..errors import DataError
 from ..interactions import Interactions
 
@@ -199,6 +203,14 @@ class UserFileOptions:
 
 
 # -- getting the bytes ------------------------------------------------------------------------------------
+# A file is never read whole before its size is known: paths are checked with stat(), file objects are
+# read up to the limit, and .gz / .zip content is inflated in chunks into a spooled temporary file (kept
+# in memory while small, else in the data home's cache/) that stops at MAX_DECOMPRESSED_BYTES.
+_CHUNK = 1 << 20
+_SPOOL_IN_MEMORY = 64 << 20
+_MAX_NESTING = 3  # .csv.gz.gz is odd but harmless; deeper nesting is a bomb's trick
+
+
 @dataclass
 class _Input:
     label: str  # for messages
@@ -207,46 +219,196 @@ class _Input:
     data: bytes | None
     head: bytes
     suffix: str
+    spool: IO[bytes] | None = None  # inflated content of a .gz / .zip
+    size: int = 0
+    depth: int = 0
 
     def handle(self):
+        if self.spool is not None:
+            self.spool.seek(0)
+            return self.spool
         return self.path if self.data is None else io.BytesIO(self.data)
+
+    def chunks(self):
+        """The raw bytes in chunks, never all at once."""
+        if self.data is not None:
+            view = memoryview(self.data)
+            for start in range(0, len(view), _CHUNK):
+                yield bytes(view[start : start + _CHUNK])
+            return
+        handle = self.handle()
+        with contextlib.ExitStack() as stack:
+            if isinstance(handle, Path):
+                handle = stack.enter_context(open(handle, "rb"))
+            while chunk := handle.read(_CHUNK):
+                yield chunk
+
+
+def _too_large(label: str, size: int | None, limit: int, what: str = "has") -> DataError:
+    amount = f"{size / 1e6:,.1f} MB, more than" if size is not None else "more than"
+    return DataError(
+        f"{label} {what} {amount} the limit of {limit / 1e6:,.0f} MB",
+        "Keep only the columns you need, filter the rows, or split the file (limits are listed in the README's Security section).",
+    )
 
 
 def _open(source: Source) -> _Input:
+    max_bytes = limits.MAX_FILE_BYTES
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
-        return _finish(_Input("the uploaded file", "upload", None, data, data[:_HEAD_BYTES], ""))
+        if len(data) > max_bytes:
+            raise _too_large("the uploaded file", len(data), max_bytes)
+        return _finish(_Input("the uploaded file", "upload", None, data, data[:_HEAD_BYTES], "", size=len(data)))
     if hasattr(source, "read"):
-        data = source.read()
+        data = source.read(max_bytes + 1)
         if isinstance(data, str):
             data = data.encode("utf-8")
         name = Path(str(getattr(source, "name", "upload")))
-        return _finish(_Input(name.name or "the uploaded file", name.stem or "upload", None, data, data[:_HEAD_BYTES], name.suffix.lower()))
+        label = name.name or "the uploaded file"
+        if len(data) > max_bytes:
+            raise _too_large(label, None, max_bytes)
+        return _finish(_Input(label, name.stem or "upload", None, data, data[:_HEAD_BYTES], name.suffix.lower(), size=len(data)))
     path = Path(os.fspath(source)).expanduser()
     if not path.exists():
         raise DataError(f"{path} does not exist", "Check the path and the file name.")
     if path.is_dir():
         raise DataError(f"{path} is a folder, not a file", "Pick the CSV, TSV or parquet file inside it.")
     try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise _too_large(path.name, size, max_bytes)
         with open(path, "rb") as handle:
             head = handle.read(_HEAD_BYTES)
     except OSError as exc:
         raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
     suffixes = [s.lower() for s in path.suffixes]
-    return _finish(_Input(path.name, path.name.split(".")[0] or "upload", path, None, head, suffixes[-1] if suffixes else ""))
+    return _finish(_Input(path.name, path.name.split(".")[0] or "upload", path, None, head, suffixes[-1] if suffixes else "", size=size))
+
+
+def _spool() -> IO[bytes]:
+    from ..home import cache_dir
+
+    return tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY, dir=cache_dir())
+
+
+def _inflated(source: _Input, spool: IO[bytes], inner: str) -> _Input:
+    size = spool.tell()
+    spool.seek(0)
+    head = spool.read(_HEAD_BYTES)
+    stem = Path(inner).name.split(".")[0] or source.stem
+    return _Input(inner, stem, None, None, head, Path(inner).suffix.lower(), spool=spool, size=size, depth=source.depth + 1)
+
+
+def _gunzip(source: _Input) -> _Input:
+    """Stream a (possibly multi-member) gzip into a spool, refusing output past the decompressed limit."""
+    cap = limits.MAX_DECOMPRESSED_BYTES
+    inner = source.label[:-3] if source.label.lower().endswith(".gz") else source.label
+    spool, total, read = _spool(), 0, 0
+    inflater, finished = zlib.decompressobj(31), False
+    try:
+        for chunk in source.chunks():
+            read += len(chunk)
+            data = chunk
+            while data:
+                if finished:  # another gzip member follows, or trailing padding
+                    if not data.startswith(b"\x1f\x8b"):
+                        data = b""
+                        break
+                    inflater, finished = zlib.decompressobj(31), False
+                piece = inflater.decompress(data, _CHUNK)
+                total += len(piece)
+                if total > cap:
+                    raise _too_large(source.label, None, cap, "expands to")
+                _check_ratio(source.label, total, read - len(inflater.unconsumed_tail))
+                spool.write(piece)
+                if inflater.eof:
+                    data, finished = inflater.unused_data, True
+                else:
+                    data = inflater.unconsumed_tail
+        if not finished:
+            raise DataError(f"{source.label} is a damaged gzip file: it ends before its data does", "Compress the file again.")
+    except zlib.error as exc:
+        spool.close()
+        raise DataError(f"{source.label} is a damaged gzip file: {exc}", "Compress the file again, or upload it uncompressed.") from None
+    except BaseException:
+        spool.close()
+        raise
+    return _inflated(source, spool, inner)
+
+
+def _check_ratio(label: str, inflated: int, compressed: int) -> None:
+    """Tables compress 5-20 fold; past 16 MB, more than MAX_COMPRESSION_RATIO fold is a decompression bomb."""
+    if inflated > 16 << 20 and inflated > limits.MAX_COMPRESSION_RATIO * max(1, compressed):
+        raise DataError(
+            f"{label} expands more than {limits.MAX_COMPRESSION_RATIO}-fold (a decompression bomb?), so it is not unpacked",
+            "Upload the table uncompressed, or compress it once with an ordinary tool (gzip, zip).",
+        )
+
+
+def _unzip(source: _Input) -> _Input:
+    """The one table inside a zip, streamed with the decompressed limit; nothing is extracted to disk by name."""
+    try:
+        archive = zipfile.ZipFile(source.handle() if source.data is not None or source.spool is not None else source.path)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        raise DataError(f"{source.label} is a damaged zip archive: {exc}", "Zip the file again, or upload it unpacked.") from None
+    with archive:
+        infos = archive.infolist()
+        if len(infos) > limits.MAX_ZIP_MEMBERS:
+            raise DataError(
+                f"{source.label} is a zip archive with {len(infos):,} entries, more than the {limits.MAX_ZIP_MEMBERS} allowed",
+                "Zip only the one CSV, TSV or parquet file to read.",
+            )
+        for info in infos:
+            name = info.filename.replace("\\", "/")
+            if name.startswith("/") or re.match(r"^[A-Za-z]:", name) or ".." in name.split("/"):
+                raise DataError(
+                    f"{source.label} holds an entry named {info.filename!r} that points outside the archive",
+                    "Such archives are refused; zip the one table file again.",
+                )
+        names = {info.filename for info in infos}
+        if "[Content_Types].xml" in names or any(n.startswith(("xl/", "word/")) for n in names):
+            raise DataError(
+                f"{source.label} is an Excel workbook (or another Office file), not a text table",
+                "Save the sheet as CSV (File > Save as > CSV UTF-8).",
+            )
+        tables = [i for i in infos if not i.is_dir() and not i.filename.startswith("__MACOSX/") and not Path(i.filename).name.startswith(".")]
+        if len(tables) != 1:
+            listed = ", ".join(i.filename for i in tables[:5]) or "no file"
+            raise DataError(
+                f"{source.label} is a zip archive holding {len(tables)} files ({listed}); it must hold exactly one table",
+                "Zip only the one CSV, TSV or parquet file to read, or upload that file unpacked.",
+            )
+        member = tables[0]
+        if member.flag_bits & 0x1:
+            raise DataError(f"{source.label} is encrypted", "Upload the file unencrypted.")
+        cap, spool, total = limits.MAX_DECOMPRESSED_BYTES, _spool(), 0
+        if member.file_size > cap:  # the declared size may lie, so the read below counts too
+            raise _too_large(source.label, None, cap, "expands to")
+        try:
+            with archive.open(member) as handle:
+                while chunk := handle.read(_CHUNK):
+                    total += len(chunk)
+                    if total > cap:
+                        raise _too_large(source.label, None, cap, "expands to")
+                    _check_ratio(source.label, total, member.compress_size)
+                    spool.write(chunk)
+        except (zipfile.BadZipFile, NotImplementedError, zlib.error, OSError, EOFError) as exc:
+            spool.close()
+            raise DataError(f"{source.label} is a damaged or unsupported zip archive: {exc}", "Zip the file again with plain deflate.") from None
+        except BaseException:
+            spool.close()
+            raise
+    return _inflated(source, spool, Path(member.filename).name)
 
 
 def _finish(source: _Input) -> _Input:
     if not source.head.strip():
         raise DataError(f"{source.label} is empty", "Choose a file with a header row and at least one row of data.")
-    if source.head[:2] == b"\x1f\x8b":  # gzip: unpack, then treat as the file inside
-        try:
-            raw = source.data if source.data is not None else source.path.read_bytes()
-            data = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
-            raise DataError(f"{source.label} is a damaged gzip file: {exc}") from None
-        inner = source.label[:-3] if source.label.endswith(".gz") else source.label
-        return _finish(_Input(inner, source.stem, None, data, data[:_HEAD_BYTES], Path(inner).suffix.lower()))
+    packed = source.head[:2] == b"\x1f\x8b" or (source.head[:4] == b"PK\x03\x04" and source.suffix not in (".xlsx", ".xls", ".ods"))
+    if packed:
+        if source.depth >= _MAX_NESTING:
+            raise DataError(f"{source.label} is compressed inside compressed files {source.depth + 1} times", "Compress the table once.")
+        return _finish(_gunzip(source) if source.head[:2] == b"\x1f\x8b" else _unzip(source))
     return source
 
 
@@ -265,6 +427,12 @@ def _detect_encoding(head: bytes, complete: bool, label: str) -> str:
             f"{label} is a zip archive or an Excel workbook, not a text table",
             "Unpack the archive, or save the sheet as CSV (File > Save as > CSV UTF-8).",
         )
+    if b"\x00" in head[:4096] and len(head) >= 8:  # UTF-16 without a byte-order mark: every other byte is 0
+        even, odd = head[:4096:2], head[1:4096:2]
+        if odd.count(0) > 0.9 * len(odd) and even.count(0) < 0.1 * len(even):
+            return "utf-16-le"
+        if even.count(0) > 0.9 * len(even) and odd.count(0) < 0.1 * len(odd):
+            return "utf-16-be"
     sample = head[:4096]
     controls = sum(sample.count(bytes([b])) for b in (*range(0, 9), 11, 14, *range(16, 27), *range(28, 32)))
     if b"\x00" in head or controls > max(2, len(sample) // 50):
@@ -365,11 +533,7 @@ class _TextLayout:
 
 
 def _layout(source: _Input, delimiter: str | None, encoding: str | None) -> _TextLayout:
-    complete = (
-        source.data is not None
-        and len(source.data) <= _HEAD_BYTES
-        or (source.path is not None and source.path.stat().st_size <= _HEAD_BYTES)
-    )
+    complete = source.size <= _HEAD_BYTES
     encoding = encoding or _detect_encoding(source.head, complete, source.label)
     text = _decode_head(source.head, encoding, complete)
     warnings = []
@@ -383,7 +547,24 @@ def _layout(source: _Input, delimiter: str | None, encoding: str | None) -> _Tex
     first = [cell.strip() for cell in rows[0]]
     header = not all(_is_number(cell) for cell in first if cell) or not any(first)
     columns = first if header else [f"column_{i + 1}" for i in range(len(first))]
+    _check_width(len(columns), source)
     return _TextLayout(encoding, delimiter, header, columns, warnings)
+
+
+def _check_width(n_columns: int, source: _Input) -> None:
+    if n_columns > limits.MAX_COLUMNS:
+        raise DataError(
+            f"{source.label} has {n_columns:,} columns, more than the {limits.MAX_COLUMNS} allowed",
+            "Keep only the columns you need (user, item and the optional rating, time, weight and title) and save the file again.",
+        )
+
+
+def _check_rows(n_rows: int, source: _Input) -> None:
+    if n_rows > limits.MAX_ROWS:
+        raise DataError(
+            f"{source.label} has more than {limits.MAX_ROWS:,} rows, the most one file may have",
+            "Sample the users or filter the rows before uploading.",
+        )
 
 
 def _read_csv(source: _Input, layout: _TextLayout, nrows: int | None = None, skip_bad_lines: bool = False):
@@ -395,7 +576,7 @@ def _read_csv(source: _Input, layout: _TextLayout, nrows: int | None = None, ski
         sep, engine = re.escape(sep), "python"
     kwargs = dict(
         sep=sep, engine=engine, dtype=str, keep_default_na=False, na_values=[""], skip_blank_lines=True,
-        header=0 if layout.header else None, nrows=nrows, index_col=False,
+        header=0 if layout.header else None, nrows=nrows if nrows is not None else limits.MAX_ROWS + 1, index_col=False,
     )  # fmt: skip
     if not layout.header:
         kwargs["names"] = layout.columns
@@ -420,10 +601,11 @@ def _read_csv(source: _Input, layout: _TextLayout, nrows: int | None = None, ski
             raise DataError(f"{source.label} holds no rows", "Choose a file with a header row and at least one row of data.") from None
         except (pd.errors.ParserError, ValueError, csv.Error) as exc:
             raise DataError(
-                f"{source.label} cannot be read as a table separated by {_describe(layout.delimiter)}: {exc}",
+                f"{source.label} cannot be read as a table separated by {_describe(layout.delimiter)}: {' '.join(str(exc).split())}",
                 "Check the delimiter, and that text holding the delimiter is in double quotes.",
             ) from None
     frame.columns = [str(c).strip() for c in frame.columns]
+    _check_rows(len(frame), source)
     return frame
 
 
@@ -434,8 +616,18 @@ def _describe(delimiter: str) -> str:
 def _read_parquet(source: _Input, columns: list[str] | None = None, nrows: int | None = None) -> pd.DataFrame:
     try:
         import pyarrow.parquet as pq
+        import pyarrow.types as pa_types
 
         file = pq.ParquetFile(source.handle())
+        schema = file.schema_arrow
+        _check_width(len(schema.names), source)
+        _check_rows(file.metadata.num_rows, source)
+        for field in schema:
+            if columns is not None and field.name in columns and pa_types.is_nested(field.type):
+                raise DataError(
+                    f"the column {field.name!r} of {source.label} holds nested values ({field.type}), not one id or number per row",
+                    "Flatten the column (one interaction per row) or choose another column.",
+                )
         if nrows is not None:
             batch = next(file.iter_batches(batch_size=max(1, nrows), columns=columns), None)
             frame = batch.to_pandas() if batch is not None else file.schema_arrow.empty_table().to_pandas()
@@ -446,6 +638,9 @@ def _read_parquet(source: _Input, columns: list[str] | None = None, nrows: int |
     except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ...
         raise DataError(f"{source.label} is not a readable parquet file: {exc}", "Export the parquet file again, or use CSV.") from None
     frame.columns = [str(c) for c in frame.columns]
+    for column in frame.columns:  # dictionary-encoded columns arrive as categoricals: use their values
+        if isinstance(frame[column].dtype, pd.CategoricalDtype):
+            frame[column] = pd.Series(np.asarray(frame[column], dtype=object), index=frame.index)
     return frame
 
 
@@ -479,6 +674,7 @@ def sniff_user_file(path_or_bytes: Source, delimiter: str | None = None, encodin
         preview = _read_csv(source, layout, nrows=_PREVIEW_ROWS, skip_bad_lines=True)
         layout.warnings.append(exc.message)
     columns = list(preview.columns)
+    preview = _short_preview(preview)
     return {
         "format": "csv",
         "delimiter": layout.delimiter,
@@ -489,6 +685,11 @@ def sniff_user_file(path_or_bytes: Source, delimiter: str | None = None, encodin
         "guesses": _guess_columns(columns, layout.header),
         "warnings": layout.warnings,
     }
+
+
+def _short_preview(preview: pd.DataFrame) -> pd.DataFrame:
+    """Preview cells cut to 200 characters: a 1 MB cell must not travel to the browser."""
+    return preview.apply(lambda column: column.map(lambda v: v[:197] + "..." if isinstance(v, str) and len(v) > 200 else v))
 
 
 # -- public: read ------------------------------------------------------------------------------------------------
@@ -508,28 +709,64 @@ def _numbers(values: pd.Series, col: str, role: str, source: _Input, header: boo
             f"Fill in every {role}, or remove those rows.",
         )
     if numeric:
-        return values
+        return _finite(values, col, role, source, header)
     text = values.astype(str).str.strip()
     numbers = pd.to_numeric(text, errors="coerce")
     if numbers.isna().any():
         decimal_comma = pd.to_numeric(text.str.replace(",", ".", regex=False), errors="coerce")
         if decimal_comma.notna().all():
-            return decimal_comma
+            return _finite(decimal_comma, col, role, source, header)
         row = int(np.flatnonzero(numbers.isna().to_numpy())[0])
         raise DataError(
-            f"the {role} column {col!r} has the non-numeric value {values.iloc[row]!r} in {_where(row, source, header)}",
+            f"the {role} column {col!r} has the non-numeric value {_cell(values.iloc[row])} in {_where(row, source, header)}",
             f"The {role} must be a number in every row: fix that cell, or choose another column.",
+        )
+    return _finite(numbers, col, role, source, header)
+
+
+def _cell(value) -> str:
+    """A cell for a message: repr, cut short (a 1 MB cell must not become a 1 MB message)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _finite(numbers: pd.Series, col: str, role: str, source: _Input, header: bool) -> pd.Series:
+    """Ratings and weights: finite, within ±MAX_ABS_VALUE (float32 would turn 1e300 into inf), weights >= 0."""
+    values = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = ~np.isfinite(values) | (np.abs(values) > limits.MAX_ABS_VALUE)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            f"the {role} column {col!r} has {values[row]:g} in {_where(row, source, header)}: "
+            f"{role}s must be finite numbers between -{limits.MAX_ABS_VALUE:g} and {limits.MAX_ABS_VALUE:g}",
+            "Fix or remove that row.",
+        )
+    if role == "weight" and (values < 0).any():
+        row = int(np.flatnonzero(values < 0)[0])
+        raise DataError(
+            f"the weight column {col!r} has the negative value {values[row]:g} in {_where(row, source, header)}",
+            "Weights count interactions (plays, purchases) and must be >= 0; choose another column or fix the row.",
         )
     return numbers
 
 
 def _ids(values: pd.Series, col: str, role: str, source: _Input, header: bool) -> pd.Series:
     if pd.api.types.is_integer_dtype(values) and not values.isna().any():
+        if pd.api.types.is_unsigned_integer_dtype(values) and len(values) and int(values.max()) > np.iinfo(np.int64).max:
+            return values.astype(str).astype(object)  # would wrap around in int64: keep as text ids
         return values.astype(np.int64)
     if pd.api.types.is_float_dtype(values):
         if values.isna().any():
             row = int(np.flatnonzero(values.isna().to_numpy())[0])
             raise DataError(f"the {role} column {col!r} is empty in {_where(row, source, header)}", f"Every row needs a {role}.")
+        bad = ~np.isfinite(values.to_numpy()) | (np.abs(values.to_numpy()) >= limits.MAX_ID)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise DataError(
+                f"the {role} column {col!r} has the id {values.iloc[row]:g} in {_where(row, source, header)}, "
+                f"which is not a usable id (ids stored as decimals must lie within ±2^53)",
+                f"Store {role} ids as whole numbers or text.",
+            )
         if (values % 1 == 0).all():
             return values.astype(np.int64)
         return values.astype(str).astype(object)
@@ -560,11 +797,20 @@ def _timestamps(values: pd.Series, col: str, source: _Input, header: bool) -> np
                 "Fill in every time, or leave the timestamp column unset.",
             )
         numbers = values if pd.api.types.is_numeric_dtype(values) else pd.to_numeric(text, errors="coerce")
+        if 0.5 < numbers.notna().mean() < 1:  # unix times with a few stray words: point at the first word
+            row = int(np.flatnonzero(numbers.isna().to_numpy())[0])
+            raise DataError(
+                f"the timestamp column {col!r} has {_cell(values.iloc[row])} in {_where(row, source, header)}, "
+                "which is neither a unix time nor a date",
+                "Use unix seconds in every row, or fix or remove that row.",
+            )
         if numbers.notna().all():
             numbers = numbers.astype(np.float64)
-            if np.nanmedian(numbers.to_numpy()) > 1e11:  # milliseconds since 1970
+            finite = np.isfinite(numbers.to_numpy())
+            if finite.all() and np.median(numbers.to_numpy()) > 1e11:  # milliseconds since 1970
                 numbers = numbers / 1000.0
-            return np.floor(numbers.to_numpy()).astype(np.int64)
+            seconds = numbers.to_numpy()
+            return _in_range(seconds, values, col, source, header)
         with warnings.catch_warnings():  # "could not infer format": handled by the "mixed" pass below
             warnings.simplefilter("ignore", UserWarning)
             parsed = pd.to_datetime(text, utc=True, errors="coerce")
@@ -579,7 +825,22 @@ def _timestamps(values: pd.Series, col: str, source: _Input, header: bool) -> np
                 "which is neither a unix time nor a date",
                 'Use unix seconds or dates such as "2024-03-01" or "2024-03-01 14:30".',
             )
-    return ((parsed - pd.Timestamp("1970-01-01", tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy(np.int64)
+    seconds = ((parsed - pd.Timestamp("1970-01-01", tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy(np.int64)
+    return _in_range(seconds.astype(np.float64), values, col, source, header)
+
+
+def _in_range(seconds: np.ndarray, values: pd.Series, col: str, source: _Input, header: bool) -> np.ndarray:
+    """Unix seconds within TIMESTAMP_RANGE: anything else is refused, never wrapped around in int64."""
+    low, high = limits.TIMESTAMP_RANGE
+    bad = ~np.isfinite(seconds) | (seconds < low) | (seconds > high)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            f"the timestamp column {col!r} has {_cell(values.iloc[row])} in {_where(row, source, header)}, "
+            "outside the supported years 1900 to 2200",
+            "Use unix seconds (or milliseconds) or dates; fix or remove that row.",
+        )
+    return np.floor(seconds).astype(np.int64)
 
 
 def _kcore(frame: pd.DataFrame, min_user: int, min_item: int, steps: list[str]) -> pd.DataFrame:
@@ -662,6 +923,16 @@ def read_user_file(
     frame = _read_parquet(source, columns=usecols) if layout is None else _read_csv(source, layout)
     if frame.empty:
         raise DataError(f"{source.label} has a header but no rows of data", "Choose a file with at least one row of data.")
+    for col in usecols:
+        if frame[col].dtype == object or pd.api.types.is_string_dtype(frame[col]):
+            lengths = frame[col].astype(str).str.len().to_numpy()
+            if len(lengths) and lengths.max() > limits.MAX_CELL_CHARS:
+                row = int(np.argmax(lengths))
+                raise DataError(
+                    f"the column {col!r} has a value of {int(lengths[row]):,} characters in {_where(row, source, header)}, "
+                    f"more than the {limits.MAX_CELL_CHARS:,} allowed",
+                    "Check the delimiter and the quotes (an unclosed quote swallows the rest of the file), or shorten that cell.",
+                )
 
     data = pd.DataFrame(
         {

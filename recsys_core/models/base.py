@@ -8,6 +8,9 @@ A model implements a few hooks and inherits everything a user calls:
 * ``train_epoch(epoch, rng)``    one pass over the data for iterative models; returns ``{"loss": ...}``.
 * ``_score_known(users, rows)``  scores of known users over all items; ``rows`` is their history.
 * ``_score_new(rows)``           fold-in: scores for users never seen in training, from their history.
+* ``_score_sequences(sequences)`` models that read order (``uses_timestamps``): scores from ordered
+                                 histories (:class:`~recsys_core.sequences.Sequences`), which
+                                 ``score``, ``score_histories`` and ``fold_in`` pass when given.
 * ``_state()`` / ``_load_state`` tensors that fully describe the fitted model (default: the network).
 
 ``recommend``, ``similar_items``, ``fold_in``, persistence and batching are written once here, on
@@ -28,24 +31,41 @@ import torch
 
 from ..errors import ModelError
 from ..interactions import Interactions
+from ..sequences import Sequences
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Base of every model's frozen config. Iterative models use :class:`TrainingConfig`."""
+    """Base of every model's frozen config. Iterative models use :class:`TrainingConfig`.
+
+    Every config, however it is made (defaults, ``--set``, the app's form, a saved ``run.json``), is
+    checked on creation against its field types and the documented bounds in
+    :data:`recsys_core.limits.SETTING_BOUNDS`, so no path can build a model from an out-of-range value.
+    """
+
+    def __post_init__(self) -> None:
+        from ..limits import check_config
+
+        check_config(self)
 
     def to_json(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
     @classmethod
     def from_json(cls, data: dict) -> ModelConfig:
+        """A config from saved JSON (untrusted): unknown keys are ignored, values checked like any other."""
+        if not isinstance(data, dict):
+            raise ModelError(f"a saved {cls.__name__} must be a JSON object, not {type(data).__name__}")
         names = {f.name: f for f in dataclasses.fields(cls)}
         values = {}
         for key, value in data.items():
             if key not in names:
                 continue  # a field removed in a later version must not break loading old runs
             values[key] = tuple(value) if isinstance(value, list) else value
-        return cls(**values)
+        try:
+            return cls(**values)
+        except TypeError as exc:  # e.g. a list of lists where numbers belong
+            raise ModelError(f"the saved settings of {cls.__name__} are not valid: {exc}") from None
 
     def with_overrides(self, overrides: dict[str, Any]) -> ModelConfig:
         """A copy with ``overrides`` applied; strings (from ``--set key=value``) are parsed by field type."""
@@ -83,6 +103,8 @@ def _parse_setting(key: str, value: Any, current: Any) -> Any:
         if current is None:
             if text.lower() == "none":
                 return None
+            if "," in text:  # an optional tuple setting, e.g. pretrain_epochs=8,12
+                return tuple(int(t) for t in text.replace("[", "").replace("]", "").split(",") if t.strip())
             for kind in (int, float):
                 try:
                     return kind(text)
@@ -196,6 +218,12 @@ class Recommender:
         a refit on train + validation reuses ``chosen``."""
         return None
 
+    def derived_settings(self) -> dict[str, Any]:
+        """Settings the fit derived from the config, the epoch budget and the data (e.g. the KL
+        anneal steps), keyed by config field. The run records them, and a refit on train +
+        validation passes them back as settings so it trains the configuration validation chose."""
+        return {}
+
     def train_epoch(self, epoch: int, rng: np.random.Generator) -> dict[str, float]:
         raise ModelError(f"{self.name} is fitted in closed form and has no training epochs")
 
@@ -222,6 +250,10 @@ class Recommender:
         """Default fold-in for models whose scores are a function of the history alone."""
         raise ModelError(f"{self.name} cannot score users it was not trained on")
 
+    def _score_sequences(self, sequences: Sequences) -> torch.Tensor | np.ndarray:
+        """Scores over all items from ordered histories; models with ``uses_timestamps`` implement it."""
+        raise NotImplementedError
+
     def _score_pairs(self, users: np.ndarray, items: np.ndarray, rows: sp.csr_matrix) -> torch.Tensor | np.ndarray | None:
         """Optional fast path scoring only ``items`` (shape ``(len(users), c)``); None = use full rows."""
         return None
@@ -247,14 +279,27 @@ class Recommender:
             return scores.detach().float().cpu().numpy()
         return np.asarray(scores, dtype=np.float32)
 
+    def _reads_sequences(self, sequences: Sequences | None, n_rows: int) -> bool:
+        """True when this model reads order and ``sequences`` (one per scored row) was given."""
+        if sequences is None or not self.uses_timestamps:
+            return False
+        if sequences.n_rows != n_rows:
+            raise ModelError(f"{sequences.n_rows} ordered histories were given for {n_rows} users: one per user is needed")
+        return True
+
     @torch.no_grad()
-    def score(self, users: np.ndarray, items: np.ndarray | None = None, history: sp.csr_matrix | None = None) -> np.ndarray:
+    def score(
+        self, users: np.ndarray, items: np.ndarray | None = None, history: sp.csr_matrix | None = None, sequences: Sequences | None = None
+    ) -> np.ndarray:
         """Scores of ``users`` (indices) for ``items``: None → every item, 1-D → the same items for
         each user, 2-D → one candidate row per user. ``history`` (users × items) replaces the training
-        interactions as what each user is known to have interacted with (e.g. train + validation)."""
+        interactions as what each user is known to have interacted with (e.g. train + validation).
+        ``sequences`` (one row per user) is that history in order; models that read order
+        (``uses_timestamps``) score from it, the others ignore it."""
         self._check_fitted()
         users = self._check_users(users)
         history = self.known if history is None else history
+        ordered = self._reads_sequences(sequences, len(users))
         if items is not None:
             items = np.asarray(items, dtype=np.int64)
             if items.ndim == 1:
@@ -265,6 +310,10 @@ class Recommender:
         for start in range(0, len(users), step):
             batch = users[start : start + step]
             rows = history[batch]
+            if ordered:
+                full = self._to_numpy(self._score_sequences(sequences.rows(slice(start, start + step))))
+                out.append(full if items is None else np.take_along_axis(full, items[start : start + step], axis=1))
+                continue
             if items is None:
                 out.append(self._to_numpy(self._score_known(batch, rows)))
                 continue
@@ -280,15 +329,20 @@ class Recommender:
         return np.concatenate(out)
 
     @torch.no_grad()
-    def score_histories(self, rows: sp.csr_matrix, items: np.ndarray | None = None) -> np.ndarray:
-        """Fold-in: scores for new users described only by their history rows (users × n_items)."""
+    def score_histories(self, rows: sp.csr_matrix, items: np.ndarray | None = None, sequences: Sequences | None = None) -> np.ndarray:
+        """Fold-in: scores for new users described only by their history rows (users × n_items).
+        ``sequences`` gives the same histories in order (one per row) to the models that read order."""
         self._check_fitted()
         rows = sp.csr_matrix(rows)
         if rows.shape[1] != self.n_items:
             raise ModelError(f"history rows have {rows.shape[1]} columns but the model knows {self.n_items} items")
+        ordered = self._reads_sequences(sequences, rows.shape[0])
         self._eval_mode()
         step = self._batch_size_for_scoring()
-        out = [self._to_numpy(self._score_new(rows[s : s + step])) for s in range(0, rows.shape[0], step)]
+        if ordered:
+            out = [self._to_numpy(self._score_sequences(sequences.rows(slice(s, s + step)))) for s in range(0, rows.shape[0], step)]
+        else:
+            out = [self._to_numpy(self._score_new(rows[s : s + step])) for s in range(0, rows.shape[0], step)]
         scores = np.concatenate(out) if out else np.zeros((0, self.n_items), dtype=np.float32)
         return scores if items is None else scores[:, np.asarray(items)]
 
@@ -302,8 +356,10 @@ class Recommender:
         return row
 
     def fold_in(self, item_ids: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-        """Scores over every item for a new user who interacted with ``item_ids``."""
-        return self.score_histories(self.history_row(item_ids, weights))[0]
+        """Scores over every item for a new user who interacted with ``item_ids``; a model that reads
+        order reads them in the order given (``"as-added"``)."""
+        row = self.history_row(item_ids, weights)
+        return self.score_histories(row, sequences=Sequences.from_item_lists([item_ids], "as-added"))[0]
 
     @staticmethod
     def _top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -330,9 +386,9 @@ class Recommender:
         return self._top_k(scores, k)
 
     def recommend_for_history(self, item_ids: np.ndarray, k: int = 10, exclude_seen: bool = True, weights=None):
-        """Top-``k`` for a new user with this history (fold-in)."""
+        """Top-``k`` for a new user with this history (fold-in); order-reading models read ``item_ids`` in the order given."""
         row = self.history_row(item_ids, weights)
-        scores = self.score_histories(row)
+        scores = self.score_histories(row, sequences=Sequences.from_item_lists([item_ids], "as-added"))
         if exclude_seen:
             scores = self._exclude(scores, row)
         items, values = self._top_k(scores, k)

@@ -206,6 +206,8 @@ class NeuMFConfig(NCFConfig):
     """MLP part's tower sizes: the first is its concatenated embeddings, the last its predictive factors."""
     pretrain: bool = True
     """Initialise from a GMF and an MLP trained first (with these settings and early stopping), then fine-tune."""
+    pretrain_epochs: tuple[int, ...] | None = None
+    """With pretrain: (GMF, MLP) epochs to pretrain for, without early stopping. None: up to ``epochs`` each, stopped early on validation (a refit on train + validation passes the epochs that selection chose)."""
     alpha: float = 0.5
     """With pretrain: weight of the GMF output weights against (1 − alpha) for the MLP's."""
     finetune_learning_rate: float = 1e-3
@@ -275,6 +277,9 @@ class NeuMF(NCFRecommender):
         _check_layers(self.config.layers)
         return NCFNetwork(self.n_users, self.n_items, gmf_size=self.config.embedding_size, layers=self.config.layers)
 
+    def derived_settings(self) -> dict:
+        return {"pretrain_epochs": tuple(self.meta["pretrain_epochs"])} if "pretrain_epochs" in self.meta else {}
+
     def _prepare(self, train, rng):
         super()._prepare(train, rng)
         if self.config.pretrain:
@@ -297,12 +302,22 @@ class NeuMF(NCFRecommender):
 
         parts = {"gmf": GMF(embedding_size=c.embedding_size, **shared), "mlp": MLP(layers=c.layers, **shared)}
         report = {}
-        for key, sub in parts.items():
-            history = Trainer(device=self.device, seed=seed, mixed_precision=self.mixed_precision).fit(
-                sub, train, validation=evaluator, callback=relay
+        fixed = tuple(c.pretrain_epochs) if c.pretrain_epochs is not None else None
+        if fixed is not None and (len(fixed) != 2 or min(fixed) < 1):
+            raise ModelError(f"pretrain_epochs={list(fixed)} must be two positive epoch counts (GMF, MLP)", "For example --set pretrain_epochs=8,12.")
+        for index, (key, sub) in enumerate(parts.items()):
+            # Fixed epochs (a refit) train exactly that long; otherwise early stopping on validation.
+            trainer = Trainer(
+                device=self.device,
+                seed=seed,
+                mixed_precision=self.mixed_precision,
+                epochs=fixed[index] if fixed else None,
+                patience=0 if fixed else None,
             )
+            history = trainer.fit(sub, train, validation=None if fixed else evaluator, callback=relay)
             report[key] = {"best_epoch": history.best_epoch, "epochs_run": history.epochs_run, "validation": history.validation}
         self.network.load_pretrained(parts["gmf"].network, parts["mlp"].network, c.alpha)
+        self.meta["pretrain_epochs"] = [int(r["best_epoch"] or r["epochs_run"]) for r in report.values()]
         self.meta["pretrained"] = report
         # Fine-tuning with plain SGD, as in the paper: the sub-models' Adam moments are not carried
         # over. On ml-100k validation SGD at 1e-3 or 0.1 and Adam at 1e-4 all stay within 0.001

@@ -8,16 +8,18 @@ items (the official notebook's ``next_k`` loss, k = 4) minus β·KL(q(z_t | h_t)
 annealed linearly up to a cap as in Mult-VAE. Scores for a user are the logits of the last step
 (the mean of q, no sampling, at test time).
 
-Item order matters, so the model keeps each training user's items ordered by timestamp (ties keep
-the order of the rows in the data) as tensors in its state:
+Item order matters. Every caller that has the order passes it as a
+:class:`~recsys_core.sequences.Sequences` (the Evaluator: each user's history in time order; fold-in
+and the Recommend page's own profile: the order the items were added), and the model scores the last
+step of that sequence (``_score_sequences``). Without one, it falls back on what it knows:
 
-* known users: the stored sequence, restricted to the items of the history row passed in; items of
-  the row that are not in the stored sequence are appended at the end (in the row's index order).
-  Under leave-one-out that is the validation item at test time, which is indeed later in time than
-  every training item.
-* new users (fold-in): the order of the row's stored indices. ``fold_in(item_ids)`` and
-  ``recommend_for_history(item_ids)`` keep ``item_ids`` in the order given (a repeated item counts
-  at its last position); a history matrix built elsewhere has its items in index order.
+* known users: the training sequence it stores (ordered by timestamp, ties in row order), restricted
+  to the items of the history row passed in; items of the row that are not in the stored sequence
+  are appended at the end (in the row's index order). Under leave-one-out that is the validation
+  item at test time, which is indeed later in time than every training item.
+* new users given only a CSR row: the order of the row's stored indices. ``history_row(item_ids)``
+  keeps ``item_ids`` in the order given (a repeated item counts at its last position); a history
+  matrix built elsewhere has its items in index order, so pass ``sequences`` with it.
 
 Sequences longer than ``max_length`` are cut to their latest ``max_length`` items.
 """
@@ -33,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..interactions import Interactions
+from ..sequences import Sequences
 from .base import TorchRecommender, TrainingConfig
 from .vae import anneal_steps, gaussian_kl, kl_weight
 
@@ -175,17 +178,13 @@ class SVAE(TorchRecommender):
     def time_ordered(train: Interactions) -> tuple[np.ndarray, np.ndarray]:
         """Each user's distinct items ordered by timestamp (ties: data row order), as CSR-style
         ``(items, indptr)``; a repeated (user, item) counts at its latest time."""
-        n = len(train)
-        order = np.lexsort((np.arange(n), train.timestamp, train.user))
-        users, items = train.user[order], train.item[order]
-        keys = users * np.int64(train.n_items) + items
-        # keep the last occurrence of each pair: first occurrence in the reversed order
-        _, first_reversed = np.unique(keys[::-1], return_index=True)
-        keep = np.sort(n - 1 - first_reversed)
-        indptr = np.concatenate([[0], np.cumsum(np.bincount(users[keep], minlength=train.n_users))]).astype(np.int64)
-        return items[keep].astype(np.int64), indptr
+        sequences = Sequences.from_interactions(train)
+        return sequences.items, sequences.indptr
 
     # ------------------------------------------------------------------ training
+    def derived_settings(self) -> dict:
+        return {"total_anneal_steps": int(self.meta["total_anneal_steps"])} if "total_anneal_steps" in self.meta else {}
+
     def beta(self) -> float:
         return kl_weight(self.update_count, self.meta["total_anneal_steps"], self.config.beta_cap)
 
@@ -261,6 +260,10 @@ class SVAE(TorchRecommender):
 
     def _score_known(self, users, rows):
         return self._last_step(*self._known_sequences(users, rows))[0]
+
+    def _score_sequences(self, sequences):
+        starts = sequences.indptr[:-1]
+        return self._last_step(*pad_sequences(sequences.items, starts, sequences.lengths, self.config.max_length, self.n_items))[0]
 
     def _score_new(self, rows):
         rows = sp.csr_matrix(rows)

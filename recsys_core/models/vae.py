@@ -173,6 +173,9 @@ class _MultAutoencoder(TorchRecommender):
             c = self.config
             self.meta["total_anneal_steps"] = anneal_steps(c.total_anneal_steps, c.epochs, per_epoch, c.beta_cap)
 
+    def derived_settings(self) -> dict:
+        return {"total_anneal_steps": int(self.meta["total_anneal_steps"])} if self.variational and "total_anneal_steps" in self.meta else {}
+
     def beta(self) -> float:
         """KL weight of the next update (0 for the DAE)."""
         if not self.variational:

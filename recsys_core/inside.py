@@ -1,0 +1,175 @@
+"""A look inside a fitted model: the data behind the Inside page's views (no Streamlit here).
+
+Which view fits which model:
+
+* ``item-weights`` (EASE, item-kNN): the learned item-item weights among a set of items (the most
+  popular by default) as a matrix, and the strongest pairs. EASE's B[i, j] is what item i in a history
+  adds to item j's score (not symmetric; the diagonal is forced to 0); item-kNN's s(i, j) is the
+  shrunk cosine, kept only where i is among j's nearest neighbours.
+* ``embedding-norms`` (every model with item vectors, e.g. BPR, NeuMF, the autoencoders): each item
+  vector's length against the item's popularity. Many factor models give popular items longer vectors,
+  which lifts them for every user: a popularity bias made visible.
+* ``latent`` (Mult-VAE, Mult-DAE): the mean of q(z | x) of a user's history (the DAE's code), and how
+  it moves as items are added one at a time to a profile built by hand, drawn in the plane of the two
+  principal components of every training user's code.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from .errors import ModelError
+
+InsideView = Literal["item-weights", "embedding-norms", "latent"]
+
+#: One line per view: what to look for.
+EXPLANATIONS: dict[InsideView, str] = {
+    "item-weights": (
+        "Each cell is how much having the row item in a history raises the column item's score; look for blocks of related "
+        "items (sequels, one genre) and for negative weights, which EASE uses to avoid recommending near-duplicates."
+    ),
+    "embedding-norms": (
+        "Each point is an item: a longer vector scores higher for most users, so a rising cloud means the model "
+        "boosts popular items for everyone (popularity bias); a flat cloud means popularity is not baked into the vectors."
+    ),
+    "latent": (
+        "The user's code is where the encoder puts their history; watch the path as items are added: items of one kind "
+        "pull the code in one direction, and the first few items move it most."
+    ),
+}
+WEIGHT_MODELS = ("ease", "itemknn")
+LATENT_MODELS = ("multvae", "multdae")
+
+
+def views_for(model: Any) -> list[InsideView]:
+    """The views that apply to ``model`` (possibly none, e.g. popularity)."""
+    views: list[InsideView] = []
+    if model.name in WEIGHT_MODELS:
+        views.append("item-weights")
+    elif model.item_embeddings() is not None:
+        views.append("embedding-norms")
+    if model.name in LATENT_MODELS:
+        views.append("latent")
+    return views
+
+
+def most_popular_items(model: Any, n: int = 30) -> np.ndarray:
+    """The ``n`` items with the most interactions the model knows (ties by index)."""
+    counts = np.asarray(model.known.sum(axis=0)).ravel()
+    return np.lexsort((np.arange(len(counts)), -counts))[: min(n, len(counts))]
+
+
+def item_weights(model: Any, items: np.ndarray) -> np.ndarray:
+    """The learned weights among ``items``: entry [a, b] is the weight of items[a] on items[b]'s score."""
+    items = np.asarray(items, dtype=np.int64)
+    if model.name == "ease":
+        import torch
+
+        index = torch.as_tensor(items, device=model.weights.device)
+        return model.weights[index][:, index].float().cpu().numpy()
+    if model.name == "itemknn":
+        return np.asarray(model.similarity[items][:, items].todense(), dtype=np.float32)
+    raise ModelError(f"{model.name} has no item-item weights", "Choose an EASE or item-kNN run.")
+
+
+def strongest_pairs(weights: np.ndarray, items: np.ndarray, titles: np.ndarray, n: int = 10) -> pd.DataFrame:
+    """The ``n`` pairs of distinct items with the strongest weight in either direction, strongest first.
+
+    Each pair appears once, oriented along its stronger direction ("from" → "to"); "reverse weight" is
+    the other direction (equal for item-kNN's symmetric cosine, different for EASE).
+    """
+    weights = np.asarray(weights, dtype=np.float64)
+    items = np.asarray(items)
+    size = len(items)
+    magnitude = np.maximum(np.abs(weights), np.abs(weights.T))
+    magnitude[np.tril_indices(size)] = -1.0  # each unordered pair once, never an item with itself
+    flat = np.argsort(-magnitude, axis=None, kind="stable")[: min(n, size * (size - 1) // 2)]
+    rows, columns = np.unravel_index(flat, weights.shape)
+    keep = magnitude[rows, columns] > 0
+    rows, columns = rows[keep], columns[keep]
+    forward = np.abs(weights[rows, columns]) >= np.abs(weights[columns, rows])
+    source, target = np.where(forward, rows, columns), np.where(forward, columns, rows)
+    return pd.DataFrame(
+        {
+            "from": titles[items[source]],
+            "to": titles[items[target]],
+            "weight": weights[source, target],
+            "reverse weight": weights[target, source],
+        }
+    )
+
+
+def embedding_norms(model: Any) -> pd.DataFrame:
+    """Per item: the length of its vector and its number of known interactions."""
+    vectors = model.item_embeddings()
+    if vectors is None:
+        raise ModelError(f"{model.name} has no item vectors", "Choose a run of an embedding model (BPR, NeuMF, an autoencoder).")
+    vectors = np.asarray(vectors, dtype=np.float64)
+    counts = np.asarray(model.known.sum(axis=0)).ravel()
+    return pd.DataFrame(
+        {"item_index": np.arange(len(vectors)), "norm": np.linalg.norm(vectors, axis=1), "interactions": counts[: len(vectors)]}
+    )
+
+
+def norm_popularity_correlation(table: pd.DataFrame) -> float:
+    """Spearman's rank correlation of vector length and popularity (NaN when either is constant)."""
+    from scipy import stats
+
+    if table["norm"].nunique() < 2 or table["interactions"].nunique() < 2:
+        return float("nan")
+    return float(stats.spearmanr(table["norm"], table["interactions"]).statistic)
+
+
+def _encode(model: Any, rows) -> np.ndarray:
+    import torch
+
+    from .models.base import csr_rows_to_dense
+
+    model._eval_mode()
+    with torch.no_grad():
+        mean, _ = model.network.encode(csr_rows_to_dense(rows, model.device))
+    return mean.float().cpu().numpy()
+
+
+def latent_mean(model: Any, user: int) -> np.ndarray:
+    """The mean of q(z | x_u) for a known user's history (the DAE's code)."""
+    _check_latent(model)
+    return _encode(model, model.known[[int(user)]])[0]
+
+
+def latent_path(model: Any, items: list[int]) -> np.ndarray:
+    """Codes of a hand-built profile after each added item: row t is the code of ``items[: t + 1]``."""
+    import scipy.sparse as sp
+
+    _check_latent(model)
+    items = np.asarray(items, dtype=np.int64)
+    if not len(items):
+        return np.zeros((0, model.network.latent_size), dtype=np.float32)
+    steps = len(items)
+    # Row t holds the first t + 1 items: a lower-triangular pattern, all steps encoded in one batch.
+    rows, columns = np.tril_indices(steps)
+    prefixes = sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, items[columns])), shape=(steps, model.n_items))
+    prefixes.sum_duplicates()
+    prefixes.data[:] = 1.0
+    return _encode(model, prefixes)
+
+
+def latent_plane(model: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The plane of the two principal components of every training user's code.
+
+    Returns (mean, components (2 × d), the users' coordinates); project a code c as (c − mean) @ components.T.
+    """
+    _check_latent(model)
+    codes = np.asarray(model.user_embeddings(), dtype=np.float64)
+    mean = codes.mean(axis=0)
+    _, _, vt = np.linalg.svd(codes - mean, full_matrices=False)
+    components = vt[:2]
+    return mean, components, (codes - mean) @ components.T
+
+
+def _check_latent(model: Any) -> None:
+    if model.name not in LATENT_MODELS:
+        raise ModelError(f"{model.name} has no latent code to show", "Choose a Mult-VAE or Mult-DAE run.")

@@ -1,0 +1,305 @@
+"""Documented limits: what a file, a model setting and a training may ask of the machine.
+
+Everything a user controls (an uploaded file, ``--set key=value``, a form in the app, a shared
+``run.json``) is checked against the numbers below before any work starts, and a refusal is a
+:class:`~recsys_core.errors.LimitError` (or a DataError / ModelError) that names the limit and the
+way out. The numbers live here, in one place, so the README, the app's widgets and the tests quote
+the same values.
+
+Files (read at call time, so a test can lower them with ``monkeypatch.setattr``):
+
+* ``MAX_UPLOAD_MB``           an upload in the app (Streamlit's ``server.maxUploadSize``)
+* ``MAX_FILE_BYTES``          any file the reader opens (``train --csv``, a stored upload)
+* ``MAX_DECOMPRESSED_BYTES``  what a .gz or .zip may expand to (streamed, never unpacked whole)
+* ``MAX_COMPRESSION_RATIO``   past 16 MB of output, more than this many bytes out per byte in is a bomb
+* ``MAX_ZIP_MEMBERS``         entries a zip may list (the reader reads exactly one table from it)
+* ``MAX_ROWS`` / ``MAX_COLUMNS`` / ``MAX_CELL_CHARS``  the table itself
+* ``TIMESTAMP_RANGE``         unix seconds from 1900-01-01 to 2200-01-01; anything else is refused
+  rather than wrapped around in int64
+
+Model settings: :data:`SETTING_BOUNDS` maps a config field name to its inclusive range;
+:func:`check_config` checks types (from the dataclass annotations) and bounds for every model
+config, whoever built it (``ModelConfig.__post_init__`` calls it).
+
+Memory: :func:`estimate_memory` gives the peak bytes of fitting and evaluating a model on data of a
+given shape (dense item-item matrices, score blocks, autoencoder input rows, parameters with Adam's
+state); :func:`check_memory` compares it with ``MemAvailable`` from ``/proc/meminfo`` (or the free
+CUDA memory) and refuses with the estimate and the way out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from .errors import LimitError, ModelError
+
+# -- files --------------------------------------------------------------------------------------------------
+MAX_UPLOAD_MB = 200
+MAX_FILE_BYTES = 1_000_000_000
+MAX_DECOMPRESSED_BYTES = 1_000_000_000
+MAX_COMPRESSION_RATIO = 100  # real tables compress 5-20 fold; a bomb compresses ~1000 fold
+MAX_ZIP_MEMBERS = 64
+MAX_ROWS = 30_000_000  # MovieLens 25M fits
+MAX_COLUMNS = 256
+MAX_CELL_CHARS = 100_000  # a long Drugs.com review is ~10,000 characters
+MAX_ID = 2**53  # ids beyond this lose precision as floats
+MAX_ABS_VALUE = 1e12  # ratings and weights
+TIMESTAMP_RANGE = (-2_208_988_800, 7_258_118_400)  # 1900-01-01 .. 2200-01-01 in unix seconds
+
+# -- app controls -------------------------------------------------------------------------------------------
+MAX_K = 1000
+#: Trainings that may run at once in one app server; more wait in a queue (see recsys_core.jobs).
+MAX_CONCURRENT_TRAININGS = 2
+
+# -- model settings -----------------------------------------------------------------------------------------
+#: Inclusive bounds of model settings by field name; a field not listed is checked for its type only.
+SETTING_BOUNDS: dict[str, tuple[float, float]] = {
+    "epochs": (1, 1000),
+    "learning_rate": (1e-7, 1.0),
+    "finetune_learning_rate": (1e-7, 1.0),
+    "batch_size": (1, 65_536),
+    "weight_decay": (0.0, 1e6),
+    "patience": (0, 1000),
+    "embedding_size": (1, 4096),
+    "n_negatives": (0, 100),
+    "layers": (1, 8192),
+    "hidden": (1, 8192),
+    "hidden_size": (1, 8192),
+    "rnn_size": (1, 8192),
+    "latent_size": (1, 8192),
+    "alpha": (0.0, 1.0),
+    "dropout": (0.0, 0.99),
+    "corruption": (0.0, 0.99),
+    "beta_cap": (0.0, 10.0),
+    "total_anneal_steps": (1, 1e9),
+    "next_k": (1, 100),
+    "max_length": (1, 10_000),
+    "neighbours": (1, 10_000),
+    "shrinkage": (0.0, 1e6),
+    "l2": (1e-6, 1e9),
+    "l2_grid": (1e-6, 1e9),
+}
+MAX_TUPLE_LENGTH = 50  # layers, l2_grid
+
+
+def check_setting(name: str, value: Any) -> None:
+    """A number against its documented bounds (no-op for names without bounds)."""
+    if name not in SETTING_BOUNDS or value is None:
+        return
+    low, high = SETTING_BOUNDS[name]
+    if not (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)):
+        raise ModelError(f"setting {name} must be a number, not {value!r}")
+    if not math.isfinite(float(value)) or not low <= value <= high:
+        raise ModelError(f"setting {name}={value!r} is outside its range {low:g} to {high:g}", "Choose a value inside the range.")
+
+
+def _accepts(kind: Any, value: Any) -> bool:
+    """Whether ``value`` fits the annotation ``kind`` (int, float, bool, str, Literal, tuple[...], unions)."""
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        return any(_accepts(k, value) for k in typing.get_args(kind))
+    if origin is Literal:
+        return value in typing.get_args(kind)
+    if kind is type(None):
+        return value is None
+    if origin is tuple:
+        args = [a for a in typing.get_args(kind) if a is not Ellipsis]
+        return isinstance(value, tuple) and all(_accepts(args[0] if args else Any, v) for v in value)
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if kind is str:
+        return isinstance(value, str) and len(value) <= 200
+    return True  # Any or a type this check does not know: the model validates it
+
+
+def check_config(config: Any) -> None:
+    """Types and documented bounds of every field of a model config; a ModelError names the first bad one."""
+    hints = typing.get_type_hints(type(config))
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        kind = hints.get(field.name, Any)
+        if not _accepts(kind, value):
+            raise ModelError(
+                f"setting {field.name}={value!r} of {type(config).__name__} is not a valid {getattr(kind, '__name__', None) or kind}",
+                "Check the value's type (a whole number, a decimal number, true/false or a list).",
+            )
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ModelError(f"setting {field.name}={value!r} is not a finite number")
+        if isinstance(value, tuple):
+            if len(value) > MAX_TUPLE_LENGTH:
+                raise ModelError(f"setting {field.name} has {len(value)} entries; at most {MAX_TUPLE_LENGTH} are allowed")
+            for entry in value:
+                check_setting(field.name, entry)
+        else:
+            check_setting(field.name, value)
+
+
+# -- memory -------------------------------------------------------------------------------------------------
+GIB = 1 << 30
+SCORE_BLOCK_FLOATS = 1 << 24  # users × items scores are computed in blocks of this many floats
+_AUTOENCODERS = ("autorec", "deeprec", "cdae", "multvae", "multdae")
+_EMBEDDINGS = ("bpr", "gmf", "mlp", "neumf", "svae")
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Peak bytes of one training + evaluation, and what dominates it (for the message)."""
+
+    total: int
+    dominant: str
+    way_out: str
+
+
+def _width(config: Any) -> int:
+    """The widest hidden layer or embedding of a config (the size parameters scale with)."""
+    sizes = [1]
+    for name in ("embedding_size", "hidden", "hidden_size", "rnn_size", "latent_size"):
+        value = getattr(config, name, None)
+        if isinstance(value, int):
+            sizes.append(value)
+    sizes.extend(getattr(config, "layers", ()) or ())
+    return max(sizes)
+
+
+def estimate_memory(model_name: str, n_users: int, n_items: int, n_interactions: int, config: Any = None) -> MemoryEstimate:
+    """Peak bytes to fit and evaluate ``model_name`` on data of this shape (an upper estimate).
+
+    * data: the interactions and their copies in the split, CSR matrices and sampled candidates
+      (~120 bytes per interaction);
+    * scoring: blocks of ``SCORE_BLOCK_FLOATS`` float32 scores plus the masks and ranks made from them;
+    * EASE: the float64 Gram matrix, its eigenvectors and the eigensolver's workspace, the float64
+      precision and weights and the float32 result: ~44 bytes per item pair;
+    * item-kNN: a float32 similarity block and its argpartition (~5 × the score block) and at most
+      ``neighbours`` entries per item;
+    * autoencoders: parameters n_items × width with gradients and Adam's two moments (× 4), plus a
+      batch of dense n_items rows with activations and gradients (× 6);
+    * embedding models: (n_users + n_items) × width parameters × 4, and the batch's activations.
+    """
+    n_users, n_items, n_interactions = int(n_users), int(n_items), int(n_interactions)
+    data = 120 * n_interactions + 16 * (n_users + n_items)
+    block = min(SCORE_BLOCK_FLOATS, max(1, n_users) * max(1, n_items))  # a block never exceeds users × items
+    scoring = 4 * 4 * block
+    model, dominant, way_out = 0, "the data and score blocks", "use a smaller data set or a k-core filter"
+    batch = int(getattr(config, "batch_size", 256) or 256)
+    width = _width(config) if config is not None else 256
+    if model_name == "ease":
+        model = 44 * n_items * n_items
+        dominant = f"EASE's dense {n_items:,} × {n_items:,} item-item matrices (float64 Gram matrix, its inverse and the weights)"
+        way_out = "keep fewer items (a higher minimum of interactions per item: k-core) or choose itemknn or multvae"
+    elif model_name == "itemknn":
+        neighbours = int(getattr(config, "neighbours", 50) or 50)
+        model = 5 * 4 * min(SCORE_BLOCK_FLOATS, n_items * n_items) + 16 * n_items * min(neighbours, n_items)
+        dominant = "item-kNN's similarity blocks"
+        way_out = "lower neighbours, or keep fewer items (k-core)"
+    elif model_name in _AUTOENCODERS:
+        model = 4 * 4 * 2 * n_items * width + 6 * 4 * min(batch, max(n_users, n_items)) * n_items
+        dominant = f"autoencoder rows of {n_items:,} items (batch {batch}, width {width})"
+        way_out = "lower batch_size or the layer sizes, or keep fewer items (k-core)"
+    elif model_name in _EMBEDDINGS:
+        model = 4 * 4 * (n_users + n_items) * width + 4 * 8 * batch * width * 8
+        if model_name == "svae":
+            model += 6 * 4 * batch * n_items  # SVAE decodes a softmax over every item per step
+        dominant = f"embeddings of {n_users:,} users and {n_items:,} items (width {width})"
+        way_out = "lower embedding_size or batch_size, or keep fewer users and items (k-core)"
+    else:  # pop and anything without its own line: data and scoring only
+        model = 8 * n_items
+    return MemoryEstimate(total=data + scoring + model, dominant=dominant, way_out=way_out)
+
+
+def available_memory(device: str = "cpu") -> int | None:
+    """Bytes free for new work: ``MemAvailable`` on the CPU, free CUDA memory on a GPU; None when unknown."""
+    if str(device).startswith("cuda"):
+        try:
+            import torch
+
+            return int(torch.cuda.mem_get_info()[0])
+        except Exception:  # no CUDA runtime: fall back to host memory
+            pass
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def check_memory(model_name: str, n_users: int, n_items: int, n_interactions: int, config: Any = None, device: str = "cpu") -> MemoryEstimate:
+    """Refuse (LimitError) when the estimate exceeds the memory available now; else return the estimate."""
+    estimate = estimate_memory(model_name, n_users, n_items, n_interactions, config)
+    free = available_memory(device)
+    if free is not None and estimate.total > free:
+        raise LimitError(
+            f"{model_name} on {n_users:,} users × {n_items:,} items needs about {estimate.total / GIB:,.1f} GiB "
+            f"({estimate.dominant}), but only {free / GIB:,.1f} GiB of memory is available",
+            f"To fit it, {estimate.way_out}.",
+        )
+    return estimate
+
+
+# -- data against the protocol -------------------------------------------------------------------------------
+LEAVE_ONE_OUT_MIN = 3  # test + validation + at least one item to train on (splits.leave_one_out's minimum)
+
+
+def check_protocol_data(data: Any, protocol: str, n_negatives: int = 99) -> None:
+    """Refuse, before any training, data on which ``protocol`` cannot produce a single finite metric.
+
+    Leave-one-out needs a user with 3 different items; the sampled protocol needs, for every test
+    user, ``n_negatives`` items that user has not seen; held-out users need enough users with 5 items
+    (checked by the split itself, before training); the ratings protocol needs enough ratings for a
+    non-empty validation and test part. Ratings and weights must be finite.
+    """
+    from .errors import DataError
+
+    for column in ("rating", "weight"):
+        values = getattr(data, column, None)
+        if values is not None and len(values) and not np.isfinite(values).all():
+            raise DataError(f"the {column}s of {data.name} include infinite or missing values", f"Fix or remove those rows; {column}s must be finite.")
+    if data.n_users < 2 or data.n_items < 2 or len(data) < 3:
+        raise DataError(
+            f"{data.name} has {data.n_users:,} user(s), {data.n_items:,} item(s) and {len(data):,} interaction(s): too few to train and test a recommender",
+            "Check the user and item columns, the rating threshold and the k-core filter.",
+        )
+    if protocol in ("loo-sampled", "loo-full"):
+        keys = np.unique(data.user.astype(np.int64) * data.n_items + data.item.astype(np.int64))
+        distinct = np.bincount(keys // data.n_items, minlength=data.n_users)
+        eligible = distinct >= LEAVE_ONE_OUT_MIN
+        if not eligible.any():
+            what = "every user has a single interaction, so there is nothing to split" if distinct.max() <= 1 else (
+                f"no user has {LEAVE_ONE_OUT_MIN} different items (the most any user has is {int(distinct.max())})"
+            )
+            raise DataError(
+                f"{data.name} cannot be evaluated with {protocol}: {what}",
+                "Leave-one-out holds out each user's latest item for test and the one before for validation and trains on the rest: "
+                "choose other user/item columns, lower the threshold, or use data with longer histories.",
+            )
+        if protocol == "loo-sampled":
+            if data.n_items < n_negatives + 1:
+                raise DataError(
+                    f"{data.name} has {data.n_items} items, fewer than the {n_negatives} sampled negatives + 1 test item that {protocol} ranks",
+                    "Use the loo-full protocol (ranks among every unseen item) or data with more items.",
+                )
+            unseen = data.n_items - distinct[eligible]
+            if unseen.min() < n_negatives:
+                raise DataError(
+                    f"in {data.name} a user has seen all but {int(unseen.min())} of the {data.n_items} items, fewer than the {n_negatives} negatives {protocol} samples",
+                    "Use the loo-full protocol, or data with more items.",
+                )
+    if protocol == "ratings":
+        if getattr(data, "rating", None) is None:
+            raise DataError("the ratings protocol needs a rating column", "Choose a rating column or a ranking protocol.")
+        n = len(data)
+        if int(round(0.1 * n)) < 1 or int(round(0.05 * n)) < 1:
+            raise DataError(f"{data.name} has {n} ratings, too few for a validation and a test part", "Use at least 30 ratings.")

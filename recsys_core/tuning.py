@@ -1,0 +1,469 @@
+"""Hyperparameter search with Optuna that only ever sees the validation split.
+
+A study is a set of trials; each trial samples a configuration from the model's search space
+(:data:`SEARCH_SPACES`), trains it with the one :class:`~recsys_core.trainer.Trainer` on the training
+part and scores it on the validation part with the metric the trainer selects epochs by (NDCG@10 for
+leave-one-out, NDCG@100 for held-out users, RMSE for ratings). The first trial is the model's default
+configuration (where it lies in the space), so a search never ends below the defaults on validation;
+then the sampler is TPE, seeded, so a study repeats; a median pruner stops a trial whose validation metric after an epoch is below the median of
+earlier trials at that epoch (it listens to the trainer's ``"epoch"`` events and raises
+``optuna.TrialPruned``, so the trainer needs no change).
+
+The test split is never read during the search. The best configuration is then handed to
+:func:`~recsys_core.experiment.run_experiment`, which trains it (refitting per the run rules) and tests
+it once; the saved run records the study: its space, sampler, every trial with its value.
+
+Studies live in one SQLite file in the data home (``$RECSYS_HOME/studies/studies.db``), keyed by data,
+model, protocol and seed, so a search can be resumed (run ``tune`` again) and watched from a second
+browser tab while it runs. Optuna is imported only when a study is made or read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import ModelError, RecsysError, TrainingCancelled
+from .interactions import Interactions
+
+ParamKind = Literal["float", "int", "categorical"]
+Direction = Literal["maximize", "minimize"]
+
+
+@dataclass(frozen=True)
+class Param:
+    """One dimension of a search space: a range (``log`` = sampled uniformly in log scale) or choices."""
+
+    kind: ParamKind
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: tuple = ()
+    doc: str = ""
+
+    def suggest(self, trial: Any, name: str) -> Any:
+        if self.kind == "float":
+            return trial.suggest_float(name, self.low, self.high, log=self.log)
+        if self.kind == "int":
+            return trial.suggest_int(name, int(self.low), int(self.high), log=self.log)
+        # Optuna stores categorical choices as JSON scalars: tuples (layer sizes) travel as strings.
+        picked = trial.suggest_categorical(name, [_choice_key(c) for c in self.choices])
+        return _choice_value(picked)
+
+    def to_json(self) -> dict:
+        if self.kind == "categorical":
+            return {"kind": self.kind, "choices": [_choice_key(c) for c in self.choices], "doc": self.doc}
+        return {"kind": self.kind, "low": self.low, "high": self.high, "log": self.log, "doc": self.doc}
+
+
+def _choice_key(choice: Any) -> Any:
+    return " ".join(str(v) for v in choice) if isinstance(choice, tuple) else choice
+
+
+def _choice_value(key: Any) -> Any:
+    if isinstance(key, str) and key.replace(" ", "").isdigit():
+        return tuple(int(v) for v in key.split())
+    return key
+
+
+_LR = Param("float", 1e-4, 3e-2, log=True, doc="Adam step size; log scale, as its effect is multiplicative")
+_DECAY = Param("float", 1e-6, 1e-1, log=True, doc="L2 penalty; log scale over five decades")
+_NEG = Param("int", 1, 8, doc="sampled negatives per positive")
+
+#: Each model's search space, next to the defaults in its config. Ranges cover the published settings.
+SEARCH_SPACES: dict[str, dict[str, Param]] = {
+    "itemknn": {
+        "neighbours": Param("int", 10, 500, log=True, doc="neighbours kept per item"),
+        "shrinkage": Param("float", 0.0, 200.0, doc="added to the cosine's denominator; damps rare co-occurrence"),
+    },
+    "ease": {"l2": Param("float", 1.0, 1e4, log=True, doc="λ of EASE; log scale (Steck 2019 uses 100s to 1000s)")},
+    "bpr": {
+        "embedding_size": Param("categorical", choices=(16, 32, 64, 128), doc="factors per user and item"),
+        "learning_rate": _LR,
+        "weight_decay": _DECAY,
+        "n_negatives": _NEG,
+    },
+    "gmf": {"embedding_size": Param("categorical", choices=(8, 16, 32, 64)), "learning_rate": _LR, "n_negatives": _NEG},
+    "mlp": {
+        "layers": Param("categorical", choices=((32, 16, 8), (64, 32, 16, 8), (128, 64, 32, 16)), doc="tower widths"),
+        "learning_rate": _LR,
+        "n_negatives": _NEG,
+    },
+    "neumf": {
+        "embedding_size": Param("categorical", choices=(8, 16, 32, 64), doc="GMF factors"),
+        "layers": Param("categorical", choices=((32, 16, 8), (64, 32, 16, 8), (128, 64, 32, 16)), doc="MLP tower widths"),
+        "learning_rate": _LR,
+        "n_negatives": _NEG,
+    },
+    "multvae": {
+        "dropout": Param("float", 0.0, 0.8, doc="input dropout"),
+        "beta_cap": Param("float", 0.05, 1.0, log=True, doc="largest KL weight β after annealing"),
+        "learning_rate": _LR,
+        "weight_decay": Param("float", 1e-7, 1e-2, log=True, doc="L2 penalty"),
+    },
+    "multdae": {
+        "dropout": Param("float", 0.0, 0.8, doc="input dropout"),
+        "learning_rate": _LR,
+        "weight_decay": Param("float", 1e-7, 1e-2, log=True, doc="L2 penalty"),
+    },
+    "cdae": {
+        "hidden": Param("categorical", choices=(50, 100, 200, 400), doc="hidden units"),
+        "corruption": Param("float", 0.0, 0.8, doc="share of input items dropped"),
+        "learning_rate": _LR,
+        "weight_decay": _DECAY,
+    },
+    "svae": {
+        "latent_size": Param("categorical", choices=(32, 64, 128), doc="latent dimensions"),
+        "dropout": Param("float", 0.0, 0.5, doc="dropout on the GRU input"),
+        "learning_rate": _LR,
+    },
+    "autorec": {
+        "hidden": Param("categorical", choices=(100, 300, 500)),
+        "learning_rate": _LR,
+        "weight_decay": Param("float", 1e-2, 1e3, log=True),
+    },
+    "deeprec": {"dropout": Param("float", 0.0, 0.9), "learning_rate": _LR, "weight_decay": _DECAY},
+}
+
+
+def search_space(model_name: str) -> dict[str, Param]:
+    if model_name not in SEARCH_SPACES:
+        raise ModelError(f"{model_name} has no search space to tune", "Tunable models: " + ", ".join(SEARCH_SPACES))
+    return SEARCH_SPACES[model_name]
+
+
+def default_params(model_name: str) -> dict[str, Any]:
+    """The model's default settings that lie inside its search space, as Optuna stores them
+    (a default outside the space, e.g. EASE's λ = None chosen from a grid, is left to the sampler)."""
+    from .models import model_class
+
+    config = model_class(model_name).Config()
+    out: dict[str, Any] = {}
+    for name, param in search_space(model_name).items():
+        value = getattr(config, name, None)
+        if param.kind == "categorical":
+            if value in param.choices:
+                out[name] = _choice_key(value)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and param.low <= value <= param.high:
+            out[name] = value
+    return out
+
+
+def storage_path() -> Path:
+    from .home import data_home
+
+    folder = data_home() / "studies"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / "studies.db"
+
+
+def storage_url() -> str:
+    return f"sqlite:///{storage_path()}"
+
+
+def _storage():
+    import warnings
+
+    import optuna
+
+    # A heartbeat lets a later session mark trials of a killed or interrupted search as failed
+    # (Optuna flags the heartbeat as experimental; its interface is stable enough for this use).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(storage_url(), heartbeat_interval=10, grace_period=60)
+
+
+def study_name(data: Interactions, model_name: str, protocol: str, seed: int) -> str:
+    return f"{data.name}-{data.content_hash()[:8]}-{model_name}-{protocol}-seed{seed}"
+
+
+def validation_metric(protocol: str) -> tuple[str, Direction]:
+    """The metric the trainer selects epochs by on this protocol's validation part, and its direction."""
+    if protocol == "heldout-users":
+        return "NDCG@100", "maximize"
+    if protocol == "ratings":
+        return "RMSE", "minimize"
+    return "NDCG@10", "maximize"
+
+
+def list_studies() -> list[str]:
+    """Names of the studies in the data home (empty when none was made yet)."""
+    if not storage_path().exists():
+        return []
+    import optuna
+
+    return sorted(s.study_name for s in optuna.study.get_all_study_summaries(storage=_storage()))
+
+
+def load_study(name: str):
+    import optuna
+
+    try:
+        return optuna.load_study(study_name=name, storage=_storage())
+    except KeyError:
+        raise RecsysError(f"no study named {name!r} in {storage_path()}", "Start one with `python -m recsys_core tune`.") from None
+
+
+def trials_records(study: Any) -> list[dict]:
+    """Every trial of a study as plain JSON: number, state, value, params, epochs reported, seconds."""
+    out = []
+    for trial in study.trials:
+        seconds = (
+            (trial.datetime_complete - trial.datetime_start).total_seconds() if trial.datetime_complete and trial.datetime_start else None
+        )
+        out.append(
+            {
+                "number": trial.number,
+                "state": trial.state.name,
+                "value": trial.value,
+                "params": dict(trial.params),
+                "epochs": len(trial.intermediate_values),
+                "seconds": seconds,
+            }
+        )
+    return out
+
+
+def trials_table(study: Any):
+    """The trials as a table for the browser: one row per trial, one column per parameter."""
+    import pandas as pd
+
+    rows = []
+    for record in trials_records(study):
+        rows.append(
+            {
+                "trial": record["number"],
+                "state": record["state"],
+                "value": record["value"],
+                **record["params"],
+                "epochs": record["epochs"],
+                "seconds": record["seconds"],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    """What a search found; ``run_id`` is the saved run of the best configuration (None if not trained)."""
+
+    study_name: str
+    storage: str
+    metric: str
+    direction: Direction
+    best_params: dict[str, Any]
+    best_value: float | None
+    trials: list[dict]
+    space: dict[str, dict]
+    run_id: str | None = None
+    cancelled: bool = False
+    test_metrics: dict[str, float] = field(default_factory=dict)
+
+    def study_record(self) -> dict:
+        """The run's record of the study that chose its configuration."""
+        return {
+            "study_name": self.study_name,
+            "storage": self.storage,
+            "sampler": "TPE (seeded)",
+            "pruner": "median of earlier trials at the same epoch",
+            "objective": f"validation {self.metric} ({self.direction})",
+            "space": self.space,
+            "best_params": self.best_params,
+            "best_value": self.best_value,
+            "trials": self.trials,
+        }
+
+
+def run_study(
+    data: Interactions,
+    model_name: str,
+    protocol: str = "loo-sampled",
+    trials: int = 30,
+    timeout: float | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    epochs: int | None = None,
+    split: Any = None,
+    on_trial: Callable[[Any], None] | None = None,
+    callback: Callable[[Any], None] | None = None,
+    cancel: Any = None,
+):
+    """Run (or resume) the study of ``model_name`` on ``data``: ``trials`` more trials, or until ``timeout``
+    seconds. Returns the optuna study. Only the validation part of the split is evaluated.
+
+    ``on_trial(study)`` is called after each finished trial (for live tables); ``callback`` receives the
+    trainer's events; ``cancel`` (an Event or callable) stops the running trial and the search.
+    """
+    import optuna
+
+    from .models import model_class
+    from .splits import make_split
+    from .trainer import Trainer, TrainingEvent
+
+    space = search_space(model_name)
+    if protocol == "ratings" and not model_class(model_name).predicts_ratings:
+        raise ModelError(
+            f"{model_name} ranks items and cannot be tuned on the ratings protocol", "Use autorec or deeprec, or a ranking protocol."
+        )
+    metric, direction = validation_metric(protocol)
+    split = split if split is not None else make_split(data, protocol, seed=seed)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        study_name=study_name(data, model_name, protocol, seed),
+        storage=_storage(),
+        sampler=optuna.samplers.TPESampler(seed=seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2),
+        direction=direction,
+        load_if_exists=True,
+    )
+    study.set_user_attr("space", {name: param.to_json() for name, param in space.items()})
+    study.set_user_attr("metric", metric)
+    if not study.trials:
+        # The defaults are the first trial, so the search can only end at or above them on validation.
+        defaults = default_params(model_name)
+        if defaults:
+            study.enqueue_trial(defaults, skip_if_exists=True)
+
+    def objective(trial: optuna.Trial) -> float:
+        from .models import create_model
+
+        overrides = {name: param.suggest(trial, name) for name, param in space.items()}
+        model = create_model(model_name, **overrides)
+
+        def report(event: TrainingEvent) -> None:
+            if callback is not None:
+                callback(event)
+            if event.kind == "epoch" and metric in event.metrics:
+                trial.report(event.metrics[metric], event.epoch)
+                if trial.should_prune():
+                    raise optuna.TrialPruned(f"validation {metric} {event.metrics[metric]:.4f} below the median at epoch {event.epoch}")
+
+        history = Trainer(device=device, seed=seed, epochs=epochs, cancel=cancel).fit(model, split.train, validation=split, callback=report)
+        trial.set_user_attr("best_epoch", history.best_epoch)
+        if metric not in history.validation:
+            raise ModelError(f"{model_name} reported no validation {metric}")
+        return float(history.validation[metric])
+
+    def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if on_trial is not None:
+            on_trial(study)
+        if cancel is not None and (cancel.is_set() if hasattr(cancel, "is_set") else cancel()):
+            study.stop()
+
+    study.optimize(objective, n_trials=trials, timeout=timeout, callbacks=[after_trial], catch=(ModelError,), gc_after_trial=True)
+    return study
+
+
+def _best(study: Any) -> tuple[dict, float | None]:
+    import optuna
+
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not complete:
+        return {}, None
+    return {name: _choice_value(value) for name, value in study.best_params.items()}, float(study.best_value)
+
+
+def summarise(study: Any) -> TuneResult:
+    params, value = _best(study)
+    return TuneResult(
+        study_name=study.study_name,
+        storage=str(storage_path()),
+        metric=study.user_attrs.get("metric", ""),
+        direction="minimize" if study.direction.name == "MINIMIZE" else "maximize",
+        best_params=params,
+        best_value=value,
+        trials=trials_records(study),
+        space=study.user_attrs.get("space", {}),
+    )
+
+
+def train_best(
+    study: Any,
+    data: Interactions,
+    model_name: str,
+    protocol: str,
+    seed: int = 0,
+    device: str = "auto",
+    epochs: int | None = None,
+    source: Any = None,
+    split: Any = None,
+    callback: Any = None,
+    cancel: Any = None,
+) -> TuneResult:
+    """Train the study's best configuration through ``run_experiment`` (refit and the single test pass
+    as for any run), save it, and record the study in its run.json."""
+    from dataclasses import replace
+
+    from .experiment import run_experiment
+
+    summary = summarise(study)
+    if summary.best_value is None:
+        raise ModelError("the study has no finished trial yet, so there is no best configuration", "Run more trials.")
+    result = run_experiment(
+        data,
+        model_name,
+        protocol=protocol,
+        seed=seed,
+        device=device,
+        overrides=summary.best_params,
+        epochs=epochs,
+        source=source,
+        split=split,
+        callback=callback,
+        cancel=cancel,
+    )
+    summary = replace(summary, run_id=result.run_id, test_metrics=dict(result.test.metrics))
+    if result.run_id is not None:
+        _attach_study(result.run_id, summary.study_record())
+    return summary
+
+
+def _attach_study(run_id: str, study: dict) -> None:
+    """Add the study to a saved run's run.json, written to a temporary file and renamed into place."""
+    from .runs import run_path
+
+    path = run_path(run_id) / "run.json"
+    record = json.loads(path.read_text())
+    record["study"] = study
+    handle, temporary = tempfile.mkstemp(prefix=".run.", suffix=".json", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w") as out:
+            json.dump(record, out, indent=2, default=str)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def tune(
+    data: Interactions,
+    model_name: str,
+    protocol: str = "loo-sampled",
+    trials: int = 30,
+    timeout: float | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    epochs: int | None = None,
+    source: Any = None,
+    train: bool = True,
+    on_trial: Callable[[Any], None] | None = None,
+    cancel: Any = None,
+) -> TuneResult:
+    """Search on validation, then (``train``) train the best configuration, test it once and save the run."""
+    from .splits import make_split
+
+    split = make_split(data, protocol, seed=seed)
+    try:
+        study = run_study(data, model_name, protocol, trials, timeout, seed, device, epochs, split=split, on_trial=on_trial, cancel=cancel)
+    except TrainingCancelled:
+        from dataclasses import replace
+
+        return replace(summarise(load_study(study_name(data, model_name, protocol, seed))), cancelled=True)
+    if not train:
+        return summarise(study)
+    return train_best(study, data, model_name, protocol, seed, device, epochs, source=source, split=split)

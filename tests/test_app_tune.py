@@ -1,0 +1,57 @@
+"""The Train page's Tune mode, driven with Streamlit's AppTest: a tiny study, its table and plots, "use best"."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from recsys_core.experiment import DataSource
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_tune_mode_runs_a_study_and_saves_the_best(ml100k_dir):
+    from recsys_core import tuning
+    from recsys_core.datasets import fetch
+    from recsys_core.runs import list_runs
+
+    fetch("ml-100k", source=ml100k_dir)
+    st.cache_resource.clear()
+    at = AppTest.from_file(str(REPO / "pages" / "2_Train.py"), default_timeout=300)
+    at.session_state["source"] = DataSource.builtin("ml-100k").to_json()
+    at.run()
+    at.radio(key="train_mode").set_value("Tune").run()
+    assert not at.exception, [e.message for e in at.exception]
+    at.selectbox(key="tune_model").set_value("ease").run()
+    space = at.dataframe[0].value
+    assert list(space["setting"]) == ["l2"] and space["scale"].item() == "log"
+    assert "No study" in " ".join(i.value for i in at.info)
+    at.number_input(key="tune_trials").set_value(3).run()
+    at.button(key="tune_start").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    trials = at.dataframe[-1].value
+    assert len(trials) == 3 and set(trials["state"]) == {"COMPLETE"} and "l2" in trials.columns
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    titles = [s["layout"].get("title", {}).get("text", "") for s in specs]
+    assert "Optimization History Plot" in titles and any("Importance" in t for t in titles)
+    assert "Best so far" in " ".join(m.value for m in at.markdown)
+    study_name = tuning.list_studies()[0]
+
+    # A second tab (a fresh session) sees the stored study without running anything.
+    other = AppTest.from_file(str(REPO / "pages" / "2_Train.py"), default_timeout=300)
+    other.session_state["source"] = DataSource.builtin("ml-100k").to_json()
+    other.run()
+    other.radio(key="train_mode").set_value("Tune").run()
+    other.selectbox(key="tune_model").set_value("ease").run()
+    assert len(other.dataframe[-1].value) == 3 and study_name in " ".join(h.value for h in other.subheader)
+
+    at.button(key="tune_use_best").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert "Saved run" in " ".join(s.value for s in at.success)
+    record = list_runs()[0]
+    assert record["model"] == "ease" and record["study"]["study_name"] == study_name and len(record["study"]["trials"]) == 3
+    assert at.session_state["run_id"] == record["run_id"]

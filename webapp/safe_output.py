@@ -1,0 +1,45 @@
+"""What leaves the app built from user data: CSV downloads and text shown in markdown.
+
+Titles, ids and reviews come from files anyone can upload, so they are data, never markup or formulas:
+
+* :func:`csv_download` neutralises formula cells as OWASP recommends ("CSV Injection"): a text cell
+  starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a leading single quote, so a
+  spreadsheet shows it as text instead of evaluating ``=HYPERLINK(...)`` or ``@SUM(...)``. Numeric
+  columns are left alone (a negative score stays a number).
+* :func:`plain` escapes markdown and HTML in a string placed inside ``st.markdown`` / ``st.caption``,
+  so ``[click](javascript:...)``, ``![](http://tracker)`` or ``<img onerror=...>`` in a title is shown as
+  the characters it is. Tables (``st.dataframe``) never render markup and need nothing.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# What makes markup in Streamlit's markdown on one line: emphasis, code, links and images ([ ]), HTML
+# tags, headings, strikethrough and LaTeX ($). Other punctuation is left as typed, so titles read normally.
+_MARKDOWN = re.compile(r"([\\`*_\[\]<>#~$])")
+
+
+def neutralise_cell(value: object) -> object:
+    """A text cell that a spreadsheet would run as a formula, prefixed with a single quote."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def csv_download(table: pd.DataFrame) -> bytes:
+    """UTF-8 CSV of ``table`` with formula cells neutralised (text cells and column names)."""
+    safe = table.copy()
+    for column in safe.columns:
+        if safe[column].dtype == object or pd.api.types.is_string_dtype(safe[column]):
+            safe[column] = safe[column].map(neutralise_cell)
+    safe.columns = [neutralise_cell(str(c)) for c in safe.columns]
+    return safe.to_csv(index=False).encode("utf-8")
+
+
+def plain(text: object) -> str:
+    """``text`` for markdown: markup characters escaped, newlines as spaces (no lists, tables or headings)."""
+    return _MARKDOWN.sub(r"\\\1", " ".join(str(text).split()))
