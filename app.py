@@ -1,19 +1,22 @@
 """Recsys Explorer — home page.
 
-On a fresh machine the first visit fetches MovieLens 100K and fits EASE (seconds), so the first
-visitor sees recommendations without clicking anything; later visits reuse the data and the newest
-run on it from the data home. Run with ``streamlit run app.py``.
+On a fresh machine the first visit fetches MovieLens 100K and fits EASE (with a moving progress bar:
+10–60 s on a small machine), so the first visitor sees recommendations, with the reasons for each,
+without clicking anything; later visits reuse the data and the newest run on it from the data home.
+Run with ``streamlit run app.py``.
+
+This script is also the app's router: ``st.navigation`` lists "Home" (the function ``home`` below)
+and every file in ``pages/`` (webapp/navigation.py), so the sidebar says "Home" rather than "app"
+and a new page needs no edit here.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import streamlit as st
 
 from recsys_core.errors import RecsysError
-from webapp import data_ui, train_ui
+from webapp import data_ui, home_ui, navigation, train_ui
 from webapp.common import (
     DEFAULT_SOURCE,
     MEDICAL_NOTE,
@@ -23,138 +26,154 @@ from webapp.common import (
     load_data,
     load_run,
     positive_rule_text,
+    run_label,
+    run_label_for,
     set_active_run,
     sidebar_status,
 )
 from webapp.safe_output import plain
 
-st.set_page_config(page_title="Recsys Explorer", page_icon="🎬", layout="wide")
-
-ROOT = Path(__file__).resolve().parent
-PAGES = sorted((ROOT / "pages").glob("[0-9]*_*.py"))
+st.set_page_config(page_title="Recsys Explorer", page_icon=":material/movie:", layout="wide")
 
 
 def page_links(where=st) -> None:
     """A link to every page that exists (the pages are added by several people)."""
-    icons = {"Data": "📂", "Train": "🏋️", "Recommend": "⭐", "Compare": "📊", "Explore": "🗺️", "Embeddings": "🗺️", "Runs": "🗂️"}
-    cells = where.columns(max(1, len(PAGES)))
-    for cell, page in zip(cells, PAGES, strict=False):
-        label = page.stem.split("_", 1)[1].replace("_", " ")
-        cell.page_link(f"pages/{page.name}", label=label, icon=icons.get(label.split()[0], "➡️"))
+    pages = navigation.page_files()
+    cells = where.columns(max(1, len(pages)))
+    for cell, page in zip(cells, pages, strict=False):
+        title = navigation.page_title(page)
+        cell.page_link(navigation.relative_path(page), label=title, icon=navigation.page_icon(title))
 
 
-st.title("🎬 Recsys Explorer")
-st.markdown(
-    "Train recommender models — from popularity and EASE to neural collaborative filtering and autoencoders — "
-    "on MovieLens, Drugs.com reviews or your own interaction file.  \n"
-    "Every model is evaluated the same leak-free way (held-out test data, metrics with 95% intervals) and saved as a run.  \n"
-    "Then look inside: recommendations for any user, similar items, model comparisons and maps of the learned embeddings."
-)
-page_links()
+def home() -> None:
+    """The home page: what the app does, the active data and run, a top 10 with reasons."""
+    st.title("Recsys Explorer")
+    st.markdown(
+        "Train recommender models — from popularity and EASE to neural collaborative filtering and autoencoders — "
+        "on MovieLens, Drugs.com reviews or your own interaction file.  \n"
+        "Every model is evaluated the same leak-free way (held-out test data, metrics with 95% intervals) and saved as a run.  \n"
+        "Then look inside: recommendations for any user, similar items, model comparisons and maps of the learned embeddings."
+    )
+    page_links()
 
-source = active_source()
+    source = active_source()
+    first_visit = st.empty()
 
-# -- first visit: get MovieLens 100K ------------------------------------------------------------------------------------
-if source.kind == "builtin" and not data_ui.is_available(source.name):
-    if source != DEFAULT_SOURCE:
-        st.warning(f"The active data {plain(source.name)} is not fetched; going back to MovieLens 100K.")
-        source = DEFAULT_SOURCE
-        st.session_state["source"] = source.to_json()
-    if not data_ui.is_available(source.name):
-        failed = st.session_state.get("home_fetch_error")
-        if failed is None:
-            st.info("First visit: fetching MovieLens 100K (5 MB, once) and fitting a first model. This takes a few seconds.")
-            error = data_ui.fetch_with_progress(source.name, "MovieLens 100K")
-            if error is not None:
-                failed = error.message + (f"\n\n{error.hint}" if error.hint else "")
-                st.session_state["home_fetch_error"] = failed
-        if failed is not None:
-            st.error(
-                "MovieLens 100K could not be downloaded: no source is reachable from this machine (no internet access, "
-                "or GroupLens and the Python package index are blocked)."
+    # -- first visit: get MovieLens 100K ------------------------------------------------------------------------------------
+    if source.kind == "builtin" and not data_ui.is_available(source.name):
+        if source != DEFAULT_SOURCE:
+            st.warning(f"The active data {plain(source.name)} is not fetched; going back to MovieLens 100K.")
+            source = DEFAULT_SOURCE
+            st.session_state["source"] = source.to_json()
+        if not data_ui.is_available(source.name):
+            failed = st.session_state.get("home_fetch_error")
+            if failed is None:
+                # The banner and the bars live in one placeholder, cleared once the first model is fitted.
+                with first_visit.container():
+                    st.info(f"First visit: fetching MovieLens 100K (5 MB, once) and fitting a first model: {home_ui.ESTIMATE_TEXT}.")
+                    error = data_ui.fetch_with_progress(source.name, "MovieLens 100K")
+                if error is not None:
+                    first_visit.empty()
+                    failed = error.message + (f"\n\n{error.hint}" if error.hint else "")
+                    st.session_state["home_fetch_error"] = failed
+            if failed is not None:
+                st.error(
+                    "MovieLens 100K could not be downloaded: no source is reachable from this machine (no internet access, "
+                    "or GroupLens and the Python package index are blocked)."
+                )
+                data_ui.page_link(
+                    "pages/1_Data.py",
+                    label="Upload your own interaction file (CSV, TSV or parquet) on the Data page",
+                    icon=navigation.page_icon("Data"),
+                )
+                with st.expander("Details"):
+                    st.text(failed)
+                if st.button("Try again", key="home_retry_fetch"):
+                    st.session_state.pop("home_fetch_error", None)
+                    st.rerun()
+                sidebar_status()
+                st.stop()
+
+    try:
+        data = load_data(source)
+    except RecsysError as error:
+        data_ui.show_error(error, f"The active data {source.name} cannot be loaded")
+        data_ui.page_link("pages/1_Data.py", label="Choose other data on the Data page", icon=navigation.page_icon("Data"))
+        sidebar_status()
+        st.stop()
+
+    # -- the active run: the newest on this data, or a first EASE fit ------------------------------------------------------------
+    run_id = active_run_id(data)
+    if run_id is None:
+        if train_ui.can_auto_fit(data):
+            with first_visit.container():
+                st.info(f"Fitting a first model (EASE) on {plain(data.name)}: {home_ui.ESTIMATE_TEXT}.")
+                try:
+                    run_id = home_ui.first_fit_with_progress(data, source)
+                except RecsysError as error:
+                    data_ui.show_error(error, "The first model could not be fitted")
+        else:
+            st.info(
+                f"{plain(data.name)} has {data.n_items:,} items: too many to fit a first model here without asking. Train one on the Train page."
             )
-            data_ui.page_link("pages/1_Data.py", label="Upload your own interaction file (CSV, TSV or parquet) on the Data page", icon="📂")
-            with st.expander("Details"):
-                st.text(failed)
-            if st.button("Try again", key="home_retry_fetch"):
-                st.session_state.pop("home_fetch_error", None)
-                st.rerun()
-            sidebar_status()
+    if run_id is not None or not train_ui.can_auto_fit(data):
+        first_visit.empty()  # the fetch and fit banners and their finished bars; a fit error stays
+    if run_id is not None:
+        set_active_run(run_id)
+    sidebar_status(data)
+
+    left, right = st.columns([3, 2])
+    with right:
+        st.subheader("Data home")
+        state = data_ui.data_home_state()
+        st.markdown(
+            f"**Active data:** {plain(data.name)} ({data.n_users:,} {data.users.kind}s, {data.n_items:,} {data.items.kind}s, "
+            f"{len(data):,} interactions)  \n**Active run:** {plain(run_label_for(run_id))}  \n"
+            f"**Fetched data sets:** {', '.join(state['fetched']) or 'none'}  \n"
+            f"**Not fetched:** {', '.join(state['missing']) or '—'}  \n"
+            f"**Saved runs:** {state['runs']} · **uploads:** {state['uploads']}"
+        )
+        st.caption(f"Stored in {state['home']}")
+
+    with left:
+        if run_id is None:
+            st.info("No model on this data yet.")
+            data_ui.page_link("pages/2_Train.py", label="Train one on the Train page", icon=navigation.page_icon("Train"))
+            st.stop()
+        try:
+            run = load_run(run_id)
+        except RecsysError as error:
+            data_ui.show_error(error, f"Run {run_id} cannot be loaded")
             st.stop()
 
-try:
-    data = load_data(source)
-except RecsysError as error:
-    data_ui.show_error(error, f"The active data {source.name} cannot be loaded")
-    data_ui.page_link("pages/1_Data.py", label="Choose other data on the Data page", icon="📂")
-    sidebar_status()
-    st.stop()
-
-# -- the active run: the newest on this data, or a first EASE fit ------------------------------------------------------------
-run_id = active_run_id(data)
-if run_id is None:
-    if train_ui.can_auto_fit(data):
-        with st.spinner(f"Fitting a first model (EASE) on {data.name}: a few seconds…"):
-            try:
-                run_id = train_ui.auto_fit(data, source)
-            except RecsysError as error:
-                data_ui.show_error(error, "The first model could not be fitted")
-    else:
-        st.info(f"{plain(data.name)} has {data.n_items:,} items: too many to fit a first model here without asking. Train one on the Train page.")
-if run_id is not None:
-    set_active_run(run_id)
-sidebar_status(data)
-
-left, right = st.columns([3, 2])
-with right:
-    st.subheader("Data home")
-    state = data_ui.data_home_state()
-    st.markdown(
-        f"**Active data:** {data.name} ({data.n_users:,} {data.users.kind}s, {data.n_items:,} {data.items.kind}s, "
-        f"{len(data):,} interactions)  \n**Active run:** {run_id or '— none yet —'}  \n"
-        f"**Fetched data sets:** {', '.join(state['fetched']) or 'none'}  \n"
-        f"**Not fetched:** {', '.join(state['missing']) or '—'}  \n"
-        f"**Saved runs:** {state['runs']} · **uploads:** {state['uploads']}"
-    )
-    st.caption(f"Stored in {state['home']}")
-
-with left:
-    if run_id is None:
-        st.info("No model on this data yet.")
-        data_ui.page_link("pages/2_Train.py", label="Train one on the Train page", icon="🏋️")
-        st.stop()
+        user_kind, item_kind = data.users.kind, data.items.kind
+        counts = data.user_counts()
+        eligible = np.flatnonzero(counts >= min(5, int(counts.max())))
+        sample = np.random.default_rng(0).permutation(eligible)[:50]
+        options = [data.users.ids[i] for i in sample]
+        record = run.record
+        st.subheader(f"Top 10 for a sample {user_kind}")
+        st.caption(f"Run **{plain(run_label(record))}**, tested on {plain(record['protocol'])} (run id {plain(run_id)}). " + positive_rule_text(record))
+        if is_drug_data(data):
+            st.info(MEDICAL_NOTE)
+        if st.session_state.get("home_user") not in options:
+            st.session_state.pop("home_user", None)
+        raw_user = st.selectbox(f"Sample {user_kind}", options, key="home_user", format_func=str)
+        user = data.users.index(raw_user)
+        profile = home_ui.profile_text(data, user)
+        if profile:
+            st.markdown(f"**{user_kind.capitalize()} {plain(raw_user)}:** {plain(profile)}")
+    # The table gets the page's full width (in the 3/5 column its reasons and scores were clipped).
     try:
-        run = load_run(run_id)
-    except RecsysError as error:
-        data_ui.show_error(error, f"Run {run_id} cannot be loaded")
-        st.stop()
-
-    user_kind, item_kind = data.users.kind, data.items.kind
-    counts = data.user_counts()
-    eligible = np.flatnonzero(counts >= min(5, int(counts.max())))
-    sample = np.random.default_rng(0).permutation(eligible)[:50]
-    options = [data.users.ids[i] for i in sample]
-    record = run.record
-    st.subheader(f"Top 10 for a sample {user_kind}")
-    st.caption(
-        f"Model **{record['model']}** (run {run_id}), test {record.get('headline', 'HR@10')} = "
-        f"{record['metrics'].get(record.get('headline', 'HR@10'), float('nan')):.3f} on {record['protocol']}. "
-        + positive_rule_text(record)
-    )
-    if is_drug_data(data):
-        st.info(MEDICAL_NOTE)
-    if st.session_state.get("home_user") not in options:
-        st.session_state.pop("home_user", None)
-    raw_user = st.selectbox(f"Sample {user_kind}", options, key="home_user", format_func=str)
-    try:
-        recs = run.recommend(raw_user, k=10)
+        recs = home_ui.top_with_reasons(run, data, raw_user, k=10)
     except RecsysError as error:
         data_ui.show_error(error)
         st.stop()
-    columns = [c for c in ("rank", "title", "genres", "year", "score") if c in recs.columns]
+    # No genres here (the Recommend page has them): with them the row is wider than the page at 1280 px.
+    columns = [c for c in ("rank", "title", "because", "year", "score") if c in recs.columns]
     if is_drug_data(data):
         # A raw score means nothing to a reader of drug answers; the Recommend page gives the whole answer with evidence.
-        columns.remove("score")
+        columns = [c for c in columns if c not in ("score", "because")]
         st.caption(
             "Drugs not yet reviewed for this condition, best first. The **Recommend** page shows the drugs reviewed for it, "
             "the similar conditions each suggestion comes from and what the reviews say."
@@ -163,9 +182,17 @@ with left:
         recs[columns].rename(columns={"title": item_kind}),
         hide_index=True,
         width="stretch",
-        column_config={"score": st.column_config.NumberColumn(format="%.4f"), "year": st.column_config.NumberColumn(format="%d")},
+        # Widths keep the title and the reason readable and the score unclipped in a 3/5-wide column.
+        column_config={
+            "rank": st.column_config.NumberColumn("#", width=40),
+            item_kind: st.column_config.TextColumn(item_kind, width=220),
+            "because": st.column_config.TextColumn("why (the history items that support it most)", width="large"),
+            "year": st.column_config.NumberColumn("year", format="%d", width=55),
+            "score": st.column_config.NumberColumn(
+                "model score", format="%.3f", width=90, help="The model's own score: only its order matters."
+            ),
+        },
     )
-    user = data.users.index(raw_user)
     rows = np.flatnonzero(data.user == user)
     if data.rating is not None:
         rows = rows[np.argsort(-np.asarray(data.rating)[rows], kind="stable")]
@@ -174,3 +201,12 @@ with left:
     titles = data.item_titles()
     liked = ", ".join(plain(titles[data.item[r]]) for r in rows[:5])
     st.caption(f"This {user_kind} has {len(rows)} interactions, for example: {liked}.")
+
+
+st.navigation(
+    [st.Page(home, title="Home", icon=navigation.HOME_ICON, default=True)]
+    + [
+        st.Page(navigation.relative_path(page), title=navigation.page_title(page), icon=navigation.page_icon(navigation.page_title(page)))
+        for page in navigation.page_files()
+    ]
+).run()

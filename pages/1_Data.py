@@ -14,12 +14,15 @@ from webapp import data_ui as ui
 from webapp.common import MEDICAL_NOTE, active_source, friendly_errors, is_drug_data, load_data, set_active_source, sidebar_status
 from webapp.safe_output import plain
 
-st.set_page_config(page_title="Data · Recsys Explorer", page_icon="🎬", layout="wide")
+st.set_page_config(page_title="Data · Recsys Explorer", page_icon=":material/folder_open:", layout="wide")
 st.title("Data")
 
 NONE = "—"
 MAX_MB = float(st.get_option("server.maxUploadSize"))
 source = active_source()
+# "Use this data" reruns the page so that everything, this caption first, names the new data at once.
+if flash := st.session_state.pop("data_flash", None):
+    st.success(flash)
 st.caption(f"Active data: **{plain(source.name)}** ({'built-in' if source.kind == 'builtin' else 'your file'})")
 
 tab_builtin, tab_upload = st.tabs(["Built-in data sets", "Upload your own file"])
@@ -31,7 +34,7 @@ with tab_builtin:
 
     def _label(name: str) -> str:
         row = rows[name]
-        return f"{row['title']} ({name})" + ("  ✓ fetched" if row["available"] else "")
+        return f"{row['title']} ({name})" + (" · fetched" if row["available"] else "")
 
     def _on_pick() -> None:
         name = st.session_state["data_builtin"]
@@ -214,11 +217,11 @@ with tab_upload:
                 ui.show_error(error, "This data cannot be used")
             else:
                 set_active_source(new_source)
-                source = new_source
-                st.success(
-                    f"{new_source.name} is now the active data: {new_data.n_users:,} {new_data.users.kind}s, "
+                st.session_state["data_flash"] = (
+                    f"{plain(new_source.name)} is now the active data: {new_data.n_users:,} {new_data.users.kind}s, "
                     f"{new_data.n_items:,} {new_data.items.kind}s, {len(new_data):,} interactions."
                 )
+                st.rerun()
 
 # -- statistics of the active data -----------------------------------------------------------------------------------
 st.divider()
@@ -296,6 +299,12 @@ else:
     facts.append("no timestamps (leave-one-out holds out a random item per user)")
 st.caption(" · ".join(facts))
 st.dataframe(ui.quantile_table(stats, users_kind, items_kind), width="stretch")
+if source.kind == "file":
+    with friendly_errors():
+        account = ui.file_account(ui.summary_key(source))
+    if account is not None:
+        st.markdown("**Where every row of the file went**")
+        st.dataframe(account, hide_index=True, width="stretch")
 
 log_y = st.checkbox("Logarithmic count axis", value=True, key="data_log_y")
 left, right = st.columns(2)

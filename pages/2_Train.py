@@ -1,4 +1,4 @@
-"""Train: choose models, settings, protocol and seed; watch the curves; the saved run becomes active."""
+"""Train: choose models, settings, protocol and seed; watch the curves; a saved run becomes active only when picked."""
 
 from __future__ import annotations
 
@@ -11,8 +11,11 @@ from webapp.common import (
     active_run_id,
     active_source,
     is_drug_data,
+    keep_active_run,
     load_data,
+    offer_best_run,
     positive_rule_text,
+    run_label,
     runs_for,
     set_active_run,
     sidebar_status,
@@ -20,7 +23,7 @@ from webapp.common import (
 from webapp.data_ui import is_available, page_link, show_error
 from webapp.safe_output import plain
 
-st.set_page_config(page_title="Train · Recsys Explorer", page_icon="🎬", layout="wide")
+st.set_page_config(page_title="Train · Recsys Explorer", page_icon=":material/model_training:", layout="wide")
 st.title("Train")
 
 # A training interrupted by a click (the Cancel button or any other widget) leaves this marker behind.
@@ -36,13 +39,13 @@ if interrupted:
 source = active_source()
 if source.kind == "builtin" and not is_available(source.name):
     st.info(f"The active data, {plain(source.name)}, is not fetched yet.")
-    page_link("pages/1_Data.py", label="Fetch it or upload your own file on the Data page", icon="📂")
+    page_link("pages/1_Data.py", label="Fetch it or upload your own file on the Data page", icon=":material/folder_open:")
     st.stop()
 try:
     data = load_data(source)
 except RecsysError as error:
     show_error(error, f"{source.name} cannot be loaded")
-    page_link("pages/1_Data.py", label="Choose other data on the Data page", icon="📂")
+    page_link("pages/1_Data.py", label="Choose other data on the Data page", icon=":material/folder_open:")
     st.stop()
 
 sidebar_status(data)
@@ -131,6 +134,7 @@ if start and not problems:
         "Cancel", key="train_cancel", on_click=_request_cancel, help="Stops the training; nothing of an unfinished model is saved."
     )
     st.session_state.pop("train_cancel_requested", None)
+    kept = keep_active_run(data)
     running = {"models": list(models), "done": [], "current": None}
     st.session_state["train_running"] = running
     results = st.session_state.setdefault("train_results", [])
@@ -157,10 +161,11 @@ if start and not problems:
                 if "out of memory" in str(error).lower():
                     st.info("Lower the batch size or the embedding size, or choose a smaller data set.")
             continue
-        results.insert(0, result.run_id)
-        set_active_run(result.run_id)
+        results.insert(0, result.run_id)  # saved, not made active: the person picks the active run below
         running["done"].append(name)
     st.session_state.pop("train_running", None)
+    if kept is None and running["done"]:  # no active run to keep: the first run trained here becomes it
+        set_active_run(results[len(running["done"]) - 1])
     if not failed:
         st.rerun()
 
@@ -181,10 +186,11 @@ if runs:
     st.selectbox(
         "Active run (used by every page)",
         ids,
-        format_func=lambda r: f"{by_id[r]['model']} · {by_id[r]['protocol']} · {by_id[r].get('created', '')} · {r}",
+        format_func=lambda r: run_label(by_id[r]),
         key="train_active_run",
         on_change=_pick_run,
     )
+    offer_best_run(data, key="train_use_best_run")
     trained_here = [r for r in st.session_state.get("train_results", []) if r in by_id]
     shown = trained_here or [current]
     if trained_here:

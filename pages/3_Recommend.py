@@ -12,7 +12,7 @@ from webapp import recommend_ui as ui
 from webapp.common import MEDICAL_NOTE, is_drug_data
 from webapp.safe_output import plain
 
-st.set_page_config(page_title="Recommend · Recsys Explorer", page_icon="⭐", layout="wide")
+st.set_page_config(page_title="Recommend · Recsys Explorer", page_icon=":material/recommend:", layout="wide")
 st.title("Recommend")
 
 data_key, data = ui.active_data()
@@ -136,7 +136,7 @@ if not drugs:
     st.stop()
 
 # ================================================================================== drugs
-st.warning(MEDICAL_NOTE, icon="⚕️")
+st.warning(MEDICAL_NOTE, icon=":material/medical_information:")
 MODES = [
     "A condition",
     "A drug (reverse: which conditions)",
@@ -165,9 +165,9 @@ EVIDENCE = {
     "strength": st.column_config.ProgressColumn("Strength", min_value=0, max_value=100, format="%d"),
     "model_rank": TEXT("Model's rank"),
     "reviews": NUMBER("Reviews", format="%d"),
-    "positive": NUMBER("👍 positive", format="%d"),
+    "positive": NUMBER("positive", format="%d"),
     "neutral": NUMBER("neutral", format="%d"),
-    "negative": NUMBER("👎 negative", format="%d"),
+    "negative": NUMBER("negative", format="%d"),
     "mean_rating": NUMBER("Mean rating (1-10)", format="%.1f"),
     "status": TEXT("Flag"),
     "provenance": TEXT("Where it comes from", width="large"),
@@ -187,7 +187,7 @@ def _part(title: str, table: pd.DataFrame, name_label: str, caption: str, empty:
         return
     flagged = int(table["status"].astype(bool).sum())
     if flagged:
-        st.markdown(f"⚠️ {ui.plural(flagged, 'row')} flagged: most of the reviews are negative, so it is shown as evidence, not as a suggestion.")
+        st.markdown(f":material/warning: {ui.plural(flagged, 'row')} flagged: most of the reviews are negative, so it is shown as evidence, not as a suggestion.")
     columns = [c for c in (*COLUMNS, *REVIEWS) if c in table.columns]
     st.dataframe(table[columns], hide_index=True, width="stretch", column_config={"name": TEXT(name_label), **EVIDENCE})
 

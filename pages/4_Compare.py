@@ -11,15 +11,17 @@ from recsys_core.evaluation import HEADLINE, paired_comparison
 from webapp import compare_ui as cmp
 from webapp import recommend_ui as ui
 from webapp.common import is_drug_data, load_run, positive_rule_text, runs_for
+from webapp.data_ui import page_link
 from webapp.safe_output import plain
 
-st.set_page_config(page_title="Compare · Recsys Explorer", page_icon="📊", layout="wide")
+st.set_page_config(page_title="Compare · Recsys Explorer", page_icon=":material/leaderboard:", layout="wide")
 st.title("Compare")
 
 data_key, data = ui.active_data()
 records = runs_for(data)
 if not records:
     st.info(f"No saved run on {plain(data.name)} yet. Train a few on the **Train** page, then compare them here.")
+    page_link("pages/2_Train.py", label="Train models to compare", icon=":material/model_training:")
     st.stop()
 
 NUMBER = st.column_config.NumberColumn
@@ -125,7 +127,7 @@ else:
             metric = st.selectbox("Metric", metrics, index=default, key="cmp_metric")
         try:
             result = _paired(run_a, run_b, protocol, metric)
-            text, verdict = cmp.paired_sentence(result, names[run_a], names[run_b])
+            text, verdict = cmp.paired_sentence(result, plain(names[run_a]), plain(names[run_b]))
             (st.success if verdict != "none" else st.info)(text)
         except RecsysError as error:
             ui.show_error(error, "These runs cannot be paired")
@@ -140,7 +142,7 @@ else:
         items, scores, _ = ex.rank_items(run.model, user, k=10)
         table = ex.item_table(run, items, scores)
         lists[run_id] = table["item_index"].tolist()
-        column.subheader(names[run_id])
+        column.subheader(plain(names[run_id]))
         column.dataframe(
             table[[c for c in ("rank", "title", "score") if c in table]],
             hide_index=True,

@@ -1,8 +1,11 @@
-"""Embeddings: a UMAP map of a run's item (or user) embeddings, computed once per run, then instant."""
+"""Embeddings: a UMAP map of a run's item (or user) embeddings, computed once per run, then instant.
+
+While a run's UMAP map is computed in the background (webapp/map_jobs.py) the page draws the instant
+PCA preview with the same colouring and controls, says which one is on screen, and reruns itself
+when UMAP is ready.
+"""
 
 from __future__ import annotations
-
-import threading
 
 import numpy as np
 import pandas as pd
@@ -12,15 +15,16 @@ from recsys_core import embedding_map as em
 from recsys_core import explain as ex
 from recsys_core.errors import RecsysError
 from webapp import embeddings_ui as eui
+from webapp import map_jobs
 from webapp import recommend_ui as ui
-from webapp.common import MEDICAL_NOTE, is_drug_data
+from webapp.common import MEDICAL_NOTE, is_drug_data, run_label
 from webapp.safe_output import plain
 
-st.set_page_config(page_title="Embeddings · Recsys Explorer", page_icon="🗺️", layout="wide")
+st.set_page_config(page_title="Embeddings · Recsys Explorer", page_icon=":material/scatter_plot:", layout="wide")
 st.title("Embeddings")
 
 NONE = -1
-STAGES = {"importing umap": "Importing UMAP (the first time compiles it: up to a minute)…", "fitting": "Fitting UMAP…", "done": "Done"}
+STAGES = {"queued": "Waiting for another map to finish…", "importing umap": "Importing UMAP (the first time compiles it: up to a minute)…", "fitting": "Fitting UMAP…", "done": "Done"}
 NUMBER = st.column_config.NumberColumn
 
 data_key, data = ui.active_data()
@@ -45,31 +49,44 @@ if not em.has_embeddings(model, kind):
     st.stop()
 
 
-@st.cache_resource(show_spinner=False)
-def _map_lock(path: str) -> threading.Lock:
-    """One computation per run and kind at a time, across sessions."""
-    return threading.Lock()
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _pca_preview(run_path: str, kind: str, _vectors: np.ndarray) -> np.ndarray:
+    """The PCA preview of a run's vectors, once per run and kind (a run folder never changes)."""
+    return em.pca_map(_vectors)
 
 
 n_points = model.n_items if kind == "items" else model.n_users
 coords = em.load_map(run.path, kind, n_points)
+method = "UMAP"
 if coords is None:
-    with st.status(f"Computing the {kind[:-1]} map of this run once (UMAP); it is saved beside the run.", expanded=True) as status:
-        bar = st.progress(0.0, text="Starting…")
+    method = "PCA preview"
+    job = map_jobs.start_map(run, kind)
+    coords = _pca_preview(str(run.path), kind, em.embeddings(model, kind))
 
-        def _progress(stage: str, fraction: float) -> None:
-            bar.progress(min(1.0, fraction), text=STAGES.get(stage, stage))
+    @st.fragment(run_every=2)
+    def _umap_progress() -> None:
+        """Polls the background job; reruns the whole page once the UMAP map is on disk."""
+        if job.done and job.error is None:
+            st.rerun(scope="app")
+        if job.error is not None:
+            ui.show_error(job.error, "The UMAP map could not be computed; the PCA preview stays")
+            return
+        st.progress(
+            min(1.0, job.fraction),
+            text=f"On screen: the **PCA preview** (instant, coarser). UMAP is computing in the background: "
+            f"{STAGES.get(job.stage, job.stage)} {job.elapsed:.0f} s so far; the map switches to it when ready.",
+        )
 
-        try:
-            with _map_lock(f"{run.path}:{kind}"):
-                coords = em.load_map(run.path, kind, n_points)  # another session may have just made it
-                if coords is None:
-                    coords = em.embedding_map(run, kind, progress=_progress)
-        except RecsysError as error:
-            status.update(label="The map could not be computed", state="error")
-            ui.show_error(error)
-            st.stop()
-        status.update(label=f"{KINDS[kind]} map ready (saved beside the run)", state="complete", expanded=False)
+    _umap_progress()
+else:
+    shown = em.mapped_count(coords)
+    sample_note = (
+        f" UMAP was fitted on a random sample of {shown:,} of the {n_points:,} {kind} (at most {em.MAX_UMAP_POINTS:,}); "
+        "the others are not drawn."
+        if shown < n_points
+        else ""
+    )
+    st.caption(f"On screen: the **UMAP** map (saved beside the run).{sample_note}")
 
 
 def _on_select() -> None:
@@ -109,7 +126,7 @@ if kind == "items":
         ]
     colour = eui.colouring(colour_by, run.item_info, counts)
     texts = eui.hover_texts(titles, run.item_info, counts, "reviews" if drugs else "interactions")
-    figure = eui.map_figure(coords, texts, colour, overlays, title=f"{n_points:,} {item_kind}s of {model.name} ({run.run_id})")
+    figure = eui.map_figure(coords, texts, colour, overlays, title=f"{n_points:,} {item_kind}s of {run_label(run.record)} · {method}")
     st.plotly_chart(figure, key="emb_chart", on_select=_on_select, selection_mode=("points", "box", "lasso"), config={"scrollZoom": True})
     st.caption(f"Close points are {item_kind}s the model treats alike (cosine of their vectors). Click a point to see its neighbours.")
 
@@ -158,7 +175,7 @@ labels = ui.user_labels(data_key)
 colour = eui.colouring(colour_by, data.user_info, user_counts)
 noun = "reviews" if drugs else "ratings" if data.rating is not None else "interactions"
 texts = eui.hover_texts(np.asarray(labels, dtype=object), None, user_counts, noun)
-figure = eui.map_figure(coords, texts, colour, title=f"{n_points:,} {user_kind}s of {model.name} ({run.run_id})")
+figure = eui.map_figure(coords, texts, colour, title=f"{n_points:,} {user_kind}s of {run_label(run.record)} · {method}")
 st.plotly_chart(figure, key="emb_chart", on_select=_on_select, selection_mode=("points", "box", "lasso"), config={"scrollZoom": True})
 st.caption(f"Close points are {user_kind}s whose vectors point the same way. Click a point to see what the model recommends them.")
 user = st.selectbox(

@@ -9,7 +9,7 @@ from webapp import inside_app
 from webapp import recommend_ui as ui
 from webapp.common import MEDICAL_NOTE, is_drug_data
 
-st.set_page_config(page_title="Inside · Recsys Explorer", page_icon="🔬", layout="wide")
+st.set_page_config(page_title="Inside · Recsys Explorer", page_icon=":material/visibility:", layout="wide")
 st.title("Inside the model")
 
 data_key, data = ui.active_data()

@@ -4,6 +4,12 @@
 settings they were made with), written with ``np.savez`` through a temporary file and read with
 ``allow_pickle=False``. umap-learn is imported inside :func:`embedding_map` only: its first import
 compiles with numba (tens of seconds), which the app must never pay at start-up.
+
+UMAP's cost grows with the number of points (the first item map of MovieLens 100K took 130 s on a busy
+2-core machine, most of it numba compiling), so it is fitted on at most ``MAX_UMAP_POINTS`` points, a
+seeded random sample; the points outside the sample get NaN coordinates (not drawn) and the page says
+how many are shown. Until the UMAP map exists the page draws :func:`pca_map`, the two principal
+directions of the same unit vectors: exact, instant, and coarser.
 """
 
 from __future__ import annotations
@@ -26,6 +32,9 @@ RANDOM_STATE = 42
 MAX_DIMENSIONS = 64
 """Vectors with more dimensions (e.g. EASE's rows of B, one weight per item) are first reduced to
 this many by a truncated SVD of the unit-length vectors, which keeps their cosine geometry."""
+
+MAX_UMAP_POINTS = 20_000
+"""UMAP is fitted on at most this many points (a seeded random sample); the rest are left off the map."""
 
 Progress = Callable[[str, float], None]
 """``progress(stage, fraction)`` with stage "importing umap", "fitting" or "done"."""
@@ -101,9 +110,51 @@ def _reduce(vectors: np.ndarray) -> np.ndarray:
     return TruncatedSVD(n_components=n_components, algorithm="randomized", random_state=RANDOM_STATE).fit_transform(unit)
 
 
-def fit_umap(vectors: np.ndarray, progress: Progress | None = None) -> np.ndarray:
-    """UMAP (cosine, ``N_NEIGHBORS`` neighbours, fixed seed) of ``vectors`` into 2-D."""
+def umap_sample(n: int, max_points: int = MAX_UMAP_POINTS) -> np.ndarray:
+    """The indices UMAP is fitted on: all ``n`` up to ``max_points``, else a seeded sample (sorted)."""
+    if n <= max_points:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(RANDOM_STATE).choice(n, size=max_points, replace=False))
+
+
+def mapped_count(coords: np.ndarray) -> int:
+    """How many points a map places (the rest, outside UMAP's sample, are NaN)."""
+    return int(np.isfinite(coords).all(axis=1).sum())
+
+
+def pca_map(vectors: np.ndarray) -> np.ndarray:
+    """The instant preview: every point projected on the two principal directions of the unit vectors.
+
+    Unit length first, as for UMAP's cosine metric, so both maps place points by direction; a
+    randomized SVD (Halko et al. 2011, four power iterations) keeps this to a fraction of a second
+    even for wide vectors (EASE's item rows). Plain numpy: the page calls this while UMAP may be
+    importing scikit-learn in the background thread, and two threads importing it at once fail.
+    """
+    vectors = np.asarray(vectors, dtype=np.float64)
+    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    centred = unit - unit.mean(axis=0, keepdims=True)
+    if min(centred.shape) < 2:
+        return np.zeros((len(vectors), 2), dtype=np.float32)
+    width = min(centred.shape[1], 12)  # 2 components + oversampling
+    basis = centred @ np.random.default_rng(RANDOM_STATE).normal(size=(centred.shape[1], width))
+    for _ in range(4):  # power iterations sharpen the leading directions
+        basis, _r = np.linalg.qr(basis)
+        basis = centred @ (centred.T @ basis)
+    basis, _r = np.linalg.qr(basis)
+    left, singular, _vt = np.linalg.svd(basis.T @ centred, full_matrices=False)
+    return ((basis @ left[:, :2]) * singular[:2]).astype(np.float32)
+
+
+def fit_umap(vectors: np.ndarray, progress: Progress | None = None, max_points: int = MAX_UMAP_POINTS) -> np.ndarray:
+    """UMAP (cosine, ``N_NEIGHBORS`` neighbours, fixed seed) of ``vectors`` into 2-D.
+
+    With more than ``max_points`` vectors it is fitted on ``umap_sample`` of them and the others get
+    NaN coordinates (``mapped_count`` says how many are placed).
+    """
     report = progress or (lambda stage, fraction: None)
+    total = len(vectors)
+    sample = umap_sample(total, max_points)
+    vectors = np.asarray(vectors)[sample] if len(sample) < total else vectors
     n = len(vectors)
     if n < 4:
         raise ModelError(f"a map needs at least 4 points, and there are {n}", "Use a data set with more items or users.")
@@ -134,7 +185,11 @@ def fit_umap(vectors: np.ndarray, progress: Progress | None = None) -> np.ndarra
         warnings.simplefilter("ignore")
         coords = reducer.fit_transform(points)
     report("done", 1.0)
-    return np.asarray(coords, dtype=np.float32)
+    if n == total:
+        return np.asarray(coords, dtype=np.float32)
+    placed = np.full((total, 2), np.nan, dtype=np.float32)
+    placed[sample] = coords
+    return placed
 
 
 def embedding_map(run, kind: str = "items", progress: Progress | None = None, force: bool = False) -> np.ndarray:

@@ -64,8 +64,19 @@ def test_home_fits_ease_on_a_fresh_home_and_reuses_it(ml100k_home):
     recs = at.dataframe[0].value
     assert len(recs) == 10
     assert recs["item"].str.contains(r"\(\d{4}\)").all(), "recommendations are shown with their titles"
-    assert runs[0]["run_id"] in texts(at.markdown)
+    # The run is named by model, data, time and score, not by its raw id.
+    from webapp.common import run_label
+
+    label = run_label(runs[0])
+    assert label.startswith("EASE · ml-100k · ") and "HR@10 0." in label
+    assert label in texts(at.markdown) and runs[0]["run_id"] not in texts(at.markdown)
     assert "ml-100k" in texts(at.markdown)
+    # The fit's banner and finished progress bar are gone; the reasons and the user's profile are shown.
+    assert not at.get("progress"), "the finished progress bar is cleared"
+    assert not any("Fitting a first model" in str(i.value) for i in at.info), "the fit banner is cleared"
+    assert recs["because"].str.startswith("Because you liked ").all()
+    shown_user = at.session_state["home_user"]
+    assert any(f"{shown_user}:** " in m.value and "aged " in m.value for m in at.markdown), "the sample user's profile"
 
     # Another user, the same session: no retraining.
     user = at.selectbox(key="home_user")
@@ -221,6 +232,12 @@ def test_data_page_upload_bad_then_good(ml100k_home):
     assert source["kind"] == "file" and source["name"] == "plays" and source["options"]["duplicates"] == "sum"
     assert Path(source["path"]).parent == uploads_dir()
     assert "Active data: plays" in texts(at.header)
+    # The caption at the top names the new data at once, and the file's rows are accounted for.
+    assert "Active data: **plays**" in texts(at.caption)
+    assert "plays is now the active data" in texts(at.success)
+    account = next(frame.value for frame in at.dataframe if "rows read" in frame.value.columns).iloc[0]
+    assert account["rows read"] == 6 and account["kept"] == 4
+    assert account["duplicates merged"] == "2 merged (kept the latest row, summed the weights)"
 
 
 def test_data_page_real_drugs_tsv_through_session_state(ml100k_home):
@@ -310,7 +327,8 @@ def test_train_page_on_drugscom_sample(drugs_home):
     runs = list_runs()
     assert sorted(r["model"] for r in runs) == sorted(models)
     assert all(r["dataset"]["name"] == "drugscom-sample" for r in runs)
-    assert at.session_state["run_id"] == runs[0]["run_id"]
+    # No run was active before: the first one trained becomes active; later ones do not replace it.
+    assert at.session_state["run_id"] == runs[-1]["run_id"]
     # the page follows the default: refit on train + validation; 60 test conditions are too few to rank models
     assert all(r["refit"]["done"] for r in runs)
     assert "not meaningful" in texts(at.warning)

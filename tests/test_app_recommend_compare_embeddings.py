@@ -19,7 +19,7 @@ from streamlit.testing.v1 import AppTest
 from recsys_core import explain as ex
 from recsys_core.experiment import DataSource, run_experiment
 from recsys_core.runs import load_run
-from webapp import compare_ui, embeddings_ui
+from webapp import compare_ui, embeddings_ui, map_jobs
 from webapp.common import MEDICAL_NOTE
 
 REPO = Path(__file__).resolve().parents[1]
@@ -207,7 +207,7 @@ def test_compare_leaderboard_paired_test_and_lists(runs):
     ok(at.selectbox(key="cmp_a").set_value(runs["ml/ease"]).run())
     ok(at.selectbox(key="cmp_b").set_value(runs["ml/pop"]).run())
     verdict = texts(at.success)
-    assert "difference of +" in verdict and "ease" in verdict.split("is better")[0].rsplit("**", 1)[-1]
+    assert "difference of +" in verdict and "ease" in verdict.split("is better")[0].rsplit("**", 1)[-1].lower()
     ok(at.selectbox(key="cmp_metric").set_value("NDCG@10").run())
     assert "NDCG@10" in texts(at.success)
 
@@ -248,10 +248,25 @@ def _record(run_id: str) -> dict:
 
 
 # ================================================================================== Embeddings
+def wait_for_umap(at: AppTest, run_id: str, kind: str) -> AppTest:
+    """The page showed the PCA preview and started UMAP in the background: wait for it, then rerun."""
+    assert "PCA preview" in at.get("plotly_chart")[0].proto.spec, "the preview is on screen and says so"
+    assert any("PCA preview" in p.proto.text for p in at.get("progress")), "the page says UMAP is computing"
+    job = map_jobs.job_for(load_run(run_id).path, kind)
+    assert job is not None, "the page started the UMAP map in the background"
+    assert job.finished.wait(400) and job.error is None, job.error
+    assert (Path(os.environ["RECSYS_HOME"]) / "runs" / run_id / f"map-{kind}.npz").exists()
+    ok(at.run())
+    assert "UMAP" in at.get("plotly_chart")[0].proto.spec and "PCA preview" not in at.get("plotly_chart")[0].proto.spec
+    assert "On screen: the **UMAP** map" in texts(at.caption)
+    return at
+
+
 def test_embeddings_item_map_is_computed_once_then_explored(runs):
     run_id = runs["ml/ease"]
     folder = Path(os.environ["RECSYS_HOME"]) / "runs" / run_id
     at = ok(page("5_Embeddings.py", ML, run_id, timeout=400))
+    wait_for_umap(at, run_id, "items")
     assert (folder / "map-items.npz").exists()
     charts = at.get("plotly_chart")
     assert len(charts) == 1
@@ -282,10 +297,12 @@ def test_embeddings_item_map_is_computed_once_then_explored(runs):
 def test_embeddings_on_drugs_items_and_users(runs):
     run_id = runs["drugs/neumf"]
     at = ok(page("5_Embeddings.py", DRUGS, run_id, timeout=400))
+    wait_for_umap(at, run_id, "items")
     assert MEDICAL_NOTE in texts(at.info)
     assert at.selectbox(key="emb_colour").value == "Condition it is most reviewed for"
     assert "Depression" in at.get("plotly_chart")[0].proto.spec
     ok(at.radio(key="emb_kind").set_value("users").run())
+    wait_for_umap(at, run_id, "users")
     folder = Path(os.environ["RECSYS_HOME"]) / "runs" / run_id
     assert (folder / "map-users.npz").exists() and (folder / "map-items.npz").exists()
     for option in at.selectbox(key="emb_colour").options:

@@ -140,6 +140,9 @@ def test_app_in_a_real_browser(filled_home, tmp_path):
                 page.goto(base + "/")
                 page.get_by_text("Recsys Explorer").first.wait_for()
                 page.locator('[role="gridcell"]').first.wait_for(state="attached")
+                page.locator('[role="gridcell"]', has_text="Because you liked").first.wait_for(state="attached")
+                # The sidebar calls the home page "Home" (st.navigation), not after the script "app".
+                page.locator('[data-testid="stSidebarNav"]').get_by_text("Home", exact=True).wait_for()
                 page.wait_for_timeout(1500)
                 page.screenshot(path=str(SHOTS / "home.png"))
 
@@ -161,6 +164,10 @@ def test_app_in_a_real_browser(filled_home, tmp_path):
                 page.goto(base + "/Embeddings")
                 plot = page.locator(".js-plotly-plot").first
                 plot.wait_for(timeout=MAP_TIMEOUT_MS)
+                plot.locator("canvas").first.wait_for(state="attached")
+                # First the instant PCA preview, then the page switches itself to the UMAP map when it is ready.
+                page.get_by_text("saved beside the run").first.wait_for(timeout=MAP_TIMEOUT_MS)
+                plot = page.locator(".js-plotly-plot").first
                 plot.locator("canvas").first.wait_for(state="attached")
                 assert page.locator(".js-plotly-plot .legend").count() >= 1
                 page.wait_for_timeout(2500)

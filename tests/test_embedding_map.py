@@ -144,3 +144,31 @@ def test_umap_is_not_imported_at_module_import():
     code = "import sys, recsys_core.embedding_map, recsys_core.explain; print('umap' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_umap_is_fitted_on_a_documented_sample_and_the_rest_left_off():
+    rng = np.random.default_rng(1)
+    vectors = rng.normal(size=(60, 5)).astype(np.float32)
+    coords = em.fit_umap(vectors, max_points=40)
+    placed = np.isfinite(coords).all(axis=1)
+    assert em.mapped_count(coords) == 40 == placed.sum()
+    assert np.array_equal(np.flatnonzero(placed), em.umap_sample(60, 40)), "the seeded sample is the one placed"
+    assert np.array_equal(em.umap_sample(30, 40), np.arange(30))
+    assert em.MAX_UMAP_POINTS == 20_000
+
+
+def test_pca_preview_places_every_point_by_direction():
+    rng = np.random.default_rng(2)
+    base = rng.normal(size=(50, 8)).astype(np.float32)
+    coords = em.pca_map(base)
+    assert coords.shape == (50, 2) and np.isfinite(coords).all()
+    # Scaling a vector does not move it (cosine geometry, as UMAP's metric).
+    scaled = base * rng.uniform(0.5, 5.0, size=(50, 1)).astype(np.float32)
+    assert np.allclose(np.abs(em.pca_map(scaled)), np.abs(coords), atol=1e-4)
+    # The preview spreads the first principal direction the most.
+    assert coords[:, 0].var() >= coords[:, 1].var()
+    # With well separated directions it is the exact PCA of the unit vectors (up to sign).
+    spread = rng.normal(size=(300, 40)) * np.r_[5.0, 3.0, np.ones(38)]
+    unit = spread / np.linalg.norm(spread, axis=1, keepdims=True)
+    left, singular, _ = np.linalg.svd(unit - unit.mean(axis=0), full_matrices=False)
+    assert np.allclose(np.abs(em.pca_map(spread)), np.abs(left[:, :2] * singular[:2]), atol=2e-3)

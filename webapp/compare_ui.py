@@ -45,7 +45,10 @@ def protocols_of(records: list[dict]) -> list[str]:
 
 
 def short_name(record: dict) -> str:
-    return f"{record['model']} ({record['run_id'][-6:]})"
+    """The run's name on this page: the one every page uses (webapp.common.run_label)."""
+    from .common import run_label
+
+    return run_label(record)
 
 
 def leaderboard(records: list[dict], protocol: str) -> pd.DataFrame:

@@ -80,7 +80,7 @@ def page_link(page: str, label: str, icon: str | None = None) -> None:
         st.page_link(page, label=label, icon=icon)
     except StreamlitAPIException:
         title = Path(page).stem.split("_", 1)[-1].replace("_", " ")
-        st.markdown(f"{icon or '➡️'} {label} (open **{title}** in the sidebar).")
+        st.markdown(f"{icon or ':material/arrow_forward:'} {label} (open **{title}** in the sidebar).")
 
 
 # -- built-in data sets ----------------------------------------------------------------------------------
@@ -364,8 +364,42 @@ def count_figure(table: pd.DataFrame, x_title: str, y_title: str, log_y: bool):
         height=320,
         bargap=0.05,
     )
+    if log_y:
+        # One label per power of ten: plotly's default log ticks also label 2, 5, ... in each decade,
+        # which overlap into an unreadable jumble on a short axis.
+        fig.update_yaxes(dtick=1, tickformat=",d", minor=dict(ticks="", showgrid=False))
     fig.update_xaxes(type="category")
     return fig
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def file_account(key: str) -> pd.DataFrame | None:
+    """One row accounting for every row of the active user file: read, merged, dropped and why, kept.
+
+    Reads the file again through ``read_user_file_with_account`` (once per file and settings: cached),
+    because the loaded Interactions do not carry the counts. None for built-in data.
+    """
+    from recsys_core.datasets.user_files import UserFileOptions, read_user_file_with_account
+
+    source = DataSource.from_json(json.loads(key))
+    if source.kind != "file":
+        return None
+    options = UserFileOptions(**(source.options or {}))
+    _data, account = read_user_file_with_account(source.path, options, name=source.name)
+    threshold = f"below {options.rating_col} {options.threshold:g}" if options.threshold is not None else "no threshold"
+    kcore = f"k-core (users ≥ {options.min_user_interactions}, items ≥ {options.min_item_interactions})"
+    return pd.DataFrame(
+        [
+            {
+                "file": source.name,
+                "rows read": account.rows_read,
+                "duplicates merged": account.duplicate_text(),
+                f"dropped: {threshold}": account.below_threshold,
+                f"removed by {kcore}": account.removed_by_kcore,
+                "kept": account.kept,
+            }
+        ]
+    )
 
 
 def summary_key(source: DataSource) -> str:

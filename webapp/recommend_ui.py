@@ -27,6 +27,7 @@ from webapp.common import (
     sidebar_status,
     source_key,
 )
+from webapp.data_ui import page_link as data_page_link
 from webapp.safe_output import csv_download, plain
 
 MAX_OPTIONS = 20_000
@@ -50,6 +51,7 @@ def active_data():
     except RecsysError as error:
         show_error(error, f"The active data {source.name} cannot be loaded")
         st.info("Choose or fetch a data set on the **Data** page.")
+        data_page_link("pages/1_Data.py", label="Fetch a data set or upload your own file", icon=":material/folder_open:")
         sidebar_status()
         st.stop()
     sidebar_status(data)
@@ -57,10 +59,10 @@ def active_data():
 
 
 def run_label(record: dict) -> str:
-    headline = record.get("headline", "HR@10")
-    value = record.get("metrics", {}).get(headline)
-    score = f"{headline} {value:.3f}" if isinstance(value, (int, float)) else "no test score"
-    return f"{record['model']} · {record.get('protocol', '?')} · {score} · {record.get('created', '')[:16].replace('T', ' ')} · {record['run_id']}"
+    """The name every page gives a run (kept here for the pages that import it from this module)."""
+    from .common import run_label as _label
+
+    return _label(record)
 
 
 def pick_run(data, key: str, label: str = "Run"):
@@ -71,6 +73,7 @@ def pick_run(data, key: str, label: str = "Run"):
     runs = runs_for(data)
     if not runs:
         st.info(f"No saved run on {plain(data.name)} yet. Train one on the **Train** page (EASE takes seconds).")
+        data_page_link("pages/2_Train.py", label="Train a first model", icon=":material/model_training:")
         st.stop()
     ids = [r["run_id"] for r in runs]
     labels = {r["run_id"]: run_label(r) for r in runs}

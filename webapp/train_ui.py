@@ -247,7 +247,9 @@ def metrics_table(metrics: dict, intervals: dict) -> pd.DataFrame:
 
 def render_run(record: dict, active: bool) -> None:
     """A saved run: what was trained how, its test metrics with 95% bootstrap intervals and its curves."""
-    title = f"{plain(record['model'])} on {plain(record['dataset']['name'])} · {plain(record['protocol'])}"
+    from .common import run_label
+
+    title = f"{plain(run_label(record))} · {plain(record['protocol'])}"
     with st.container(border=True):
         st.markdown(f"**{title}**" + ("  — active run" if active else ""))
         facts = [
@@ -302,8 +304,10 @@ def can_auto_fit(data) -> bool:
     return 2 <= data.n_items <= AUTO_FIT_MAX_ITEMS and data.n_users >= 2
 
 
-def auto_fit(data, source) -> str:
-    """The newest run on ``data``, fitting EASE first if there is none (once per process at a time)."""
+def auto_fit(data, source, callback=None) -> str:
+    """The newest run on ``data``, fitting EASE first if there is none (once per process at a time).
+
+    ``callback`` receives the trainer's events (the home page shows them as progress)."""
     from recsys_core.experiment import run_experiment
 
     from .common import runs_for
@@ -313,5 +317,5 @@ def auto_fit(data, source) -> str:
         runs = runs_for(data)
         if runs:
             return runs[0]["run_id"]
-        result = run_experiment(data, DEFAULT_MODEL, protocol="loo-sampled", seed=0, device="auto", source=source)
+        result = run_experiment(data, DEFAULT_MODEL, protocol="loo-sampled", seed=0, device="auto", source=source, callback=callback)
         return result.run_id

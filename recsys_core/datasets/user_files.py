@@ -19,6 +19,7 @@ import tempfile
 import warnings
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal, Union
@@ -868,13 +869,42 @@ def _kcore(frame: pd.DataFrame, min_user: int, min_item: int, steps: list[str]) 
     return frame[keep]
 
 
-def read_user_file(path_or_bytes: Source, options: UserFileOptions, name: str | None = None) -> Interactions:
+@dataclass(frozen=True)
+class ReadAccount:
+    """Where every row of a user file went: read, merged as duplicates, dropped by the threshold or the
+    k-core filter, kept. ``rows_read - duplicates_merged - below_threshold - removed_by_kcore == kept``."""
+
+    rows_read: int
+    duplicates_merged: int
+    duplicate_rule: Literal["latest", "sum"]
+    below_threshold: int
+    removed_by_kcore: int
+    kept: int
+
+    def duplicate_text(self) -> str:
+        how = {"latest": "kept the latest row", "sum": "kept the latest row, summed the weights"}[self.duplicate_rule]
+        return f"{self.duplicates_merged:,} merged ({how})" if self.duplicates_merged else "none"
+
+
+def read_user_file_with_account(
+    path_or_bytes: Source, options: UserFileOptions, name: str | None = None
+) -> tuple[Interactions, ReadAccount]:
+    """:func:`read_user_file` and the :class:`ReadAccount` of its rows."""
+    accounts: list[ReadAccount] = []
+    data = read_user_file(path_or_bytes, options, name, on_account=accounts.append)
+    return data, accounts[0]
+
+
+def read_user_file(
+    path_or_bytes: Source, options: UserFileOptions, name: str | None = None, on_account: Callable[[ReadAccount], None] | None = None
+) -> Interactions:
     """Read a user's CSV / TSV / parquet file (a path, bytes or a binary file object) into Interactions.
 
     Steps, in order: read the chosen columns; convert ids (whole numbers become ints), ratings,
     weights and timestamps (unix seconds, milliseconds, or date strings); merge repeated
     (user, item) pairs by ``options.duplicates``; keep ``rating >= threshold``; apply the k-core
-    filter. ``name`` defaults to the file name without its extension.
+    filter. ``name`` defaults to the file name without its extension. ``on_account`` receives the
+    :class:`ReadAccount` of the rows (see :func:`read_user_file_with_account`).
     """
     source = _open(path_or_bytes)
     wanted = options.columns
@@ -928,7 +958,9 @@ def read_user_file(path_or_bytes: Source, options: UserFileOptions, name: str | 
         data["title"] = titles.astype(object).where(titles.notna(), None)
 
     steps = [f"{len(data):,} rows read"]
+    rows_read = len(data)
     data = _merge_duplicates(data, options, steps)
+    merged = len(data)
     if options.threshold is not None:
         low, high = float(data["rating"].min()), float(data["rating"].max())
         data = data[data["rating"] >= options.threshold]
@@ -938,6 +970,7 @@ def read_user_file(path_or_bytes: Source, options: UserFileOptions, name: str | 
                 f"no row of {source.label} is left: " + ", then ".join(steps),
                 f"The ratings run from {low:g} to {high:g}; choose a threshold in that range or none.",
             )
+    thresholded = len(data)
     if options.min_user_interactions > 1 or options.min_item_interactions > 1:
         data = _kcore(data, options.min_user_interactions, options.min_item_interactions, steps)
         if data.empty:
@@ -946,6 +979,8 @@ def read_user_file(path_or_bytes: Source, options: UserFileOptions, name: str | 
                 "Lower the minimum interactions per user / per item (or the threshold).",
             )
 
+    if on_account is not None:
+        on_account(ReadAccount(rows_read, rows_read - merged, options.duplicates, merged - thresholded, thresholded - len(data), len(data)))
     item_info = None
     if options.title_col:
         item_info = data.groupby("item", sort=False)["title"].first().to_frame()

@@ -1,0 +1,81 @@
+"""UMAP maps computed in the background, one thread per run and kind for the whole server process.
+
+The Embeddings page must not block for the minutes the first UMAP map can take. When a run's map is
+not on disk, the page calls :func:`start_map`; a daemon thread runs ``embedding_map.embedding_map``,
+which writes the map beside the run (the cache the page reads first). Meanwhile the page draws the
+PCA preview and polls :func:`job_for`. The registry is process-wide (a module dict under a lock), so
+two sessions opening the same run share one computation, and a session that leaves does not stop it.
+The thread never calls Streamlit: it only records its stage, its fraction and any error.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from recsys_core import embedding_map
+
+
+@dataclass
+class MapJob:
+    """One background UMAP computation: where it is, and how it ended."""
+
+    run_path: str
+    kind: str
+    stage: str = "queued"
+    fraction: float = 0.0
+    started: float = field(default_factory=time.monotonic)
+    error: BaseException | None = None
+    finished: threading.Event = field(default_factory=threading.Event)
+
+    def update(self, stage: str, fraction: float) -> None:  # embedding_map's progress callback
+        self.stage, self.fraction = stage, fraction
+
+    @property
+    def done(self) -> bool:
+        return self.finished.is_set()
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+
+_JOBS: dict[tuple[str, str], MapJob] = {}
+_LOCK = threading.Lock()
+# One UMAP at a time per process: two at once on a 2-core machine only make both slower.
+_COMPUTE = threading.Lock()
+
+
+def job_for(run_path: str | Path, kind: str) -> MapJob | None:
+    with _LOCK:
+        return _JOBS.get((str(run_path), kind))
+
+
+def start_map(run, kind: str) -> MapJob:
+    """The background job computing ``run``'s ``kind`` map, started unless one is running.
+
+    The page calls this only while the map is not on disk, so a finished job (failed, or its file
+    since removed) is started again. ``run`` is a loaded run (its model gives the vectors).
+    """
+    key = (str(run.path), kind)
+    with _LOCK:
+        job = _JOBS.get(key)
+        if job is not None and not job.done:
+            return job
+        job = MapJob(str(run.path), kind)
+        _JOBS[key] = job
+
+    def work() -> None:
+        try:
+            with _COMPUTE:
+                job.started = time.monotonic()
+                embedding_map.embedding_map(run, kind, progress=job.update)
+        except BaseException as error:  # kept for the page, which shows it
+            job.error = error
+        finally:
+            job.finished.set()
+
+    threading.Thread(target=work, name=f"umap-{kind}-{Path(run.path).name}", daemon=True).start()
+    return job
