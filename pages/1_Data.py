@@ -271,7 +271,8 @@ if is_drug_data(data):
         "**Which review is a condition's latest?** Leave-one-out holds out each condition's latest drug: the drug of its "
         "latest review date (the date of the latest positive review of that pair). Review dates are when a patient wrote, not when "
         "the drug was started, so this order is weaker than MovieLens' rating times; ties in date are broken by a seeded "
-        "random order."
+        "random order. To hold out seeded random items instead, choose \"seeded random items\" on the **Train** page "
+        "(`--loo-order random` on the command line)."
     )
     if source.kind != "file":
         with friendly_errors():

@@ -108,6 +108,19 @@ seed = right.number_input(
     "Seed", min_value=0, value=0, step=1, key="train_seed", help="Fixes the split, the sampled negatives and the initialisation."
 )
 
+loo_order = "time"
+if protocol.startswith("loo"):
+    loo_order = st.radio(
+        "Leave-one-out holds out",
+        ["time", "random"],
+        format_func=lambda order: {"time": "each user's latest items (by time)", "random": "seeded random items"}[order],
+        horizontal=True,
+        key="train_loo_order",
+        help="Latest by time suits adoption times (MovieLens). Where times are review dates (Drugs.com: the date of the latest "
+        "positive review of a pair), the latest review need not be the latest use: a random hold-out avoids reading an order "
+        "into them. The run records which.",
+    )
+
 st.caption(
     "Each model is selected on the validation split, then refitted on train + validation (its chosen epochs and settings) "
     "before the one test pass, so every model knows each user's validation interaction at test time."
@@ -147,7 +160,7 @@ if start and not problems:
         try:
             result = ui.train_in_slot(
                 box.empty(), data=data, model_name=name, protocol=protocol, seed=int(seed), device="auto",
-                overrides=overrides.get(name), callback=view, source=source,
+                overrides=overrides.get(name), callback=view, source=source, loo_order=loo_order,
             )  # fmt: skip
         except RecsysError as error:
             failed = True

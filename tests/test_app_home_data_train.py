@@ -300,6 +300,7 @@ def test_train_page_pop_on_ml100k(ml100k_home):
     assert_clean(at)
     runs = list_runs()
     assert [r["model"] for r in runs] == ["pop"]
+    assert runs[0]["split"]["loo_order"] == "time"
     run_id = runs[0]["run_id"]
     assert at.session_state["run_id"] == run_id
     assert at.session_state["train_results"] == [run_id]
@@ -322,10 +323,13 @@ def test_train_page_on_drugscom_sample(drugs_home):
     at.multiselect(key="train_models").set_value(models).run()
     if "neumf" in models:
         at.number_input(key="train_neumf_epochs").set_value(2)
+    # Review dates are not adoption times: hold out seeded random items instead of the latest.
+    at.radio(key="train_loo_order").set_value("random")
     at.button(key="train_start").click().run()
     assert_clean(at)
     runs = list_runs()
     assert sorted(r["model"] for r in runs) == sorted(models)
+    assert all(r["split"]["loo_order"] == "random" for r in runs)
     assert all(r["dataset"]["name"] == "drugscom-sample" for r in runs)
     # No run was active before: the first one trained becomes active; later ones do not replace it.
     assert at.session_state["run_id"] == runs[-1]["run_id"]
