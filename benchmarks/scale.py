@@ -78,6 +78,7 @@ def measure_data(size: str) -> dict:
     from recsys_core.models import create_model
     from recsys_core.sampling import positive_keys, sample_train_negatives
     from recsys_core.splits import make_split
+    from recsys_core.trainer import fit_model
 
     parquet, csv = data_files(size)
     options = UserFileOptions(user_col="user", item_col="item", timestamp_col="timestamp")
@@ -108,7 +109,7 @@ def measure_data(size: str) -> dict:
     del negatives
 
     def pop_full():
-        model = create_model("pop").fit(split.train, device="cpu")
+        model = fit_model(create_model("pop"), split.train, device="cpu")
         return Evaluator(split, "test", "loo-full", seed=0).evaluate(model)
 
     result = stage("pop + full eval", pop_full)

@@ -60,7 +60,7 @@ if is_drug_data(data):
 
 @st.cache_resource(show_spinner=False)
 def _device() -> str:
-    from recsys_core.models.base import device_description, resolve_device
+    from recsys_core.device import device_description, resolve_device
 
     return device_description(resolve_device("auto"))
 

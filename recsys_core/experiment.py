@@ -244,7 +244,6 @@ def run_experiment(
         Trainer(device=device, seed=seed, epochs=refit_epochs, patience=0, cancel=cancel, progress=progress).fit(
             model, split.train_with_validation(), validation=None, callback=relay
         )
-        model.training_history = history
     fit_seconds = time.perf_counter() - started
 
     evaluations = {p: Evaluator(split, "test", p, seed=seed).evaluate(model) for p in companion_protocols(protocol)}

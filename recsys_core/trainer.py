@@ -1,4 +1,15 @@
-"""The one training loop: device, seeding, epochs, validation, early stopping, progress, cancellation."""
+"""The one training loop: device, seeding, epochs, validation, early stopping, progress, cancellation.
+
+:meth:`Trainer.fit` seeds everything, builds the model's :class:`~recsys_core.fit_context.FitContext`
+and hands the model to one of two paths: :meth:`Trainer._fit_closed_form` (one fit, settings chosen on
+validation by the model's ``tune``) or :meth:`Trainer._fit_epochs` (the epoch loop, with an
+:class:`EarlyStopping` that keeps the best epoch's state). It returns the
+:class:`~recsys_core.fit_context.TrainingHistory`; the model keeps nothing of the loop.
+
+A model with stages (NeuMF: pretraining GMF, pretraining MLP, fine-tuning) trains its sub-models
+through ``context.fit_nested``: a nested Trainer on the same device and validation, whose batches are
+reported as this fit's progress under the stage's name.
+"""
 
 from __future__ import annotations
 
@@ -8,74 +19,20 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 
+from .device import device_description, resolve_device
 from .errors import ModelError, TrainingCancelled
 from .evaluation import LOWER_IS_BETTER, Evaluator
+from .fit_context import FitContext, FitStage, TrainingEvent, TrainingHistory, TrainingPhase
 from .interactions import Interactions
-from .models.base import Recommender, device_description, resolve_device
+from .models.base import Recommender
 from .splits import Split
 
-TrainingPhase = Literal["selection", "refit"]
-
-
-@dataclass
-class TrainingEvent:
-    """What a callback receives: ``kind`` is "start", "batch", "epoch" or "end"."""
-
-    kind: str
-    epoch: int = 0
-    epochs: int = 0
-    batch: int = 0
-    batches: int = 0
-    loss: float | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
-    elapsed: float = 0.0
-    best_epoch: int | None = None
-    message: str = ""
-    phase: TrainingPhase = "selection"
-    """"selection": training with validation; "refit": the chosen configuration retrained on train + validation."""
-
-    @property
-    def fraction(self) -> float:
-        """Overall progress in [0, 1]."""
-        if self.kind == "end":
-            return 1.0
-        if not self.epochs:
-            return 0.0
-        within = self.batch / self.batches if self.batches else (1.0 if self.kind == "epoch" else 0.0)
-        return min(1.0, ((self.epoch - 1) + within) / self.epochs) if self.epoch else 0.0
-
-
-@dataclass
-class TrainingHistory:
-    device: str = "cpu"
-    epochs: list[dict] = field(default_factory=list)
-    best_epoch: int | None = None
-    stopped_early: bool = False
-    fit_seconds: float = 0.0
-    validation: dict[str, float] = field(default_factory=dict)
-    tuning: dict | None = None
-
-    @property
-    def epochs_run(self) -> int:
-        """Training epochs run (0 for closed-form models, whose single record is epoch 0)."""
-        return sum(1 for record in self.epochs if record["epoch"] > 0)
-
-    def to_json(self) -> dict:
-        return {
-            "device": self.device,
-            "epochs": self.epochs,
-            "best_epoch": self.best_epoch,
-            "stopped_early": self.stopped_early,
-            "fit_seconds": self.fit_seconds,
-            "epochs_run": self.epochs_run,
-            "validation": self.validation,
-            "tuning": self.tuning,
-        }
+__all__ = ["EarlyStopping", "Trainer", "TrainingEvent", "TrainingHistory", "TrainingPhase", "fit_model", "seed_everything"]
 
 
 def seed_everything(seed: int) -> None:
@@ -84,12 +41,81 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+@dataclass
+class EarlyStopping:
+    """Tracks the best validation epoch and says when to stop.
+
+    ``lower_is_better`` comes from the metric (RMSE: lower; ranking metrics: higher). The best
+    epoch's tensors are copied so the model can be put back to them when the loop ends.
+    ``patience`` 0 never stops early."""
+
+    metric: str
+    patience: int
+    lower_is_better: bool
+    best_value: float | None = None
+    best_epoch: int | None = None
+    best_metrics: dict[str, float] = field(default_factory=dict)
+    best_state: dict[str, torch.Tensor] | None = None
+    bad_epochs: int = 0
+
+    @classmethod
+    def for_metric(cls, metric: str, patience: int) -> EarlyStopping:
+        return cls(metric, patience, metric in LOWER_IS_BETTER)
+
+    def update(self, epoch: int, metrics: dict[str, float], model: Recommender) -> bool:
+        """Record one epoch's validation ``metrics``; True when it is the best so far."""
+        value = metrics[self.metric]
+        improved = self.best_value is None or (value < self.best_value if self.lower_is_better else value > self.best_value)
+        if improved:
+            self.best_value, self.best_epoch, self.bad_epochs = value, epoch, 0
+            self.best_state = copy.deepcopy({k: v.detach().clone() for k, v in model._state().items()})
+            self.best_metrics = dict(metrics)
+        else:
+            self.bad_epochs += 1
+        return improved
+
+    @property
+    def should_stop(self) -> bool:
+        return bool(self.patience) and self.bad_epochs >= self.patience
+
+    def restore_best(self, model: Recommender) -> None:
+        if self.best_state is not None:
+            model._load_state(self.best_state)
+
+
+@dataclass
+class _Progress:
+    """Turns the loop's moments into :class:`TrainingEvent`s placed within the fit's stages."""
+
+    emit: Callable[[TrainingEvent], None]
+    started: float
+    stages: tuple[FitStage, ...]
+    stage: str
+    epoch: int = 0
+
+    def event(self, kind: str, **values: Any) -> TrainingEvent:
+        names = [s.name for s in self.stages]
+        index = names.index(self.stage) if self.stage in names else len(names) - 1
+        stage = self.stages[index]
+        return TrainingEvent(
+            kind,  # type: ignore[arg-type]
+            epochs=stage.epochs,
+            elapsed=time.perf_counter() - self.started,
+            stage=stage.name,
+            stage_index=index,
+            stage_count=len(self.stages),
+            stage_offset=sum(s.epochs for s in self.stages[:index]),
+            total_epochs=sum(s.epochs for s in self.stages),
+            **values,
+        )
+
+
 class Trainer:
     """Fits any :class:`Recommender`.
 
     Args:
         device: "auto" (CUDA when available), "cpu" or "cuda".
-        seed: seeds numpy, torch and the model's generator; runs on the CPU are deterministic.
+        seed: seeds numpy, torch and the fit's generator; runs on the CPU are deterministic.
         validation_metric: chooses the best epoch (default NDCG@10; RMSE for rating models).
         epochs: overrides the model config's ``epochs`` when given.
         patience: overrides the model config's ``patience`` when given (0: never stop early).
@@ -100,7 +126,7 @@ class Trainer:
 
     def __init__(
         self,
-        device: str = "auto",
+        device: str | torch.device = "auto",
         seed: int = 0,
         validation_metric: str | None = None,
         epochs: int | None = None,
@@ -125,6 +151,10 @@ class Trainer:
             return self.cancel.is_set()
         return bool(self.cancel())
 
+    def _check_cancelled(self) -> None:
+        if self._cancelled():
+            raise TrainingCancelled("training was cancelled")
+
     def _validation_evaluator(self, model: Recommender, validation: Any) -> Evaluator | None:
         if validation is None or isinstance(validation, Evaluator):
             return validation
@@ -136,102 +166,149 @@ class Trainer:
             return Evaluator(validation, "validation", protocol, ks=(10,) if protocol == "loo-sampled" else (10, 20, 50, 100), seed=self.seed)
         raise ModelError(f"validation must be a Split or an Evaluator, not {type(validation).__name__}")
 
-    def fit(self, model: Recommender, train: Interactions, validation: Any = None, callback: Callable[[TrainingEvent], None] | None = None) -> TrainingHistory:
-        seed_everything(self.seed)
-        rng = np.random.default_rng(self.seed)
-        model.device = self.device
-        model.mixed_precision = self.mixed_precision
-        evaluator = self._validation_evaluator(model, validation)
+    def _metric(self, evaluator: Evaluator | None) -> str:
         metric = self.validation_metric or ("RMSE" if evaluator is not None and evaluator.protocol == "ratings" else "NDCG@10")
         if evaluator is not None and evaluator.protocol == "heldout-users" and metric == "NDCG@10":
             metric = "NDCG@100"
-        lower_better = metric in LOWER_IS_BETTER
-        history = TrainingHistory(device=device_description(self.device))
-        emit = callback or (lambda event: None)
-        started = time.perf_counter()
+        return metric
+
+    def _epoch_budget(self, model: Recommender) -> int:
         epochs = self.epochs if self.epochs is not None else getattr(model.config, "epochs", 0)
         if self.epochs is not None and getattr(model.config, "epochs", None) not in (None, self.epochs):
             # One source for the epoch budget: what depends on it inside the model (KL annealing,
             # NeuMF's pretraining) reads config.epochs, so an override must land there too.
             model.config = dataclasses.replace(model.config, epochs=self.epochs)
+        return epochs
+
+    def fit(
+        self,
+        model: Recommender,
+        train: Interactions,
+        validation: Any = None,
+        callback: Callable[[TrainingEvent], None] | None = None,
+        stages: tuple[FitStage, ...] | None = None,
+        stage: str | None = None,
+    ) -> TrainingHistory:
+        """Fit ``model`` on ``train``; ``validation`` (a Split or an Evaluator) selects the best epoch.
+
+        ``stages``/``stage`` place this fit within a larger one's progress (a nested fit); by default
+        the fit's stages are the model's own and this loop is the last of them."""
+        seed_everything(self.seed)
+        rng = np.random.default_rng(self.seed)
+        evaluator = self._validation_evaluator(model, validation)
+        history = TrainingHistory(device=device_description(self.device))
+        started = time.perf_counter()
+        epochs = self._epoch_budget(model)
         patience = self.patience if self.patience is not None else getattr(model.config, "patience", 0)
+        stages = stages or (model.fit_stages(epochs) if model.iterative else (FitStage("training", 0),))
+        progress = _Progress(callback or (lambda event: None), started, stages, stage or stages[-1].name)
+
+        def on_batch(batch: int, batches: int) -> None:
+            self._check_cancelled()
+            progress.emit(progress.event("batch", epoch=progress.epoch, batch=batch, batches=batches))
+
+        def fit_nested(sub: Recommender, sub_train: Interactions, *, stage: str, seed: int, epochs: int | None = None, validate: bool = True) -> TrainingHistory:
+            nested = Trainer(
+                device=self.device, seed=seed, mixed_precision=self.mixed_precision, epochs=epochs,
+                patience=None if validate else 0, cancel=self.cancel,
+            )  # fmt: skip
+
+            def relay(event: TrainingEvent) -> None:  # the sub-model's batches are this fit's progress
+                if event.kind == "batch":
+                    progress.emit(dataclasses.replace(event, elapsed=time.perf_counter() - started))
+
+            return nested.fit(sub, sub_train, validation=evaluator if validate else None, callback=relay, stages=stages, stage=stage)
+
+        context = FitContext(
+            device=self.device,
+            rng=rng,
+            seed=self.seed,
+            mixed_precision=self.mixed_precision,
+            on_batch=on_batch,
+            evaluator=evaluator,
+            fit_nested=fit_nested,
+            epochs=epochs,
+        )
         bar = None
         if self.progress:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=max(1, epochs) if model.iterative else 1, desc=f"{model.name}", unit="epoch", leave=False)
-
-        current_epoch = 0
-
-        def on_batch(batch: int, batches: int) -> None:
-            if self._cancelled():
-                raise TrainingCancelled("training was cancelled")
-            emit(TrainingEvent("batch", epoch=current_epoch, epochs=epochs, batch=batch, batches=batches, elapsed=time.perf_counter() - started))
-
-        model.on_batch = on_batch
-        model.validation_evaluator = evaluator  # lets a model pretrain sub-models with the same validation
-        emit(TrainingEvent("start", epochs=epochs, message=f"{model.name} on {history.device}"))
+        # A fit starts at its first stage (a NeuMF with pretraining: before the GMF's first batch).
+        progress.emit(dataclasses.replace(progress, stage=stages[0].name).event("start", message=f"{model.name} on {history.device}"))
         try:
-            model.prepare(train, rng)
+            model.begin_fit(context, train)
             from .distributed import broadcast_parameters
 
             broadcast_parameters(getattr(model, "network", None))  # under torchrun: every rank starts from rank 0's weights
-            if not model.iterative:
-                if evaluator is not None:
-                    tuned = model.tune(evaluator)
-                    if tuned:
-                        history.tuning = tuned
-                    history.validation = evaluator.evaluate(model).metrics
-                history.epochs.append({"epoch": 0, "seconds": time.perf_counter() - started, **history.validation})
+            if model.iterative:
+                stopping = EarlyStopping.for_metric(self._metric(evaluator), patience)
+                self._fit_epochs(model, context, history, stopping, progress, bar)
+            else:
+                self._fit_closed_form(model, evaluator, history, started)
                 if bar:
                     bar.update(1)
-            else:
-                best_value, best_state, bad_epochs = None, None, 0
-                for epoch in range(1, epochs + 1):
-                    current_epoch = epoch
-                    if self._cancelled():
-                        raise TrainingCancelled("training was cancelled")
-                    epoch_start = time.perf_counter()
-                    if hasattr(model, "network"):
-                        model.network.train()
-                    stats = model.train_epoch(epoch, rng)
-                    record = {"epoch": epoch, "seconds": time.perf_counter() - epoch_start, **{k: float(v) for k, v in stats.items()}}
-                    if evaluator is not None:
-                        result = evaluator.evaluate(model)
-                        record.update(result.metrics)
-                        value = result.metrics[metric]
-                        improved = best_value is None or (value < best_value if lower_better else value > best_value)
-                        if improved:
-                            best_value, bad_epochs, history.best_epoch = value, 0, epoch
-                            best_state = copy.deepcopy({k: v.detach().clone() for k, v in model._state().items()})
-                            history.validation = dict(result.metrics)
-                        else:
-                            bad_epochs += 1
-                    history.epochs.append(record)
-                    if bar:
-                        bar.update(1)
-                        bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k in ("loss", metric)})
-                    emit(
-                        TrainingEvent(
-                            "epoch",
-                            epoch=epoch,
-                            epochs=epochs,
-                            loss=record.get("loss"),
-                            metrics={k: v for k, v in record.items() if k not in ("epoch", "seconds")},
-                            elapsed=time.perf_counter() - started,
-                            best_epoch=history.best_epoch,
-                        )
-                    )
-                    if evaluator is not None and patience and bad_epochs >= patience:
-                        history.stopped_early = True
-                        break
-                if best_state is not None:
-                    model._load_state(best_state)
         finally:
-            model.on_batch = None
             if bar:
                 bar.close()
         history.fit_seconds = time.perf_counter() - started
-        model.training_history = history
-        emit(TrainingEvent("end", epoch=history.epochs_run, epochs=epochs, elapsed=history.fit_seconds, best_epoch=history.best_epoch, metrics=history.validation))
+        progress.emit(progress.event("end", epoch=history.epochs_run, best_epoch=history.best_epoch, metrics=history.validation))
         return history
+
+    @staticmethod
+    def _fit_closed_form(model: Recommender, evaluator: Evaluator | None, history: TrainingHistory, started: float) -> None:
+        """The model fitted in ``begin_fit``; settings it may choose are tuned on validation here."""
+        if evaluator is not None:
+            tuned = model.tune(evaluator)
+            if tuned:
+                history.tuning = tuned
+            history.validation = evaluator.evaluate(model).metrics
+        history.epochs.append({"epoch": 0, "seconds": time.perf_counter() - started, **history.validation})
+
+    def _fit_epochs(
+        self, model: Recommender, context: FitContext, history: TrainingHistory, stopping: EarlyStopping, progress: _Progress, bar: Any
+    ) -> None:
+        """Epochs until the budget or early stopping; the model ends at its best validation epoch."""
+        for epoch in range(1, context.epochs + 1):
+            progress.epoch = epoch
+            self._check_cancelled()
+            epoch_start = time.perf_counter()
+            if hasattr(model, "network"):
+                model.network.train()
+            stats = model.train_epoch(context, epoch)
+            record = {"epoch": epoch, "seconds": time.perf_counter() - epoch_start, **{k: float(v) for k, v in stats.items()}}
+            if context.evaluator is not None:
+                metrics = context.evaluator.evaluate(model).metrics
+                record.update(metrics)
+                if stopping.update(epoch, metrics, model):
+                    history.best_epoch, history.validation = epoch, dict(metrics)
+            history.epochs.append(record)
+            if bar:
+                bar.update(1)
+                bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k in ("loss", stopping.metric)})
+            progress.emit(
+                progress.event(
+                    "epoch",
+                    epoch=epoch,
+                    loss=record.get("loss"),
+                    metrics={k: v for k, v in record.items() if k not in ("epoch", "seconds")},
+                    best_epoch=history.best_epoch,
+                )
+            )
+            if context.evaluator is not None and stopping.should_stop:
+                history.stopped_early = True
+                break
+        stopping.restore_best(model)
+
+
+def fit_model(
+    model: Recommender,
+    train: Interactions,
+    validation: Any = None,
+    callback: Callable[[TrainingEvent], None] | None = None,
+    **trainer_options: Any,
+) -> Recommender:
+    """Fit ``model`` with a fresh :class:`Trainer` (``trainer_options`` are its arguments) and return
+    the model, for scripts and tests that do not need the :class:`TrainingHistory`."""
+    Trainer(**trainer_options).fit(model, train, validation=validation, callback=callback)
+    return model

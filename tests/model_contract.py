@@ -10,13 +10,29 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from recsys_core.errors import ModelError
+from recsys_core.fit_context import FitContext
 from recsys_core.interactions import Interactions
 from recsys_core.models import create_model
 from recsys_core.runs import load_model, save_model
+from recsys_core.trainer import fit_model
 
 N = 24
+
+
+def bare_context(seed: int = 0) -> FitContext:
+    """A fit context outside the trainer (CPU, no validation, no progress), for tests that call a
+    model's hooks one by one; its generator is ``default_rng(seed)``."""
+
+    def no_nested_fit(*args, **kwargs):
+        raise AssertionError("this test fits no sub-model")
+
+    return FitContext(
+        device=torch.device("cpu"), rng=np.random.default_rng(seed), seed=seed, mixed_precision=False,
+        on_batch=lambda batch, batches: None, evaluator=None, fit_nested=no_nested_fit,
+    )  # fmt: skip
 
 
 def checkerboard(n: int = N, ratings: bool = False, seed: int = 0) -> Interactions:
@@ -51,7 +67,7 @@ class ModelContract:
 
     @pytest.fixture(scope="class")
     def model(self, data):
-        return create_model(self.model_name, **self.overrides).fit(data, device="cpu", seed=0)
+        return fit_model(create_model(self.model_name, **self.overrides), data, device="cpu", seed=0)
 
     def test_heldout_diagonal_comes_first(self, model):
         items, scores = model.recommend(np.arange(N), k=1)
@@ -110,5 +126,5 @@ class ModelContract:
         assert items is None or items.shape[0] == N
 
     def test_fit_is_deterministic_on_cpu(self, model, data):
-        again = create_model(self.model_name, **self.overrides).fit(data, device="cpu", seed=0)
+        again = fit_model(create_model(self.model_name, **self.overrides), data, device="cpu", seed=0)
         np.testing.assert_allclose(again.score(np.arange(N)), model.score(np.arange(N)), rtol=1e-5, atol=1e-6)

@@ -84,9 +84,10 @@ def test_beyond_accuracy_of_popularity_by_hand(ml100k):
     from recsys_core.evaluation import Evaluator
     from recsys_core.models import create_model
     from recsys_core.splits import make_split
+    from recsys_core.trainer import fit_model
 
     split = make_split(ml100k, "loo-full", seed=0)
-    model = create_model("pop").fit(split.train, device="cpu")
+    model = fit_model(create_model("pop"), split.train, device="cpu")
     users, top = top_k_lists(model, split, "test", 10)
     assert len(users) == ml100k.n_users and top.shape == (ml100k.n_users, 10)
     history = split.history("test").to_csr()

@@ -9,6 +9,7 @@ from recsys_core.evaluation import Evaluator, bootstrap_interval, evaluate, pair
 from recsys_core.interactions import Interactions
 from recsys_core.models import create_model
 from recsys_core.splits import heldout_users, leave_one_out, ratio_split
+from recsys_core.trainer import fit_model
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +37,7 @@ def test_popularity_hr_on_ml100k_is_in_the_published_range(loo):
 
 def test_pop_model_and_pop_function_agree(loo):
     evaluator = Evaluator(loo, "test", "loo-sampled")
-    model = create_model("pop").fit(loo.train, device="cpu")
+    model = fit_model(create_model("pop"), loo.train, device="cpu")
     assert evaluator.evaluate(model).metrics == pytest.approx(evaluator.evaluate(popularity_scorer(loo)).metrics)
 
 
@@ -111,7 +112,7 @@ def test_batch_size_does_not_change_results(loo):
 
 def test_heldout_users_protocol(ml100k):
     split = heldout_users(ml100k, n_heldout_users=60, seed=0)
-    result = Evaluator(split, "test", "heldout-users").evaluate(create_model("pop").fit(split.train, device="cpu"))
+    result = Evaluator(split, "test", "heldout-users").evaluate(fit_model(create_model("pop"), split.train, device="cpu"))
     for name in ("Recall@20", "Recall@50", "NDCG@100"):
         assert 0 < result.metrics[name] < 1
     assert len(result.users) == 60

@@ -26,11 +26,11 @@ def test_epochs_override_reaches_kl_annealing():
     # Mult-VAE's own budget is 200 epochs; annealing used to be computed from it whatever the
     # trainer's epochs, so 5 epochs reached β = 0.2 · 5/200 · … instead of nearly the cap.
     model = create_model("multvae", layers=(8, 4), batch_size=8)
-    Trainer(device="cpu", seed=0, epochs=5).fit(model, checkerboard())
+    history = Trainer(device="cpu", seed=0, epochs=5).fit(model, checkerboard())
     per_epoch = -(-24 // 8)
     assert model.config.epochs == 5
     assert model.meta["total_anneal_steps"] == anneal_steps(None, 5, per_epoch, 0.2)
-    assert model.training_history.epochs[-1]["beta"] == pytest.approx(0.2 * 14 / 15)
+    assert history.epochs[-1]["beta"] == pytest.approx(0.2 * 14 / 15)
 
 
 def test_epochs_override_reaches_svae_annealing():

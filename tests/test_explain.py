@@ -9,6 +9,7 @@ import pytest
 from recsys_core import explain as ex
 from recsys_core.interactions import Interactions
 from recsys_core.models import create_model
+from recsys_core.trainer import fit_model
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +30,7 @@ def small():
 
 
 def _fit(name, data, **overrides):
-    return create_model(name, **overrides).fit(data, device="cpu", seed=0)
+    return fit_model(create_model(name, **overrides), data, device="cpu", seed=0)
 
 
 @pytest.mark.parametrize("name, overrides", [("ease", {"l2": 1.0}), ("itemknn", {"neighbours": 5, "shrinkage": 0.0})])

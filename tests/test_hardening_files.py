@@ -242,10 +242,10 @@ def test_a_run_with_nan_metrics_is_never_saved(ml100k):
     from recsys_core.home import runs_dir
     from recsys_core.models import create_model
     from recsys_core.runs import save_run
+    from recsys_core.trainer import fit_model
 
     small = ml100k.subset(np.arange(2000))
-    model = create_model("pop")
-    model.fit(small)
+    model = fit_model(create_model("pop"), small)
     with pytest.raises(RecsysError, match=r"the run was not saved: its test metrics HR@10 are not finite"):
         save_run(model, users=small.users, items=small.items, record={"dataset": {"name": "x"}, "metrics": {"HR@10": float("nan"), "NDCG@10": 0.1}})
     assert not list(runs_dir().iterdir())

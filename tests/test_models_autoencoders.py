@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from model_contract import ModelContract, N, checkerboard
+from model_contract import ModelContract, N, bare_context, checkerboard
 
 from recsys_core.errors import ModelError
 from recsys_core.evaluation import Evaluator
@@ -15,6 +15,7 @@ from recsys_core.interactions import Interactions
 from recsys_core.models import create_model
 from recsys_core.models.autoencoders import masked_squared_error
 from recsys_core.splits import leave_one_out, ratio_split
+from recsys_core.trainer import fit_model
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -92,21 +93,21 @@ def test_masked_squared_error_counts_observed_entries_only():
 def test_autorec_epoch_loss_is_the_papers_objective():
     data = tiny_ratings()
     model = create_model("autorec", hidden=3, weight_decay=2.0, batch_size=100)
-    model.prepare(data, np.random.default_rng(0))
+    model.begin_fit(bare_context(), data)
     net = model.network
     with torch.no_grad():
         r = torch.as_tensor(model.ratings.T.toarray())  # items × users, 0 = unrated
         h = net(r)
         sse = (((h - r) * (r > 0)) ** 2).sum()
         objective = sse + 2.0 / 2 * (net.encoder.weight.pow(2).sum() + net.decoder.weight.pow(2).sum())
-    stats = model.train_epoch(1, np.random.default_rng(0))  # one batch: the loss is computed before the step
+    stats = model.train_epoch(bare_context(), 1)  # one batch: the loss is computed before the step
     assert stats["loss"] == pytest.approx(float(objective) / len(data), rel=1e-5)
 
 
 @pytest.mark.parametrize("hidden", [2, 8])  # shorter and longer than the history: dual and primal ridge
 def test_autorec_fold_in_is_closed_form_ridge(hidden):
     data = tiny_ratings()
-    model = create_model("autorec", hidden=hidden, epochs=5, weight_decay=0.5).fit(data, device="cpu", seed=0)
+    model = fit_model(create_model("autorec", hidden=hidden, epochs=5, weight_decay=0.5), data, device="cpu", seed=0)
     items, ratings = np.array([0, 2, 3, 4]), np.array([5.0, 1.0, 4.0, 2.0])
     codes = model.item_embeddings().astype(np.float64)
     bias = model.network.decoder.bias.detach().double().mean().item()
@@ -116,7 +117,7 @@ def test_autorec_fold_in_is_closed_form_ridge(hidden):
 
 
 def test_rating_fold_in_reads_bare_ids_as_liked():
-    model = create_model("autorec", hidden=4, epochs=3).fit(tiny_ratings(), device="cpu", seed=0)
+    model = fit_model(create_model("autorec", hidden=4, epochs=3), tiny_ratings(), device="cpu", seed=0)
     assert model.meta["high_rating"] == 5.0
     np.testing.assert_allclose(model.fold_in([1, 3]), model.fold_in([1, 3], [5.0, 5.0]), rtol=1e-6)
     assert not np.allclose(model.fold_in([1, 3]), model.fold_in([1, 3], [2.0, 4.0]))
@@ -124,7 +125,7 @@ def test_rating_fold_in_reads_bare_ids_as_liked():
 
 def test_rating_models_read_ratings_and_fill_new_history_items_with_the_users_mean():
     data = tiny_ratings()
-    model = create_model("deeprec", layers=(4,), epochs=1).fit(data, device="cpu", seed=0)
+    model = fit_model(create_model("deeprec", layers=(4,), epochs=1), data, device="cpu", seed=0)
     known = model.known[np.array([0, 1])].tolil()
     known[0, 4] = 1  # e.g. the validation item at test time: no training rating
     rows = known.tocsr()
@@ -140,7 +141,7 @@ def test_predicted_ratings_are_clipped_and_unrated_items_get_the_mean():
     data = Interactions.from_frame(frame, "user", "item", rating_col="rating")
     train = data.subset(np.array([0, 1, 2, 3]))  # item 3 and user 2 have no training rating
     for name in ("autorec", "deeprec"):
-        model = create_model(name, epochs=2, **({"hidden": 4} if name == "autorec" else {"layers": (4,)})).fit(train, device="cpu", seed=0)
+        model = fit_model(create_model(name, epochs=2, **({"hidden": 4} if name == "autorec" else {"layers": (4,)})), train, device="cpu", seed=0)
         predicted = model.predict_ratings(np.array([0, 0, 1, 2, 0]), np.array([0, 3, 1, 0, 2]))
         mean = float(np.mean([1.0, 2.0, 2.0, 1.0]))
         assert predicted[1] == pytest.approx(mean) and predicted[3] == pytest.approx(mean)
@@ -149,20 +150,20 @@ def test_predicted_ratings_are_clipped_and_unrated_items_get_the_mean():
 
 def test_rating_models_need_ratings():
     with pytest.raises(ModelError, match="rating"):
-        create_model("autorec", epochs=1).fit(checkerboard(), device="cpu")
+        fit_model(create_model("autorec", epochs=1), checkerboard(), device="cpu")
 
 
 @pytest.mark.parametrize("refeed, passes", [(True, 2), (False, 1)])
 def test_dense_refeeding_feeds_the_output_back(refeed, passes):
     data = tiny_ratings()
     model = create_model("deeprec", layers=(4, 3), dropout=0.0, batch_size=100, dense_refeeding=refeed)
-    model.prepare(data, np.random.default_rng(0))
+    model.begin_fit(bare_context(), data)
     calls = []
     model.network.register_forward_hook(lambda module, args, output: calls.append((args[0].detach().clone(), output.detach().clone())))
     steps = []
     original_step = model.optimizer.step
     model.optimizer.step = lambda *a, **k: (steps.append(1), original_step(*a, **k))[1]
-    stats = model.train_epoch(1, np.random.default_rng(0))
+    stats = model.train_epoch(bare_context(), 1)
     assert len(calls) == passes and len(steps) == passes  # one batch: each pass has its own update
     first_input, first_output = calls[0]
     order = np.random.default_rng(0).permutation(data.n_users)  # the batch's shuffled users
@@ -175,7 +176,7 @@ def test_dense_refeeding_feeds_the_output_back(refeed, passes):
 
 def test_cdae_user_node_enters_the_hidden_layer():
     data = checkerboard()
-    model = create_model("cdae", hidden=8, epochs=3).fit(data, device="cpu", seed=0)
+    model = fit_model(create_model("cdae", hidden=8, epochs=3), data, device="cpu", seed=0)
     rows = model.known[np.array([0, 0])]
     model.network.eval()  # no corruption when scoring
     with torch.no_grad():
@@ -188,7 +189,7 @@ def test_cdae_user_node_enters_the_hidden_layer():
 
 
 def test_cdae_corrupts_its_input_only_while_training():
-    model = create_model("cdae", hidden=8, epochs=1, corruption=0.5).fit(checkerboard(), device="cpu", seed=0)
+    model = fit_model(create_model("cdae", hidden=8, epochs=1, corruption=0.5), checkerboard(), device="cpu", seed=0)
     x = torch.ones(4, N)
     model.network.train()
     dropped = model.network.corrupt(x)
@@ -203,7 +204,7 @@ def test_cdae_corrupts_its_input_only_while_training():
 @pytest.mark.slow
 def test_autorec_rating_prediction_on_ml100k(ml100k):
     split = ratio_split(ml100k, seed=0)
-    model = create_model("autorec", epochs=12, patience=0).fit(split.train, split, device="cpu", seed=0)
+    model = fit_model(create_model("autorec", epochs=12, patience=0), split.train, split, device="cpu", seed=0)
     result = Evaluator(split, "test", "ratings").evaluate(model)
     global_mean = np.sqrt(np.mean((split.test.rating - split.train.rating.mean()) ** 2))  # about 1.11
     assert result.metrics["RMSE"] < global_mean - 0.15, result.metrics  # 12 epochs: about 0.91
@@ -213,6 +214,6 @@ def test_autorec_rating_prediction_on_ml100k(ml100k):
 @pytest.mark.slow
 def test_cdae_ranks_far_above_popularity_on_ml100k(ml100k):
     split = leave_one_out(ml100k, seed=0)
-    model = create_model("cdae", epochs=30, patience=0).fit(split.train, device="cpu", seed=0)
+    model = fit_model(create_model("cdae", epochs=30, patience=0), split.train, device="cpu", seed=0)
     result = Evaluator(split, "test", "loo-sampled").evaluate(model)
     assert result.metrics["HR@10"] > 0.58, result.metrics  # 30 epochs: about 0.63; popularity: about 0.41

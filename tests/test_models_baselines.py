@@ -29,8 +29,9 @@ def test_ease_matches_the_float64_closed_form(ml100k):
     import torch
 
     from recsys_core.models import create_model
+    from recsys_core.trainer import fit_model
 
-    model = create_model("ease", l2=200.0).fit(ml100k, device="cpu")
+    model = fit_model(create_model("ease", l2=200.0), ml100k, device="cpu")
     x = torch.as_tensor(ml100k.to_csr().toarray(), dtype=torch.float64)
     precision = torch.linalg.inv(x.T @ x + 200.0 * torch.eye(ml100k.n_items, dtype=torch.float64))
     expected = -precision / torch.diagonal(precision)[None, :]
@@ -43,8 +44,9 @@ def test_ease_item_cap_models_the_most_popular_items_and_records_it(ml100k, tmp_
 
     from recsys_core.models import create_model
     from recsys_core.runs import load_model, save_model
+    from recsys_core.trainer import fit_model
 
-    model = create_model("ease", l2=200.0, item_cap=300).fit(ml100k, device="cpu")
+    model = fit_model(create_model("ease", l2=200.0, item_cap=300), ml100k, device="cpu")
     popular = np.argsort(-ml100k.item_counts(), kind="stable")[:300]
     assert model.meta["item_cap"] == 300 and sorted(model.meta["kept_items"]) == sorted(popular.tolist())
     scores = model.score(np.arange(5))
@@ -64,17 +66,18 @@ def test_ease_refuses_with_its_estimate_when_memory_is_short(ml100k, monkeypatch
     from recsys_core.errors import ModelError
     from recsys_core.models import create_model
     from recsys_core.models.ease import ease_memory_bytes
+    from recsys_core.trainer import fit_model
 
     assert ease_memory_bytes(26_744, tuning=True) > 2 * ease_memory_bytes(26_744, tuning=False) - 2**27
     monkeypatch.setenv("RECSYS_MEMORY_LIMIT_GB", "0.01")
     with pytest.raises(ModelError, match=r"needs about .* GiB") as error:
-        create_model("ease").fit(ml100k, device="cpu")
+        fit_model(create_model("ease"), ml100k, device="cpu")
     assert "item_cap" in error.value.hint
     monkeypatch.setenv("RECSYS_MEMORY_LIMIT_GB", "0.07")  # 1,682 items do not fit; the hinted cap does
     with pytest.raises(ModelError) as error:
-        create_model("ease", l2=100.0).fit(ml100k, device="cpu")
+        fit_model(create_model("ease", l2=100.0), ml100k, device="cpu")
     cap = int(error.value.hint.split("item_cap=")[1].split(")")[0])
-    assert create_model("ease", l2=100.0, item_cap=cap).fit(ml100k, device="cpu").meta["item_cap"] == cap
+    assert fit_model(create_model("ease", l2=100.0, item_cap=cap), ml100k, device="cpu").meta["item_cap"] == cap
 
 
 def test_ease_memory_estimate_matches_the_measured_peak(tmp_path):
@@ -94,6 +97,7 @@ import json, sys
 import numpy as np, pandas as pd
 from recsys_core.interactions import Interactions
 from recsys_core.models import create_model
+from recsys_core.trainer import fit_model
 n_items, tuning = int(sys.argv[1]), sys.argv[2] == "tune"
 rng = np.random.default_rng(0)
 frame = pd.DataFrame({"user": rng.integers(0, 3000, 200_000), "item": rng.integers(0, n_items, 200_000)}).drop_duplicates()
@@ -107,7 +111,7 @@ def status(field):
             return int(line.split()[1]) * 1024
 open("/proc/self/clear_refs", "w").write("5")  # reset the high-water mark to the current RSS
 before = status("VmRSS")
-model.fit(split.train, validation=split if tuning else None, device="cpu")
+fit_model(model, split.train, validation=split if tuning else None, device="cpu")
 print(json.dumps({"grown": status("VmHWM") - before}))
 """
     )
@@ -129,10 +133,11 @@ def test_popularity_recommends_the_most_popular_unseen_items():
 
     from recsys_core.interactions import Interactions
     from recsys_core.models import create_model
+    from recsys_core.trainer import fit_model
 
     # item 2 is seen by 3 users, item 1 by 2, item 0 by 1; user 0 has seen item 2
     frame = pd.DataFrame({"user": [0, 1, 2, 1, 2, 2, 3], "item": [2, 2, 2, 1, 1, 0, 3]})
-    model = create_model("pop").fit(Interactions.from_frame(frame), device="cpu")
+    model = fit_model(create_model("pop"), Interactions.from_frame(frame), device="cpu")
     items, scores = model.recommend(np.array([0]), k=3)
     assert items[0][0] == 1 and set(items[0][1:].tolist()) == {0, 3}  # 0 and 3 tie on one user each
     assert scores[0].tolist() == [2.0, 1.0, 1.0]

@@ -11,6 +11,7 @@ from model_contract import ModelContract, checkerboard
 from recsys_core.errors import ModelError
 from recsys_core.models import create_model
 from recsys_core.models.ncf import NCFNetwork
+from recsys_core.trainer import fit_model
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -138,12 +139,12 @@ def test_losses_on_a_tiny_input():
 
 def test_invalid_tower_is_a_clear_error():
     with pytest.raises(ModelError, match="not a valid MLP tower"):
-        create_model("mlp", layers=(15, 8)).fit(checkerboard(), device="cpu")
+        fit_model(create_model("mlp", layers=(15, 8)), checkerboard(), device="cpu")
 
 
 def test_fold_in_leaves_the_trained_model_untouched():
     data = checkerboard()
-    model = create_model("neumf", **TestNeuMF.overrides).fit(data, device="cpu", seed=0)
+    model = fit_model(create_model("neumf", **TestNeuMF.overrides), data, device="cpu", seed=0)
     before = {k: v.clone() for k, v in model.network.state_dict().items()}
     model.network.zero_grad(set_to_none=True)  # the last training step's gradients
     rows = data.to_csr()[[0, 1, 5]]
@@ -166,6 +167,6 @@ def test_neumf_on_ml100k_beats_popularity_by_far(ml100k):
     from recsys_core.splits import leave_one_out
 
     split = leave_one_out(ml100k, seed=0)
-    model = create_model("neumf", epochs=3).fit(split.train, split, device="cpu", seed=0)
+    model = fit_model(create_model("neumf", epochs=3), split.train, split, device="cpu", seed=0)
     result = Evaluator(split, "test", "loo-sampled").evaluate(model)
     assert result.metrics["HR@10"] > 0.55, result.summary()  # popularity: about 0.41

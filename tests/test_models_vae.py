@@ -16,6 +16,7 @@ from recsys_core.models import create_model
 from recsys_core.models.svae import SVAENetwork, next_items_nll, next_k_targets, pad_sequences
 from recsys_core.models.vae import MultAutoencoderNetwork, gaussian_kl, kl_weight, multinomial_nll
 from recsys_core.splits import leave_one_out
+from recsys_core.trainer import Trainer, fit_model
 
 SMALL_SVAE = {"embedding_size": 16, "rnn_size": 16, "hidden_size": 16, "latent_size": 8, "batch_size": 8, "learning_rate": 2e-2}
 
@@ -46,14 +47,15 @@ def test_kl_weight_rises_linearly_to_the_cap():
 def test_multvae_anneals_beta_per_update():
     # checkerboard: 24 users, batch 8 → 3 updates per epoch; β of an epoch's last update is reported
     model = create_model("multvae", layers=(8, 4), epochs=4, batch_size=8, total_anneal_steps=30, beta_cap=0.2)
-    model.fit(checkerboard(), device="cpu", seed=0)
-    betas = [e["beta"] for e in model.training_history.epochs]
+    history = Trainer(device="cpu", seed=0).fit(model, checkerboard())
+    betas = [e["beta"] for e in history.epochs]
     assert betas == pytest.approx([min(0.2, (3 * e - 1) / 30) for e in range(1, 5)])
     assert model.update_count == 12
     # default: β reaches the cap at the last epoch (epochs × updates per epoch ÷ cap)
-    auto = create_model("multvae", layers=(8, 4), epochs=5, batch_size=8).fit(checkerboard(), device="cpu", seed=0)
+    auto = create_model("multvae", layers=(8, 4), epochs=5, batch_size=8)
+    auto_history = Trainer(device="cpu", seed=0).fit(auto, checkerboard())
     assert auto.meta["total_anneal_steps"] == 5 * 3 / 0.2
-    assert auto.training_history.epochs[-1]["beta"] == pytest.approx(0.2 * 14 / 15)
+    assert auto_history.epochs[-1]["beta"] == pytest.approx(0.2 * 14 / 15)
 
 
 # ---------------------------------------------------------------- losses on hand-made examples
@@ -134,7 +136,7 @@ def test_svae_orders_items_by_time_ties_by_row_order_repeats_at_latest():
 
 @pytest.fixture(scope="module")
 def svae_model():
-    return create_model("svae", **SMALL_SVAE, epochs=15).fit(checkerboard(), device="cpu", seed=0)
+    return fit_model(create_model("svae", **SMALL_SVAE, epochs=15), checkerboard(), device="cpu", seed=0)
 
 
 def test_svae_known_user_is_scored_from_its_stored_order_plus_new_items(svae_model):
@@ -181,7 +183,7 @@ def ml100k_split(ml100k):
 @pytest.mark.slow
 def test_multvae_on_ml100k_beats_popularity_by_far(ml100k_split):
     split, test = ml100k_split
-    model = create_model("multvae", epochs=30).fit(split.train, device="cpu", seed=0)  # defaults otherwise, no early stopping
+    model = fit_model(create_model("multvae", epochs=30), split.train, device="cpu", seed=0)  # defaults otherwise, no early stopping
     hr = test.evaluate(model).metrics["HR@10"]
     assert hr >= 0.58, f"HR@10 {hr:.3f} (popularity ≈ 0.41)"
 
@@ -189,6 +191,6 @@ def test_multvae_on_ml100k_beats_popularity_by_far(ml100k_split):
 @pytest.mark.slow
 def test_svae_on_ml100k_beats_popularity_by_far(ml100k_split):
     split, test = ml100k_split
-    model = create_model("svae", epochs=4, max_length=30, batch_size=64).fit(split.train, device="cpu", seed=0)
+    model = fit_model(create_model("svae", epochs=4, max_length=30, batch_size=64), split.train, device="cpu", seed=0)
     hr = test.evaluate(model).metrics["HR@10"]
     assert hr >= 0.55, f"HR@10 {hr:.3f} (popularity ≈ 0.41)"

@@ -46,3 +46,32 @@ def test_requirements_pin_torch_exactly():
     pins = [line for line in lines if line and not line.startswith("#")]
     assert "torch==2.13.0" in pins
     assert all("==" in line for line in pins)
+
+
+def test_models_do_not_import_the_trainer():
+    # The circle models/base.py ↔ trainer.py is gone: building, loading and scoring a model needs no trainer.
+    code = (
+        "import sys, recsys_core.models as m; "
+        "[m.model_class(name) for name in m.MODEL_NAMES]; "
+        "print('recsys_core.trainer' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert out.stdout.split() == ["False"], out.stderr
+
+
+def test_model_sources_never_mention_the_trainer_module():
+    pattern = re.compile(r"^\s*(from\s+(\.\.|recsys_core\.)trainer\b|from\s+\.\.\s+import\s+.*\btrainer\b|import\s+recsys_core\.trainer\b)", re.M)
+    for path in sorted((REPO / "recsys_core" / "models").glob("*.py")):
+        assert not pattern.search(path.read_text()), f"{path.name} imports recsys_core.trainer"
+    # the fit context, which models do import, must not reach the trainer either
+    assert not re.search(r"^\s*from\s+\.trainer\b|import\s+recsys_core\.trainer\b", (REPO / "recsys_core" / "fit_context.py").read_text(), re.M)
+
+
+def test_device_helpers_live_in_device_py():
+    # One home for CUDA: device helpers are defined in recsys_core/device.py and nowhere else.
+    for path in PRODUCT:
+        if path.name == "device.py":
+            continue
+        text = path.read_text()
+        assert not re.search(r"^def (resolve_device|device_description|autocast)\b", text, flags=re.M), path
+        assert "torch.autocast(" not in text, path

@@ -17,7 +17,8 @@ from recsys_core.models import create_model
 from recsys_core.models.base import ModelConfig, Recommender
 from recsys_core.sequences import Sequences
 from recsys_core.splits import heldout_users, leave_one_out
-from tests.model_contract import checkerboard
+from recsys_core.trainer import fit_model
+from tests.model_contract import bare_context, checkerboard
 
 SMALL_SVAE = {"embedding_size": 16, "rnn_size": 16, "hidden_size": 16, "latent_size": 8, "batch_size": 8, "learning_rate": 2e-2}
 
@@ -45,7 +46,7 @@ class OrderSpy(Recommender):
 
 def fitted_spy(train: Interactions) -> OrderSpy:
     spy = OrderSpy()
-    spy.prepare(train, np.random.default_rng(0))
+    spy.begin_fit(bare_context(), train)
     return spy
 
 
@@ -118,7 +119,7 @@ def test_heldout_users_gives_the_chronological_first_80_percent_in_time_order():
 def test_models_that_ignore_order_are_scored_as_before():
     data = checkerboard()
     split = leave_one_out(data, seed=0)
-    model = create_model("ease").fit(split.train, device="cpu")
+    model = fit_model(create_model("ease"), split.train, device="cpu")
     result = Evaluator(split, "test", "loo-full").evaluate(model)
     assert "history_order" not in result.info
 
@@ -133,7 +134,7 @@ def test_fold_in_passes_the_order_the_items_were_added():
 
 @pytest.fixture(scope="module")
 def svae_model():
-    return create_model("svae", **SMALL_SVAE, epochs=15).fit(checkerboard(), device="cpu", seed=0)
+    return fit_model(create_model("svae", **SMALL_SVAE, epochs=15), checkerboard(), device="cpu", seed=0)
 
 
 def test_reversing_a_history_changes_svae_scores(svae_model):

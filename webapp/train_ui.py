@@ -182,24 +182,51 @@ def history_figure(history: list[dict]):
     return fig
 
 
+def _clock(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def timing_text(event) -> str:
+    """Elapsed time and an estimate of the time left from the overall fraction done (each stage's
+    epoch budget counts; early stopping can only make the real time shorter)."""
+    elapsed = f"{_clock(event.elapsed)} elapsed"
+    fraction = event.fraction
+    if event.kind == "end" or fraction >= 1.0:
+        return elapsed
+    if fraction < 0.02 or event.elapsed < 1.0:
+        return f"{elapsed} · estimating time left…"
+    return f"{elapsed} · about {_clock(event.elapsed * (1 - fraction) / fraction)} left"
+
+
+def _stage_prefix(event) -> str:
+    """"pretraining GMF (stage 1 of 3) · " for fits in stages; nothing for a fit in one stage."""
+    if getattr(event, "stage_count", 1) > 1 and event.stage:
+        return f"{event.stage} (stage {event.stage_index + 1} of {event.stage_count}) · "
+    return ""
+
+
 def describe_event(event) -> str:
+    """The progress line: what runs (stage, epoch k of n within it, batch), then elapsed and time left."""
+    stage = _stage_prefix(event)
     if getattr(event, "phase", "selection") == "refit":
         if event.kind == "end":
             return "Refitted on train + validation; testing on the held-out data…"
         if event.kind in ("batch", "epoch") and event.epochs:
-            return f"refit on train + validation · epoch {event.epoch}/{event.epochs}"
+            return f"refit on train + validation · {stage}epoch {event.epoch}/{event.epochs} · {timing_text(event)}"
         return "Refitting the chosen configuration on train + validation…"
     if event.kind == "start":
         return f"Training {event.message}…"
     if event.kind == "batch":
-        return f"epoch {event.epoch}/{event.epochs} · batch {event.batch}/{event.batches}"
+        return f"{stage}epoch {event.epoch}/{event.epochs} · batch {event.batch}/{event.batches} · {timing_text(event)}"
     if event.kind == "epoch":
-        parts = [f"epoch {event.epoch}/{event.epochs}"]
+        parts = [f"{stage}epoch {event.epoch}/{event.epochs}"]
         if event.loss is not None:
             parts.append(f"loss {event.loss:.4f}")
         parts += [f"val {k} {event.metrics[k]:.4f}" for k in CURVE_METRICS if k in event.metrics]
+        parts.append(timing_text(event))
         return " · ".join(parts)
-    return "Training done; testing on the held-out data…"
+    return f"Training done in {_clock(event.elapsed)}; testing on the held-out data…"
 
 
 class LiveView:

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelError
+from ..fit_context import FitContext
 from ..interactions import Interactions
 from ..sampling import positive_keys, sample_train_negatives
 from .base import TorchRecommender, TrainingConfig, csr_rows_to_dense
@@ -244,15 +245,15 @@ class AutoRec(_RatingModel, TorchRecommender):
         self._empty_ratings()
         self._codes: torch.Tensor | None = None
 
-    def _prepare(self, train: Interactions, rng: np.random.Generator) -> None:
+    def _prepare(self, context: FitContext, train: Interactions) -> None:
         self._keep_ratings(train)
         self.train_items = np.flatnonzero(self.item_has_ratings)
         self.optimizer = torch.optim.Adam(self.network.parameters(), lr=self.config.learning_rate)
 
-    def train_epoch(self, epoch: int, rng: np.random.Generator) -> dict[str, float]:
+    def train_epoch(self, context: FitContext, epoch: int) -> dict[str, float]:
         self._codes = None
         network, total, n_items = self.network, 0.0, len(self.train_items)
-        for batch in self.batches(n_items, self.config.batch_size, rng):
+        for batch in context.batches(n_items, self.config.batch_size):
             items = self.train_items[batch]
             target = csr_rows_to_dense(self.by_item[items], self.device)
             mask = csr_rows_to_dense(self.by_item_mask[items], self.device)
@@ -464,14 +465,14 @@ class DeepRec(_RatingModel, TorchRecommender):
             return torch.optim.Adam(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
         raise ModelError(f"unknown optimizer {cfg.optimizer!r}", "Use adam or sgd.")
 
-    def _prepare(self, train: Interactions, rng: np.random.Generator) -> None:
+    def _prepare(self, context: FitContext, train: Interactions) -> None:
         self._keep_ratings(train)
         self.train_users = np.flatnonzero(self.user_has_ratings)
         self.optimizer = self.make_optimizer()
 
-    def train_epoch(self, epoch: int, rng: np.random.Generator) -> dict[str, float]:
+    def train_epoch(self, context: FitContext, epoch: int) -> dict[str, float]:
         network, total, refed = self.network, 0.0, 0.0
-        for batch in self.batches(len(self.train_users), self.config.batch_size, rng):
+        for batch in context.batches(len(self.train_users), self.config.batch_size):
             users = self.train_users[batch]
             target = csr_rows_to_dense(self.ratings[users], self.device)
             mask = csr_rows_to_dense(self.rated[users], self.device)
@@ -614,18 +615,18 @@ class CDAE(TorchRecommender):
             raise ModelError(f"corruption must lie in [0, 1), not {cfg.corruption}")
         return CDAENetwork(self.n_users, self.n_items, cfg.hidden, cfg.corruption, cfg.activation)
 
-    def _prepare(self, train: Interactions, rng: np.random.Generator) -> None:
-        super()._prepare(train, rng)
+    def _prepare(self, context: FitContext, train: Interactions) -> None:
+        super()._prepare(context, train)
         self.train_users = np.flatnonzero(np.diff(self.known.indptr) > 0)
         self._keys = positive_keys(self.known) if self.config.n_negatives > 0 else None
 
     def _rows(self, rows: sp.csr_matrix) -> torch.Tensor:
         return csr_rows_to_dense(_structure(sp.csr_matrix(rows)), self.device)
 
-    def train_epoch(self, epoch: int, rng: np.random.Generator) -> dict[str, float]:
+    def train_epoch(self, context: FitContext, epoch: int) -> dict[str, float]:
         network, total = self.network, 0.0
         bce = nn.functional.binary_cross_entropy_with_logits
-        for batch in self.batches(len(self.train_users), self.config.batch_size, rng):
+        for batch in context.batches(len(self.train_users), self.config.batch_size):
             users = self.train_users[batch]
             rows = self.known[users]
             x = self._rows(rows)
@@ -636,7 +637,7 @@ class CDAE(TorchRecommender):
                     loss = bce(logits, x, reduction="sum") / len(users)
                 else:
                     hidden = network.encode(x, user_index)
-                    loss = self._sampled_loss(hidden, users, rows, rng)
+                    loss = self._sampled_loss(hidden, users, rows, context.rng)
             total += self.optimizer_step(loss) * len(users)
         return {"loss": total / max(1, len(self.train_users))}
 

@@ -4,8 +4,8 @@ A model implements a few hooks and inherits everything a user calls:
 
 * ``_build()``                   create networks / arrays from ``n_users``, ``n_items``, ``config``
                                  and ``self.meta`` (called on fit and on load, so no training data).
-* ``_prepare(train, rng)``       keep what training needs; closed-form models fit here.
-* ``train_epoch(epoch, rng)``    one pass over the data for iterative models; returns ``{"loss": ...}``.
+* ``_prepare(context, train)``   keep what training needs; closed-form models fit here.
+* ``train_epoch(context, epoch)`` one pass over the data for iterative models; returns ``{"loss": ...}``.
 * ``_score_known(users, rows)``  scores of known users over all items; ``rows`` is their history.
 * ``_score_new(rows)``           fold-in: scores for users never seen in training, from their history.
 * ``_score_sequences(sequences)`` models that read order (``uses_timestamps``): scores from ordered
@@ -14,14 +14,15 @@ A model implements a few hooks and inherits everything a user calls:
 * ``_state()`` / ``_load_state`` tensors that fully describe the fitted model (default: the network).
 
 ``recommend``, ``similar_items``, ``fold_in``, persistence and batching are written once here, on
-top of those hooks. The training loop itself lives in :class:`recsys_core.trainer.Trainer`.
+top of those hooks. The training loop itself lives in :class:`recsys_core.trainer.Trainer`, which
+hands each hook a :class:`~recsys_core.fit_context.FitContext` (device, seeded generator, mixed
+precision, batch callback, validation evaluator, nested fits); this package never imports the
+trainer, so a model can be built, loaded and scored without it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -29,7 +30,9 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from ..device import autocast, resolve_device
 from ..errors import ModelError
+from ..fit_context import FitContext, FitStage
 from ..interactions import Interactions
 from ..sequences import Sequences
 
@@ -142,25 +145,6 @@ def csr_rows_to_dense(rows: sp.csr_matrix, device: torch.device, dtype=torch.flo
     return dense
 
 
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto`` → CUDA when available, else CPU; a clear error when CUDA is asked for but absent."""
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelError("device 'cuda' was requested but no CUDA GPU is available", "Use --device auto or --device cpu.")
-    if device not in ("cpu",) and not device.startswith("cuda"):
-        raise ModelError(f"unknown device {device!r}", "Use auto, cpu or cuda.")
-    return torch.device(device)
-
-
-def device_description(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    return "cpu"
-
-
 class Recommender:
     """Base class of every model; see the module docstring for the hooks."""
 
@@ -185,30 +169,30 @@ class Recommender:
         self.known: sp.csr_matrix | None = None
         self.meta: dict[str, Any] = {}
         self.fitted = False
-        self.on_batch: Callable[[int, int], None] | None = None  # set by the trainer: progress and cancellation
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, train: Interactions, validation: Any = None, callback: Callable | None = None, **trainer_options: Any):
-        """Fit on ``train``; ``validation`` is a Split or an Evaluator used for early stopping."""
-        from ..trainer import Trainer
+    def fit_stages(self, epochs: int) -> tuple[FitStage, ...]:
+        """The stages of a fit with this epoch budget, for progress; one unless the model trains
+        sub-models first (NeuMF's pretraining)."""
+        return (FitStage("training", epochs),)
 
-        Trainer(**trainer_options).fit(self, train, validation=validation, callback=callback)
-        return self
-
-    def prepare(self, train: Interactions, rng: np.random.Generator) -> None:
-        """Called by the trainer before the first epoch (the whole fit for closed-form models)."""
+    def begin_fit(self, context: FitContext, train: Interactions) -> None:
+        """Called by the trainer before the first epoch (the whole fit for closed-form models): the
+        model takes its device and precision from ``context`` and prepares from ``train``."""
         if self.uses_timestamps and train.timestamp is None:
             raise ModelError(f"{self.name} orders each user's items by time, and this data set has no timestamps")
+        self.device = context.device
+        self.mixed_precision = context.mixed_precision  # scoring after the fit keeps the fit's precision
         self.n_users, self.n_items = train.shape
         self.known = train.to_csr()
         self._build()
-        self._prepare(train, rng)
+        self._prepare(context, train)
         self.fitted = True
 
     def _build(self) -> None:
         """Create networks or arrays from sizes, config and ``self.meta``."""
 
-    def _prepare(self, train: Interactions, rng: np.random.Generator) -> None:
+    def _prepare(self, context: FitContext, train: Interactions) -> None:
         """Keep the training data in the form ``train_epoch`` needs, or fit in closed form."""
 
     def tune(self, evaluator: Any) -> dict | None:
@@ -224,28 +208,12 @@ class Recommender:
         validation passes them back as settings so it trains the configuration validation chose."""
         return {}
 
-    def train_epoch(self, epoch: int, rng: np.random.Generator) -> dict[str, float]:
+    def train_epoch(self, context: FitContext, epoch: int) -> dict[str, float]:
         raise ModelError(f"{self.name} is fitted in closed form and has no training epochs")
 
-    def batches(self, n: int, batch_size: int, rng: np.random.Generator | None = None) -> Iterator[np.ndarray]:
-        """Index batches over ``n`` examples (shuffled when ``rng`` is given), reporting progress."""
-        order = rng.permutation(n) if rng is not None else np.arange(n)
-        if rng is not None:  # under torchrun, this rank's shard of the permutation every rank drew alike
-            from ..distributed import shard
-
-            order = shard(order)
-            n = len(order)
-        n_batches = max(1, -(-n // batch_size))
-        for b in range(n_batches):
-            yield order[b * batch_size : (b + 1) * batch_size]
-            if self.on_batch is not None:
-                self.on_batch(b + 1, n_batches)
-
     def autocast(self):
-        """bf16 autocast on CUDA when the trainer enables mixed precision; a no-op on the CPU."""
-        if self.mixed_precision and self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        """bf16 autocast on CUDA when the fit enabled mixed precision; a no-op on the CPU."""
+        return autocast(self.device, self.mixed_precision)
 
     # ------------------------------------------------------------------ scoring hooks
     def _score_known(self, users: np.ndarray, rows: sp.csr_matrix) -> torch.Tensor | np.ndarray:
@@ -503,5 +471,5 @@ class TorchRecommender(Recommender):
     def make_optimizer(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.network.parameters(), lr=self.config.learning_rate, weight_decay=self.config.weight_decay)
 
-    def _prepare(self, train: Interactions, rng: np.random.Generator) -> None:
+    def _prepare(self, context: FitContext, train: Interactions) -> None:
         self.optimizer = self.make_optimizer()

@@ -8,6 +8,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from ..fit_context import FitContext
 from ..interactions import Interactions
 from .base import ModelConfig, Recommender
 
@@ -27,7 +28,7 @@ class Popularity(Recommender):
     def _build(self) -> None:
         self.popularity = np.zeros(self.n_items, dtype=np.float32)
 
-    def _prepare(self, train: Interactions, rng: np.random.Generator) -> None:
+    def _prepare(self, context: FitContext, train: Interactions) -> None:
         self.popularity = np.asarray(self.known.sum(axis=0), dtype=np.float32).ravel()
 
     def _score_known(self, users, rows):
@@ -69,7 +70,7 @@ class ItemKNN(Recommender):
     def _build(self) -> None:
         self.similarity = sp.csr_matrix((self.n_items, self.n_items), dtype=np.float32)
 
-    def _prepare(self, train: Interactions, rng: np.random.Generator) -> None:
+    def _prepare(self, context: FitContext, train: Interactions) -> None:
         x = self.known.tocsc().astype(np.float32)
         xt = x.T.tocsr()
         norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=0))).ravel()

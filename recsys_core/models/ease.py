@@ -24,6 +24,7 @@ import scipy.sparse as sp
 import torch
 
 from ..errors import ModelError
+from ..fit_context import FitContext
 from ..interactions import Interactions
 from ..limits import available_memory, ease_memory_bytes
 from .base import ModelConfig, Recommender, csr_rows_to_dense
@@ -98,7 +99,7 @@ class EASE(Recommender):
         kept = self.meta.get("kept_items")
         self.kept = None if kept is None else np.asarray(kept, dtype=np.int64)
 
-    def _prepare(self, train: Interactions, rng: np.random.Generator) -> None:
+    def _prepare(self, context: FitContext, train: Interactions) -> None:
         cap = self.config.item_cap
         if cap is not None and cap < 1:
             raise ModelError(f"item_cap must be at least 1, not {cap}")

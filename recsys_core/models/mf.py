@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..fit_context import FitContext
 from ..interactions import Interactions
 from ..sampling import positive_keys, sample_train_negatives
 from .base import TorchRecommender, TrainingConfig
@@ -89,8 +90,8 @@ class EmbeddingRecommender(TorchRecommender):
     def make_optimizer(self) -> torch.optim.Optimizer:
         return self._adam(self.config.weight_decay)
 
-    def _prepare(self, train: Interactions, rng: np.random.Generator) -> None:
-        super()._prepare(train, rng)
+    def _prepare(self, context: FitContext, train: Interactions) -> None:
+        super()._prepare(context, train)
         coo = self.known.tocoo()
         self._pos_users = coo.row.astype(np.int64)
         self._pos_items = coo.col.astype(np.int64)
@@ -103,10 +104,10 @@ class EmbeddingRecommender(TorchRecommender):
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(array, device=self.device)
 
-    def _run_epoch(self, n: int, rng: np.random.Generator, batch_loss: Callable[[torch.Tensor], torch.Tensor]) -> dict[str, float]:
+    def _run_epoch(self, context: FitContext, n: int, batch_loss: Callable[[torch.Tensor], torch.Tensor]) -> dict[str, float]:
         """One shuffled pass over ``n`` examples; ``batch_loss(index)`` returns the mean loss of a batch."""
         total, seen = 0.0, 0
-        for index in self.batches(n, self.config.batch_size, rng):
+        for index in context.batches(n, self.config.batch_size):
             batch = self._tensor(index)
             with self.autocast():
                 loss = batch_loss(batch).float()
@@ -297,8 +298,8 @@ class BPR(EmbeddingRecommender):
     def pair_loss(self, positive, negative):
         return F.softplus(negative - positive).mean(dim=-1)  # −log σ(x_ui − x_uj), averaged over the k negatives
 
-    def train_epoch(self, epoch, rng):
-        negatives = self._tensor(self._sample_negatives(rng))
+    def train_epoch(self, context, epoch):
+        negatives = self._tensor(self._sample_negatives(context.rng))
         users, items = self._tensor(self._pos_users), self._tensor(self._pos_items)
         net, lam = self.network, self.config.weight_decay
 
@@ -315,4 +316,4 @@ class BPR(EmbeddingRecommender):
                 loss = loss + lam * penalty.mean()
             return loss
 
-        return self._run_epoch(len(self._pos_users), rng, batch_loss)
+        return self._run_epoch(context, len(self._pos_users), batch_loss)

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ModelError
+from ..fit_context import FitContext, FitStage
 from .base import TrainingConfig
 from .mf import EmbeddingNetwork, EmbeddingRecommender, normal_init
 
@@ -216,6 +217,10 @@ class NeuMFConfig(NCFConfig):
 
 # ---------------------------------------------------------------------------- models
 
+#: NeuMF's stages with pretraining, as progress events name them.
+PRETRAIN_STAGES = ("pretraining GMF", "pretraining MLP")
+FINETUNE_STAGE = "fine-tuning"
+
 
 class NCFRecommender(EmbeddingRecommender):
     """Shared wrapper: the pointwise log-loss epoch and the matching fold-in loss."""
@@ -227,8 +232,8 @@ class NCFRecommender(EmbeddingRecommender):
         """Log loss of one positive (label 1) and its k negatives (label 0), summed per positive."""
         return F.softplus(-positive).sum(-1) + F.softplus(negative).sum(-1)
 
-    def train_epoch(self, epoch, rng):
-        negatives = self._sample_negatives(rng)
+    def train_epoch(self, context, epoch):
+        negatives = self._sample_negatives(context.rng)
         n_pos = len(self._pos_users)
         users = self._tensor(np.concatenate([self._pos_users, np.repeat(self._pos_users, negatives.shape[1])]))
         items = self._tensor(np.concatenate([self._pos_items, negatives.ravel()]))
@@ -240,7 +245,7 @@ class NCFRecommender(EmbeddingRecommender):
             logits = net(users[index], items[index].unsqueeze(1)).squeeze(1).float()
             return F.binary_cross_entropy_with_logits(logits, labels[index])
 
-        return self._run_epoch(len(users), rng, batch_loss)
+        return self._run_epoch(context, len(users), batch_loss)
 
 
 class GMF(NCFRecommender):
@@ -280,41 +285,38 @@ class NeuMF(NCFRecommender):
     def derived_settings(self) -> dict:
         return {"pretrain_epochs": tuple(self.meta["pretrain_epochs"])} if "pretrain_epochs" in self.meta else {}
 
-    def _prepare(self, train, rng):
-        super()._prepare(train, rng)
-        if self.config.pretrain:
-            self._pretrain(train, rng)
+    def fit_stages(self, epochs: int) -> tuple[FitStage, ...]:
+        if not self.config.pretrain:
+            return super().fit_stages(epochs)
+        gmf, mlp = self._fixed_pretrain_epochs() or (epochs, epochs)
+        return (FitStage(PRETRAIN_STAGES[0], gmf), FitStage(PRETRAIN_STAGES[1], mlp), FitStage(FINETUNE_STAGE, epochs))
 
-    def _pretrain(self, train, rng):
-        """Train a GMF and an MLP with the same settings (nested trainer, same device and validation,
-        early stopping), copy them in with α-mixed output weights, and fine-tune the whole with plain SGD."""
-        from ..trainer import Trainer
-
-        c = self.config
-        shared = {k: getattr(c, k) for k in ("n_negatives", "epochs", "learning_rate", "batch_size", "weight_decay", "patience")}
-        seed = int(rng.integers(2**31 - 1))  # drawn from the trainer's generator: deterministic for its seed
-        evaluator = getattr(self, "validation_evaluator", None)
-        outer = self.on_batch
-
-        def relay(event):  # progress (and cancellation) of the sub-models goes through the outer trainer
-            if event.kind == "batch" and outer is not None:
-                outer(event.batch, event.batches)
-
-        parts = {"gmf": GMF(embedding_size=c.embedding_size, **shared), "mlp": MLP(layers=c.layers, **shared)}
-        report = {}
-        fixed = tuple(c.pretrain_epochs) if c.pretrain_epochs is not None else None
+    def _fixed_pretrain_epochs(self) -> tuple[int, int] | None:
+        fixed = tuple(self.config.pretrain_epochs) if self.config.pretrain_epochs is not None else None
         if fixed is not None and (len(fixed) != 2 or min(fixed) < 1):
             raise ModelError(f"pretrain_epochs={list(fixed)} must be two positive epoch counts (GMF, MLP)", "For example --set pretrain_epochs=8,12.")
+        return fixed  # type: ignore[return-value]
+
+    def _prepare(self, context, train):
+        super()._prepare(context, train)
+        if self.config.pretrain:
+            self._pretrain(context, train)
+
+    def _pretrain(self, context: FitContext, train) -> None:
+        """Train a GMF and an MLP with the same settings (nested fits through the context: same device,
+        validation and early stopping), copy them in with α-mixed output weights, and fine-tune the
+        whole with plain SGD."""
+        c = self.config
+        shared = {k: getattr(c, k) for k in ("n_negatives", "epochs", "learning_rate", "batch_size", "weight_decay", "patience")}
+        seed = int(context.rng.integers(2**31 - 1))  # drawn from the fit's generator: deterministic for its seed
+        parts = {"gmf": GMF(embedding_size=c.embedding_size, **shared), "mlp": MLP(layers=c.layers, **shared)}
+        report = {}
+        fixed = self._fixed_pretrain_epochs()
         for index, (key, sub) in enumerate(parts.items()):
             # Fixed epochs (a refit) train exactly that long; otherwise early stopping on validation.
-            trainer = Trainer(
-                device=self.device,
-                seed=seed,
-                mixed_precision=self.mixed_precision,
-                epochs=fixed[index] if fixed else None,
-                patience=0 if fixed else None,
+            history = context.fit_nested(
+                sub, train, stage=PRETRAIN_STAGES[index], seed=seed, epochs=fixed[index] if fixed else None, validate=fixed is None
             )
-            history = trainer.fit(sub, train, validation=None if fixed else evaluator, callback=relay)
             report[key] = {"best_epoch": history.best_epoch, "epochs_run": history.epochs_run, "validation": history.validation}
         self.network.load_pretrained(parts["gmf"].network, parts["mlp"].network, c.alpha)
         self.meta["pretrain_epochs"] = [int(r["best_epoch"] or r["epochs_run"]) for r in report.values()]

@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..fit_context import FitContext
 from ..interactions import Interactions
 from ..sequences import Sequences
 from .base import TorchRecommender, TrainingConfig
@@ -164,8 +165,8 @@ class SVAE(TorchRecommender):
         c = self.config
         return SVAENetwork(self.n_items, c.embedding_size, c.rnn_size, c.hidden_size, c.latent_size, c.dropout)
 
-    def _prepare(self, train: Interactions, rng: np.random.Generator) -> None:
-        super()._prepare(train, rng)
+    def _prepare(self, context: FitContext, train: Interactions) -> None:
+        super()._prepare(context, train)
         self.sequence_items, self.sequence_indptr = self.time_ordered(train)
         lengths = np.diff(self.sequence_indptr)
         self._train_users = np.flatnonzero(lengths >= 2)  # a step needs a next item to predict
@@ -205,15 +206,15 @@ class SVAE(TorchRecommender):
         nll = next_items_nll(logits, targets[has_next], pad)
         return (nll + beta * gaussian_kl(mu.float(), logvar.float())).mean()
 
-    def train_epoch(self, epoch: int, rng: np.random.Generator) -> dict[str, float]:
+    def train_epoch(self, context: FitContext, epoch: int) -> dict[str, float]:
         """One pass over the training users in batches of similar length (little padding for the
         GRU): users are sorted by their length times a random factor in [0.9, 1.1], cut into
         batches, and the batches visited in random order."""
         size = self.config.batch_size
         lengths = np.minimum(np.diff(self.sequence_indptr)[self._train_users], self.config.max_length)
-        order = np.argsort(lengths * rng.uniform(0.9, 1.1, len(lengths)), kind="stable")
+        order = np.argsort(lengths * context.rng.uniform(0.9, 1.1, len(lengths)), kind="stable")
         total, count, beta = 0.0, 0, 0.0
-        for (b,) in self.batches(-(-len(order) // size), 1, rng):
+        for (b,) in context.batches(-(-len(order) // size), 1):
             batch = order[b * size : (b + 1) * size]
             if not len(batch):
                 continue

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..fit_context import FitContext
 from ..interactions import Interactions
 from .base import TorchRecommender, TrainingConfig, csr_rows_to_dense
 
@@ -164,8 +165,8 @@ class _MultAutoencoder(TorchRecommender):
         groups = [{"params": weights, "weight_decay": self.config.weight_decay}, {"params": biases, "weight_decay": 0.0}]
         return torch.optim.Adam(groups, lr=self.config.learning_rate)
 
-    def _prepare(self, train: Interactions, rng: np.random.Generator) -> None:
-        super()._prepare(train, rng)
+    def _prepare(self, context: FitContext, train: Interactions) -> None:
+        super()._prepare(context, train)
         self._train_users = np.flatnonzero(np.diff(self.known.indptr) > 0)  # users with a history
         self.update_count = 0
         if self.variational:
@@ -191,9 +192,9 @@ class _MultAutoencoder(TorchRecommender):
             loss = loss + beta * gaussian_kl(mu.float(), logvar.float())
         return loss.mean()
 
-    def train_epoch(self, epoch: int, rng: np.random.Generator) -> dict[str, float]:
+    def train_epoch(self, context: FitContext, epoch: int) -> dict[str, float]:
         total, count, beta = 0.0, 0, 0.0
-        for batch in self.batches(len(self._train_users), self.config.batch_size, rng):
+        for batch in context.batches(len(self._train_users), self.config.batch_size):
             if not len(batch):
                 continue
             x = csr_rows_to_dense(self.known[self._train_users[batch]], self.device)
