@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from .errors import RecsysError
+from .protocols import DEFAULT_PROTOCOL, PROTOCOL_NAMES
 
-PROTOCOL_CHOICES = ("loo-sampled", "loo-full", "heldout-users", "ratings")
+#: ``--protocol`` choices: the registry's names (recsys_core.protocols).
+PROTOCOL_CHOICES = PROTOCOL_NAMES
 
 
 def _print_table(rows: list[dict], columns: list[str]) -> None:
@@ -435,7 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help="maximum epochs (default: the model's own)")
     p.add_argument("--seed", type=int, default=0, help="random seed for split, sampling and training (default 0)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
-    p.add_argument("--protocol", default="loo-sampled", choices=PROTOCOL_CHOICES, help="evaluation protocol (default loo-sampled)")
+    p.add_argument("--protocol", default=DEFAULT_PROTOCOL, choices=PROTOCOL_CHOICES, help=f"evaluation protocol (default {DEFAULT_PROTOCOL})")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a model setting; repeatable")
     p.add_argument(
         "--refit",
@@ -507,7 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help="maximum epochs per trial (default: the model's own)")
     p.add_argument("--seed", type=int, default=0, help="seed of the split, the sampler and training (default 0)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
-    p.add_argument("--protocol", default="loo-sampled", choices=PROTOCOL_CHOICES, help="evaluation protocol (default loo-sampled)")
+    p.add_argument("--protocol", default=DEFAULT_PROTOCOL, choices=PROTOCOL_CHOICES, help=f"evaluation protocol (default {DEFAULT_PROTOCOL})")
     p.add_argument("--no-train", action="store_true", help="only search; do not train and test the best configuration")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(func=cmd_tune)

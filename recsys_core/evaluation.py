@@ -28,12 +28,13 @@ import scipy.sparse as sp
 from . import metrics as M
 from .checks import check_negatives
 from .errors import ModelError
+from .protocols import DEFAULT_PROTOCOL, PROTOCOL_NAMES, PROTOCOLS, get_protocol
 from .sampling import sample_eval_negatives
 from .sequences import ORDER_DESCRIPTIONS, Sequences
-from .splits import PROTOCOL_SPLITS, Split
+from .splits import Split
 
-PROTOCOLS = tuple(PROTOCOL_SPLITS)
-HEADLINE = {"loo-sampled": "HR@10", "loo-full": "HR@10", "heldout-users": "Recall@20", "ratings": "RMSE"}
+#: protocol name -> its headline metric (read from :data:`recsys_core.protocols.PROTOCOLS`).
+HEADLINE = {name: protocol.headline for name, protocol in PROTOCOLS.items()}
 # Metrics where lower is better (for sorting leaderboards and early stopping).
 LOWER_IS_BETTER = {"RMSE", "MAE"}
 # Dataset-level metrics have no per-user values and hence no bootstrap interval.
@@ -275,7 +276,7 @@ class Evaluator:
         self,
         split: Split,
         part: str = "test",
-        protocol: str = "loo-sampled",
+        protocol: str = DEFAULT_PROTOCOL,
         ks: tuple[int, ...] = (5, 10, 20),
         n_negatives: int = 99,
         seed: int = 0,
@@ -283,10 +284,11 @@ class Evaluator:
         n_resamples: int = 1000,
     ):
         if protocol not in PROTOCOLS:
-            raise ModelError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
-        if PROTOCOL_SPLITS[protocol] != split.kind:
-            raise ModelError(f"protocol {protocol!r} needs a {PROTOCOL_SPLITS[protocol]} split, not a {split.kind} split")
-        self.split, self.part, self.protocol = split, part, protocol
+            raise ModelError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOL_NAMES)}")
+        spec = get_protocol(protocol)
+        if spec.split_kind != split.kind:
+            raise ModelError(f"protocol {protocol!r} needs a {spec.split_kind} split, not a {split.kind} split")
+        self.split, self.part, self.protocol, self.spec = split, part, protocol, spec
         self.ks, self.n_negatives, self.seed, self.n_resamples = tuple(ks), n_negatives, seed, n_resamples
         self.batch_size = batch_size or max(1, min(2048, int(2e7 // max(1, split.n_items))))
         targets = split.part(part)
@@ -294,17 +296,17 @@ class Evaluator:
         self.history_interactions = split.history(part)
         self.history = self.history_interactions.to_csr()
         self._sequences: Sequences | None = None
-        if protocol in ("loo-sampled", "loo-full"):
+        if spec.leave_one_out:
             order = np.argsort(targets.user, kind="stable")
             self.users = targets.user[order]
             self.target_items = targets.item[order]
-        elif protocol == "heldout-users":
+        elif spec.split_kind == "heldout-users":
             self.users = np.unique(targets.user)
             self.target_matrix = targets.to_csr()
         else:
             self.users = targets.user
         self.candidates = None
-        if protocol == "loo-sampled":
+        if spec.sampled_negatives is not None:
             positives = split.all_positives()
             rng = np.random.default_rng([seed, 1 if part == "validation" else 2])
             negatives = sample_eval_negatives(positives, self.users, n_negatives, rng)
@@ -336,9 +338,9 @@ class Evaluator:
     def evaluate(self, scorer: Any) -> EvaluationResult:
         """Score and rank every user of this part; ``scorer`` is a model or ``f(users, items)``."""
         adapter = _ModelScorer(scorer)
-        if self.protocol == "ratings":
+        if self.spec.split_kind == "ratio":
             return self._evaluate_ratings(adapter)
-        if self.protocol == "heldout-users":
+        if self.spec.split_kind == "heldout-users":
             return self._evaluate_heldout(adapter)
         return self._evaluate_loo(adapter)
 
@@ -348,7 +350,7 @@ class Evaluator:
             name: bootstrap_interval(values, self.n_resamples, seed=self.seed) for name, values in per_user.items()
         }
         means.update(set_metrics)
-        info = {"n_negatives": self.n_negatives if self.protocol == "loo-sampled" else None, "seed": self.seed, **info}
+        info = {"n_negatives": self.n_negatives if self.spec.sampled_negatives is not None else None, "seed": self.seed, **info}
         info["ties"] = "target rank: uniform position among tied candidates (seeded, one draw per user); top-K lists: a seeded item order"
         return EvaluationResult(self.protocol, self.part, self.users, per_user, means, intervals, info)
 
@@ -364,7 +366,7 @@ class Evaluator:
             sl = slice(start, start + self.batch_size)
             users = self.users[sl]
             ordered = sequences.rows(sl) if sequences is not None else None
-            if self.protocol == "loo-sampled":
+            if self.spec.sampled_negatives is not None:
                 scores = _writable_scores(adapter.known_users(users, self.candidates[sl], self.history, ordered))
                 ranks[sl] = _ranks_with_random_ties(scores[:, 1:], scores[:, 0], uniform[sl])
             else:
@@ -388,7 +390,7 @@ class Evaluator:
             tops = np.concatenate(top_lists)
             for k in self.ks:
                 set_metrics[f"Coverage@{k}"] = M.item_coverage(tops[:, :k], self.split.n_items)
-        info = {"candidates": "target + sampled negatives" if self.protocol == "loo-sampled" else "all items not in the user's history"}
+        info = {"candidates": "target + sampled negatives" if self.spec.sampled_negatives is not None else "all items not in the user's history"}
         result = self._finish(per_user, set_metrics, {**info, **self._order_info(sequences)})
         result.per_user["rank"] = ranks.astype(np.float64)
         return result
@@ -450,6 +452,6 @@ class Evaluator:
         return result
 
 
-def evaluate(scorer: Any, split: Split, protocol: str = "loo-sampled", part: str = "test", **kwargs) -> EvaluationResult:
+def evaluate(scorer: Any, split: Split, protocol: str = DEFAULT_PROTOCOL, part: str = "test", **kwargs) -> EvaluationResult:
     """One-shot evaluation; build an :class:`Evaluator` once to rank several models on the same candidates."""
     return Evaluator(split, part=part, protocol=protocol, **kwargs).evaluate(scorer)

@@ -18,11 +18,12 @@ import numpy as np
 
 from .beyond import beyond_accuracy_record
 from .errors import DataError, ModelError
-from .evaluation import HEADLINE, EvaluationResult, Evaluator
+from .evaluation import EvaluationResult, Evaluator
 from .interactions import Interactions
 from .models import create_model
 from .models.base import Recommender
-from .splits import PROTOCOL_SPLITS, Split, make_split
+from .protocols import DEFAULT_PROTOCOL, get_protocol
+from .splits import Split, make_split
 from .trainer import Trainer, TrainingEvent
 
 #: ``threshold`` of :meth:`DataSource.builtin` when not given: the data set's own positive rule.
@@ -181,16 +182,14 @@ class ExperimentResult:
 
 
 def companion_protocols(protocol: str) -> list[str]:
-    """Protocols evaluated on the same test split: sampled and full ranking go together."""
-    if protocol in ("loo-sampled", "loo-full"):
-        return [protocol] + [p for p in ("loo-sampled", "loo-full") if p != protocol]
-    return [protocol]
+    """Protocols evaluated on the same test split, ``protocol`` first: sampled and full ranking go together."""
+    return list(get_protocol(protocol).companions)
 
 
 def run_experiment(
     data: Interactions | DataSource,
     model_name: str,
-    protocol: str = "loo-sampled",
+    protocol: str = DEFAULT_PROTOCOL,
     seed: int = 0,
     device: str = "auto",
     overrides: dict[str, Any] | None = None,
@@ -214,8 +213,7 @@ def run_experiment(
     run records which was done. ``loo_order`` ("time" or "random") picks
     the held-out items of leave-one-out; the run's split info records it.
     """
-    if protocol not in PROTOCOL_SPLITS:
-        raise ModelError(f"unknown protocol {protocol!r}", "Protocols: " + ", ".join(PROTOCOL_SPLITS))
+    spec = get_protocol(protocol)
     if isinstance(data, DataSource):
         source, data = data, data.load()
     from .limits import check_memory, check_protocol_data
@@ -223,10 +221,7 @@ def run_experiment(
     check_protocol_data(data, protocol)  # refuse before training, with the reason, what cannot give finite metrics
     model = create_model(model_name, **(overrides or {}))
     check_memory(model_name, data.n_users, data.n_items, len(data), model.config, device)
-    if protocol == "ratings" and not model.predicts_ratings:
-        raise ModelError(f"{model_name} ranks items and cannot be evaluated on ratings", "Use autorec or deeprec, or a ranking protocol.")
-    if protocol == "ratings" and data.rating is None:
-        raise DataError("the ratings protocol needs a rating column", "Choose a rating column or a ranking protocol.")
+    spec.check(model, has_ratings=data.rating is not None)
     split = split if split is not None else make_split(data, protocol, seed=seed, loo_order=loo_order)
     trainer = Trainer(device=device, seed=seed, epochs=epochs, cancel=cancel, progress=progress)
     started = time.perf_counter()
@@ -259,7 +254,7 @@ def run_experiment(
             "stats": {k: v for k, v in data.stats().items() if k in ("users", "items", "interactions", "density")},
         },
         "protocol": protocol,
-        "headline": HEADLINE[protocol],
+        "headline": spec.headline,
         "split": split.info,
         "seed": seed,
         "device": history.device,
@@ -343,9 +338,10 @@ def evaluate_run(run_id: str, protocol: str | None = None, data: Interactions | 
     run = load_run(run_id)
     record = run.record
     protocol = protocol or record["protocol"]
-    if PROTOCOL_SPLITS[protocol] != PROTOCOL_SPLITS[record["protocol"]]:
+    wanted, trained = get_protocol(protocol), get_protocol(record["protocol"])
+    if wanted.split_kind != trained.split_kind:
         raise ModelError(
-            f"run {run_id} was trained on a {PROTOCOL_SPLITS[record['protocol']]} split; {protocol} needs a {PROTOCOL_SPLITS[protocol]} split",
+            f"run {run_id} was trained on a {trained.split_kind} split; {protocol} needs a {wanted.split_kind} split",
             "Train a new run with that protocol.",
         )
     if data is None:

@@ -292,7 +292,10 @@ def check_protocol_data(data: Any, protocol: str, n_negatives: int = 99) -> None
             f"{data.name} has {data.n_users:,} user(s), {data.n_items:,} item(s) and {len(data):,} interaction(s): too few to train and test a recommender",
             "Check the user and item columns, the rating threshold and the k-core filter.",
         )
-    if protocol in ("loo-sampled", "loo-full"):
+    from .protocols import get_protocol
+
+    spec = get_protocol(protocol)
+    if spec.leave_one_out:
         keys = np.unique(data.user.astype(np.int64) * data.n_items + data.item.astype(np.int64))
         distinct = np.bincount(keys // data.n_items, minlength=data.n_users)
         eligible = distinct >= LEAVE_ONE_OUT_MIN
@@ -305,7 +308,7 @@ def check_protocol_data(data: Any, protocol: str, n_negatives: int = 99) -> None
                 "Leave-one-out holds out each user's latest item for test and the one before for validation and trains on the rest: "
                 "choose other user/item columns, lower the threshold, or use data with longer histories.",
             )
-        if protocol == "loo-sampled":
+        if spec.sampled_negatives is not None:
             if data.n_items < n_negatives + 1:
                 raise DataError(
                     f"{data.name} has {data.n_items} items, fewer than the {n_negatives} sampled negatives + 1 test item that {protocol} ranks",
@@ -317,7 +320,7 @@ def check_protocol_data(data: Any, protocol: str, n_negatives: int = 99) -> None
                     f"in {data.name} a user has seen all but {int(unseen.min())} of the {data.n_items} items, fewer than the {n_negatives} negatives {protocol} samples",
                     "Use the loo-full protocol, or data with more items.",
                 )
-    if protocol == "ratings":
+    if spec.needs_ratings:
         if getattr(data, "rating", None) is None:
             raise DataError("the ratings protocol needs a rating column", "Choose a rating column or a ranking protocol.")
         n = len(data)

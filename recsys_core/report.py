@@ -84,13 +84,9 @@ def _figure(figure: Any, element_id: str) -> str:
 
 def _leaderboard(records: list[dict], protocol: str) -> pd.DataFrame:
     from .evaluation import HEADLINE, LOWER_IS_BETTER
+    from .protocols import get_protocol
 
-    metrics = {
-        "loo-sampled": ("HR@10", "NDCG@10", "MRR"),
-        "loo-full": ("HR@10", "NDCG@10", "MRR"),
-        "heldout-users": ("Recall@20", "Recall@50", "NDCG@100"),
-        "ratings": ("RMSE", "MAE"),
-    }[protocol]
+    metrics = get_protocol(protocol).metrics
     rows = []
     for record in records:
         test = record.get("test", {}).get(protocol, {})
@@ -114,7 +110,9 @@ def _paired_sentences(runs: list[Any], protocol: str) -> list[str]:
     from .evaluation import HEADLINE, LOWER_IS_BETTER, paired_comparison
 
     headline = HEADLINE[protocol]
-    metric = "squared_error" if protocol == "ratings" else headline
+    from .protocols import get_protocol
+
+    metric = "squared_error" if get_protocol(protocol).needs_ratings else headline  # rating protocols pair per-rating errors
     scored = [(run, run.record.get("test", {}).get(protocol, {}).get("metrics", {}).get(headline)) for run in runs]
     scored = [(run, value) for run, value in scored if value is not None and run.evaluation(protocol) is not None]
     if len(scored) < 2:

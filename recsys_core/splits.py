@@ -18,13 +18,10 @@ import scipy.sparse as sp
 
 from .errors import DataError
 from .interactions import Interactions
+from .protocols import PROTOCOLS
 
-PROTOCOL_SPLITS = {
-    "loo-sampled": "leave-one-out",
-    "loo-full": "leave-one-out",
-    "heldout-users": "heldout-users",
-    "ratings": "ratio",
-}
+#: protocol name -> the split kind it needs (read from :data:`recsys_core.protocols.PROTOCOLS`).
+PROTOCOL_SPLITS = {name: protocol.split_kind for name, protocol in PROTOCOLS.items()}
 
 
 @dataclass(frozen=True, eq=False)

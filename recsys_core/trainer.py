@@ -30,6 +30,7 @@ from .evaluation import LOWER_IS_BETTER, Evaluator
 from .fit_context import FitContext, FitStage, TrainingEvent, TrainingHistory, TrainingPhase
 from .interactions import Interactions
 from .models.base import Recommender
+from .protocols import get_protocol, validation_protocol_for
 from .splits import Split
 
 __all__ = ["EarlyStopping", "Trainer", "TrainingEvent", "TrainingHistory", "TrainingPhase", "fit_model", "seed_everything"]
@@ -159,18 +160,18 @@ class Trainer:
         if validation is None or isinstance(validation, Evaluator):
             return validation
         if isinstance(validation, Split):
-            protocol = {"leave-one-out": "loo-sampled", "heldout-users": "heldout-users", "ratio": "ratings"}[validation.kind]
-            if protocol == "ratings" and not model.predicts_ratings:
+            protocol = validation_protocol_for(validation.kind)
+            if not protocol.supports(model):
                 return None
             # The run's seed, like the test pass: validation candidates must not be fixed whatever the seed.
-            return Evaluator(validation, "validation", protocol, ks=(10,) if protocol == "loo-sampled" else (10, 20, 50, 100), seed=self.seed)
+            return Evaluator(validation, "validation", protocol.name, ks=protocol.validation_ks, seed=self.seed)
         raise ModelError(f"validation must be a Split or an Evaluator, not {type(validation).__name__}")
 
     def _metric(self, evaluator: Evaluator | None) -> str:
-        metric = self.validation_metric or ("RMSE" if evaluator is not None and evaluator.protocol == "ratings" else "NDCG@10")
-        if evaluator is not None and evaluator.protocol == "heldout-users" and metric == "NDCG@10":
-            metric = "NDCG@100"
-        return metric
+        """The validation metric: the one given, else the validated protocol's (without validation none is read)."""
+        if self.validation_metric:
+            return self.validation_metric
+        return get_protocol(evaluator.protocol).validation_metric if evaluator is not None else "NDCG@10"
 
     def _epoch_budget(self, model: Recommender) -> int:
         epochs = self.epochs if self.epochs is not None else getattr(model.config, "epochs", 0)

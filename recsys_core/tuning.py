@@ -30,9 +30,9 @@ from typing import Any, Literal
 
 from .errors import ModelError, RecsysError, TrainingCancelled
 from .interactions import Interactions
+from .protocols import DEFAULT_PROTOCOL, Direction, get_protocol
 
 ParamKind = Literal["float", "int", "categorical"]
-Direction = Literal["maximize", "minimize"]
 
 
 @dataclass(frozen=True)
@@ -184,11 +184,8 @@ def study_name(data: Interactions, model_name: str, protocol: str, seed: int) ->
 
 def validation_metric(protocol: str) -> tuple[str, Direction]:
     """The metric the trainer selects epochs by on this protocol's validation part, and its direction."""
-    if protocol == "heldout-users":
-        return "NDCG@100", "maximize"
-    if protocol == "ratings":
-        return "RMSE", "minimize"
-    return "NDCG@10", "maximize"
+    spec = get_protocol(protocol)
+    return spec.validation_metric, spec.validation_direction
 
 
 def list_studies() -> list[str]:
@@ -282,7 +279,7 @@ class TuneResult:
 def run_study(
     data: Interactions,
     model_name: str,
-    protocol: str = "loo-sampled",
+    protocol: str = DEFAULT_PROTOCOL,
     trials: int = 30,
     timeout: float | None = None,
     seed: int = 0,
@@ -306,9 +303,9 @@ def run_study(
     from .trainer import Trainer, TrainingEvent
 
     space = search_space(model_name)
-    if protocol == "ratings" and not model_class(model_name).predicts_ratings:
+    if not get_protocol(protocol).supports(model_class(model_name)):
         raise ModelError(
-            f"{model_name} ranks items and cannot be tuned on the ratings protocol", "Use autorec or deeprec, or a ranking protocol."
+            f"{model_name} ranks items and cannot be tuned on the {protocol} protocol", "Use autorec or deeprec, or a ranking protocol."
         )
     metric, direction = validation_metric(protocol)
     split = split if split is not None else make_split(data, protocol, seed=seed)
@@ -443,7 +440,7 @@ def _attach_study(run_id: str, study: dict) -> None:
 def tune(
     data: Interactions,
     model_name: str,
-    protocol: str = "loo-sampled",
+    protocol: str = DEFAULT_PROTOCOL,
     trials: int = 30,
     timeout: float | None = None,
     seed: int = 0,

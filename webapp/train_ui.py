@@ -18,6 +18,7 @@ import streamlit as st
 
 from recsys_core.errors import ModelError
 from recsys_core.evaluation import saved_meaning_note
+from recsys_core.protocols import PROTOCOLS, get_protocol
 from webapp.safe_output import plain
 
 #: Validation curves drawn when the trainer reports them (per protocol, whichever is present).
@@ -27,12 +28,8 @@ DEFAULT_MODEL = "ease"
 #: The home page fits its first model only on data this small (EASE inverts an items × items matrix).
 AUTO_FIT_MAX_ITEMS = 5000
 
-PROTOCOL_HELP = {
-    "loo-sampled": "leave-one-out: each user's latest interaction is held out and ranked among 99 sampled negatives (He et al. 2017)",
-    "loo-full": "leave-one-out, ranked against every item the user has not seen (stricter, no sampling bias)",
-    "heldout-users": "whole users are held out; the model sees part of their history and must complete it (Liang et al. 2018)",
-    "ratings": "a random split of the ratings; RMSE / MAE of predicted ratings (AutoRec, DeepRec only)",
-}
+#: The Train page's protocol choices and their help, from the registry (recsys_core.protocols).
+PROTOCOL_HELP = {name: protocol.help for name, protocol in PROTOCOLS.items()}
 
 
 # -- models -----------------------------------------------------------------------------------------------------
@@ -135,6 +132,14 @@ def settings_form(name: str, fields: list[dict]) -> dict[str, Any]:
     return overrides
 
 
+class _Flags:
+    """A catalogue entry read as a model class's flags (what ``Protocol.supports`` asks)."""
+
+    def __init__(self, entry: dict):
+        self.predicts_ratings = bool(entry.get("predicts_ratings"))
+        self.ranks_items = bool(entry.get("ranks_items", True))
+
+
 def plan_problems(models: list[str], protocol: str, data, catalogue: dict, overrides: dict[str, dict]) -> list[str]:
     """Why the chosen models / protocol / settings cannot be trained on this data (empty: fine)."""
     from recsys_core.models import create_model
@@ -142,14 +147,13 @@ def plan_problems(models: list[str], protocol: str, data, catalogue: dict, overr
     problems = []
     if not models:
         problems.append("Choose at least one model.")
-    if protocol == "ratings":
-        wrong = [m for m in models if not catalogue[m].get("predicts_ratings")]
-        if wrong:
-            problems.append(
-                f"The ratings protocol needs models that predict ratings (autorec, deeprec); {', '.join(wrong)} only rank items."
-            )
-        if data.rating is None:
-            problems.append("The ratings protocol needs a rating column; this data has none. Choose a ranking protocol.")
+    spec = get_protocol(protocol)
+    wrong = [m for m in models if not spec.supports(_Flags(catalogue[m]))]
+    if wrong:
+        problems.append(spec.unsupported_models_message(wrong))
+    problem = spec.data_problem(has_ratings=data.rating is not None)
+    if problem:
+        problems.append(problem)
     from recsys_core.errors import LimitError
     from recsys_core.limits import check_memory
 

@@ -16,11 +16,12 @@ import pandas as pd
 import streamlit as st
 
 from recsys_core.errors import RecsysError, TrainingCancelled
+from recsys_core.protocols import PROTOCOL_NAMES
 
 from .common import set_active_run
 from .data_ui import show_error
 
-TUNE_PROTOCOLS = ("loo-sampled", "loo-full", "heldout-users", "ratings")
+TUNE_PROTOCOLS = PROTOCOL_NAMES  # the registry's protocols (recsys_core.protocols)
 
 
 def space_table(model_name: str) -> pd.DataFrame:

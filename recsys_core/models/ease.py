@@ -27,6 +27,7 @@ from ..errors import ModelError
 from ..fit_context import FitContext
 from ..interactions import Interactions
 from ..limits import available_memory, ease_memory_bytes
+from ..protocols import get_protocol
 from .base import ModelConfig, Recommender, csr_rows_to_dense
 
 # The memory estimate lives with the others in limits.py (checked against the measured peak in tests).
@@ -146,7 +147,7 @@ class EASE(Recommender):
         if self.config.l2 is not None or evaluator is None:
             self._gram = None
             return None
-        metric = "NDCG@100" if evaluator.protocol == "heldout-users" else "NDCG@10"
+        metric = get_protocol(evaluator.protocol).validation_metric
         scores = {}
         for l2 in self.config.l2_grid:
             self._set_l2(l2)
