@@ -13,7 +13,7 @@ from recsys_core.errors import ModelError
 from recsys_core.evaluation import Evaluator
 from recsys_core.interactions import Interactions
 from recsys_core.models import create_model
-from recsys_core.models.autoencoders import masked_squared_error
+from recsys_core.models.rating_autoencoders import masked_squared_error
 from recsys_core.splits import leave_one_out, ratio_split
 from recsys_core.trainer import fit_model
 
@@ -217,3 +217,11 @@ def test_cdae_ranks_far_above_popularity_on_ml100k(ml100k):
     model = fit_model(create_model("cdae", epochs=30, patience=0), split.train, device="cpu", seed=0)
     result = Evaluator(split, "test", "loo-sampled").evaluate(model)
     assert result.metrics["HR@10"] > 0.58, result.metrics  # 30 epochs: about 0.63; popularity: about 0.41
+
+
+def test_autoencoder_families_live_in_their_own_modules_under_the_same_names():
+    from recsys_core.models import MODEL_NAMES, model_class
+
+    assert {"autorec", "deeprec", "cdae"} <= set(MODEL_NAMES)
+    assert model_class("autorec").__module__ == model_class("deeprec").__module__ == "recsys_core.models.rating_autoencoders"
+    assert model_class("cdae").__module__ == "recsys_core.models.cdae"

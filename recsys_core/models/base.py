@@ -145,6 +145,18 @@ def csr_rows_to_dense(rows: sp.csr_matrix, device: torch.device, dtype=torch.flo
     return dense
 
 
+def index_tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    """An int64 index tensor (copied: evaluator arrays are read-only views)."""
+    return torch.from_numpy(np.array(array, dtype=np.int64)).to(device)
+
+
+def binary_structure(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    """The same sparsity pattern with every stored value 1."""
+    out = matrix.copy()
+    out.data = np.ones_like(out.data, dtype=np.float32)
+    return out
+
+
 class Recommender:
     """Base class of every model; see the module docstring for the hooks."""
 

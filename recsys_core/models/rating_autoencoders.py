@@ -1,12 +1,10 @@
-"""Autoencoder recommenders (the non-variational family).
+"""Autoencoders over explicit ratings: AutoRec and DeepRec (CDAE, the implicit one, is in ``cdae.py``).
 
 * :class:`AutoRec`  I-AutoRec (Sedhain et al., WWW 2015): one sigmoid hidden layer over an item's
   rating vector (one input per user), identity decoder, squared error on observed ratings only
   plus λ/2 (‖W‖² + ‖V‖²). Predicts explicit ratings.
 * :class:`DeepRec`  Kuchaiev & Ginsburg 2017: a deep SELU autoencoder over a user's rating vector,
   heavy dropout on the code, masked MSE and dense re-feeding. Predicts explicit ratings.
-* :class:`CDAE`     Wu et al., WSDM 2016: a one-hidden-layer denoising autoencoder over a user's
-  implicit row plus a per-user input node, trained with the log loss. Ranks items.
 
 The two rating models keep the training rating matrix (users × items, mean of duplicate ratings)
 as part of their saved tensors, because a rating autoencoder reads ratings, not the binary rows the
@@ -36,11 +34,10 @@ from torch import nn
 from ..errors import ModelError
 from ..fit_context import FitContext
 from ..interactions import Interactions
-from ..sampling import positive_keys, sample_train_negatives
-from .base import TorchRecommender, TrainingConfig, csr_rows_to_dense
+from .base import TorchRecommender, TrainingConfig, binary_structure, csr_rows_to_dense, index_tensor
 
 # ---------------------------------------------------------------------------------------------
-# shared pieces
+# shared by the two rating models
 
 
 def masked_squared_error(predicted: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -48,18 +45,6 @@ def masked_squared_error(predicted: torch.Tensor, target: torch.Tensor, mask: to
     (neither to the value nor to the gradient)."""
     mask = mask.to(predicted.dtype)
     return (((predicted - target) * mask) ** 2).sum()
-
-
-def _index(array: np.ndarray, device: torch.device) -> torch.Tensor:
-    """An int64 index tensor (copied: evaluator arrays are read-only views)."""
-    return torch.from_numpy(np.array(array, dtype=np.int64)).to(device)
-
-
-def _structure(matrix: sp.csr_matrix) -> sp.csr_matrix:
-    """The same sparsity pattern with every stored value 1."""
-    out = matrix.copy()
-    out.data = np.ones_like(out.data, dtype=np.float32)
-    return out
 
 
 def _mean_rating_matrix(train: Interactions) -> sp.csr_matrix:
@@ -106,7 +91,7 @@ class _RatingModel:
         ratings = sp.csr_matrix(ratings, dtype=np.float32)
         ratings.sort_indices()
         self.ratings = ratings
-        self.rated = _structure(ratings)
+        self.rated = binary_structure(ratings)
         counts = np.diff(ratings.indptr)
         sums = np.asarray(ratings.sum(axis=1)).ravel()
         mean = self.meta.get("global_mean", 0.0)
@@ -145,7 +130,7 @@ class _RatingModel:
     def _known_input(self, users: np.ndarray, rows: sp.csr_matrix) -> torch.Tensor:
         """Dense rating input of known users over the pattern of ``rows``: training ratings where they
         exist, the user's mean training rating for history items without one."""
-        wanted = csr_rows_to_dense(_structure(rows), self.device) > 0
+        wanted = csr_rows_to_dense(binary_structure(rows), self.device) > 0
         has = csr_rows_to_dense(self.rated[users], self.device) > 0
         values = csr_rows_to_dense(self.ratings[users], self.device)
         fill = torch.as_tensor(self.user_mean[users], device=self.device)[:, None]
@@ -271,7 +256,7 @@ class AutoRec(_RatingModel, TorchRecommender):
         super()._set_ratings(ratings)
         self.by_item = self.ratings.T.tocsr()  # items × users: the autoencoder's inputs
         self.by_item.sort_indices()
-        self.by_item_mask = _structure(self.by_item)
+        self.by_item_mask = binary_structure(self.by_item)
         self._codes = None
 
     def _item_codes(self) -> torch.Tensor:
@@ -287,7 +272,7 @@ class AutoRec(_RatingModel, TorchRecommender):
         return self._codes
 
     def _decoder_rows(self, users: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        index = _index(users, self.device)
+        index = index_tensor(users, self.device)
         return self.network.decoder.weight[index].float(), self.network.decoder.bias[index].float()
 
     def _score_known(self, users, rows):
@@ -296,7 +281,7 @@ class AutoRec(_RatingModel, TorchRecommender):
 
     def _score_pairs(self, users, items, rows):
         weight, bias = self._decoder_rows(users)
-        index = _index(items, self.device)
+        index = index_tensor(items, self.device)
         codes = self._item_codes()[index]  # users × candidates × hidden
         scores = torch.einsum("uch,uh->uc", codes, weight) + bias[:, None]
         mean = float(self.meta.get("global_mean", 0.0))
@@ -334,7 +319,7 @@ class AutoRec(_RatingModel, TorchRecommender):
         row_t = torch.as_tensor(row_of, device=self.device)
         pos_t = torch.as_tensor(position, device=self.device)
         padded = torch.zeros((n, longest, hidden), device=self.device)
-        padded[row_t, pos_t] = codes[_index(rows.indices, self.device)]
+        padded[row_t, pos_t] = codes[index_tensor(rows.indices, self.device)]
         target = torch.zeros((n, longest), device=self.device)
         target[row_t, pos_t] = torch.as_tensor(rows.data, device=self.device) - bias
         ridge = max(self.config.weight_decay / 2, 1e-6)
@@ -355,7 +340,7 @@ class AutoRec(_RatingModel, TorchRecommender):
         for start in range(0, len(users), 65536):
             u, i = users[start : start + 65536], items[start : start + 65536]
             weight, bias = self._decoder_rows(u)
-            values = (weight * codes[_index(i, self.device)]).sum(-1) + bias
+            values = (weight * codes[index_tensor(i, self.device)]).sum(-1) + bias
             out[start : start + len(u)] = values.cpu().numpy()
         return self._clip_ratings(out, users, items)
 
@@ -536,137 +521,3 @@ class DeepRec(_RatingModel, TorchRecommender):
     def _load_state(self, tensors):
         super()._load_state(tensors)
         self._load_ratings(tensors)
-
-
-# ---------------------------------------------------------------------------------------------
-# CDAE
-
-
-@dataclass(frozen=True)
-class CDAEConfig(TrainingConfig):
-    hidden: int = 200
-    """Hidden units (the paper tried 50–200)."""
-    corruption: float = 0.5
-    """Dropout probability on the input row; kept entries are scaled by 1/(1 − p) (the paper's q)."""
-    activation: str = "sigmoid"
-    """Hidden activation: "sigmoid", "tanh", "relu" or "identity". The output is a sigmoid with the log loss."""
-    n_negatives: int = 0
-    """0: the log loss over the whole row (every zero a negative). k > 0: k sampled zeros per positive (the paper's sampling)."""
-    epochs: int = 100
-    """Maximum passes over the users."""
-    learning_rate: float = 3e-3
-    """Adam step size."""
-    batch_size: int = 64
-    """Users per gradient step."""
-    weight_decay: float = 1e-5
-    """L2 penalty added by the optimiser (Adam) to every weight, the user nodes included."""
-    patience: int = 10
-    """Epochs without a better validation NDCG@10 before training stops (0: never stop early)."""
-
-
-_ACTIVATIONS = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu, "identity": lambda x: x}
-
-
-class CDAENetwork(nn.Module):
-    """z = h(W ỹ + V_u + b), logits = W′ z + b′, with ỹ the row after dropout corruption."""
-
-    def __init__(self, n_users: int, n_items: int, hidden: int, corruption: float, activation: str):
-        super().__init__()
-        if activation not in _ACTIVATIONS:
-            raise ModelError(f"unknown activation {activation!r}", "Use " + ", ".join(_ACTIVATIONS) + ".")
-        self.corrupt = nn.Dropout(corruption)
-        self.encoder = nn.Linear(n_items, hidden)
-        self.user_node = nn.Embedding(n_users, hidden)
-        self.decoder = nn.Linear(hidden, n_items)
-        self.activation = _ACTIVATIONS[activation]
-        nn.init.xavier_uniform_(self.encoder.weight)
-        nn.init.xavier_uniform_(self.decoder.weight)
-        nn.init.zeros_(self.encoder.bias)
-        nn.init.zeros_(self.decoder.bias)
-        nn.init.normal_(self.user_node.weight, std=0.01)
-
-    def encode(self, rows: torch.Tensor, users: torch.Tensor | None) -> torch.Tensor:
-        pre = self.encoder(self.corrupt(rows))
-        if users is not None:
-            pre = pre + self.user_node(users)
-        return self.activation(pre)
-
-    def forward(self, rows: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits over every item; ``users`` None means the user node is unknown (zero)."""
-        return self.decoder(self.encode(rows, users))
-
-
-class CDAE(TorchRecommender):
-    """Collaborative denoising autoencoder. Scores are the output logits (monotone in the predicted
-    probability, without the sigmoid's float32 ties). Known users are scored from the history rows the
-    evaluator passes plus their user node; a new user's node is unknown and taken as zero (the
-    average of a zero-mean prior), so fold-in reads the history alone. Inputs are binary: any stored
-    value counts as 1.
-    """
-
-    name = "cdae"
-    Config = CDAEConfig
-    description = "Collaborative denoising autoencoder: a user's row plus a user node, log loss (implicit)."
-    config: CDAEConfig
-
-    def _make_network(self) -> nn.Module:
-        cfg = self.config
-        if not 0 <= cfg.corruption < 1:
-            raise ModelError(f"corruption must lie in [0, 1), not {cfg.corruption}")
-        return CDAENetwork(self.n_users, self.n_items, cfg.hidden, cfg.corruption, cfg.activation)
-
-    def _prepare(self, context: FitContext, train: Interactions) -> None:
-        super()._prepare(context, train)
-        self.train_users = np.flatnonzero(np.diff(self.known.indptr) > 0)
-        self._keys = positive_keys(self.known) if self.config.n_negatives > 0 else None
-
-    def _rows(self, rows: sp.csr_matrix) -> torch.Tensor:
-        return csr_rows_to_dense(_structure(sp.csr_matrix(rows)), self.device)
-
-    def train_epoch(self, context: FitContext, epoch: int) -> dict[str, float]:
-        network, total = self.network, 0.0
-        bce = nn.functional.binary_cross_entropy_with_logits
-        for batch in context.batches(len(self.train_users), self.config.batch_size):
-            users = self.train_users[batch]
-            rows = self.known[users]
-            x = self._rows(rows)
-            user_index = _index(users, self.device)
-            with self.autocast():
-                if self.config.n_negatives == 0:
-                    logits = network(x, user_index).float()
-                    loss = bce(logits, x, reduction="sum") / len(users)
-                else:
-                    hidden = network.encode(x, user_index)
-                    loss = self._sampled_loss(hidden, users, rows, context.rng)
-            total += self.optimizer_step(loss) * len(users)
-        return {"loss": total / max(1, len(self.train_users))}
-
-    def _sampled_loss(self, hidden: torch.Tensor, users: np.ndarray, rows: sp.csr_matrix, rng: np.random.Generator) -> torch.Tensor:
-        """Log loss on every positive of the batch and ``n_negatives`` sampled zeros per positive."""
-        k = self.config.n_negatives
-        counts = np.diff(rows.indptr)
-        row_of = np.repeat(np.arange(len(users)), counts)
-        negatives = sample_train_negatives(self.known, users[row_of], k, rng, keys=self._keys).ravel()
-        which = np.concatenate([row_of, np.repeat(row_of, k)])
-        items = np.concatenate([rows.indices.astype(np.int64), negatives])
-        labels = torch.cat([torch.ones(len(row_of)), torch.zeros(len(negatives))]).to(self.device)
-        which_t, items_t = torch.as_tensor(which, device=self.device), torch.as_tensor(items, device=self.device)
-        decoder = self.network.decoder
-        logits = (hidden[which_t] * decoder.weight[items_t]).sum(-1) + decoder.bias[items_t]
-        return nn.functional.binary_cross_entropy_with_logits(logits.float(), labels, reduction="sum") / len(users)
-
-    def _score_known(self, users, rows):
-        with self.autocast():
-            return self.network(self._rows(rows), _index(users, self.device)).float()
-
-    def _score_new(self, rows):
-        with self.autocast():
-            return self.network(self._rows(rows), None).float()
-
-    def item_embeddings(self):
-        """Each item's output weights W′_i (the space of the hidden codes)."""
-        return self.network.decoder.weight.detach().float().cpu().numpy()
-
-    def user_embeddings(self):
-        """Each user's input node V_u."""
-        return self.network.user_node.weight.detach().float().cpu().numpy()
