@@ -27,7 +27,7 @@ import torch
 from .device import device_description, resolve_device
 from .errors import ModelError, TrainingCancelled
 from .evaluation import LOWER_IS_BETTER, Evaluator
-from .fit_context import FitContext, FitStage, TrainingEvent, TrainingHistory, TrainingPhase
+from .fit_context import EventKind, FitContext, FitStage, TrainingEvent, TrainingHistory, TrainingPhase
 from .interactions import Interactions
 from .models.base import Recommender
 from .protocols import get_protocol, validation_protocol_for
@@ -94,12 +94,12 @@ class _Progress:
     stage: str
     epoch: int = 0
 
-    def event(self, kind: str, **values: Any) -> TrainingEvent:
+    def event(self, kind: EventKind, **values: Any) -> TrainingEvent:
         names = [s.name for s in self.stages]
         index = names.index(self.stage) if self.stage in names else len(names) - 1
         stage = self.stages[index]
         return TrainingEvent(
-            kind,  # type: ignore[arg-type]
+            kind,
             epochs=stage.epochs,
             elapsed=time.perf_counter() - self.started,
             stage=stage.name,
@@ -187,6 +187,7 @@ class Trainer:
         train: Interactions,
         validation: Any = None,
         callback: Callable[[TrainingEvent], None] | None = None,
+        *,
         stages: tuple[FitStage, ...] | None = None,
         stage: str | None = None,
     ) -> TrainingHistory:
