@@ -9,7 +9,7 @@ import streamlit as st
 
 from recsys_core.drugs import condition_names
 from recsys_core.errors import RecsysError
-from recsys_core.experiment import DataSource
+from recsys_core.datasets.source import DataSource
 from webapp import data_ui as ui
 from webapp.common import MEDICAL_NOTE, active_source, friendly_errors, is_drug_data, load_data, set_active_source, sidebar_status
 from webapp.safe_output import plain

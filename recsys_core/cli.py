@@ -76,7 +76,8 @@ def _threshold(text: str) -> float | str | None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .datasets import UserFileOptions
-    from .experiment import DEFAULT_THRESHOLD, DataSource, run_experiment
+    from .datasets.source import DEFAULT_THRESHOLD, DataSource
+    from .experiment import run_experiment
     from .limits import check_setting
 
     if args.epochs is not None:
@@ -204,7 +205,7 @@ def _import_user_file(path: str, options: Any, protocol: str):
     import tempfile
 
     from .datasets import read_user_file
-    from .experiment import DataSource
+    from .datasets.source import DataSource
     from .home import uploads_dir
     from .limits import check_protocol_data
 
@@ -373,7 +374,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from .experiment import DataSource
+    from .datasets.source import DataSource
     from .tuning import tune
 
     source = DataSource.builtin(args.dataset)

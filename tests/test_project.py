@@ -46,3 +46,30 @@ def test_requirements_pin_torch_exactly():
     pins = [line for line in lines if line and not line.startswith("#")]
     assert "torch==2.13.0" in pins
     assert all("==" in line for line in pins)
+
+
+def first_page_modules() -> list[str]:
+    """The modules app.py (the Home page) imports at its top, read from its source so the list follows the page."""
+    import ast
+
+    tree = ast.parse((REPO / "app.py").read_text())
+    modules = []
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            modules += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and node.module != "__future__":
+            # "from webapp import data_ui, home_ui": the names are modules of the package
+            package = node.module
+            modules += [f"{package}.{alias.name}" if package == "webapp" else package for alias in node.names]
+    return sorted(set(modules))
+
+
+def test_the_first_page_imports_no_torch():
+    modules = first_page_modules()
+    assert {"webapp.home_ui", "webapp.data_ui", "webapp.common", "recsys_core.errors"} <= set(modules), modules
+    # The data loading the Home page does on its first render: the active source and the built-in readers.
+    modules += ["recsys_core.datasets.source", "recsys_core.datasets"]
+    code = "import sys\n" + "".join(f"import {name}\n" for name in modules) + "print(sorted(m for m in ('torch', 'umap', 'optuna') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-1] == "[]", f"the first page imports {out.stdout.strip()}"

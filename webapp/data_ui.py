@@ -23,7 +23,7 @@ import pandas as pd
 import streamlit as st
 
 from recsys_core.errors import DataError, RecsysError
-from recsys_core.experiment import DataSource
+from recsys_core.datasets.source import DataSource
 from recsys_core.home import uploads_dir
 
 from .common import load_data, source_key
