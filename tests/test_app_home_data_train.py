@@ -237,7 +237,7 @@ def test_data_page_upload_bad_then_good(ml100k_home):
     assert "plays is now the active data" in texts(at.success)
     account = next(frame.value for frame in at.dataframe if "rows read" in frame.value.columns).iloc[0]
     assert account["rows read"] == 6 and account["kept"] == 4
-    assert account["duplicates merged"] == "2 merged (kept the latest row, summed the weights)"
+    assert account["duplicates merged"] == "2 merged (keep the latest row, sum the weight column 'plays')"
 
 
 def test_data_page_real_drugs_tsv_through_session_state(ml100k_home):

@@ -10,7 +10,7 @@ from .builtin import BUILTIN_DATASETS, DatasetSpec, PipSource, dataset_path, is_
 from .fetch import fetch, load_dataset
 from .readers import read_drugscom, read_ml1m, read_ml100k, read_movielens_csv, read_recbole_ml100k
 from .source import DataSource
-from .user_files import UserFileOptions, read_user_file, sniff_user_file
+from .user_files import UserFileOptions, read_user_file, sniff_user_file, store_user_file
 
 __all__ = [
     "BUILTIN_DATASETS",
@@ -29,5 +29,6 @@ __all__ = [
     "read_recbole_ml100k",
     "read_user_file",
     "sniff_user_file",
+    "store_user_file",
     "UserFileOptions",
 ]

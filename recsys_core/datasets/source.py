@@ -63,6 +63,10 @@ class DataSource:
     :meth:`all_reviews` is the same source without the rule, for evidence. Drug data defaults to 7
     of 10 (the label "positive" on the binned sample). A user file applies its own
     ``options["threshold"]`` while it is read; :attr:`positive_threshold` reports either.
+
+    ``display_name`` is the name the person knows a file by (the uploaded file's name, or the path
+    given to ``train --csv``), where ``path`` is its content-hashed copy in the data home: the
+    readers put it in every message. Records from before it have none; their messages name the copy.
     """
 
     kind: str
@@ -70,6 +74,7 @@ class DataSource:
     path: str | None = None
     options: dict | None = None
     threshold: float | None = None
+    display_name: str | None = None
 
     @classmethod
     def builtin(cls, name: str, threshold: float | None | Literal["default"] = DEFAULT_THRESHOLD) -> DataSource:
@@ -81,16 +86,23 @@ class DataSource:
         return cls("builtin", name, threshold=None if threshold is None else float(threshold))
 
     @classmethod
-    def file(cls, path: str | Path, options: Any, name: str | None = None) -> DataSource:
+    def file(cls, path: str | Path, options: Any, name: str | None = None, display_name: str | None = None) -> DataSource:
         opts = dataclasses.asdict(options) if dataclasses.is_dataclass(options) else dict(options)
-        return cls("file", name or Path(path).stem, str(Path(path).resolve()), opts)
+        return cls("file", name or Path(path).stem, str(Path(path).resolve()), opts, display_name=display_name)
 
     @classmethod
-    def drugscom_file(cls, path: str | Path, name: str | None = None, threshold: float | None | Literal["default"] = DEFAULT_THRESHOLD) -> DataSource:
+    def drugscom_file(
+        cls,
+        path: str | Path,
+        name: str | None = None,
+        threshold: float | None | Literal["default"] = DEFAULT_THRESHOLD,
+        display_name: str | None = None,
+    ) -> DataSource:
         from .builtin import DRUG_POSITIVE_THRESHOLD
 
         threshold = DRUG_POSITIVE_THRESHOLD if threshold == DEFAULT_THRESHOLD else threshold
-        return cls("drugscom-file", name or Path(path).stem, str(Path(path).resolve()), threshold=None if threshold is None else float(threshold))
+        resolved = str(Path(path).resolve())
+        return cls("drugscom-file", name or Path(path).stem, resolved, threshold=None if threshold is None else float(threshold), display_name=display_name)
 
     @property
     def positive_threshold(self) -> float | None:
@@ -136,8 +148,14 @@ class DataSource:
                 "Upload the file in the app or use `train --csv`, which keep a copy in the data home.",
             )
         if self.kind == "drugscom-file":
-            return datasets.read_drugscom(self.path, name=self.name)
-        return datasets.read_user_file(self.path, datasets.UserFileOptions(**(self.options or {})), name=self.name)
+            return datasets.read_drugscom(self.path, name=self.name, display_name=self.display_name)
+        return datasets.read_user_file(self.path, self.file_options(), name=self.name, display_name=self.display_name)
+
+    def file_options(self):
+        """The :class:`~recsys_core.datasets.UserFileOptions` a "file" source is read with (old records upgraded)."""
+        from .user_files import UserFileOptions
+
+        return UserFileOptions.from_json(self.options or {})
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -145,4 +163,5 @@ class DataSource:
     @classmethod
     def from_json(cls, data: dict) -> DataSource:
         # Records written before the positive rule have no "threshold": their runs used every interaction.
-        return cls(**{k: data.get(k) for k in ("kind", "name", "path", "options", "threshold")})
+        # Records written before display names have none: messages then name the stored copy.
+        return cls(**{k: data.get(k) for k in ("kind", "name", "path", "options", "threshold", "display_name")})
