@@ -14,9 +14,9 @@ from datetime import date, datetime
 
 import streamlit as st
 
+from recsys_core.datasets.source import DataSource
 from recsys_core.drugs import MEDICAL_NOTE as MEDICAL_NOTE  # one wording for the CLI and every page
 from recsys_core.errors import RecsysError
-from recsys_core.datasets.source import DataSource
 from webapp.safe_output import plain
 
 DEFAULT_SOURCE = DataSource.builtin("ml-100k")
