@@ -198,6 +198,27 @@ def test_upload_handling_functions(ml100k_home):
     assert {p.name for p in uploads_dir().iterdir()} == {Path(upload.path).name, path.name}
 
 
+def test_use_upload_shows_the_reading_steps(monkeypatch):
+    from webapp import data_ui
+
+    shown = []
+
+    class Bar:
+        def progress(self, fraction, text=""):
+            shown.append((fraction, text))
+
+        def empty(self):
+            shown.append("cleared")
+
+    monkeypatch.setattr(data_ui.st, "progress", lambda fraction, text="": shown.append((fraction, text)) or Bar())
+    upload, sniff = data_ui.accept_upload((USER_FILES / "plays.tsv").read_bytes(), "plays.tsv")
+    options = data_ui.options_from_form({"user": "user_id", "item": "track", "weight": "plays"}, duplicates="count")
+    data_ui.use_upload(upload.path, options, "plays", label="plays.tsv")
+    texts_shown = [entry[1] for entry in shown if entry != "cleared"]
+    assert texts_shown[0] == "Reading plays.tsv …" and "Reading plays.tsv …" in texts_shown[1:]
+    assert any("weight = number of rows" in text for text in texts_shown) and shown[-1] == "cleared"
+
+
 def test_data_page_upload_bad_then_good(ml100k_home):
     at = app("pages/1_Data.py").run()
     assert_clean(at)

@@ -350,3 +350,13 @@ def test_sniff_shows_a_ragged_file_with_a_warning():
     info = sniff_user_file(b"user,item\n5,6\n1,2,3,4\n7,8\n")
     assert info["preview"]["user"].tolist() == ["5", "7"]
     assert "line 3" in info["warnings"][0]
+
+
+def test_reading_reports_its_steps_in_order():
+    heard = []
+    options = UserFileOptions("customer", "product", weight_col="quantity", duplicates="sum", min_user_interactions=1)
+    read_user_file(ORDERS, options, display_name="orders.csv", progress=lambda fraction, text: heard.append((fraction, text)))
+    fractions = [fraction for fraction, _ in heard]
+    assert fractions == sorted(fractions) and fractions[0] == 0.0 and fractions[-1] < 1.0
+    assert heard[0][1] == "reading orders.csv"
+    assert any("sum the weight column" in text for _, text in heard) and heard[-1][1] == "indexing 4 interactions"

@@ -27,13 +27,14 @@ def source_key(source: DataSource) -> str:
 
 
 @st.cache_resource(show_spinner="Loading data…", max_entries=4)
-def _load_data(key: str):
-    return DataSource.from_json(json.loads(key)).load()
+def _load_data(key: str, _read_progress=None):
+    # The leading underscore keeps the callback out of the cache key (Streamlit does not hash it).
+    return DataSource.from_json(json.loads(key)).load(read_progress=_read_progress)
 
 
-def load_data(source: DataSource):
-    """The Interactions of ``source``, loaded once per process."""
-    return _load_data(source_key(source))
+def load_data(source: DataSource, read_progress=None):
+    """The Interactions of ``source``, loaded once per process; ``read_progress(fraction, text)`` hears a user file's reading steps."""
+    return _load_data(source_key(source), read_progress)
 
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=16)

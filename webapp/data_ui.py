@@ -260,14 +260,21 @@ def use_upload(path: str, options, name: str, label: str | None = None):
     """
     name = (name or "").strip() or Path(path).stem
     source = DataSource.file(path, options, name=name, display_name=label)
+    bar = st.progress(0.0, text=f"Reading {label or name} …")
+
+    def progress(fraction: float, text: str) -> None:
+        bar.progress(fraction, text=text[:1].upper() + text[1:] + " …")
+
     try:
-        data = load_data(source)
+        data = load_data(source, read_progress=progress)
     except RecsysError:
         raise
     except Exception as error:  # the reader should say everything itself; never show a traceback
         raise DataError(
             f"{label or Path(path).name} could not be read: {type(error).__name__}: {error}", "Check the delimiter and the columns."
         ) from None
+    finally:
+        bar.empty()  # the page reruns with the new data, or shows the message in its place
     if data.n_users < 2 or data.n_items < 2:
         raise DataError(
             f"only {data.n_users} user(s) and {data.n_items} item(s) are left",

@@ -11,12 +11,15 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from ..errors import DataError
 from ..interactions import Interactions
+
+if TYPE_CHECKING:
+    from .user_files import ReadProgress
 
 __all__ = ["DEFAULT_THRESHOLD", "DataSource", "keep_positives"]
 
@@ -121,15 +124,19 @@ class DataSource:
             return "reviews labelled positive (rating 7-10 of 10) are positives; neutral and negative reviews are evidence only"
         return f"ratings >= {threshold:g} are positives; lower ratings are evidence only"
 
-    def load(self, download: bool = False, progress: Any = False) -> Interactions:
-        """The positive interactions of this source (models learn from and are tested on these)."""
-        return keep_positives(self._read(download, progress), None if self.kind == "file" else self.threshold)
+    def load(self, download: bool = False, progress: Any = False, read_progress: ReadProgress | None = None) -> Interactions:
+        """The positive interactions of this source (models learn from and are tested on these).
+
+        ``progress`` reports a built-in data set's download; ``read_progress(fraction, text)`` the
+        steps of reading a user file (see :func:`~recsys_core.datasets.user_files.read_user_file`).
+        """
+        return keep_positives(self._read(download, progress, read_progress), None if self.kind == "file" else self.threshold)
 
     def all_reviews(self, download: bool = False, progress: Any = False) -> Interactions:
         """Every interaction, whatever its rating: the evidence behind an answer (same vocabularies as :meth:`load`)."""
         return self._read(download, progress)
 
-    def _read(self, download: bool, progress: Any) -> Interactions:
+    def _read(self, download: bool, progress: Any, read_progress: ReadProgress | None = None) -> Interactions:
         from .. import datasets
 
         if self.kind == "builtin":
@@ -149,7 +156,9 @@ class DataSource:
             )
         if self.kind == "drugscom-file":
             return datasets.read_drugscom(self.path, name=self.name, display_name=self.display_name)
-        return datasets.read_user_file(self.path, self.file_options(), name=self.name, display_name=self.display_name)
+        return datasets.read_user_file(
+            self.path, self.file_options(), name=self.name, display_name=self.display_name, progress=read_progress
+        )
 
     def file_options(self):
         """The :class:`~recsys_core.datasets.UserFileOptions` a "file" source is read with (old records upgraded)."""

@@ -28,4 +28,3 @@ def read_csv_file(path: Path, display_name: str | None = None, **kwargs) -> pd.D
             f"cannot parse {where}: {exc}",
             "The file is damaged or not in the expected format; fetch the data set again with force=True.",
         ) from None
-

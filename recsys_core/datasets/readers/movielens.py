@@ -78,7 +78,6 @@ def _locate(path: str | Path, required: Sequence[str], what: str) -> Path:
     )
 
 
-
 def _read_double_colon(path: Path, names: list[str], dtype: dict) -> pd.DataFrame:
     """MovieLens 1M's ``::``-separated files, parsed by the fast C engine after a byte substitution."""
     try:
@@ -369,4 +368,3 @@ def read_recbole_ml100k(folder: str | Path, name: str = "ml-100k") -> Interactio
             index=pd.Index(raw["user"].to_numpy(np.int64), name="user"),
         )
     return _frame_to_interactions(ratings, items, users, name)
-

@@ -26,6 +26,8 @@ from .tables import OpenedFile, Source, is_parquet, open_file, read_csv_table, r
 #: How repeated (user, item) rows of a file become one interaction (see :class:`UserFileOptions`).
 DuplicateRule = Literal["latest", "sum", "count"]
 DUPLICATE_RULES: tuple[DuplicateRule, ...] = ("latest", "sum", "count")
+#: ``progress(fraction, text)`` of :func:`read_user_file`: the fraction of the work done when a step begins.
+ReadProgress = Callable[[float, str], None]
 #: Each rule in words: the Data page's choice and the row accounting say the same thing.
 DUPLICATE_RULE_TEXT: dict[DuplicateRule, str] = {
     "latest": "keep the latest row",
@@ -108,7 +110,6 @@ class UserFileOptions:
     def columns(self) -> dict[str, str]:
         """Role -> column name for the roles that are set."""
         return {role: col for role in ROLES if (col := getattr(self, f"{role}_col")) is not None}
-
 
 
 # -- public: read ------------------------------------------------------------------------------------------------
@@ -328,6 +329,7 @@ def read_user_file(
     name: str | None = None,
     on_account: Callable[[ReadAccount], None] | None = None,
     display_name: str | None = None,
+    progress: ReadProgress | None = None,
 ) -> Interactions:
     """Read a user's CSV / TSV / parquet file (a path, bytes or a binary file object) into Interactions.
 
@@ -337,9 +339,12 @@ def read_user_file(
     filter. ``name`` defaults to the file name without its extension. ``on_account`` receives the
     :class:`ReadAccount` of the rows (see :func:`read_user_file_with_account`). ``display_name`` is
     the name the person knows the file by, for a stored copy under a content-hash name: every
-    message says it (see :func:`~.tables.open_file`).
+    message says it (see :func:`~.tables.open_file`). ``progress(fraction, text)`` hears each step
+    begin (reading the columns is most of the time on a large file).
     """
+    report = progress or (lambda fraction, text: None)
     source = open_file(path_or_bytes, display_name)
+    report(0.0, f"reading {source.label}")
     wanted = options.columns
     if is_parquet(source):
         columns = read_parquet_table(source, nrows=1).columns.tolist()
@@ -363,6 +368,7 @@ def read_user_file(
     frame = read_parquet_table(source, columns=usecols) if layout is None else read_csv_table(source, layout)
     if frame.empty:
         raise DataError(f"{source.label} has a header but no rows of data", "Choose a file with at least one row of data.")
+    report(0.5, f"checking and converting {len(frame):,} rows")
     for col in usecols:
         if frame[col].dtype == object or pd.api.types.is_string_dtype(frame[col]):
             lengths = frame[col].astype(str).str.len().to_numpy()
@@ -392,6 +398,7 @@ def read_user_file(
 
     steps = [f"{len(data):,} rows read"]
     rows_read = len(data)
+    report(0.75, f"merging repeated (user, item) rows ({DUPLICATE_RULE_TEXT[options.duplicates]}) and filtering")
     data = _merge_duplicates(data, options, steps)
     merged = len(data)
     if options.threshold is not None:
@@ -415,9 +422,16 @@ def read_user_file(
     if on_account is not None:
         on_account(
             ReadAccount(
-                rows_read, rows_read - merged, options.duplicates, merged - thresholded, thresholded - len(data), len(data), options.weight_col
+                rows_read=rows_read,
+                duplicates_merged=rows_read - merged,
+                duplicate_rule=options.duplicates,
+                below_threshold=merged - thresholded,
+                removed_by_kcore=thresholded - len(data),
+                kept=len(data),
+                weight_col=options.weight_col,
             )
         )
+    report(0.9, f"indexing {len(data):,} interactions")
     item_info = None
     if options.title_col:
         item_info = data.groupby("item", sort=False)["title"].first().to_frame()
@@ -458,5 +472,7 @@ def _merge_duplicates(data: pd.DataFrame, options: UserFileOptions, steps: list[
         totals = ordered.groupby(["user", "item"], sort=False)["weight"].transform("sum")
         ordered = ordered.assign(weight=totals)
     merged = ordered.drop_duplicates(["user", "item"], keep="last").sort_index()
-    steps.append(f"{len(merged):,} after merging {before - len(merged):,} repeated (user, item) rows ({DUPLICATE_RULE_TEXT[options.duplicates]})")
+    steps.append(
+        f"{len(merged):,} after merging {before - len(merged):,} repeated (user, item) rows ({DUPLICATE_RULE_TEXT[options.duplicates]})"
+    )
     return merged

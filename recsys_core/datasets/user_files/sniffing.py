@@ -126,7 +126,6 @@ _FRAGMENTS = {
 }
 
 
-
 def _normalise(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", str(name).lower())
 
@@ -148,7 +147,6 @@ def _guess_columns(columns: list[str], header: bool) -> dict[str, str | None]:
             taken.add(col)
             break
     return guesses
-
 
 
 # -- public: sniff ---------------------------------------------------------------------------------------------
@@ -200,4 +198,3 @@ def sniff_user_file(
 def _short_preview(preview: pd.DataFrame) -> pd.DataFrame:
     """Preview cells cut to 200 characters: a 1 MB cell must not travel to the browser."""
     return preview.apply(lambda column: column.map(lambda v: v[:197] + "..." if isinstance(v, str) and len(v) > 200 else v))
-

@@ -217,7 +217,9 @@ def _unzip(source: OpenedFile) -> OpenedFile:
                 f"{source.label} is an Excel workbook (or another Office file), not a text table",
                 "Save the sheet as CSV (File > Save as > CSV UTF-8).",
             )
-        tables = [i for i in infos if not i.is_dir() and not i.filename.startswith("__MACOSX/") and not Path(i.filename).name.startswith(".")]
+        tables = [
+            i for i in infos if not i.is_dir() and not i.filename.startswith("__MACOSX/") and not Path(i.filename).name.startswith(".")
+        ]
         if len(tables) != 1:
             listed = ", ".join(i.filename for i in tables[:5]) or "no file"
             raise DataError(
@@ -240,7 +242,9 @@ def _unzip(source: OpenedFile) -> OpenedFile:
                     spool.write(chunk)
         except (zipfile.BadZipFile, NotImplementedError, zlib.error, OSError, EOFError) as exc:
             spool.close()
-            raise DataError(f"{source.label} is a damaged or unsupported zip archive: {exc}", "Zip the file again with plain deflate.") from None
+            raise DataError(
+                f"{source.label} is a damaged or unsupported zip archive: {exc}", "Zip the file again with plain deflate."
+            ) from None
         except BaseException:
             spool.close()
             raise
@@ -260,7 +264,6 @@ def _finish(source: OpenedFile) -> OpenedFile:
 
 def is_parquet(source: OpenedFile) -> bool:
     return source.head[:4] == b"PAR1" or source.suffix in (".parquet", ".pq")
-
 
 
 # -- sniffing text files -------------------------------------------------------------------------------------
@@ -345,7 +348,6 @@ def _is_number(cell: str) -> bool:
         return True
     except ValueError:
         return False
-
 
 
 @dataclass
@@ -467,4 +469,3 @@ def read_parquet_table(source: OpenedFile, columns: list[str] | None = None, nro
         if isinstance(frame[column].dtype, pd.CategoricalDtype):
             frame[column] = pd.Series(np.asarray(frame[column], dtype=object), index=frame.index)
     return frame
-
