@@ -245,7 +245,18 @@ def test_data_page_upload_bad_then_good(ml100k_home):
     assert_clean(at)
     assert at.selectbox(key="map_user").value == "user_id"
     assert at.selectbox(key="map_weight").value == "plays"
+    assert at.radio(key="map_duplicates").options == [
+        "keep the latest row",
+        "keep the latest row, sum the weight column",
+        "keep the latest row, weight = number of rows",
+    ]
+    # Summing without a weight column is refused with what to do instead.
+    at.selectbox(key="map_weight").set_value("—")
     at.radio(key="map_duplicates").set_value("sum")
+    at.button(key="data_use_upload").click().run()
+    assert "summing repeated (user, item) rows needs a weight column" in texts(at.error)
+    assert at.session_state["source"]["kind"] == "builtin"
+    at.selectbox(key="map_weight").set_value("plays")
     at.button(key="data_use_upload").click().run()
     assert_clean(at)
     assert not at.error

@@ -164,11 +164,6 @@ class Upload:
         return {"path": self.path, "name": self.name, "sha256": self.sha256, "size": self.size}
 
 
-def _safe_name(name: str) -> str:
-    base = Path(name.replace("\\", "/")).name
-    return (re.sub(r"[^A-Za-z0-9_.-]+", "-", base).strip("-.") or "upload")[-80:]
-
-
 def check_upload_name(name: str) -> None:
     """Reject file types the reader cannot take, with what to do instead."""
     lower = name.lower()
