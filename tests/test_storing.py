@@ -95,7 +95,7 @@ def test_too_large_and_missing_files_are_refused(monkeypatch, tmp_path):
     from recsys_core import limits
 
     monkeypatch.setattr(limits, "MAX_FILE_BYTES", 100)
-    with pytest.raises(DataError, match="more than the limit"):
+    with pytest.raises(DataError, match="ratings.csv has .* more than the limit"):
         store_user_file(RATINGS, display_name="ratings.csv")
     with pytest.raises(DataError, match="no file at"):
         store_user_file(tmp_path / "nope.csv")

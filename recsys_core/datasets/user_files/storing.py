@@ -67,13 +67,13 @@ def stored_ending(display_name: str) -> str:
     return ending
 
 
-def _chunks(source: Source) -> Iterator[bytes]:
+def _chunks(source: Source, label: str) -> Iterator[bytes]:
     """The source's bytes in chunks, refusing more than MAX_FILE_BYTES (a path is checked before it is read)."""
     max_bytes = limits.MAX_FILE_BYTES
     if isinstance(source, (bytes, bytearray, memoryview)):
         view = memoryview(source)
         if len(view) > max_bytes:
-            raise too_large("the file", len(view), max_bytes)
+            raise too_large(label, len(view), max_bytes)
         for start in range(0, len(view), _CHUNK):
             yield bytes(view[start : start + _CHUNK])
         return
@@ -82,14 +82,14 @@ def _chunks(source: Source) -> Iterator[bytes]:
         while chunk := handle.read(_CHUNK):
             total += len(chunk)
             if total > max_bytes:
-                raise too_large("the file", None, max_bytes)
+                raise too_large(label, None, max_bytes)
             yield chunk
         return
     path = Path(os.fspath(source)).expanduser()
     if not path.is_file():
         raise DataError(f"no file at {str(path)!r}", "Check the path to your interaction file.")
     if path.stat().st_size > max_bytes:
-        raise too_large(path.name, path.stat().st_size, max_bytes)
+        raise too_large(label, path.stat().st_size, max_bytes)
     with open(path, "rb") as handle:
         while chunk := handle.read(_CHUNK):
             yield chunk
@@ -134,7 +134,7 @@ def store_user_file(source: Source, display_name: str | None = None) -> StoredFi
     digest, size = hashlib.sha256(), 0
     try:
         with os.fdopen(fd, "wb") as out:
-            for chunk in _chunks(source):
+            for chunk in _chunks(source, display_name):
                 digest.update(chunk)
                 size += len(chunk)
                 out.write(chunk)
