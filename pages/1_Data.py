@@ -7,9 +7,10 @@ from pathlib import Path
 
 import streamlit as st
 
+from recsys_core.datasets.source import DataSource
+from recsys_core.datasets.user_files import DUPLICATE_RULE_TEXT, DUPLICATE_RULES
 from recsys_core.drugs import condition_names
 from recsys_core.errors import RecsysError
-from recsys_core.experiment import DataSource
 from webapp import data_ui as ui
 from webapp.common import MEDICAL_NOTE, active_source, friendly_errors, is_drug_data, load_data, set_active_source, sidebar_status
 from webapp.safe_output import plain
@@ -91,7 +92,8 @@ with tab_upload:
             stored, _ = ui.accept_upload(uploaded.getvalue(), uploaded.name, max_mb=MAX_MB)
         except RecsysError as error:
             st.session_state.pop("upload", None)
-            st.session_state["upload_error"] = f"{uploaded.name}: {error.message}" + (f"\n\n{error.hint}" if error.hint else "")
+            # The message names the file as uploaded (the readers are given that name); kept across reruns.
+            st.session_state["upload_error"] = error.message + (f"\n\n{error.hint}" if error.hint else "")
         else:
             st.session_state["upload"] = stored.to_json()
             st.session_state.pop("upload_error", None)
@@ -118,7 +120,7 @@ with tab_upload:
             help="Detected automatically; choose it by hand if the preview has one column.",
         )
         try:
-            sniff = ui.sniff_path(stored.path, delimiters[delimiter_label])
+            sniff = ui.sniff_path(stored.path, delimiters[delimiter_label], display_name=stored.name)
         except RecsysError as error:
             ui.show_error(error, f"{stored.name} cannot be read")
             st.stop()
@@ -140,7 +142,7 @@ with tab_upload:
             )
             if st.button("Use as Drugs.com reviews", key="data_use_drugscom", type="primary"):
                 with friendly_errors():
-                    source = DataSource.drugscom_file(stored.path, name=Path(stored.name).stem)
+                    source = DataSource.drugscom_file(stored.path, name=Path(stored.name).stem, display_name=stored.name)
                     data = load_data(source)
                 set_active_source(source)
                 st.success(f"Active data: {plain(data.name)} — {data.n_users:,} conditions, {data.n_items:,} drugs, {len(data):,} reviews.")
@@ -196,9 +198,11 @@ with tab_upload:
         min_item = cells[1].number_input("k-core: minimum interactions per item", min_value=0, value=0, step=1, key="map_min_item")
         duplicates = cells[2].radio(
             "Repeated (user, item) rows",
-            ["latest", "sum"],
-            format_func=lambda v: {"latest": "keep the latest", "sum": "keep the latest, sum the weights"}[v],
+            list(DUPLICATE_RULES),
+            format_func=DUPLICATE_RULE_TEXT.get,
             key="map_duplicates",
+            help="Each rule keeps the pair's latest row (by time; without times the last in the file) with its rating. "
+            "Sum: its weight is the weight column summed over the rows (a quantity, plays); count: the number of rows.",
         )
         name = cells[2].text_input("Name of this data", value=stored.stem, key="map_name")
 

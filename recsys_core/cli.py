@@ -78,7 +78,8 @@ def _threshold(text: str) -> float | str | None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .datasets import UserFileOptions
-    from .experiment import DEFAULT_THRESHOLD, DataSource, run_experiment
+    from .datasets.source import DEFAULT_THRESHOLD, DataSource
+    from .experiment import run_experiment
     from .limits import check_setting
 
     if args.epochs is not None:
@@ -97,6 +98,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             weight_col=args.weight_col,
             title_col=args.title_col,
             threshold=args.threshold,
+            duplicates=args.duplicates,
             min_user_interactions=args.min_user_interactions,
             min_item_interactions=args.min_item_interactions,
         )
@@ -194,43 +196,24 @@ def _json_line(value: Any) -> str:
 
 
 def _import_user_file(path: str, options: Any, protocol: str):
-    """Read and check a user's file, then copy it into the data home so its runs can be evaluated again.
+    """Read and check a user's file, then keep a copy in the data home so its runs can be evaluated again.
 
     The file is read and checked against the protocol first: a rejected file leaves nothing in
-    uploads/. The copy is written under a dot-name and renamed into place, so a kill never leaves
-    half a file there. Returns the DataSource (pointing at the copy) and the Interactions.
+    uploads/. The copy is stored by :func:`~recsys_core.datasets.store_user_file`, as the app stores
+    an upload (same content-hash name for the same bytes, written atomically). Returns the
+    DataSource (pointing at the copy, naming the file as given) and the Interactions.
     """
-    import hashlib
-    import os
-    import shutil
-    import tempfile
-
-    from .datasets import read_user_file
-    from .experiment import DataSource
-    from .home import uploads_dir
+    from .datasets import read_user_file, store_user_file
+    from .datasets.source import DataSource
     from .limits import check_protocol_data
 
     src = Path(path).expanduser()
     if not src.is_file():
         raise RecsysError(f"no file at {path!r}", "Check the path to your interaction file.")
-    data = read_user_file(src, options, name=src.stem)
+    data = read_user_file(src, options, name=src.stem, display_name=src.name)
     check_protocol_data(data, protocol)
-    digest = hashlib.sha256()
-    with open(src, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    folder = uploads_dir()
-    target = folder / f"{src.stem}-{digest.hexdigest()[:12]}{src.suffix}"
-    if not target.exists():
-        fd, tmp = tempfile.mkstemp(prefix=f".upload-{os.getpid()}-", dir=folder)
-        os.close(fd)
-        try:
-            shutil.copyfile(src, tmp)
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-    return DataSource.file(target, options, name=src.stem), data
+    stored = store_user_file(src, display_name=src.name)
+    return DataSource.file(stored.path, options, name=src.stem, display_name=src.name), data
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -375,7 +358,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from .experiment import DataSource
+    from .datasets.source import DataSource
     from .tuning import tune
 
     source = DataSource.builtin(args.dataset)
@@ -414,6 +397,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .datasets.user_files import DUPLICATE_RULES
     from .models import MODEL_NAMES
 
     parser = argparse.ArgumentParser(prog="python -m recsys_core", description="Recsys Explorer: neural recommenders with leak-free evaluation.")
@@ -466,6 +450,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="default",
         help="positive rule: ratings >= this are positive feedback, the rest evidence only; 'none' keeps every "
         "interaction (default: the data set's own rule: 7 of 10 on Drugs.com data, none elsewhere)",
+    )
+    p.add_argument(
+        "--duplicates", default="latest", choices=DUPLICATE_RULES,
+        help="--csv: repeated (user, item) rows become their latest row (latest, default), with the weight column summed (sum) "
+        "or with the number of rows as weight (count)",
     )
     p.add_argument("--min-user-interactions", type=int, default=0, help="--csv: k-core filter, minimum per user")
     p.add_argument("--min-item-interactions", type=int, default=0, help="--csv: k-core filter, minimum per item")

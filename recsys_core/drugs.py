@@ -508,7 +508,7 @@ def condition_names(reviews: Interactions) -> ConditionNames:
 # ---------------------------------------------------------------------------------- the one entry
 def explorer_for_run(run) -> DrugExplorer:
     """Load every review of a saved run's data (from its recorded source) and build the explorer."""
-    from .experiment import DataSource
+    from .datasets.source import DataSource
 
     source = DataSource.from_json(run.record["dataset"]["source"])
     return DrugExplorer.build(run, source.all_reviews())

@@ -244,8 +244,8 @@ def build_report(run_ids: list[str], n_users: int = 3, seed: int = 0, protocol: 
     import plotly.offline
 
     from .beyond import TRADEOFF_AXES, activity_table, beyond_metrics_table, tradeoff_figure, tradeoff_table
+    from .datasets.source import DataSource
     from .evaluation import HEADLINE
-    from .experiment import DataSource
     from .runs import load_run
 
     if not run_ids:

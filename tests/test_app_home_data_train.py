@@ -198,6 +198,27 @@ def test_upload_handling_functions(ml100k_home):
     assert {p.name for p in uploads_dir().iterdir()} == {Path(upload.path).name, path.name}
 
 
+def test_use_upload_shows_the_reading_steps(monkeypatch):
+    from webapp import data_ui
+
+    shown = []
+
+    class Bar:
+        def progress(self, fraction, text=""):
+            shown.append((fraction, text))
+
+        def empty(self):
+            shown.append("cleared")
+
+    monkeypatch.setattr(data_ui.st, "progress", lambda fraction, text="": shown.append((fraction, text)) or Bar())
+    upload, sniff = data_ui.accept_upload((USER_FILES / "plays.tsv").read_bytes(), "plays.tsv")
+    options = data_ui.options_from_form({"user": "user_id", "item": "track", "weight": "plays"}, duplicates="count")
+    data_ui.use_upload(upload.path, options, "plays", label="plays.tsv")
+    texts_shown = [entry[1] for entry in shown if entry != "cleared"]
+    assert texts_shown[0] == "Reading plays.tsv …" and "Reading plays.tsv …" in texts_shown[1:]
+    assert any("weight = number of rows" in text for text in texts_shown) and shown[-1] == "cleared"
+
+
 def test_data_page_upload_bad_then_good(ml100k_home):
     at = app("pages/1_Data.py").run()
     assert_clean(at)
@@ -224,7 +245,18 @@ def test_data_page_upload_bad_then_good(ml100k_home):
     assert_clean(at)
     assert at.selectbox(key="map_user").value == "user_id"
     assert at.selectbox(key="map_weight").value == "plays"
+    assert at.radio(key="map_duplicates").options == [
+        "keep the latest row",
+        "keep the latest row, sum the weight column",
+        "keep the latest row, weight = number of rows",
+    ]
+    # Summing without a weight column is refused with what to do instead.
+    at.selectbox(key="map_weight").set_value("—")
     at.radio(key="map_duplicates").set_value("sum")
+    at.button(key="data_use_upload").click().run()
+    assert "summing repeated (user, item) rows needs a weight column" in texts(at.error)
+    assert at.session_state["source"]["kind"] == "builtin"
+    at.selectbox(key="map_weight").set_value("plays")
     at.button(key="data_use_upload").click().run()
     assert_clean(at)
     assert not at.error
@@ -237,7 +269,7 @@ def test_data_page_upload_bad_then_good(ml100k_home):
     assert "plays is now the active data" in texts(at.success)
     account = next(frame.value for frame in at.dataframe if "rows read" in frame.value.columns).iloc[0]
     assert account["rows read"] == 6 and account["kept"] == 4
-    assert account["duplicates merged"] == "2 merged (kept the latest row, summed the weights)"
+    assert account["duplicates merged"] == "2 merged (keep the latest row, sum the weight column 'plays')"
 
 
 def test_data_page_real_drugs_tsv_through_session_state(ml100k_home):

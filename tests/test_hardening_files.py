@@ -237,6 +237,25 @@ def test_train_csv_json_is_strict_json_and_the_file_is_kept():
     assert len(list(uploads_dir().iterdir())) == 1 and not [p for p in uploads_dir().iterdir() if p.name.startswith(".")]
 
 
+def test_train_csv_records_the_duplicate_rule_and_the_file_name():
+    import hashlib
+
+    from recsys_core.runs import load_run
+
+    path = HOSTILE / "duplicate_rows.csv"
+    code, out, err = _run_cli(
+        ["train", "--csv", str(path), "--user-col", "user", "--item-col", "item", "--duplicates", "count", "--model", "pop", "--json", "--device", "cpu"]
+    )
+    assert code == 0, err
+    run = load_run(json.loads(out.strip().splitlines()[-1])["run_id"])
+    source = run.record["dataset"]["source"]
+    assert source["options"]["duplicates"] == "count" and source["display_name"] == "duplicate_rows.csv"
+    # The copy has the content-hash name the app would give the same bytes.
+    assert Path(source["path"]).name == hashlib.sha256(path.read_bytes()).hexdigest()[:32] + ".csv"
+    code, out, err = _run_cli(["train", "--csv", str(path), "--user-col", "user", "--item-col", "item", "--duplicates", "sum", "--model", "pop"])
+    assert code == 2 and "summing repeated (user, item) rows needs a weight column" in err
+
+
 def test_a_run_with_nan_metrics_is_never_saved(ml100k):
     from recsys_core.errors import RecsysError
     from recsys_core.home import runs_dir

@@ -75,3 +75,30 @@ def test_device_helpers_live_in_device_py():
         text = path.read_text()
         assert not re.search(r"^def (resolve_device|device_description|autocast)\b", text, flags=re.M), path
         assert "torch.autocast(" not in text, path
+
+
+def first_page_modules() -> list[str]:
+    """The modules app.py (the Home page) imports at its top, read from its source so the list follows the page."""
+    import ast
+
+    tree = ast.parse((REPO / "app.py").read_text())
+    modules = []
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            modules += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and node.module != "__future__":
+            # "from webapp import data_ui, home_ui": the names are modules of the package
+            package = node.module
+            modules += [f"{package}.{alias.name}" if package == "webapp" else package for alias in node.names]
+    return sorted(set(modules))
+
+
+def test_the_first_page_imports_no_torch():
+    modules = first_page_modules()
+    assert {"webapp.home_ui", "webapp.data_ui", "webapp.common", "recsys_core.errors"} <= set(modules), modules
+    # The data loading the Home page does on its first render: the active source and the built-in readers.
+    modules += ["recsys_core.datasets.source", "recsys_core.datasets"]
+    code = "import sys\n" + "".join(f"import {name}\n" for name in modules) + "print(sorted(m for m in ('torch', 'umap', 'optuna') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-1] == "[]", f"the first page imports {out.stdout.strip()}"

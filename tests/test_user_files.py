@@ -183,8 +183,67 @@ def test_duplicates_sum():
     frame = read_user_file(FILES / "plays.tsv", options).to_frame().set_index(["user", "item"])
     assert frame.loc[("u1", "t1"), "weight"] == 5 and frame.loc[("u2", "t2"), "weight"] == 6
     assert frame.loc[("u1", "t1"), "timestamp"] == 1704448800  # the latest row's time
-    counts = read_user_file(FILES / "plays.tsv", UserFileOptions("user_id", "track", duplicates="sum")).to_frame()
+    with pytest.raises(DataError, match="summing repeated .* needs a weight column") as error:
+        UserFileOptions("user_id", "track", duplicates="sum")
+    assert "count the rows" in error.value.hint
+
+
+def test_duplicates_count():
+    counts = read_user_file(FILES / "plays.tsv", UserFileOptions("user_id", "track", duplicates="count")).to_frame()
     assert counts.set_index(["user", "item"]).loc[("u1", "t1"), "weight"] == 2  # rows counted without weights
+
+
+def test_old_records_summing_without_weights_read_as_count():
+    """Before "count", "sum" without a weight column summed a weight of 1 per row: the same numbers."""
+    old = {"user_col": "user_id", "item_col": "track", "weight_col": None, "duplicates": "sum"}
+    options = UserFileOptions.from_json(old)
+    assert options.duplicates == "count"
+    frame = read_user_file(FILES / "plays.tsv", options).to_frame().set_index(["user", "item"])
+    assert frame["weight"].to_dict() == {("u1", "t1"): 2, ("u1", "t2"): 1, ("u2", "t1"): 1, ("u2", "t2"): 2}
+    assert UserFileOptions.from_json({**old, "weight_col": "plays"}).duplicates == "sum"
+
+
+# A hand-worked file: (c1, p1) has three rows (the latest on 01-03 with quantity 5, stars 4), (c2, p2)
+# two rows on the same day (file order breaks the tie: the second, quantity 2, stars 4).
+ORDERS = (
+    b"customer,product,quantity,stars,day\n"
+    b"c1,p1,2,3,2024-01-01\n"
+    b"c1,p1,5,4,2024-01-03\n"
+    b"c1,p1,1,2,2024-01-02\n"
+    b"c1,p2,3,5,2024-01-01\n"
+    b"c2,p1,4,1,2024-01-05\n"
+    b"c2,p2,1,3,2024-01-04\n"
+    b"c2,p2,2,4,2024-01-04\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("rule", "weights", "text"),
+    [
+        ("latest", {("c1", "p1"): 5, ("c1", "p2"): 3, ("c2", "p1"): 4, ("c2", "p2"): 2}, "3 merged (keep the latest row)"),
+        ("sum", {("c1", "p1"): 8, ("c1", "p2"): 3, ("c2", "p1"): 4, ("c2", "p2"): 3}, "3 merged (keep the latest row, sum the weight column 'quantity')"),
+        ("count", {("c1", "p1"): 3, ("c1", "p2"): 1, ("c2", "p1"): 1, ("c2", "p2"): 2}, "3 merged (keep the latest row, weight = number of rows)"),
+    ],
+)
+def test_each_duplicate_rule_on_a_hand_worked_file(rule, weights, text):
+    from recsys_core.datasets.user_files import read_user_file_with_account
+
+    options = UserFileOptions("customer", "product", rating_col="stars", timestamp_col="day", weight_col="quantity", duplicates=rule)
+    data, account = read_user_file_with_account(ORDERS, options, name="orders")
+    frame = data.to_frame().set_index(["user", "item"])
+    assert frame["weight"].to_dict() == weights
+    # Every rule keeps the latest row's rating and time.
+    assert frame.loc[("c1", "p1"), "rating"] == 4 and frame.loc[("c2", "p2"), "rating"] == 4
+    assert frame.loc[("c1", "p1"), "timestamp"] == 1704240000  # 2024-01-03
+    assert (account.rows_read, account.duplicates_merged, account.kept, account.duplicate_rule) == (7, 3, 4, rule)
+    assert account.duplicate_text() == text
+
+
+def test_the_account_names_the_rule_when_nothing_repeats():
+    from recsys_core.datasets.user_files import read_user_file_with_account
+
+    _, account = read_user_file_with_account(b"u,i\n1,2\n1,3\n", UserFileOptions("u", "i"))
+    assert account.duplicate_text() == "none (rule: keep the latest row)"
 
 
 def test_kcore_iterates_until_stable():
@@ -265,7 +324,7 @@ def test_missing_ids_and_paths(tmp_path):
 
 
 def test_bad_options():
-    with pytest.raises(DataError, match="'latest' or 'sum'"):
+    with pytest.raises(DataError, match="'latest', 'sum' or 'count'"):
         UserFileOptions("u", "i", duplicates="max")
     with pytest.raises(DataError, match="rating column"):
         UserFileOptions("u", "i", threshold=3)
@@ -291,3 +350,13 @@ def test_sniff_shows_a_ragged_file_with_a_warning():
     info = sniff_user_file(b"user,item\n5,6\n1,2,3,4\n7,8\n")
     assert info["preview"]["user"].tolist() == ["5", "7"]
     assert "line 3" in info["warnings"][0]
+
+
+def test_reading_reports_its_steps_in_order():
+    heard = []
+    options = UserFileOptions("customer", "product", weight_col="quantity", duplicates="sum", min_user_interactions=1)
+    read_user_file(ORDERS, options, display_name="orders.csv", progress=lambda fraction, text: heard.append((fraction, text)))
+    fractions = [fraction for fraction, _ in heard]
+    assert fractions == sorted(fractions) and fractions[0] == 0.0 and fractions[-1] < 1.0
+    assert heard[0][1] == "reading orders.csv"
+    assert any("sum the weight column" in text for _, text in heard) and heard[-1][1] == "indexing 4 interactions"

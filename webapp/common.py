@@ -14,9 +14,9 @@ from datetime import date, datetime
 
 import streamlit as st
 
+from recsys_core.datasets.source import DataSource
 from recsys_core.drugs import MEDICAL_NOTE as MEDICAL_NOTE  # one wording for the CLI and every page
 from recsys_core.errors import RecsysError
-from recsys_core.experiment import DataSource
 from webapp.safe_output import plain
 
 DEFAULT_SOURCE = DataSource.builtin("ml-100k")
@@ -27,13 +27,21 @@ def source_key(source: DataSource) -> str:
 
 
 @st.cache_resource(show_spinner="Loading data…", max_entries=4)
-def _load_data(key: str):
-    return DataSource.from_json(json.loads(key)).load()
+def _load_data(key: str, _loaded=None):
+    # ``_loaded``: data read outside the cache (where a progress bar may be updated) to keep under
+    # this key; the leading underscore keeps it out of the key (Streamlit does not hash it).
+    return _loaded if _loaded is not None else DataSource.from_json(json.loads(key)).load()
 
 
-def load_data(source: DataSource):
-    """The Interactions of ``source``, loaded once per process."""
-    return _load_data(source_key(source))
+def load_data(source: DataSource, read_progress=None):
+    """The Interactions of ``source``, loaded once per process.
+
+    With ``read_progress(fraction, text)`` a user file is read again with its steps reported (a
+    cached function may not update an element made outside it) and the result kept in the cache.
+    """
+    if read_progress is None:
+        return _load_data(source_key(source))
+    return _load_data(source_key(source), source.load(read_progress=read_progress))
 
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=16)

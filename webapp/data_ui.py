@@ -8,11 +8,8 @@ what is wrong, where, and how to fix it.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import re
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -22,8 +19,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from recsys_core.datasets.source import DataSource
 from recsys_core.errors import DataError, RecsysError
-from recsys_core.experiment import DataSource
 from recsys_core.home import uploads_dir
 
 from .common import load_data, source_key
@@ -167,11 +164,6 @@ class Upload:
         return {"path": self.path, "name": self.name, "sha256": self.sha256, "size": self.size}
 
 
-def _safe_name(name: str) -> str:
-    base = Path(name.replace("\\", "/")).name
-    return (re.sub(r"[^A-Za-z0-9_.-]+", "-", base).strip("-.") or "upload")[-80:]
-
-
 def check_upload_name(name: str) -> None:
     """Reject file types the reader cannot take, with what to do instead."""
     lower = name.lower()
@@ -184,13 +176,13 @@ def check_upload_name(name: str) -> None:
 
 
 def accept_upload(data: bytes, name: str, max_mb: float | None = None) -> tuple[Upload, dict]:
-    """Store an uploaded file in ``uploads_dir()`` (content-hashed name) and take a first look at it.
+    """Store an uploaded file in the data home (:func:`~recsys_core.datasets.store_user_file`) and take a first look at it.
 
     Returns the :class:`Upload` and the sniff result (columns, preview, guesses). Raises
-    :class:`DataError` for an empty, too large or unreadable file; a file that cannot be read is
-    not kept.
+    :class:`DataError` for an empty, too large or unreadable file, naming it as ``name``; a file
+    that cannot be read is not kept.
     """
-    from recsys_core.datasets import sniff_user_file
+    from recsys_core.datasets import sniff_user_file, store_user_file
 
     data = bytes(data)
     check_upload_name(name)
@@ -201,38 +193,23 @@ def accept_upload(data: bytes, name: str, max_mb: float | None = None) -> tuple[
             f"{name} has {len(data) / 1e6:,.0f} MB, more than the {max_mb:g} MB an upload may have",
             "Upload a compressed copy (.csv.gz), keep only the columns you need, or raise server.maxUploadSize in .streamlit/config.toml.",
         )
-    digest = hashlib.sha256(data).hexdigest()
-    folder = uploads_dir()
-    target = folder / f"{digest[:16]}-{_safe_name(name)}"
-    created = False
-    if not target.exists():
-        fd, tmp = tempfile.mkstemp(prefix=f".upload-{os.getpid()}-", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-            os.replace(tmp, target)
-            created = True
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-    upload = Upload(str(target), name, digest, len(data))
+    stored = store_user_file(data, display_name=name)
+    upload = Upload(str(stored.path), name, stored.sha256, stored.size)
     try:
-        sniff = sniff_user_file(target)
-    except DataError as error:
-        if created:
-            target.unlink(missing_ok=True)
-        raise DataError(error.message.replace(str(target), name).replace(target.name, name), error.hint) from None
-    if sniff["preview"].empty:
-        if created:
-            target.unlink(missing_ok=True)
-        raise DataError(f"{name} has a header but no rows of data", "Choose a file with at least one row of data.")
+        sniff = sniff_user_file(stored.path, display_name=name)
+        if sniff["preview"].empty:
+            raise DataError(f"{name} has a header but no rows of data", "Choose a file with at least one row of data.")
+    except DataError:
+        if stored.created:
+            stored.path.unlink(missing_ok=True)
+        raise
     return upload, sniff
 
 
-def sniff_path(path: str, delimiter: str | None = None) -> dict:
+def sniff_path(path: str, delimiter: str | None = None, display_name: str | None = None) -> dict:
     from recsys_core.datasets import sniff_user_file
 
-    return sniff_user_file(path, delimiter=delimiter)
+    return sniff_user_file(path, delimiter=delimiter, display_name=display_name)
 
 
 DRUGSCOM_COLUMNS = ("drugName", "condition", "review", "rating", "date", "usefulCount")
@@ -274,18 +251,25 @@ def options_from_form(
 def use_upload(path: str, options, name: str, label: str | None = None):
     """Read a stored upload with ``options``: the DataSource to make active and its Interactions.
 
-    ``label`` is the file name the user knows (messages name it instead of the stored copy).
+    ``label`` is the file name the person knows (the readers name it in messages instead of the stored copy).
     """
     name = (name or "").strip() or Path(path).stem
-    stored = Path(path).name
-    label = label or stored
-    source = DataSource.file(path, options, name=name)
+    source = DataSource.file(path, options, name=name, display_name=label)
+    bar = st.progress(0.0, text=f"Reading {label or name} …")
+
+    def progress(fraction: float, text: str) -> None:
+        bar.progress(fraction, text=text[:1].upper() + text[1:] + " …")
+
     try:
-        data = load_data(source)
-    except RecsysError as error:
-        raise type(error)(error.message.replace(str(path), label).replace(stored, label), error.hint) from None
+        data = load_data(source, read_progress=progress)
+    except RecsysError:
+        raise
     except Exception as error:  # the reader should say everything itself; never show a traceback
-        raise DataError(f"{label} could not be read: {type(error).__name__}: {error}", "Check the delimiter and the columns.") from None
+        raise DataError(
+            f"{label or Path(path).name} could not be read: {type(error).__name__}: {error}", "Check the delimiter and the columns."
+        ) from None
+    finally:
+        bar.empty()  # the page reruns with the new data, or shows the message in its place
     if data.n_users < 2 or data.n_items < 2:
         raise DataError(
             f"only {data.n_users} user(s) and {data.n_items} item(s) are left",
@@ -379,19 +363,19 @@ def file_account(key: str) -> pd.DataFrame | None:
     Reads the file again through ``read_user_file_with_account`` (once per file and settings: cached),
     because the loaded Interactions do not carry the counts. None for built-in data.
     """
-    from recsys_core.datasets.user_files import UserFileOptions, read_user_file_with_account
+    from recsys_core.datasets.user_files import read_user_file_with_account
 
     source = DataSource.from_json(json.loads(key))
     if source.kind != "file":
         return None
-    options = UserFileOptions(**(source.options or {}))
-    _data, account = read_user_file_with_account(source.path, options, name=source.name)
+    options = source.file_options()
+    _data, account = read_user_file_with_account(source.path, options, name=source.name, display_name=source.display_name)
     threshold = f"below {options.rating_col} {options.threshold:g}" if options.threshold is not None else "no threshold"
     kcore = f"k-core (users ≥ {options.min_user_interactions}, items ≥ {options.min_item_interactions})"
     return pd.DataFrame(
         [
             {
-                "file": source.name,
+                "file": source.display_name or source.name,
                 "rows read": account.rows_read,
                 "duplicates merged": account.duplicate_text(),
                 f"dropped: {threshold}": account.below_threshold,
