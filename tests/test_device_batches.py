@@ -99,8 +99,13 @@ def test_device_batches_draw_the_same_permutation_as_batches():
     def context(seed: int) -> tuple[FitContext, list]:
         seen: list = []
         made = FitContext(
-            device=CPU, rng=np.random.default_rng(seed), seed=seed, mixed_precision=False,
-            on_batch=lambda b, n: seen.append((b, n)), evaluator=None, fit_nested=None,  # type: ignore[arg-type]
+            device=CPU,
+            rng=np.random.default_rng(seed),
+            seed=seed,
+            mixed_precision=False,
+            on_batch=lambda b, n: seen.append((b, n)),
+            evaluator=None,
+            fit_nested=None,  # type: ignore[arg-type]
         )
         return made, seen
 
