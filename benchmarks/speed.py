@@ -7,6 +7,15 @@ fixed number of epochs, no early stopping), seconds per epoch, full-ranking scor
 Writes benchmarks/results/speed.{json,md}.
 
     python benchmarks/speed.py [--epochs 3] [--models ease,neumf] [--device auto]
+
+``--device-batches`` instead times Mult-VAE's epoch with its batches densified on the host (the path
+before issue 9: slice the scipy CSR per batch, densify, copy the block) against batches gathered on
+the device from a :class:`~recsys_core.models.device_csr.DeviceCSR` (the model as it is), side by
+side in one process on ml-100k and on ML-1M-shaped synthetic data, in the order host, device,
+device, host so that drift in the machine's load falls on both. Both paths must give the same
+losses (they are the same computation). Writes benchmarks/results/speed_device_batches.{json,md}.
+
+    python benchmarks/speed.py --device-batches [--epochs 2] [--device auto]
 """
 
 from __future__ import annotations
@@ -58,6 +67,107 @@ def measure(model_name: str, epochs: int, device: str, data_path: str) -> dict:
     }
 
 
+def _host_batch_multvae():
+    """Mult-VAE whose epoch builds each batch on the host, as before issue 9 (the baseline)."""
+    import numpy as np
+    import torch
+
+    from recsys_core.models.vae import MultVAE
+
+    def host_dense(rows, device) -> torch.Tensor:
+        rows = rows.tocoo()
+        dense = torch.zeros(rows.shape, dtype=torch.float32, device=device)
+        if rows.nnz:
+            index = torch.as_tensor(np.vstack([rows.row, rows.col]), dtype=torch.long, device=device)
+            dense.index_put_((index[0], index[1]), torch.as_tensor(rows.data, dtype=torch.float32, device=device), accumulate=True)
+        return dense
+
+    class HostBatchMultVAE(MultVAE):
+        def train_epoch(self, context, epoch):
+            users, total, count, beta = self._train_users.cpu().numpy(), 0.0, 0, 0.0
+            for batch in context.batches(len(users), self.config.batch_size):
+                x = host_dense(self.known[users[batch]], self.device)
+                beta = self.beta()
+                total += self.optimizer_step(self.loss(x, beta)) * len(batch)
+                self.update_count += 1
+                count += len(batch)
+            return {"loss": total / max(1, count), "beta": beta}
+
+    return HostBatchMultVAE, host_dense
+
+
+def _batch_build_seconds(train, host_dense, device: str, batch_size: int, repeats: int = 3) -> tuple[float, float]:
+    """Seconds to build one epoch's dense batches alone (no network), host-built against device-built."""
+    import numpy as np
+    import torch
+
+    from recsys_core.device import resolve_device
+    from recsys_core.models.device_csr import DeviceCSR
+
+    target = resolve_device(device)
+    known = train.to_csr()
+    users = np.flatnonzero(np.diff(known.indptr) > 0)
+    order = np.random.default_rng(0).permutation(len(users))
+    batches = [users[order[b : b + batch_size]] for b in range(0, len(users), batch_size)]
+    device_csr = DeviceCSR.from_scipy(known, target)
+    device_batches = [torch.from_numpy(b).to(target) for b in batches]
+    host, dev = [], []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for batch in batches:
+            host_dense(known[batch], target)
+        host.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        for batch in device_batches:
+            device_csr.dense_rows(batch)
+        if target.type == "cuda":
+            torch.cuda.synchronize()
+        dev.append(time.perf_counter() - started)
+    return min(host), min(dev)
+
+
+def device_batches(epochs: int, device: str, data_path: str) -> None:
+    """Mult-VAE s/epoch, host-built against device-built batches (see the module docstring)."""
+    import numpy as np
+
+    from recsys_core.datasets import read_ml100k
+    from recsys_core.datasets.synthetic import generate_synthetic
+    from recsys_core.interactions import Interactions
+    from recsys_core.models import create_model
+    from recsys_core.splits import leave_one_out
+    from recsys_core.trainer import Trainer
+
+    host_model, host_dense = _host_batch_multvae()
+    sets = {
+        "ml-100k": read_ml100k(data_path),
+        "synthetic ML-1M shape": Interactions.from_frame(
+            generate_synthetic(n_users=6_040, n_items=3_706, n_interactions=1_000_209, seed=0).frame, timestamp_col="timestamp", name="synthetic-1m"
+        ),
+    }
+    rows, results = [], []
+    for label, data in sets.items():
+        train = leave_one_out(data).train
+        seconds: dict[str, list[float]] = {"host": [], "device": []}
+        losses: dict[str, list[float]] = {}
+        for path in ("host", "device", "device", "host"):
+            model = host_model(create_model("multvae").config) if path == "host" else create_model("multvae")
+            history = Trainer(device=device, seed=0, epochs=epochs, patience=0).fit(model, train, validation=None)
+            seconds[path] += [e["seconds"] for e in history.epochs if e.get("epoch")]
+            losses[path] = [e["loss"] for e in history.epochs if e.get("epoch")]
+        host, dev = float(np.mean(seconds["host"])), float(np.mean(seconds["device"]))
+        same = losses["host"] == losses["device"]
+        build_host, build_device = _batch_build_seconds(train, host_dense, device, model.config.batch_size)
+        results.append({"data": label, "rows": len(train), "device": history.device, "epochs": epochs, "host_seconds_per_epoch": host,
+                        "device_seconds_per_epoch": dev, "ratio_host_over_device": host / dev, "same_losses": same,
+                        "batch_build_host_seconds": build_host, "batch_build_device_seconds": build_device})
+        rows.append({"data": f"{label} ({len(train):,} training rows)", "device": history.device, "host-built s / epoch": f"{host:.2f}",
+                     "device-built s / epoch": f"{dev:.2f}", "host ÷ device": f"{host / dev:.2f}", "same losses": "yes" if same else "NO",
+                     "batches alone, host ÷ device": f"{build_host:.3f} s ÷ {build_device:.3f} s = {build_host / build_device:.1f}"})
+        print(rows[-1], flush=True)
+    columns = ["data", "device", "host-built s / epoch", "device-built s / epoch", "host ÷ device", "same losses", "batches alone, host ÷ device"]
+    write("speed_device_batches", {"model": "multvae", "epochs": epochs, "results": results}, markdown_table(rows, columns))
+
+
 def main() -> None:
     from recsys_core.models import MODEL_NAMES
 
@@ -67,7 +177,11 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--data", default=str(DATA))
     parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--device-batches", action="store_true", help="Mult-VAE s/epoch, host-built vs device-built batches")
     args = parser.parse_args()
+    if args.device_batches:
+        device_batches(args.epochs, args.device, args.data)
+        return
     if args.one:
         print(json.dumps(measure(args.one, args.epochs, args.device, args.data)))
         return

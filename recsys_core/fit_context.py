@@ -151,6 +151,18 @@ class FitContext:
         from .distributed import shard
 
         order = shard(order)  # under torchrun, this rank's shard of the permutation every rank drew alike
+        yield from self._slices(order, batch_size)
+
+    def device_batches(self, n: int, batch_size: int) -> Iterator[torch.Tensor]:
+        """:meth:`batches` as int64 tensors on the fit's device: the same permutation (the same draw
+        from ``rng``), copied to the device once per epoch, so a batch is a slice there and no index
+        array crosses from the host per step."""
+        from .distributed import shard
+
+        order = shard(self.rng.permutation(n))
+        yield from self._slices(torch.from_numpy(order.astype(np.int64)).to(self.device), batch_size)
+
+    def _slices(self, order, batch_size: int) -> Iterator:
         n = len(order)
         n_batches = max(1, -(-n // batch_size))
         for b in range(n_batches):

@@ -35,6 +35,7 @@ from ..errors import ModelError
 from ..fit_context import FitContext, FitStage
 from ..interactions import Interactions
 from ..sequences import Sequences
+from .device_csr import DeviceCSR
 
 
 @dataclass(frozen=True)
@@ -136,25 +137,15 @@ class TrainingConfig(ModelConfig):
 
 
 def csr_rows_to_dense(rows: sp.csr_matrix, device: torch.device, dtype=torch.float32) -> torch.Tensor:
-    """Densify a batch of sparse rows on ``device``; only ever called per batch."""
-    rows = rows.tocoo()
-    dense = torch.zeros(rows.shape, dtype=dtype, device=device)
-    if rows.nnz:
-        index = torch.as_tensor(np.vstack([rows.row, rows.col]), dtype=torch.long, device=device)
-        dense.index_put_((index[0], index[1]), torch.as_tensor(rows.data, dtype=dtype, device=device), accumulate=True)
-    return dense
+    """Densify one batch of sparse rows (scored histories) on ``device``: only the stored entries
+    are copied there (:class:`~recsys_core.models.device_csr.DeviceCSR`). Training batches are
+    gathered from a :class:`DeviceCSR` built once per fit instead."""
+    return DeviceCSR.from_scipy(rows, device).dense().to(dtype)
 
 
 def index_tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
     """An int64 index tensor (copied: evaluator arrays are read-only views)."""
     return torch.from_numpy(np.array(array, dtype=np.int64)).to(device)
-
-
-def binary_structure(matrix: sp.csr_matrix) -> sp.csr_matrix:
-    """The same sparsity pattern with every stored value 1."""
-    out = matrix.copy()
-    out.data = np.ones_like(out.data, dtype=np.float32)
-    return out
 
 
 class Recommender:

@@ -16,7 +16,8 @@ from ..errors import ModelError
 from ..fit_context import FitContext
 from ..interactions import Interactions
 from ..sampling import positive_keys, sample_train_negatives
-from .base import TorchRecommender, TrainingConfig, binary_structure, csr_rows_to_dense, index_tensor
+from .base import TorchRecommender, TrainingConfig, index_tensor
+from .device_csr import DeviceCSR
 
 
 @dataclass(frozen=True)
@@ -94,28 +95,29 @@ class CDAE(TorchRecommender):
 
     def _prepare(self, context: FitContext, train: Interactions) -> None:
         super()._prepare(context, train)
-        self.train_users = np.flatnonzero(np.diff(self.known.indptr) > 0)
+        self.train_users = torch.from_numpy(np.flatnonzero(np.diff(self.known.indptr) > 0)).to(self.device)
+        self._device_known = DeviceCSR.from_scipy(self.known, self.device)  # built once: every batch is gathered on the device
         self._keys = positive_keys(self.known) if self.config.n_negatives > 0 else None
 
     def _rows(self, rows: sp.csr_matrix) -> torch.Tensor:
-        return csr_rows_to_dense(binary_structure(sp.csr_matrix(rows)), self.device)
+        return DeviceCSR.from_scipy(rows, self.device).dense(binary=True)
 
     def train_epoch(self, context: FitContext, epoch: int) -> dict[str, float]:
         network, total = self.network, 0.0
         bce = nn.functional.binary_cross_entropy_with_logits
-        for batch in context.batches(len(self.train_users), self.config.batch_size):
-            users = self.train_users[batch]
-            rows = self.known[users]
-            x = self._rows(rows)
-            user_index = index_tensor(users, self.device)
+        for batch in context.device_batches(len(self.train_users), self.config.batch_size):
+            user_index = self.train_users[batch]
+            x = self._device_known.dense_rows(user_index, binary=True)
             with self.autocast():
                 if self.config.n_negatives == 0:
                     logits = network(x, user_index).float()
-                    loss = bce(logits, x, reduction="sum") / len(users)
+                    loss = bce(logits, x, reduction="sum") / len(user_index)
                 else:
+                    # the negatives are drawn on the host from the fit's generator (the same draws as ever)
+                    users = user_index.cpu().numpy()
                     hidden = network.encode(x, user_index)
-                    loss = self._sampled_loss(hidden, users, rows, context.rng)
-            total += self.optimizer_step(loss) * len(users)
+                    loss = self._sampled_loss(hidden, users, self.known[users], context.rng)
+            total += self.optimizer_step(loss) * len(user_index)
         return {"loss": total / max(1, len(self.train_users))}
 
     def _sampled_loss(self, hidden: torch.Tensor, users: np.ndarray, rows: sp.csr_matrix, rng: np.random.Generator) -> torch.Tensor:

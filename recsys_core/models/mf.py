@@ -107,10 +107,9 @@ class EmbeddingRecommender(TorchRecommender):
     def _run_epoch(self, context: FitContext, n: int, batch_loss: Callable[[torch.Tensor], torch.Tensor]) -> dict[str, float]:
         """One shuffled pass over ``n`` examples; ``batch_loss(index)`` returns the mean loss of a batch."""
         total, seen = 0.0, 0
-        for index in context.batches(n, self.config.batch_size):
-            batch = self._tensor(index)
+        for index in context.device_batches(n, self.config.batch_size):  # the epoch's permutation moved once
             with self.autocast():
-                loss = batch_loss(batch).float()
+                loss = batch_loss(index).float()
             total += self.optimizer_step(loss) * len(index)
             seen += len(index)
         return {"loss": total / max(1, seen)}

@@ -34,7 +34,8 @@ from torch import nn
 from ..errors import ModelError
 from ..fit_context import FitContext
 from ..interactions import Interactions
-from .base import TorchRecommender, TrainingConfig, binary_structure, csr_rows_to_dense, index_tensor
+from .base import TorchRecommender, TrainingConfig, index_tensor
+from .device_csr import DeviceCSR
 
 # ---------------------------------------------------------------------------------------------
 # shared by the two rating models
@@ -91,7 +92,7 @@ class _RatingModel:
         ratings = sp.csr_matrix(ratings, dtype=np.float32)
         ratings.sort_indices()
         self.ratings = ratings
-        self.rated = binary_structure(ratings)
+        self._device_ratings = DeviceCSR.from_scipy(ratings, self.device)  # training batches are gathered on the device
         counts = np.diff(ratings.indptr)
         sums = np.asarray(ratings.sum(axis=1)).ravel()
         mean = self.meta.get("global_mean", 0.0)
@@ -130,9 +131,10 @@ class _RatingModel:
     def _known_input(self, users: np.ndarray, rows: sp.csr_matrix) -> torch.Tensor:
         """Dense rating input of known users over the pattern of ``rows``: training ratings where they
         exist, the user's mean training rating for history items without one."""
-        wanted = csr_rows_to_dense(binary_structure(rows), self.device) > 0
-        has = csr_rows_to_dense(self.rated[users], self.device) > 0
-        values = csr_rows_to_dense(self.ratings[users], self.device)
+        wanted = DeviceCSR.from_scipy(rows, self.device).dense(binary=True) > 0
+        user_index = index_tensor(users, self.device)
+        has = self._device_ratings.dense_rows(user_index, binary=True) > 0
+        values = self._device_ratings.dense_rows(user_index)
         fill = torch.as_tensor(self.user_mean[users], device=self.device)[:, None]
         return torch.where(wanted, torch.where(has, values, fill), torch.zeros((), device=self.device))
 
@@ -232,16 +234,16 @@ class AutoRec(_RatingModel, TorchRecommender):
 
     def _prepare(self, context: FitContext, train: Interactions) -> None:
         self._keep_ratings(train)
-        self.train_items = np.flatnonzero(self.item_has_ratings)
+        self.train_items = torch.from_numpy(np.flatnonzero(self.item_has_ratings)).to(self.device)
         self.optimizer = torch.optim.Adam(self.network.parameters(), lr=self.config.learning_rate)
 
     def train_epoch(self, context: FitContext, epoch: int) -> dict[str, float]:
         self._codes = None
         network, total, n_items = self.network, 0.0, len(self.train_items)
-        for batch in context.batches(n_items, self.config.batch_size):
+        for batch in context.device_batches(n_items, self.config.batch_size):
             items = self.train_items[batch]
-            target = csr_rows_to_dense(self.by_item[items], self.device)
-            mask = csr_rows_to_dense(self.by_item_mask[items], self.device)
+            target = self._device_by_item.dense_rows(items)
+            mask = self._device_by_item.dense_rows(items, binary=True)
             with self.autocast():
                 output = network(target)
             # the epoch's sum of these is the paper's objective: Σ_items ‖(r − h(r)) ⊙ mask‖² + λ/2 ‖θ‖²
@@ -256,18 +258,19 @@ class AutoRec(_RatingModel, TorchRecommender):
         super()._set_ratings(ratings)
         self.by_item = self.ratings.T.tocsr()  # items × users: the autoencoder's inputs
         self.by_item.sort_indices()
-        self.by_item_mask = binary_structure(self.by_item)
+        self._device_by_item = DeviceCSR.from_scipy(self.by_item, self.device)
         self._codes = None
 
     def _item_codes(self) -> torch.Tensor:
         """Every item's hidden code from its training ratings (cached until the weights change)."""
         if self._codes is None:
-            by_item = self.by_item
+            by_item = self._device_by_item
             step = max(1, int(2**24 // max(1, self.n_users)))
             codes = []
             with self.autocast():
                 for start in range(0, self.n_items, step):
-                    codes.append(self.network.encode(csr_rows_to_dense(by_item[start : start + step], self.device)).float())
+                    items = torch.arange(start, min(self.n_items, start + step), device=self.device)
+                    codes.append(self.network.encode(by_item.dense_rows(items)).float())
             self._codes = torch.cat(codes) if codes else torch.zeros((0, self.config.hidden), device=self.device)
         return self._codes
 
@@ -452,15 +455,15 @@ class DeepRec(_RatingModel, TorchRecommender):
 
     def _prepare(self, context: FitContext, train: Interactions) -> None:
         self._keep_ratings(train)
-        self.train_users = np.flatnonzero(self.user_has_ratings)
+        self.train_users = torch.from_numpy(np.flatnonzero(self.user_has_ratings)).to(self.device)
         self.optimizer = self.make_optimizer()
 
     def train_epoch(self, context: FitContext, epoch: int) -> dict[str, float]:
         network, total, refed = self.network, 0.0, 0.0
-        for batch in context.batches(len(self.train_users), self.config.batch_size):
+        for batch in context.device_batches(len(self.train_users), self.config.batch_size):
             users = self.train_users[batch]
-            target = csr_rows_to_dense(self.ratings[users], self.device)
-            mask = csr_rows_to_dense(self.rated[users], self.device)
+            target = self._device_ratings.dense_rows(users)
+            mask = self._device_ratings.dense_rows(users, binary=True)
             with self.autocast():
                 output = network(target).float()
             loss = masked_squared_error(output, target, mask) / mask.sum().clamp_min(1.0)
@@ -485,7 +488,7 @@ class DeepRec(_RatingModel, TorchRecommender):
         return self._fallback(self._forward(self._known_input(users, rows)), users)
 
     def _score_new(self, rows):
-        return self._fallback(self._forward(csr_rows_to_dense(self._history_ratings(rows), self.device)), None)
+        return self._fallback(self._forward(DeviceCSR.from_scipy(self._history_ratings(rows), self.device).dense()), None)
 
     @torch.no_grad()
     def predict_ratings(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
@@ -497,7 +500,7 @@ class DeepRec(_RatingModel, TorchRecommender):
         step = self._batch_size_for_scoring()
         for start in range(0, len(unique), step):
             chunk = unique[start : start + step]
-            dense = self._forward(csr_rows_to_dense(self.ratings[chunk], self.device)).cpu().numpy()
+            dense = self._forward(self._device_ratings.dense_rows(index_tensor(chunk, self.device))).cpu().numpy()
             pick = np.flatnonzero((inverse >= start) & (inverse < start + len(chunk)))
             out[pick] = dense[inverse[pick] - start, items[pick]]
         return self._clip_ratings(out, users, items)
@@ -513,7 +516,7 @@ class DeepRec(_RatingModel, TorchRecommender):
         step = self._batch_size_for_scoring()
         out = []
         for start in range(0, self.n_users, step):
-            rows = csr_rows_to_dense(self.ratings[start : start + step], self.device)
+            rows = self._device_ratings.dense_rows(torch.arange(start, min(self.n_users, start + step), device=self.device))
             with self.autocast():
                 out.append(self.network.encode(rows).float().cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.config.layers[-1]), dtype=np.float32)

@@ -38,6 +38,7 @@ from ..fit_context import FitContext
 from ..interactions import Interactions
 from ..sequences import Sequences
 from .base import TorchRecommender, TrainingConfig
+from .device_csr import DeviceCSR
 from .vae import anneal_steps, gaussian_kl, kl_weight
 
 
@@ -160,6 +161,7 @@ class SVAE(TorchRecommender):
         # Training sequences: user u's items in time order are items[indptr[u] : indptr[u + 1]].
         self.sequence_items = np.zeros(0, dtype=np.int64)
         self.sequence_indptr = np.zeros(self.n_users + 1, dtype=np.int64)
+        self._device_sequences: DeviceCSR | None = None
 
     def _make_network(self) -> nn.Module:
         c = self.config
@@ -168,6 +170,7 @@ class SVAE(TorchRecommender):
     def _prepare(self, context: FitContext, train: Interactions) -> None:
         super()._prepare(context, train)
         self.sequence_items, self.sequence_indptr = self.time_ordered(train)
+        self._device_sequences = None  # gathered on the device from these, copied there on first use
         lengths = np.diff(self.sequence_indptr)
         self._train_users = np.flatnonzero(lengths >= 2)  # a step needs a next item to predict
         self.update_count = 0
@@ -189,13 +192,14 @@ class SVAE(TorchRecommender):
     def beta(self) -> float:
         return kl_weight(self.update_count, self.meta["total_anneal_steps"], self.config.beta_cap)
 
-    def _stored_sequences(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The users' training sequences, right-padded (latest ``max_length`` items), and their lengths."""
-        starts = self.sequence_indptr[users]
-        lengths = self.sequence_indptr[users + 1] - starts
-        return pad_sequences(self.sequence_items, starts, lengths, self.config.max_length, self.n_items)
+    def _stored_sequences(self, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The users' training sequences, right-padded (latest ``max_length`` items), and their
+        lengths, gathered on the device from the stored sequences (copied there once)."""
+        if self._device_sequences is None:
+            self._device_sequences = DeviceCSR.from_arrays(self.sequence_indptr, self.sequence_items, self.n_items, self.device)
+        return self._device_sequences.padded_rows(users, self.config.max_length, self.n_items)
 
-    def loss(self, sequences: torch.Tensor, lengths: np.ndarray, beta: float) -> torch.Tensor:
+    def loss(self, sequences: torch.Tensor, lengths: torch.Tensor, beta: float) -> torch.Tensor:
         """Mean over the steps that have a next item of: next-k multinomial NLL + β·KL."""
         pad = self.n_items
         targets = next_k_targets(sequences, self.config.next_k, pad)
@@ -213,14 +217,15 @@ class SVAE(TorchRecommender):
         size = self.config.batch_size
         lengths = np.minimum(np.diff(self.sequence_indptr)[self._train_users], self.config.max_length)
         order = np.argsort(lengths * context.rng.uniform(0.9, 1.1, len(lengths)), kind="stable")
+        users = torch.from_numpy(self._train_users[order]).to(self.device)  # moved once per epoch; batches are slices
         total, count, beta = 0.0, 0, 0.0
         for (b,) in context.batches(-(-len(order) // size), 1):
-            batch = order[b * size : (b + 1) * size]
+            batch = users[b * size : (b + 1) * size]
             if not len(batch):
                 continue
-            sequences, kept = self._stored_sequences(self._train_users[batch])
+            sequences, kept = self._stored_sequences(batch)
             beta = self.beta()
-            loss = self.loss(torch.as_tensor(sequences, device=self.device), kept, beta)
+            loss = self.loss(sequences, kept, beta)
             total += self.optimizer_step(loss) * len(batch)
             self.update_count += 1
             count += len(batch)
@@ -230,10 +235,10 @@ class SVAE(TorchRecommender):
     def _batch_size_for_scoring(self) -> int:
         return min(512, super()._batch_size_for_scoring())
 
-    def _last_step(self, sequences: np.ndarray, lengths: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    def _last_step(self, sequences: np.ndarray | torch.Tensor, lengths: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits and posterior mean of each sequence's last step (eval mode: z is the mean)."""
         padded = torch.as_tensor(sequences, device=self.device)
-        last = torch.as_tensor(np.maximum(lengths, 1) - 1, device=self.device)
+        last = torch.as_tensor(lengths, device=self.device).clamp_min(1) - 1
         with self.autocast():
             states = self.network.states(padded)[torch.arange(len(lengths), device=self.device), last]
             logits, mu, _ = self.network(states)
@@ -290,7 +295,7 @@ class SVAE(TorchRecommender):
         out = []
         step = self._batch_size_for_scoring()
         for start in range(0, self.n_users, step):
-            users = np.arange(start, min(self.n_users, start + step))
+            users = torch.arange(start, min(self.n_users, start + step), device=self.device)
             out.append(self._last_step(*self._stored_sequences(users))[1].cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.config.latent_size), dtype=np.float32)
 
@@ -308,3 +313,4 @@ class SVAE(TorchRecommender):
         super()._load_state(tensors)
         self.sequence_items = tensors["sequence.items"].cpu().numpy().astype(np.int64)
         self.sequence_indptr = tensors["sequence.indptr"].cpu().numpy().astype(np.int64)
+        self._device_sequences = None

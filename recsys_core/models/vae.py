@@ -25,7 +25,8 @@ from torch import nn
 
 from ..fit_context import FitContext
 from ..interactions import Interactions
-from .base import TorchRecommender, TrainingConfig, csr_rows_to_dense
+from .base import TorchRecommender, TrainingConfig
+from .device_csr import DeviceCSR
 
 
 def kl_weight(update: int, total_anneal_steps: int, cap: float) -> float:
@@ -167,7 +168,8 @@ class _MultAutoencoder(TorchRecommender):
 
     def _prepare(self, context: FitContext, train: Interactions) -> None:
         super()._prepare(context, train)
-        self._train_users = np.flatnonzero(np.diff(self.known.indptr) > 0)  # users with a history
+        self._train_users = torch.from_numpy(np.flatnonzero(np.diff(self.known.indptr) > 0)).to(self.device)  # users with a history
+        self._device_known = DeviceCSR.from_scipy(self.known, self.device)  # built once: every batch is gathered on the device
         self.update_count = 0
         if self.variational:
             per_epoch = -(-len(self._train_users) // self.config.batch_size)
@@ -194,10 +196,10 @@ class _MultAutoencoder(TorchRecommender):
 
     def train_epoch(self, context: FitContext, epoch: int) -> dict[str, float]:
         total, count, beta = 0.0, 0, 0.0
-        for batch in context.batches(len(self._train_users), self.config.batch_size):
+        for batch in context.device_batches(len(self._train_users), self.config.batch_size):
             if not len(batch):
                 continue
-            x = csr_rows_to_dense(self.known[self._train_users[batch]], self.device)
+            x = self._device_known.dense_rows(self._train_users[batch])
             beta = self.beta()
             loss = self.loss(x, beta)
             total += self.optimizer_step(loss) * len(batch)
@@ -213,7 +215,7 @@ class _MultAutoencoder(TorchRecommender):
 
     def _score_new(self, rows):
         with self.autocast():
-            logits, _, _ = self.network(csr_rows_to_dense(rows, self.device))
+            logits, _, _ = self.network(DeviceCSR.from_scipy(rows, self.device).dense())
         return logits.float()
 
     @torch.no_grad()
@@ -221,10 +223,11 @@ class _MultAutoencoder(TorchRecommender):
         """The code of each training user's history: the mean of q(z | x_u) (the DAE's tanh code)."""
         self._eval_mode()
         step = self._batch_size_for_scoring()
+        known = DeviceCSR.from_scipy(self.known, self.device)
         out = []
         for start in range(0, self.n_users, step):
             with self.autocast():
-                mu, _ = self.network.encode(csr_rows_to_dense(self.known[start : start + step], self.device))
+                mu, _ = self.network.encode(known.dense_rows(torch.arange(start, min(self.n_users, start + step), device=self.device)))
             out.append(mu.float().cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.config.layers[-1]), dtype=np.float32)
 
