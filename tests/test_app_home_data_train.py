@@ -69,7 +69,7 @@ def test_home_fits_ease_on_a_fresh_home_and_reuses_it(ml100k_home):
 
     label = run_label(runs[0])
     assert label.startswith("EASE · ml-100k · ") and "HR@10 0." in label
-    assert label in texts(at.markdown) and runs[0]["run_id"] not in texts(at.markdown)
+    assert label in texts(at.markdown) and runs[0].run_id not in texts(at.markdown)
     assert "ml-100k" in texts(at.markdown)
     # The fit's banner and finished progress bar are gone; the reasons and the user's profile are shown.
     assert not at.get("progress"), "the finished progress bar is cleared"
@@ -87,7 +87,7 @@ def test_home_fits_ease_on_a_fresh_home_and_reuses_it(ml100k_home):
     again = app("app.py").run()
     assert_clean(again)
     assert len(list_runs()) == 1
-    assert again.session_state["run_id"] == runs[0]["run_id"]
+    assert again.session_state["run_id"] == runs[0].run_id
 
 
 def test_home_without_data_or_network_points_to_the_upload(monkeypatch):
@@ -300,8 +300,8 @@ def test_train_page_pop_on_ml100k(ml100k_home):
     assert_clean(at)
     runs = list_runs()
     assert [r["model"] for r in runs] == ["pop"]
-    assert runs[0]["split"]["loo_order"] == "time"
-    run_id = runs[0]["run_id"]
+    assert runs[0].loo_order == "time"
+    run_id = runs[0].run_id
     assert at.session_state["run_id"] == run_id
     assert at.session_state["train_results"] == [run_id]
     assert at.selectbox(key="train_active_run").value == run_id

@@ -33,7 +33,7 @@ def test_run_roundtrip_and_contents(ml100k):
     with pytest.raises(UnknownIdError):
         run.recommend(99999)
     assert run.evaluation("loo-sampled").metrics["HR@10"] == pytest.approx(result.test.metrics["HR@10"])
-    assert [r["run_id"] for r in list_runs()] == [result.run_id]
+    assert [r.run_id for r in list_runs()] == [result.run_id]
 
 
 def test_missing_run_is_a_clear_error():
@@ -58,4 +58,4 @@ def test_a_failed_save_leaves_nothing_behind(ml100k, monkeypatch):
 def test_runs_saved_in_the_same_second_list_newest_first(ml100k):
     first = run_experiment(ml100k, "pop", device="cpu").run_id
     second = run_experiment(ml100k, "pop", device="cpu").run_id
-    assert [r["run_id"] for r in list_runs()] == [second, first]
+    assert [r.run_id for r in list_runs()] == [second, first]

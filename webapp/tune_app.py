@@ -18,7 +18,7 @@ import streamlit as st
 from recsys_core.errors import RecsysError, TrainingCancelled
 
 from .common import set_active_run
-from .data_ui import show_error
+from .frame import show_error
 
 TUNE_PROTOCOLS = ("loo-sampled", "loo-full", "heldout-users", "ratings")
 
