@@ -76,7 +76,7 @@ def home() -> None:
                     error = data_ui.fetch_with_progress(source.name, "MovieLens 100K")
                 if error is not None:
                     first_visit.empty()
-                    failed = error.message + (f"\n\n{error.hint}" if error.hint else "")
+                    failed = error
                     st.session_state["home_fetch_error"] = failed
             if failed is not None:
                 st.error(
@@ -85,7 +85,7 @@ def home() -> None:
                 )
                 frame.link_to_data("Upload your own interaction file (CSV, TSV or parquet) on the Data page")
                 with st.expander("Details"):
-                    st.text(failed)
+                    frame.show_error(failed, "MovieLens 100K could not be fetched")
                 if st.button("Try again", key="home_retry_fetch"):
                     st.session_state.pop("home_fetch_error", None)
                     st.rerun()

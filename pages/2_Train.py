@@ -160,7 +160,8 @@ if start and not problems:
             continue
         results.insert(0, result.run_id)  # saved, not made active: the person picks the active run below
         try:  # the Embeddings page should find the run's UMAP maps ready, not start them
-            map_jobs.start_maps_on_save(load_run(result.run_id))
+            if map_jobs.maps_on_save():
+                map_jobs.start_maps_on_save(load_run(result.run_id))
         except RecsysError as error:
             with box:
                 frame.show_error(error, "The run was saved, but its embedding maps could not be started")
