@@ -90,12 +90,12 @@ with tab_upload:
             stored, _ = data_ui.accept_upload(uploaded.getvalue(), uploaded.name, max_mb=MAX_MB)
         except RecsysError as error:
             st.session_state.pop("upload", None)
-            st.session_state["upload_error"] = f"{uploaded.name}: {error.message}" + (f"\n\n{error.hint}" if error.hint else "")
+            st.session_state["upload_error"] = (uploaded.name, error)
         else:
             st.session_state["upload"] = stored.to_json()
             st.session_state.pop("upload_error", None)
     if st.session_state.get("upload_error"):
-        st.error(st.session_state["upload_error"])
+        frame.show_error(st.session_state["upload_error"][1], st.session_state["upload_error"][0])
 
     upload = st.session_state.get("upload")
     if upload and not Path(upload["path"]).exists():
