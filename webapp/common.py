@@ -40,6 +40,11 @@ def load_data(source: DataSource):
     return _load_data(source_key(source))
 
 
+def data_for_key(key: str):
+    """``load_data`` of the source whose ``source_key`` is ``key`` (cached tables are keyed by it)."""
+    return _load_data(key)
+
+
 @st.cache_resource(show_spinner="Loading model…", max_entries=16)
 def load_run(run_id: str):
     """A saved run (model + vocabularies), loaded once per process; the run folder never changes."""

@@ -18,12 +18,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
 from recsys_core.errors import RecsysError
-from recsys_core.experiment import DataSource
 from webapp import navigation
 from webapp.common import (
     active_run_id,
@@ -38,6 +37,9 @@ from webapp.common import (
     source_key,
 )
 from webapp.safe_output import plain
+
+if TYPE_CHECKING:
+    from recsys_core.experiment import DataSource
 
 APP_TITLE = "Recsys Explorer"
 DATA_PAGE = "pages/1_Data.py"

@@ -7,14 +7,11 @@ through ``st.cache_data`` would cost as much as the data set on large data.
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import streamlit as st
 
 from recsys_core import explain
-from recsys_core.experiment import DataSource
-from webapp.common import load_data
+from webapp.common import data_for_key
 from webapp.frame import keep_valid
 from webapp.safe_output import plain
 
@@ -22,30 +19,26 @@ MAX_OPTIONS = 20_000
 """Longest list a picker sends to the browser; larger data sets list the most active users / items."""
 
 
-def _data_for(key: str):
-    return load_data(DataSource.from_json(json.loads(key)))
-
-
 @st.cache_resource(show_spinner=False, max_entries=4)
 def history_index(key: str) -> explain.HistoryIndex:
-    return explain.HistoryIndex.build(_data_for(key))
+    return explain.HistoryIndex.build(data_for_key(key))
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 def popularity(key: str) -> np.ndarray:
-    return _data_for(key).item_counts()
+    return data_for_key(key).item_counts()
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 def user_labels(key: str) -> list[str]:
     """A one-line label per user (``recsys_core.explain.user_labels``)."""
-    return explain.user_labels(_data_for(key))
+    return explain.user_labels(data_for_key(key))
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 def picker_order(key: str, what: str) -> np.ndarray:
     """User or item indices for a picker: the most active first, at most MAX_OPTIONS."""
-    data = _data_for(key)
+    data = data_for_key(key)
     counts = data.user_counts() if what == "users" else data.item_counts()
     order = np.argsort(-counts, kind="stable")
     return order[counts[order] > 0][:MAX_OPTIONS]
