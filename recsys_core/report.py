@@ -105,9 +105,8 @@ def _leaderboard(records: list[RunRecord], protocol: str) -> pd.DataFrame:
         row = {"run": _run_name(record), "model": record.model.name}
         for metric in metrics:
             if test is not None and metric in test.scores.values:
-                scores = test.scores
-                lo, hi = scores.interval(metric) or (np.nan, np.nan)
-                row[metric] = scores.values[metric]
+                lo, hi = test.scores.interval(metric) or (np.nan, np.nan)
+                row[metric] = test.scores.values[metric]
                 row[f"{metric} 95% CI"] = f"{lo:.3f} – {hi:.3f}"
         row["fit seconds"] = record.history.fit_seconds
         rows.append(row)
