@@ -109,7 +109,9 @@ def open_page(title: str, heading: str | None = None, needs_data: bool = True) -
         from webapp.data_ui import is_available
 
         if not is_available(source.name):
-            problem = RecsysError(f"the active data, {source.name}, is not fetched yet", "Fetch it, or choose or upload other data, on the Data page.")
+            problem = RecsysError(
+                f"the active data, {source.name}, is not fetched yet", "Fetch it, or choose or upload other data, on the Data page."
+            )
     if problem is None:
         try:
             data = load_data(source)

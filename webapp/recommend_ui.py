@@ -44,7 +44,12 @@ def download_button(table: pd.DataFrame, name: str) -> None:
     """The page's one CSV download: formula cells neutralised (webapp.safe_output), index columns left out."""
     shown = table.drop(columns=[c for c in table.columns if c in INTERNAL_COLUMNS])
     st.download_button(
-        "Download these recommendations (CSV)", csv_download(shown), file_name=f"{name}.csv", mime="text/csv", key="rec_download", on_click="ignore"
+        "Download these recommendations (CSV)",
+        csv_download(shown),
+        file_name=f"{name}.csv",
+        mime="text/csv",
+        key="rec_download",
+        on_click="ignore",
     )
 
 
