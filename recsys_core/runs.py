@@ -263,6 +263,52 @@ class Refit:
 
 
 @dataclass(frozen=True)
+class Settings:
+    """The exact settings a run used (``experiment.settings_record``): the epoch budget, seeds, refit
+    and what the fit derived from them; ``kl`` (Mult-VAE, SVAE) and ``pretrain_epochs`` (NeuMF) only
+    where the model has them, ``other`` any key this version does not know (written back as read)."""
+
+    epoch_budget: int | None = None
+    seed: int | None = None
+    validation_seed: int | None = None
+    refit: bool | None = None
+    refit_epochs: int | None = None
+    derived: Mapping[str, Any] = field(default_factory=dict)
+    threshold: float | None = None
+    kl: Mapping[str, Any] | None = None
+    pretrain_epochs: Mapping[str, int] | None = None
+    other: Mapping[str, Any] = field(default_factory=dict)
+
+    _ALWAYS = ("epoch_budget", "seed", "validation_seed", "refit", "refit_epochs", "derived", "threshold")
+
+    @classmethod
+    def from_json(cls, data: Any) -> Settings:
+        data = _mapping(data, "settings")
+        kl, pretrain = data.get("kl"), data.get("pretrain_epochs")
+        return cls(
+            epoch_budget=_whole(data.get("epoch_budget"), "the epoch budget"),
+            seed=_whole(data.get("seed"), "the settings' seed"),
+            validation_seed=_whole(data.get("validation_seed"), "the validation seed"),
+            refit=None if data.get("refit") is None else bool(data["refit"]),
+            refit_epochs=_whole(data.get("refit_epochs"), "the refit epochs"),
+            derived=_mapping(data.get("derived"), "derived settings"),
+            threshold=_number(data.get("threshold"), "the settings' threshold"),
+            kl=None if kl is None else _mapping(kl, "the KL settings"),
+            pretrain_epochs=None if pretrain is None else _mapping(pretrain, "the pretraining epochs"),
+            other={k: v for k, v in data.items() if k not in (*cls._ALWAYS, "kl", "pretrain_epochs")},
+        )
+
+    def to_json(self) -> dict:
+        out: dict[str, Any] = {name: getattr(self, name) for name in self._ALWAYS}
+        out["derived"] = dict(self.derived)
+        if self.kl is not None:
+            out["kl"] = dict(self.kl)
+        if self.pretrain_epochs is not None:
+            out["pretrain_epochs"] = dict(self.pretrain_epochs)
+        return {**out, **self.other}
+
+
+@dataclass(frozen=True)
 class RunRecord:
     """run.json, typed: what pages, the CLI and the report read of a saved run.
 
@@ -283,7 +329,7 @@ class RunRecord:
     test: Mapping[str, TestResult] = field(default_factory=dict)
     history: History = History()
     refit: Refit = Refit()
-    settings: Mapping[str, Any] = field(default_factory=dict)
+    settings: Settings = Settings()
     tuning: Mapping[str, Any] | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -329,7 +375,7 @@ class RunRecord:
                     device=str(data.get("device") or "?"),
                 ),
                 refit=Refit.from_json(data.get("refit")),
-                settings=_mapping(data.get("settings"), "settings"),
+                settings=Settings.from_json(data.get("settings")),
                 tuning=data.get("tuning") if isinstance(data.get("tuning"), dict) else None,
                 extra={k: v for k, v in data.items() if k not in cls._TYPED},
             )
@@ -355,7 +401,7 @@ class RunRecord:
             "history": [dict(h) for h in self.history.epochs],
             "tuning": None if self.tuning is None else dict(self.tuning),
             "refit": self.refit.to_json(),
-            "settings": dict(self.settings),
+            "settings": self.settings.to_json(),
             "test": {p: t.to_json() for p, t in self.test.items()},
             "metrics": self.scores.metrics_json(),
             "intervals": self.scores.intervals_json(),

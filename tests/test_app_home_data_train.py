@@ -338,7 +338,7 @@ def test_train_page_on_drugscom_sample(drugs_home):
     assert "not meaningful" in texts(at.warning)
     if "neumf" in models:
         neumf = next(r for r in runs if r.model.name == "neumf")
-        assert neumf.history.epochs_run == 2 and neumf.settings["epoch_budget"] == 2
+        assert neumf.history.epochs_run == 2 and neumf.settings.epoch_budget == 2 and neumf.settings.pretrain_epochs is not None
         assert neumf.model.config["epochs"] == neumf.refit.epochs <= 2  # the saved model: refitted for the chosen epochs
         assert at.get("plotly_chart"), "the per-epoch curves are drawn"
     assert all(r.dataset.positive_rule.threshold == 7.0 for r in runs)

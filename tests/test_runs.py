@@ -80,6 +80,7 @@ def test_run_record_round_trip_and_typed_fields(ml100k):
         result.evaluations["loo-full"].metrics["HR@10"]
     )
     assert record.refit.done and record.loo_order == "time" and record.beyond is not None
+    assert record.settings.seed == 0 and record.settings.refit and record.settings.kl is None and record.settings.threshold is None
     assert [r.run_id for r in list_runs()] == [record.run_id] and list_runs()[0] == record
     assert load_run(result.run_id).info == record
 
@@ -187,3 +188,15 @@ def test_a_damaged_seen_items_file_is_a_clear_error(ml100k):
     (runs_dir() / result.run_id / SEEN_FILE).write_bytes(b"\x80\x04not a safetensors file")
     with pytest.raises(RunFileError, match="seen.safetensors of run .* is not a safetensors file"):
         load_run(result.run_id)
+
+
+def test_run_record_round_trip_keeps_model_specific_settings(ml100k):
+    """Mult-VAE records its KL schedule under settings; the typed record reads it and writes it back."""
+    from recsys_core.runs import RunRecord
+
+    result = run_experiment(ml100k, "multvae", device="cpu", epochs=1)
+    raw = json.loads((runs_dir() / result.run_id / "run.json").read_text())
+    record = RunRecord.from_json(raw)
+    assert record.to_json() == raw
+    assert record.settings.kl is not None and record.settings.kl["total_anneal_steps"] == raw["settings"]["kl"]["total_anneal_steps"]
+    assert record.settings.epoch_budget == 1 and record.history.has_loss
