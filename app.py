@@ -15,8 +15,9 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from recsys_core import explain
 from recsys_core.errors import RecsysError
-from webapp import data_ui, home_ui, navigation, train_ui
+from webapp import data_ui, frame, home_ui, navigation, train_ui
 from webapp.common import (
     DEFAULT_SOURCE,
     MEDICAL_NOTE,
@@ -33,8 +34,6 @@ from webapp.common import (
 )
 from webapp.safe_output import plain
 
-st.set_page_config(page_title="Recsys Explorer", page_icon=":material/movie:", layout="wide")
-
 
 def page_links(where=st) -> None:
     """A link to every page that exists (the pages are added by several people)."""
@@ -46,8 +45,11 @@ def page_links(where=st) -> None:
 
 
 def home() -> None:
-    """The home page: what the app does, the active data and run, a top 10 with reasons."""
-    st.title("Recsys Explorer")
+    """The home page: what the app does, the active data and run, a top 10 with reasons.
+
+    It opens its frame by hand: on a fresh machine it fetches the data and fits the first model
+    before there is data to load, which the frame's opener would turn into an empty state."""
+    frame.set_page("Home", heading="Recsys Explorer")
     st.markdown(
         "Train recommender models — from popularity and EASE to neural collaborative filtering and autoencoders — "
         "on MovieLens, Drugs.com reviews or your own interaction file.  \n"
@@ -74,20 +76,16 @@ def home() -> None:
                     error = data_ui.fetch_with_progress(source.name, "MovieLens 100K")
                 if error is not None:
                     first_visit.empty()
-                    failed = error.message + (f"\n\n{error.hint}" if error.hint else "")
+                    failed = error
                     st.session_state["home_fetch_error"] = failed
             if failed is not None:
                 st.error(
                     "MovieLens 100K could not be downloaded: no source is reachable from this machine (no internet access, "
                     "or GroupLens and the Python package index are blocked)."
                 )
-                data_ui.page_link(
-                    "pages/1_Data.py",
-                    label="Upload your own interaction file (CSV, TSV or parquet) on the Data page",
-                    icon=navigation.page_icon("Data"),
-                )
+                frame.link_to_data("Upload your own interaction file (CSV, TSV or parquet) on the Data page")
                 with st.expander("Details"):
-                    st.text(failed)
+                    frame.show_error(failed, "MovieLens 100K could not be fetched")
                 if st.button("Try again", key="home_retry_fetch"):
                     st.session_state.pop("home_fetch_error", None)
                     st.rerun()
@@ -97,8 +95,8 @@ def home() -> None:
     try:
         data = load_data(source)
     except RecsysError as error:
-        data_ui.show_error(error, f"The active data {source.name} cannot be loaded")
-        data_ui.page_link("pages/1_Data.py", label="Choose other data on the Data page", icon=navigation.page_icon("Data"))
+        frame.show_error(error, f"The active data {source.name} cannot be loaded")
+        frame.link_to_data("Choose other data on the Data page")
         sidebar_status()
         st.stop()
 
@@ -111,7 +109,7 @@ def home() -> None:
                 try:
                     run_id = home_ui.first_fit_with_progress(data, source)
                 except RecsysError as error:
-                    data_ui.show_error(error, "The first model could not be fitted")
+                    frame.show_error(error, "The first model could not be fitted")
         else:
             st.info(
                 f"{plain(data.name)} has {data.n_items:,} items: too many to fit a first model here without asking. Train one on the Train page."
@@ -138,12 +136,12 @@ def home() -> None:
     with left:
         if run_id is None:
             st.info("No model on this data yet.")
-            data_ui.page_link("pages/2_Train.py", label="Train one on the Train page", icon=navigation.page_icon("Train"))
+            frame.link_to_train("Train one on the Train page")
             st.stop()
         try:
             run = load_run(run_id)
         except RecsysError as error:
-            data_ui.show_error(error, f"Run {run_id} cannot be loaded")
+            frame.show_error(error, f"Run {run_id} cannot be loaded")
             st.stop()
 
         user_kind, item_kind = data.users.kind, data.items.kind
@@ -151,9 +149,9 @@ def home() -> None:
         eligible = np.flatnonzero(counts >= min(5, int(counts.max())))
         sample = np.random.default_rng(0).permutation(eligible)[:50]
         options = [data.users.ids[i] for i in sample]
-        record = run.record
+        record = run.info
         st.subheader(f"Top 10 for a sample {user_kind}")
-        st.caption(f"Run **{plain(run_label(record))}**, tested on {plain(record['protocol'])} (run id {plain(run_id)}). " + positive_rule_text(record))
+        st.caption(f"Run **{plain(run_label(record))}**, tested on {plain(record.protocol)} (run id {plain(run_id)}). " + positive_rule_text(record))
         if is_drug_data(data):
             st.info(MEDICAL_NOTE)
         if st.session_state.get("home_user") not in options:
@@ -165,9 +163,9 @@ def home() -> None:
             st.markdown(f"**{user_kind.capitalize()} {plain(raw_user)}:** {plain(profile)}")
     # The table gets the page's full width (in the 3/5 column its reasons and scores were clipped).
     try:
-        recs = home_ui.top_with_reasons(run, data, raw_user, k=10)
+        recs = explain.recommendations_with_reasons(run, data, user=user, k=10)
     except RecsysError as error:
-        data_ui.show_error(error)
+        frame.show_error(error)
         st.stop()
     # No genres here (the Recommend page has them): with them the row is wider than the page at 1280 px.
     columns = [c for c in ("rank", "title", "because", "year", "score") if c in recs.columns]

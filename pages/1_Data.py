@@ -11,16 +11,15 @@ from recsys_core.datasets.source import DataSource
 from recsys_core.datasets.user_files import DUPLICATE_RULE_TEXT, DUPLICATE_RULES
 from recsys_core.drugs import condition_names
 from recsys_core.errors import RecsysError
-from webapp import data_ui as ui
-from webapp.common import MEDICAL_NOTE, active_source, friendly_errors, is_drug_data, load_data, set_active_source, sidebar_status
+from webapp import data_ui, frame
+from webapp.common import MEDICAL_NOTE, friendly_errors, is_drug_data, load_data, set_active_source, sidebar_status
 from webapp.safe_output import plain
 
-st.set_page_config(page_title="Data · Recsys Explorer", page_icon=":material/folder_open:", layout="wide")
-st.title("Data")
+page = frame.open_page("Data", needs_data=False)  # this page is where data is chosen: it works without any
 
 NONE = "—"
 MAX_MB = float(st.get_option("server.maxUploadSize"))
-source = active_source()
+source = page.source
 # "Use this data" reruns the page so that everything, this caption first, names the new data at once.
 if flash := st.session_state.pop("data_flash", None):
     st.success(flash)
@@ -30,7 +29,7 @@ tab_builtin, tab_upload = st.tabs(["Built-in data sets", "Upload your own file"]
 
 # -- built-in data sets ---------------------------------------------------------------------------------------
 with tab_builtin:
-    rows = {row["name"]: row for row in ui.dataset_rows()}
+    rows = {row["name"]: row for row in data_ui.dataset_rows()}
     names = list(rows)
 
     def _label(name: str) -> str:
@@ -39,7 +38,7 @@ with tab_builtin:
 
     def _on_pick() -> None:
         name = st.session_state["data_builtin"]
-        if ui.is_available(name):
+        if data_ui.is_available(name):
             set_active_source(DataSource.builtin(name))
 
     default = source.name if source.kind == "builtin" and source.name in rows else "ml-100k"
@@ -54,7 +53,7 @@ with tab_builtin:
     )
     row = rows[chosen]
     st.markdown(f"**{row['title']}** — {row['description']}")
-    st.markdown(f"**Licence:** {row['licence']}  \n**Size:** {ui.size_text(row['size_mb'])}  \n**Source:** {row['url'] or '—'}")
+    st.markdown(f"**Licence:** {row['licence']}  \n**Size:** {data_ui.size_text(row['size_mb'])}  \n**Source:** {row['url'] or '—'}")
     with st.expander("Citation and where it lives"):
         st.markdown(row["citation"])
         if row["homepage"]:
@@ -68,11 +67,11 @@ with tab_builtin:
             st.rerun()
     else:
         if row["size_mb"] and row["size_mb"] > 100:
-            st.info(f"{row['title']} is a large download ({ui.size_text(row['size_mb'])}); reading it needs several GB of memory.")
+            st.info(f"{row['title']} is a large download ({data_ui.size_text(row['size_mb'])}); reading it needs several GB of memory.")
         if st.button(f"Fetch {chosen}", key="data_fetch", type="primary"):
-            error = ui.fetch_with_progress(chosen, row["title"])
+            error = data_ui.fetch_with_progress(chosen, row["title"])
             if error is not None:
-                ui.show_error(error, f"{chosen} could not be fetched")
+                frame.show_error(error, f"{chosen} could not be fetched")
                 st.info("You can also upload the files in the next tab (for example drugsComTrain_raw.tsv).")
             else:
                 set_active_source(DataSource.builtin(chosen))
@@ -85,20 +84,19 @@ with tab_upload:
         f"a rating, a time, a weight (counts, plays) and a title. Files up to **{MAX_MB:g} MB** (a `.csv.gz` counts "
         "compressed). The file is kept only in this app's data home."
     )
-    uploaded = st.file_uploader("Your interaction file", type=list(ui.UPLOAD_WIDGET_TYPES), key="data_upload")
+    uploaded = st.file_uploader("Your interaction file", type=list(data_ui.UPLOAD_WIDGET_TYPES), key="data_upload")
     if uploaded is not None and st.session_state.get("upload_file_id") != uploaded.file_id:
         st.session_state["upload_file_id"] = uploaded.file_id
         try:
-            stored, _ = ui.accept_upload(uploaded.getvalue(), uploaded.name, max_mb=MAX_MB)
+            stored, _ = data_ui.accept_upload(uploaded.getvalue(), uploaded.name, max_mb=MAX_MB)
         except RecsysError as error:
             st.session_state.pop("upload", None)
-            # The message names the file as uploaded (the readers are given that name); kept across reruns.
-            st.session_state["upload_error"] = error.message + (f"\n\n{error.hint}" if error.hint else "")
+            st.session_state["upload_error"] = (uploaded.name, error)
         else:
             st.session_state["upload"] = stored.to_json()
             st.session_state.pop("upload_error", None)
     if st.session_state.get("upload_error"):
-        st.error(st.session_state["upload_error"])
+        frame.show_error(st.session_state["upload_error"][1], st.session_state["upload_error"][0])
 
     upload = st.session_state.get("upload")
     if upload and not Path(upload["path"]).exists():
@@ -106,11 +104,11 @@ with tab_upload:
         upload = None
     if upload and st.session_state.get("upload_form_for") != upload["path"]:
         # A new file: forget the column choices made for the previous one.
-        for key in ui.FORM_KEYS:
+        for key in data_ui.FORM_KEYS:
             st.session_state.pop(key, None)
         st.session_state["upload_form_for"] = upload["path"]
     if upload:
-        stored = ui.Upload(**upload)
+        stored = data_ui.Upload(**upload)
         st.markdown(f"**{plain(stored.name)}** — {stored.size / 1e6:,.2f} MB")
         delimiters = {"auto": None, "comma ,": ",", "tab": "\t", "semicolon ;": ";", "pipe |": "|", "colon :": ":", "space": " "}
         delimiter_label = st.selectbox(
@@ -120,9 +118,9 @@ with tab_upload:
             help="Detected automatically; choose it by hand if the preview has one column.",
         )
         try:
-            sniff = ui.sniff_path(stored.path, delimiters[delimiter_label], display_name=stored.name)
+            sniff = data_ui.sniff_path(stored.path, delimiters[delimiter_label], display_name=stored.name)
         except RecsysError as error:
-            ui.show_error(error, f"{stored.name} cannot be read")
+            frame.show_error(error, f"{stored.name} cannot be read")
             st.stop()
         for warning in sniff["warnings"]:
             st.warning(warning)
@@ -134,7 +132,7 @@ with tab_upload:
         st.dataframe(sniff["preview"], hide_index=True, width="stretch")
 
         columns = list(sniff["columns"])
-        if ui.looks_like_drugscom(columns):
+        if data_ui.looks_like_drugscom(columns):
             st.info(
                 "This looks like a Drugs.com review file (UCI, Kaggle or the sample). Read it as drug reviews: the condition acts "
                 "as the user and the drug as the item, rows without a condition and scraping artefacts are dropped, HTML "
@@ -150,7 +148,7 @@ with tab_upload:
         st.subheader("Which column is what?")
         chosen_cols: dict[str, str | None] = {}
         cells = st.columns(3)
-        for i, role in enumerate(ui.ROLES):
+        for i, role in enumerate(data_ui.ROLES):
             required = role in ("user", "item")
             options = columns if required else [NONE] + columns
             key = f"map_{role}"
@@ -208,7 +206,7 @@ with tab_upload:
 
         if st.button("Use this data", key="data_use_upload", type="primary"):
             try:
-                options = ui.options_from_form(
+                options = data_ui.options_from_form(
                     chosen_cols,
                     threshold=float(threshold) if implicit and chosen_cols["rating"] else None,
                     min_user=int(min_user),
@@ -216,9 +214,9 @@ with tab_upload:
                     duplicates=duplicates,
                     delimiter=delimiters[delimiter_label],
                 )
-                new_source, new_data = ui.use_upload(stored.path, options, name, label=stored.name)
+                new_source, new_data = data_ui.use_upload(stored.path, options, name, label=stored.name)
             except RecsysError as error:
-                ui.show_error(error, "This data cannot be used")
+                frame.show_error(error, "This data cannot be used")
             else:
                 set_active_source(new_source)
                 st.session_state["data_flash"] = (
@@ -230,7 +228,7 @@ with tab_upload:
 # -- statistics of the active data -----------------------------------------------------------------------------------
 st.divider()
 st.header(f"Active data: {plain(source.name)}")
-if source.kind == "builtin" and not ui.is_available(source.name):
+if source.kind == "builtin" and not data_ui.is_available(source.name):
     st.info(f"{plain(source.name)} is not fetched yet: fetch it above, or upload your own file.")
     sidebar_status()
     st.stop()
@@ -262,9 +260,9 @@ if source.kind in ("builtin", "drugscom-file"):
     )
 try:
     data = load_data(source)
-    summary = ui.data_summary(ui.summary_key(source))
+    summary = data_ui.data_summary(data_ui.summary_key(source))
 except RecsysError as error:
-    ui.show_error(error, f"{source.name} cannot be loaded")
+    frame.show_error(error, f"{source.name} cannot be loaded")
     sidebar_status()
     st.stop()
 
@@ -303,10 +301,10 @@ if summary["time_range"]:
 else:
     facts.append("no timestamps (leave-one-out holds out a random item per user)")
 st.caption(" · ".join(facts))
-st.dataframe(ui.quantile_table(stats, users_kind, items_kind), width="stretch")
+st.dataframe(data_ui.quantile_table(stats, users_kind, items_kind), width="stretch")
 if source.kind == "file":
     with friendly_errors():
-        account = ui.file_account(ui.summary_key(source))
+        account = data_ui.file_account(data_ui.summary_key(source))
     if account is not None:
         st.markdown("**Where every row of the file went**")
         st.dataframe(account, hide_index=True, width="stretch")
@@ -315,11 +313,11 @@ log_y = st.checkbox("Logarithmic count axis", value=True, key="data_log_y")
 left, right = st.columns(2)
 with left:
     st.subheader(f"Interactions per {users_kind}")
-    st.plotly_chart(ui.count_figure(summary["per_user"], "interactions", f"{users_kind}s", log_y), key="data_hist_users")
+    st.plotly_chart(data_ui.count_figure(summary["per_user"], "interactions", f"{users_kind}s", log_y), key="data_hist_users")
 with right:
     st.subheader(f"Interactions per {items_kind}")
-    st.plotly_chart(ui.count_figure(summary["per_item"], "interactions", f"{items_kind}s", log_y), key="data_hist_items")
+    st.plotly_chart(data_ui.count_figure(summary["per_item"], "interactions", f"{items_kind}s", log_y), key="data_hist_items")
 if summary["ratings"] is not None:
     st.subheader("Rating distribution")
     ratings = summary["ratings"].rename(columns={"rating": "bin"})
-    st.plotly_chart(ui.count_figure(ratings, "rating", "interactions", False), key="data_hist_ratings")
+    st.plotly_chart(data_ui.count_figure(ratings, "rating", "interactions", False), key="data_hist_ratings")

@@ -5,26 +5,23 @@ from __future__ import annotations
 import streamlit as st
 
 from recsys_core.errors import RecsysError
-from webapp import train_ui as ui
+from webapp import frame, map_jobs, train_ui
 from webapp.common import (
     MEDICAL_NOTE,
     active_run_id,
-    active_source,
     is_drug_data,
     keep_active_run,
-    load_data,
+    load_run,
     offer_best_run,
     positive_rule_text,
     run_label,
     runs_for,
     set_active_run,
-    sidebar_status,
 )
-from webapp.data_ui import is_available, page_link, show_error
 from webapp.safe_output import plain
 
-st.set_page_config(page_title="Train · Recsys Explorer", page_icon=":material/model_training:", layout="wide")
-st.title("Train")
+page = frame.open_page("Train")
+source, data = page.source, page.data
 
 # A training interrupted by a click (the Cancel button or any other widget) leaves this marker behind.
 interrupted = st.session_state.pop("train_running", None)
@@ -36,19 +33,6 @@ if interrupted:
         + (f" Finished and saved before that: {', '.join(done)}." if done else "")
     )
 
-source = active_source()
-if source.kind == "builtin" and not is_available(source.name):
-    st.info(f"The active data, {plain(source.name)}, is not fetched yet.")
-    page_link("pages/1_Data.py", label="Fetch it or upload your own file on the Data page", icon=":material/folder_open:")
-    st.stop()
-try:
-    data = load_data(source)
-except RecsysError as error:
-    show_error(error, f"{source.name} cannot be loaded")
-    page_link("pages/1_Data.py", label="Choose other data on the Data page", icon=":material/folder_open:")
-    st.stop()
-
-sidebar_status(data)
 st.caption(
     f"Data: **{plain(data.name)}** — {data.n_users:,} {data.users.kind}s, {data.n_items:,} {data.items.kind}s, {len(data):,} interactions. "
     + positive_rule_text()
@@ -71,7 +55,7 @@ if device == "cpu":
 else:
     st.markdown(f"**Device:** GPU — {device}")
 
-catalogue = ui.model_catalogue()
+catalogue = train_ui.model_catalogue()
 usable = [name for name, info in catalogue.items() if "error" not in info]
 missing = [name for name, info in catalogue.items() if "error" in info]
 if st.radio("Mode", ["Train", "Tune"], horizontal=True, key="train_mode", help="Tune: search settings with Optuna on validation.") == "Tune":
@@ -89,7 +73,7 @@ def _model_label(name: str) -> str:
 models = st.multiselect(
     "Models",
     usable,
-    default=[ui.DEFAULT_MODEL] if ui.DEFAULT_MODEL in usable else usable[:1],
+    default=[train_ui.DEFAULT_MODEL] if train_ui.DEFAULT_MODEL in usable else usable[:1],
     format_func=_model_label,
     key="train_models",
     help="Several models are trained one after the other on the same split, each saved as its own run.",
@@ -100,8 +84,8 @@ if missing:
 left, right = st.columns([3, 1])
 protocol = left.selectbox(
     "Evaluation protocol",
-    list(ui.PROTOCOL_HELP),
-    format_func=lambda p: f"{p} — {ui.PROTOCOL_HELP[p]}",
+    list(train_ui.PROTOCOL_HELP),
+    format_func=lambda p: f"{p} — {train_ui.PROTOCOL_HELP[p]}",
     key="train_protocol",
 )
 seed = right.number_input(
@@ -129,9 +113,9 @@ st.caption(
 overrides: dict[str, dict] = {}
 for name in models:
     with st.expander(f"Settings of {name}", expanded=len(models) == 1):
-        overrides[name] = ui.settings_form(name, catalogue[name]["fields"])
+        overrides[name] = train_ui.settings_form(name, catalogue[name]["fields"])
 
-problems = ui.plan_problems(models, protocol, data, catalogue, overrides)
+problems = train_ui.plan_problems(models, protocol, data, catalogue, overrides)
 for problem in problems:
     st.error(problem)
 
@@ -156,25 +140,31 @@ if start and not problems:
         running["current"] = name
         box = st.container(border=True)
         box.markdown(f"**{name}** on {plain(data.name)} · {protocol} · seed {int(seed)}")
-        view = ui.LiveView(name, box)
+        view = train_ui.LiveView(name, box)
         try:
-            result = ui.train_in_slot(
+            result = train_ui.train_in_slot(
                 box.empty(), data=data, model_name=name, protocol=protocol, seed=int(seed), device="auto",
                 overrides=overrides.get(name), callback=view, source=source, loo_order=loo_order,
             )  # fmt: skip
         except RecsysError as error:
             failed = True
             with box:
-                show_error(error, f"{name} could not be trained")
+                frame.show_error(error, f"{name} could not be trained")
             continue
         except Exception as error:  # e.g. out of memory: a message, not a traceback
             failed = True
             with box:
-                show_error(error, f"{name} stopped with an error")
+                frame.show_error(error, f"{name} stopped with an error")
                 if "out of memory" in str(error).lower():
                     st.info("Lower the batch size or the embedding size, or choose a smaller data set.")
             continue
         results.insert(0, result.run_id)  # saved, not made active: the person picks the active run below
+        try:  # the Embeddings page should find the run's UMAP maps ready, not start them
+            if map_jobs.maps_on_save():
+                map_jobs.start_maps_on_save(load_run(result.run_id))
+        except RecsysError as error:
+            with box:
+                frame.show_error(error, "The run was saved, but its embedding maps could not be started")
         running["done"].append(name)
     st.session_state.pop("train_running", None)
     if kept is None and running["done"]:  # no active run to keep: the first run trained here becomes it
@@ -187,8 +177,8 @@ runs = runs_for(data)
 if runs:
     st.divider()
     st.header("Runs on this data")
-    ids = [r["run_id"] for r in runs]
-    by_id = {r["run_id"]: r for r in runs}
+    ids = [r.run_id for r in runs]
+    by_id = {r.run_id: r for r in runs}
     current = active_run_id(data)
     if st.session_state.get("train_active_run") != current:
         st.session_state["train_active_run"] = current
@@ -209,6 +199,6 @@ if runs:
     if trained_here:
         st.subheader("Trained in this session")
     for run_id in shown:
-        ui.render_run(by_id[run_id], active=run_id == current)
+        train_ui.render_run(by_id[run_id], active=run_id == current)
     if not trained_here and current in by_id:
         st.caption("The active run; train a model above to compare.")

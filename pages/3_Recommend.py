@@ -2,43 +2,28 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
-from recsys_core import explain as ex
+from recsys_core import explain
 from recsys_core.errors import RecsysError
-from webapp import recommend_ui as ui
+from webapp import frame, pickers, recommend_ui
 from webapp.common import MEDICAL_NOTE, is_drug_data
 from webapp.safe_output import plain
 
-st.set_page_config(page_title="Recommend · Recsys Explorer", page_icon=":material/recommend:", layout="wide")
-st.title("Recommend")
-
-data_key, data = ui.active_data()
+page = frame.open_page("Recommend")
+data, data_key = page.data, page.data_key
 top = st.columns([4, 1], gap="medium")
 with top[0]:
-    run = ui.pick_run(data, key="rec_run")
+    run = frame.pick_run(data, key="rec_run")
 with top[1]:
     k = st.number_input("How many", min_value=1, max_value=100, value=10, step=5, key="rec_k")
 model = run.model
-titles = run.item_titles()
 drugs = is_drug_data(data)
 item_kind, user_kind = data.items.kind, data.users.kind
 
 NUMBER = st.column_config.NumberColumn
 TEXT = st.column_config.TextColumn
-
-
-def _download(table: pd.DataFrame, name: str) -> None:
-    st.download_button(
-        "Download these recommendations (CSV)",
-        ui.csv_bytes(ui.drop_internal(table)),
-        file_name=f"{name}.csv",
-        mime="text/csv",
-        key="rec_download",
-        on_click="ignore",
-    )
 
 
 def _profile(kind_label: str, template: str) -> None:
@@ -47,7 +32,7 @@ def _profile(kind_label: str, template: str) -> None:
         f"Pick a handful of {item_kind}s; the model folds them in as a new {user_kind} "
         "(autoencoders, EASE and item-kNN read the list directly, embedding models fit a vector for it in a few steps)."
     )
-    picked = ui.pick_items("rec_profile_items", data, data_key, f"Your {item_kind}s (type to search)")
+    picked = pickers.pick_items("rec_profile_items", data, data_key, f"Your {item_kind}s (type to search)")
     if not picked:
         st.info(f"Pick at least one {item_kind} to see recommendations.")
         return
@@ -55,16 +40,15 @@ def _profile(kind_label: str, template: str) -> None:
         st.caption(f"{model.name} reads a history as a sequence: a profile built here has no dates, so it reads your {item_kind}s in the order you added them.")
     try:
         with st.spinner("Folding in your profile…"):
-            items, scores = model.recommend_for_history(np.asarray(picked), k=int(k))
+            table = explain.recommendations_with_reasons(
+                run, data, profile=picked, k=int(k), popularity=pickers.popularity(data_key), template=template
+            )
     except RecsysError as error:
-        ui.show_error(error, "This run cannot fold in a new profile")
+        frame.show_error(error, "This run cannot fold in a new profile")
         return
-    table = ex.item_table(run, items, scores, ui.popularity(data_key))
-    because = ex.explain(model, np.asarray(picked), items, titles, template=template)
-    table["because"] = because["because"].to_numpy()
     st.subheader(f"Recommended for {kind_label}")
     _show_items(table)
-    _download(table, f"recommendations-profile-{run.model.name}")
+    recommend_ui.download_button(table, f"recommendations-profile-{run.model.name}")
 
 
 def _show_items(table: pd.DataFrame, extra_config: dict | None = None) -> None:
@@ -91,7 +75,7 @@ def _show_items(table: pd.DataFrame, extra_config: dict | None = None) -> None:
 # ================================================================================== movies & co.
 if not drugs:
     MODES = ["A user of the data set", "Your own profile"]
-    ui.keep_valid("rec_mode", MODES)
+    frame.keep_valid("rec_mode", MODES)
     mode = st.radio("Recommend for", MODES, key="rec_mode", horizontal=True)
     if mode == "Your own profile":
         _profile("your profile", "Because you picked {items}")
@@ -99,26 +83,23 @@ if not drugs:
 
     pick, options = st.columns([3, 2], gap="medium", vertical_alignment="bottom")
     with pick:
-        user = ui.pick_user("rec_user", data, data_key)
+        user = pickers.pick_user("rec_user", data, data_key)
     with options:
         include_seen = st.toggle(f"Include {item_kind}s already seen", key="rec_include_seen")
-    facts = ui.user_facts(data, user)
+    facts = pickers.user_facts(data, user)
     if facts:
         st.markdown(facts)
-    items, scores, seen = ex.rank_items(model, user, k=int(k), include_seen=include_seen)
-    table = ex.item_table(run, items, scores, ui.popularity(data_key))
-    table["seen"] = seen[np.isfinite(scores)]
-    history_items, ratings = ex.user_item_ratings(data, user, ui.history_index(data_key))
-    because = ex.explain(model, history_items, table["item_index"].to_numpy(), titles, ratings, ui.max_rating(data_key))
-    table["because"] = because["because"].to_numpy()
+    table = explain.recommendations_with_reasons(
+        run, data, user=user, k=int(k), include_seen=include_seen, popularity=pickers.popularity(data_key), index=pickers.history_index(data_key)
+    )
 
     st.subheader(f"Top {k} from {run.model.name}")
     if not include_seen:
-        st.caption(f"Never {ui.article(item_kind)} {item_kind} this {user_kind} has already seen (in any part of the data).")
+        st.caption(f"Never {recommend_ui.article(item_kind)} {item_kind} this {user_kind} has already seen (in any part of the data).")
     _show_items(table)
-    _download(table, f"recommendations-{data.users.ids[user]}-{run.model.name}")
+    recommend_ui.download_button(table, f"recommendations-{data.users.ids[user]}-{run.model.name}")
 
-    history = ex.user_history(data, user, ui.history_index(data_key))
+    history = explain.user_history(data, user, pickers.history_index(data_key))
     st.subheader(f"History ({len(history):,} {item_kind}s, newest first)")
     columns = [c for c in ("title", "genres", "year", "rating", "date") if c in history.columns]
     st.dataframe(
@@ -143,7 +124,7 @@ MODES = [
     "Drugs like one drug",
     "A new condition (your own list of drugs)",
 ]
-ui.keep_valid("rec_mode", MODES)
+frame.keep_valid("rec_mode", MODES)
 mode = st.radio("Explore", MODES, key="rec_mode", horizontal=True)
 
 if mode.startswith("A new condition"):
@@ -151,9 +132,9 @@ if mode.startswith("A new condition"):
     st.stop()
 
 try:
-    explorer = ui.drug_explorer(run.run_id)
+    explorer = recommend_ui.drug_explorer(run.run_id)
 except RecsysError as error:
-    ui.show_error(error, "The reviews behind this run cannot be loaded")
+    frame.show_error(error, "The reviews behind this run cannot be loaded")
     st.stop()
 st.caption(
     f"Positive rule of this run: {explorer.positive_rule}. Models learn from and are tested on positive reviews; "
@@ -187,18 +168,18 @@ def _part(title: str, table: pd.DataFrame, name_label: str, caption: str, empty:
         return
     flagged = int(table["status"].astype(bool).sum())
     if flagged:
-        st.markdown(f":material/warning: {ui.plural(flagged, 'row')} flagged: most of the reviews are negative, so it is shown as evidence, not as a suggestion.")
+        st.markdown(f":material/warning: {recommend_ui.plural(flagged, 'row')} flagged: most of the reviews are negative, so it is shown as evidence, not as a suggestion.")
     columns = [c for c in (*COLUMNS, *REVIEWS) if c in table.columns]
     st.dataframe(table[columns], hide_index=True, width="stretch", column_config={"name": TEXT(name_label), **EVIDENCE})
 
 
 def _answer_download(answer) -> None:
     shown = pd.concat([answer.reviewed.assign(part="1 reviewed"), answer.suggested.assign(part="2 not yet reviewed")], ignore_index=True)
-    _download(shown.drop(columns=[c for c in ("user_index", "rank_first", "tied") if c in shown]), f"{answer.question}-{answer.subject}-{run.model.name}")
+    recommend_ui.download_button(shown.drop(columns=[c for c in ("user_index", "rank_first", "tied") if c in shown]), f"{answer.question}-{answer.subject}-{run.model.name}")
 
 
 if mode.startswith("Drugs like"):
-    drug = ui.pick_reviewed("rec_similar_drug", explorer, "items", "Drug (type to search)")
+    drug = recommend_ui.pick_reviewed("rec_similar_drug", explorer, "items", "Drug (type to search)")
     similar = explorer.similar_to(data.items.ids[drug], k=int(k))
     st.subheader(f"Drugs like {plain(similar.subject)}, by {run.model.name}'s item-item similarity")
     st.caption("Strength is each drug's rank among all other drugs by similarity to this one; shared conditions are those both are reviewed for.")
@@ -215,11 +196,11 @@ if mode.startswith("Drugs like"):
             **{c: v for c, v in EVIDENCE.items() if c in ("rank", "strength", "reviews", "mean_rating", "status")},
         },
     )
-    _download(table.drop(columns=["item_index"]), f"drugs-like-{similar.subject}-{run.model.name}")
+    recommend_ui.download_button(table, f"drugs-like-{similar.subject}-{run.model.name}")
     st.stop()
 
 if mode.startswith("A drug"):
-    drug = ui.pick_reviewed("rec_drug", explorer, "items", "Drug (type to search)")
+    drug = recommend_ui.pick_reviewed("rec_drug", explorer, "items", "Drug (type to search)")
     answer = explorer.for_drug(data.items.ids[drug], k=int(k))
     _part(
         answer.reviewed_title,
@@ -240,7 +221,7 @@ if mode.startswith("A drug"):
     _answer_download(answer)
     st.stop()
 
-condition = ui.pick_reviewed("rec_condition", explorer, "users", "Medical condition (type to search)")
+condition = recommend_ui.pick_reviewed("rec_condition", explorer, "users", "Medical condition (type to search)")
 answer = explorer.for_condition(data.users.ids[condition], k=int(k))
 _part(
     answer.reviewed_title,

@@ -5,23 +5,19 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from recsys_core import explain as ex
+from recsys_core import explain
 from recsys_core.errors import RecsysError
 from recsys_core.evaluation import HEADLINE, paired_comparison
-from webapp import compare_ui as cmp
-from webapp import recommend_ui as ui
+from webapp import beyond_ui, compare_ui, frame, pickers
 from webapp.common import is_drug_data, load_run, positive_rule_text, runs_for
-from webapp.data_ui import page_link
 from webapp.safe_output import plain
 
-st.set_page_config(page_title="Compare · Recsys Explorer", page_icon=":material/leaderboard:", layout="wide")
-st.title("Compare")
-
-data_key, data = ui.active_data()
+page = frame.open_page("Compare")
+data, data_key = page.data, page.data_key
 records = runs_for(data)
 if not records:
     st.info(f"No saved run on {plain(data.name)} yet. Train a few on the **Train** page, then compare them here.")
-    page_link("pages/2_Train.py", label="Train models to compare", icon=":material/model_training:")
+    frame.link_to_train("Train models to compare")
     st.stop()
 
 NUMBER = st.column_config.NumberColumn
@@ -34,13 +30,13 @@ def _paired(run_a: str, run_b: str, protocol: str, metric: str) -> dict:
 
 
 # ---------------------------------------------------------------------------------- which split
-groups = cmp.group_by_split(records)
+groups = compare_ui.group_by_split(records)
 if not groups:
     st.info(f"None of the runs on {plain(data.name)} has test results to compare; train a run on the **Train** page.")
     st.stop()
 keys = sorted(groups, key=lambda g: -len(groups[g]))
-labels = {g: cmp.split_label(groups[g][0], len(groups[g])) for g in keys}
-ui.keep_valid("cmp_split", keys)
+labels = {g: compare_ui.split_label(groups[g][0], len(groups[g])) for g in keys}
+frame.keep_valid("cmp_split", keys)
 top = st.columns([3, 2], gap="medium")
 group_key = top[0].selectbox(
     "Runs tested on the same split",
@@ -50,14 +46,14 @@ group_key = top[0].selectbox(
     help="Only runs on the same data (same content hash), split kind and seed share their test users, so only they can be compared.",
 )
 group = groups[group_key]
-protocols = cmp.protocols_of(group)
-ui.keep_valid("cmp_protocol", protocols)
+protocols = compare_ui.protocols_of(group)
+frame.keep_valid("cmp_protocol", protocols)
 protocol = top[1].radio("Protocol", protocols, key="cmp_protocol", horizontal=True)
-by_id = {r["run_id"]: r for r in group}
+by_id = {r.run_id: r for r in group}
 
 # ---------------------------------------------------------------------------------- leaderboard
 st.header("Leaderboard")
-board = cmp.leaderboard(group, protocol)
+board = compare_ui.leaderboard(group, protocol)
 headline = HEADLINE[protocol]
 st.caption(
     f"Test metrics of {len(board)} run(s) on {data.name}, {protocol}; 95% intervals from a bootstrap over test users. "
@@ -65,9 +61,9 @@ st.caption(
     + " "
     + ("Coverage@10 is the share of all items that appear in some user's full-ranking top 10." if protocol.startswith("loo") else "")
 )
-st.caption(cmp.history_condition(group))
-if cmp.meaning_note(group, protocol):
-    st.warning(cmp.meaning_note(group, protocol))
+st.caption(compare_ui.history_condition(group))
+if compare_ui.meaning_note(group, protocol):
+    st.warning(compare_ui.meaning_note(group, protocol))
 metric_config = {c: NUMBER(format="%.4f") for c in board.columns if ("@" in c and "CI" not in c) or c in ("MRR", "RMSE", "MAE")}
 st.dataframe(
     board,
@@ -77,7 +73,7 @@ st.dataframe(
     column_config={**metric_config, "fit seconds": NUMBER(format="%.1f"), "run_id": st.column_config.TextColumn("run id")},
 )
 if headline in board.columns and len(board):
-    intervals = [by_id[r]["test"][protocol].get("intervals", {}).get(headline, [v, v]) for r, v in zip(board["run_id"], board[headline])]
+    intervals = [by_id[r].test[protocol].scores.interval(headline) or (v, v) for r, v in zip(board["run_id"], board[headline])]
     figure = go.Figure(
         go.Bar(
             x=board["run"],
@@ -102,10 +98,10 @@ ids = board["run_id"].tolist()
 if len(ids) < 2:
     st.info("Train a second run on this split to compare two runs.")
 else:
-    names = {r: cmp.short_name(by_id[r]) for r in ids}
+    names = {r: compare_ui.short_name(by_id[r]) for r in ids}
     col_a, col_b, col_m = st.columns([2, 2, 1])
-    ui.keep_valid("cmp_a", ids)
-    ui.keep_valid("cmp_b", ids)
+    frame.keep_valid("cmp_a", ids)
+    frame.keep_valid("cmp_b", ids)
     with col_a:
         run_a = st.selectbox("Run A", ids, index=0, format_func=names.get, key="cmp_a")
     with col_b:
@@ -113,7 +109,7 @@ else:
     try:
         eval_a, eval_b = load_run(run_a).evaluation(protocol), load_run(run_b).evaluation(protocol)
     except RecsysError as error:
-        ui.show_error(error)
+        frame.show_error(error)
         eval_a = eval_b = None
     if eval_a is None or eval_b is None:
         st.info("One of the runs has no per-user evaluation saved for this protocol, so they cannot be paired.")
@@ -121,26 +117,26 @@ else:
         st.info("Choose two different runs.")
     else:
         metrics = [m for m in eval_a.per_user if m in eval_b.per_user and m != "rank"]
-        ui.keep_valid("cmp_metric", metrics)
+        frame.keep_valid("cmp_metric", metrics)
         default = metrics.index(headline) if headline in metrics else 0
         with col_m:
             metric = st.selectbox("Metric", metrics, index=default, key="cmp_metric")
         try:
             result = _paired(run_a, run_b, protocol, metric)
-            text, verdict = cmp.paired_sentence(result, plain(names[run_a]), plain(names[run_b]))
+            text, verdict = compare_ui.paired_sentence(result, plain(names[run_a]), plain(names[run_b]))
             (st.success if verdict != "none" else st.info)(text)
         except RecsysError as error:
-            ui.show_error(error, "These runs cannot be paired")
+            frame.show_error(error, "These runs cannot be paired")
 
     # ------------------------------------------------------------------------------ the same user, two runs
     st.header(f"The same {data.users.kind}, two runs")
-    user = ui.pick_user("cmp_user", data, data_key)
+    user = pickers.pick_user("cmp_user", data, data_key)
     lists = {}
     columns = st.columns(2)
     for column, run_id in zip(columns, (run_a, run_b)):
         run = load_run(run_id)
-        items, scores, _ = ex.rank_items(run.model, user, k=10)
-        table = ex.item_table(run, items, scores)
+        items, scores, _ = explain.rank_items(run.model, user, k=10, seen=run.seen)
+        table = explain.item_table(run, items, scores)
         lists[run_id] = table["item_index"].tolist()
         column.subheader(plain(names[run_id]))
         column.dataframe(
@@ -149,7 +145,7 @@ else:
             width="stretch",
             column_config={"score": NUMBER(format="%.4f"), "title": st.column_config.TextColumn(data.items.kind.capitalize())},
         )
-    common, jaccard = cmp.overlap(lists[run_a], lists[run_b])
+    common, jaccard = compare_ui.overlap(lists[run_a], lists[run_b])
     titles = load_run(run_a).item_titles()
     shared = [plain(titles[i]) for i in lists[run_a] if i in set(lists[run_b])]
     st.markdown(f"**Overlap:** {common} of 10 in both lists (Jaccard {jaccard:.2f})" + (f": {', '.join(shared)}." if shared else "."))
@@ -158,12 +154,12 @@ else:
 
 # ---------------------------------------------------------------------------------- sampled vs full
 st.header("Sampled vs full-ranking metrics")
-table = cmp.sampled_vs_full(group)
+table = compare_ui.sampled_vs_full(group)
 if table.empty:
     st.info("Only leave-one-out runs are evaluated both ways (99 sampled negatives and the full ranking).")
 else:
     st.dataframe(table, hide_index=True, width="stretch", column_config={c: NUMBER(format="%.4f") for c in table.columns if "@" in c})
-    flips = cmp.reversals(table)
+    flips = compare_ui.reversals(table)
     if flips:
         st.warning("The two ways of measuring disagree on the order here: " + " ".join(flips))
     elif len(table) > 1:
@@ -178,7 +174,5 @@ st.markdown(
 )
 
 # ---------------------------------------------------------------------------------- beyond accuracy
-from webapp import beyond_ui  # noqa: E402  (kept beside its section so the page's edit stays local)
-
 beyond_ui.show_beyond_accuracy(group, protocol)
-beyond_ui.show_report_download([r["run_id"] for r in group if protocol in r.get("test", {})], protocol)
+beyond_ui.show_report_download([r.run_id for r in group if protocol in r.test], protocol)

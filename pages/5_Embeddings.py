@@ -11,57 +11,53 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from recsys_core import embedding_map as em
-from recsys_core import explain as ex
+from recsys_core import embedding_map, explain
 from recsys_core.errors import RecsysError
-from webapp import embeddings_ui as eui
-from webapp import map_jobs
-from webapp import recommend_ui as ui
+from webapp import embeddings_ui, frame, map_jobs, pickers
 from webapp.common import MEDICAL_NOTE, is_drug_data, run_label
 from webapp.safe_output import plain
 
-st.set_page_config(page_title="Embeddings · Recsys Explorer", page_icon=":material/scatter_plot:", layout="wide")
-st.title("Embeddings")
+page = frame.open_page("Embeddings")
 
 NONE = -1
 STAGES = {"queued": "Waiting for another map to finish…", "importing umap": "Importing UMAP (the first time compiles it: up to a minute)…", "fitting": "Fitting UMAP…", "done": "Done"}
 NUMBER = st.column_config.NumberColumn
 
-data_key, data = ui.active_data()
+data, data_key = page.data, page.data_key
 drugs = is_drug_data(data)
 top = st.columns([4, 1], gap="medium")
 with top[0]:
-    run = ui.pick_run(data, key="emb_run")
+    run = frame.pick_run(data, key="emb_run")
 model = run.model
 titles = run.item_titles()
-counts = ui.popularity(data_key)
+counts = pickers.popularity(data_key)
 item_kind, user_kind = data.items.kind, data.users.kind
 if drugs:
     st.info(MEDICAL_NOTE)
 
 KINDS = {"items": f"{item_kind.capitalize()}s", "users": f"{user_kind.capitalize()}s"}
-ui.keep_valid("emb_kind", list(KINDS))
+frame.keep_valid("emb_kind", list(KINDS))
 with top[1]:
     kind = st.radio("Map of", list(KINDS), format_func=KINDS.get, key="emb_kind", horizontal=True)
 
-if not em.has_embeddings(model, kind):
-    st.info(em.no_embeddings_message(model.name, kind))
+if not embedding_map.has_embeddings(model, kind):
+    st.info(embedding_map.no_embeddings_message(model.name, kind))
     st.stop()
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
 def _pca_preview(run_path: str, kind: str, _vectors: np.ndarray) -> np.ndarray:
     """The PCA preview of a run's vectors, once per run and kind (a run folder never changes)."""
-    return em.pca_map(_vectors)
+    return embedding_map.pca_map(_vectors)
 
 
 n_points = model.n_items if kind == "items" else model.n_users
-coords = em.load_map(run.path, kind, n_points)
+coords = embedding_map.load_map(run.path, kind, n_points)
 method = "UMAP"
 if coords is None:
     method = "PCA preview"
     job = map_jobs.start_map(run, kind)
-    coords = _pca_preview(str(run.path), kind, em.embeddings(model, kind))
+    coords = _pca_preview(str(run.path), kind, embedding_map.embeddings(model, kind))
 
     @st.fragment(run_every=2)
     def _umap_progress() -> None:
@@ -69,7 +65,7 @@ if coords is None:
         if job.done and job.error is None:
             st.rerun(scope="app")
         if job.error is not None:
-            ui.show_error(job.error, "The UMAP map could not be computed; the PCA preview stays")
+            frame.show_error(job.error, "The UMAP map could not be computed; the PCA preview stays")
             return
         st.progress(
             min(1.0, job.fraction),
@@ -79,9 +75,9 @@ if coords is None:
 
     _umap_progress()
 else:
-    shown = em.mapped_count(coords)
+    shown = embedding_map.mapped_count(coords)
     sample_note = (
-        f" UMAP was fitted on a random sample of {shown:,} of the {n_points:,} {kind} (at most {em.MAX_UMAP_POINTS:,}); "
+        f" UMAP was fitted on a random sample of {shown:,} of the {n_points:,} {kind} (at most {embedding_map.MAX_UMAP_POINTS:,}); "
         "the others are not drawn."
         if shown < n_points
         else ""
@@ -90,20 +86,20 @@ else:
 
 
 def _on_select() -> None:
-    index = eui.selected_index(st.session_state.get("emb_chart"))
+    index = embeddings_ui.selected_index(st.session_state.get("emb_chart"))
     if index is not None:
         st.session_state["emb_item" if st.session_state.get("emb_kind") == "items" else "emb_selected_user"] = index
 
 
 # ---------------------------------------------------------------------------------- items
 if kind == "items":
-    options = eui.item_colour_options(run.item_info, drugs)
+    options = embeddings_ui.item_colour_options(run.item_info, drugs)
     controls = st.columns([1, 2])
-    ui.keep_valid("emb_colour", options)
+    frame.keep_valid("emb_colour", options)
     colour_by = controls[0].selectbox("Colour by", options, key="emb_colour")
-    users = [NONE] + ui.picker_order(data_key, "users").tolist()
-    labels = ui.user_labels(data_key)
-    ui.keep_valid("emb_user", users)
+    users = [NONE] + pickers.picker_order(data_key, "users").tolist()
+    labels = pickers.user_labels(data_key)
+    frame.keep_valid("emb_user", users)
     with controls[1]:
         overlay_user = st.selectbox(
             f"Draw a {user_kind}'s history and recommendations over the map",
@@ -113,8 +109,8 @@ if kind == "items":
         )
     overlays = []
     if overlay_user != NONE:
-        history = model.known[overlay_user].indices
-        recommended, _ = model.recommend(np.array([overlay_user]), k=10)
+        history = run.seen[overlay_user].indices
+        recommended, _ = model.recommend(np.array([overlay_user]), k=10, history=run.seen)
         overlays = [
             {
                 "name": f"history of {data.users.ids[overlay_user]} ({len(history)})",
@@ -124,15 +120,15 @@ if kind == "items":
             },
             {"name": "top 10 recommended", "index": recommended[0], "symbol": "star", "color": "#FFD700", "line": "#000000", "size": 14},
         ]
-    colour = eui.colouring(colour_by, run.item_info, counts)
-    texts = eui.hover_texts(titles, run.item_info, counts, "reviews" if drugs else "interactions")
-    figure = eui.map_figure(coords, texts, colour, overlays, title=f"{n_points:,} {item_kind}s of {run_label(run.record)} · {method}")
+    colour = embeddings_ui.colouring(colour_by, run.item_info, counts)
+    texts = embeddings_ui.hover_texts(titles, run.item_info, counts, "reviews" if drugs else "interactions")
+    figure = embeddings_ui.map_figure(coords, texts, colour, overlays, title=f"{n_points:,} {item_kind}s of {run_label(run.info)} · {method}")
     st.plotly_chart(figure, key="emb_chart", on_select=_on_select, selection_mode=("points", "box", "lasso"), config={"scrollZoom": True})
     st.caption(f"Close points are {item_kind}s the model treats alike (cosine of their vectors). Click a point to see its neighbours.")
 
     item = st.selectbox(
         f"Selected {item_kind}",
-        eui.picker_options(ui.picker_order(data_key, "items"), st.session_state.get("emb_item"), NONE),
+        embeddings_ui.picker_options(pickers.picker_order(data_key, "items"), st.session_state.get("emb_item"), NONE),
         format_func=lambda i: "— click a point or type a title —" if i == NONE else str(titles[i]),
         key="emb_item",
     )
@@ -148,9 +144,9 @@ if kind == "items":
         try:
             neighbours, similarity = model.similar_items(np.array([item]), k=10)
         except RecsysError as error:
-            ui.show_error(error)
+            frame.show_error(error)
             st.stop()
-        table = ex.item_table(run, neighbours[0], similarity[0], counts).rename(columns={"score": "similarity"})
+        table = explain.item_table(run, neighbours[0], similarity[0], counts).rename(columns={"score": "similarity"})
         st.subheader(f"Nearest {item_kind}s")
         st.dataframe(
             table[[c for c in ("rank", "title", "similarity", "genres", "year", "top_condition", "popularity") if c in table]],
@@ -167,28 +163,28 @@ if kind == "items":
     st.stop()
 
 # ---------------------------------------------------------------------------------- users
-options = eui.user_colour_options(data.user_info)
-ui.keep_valid("emb_colour", options)
+options = embeddings_ui.user_colour_options(data.user_info)
+frame.keep_valid("emb_colour", options)
 colour_by = st.selectbox("Colour by", options, key="emb_colour")
 user_counts = data.user_counts()
-labels = ui.user_labels(data_key)
-colour = eui.colouring(colour_by, data.user_info, user_counts)
+labels = pickers.user_labels(data_key)
+colour = embeddings_ui.colouring(colour_by, data.user_info, user_counts)
 noun = "reviews" if drugs else "ratings" if data.rating is not None else "interactions"
-texts = eui.hover_texts(np.asarray(labels, dtype=object), None, user_counts, noun)
-figure = eui.map_figure(coords, texts, colour, title=f"{n_points:,} {user_kind}s of {run_label(run.record)} · {method}")
+texts = embeddings_ui.hover_texts(np.asarray(labels, dtype=object), None, user_counts, noun)
+figure = embeddings_ui.map_figure(coords, texts, colour, title=f"{n_points:,} {user_kind}s of {run_label(run.info)} · {method}")
 st.plotly_chart(figure, key="emb_chart", on_select=_on_select, selection_mode=("points", "box", "lasso"), config={"scrollZoom": True})
 st.caption(f"Close points are {user_kind}s whose vectors point the same way. Click a point to see what the model recommends them.")
 user = st.selectbox(
     f"Selected {user_kind}",
-    eui.picker_options(ui.picker_order(data_key, "users"), st.session_state.get("emb_selected_user"), NONE),
+    embeddings_ui.picker_options(pickers.picker_order(data_key, "users"), st.session_state.get("emb_selected_user"), NONE),
     format_func=lambda u: "— click a point or type an id —" if u == NONE else labels[u],
     key="emb_selected_user",
 )
 if user != NONE:
-    facts = ui.user_facts(data, user)
+    facts = pickers.user_facts(data, user)
     st.markdown(f"**{plain(data.users.ids[user])}**" + (f" · {facts}" if facts else ""))
-    items, scores, _ = ex.rank_items(model, user, k=10)
-    table = ex.item_table(run, items, scores, counts)
+    items, scores, _ = explain.rank_items(model, user, k=10, seen=run.seen)
+    table = explain.item_table(run, items, scores, counts)
     st.dataframe(
         table[[c for c in ("rank", "title", "score", "genres", "year", "popularity") if c in table]],
         hide_index=True,

@@ -5,31 +5,28 @@ from __future__ import annotations
 import streamlit as st
 
 from recsys_core import inside
-from webapp import inside_app
-from webapp import recommend_ui as ui
+from webapp import frame, inside_app, pickers
 from webapp.common import MEDICAL_NOTE, is_drug_data
 
-st.set_page_config(page_title="Inside · Recsys Explorer", page_icon=":material/visibility:", layout="wide")
-st.title("Inside the model")
-
-data_key, data = ui.active_data()
-run = ui.pick_run(data, key="inside_run")
+page = frame.open_page("Inside", heading="Inside the model")
+data, data_key = page.data, page.data_key
+run = frame.pick_run(data, key="inside_run")
 if is_drug_data(data):
     st.info(MEDICAL_NOTE)
 views = inside.views_for(run.model)
 if not views:
     st.info(f"The {run.model.name} model has no weights, vectors or code to look inside; choose a run of another model.")
     st.stop()
-ui.keep_valid("inside_view", views)
+frame.keep_valid("inside_view", views)
 view = st.radio("View", views, format_func=inside_app.VIEW_LABELS.get, key="inside_view", horizontal=True)
 
 
 def _pick_items(key: str, data, label: str) -> list[int]:
-    return ui.pick_items(key, data, data_key, label)
+    return pickers.pick_items(key, data, data_key, label)
 
 
 def _pick_user(key: str, data) -> int:
-    return ui.pick_user(key, data, data_key)
+    return pickers.pick_user(key, data, data_key)
 
 
 if view == "item-weights":

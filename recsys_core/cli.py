@@ -325,31 +325,30 @@ def _similar_items(run, raw_item: str, k: int):
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from .runs import list_runs
+    from .runs import BrokenRun, list_runs
 
     runs = list_runs()
     if args.json:
-        print(_json_line(runs))
+        print(_json_line([r.to_json() for r in runs]))
         return 0
     if not runs:
         print("No runs yet. Train one: python -m recsys_core train --dataset ml-100k --model ease")
         return 0
     rows = []
     for r in runs:
-        if r.get("broken"):
-            rows.append({"run_id": r["run_id"], "model": "(unreadable)"})
+        if isinstance(r, BrokenRun):
+            rows.append({"run_id": r.run_id, "model": "(unreadable)"})
             continue
-        metrics = r.get("metrics", {})
-        head = r.get("headline", "HR@10")
+        metrics = r.scores.values
         rows.append(
             {
-                "run_id": r["run_id"],
-                "dataset": r["dataset"]["name"],
-                "model": r["model"],
-                "protocol": r["protocol"],
-                head: _fmt(metrics.get(head, "")),
+                "run_id": r.run_id,
+                "dataset": r.dataset.name,
+                "model": r.model.name,
+                "protocol": r.protocol,
+                r.headline: _fmt(metrics.get(r.headline, "")),
                 "NDCG@10": _fmt(metrics.get("NDCG@10", "")) if "NDCG@10" in metrics else "",
-                "fit s": f"{r.get('fit_seconds', 0):.1f}",
+                "fit s": f"{r.history.fit_seconds:.1f}",
             }
         )
     columns = list(dict.fromkeys(k for row in rows for k in row))

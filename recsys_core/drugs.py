@@ -312,7 +312,7 @@ class DrugExplorer:
         """Drugs for a condition: part 1 all drugs reviewed for it, part 2 the ``k`` best not yet reviewed."""
         user = self.reviews.users.index(condition)
         names = self.reviews.item_titles()
-        scores = np.asarray(self.run.model.score(np.array([user]))[0], dtype=np.float64)
+        scores = np.asarray(self.run.score(np.array([user]))[0], dtype=np.float64)
         first, tied = item_rank_counts(scores[None, :], np.arange(len(scores))[None, :])
         first, tied = first[0], tied[0]
         n = len(scores)

@@ -149,10 +149,10 @@ def run_experiment(
     if save:
         from .runs import save_run
 
-        # The saved model knows every interaction of the data set, so recommendations made from the
-        # run exclude everything a user has seen, not only the training part.
-        model.known = data.to_csr() if len(data) else model.known
-        record["known_history"] = "all interactions of the data set"
+        # The model keeps what it was fitted on (what it scores from when evaluated); what a user has
+        # seen in any part of the data goes beside it, so recommendations from the run exclude it all.
+        record["known_history"] = "train + validation" if refit else "train"
+        record["seen_items"] = "all interactions of the data set"
         run_id = save_run(
             model,
             users=data.users,
@@ -161,6 +161,7 @@ def run_experiment(
             item_info=data.item_info,
             user_info=data.user_info,
             evaluations={p: r.to_json(per_user=True) for p, r in evaluations.items()},
+            seen=data.to_csr() if len(data) else model.known,
         )
     return ExperimentResult(run_id, model, split, test, evaluations, record)
 
@@ -223,7 +224,8 @@ def evaluate_run(run_id: str, protocol: str | None = None, data: Interactions | 
             "Evaluate on the data the run was trained on, or train a new run.",
         )
     split = make_split(data, protocol, seed=record["seed"], loo_order=record.get("split", {}).get("loo_order", "time"))
-    # Score from the training history (the evaluator passes each part's own history); the saved
-    # model's `known` holds all interactions, which must not reach the models that read it.
-    run.model.known = split.train.to_csr()
+    if run.seen_saved is None:
+        # A run saved before seen.safetensors stored every interaction as the model's `known`, which
+        # must not reach the models that read it: score from the training history, as then.
+        run.model.known = split.train.to_csr()
     return Evaluator(split, "test", protocol, seed=record["seed"]).evaluate(run.model)

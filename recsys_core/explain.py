@@ -76,6 +76,48 @@ def user_history(data: Interactions, user: int, index: HistoryIndex | None = Non
     return table
 
 
+USER_FACTS = ("age", "gender", "occupation")
+
+
+def user_facts(data: Interactions, user: int) -> list[tuple[str, str]]:
+    """What the data's user table says of a user: (column, value) for age, gender and occupation where known."""
+    info = data.user_info
+    if info is None:
+        return []
+    facts = []
+    for column in USER_FACTS:
+        if column in info.columns:
+            value = info[column].iloc[user]
+            if not pd.isna(value) and str(value) != "":
+                facts.append((column, str(value)))
+    return facts
+
+
+def user_labels(data: Interactions) -> list[str]:
+    """A one-line label per user for pickers: id, then age, gender and occupation where known, then activity."""
+    ids = pd.Series(data.users.ids).astype(str)
+    parts = []
+    info = data.user_info
+    if info is not None:
+        for column in USER_FACTS:
+            if column in info.columns:
+                parts.append(info[column].astype(object).where(info[column].notna(), "").astype(str).str.replace("<NA>", "", regex=False))
+    counts = pd.Series(data.user_counts())
+    noun = "reviews" if data.users.kind == "condition" else "ratings" if data.rating is not None else "interactions"
+    described = None
+    for part in parts:
+        described = part if described is None else described.str.cat(part, sep=", ")
+    label = ids
+    if described is not None:
+        described = described.str.strip(", ").str.replace(r"(, )+", ", ", regex=True)
+        label = label.where(described == "", ids + " · " + described)
+    return (label + " · " + counts.astype(str) + f" {noun}").tolist()
+
+
+INTERNAL_COLUMNS = ("item_index", "because_items", "because_weights")
+"""Columns of :func:`recommendations_with_reasons` that are indices for code, not for a reader or a download."""
+
+
 def user_item_ratings(data: Interactions, user: int, index: HistoryIndex | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """The distinct items of a user's history and the user's mean rating of each (None without ratings)."""
     rows = (index or HistoryIndex.build(data)).rows(user)
@@ -191,24 +233,72 @@ def item_table(run, items: np.ndarray, scores: np.ndarray, popularity: np.ndarra
     return table
 
 
-def rank_items(model, user: int, k: int = 10, include_seen: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Top-``k`` item indices, scores and a seen flag for one known user."""
-    items, scores = model.recommend(np.array([user]), k=k, exclude_seen=not include_seen)
+def rank_items(model, user: int, k: int = 10, include_seen: bool = False, seen=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Top-``k`` item indices, scores and a seen flag for one known user.
+
+    ``seen`` (users × items; a saved run's :attr:`~recsys_core.runs.Run.seen`) is the history the user
+    is scored from and whose items are excluded; default: what the model was fitted on."""
+    history = model.known if seen is None else seen
+    items, scores = model.recommend(np.array([user]), k=k, exclude_seen=not include_seen, history=history)
     items, scores = items[0], scores[0]
-    seen = np.isin(items, model.known[user].indices)
-    return items, scores, seen
+    return items, scores, np.isin(items, history[user].indices)
 
 
-def rank_seen_items(model, user: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def rank_seen_items(model, user: int, seen=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The items a user already has, by the model's score: indices, scores and their rank among all items."""
-    scores = model.score(np.array([user]))[0].astype(np.float64)
-    seen = model.known[user].indices
+    history = model.known if seen is None else seen
+    scores = model.score(np.array([user]), history=history)[0].astype(np.float64)
+    seen = history[user].indices
     if len(seen) == 0:
         return seen.astype(np.int64), np.zeros(0), np.zeros(0, dtype=np.int64)
     order = np.argsort(-scores[seen], kind="stable")
     seen = seen[order].astype(np.int64)
     ranks = np.searchsorted(np.sort(-scores), -scores[seen], side="left") + 1
     return seen, scores[seen], ranks
+
+
+PROFILE_TEMPLATE = "Because you picked {items}"
+
+
+def recommendations_with_reasons(
+    run,
+    data: Interactions,
+    *,
+    user: int | None = None,
+    profile: np.ndarray | list[int] | None = None,
+    k: int = 10,
+    include_seen: bool = False,
+    popularity: np.ndarray | None = None,
+    index: HistoryIndex | None = None,
+    template: str = PROFILE_TEMPLATE,
+) -> pd.DataFrame:
+    """A saved run's top-``k`` with the reasons behind each item, for a known user or a hand-built profile.
+
+    Exactly one of ``user`` (an index of ``data``: scored from everything the user has seen, those
+    items excluded unless ``include_seen``, each row flagged ``seen``; the reasons weigh the history
+    by the user's ratings) or ``profile`` (item indices: folded in as a new user, the reasons name
+    the picked items through ``template``) is given. Returns :func:`item_table`'s columns plus
+    ``because`` (the sentence), ``because_items`` and ``because_weights`` (history items behind it,
+    strongest first) and, for a user, ``seen``.
+    """
+    if (user is None) == (profile is None):
+        raise ValueError("give either a user or a profile")
+    titles = run.item_titles()
+    if profile is not None:
+        picked = np.asarray(profile, dtype=np.int64)
+        items, scores = run.model.recommend_for_history(picked, k=k)
+        table = item_table(run, items, scores, popularity)
+        reasons = explain(run.model, picked, table["item_index"].to_numpy(), titles, template=template)
+    else:
+        items, scores, seen = rank_items(run.model, int(user), k=k, include_seen=include_seen, seen=run.seen)
+        table = item_table(run, items, scores, popularity)
+        table["seen"] = seen[np.isfinite(scores)]
+        history_items, ratings = user_item_ratings(data, int(user), index)
+        top = float(np.max(data.rating)) if data.rating is not None and len(data) else None
+        reasons = explain(run.model, history_items, table["item_index"].to_numpy(), titles, ratings, top)
+    for column in ("because", "because_items", "because_weights"):
+        table[column] = reasons[column].to_numpy()
+    return table
 
 
 # ---------------------------------------------------------------------------------- ranks for readers

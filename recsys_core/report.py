@@ -21,12 +21,15 @@ from __future__ import annotations
 import html
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from .errors import DataError, RecsysError
+
+if TYPE_CHECKING:  # runs imports the models (torch); the report loads them only when it builds
+    from .runs import RunRecord
 
 PROTOCOL_WORDS = {
     "loo-sampled": (
@@ -51,14 +54,14 @@ COMMON_WORDS = (
 )
 
 
-def _same_data(records: list[dict]) -> None:
-    hashes = {r["dataset"]["content_hash"] for r in records}
+def _same_data(records: list[RunRecord]) -> None:
+    hashes = {r.dataset.content_hash for r in records}
     if len(hashes) > 1:
         raise DataError(
             "the runs of a report must be trained on the same data",
             "Choose runs of one data set (see `python -m recsys_core runs`).",
         )
-    splits = {str(sorted(r.get("split", {}).items())) + str(r.get("seed")) for r in records}
+    splits = {str(sorted(r.split.items())) + str(r.seed) for r in records}
     if len(splits) > 1:
         raise DataError(
             "the runs of a report must share one split (same protocol family and seed)", "Choose runs tested on the same split."
@@ -82,21 +85,26 @@ def _figure(figure: Any, element_id: str) -> str:
     return figure.to_html(full_html=False, include_plotlyjs=False, div_id=element_id, config={"displaylogo": False, "responsive": True})
 
 
-def _leaderboard(records: list[dict], protocol: str) -> pd.DataFrame:
+def _run_name(record: RunRecord) -> str:
+    """How the report names a run: the model and the end of the run id."""
+    return f"{record.model.name} ({record.run_id[-6:]})"
+
+
+def _leaderboard(records: list[RunRecord], protocol: str) -> pd.DataFrame:
     from .evaluation import HEADLINE, LOWER_IS_BETTER
     from .protocols import get_protocol
 
     metrics = get_protocol(protocol).metrics
     rows = []
     for record in records:
-        test = record.get("test", {}).get(protocol, {})
-        row = {"run": f"{record['model']} ({record['run_id'][-6:]})", "model": record["model"]}
+        test = record.test.get(protocol)
+        row = {"run": _run_name(record), "model": record.model.name}
         for metric in metrics:
-            if metric in test.get("metrics", {}):
-                lo, hi = test.get("intervals", {}).get(metric, [np.nan, np.nan])
-                row[metric] = test["metrics"][metric]
+            if test is not None and metric in test.scores.values:
+                lo, hi = test.scores.interval(metric) or (np.nan, np.nan)
+                row[metric] = test.scores.values[metric]
                 row[f"{metric} 95% CI"] = f"{lo:.3f} – {hi:.3f}"
-        row["fit seconds"] = record.get("fit_seconds", np.nan)
+        row["fit seconds"] = record.history.fit_seconds
         rows.append(row)
     table = pd.DataFrame(rows)
     headline = HEADLINE[protocol]
@@ -113,7 +121,7 @@ def _paired_sentences(runs: list[Any], protocol: str) -> list[str]:
     from .protocols import get_protocol
 
     metric = "squared_error" if get_protocol(protocol).needs_ratings else headline  # rating protocols pair per-rating errors
-    scored = [(run, run.record.get("test", {}).get(protocol, {}).get("metrics", {}).get(headline)) for run in runs]
+    scored = [(run, run.info.test[protocol].scores.get(headline) if protocol in run.info.test else None) for run in runs]
     scored = [(run, value) for run, value in scored if value is not None and run.evaluation(protocol) is not None]
     if len(scored) < 2:
         return []
@@ -124,26 +132,26 @@ def _paired_sentences(runs: list[Any], protocol: str) -> list[str]:
         try:
             result = paired_comparison(best.evaluation(protocol), other.evaluation(protocol), metric)
         except RecsysError as error:
-            out.append(f"{best.record['model']} vs {other.record['model']}: {error.message}")
+            out.append(f"{best.info.model.name} vs {other.info.model.name}: {error.message}")
             continue
         lo, hi = result["interval"]
         significant = (lo > 0 or hi < 0) and result["p_value_t"] < 0.05
         verdict = "a significant difference" if significant else "not a significant difference (neither is shown to be better)"
         out.append(
-            f"{best.record['model']} vs {other.record['model']} on {result['n_users']:,} shared test users: mean {metric} "
+            f"{best.info.model.name} vs {other.info.model.name} on {result['n_users']:,} shared test users: mean {metric} "
             f"{result['mean_a']:.4f} vs {result['mean_b']:.4f}, difference {result['difference']:+.4f} "
             f"(95% interval {lo:+.4f} to {hi:+.4f}; paired t-test p = {result['p_value_t']:.3g}, Wilcoxon p = {result['p_value_wilcoxon']:.3g}): {verdict}."
         )
     return out
 
 
-def _leaderboard_figure(table: pd.DataFrame, records: dict[str, dict], protocol: str):
+def _leaderboard_figure(table: pd.DataFrame, records: dict[str, RunRecord], protocol: str):
     import plotly.graph_objects as go
 
     from .evaluation import HEADLINE
 
     headline = HEADLINE[protocol]
-    intervals = [records[run]["test"][protocol]["intervals"].get(headline, [v, v]) for run, v in zip(table["run"], table[headline])]
+    intervals = [records[run].test[protocol].scores.interval(headline) or (v, v) for run, v in zip(table["run"], table[headline])]
     figure = go.Figure(
         go.Bar(
             x=table["run"],
@@ -182,12 +190,12 @@ def _sample_users(data: Any, runs: list[Any], n_users: int, seed: int) -> str:
         for run in runs:
             if int(user) >= run.model.n_users:
                 continue
-            items, scores, _ = explanation.rank_items(run.model, int(user), k=10)
+            items, scores, _ = explanation.rank_items(run.model, int(user), k=10, seen=run.seen)
             reasons = explanation.explain(run.model, items_seen, items, titles, ratings=ratings)
             table = pd.DataFrame(
                 {"rank": np.arange(1, len(items) + 1), "title": titles[items], "score": scores, "why": reasons["because"].to_numpy()}
             )
-            block.append(f"<h4>{html.escape(run.record['model'])} ({html.escape(run.run_id[-6:])})</h4>" + _table(table))
+            block.append(f"<h4>{html.escape(_run_name(run.info))}</h4>" + _table(table))
         parts.append("<section class='user'>" + "".join(block) + "</section>")
     return "".join(parts)
 
@@ -222,10 +230,10 @@ def _embedding_map(runs: list[Any], data: Any) -> tuple[str, Any | None]:
                 hovertemplate="%{text}<extra></extra>",
             )
         )
-        figure.update_layout(height=520, margin={"l": 10, "r": 10, "t": 40, "b": 10}, title=f"Item map of {run.record['model']}: {method}")
+        figure.update_layout(height=520, margin={"l": 10, "r": 10, "t": 40, "b": 10}, title=f"Item map of {run.info.model.name}: {method}")
         figure.update_xaxes(showticklabels=False)
         figure.update_yaxes(showticklabels=False)
-        caption = f"Each point is an {html.escape(data.items.kind)}, placed by the {html.escape(run.record['model'])} model's item vectors ({html.escape(method)}); colour is popularity. Items close together are ones the model treats alike."
+        caption = f"Each point is an {html.escape(data.items.kind)}, placed by the {html.escape(run.info.model.name)} model's item vectors ({html.escape(method)}); colour is popularity. Items close together are ones the model treats alike."
         return caption, figure
     return "None of these runs has item embeddings, so there is no map.", None
 
@@ -244,22 +252,21 @@ def build_report(run_ids: list[str], n_users: int = 3, seed: int = 0, protocol: 
     import plotly.offline
 
     from .beyond import TRADEOFF_AXES, activity_table, beyond_metrics_table, tradeoff_figure, tradeoff_table
-    from .datasets.source import DataSource
     from .evaluation import HEADLINE
     from .runs import load_run
 
     if not run_ids:
         raise RecsysError("a report needs at least one run", "Pass run ids with --runs (see `python -m recsys_core runs`).")
     runs = [load_run(run_id) for run_id in dict.fromkeys(run_ids)]
-    records = [run.record for run in runs]
+    records = [run.info for run in runs]
     _same_data(records)
-    data = DataSource.from_json(records[0]["dataset"]["source"]).load()
-    if data.content_hash() != records[0]["dataset"]["content_hash"]:
+    data = records[0].dataset.data_source().load()
+    if data.content_hash() != records[0].dataset.content_hash:
         raise DataError(f"the data of {data.name!r} has changed since these runs were trained", "Train the runs again on the current data.")
-    protocol = protocol or records[0]["protocol"]
+    protocol = protocol or records[0].protocol
     # Runs trained on other protocols of the same split still have this protocol's results when it is a companion.
-    usable = [r for r in records if protocol in r.get("test", {})]
-    by_run = {f"{r['model']} ({r['run_id'][-6:]})": r for r in usable}
+    usable = [r for r in records if protocol in r.test]
+    by_run = {_run_name(r): r for r in usable}
 
     figures: list[str] = []
     sections: list[str] = []
@@ -287,17 +294,17 @@ def build_report(run_ids: list[str], n_users: int = 3, seed: int = 0, protocol: 
     )
     sections.append(f"<h2>1. Data: {html.escape(data.name)}</h2>" + _table(facts))
 
-    split = records[0].get("split", {})
-    refits = {r["model"]: r.get("refit", {}).get("done", False) for r in records}
+    split = records[0].split
+    refits = {r.model.name: r.refit.done for r in records}
     refit_text = ", ".join(f"{m}: {'refitted on train + validation' if done else 'trained on train only'}" for m, done in refits.items())
     sections.append(
         "<h2>2. How the models were tested</h2>"
         f"<p>{html.escape(PROTOCOL_WORDS.get(protocol, protocol))}</p><p>{html.escape(COMMON_WORDS)}</p>"
-        f"<p class='note'>Split: {html.escape(str(split.get('kind', '?')))}, seed {records[0].get('seed')}. {html.escape(refit_text)}.</p>"
+        f"<p class='note'>Split: {html.escape(str(split.get('kind', '?')))}, seed {records[0].seed}. {html.escape(refit_text)}.</p>"
     )
 
     board = _leaderboard(usable, protocol)
-    paired = _paired_sentences([run for run in runs if protocol in run.record.get("test", {})], protocol)
+    paired = _paired_sentences([run for run in runs if protocol in run.info.test], protocol)
     sections.append(
         f"<h2>3. Leaderboard ({html.escape(protocol)}, test split)</h2>"
         + _table(board.drop(columns=["model"]))
@@ -313,7 +320,9 @@ def build_report(run_ids: list[str], n_users: int = 3, seed: int = 0, protocol: 
     else:
         sections[-1] = sections[-1].replace("<div class='chart'>@@FIGURE0@@</div>", "")
 
-    tradeoff = tradeoff_table(usable, protocol)
+    # The beyond-accuracy tables read run.json as written.
+    written = [r.to_json() for r in usable]
+    tradeoff = tradeoff_table(written, protocol)
     if tradeoff.empty:
         sections.append("<h2>4. Beyond accuracy</h2><p>These runs have no beyond-accuracy metrics (trained before they existed).</p>")
     else:
@@ -322,7 +331,7 @@ def build_report(run_ids: list[str], n_users: int = 3, seed: int = 0, protocol: 
             if axis in tradeoff.columns:
                 charts.append(f"<div class='chart'>@@FIGURE{len(figures)}@@</div>")
                 figures.append(_figure(tradeoff_figure(tradeoff, HEADLINE[protocol], axis), f"tradeoff-{axis.split('@')[0].lower()}"))
-        activity = activity_table(usable)
+        activity = activity_table(written)
         sections.append(
             "<h2>4. Beyond accuracy</h2><p class='note'>From each test user's top 10 over the whole catalogue, known items excluded. "
             "Coverage: share of the catalogue recommended to anyone. Gini: how unequally items are recommended (0 = evenly). "
@@ -330,7 +339,7 @@ def build_report(run_ids: list[str], n_users: int = 3, seed: int = 0, protocol: 
             "(genres, else item vectors). ARP: mean interactions of a recommended item. LongTail: share of recommended items outside the "
             "most popular items that hold 20% of interactions.</p>"
             + "".join(charts)
-            + _table(beyond_metrics_table(usable))
+            + _table(beyond_metrics_table(written))
             + (
                 "<h3>Accuracy by user activity</h3><p class='note'>Test users in five equal groups by history length (Q1 least active).</p>"
                 + _table(activity)

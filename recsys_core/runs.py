@@ -8,8 +8,19 @@
     items.parquet       item metadata (titles, genres, ...) when the data set has it
     users.parquet       user metadata when the data set has it
     evaluation-*.json   per-user values of each evaluation, for paired comparisons
+    seen.safetensors    the items each user has interacted with, in any part of the data (CSR arrays):
+                        what recommendations from the run exclude; the model itself keeps the
+                        interactions it scores from (runs saved before this file existed hold the
+                        seen items in the model's own ``known`` tensors instead)
 
 A run is written into a temporary folder and renamed into place, so a crash never leaves half a run.
+
+:class:`RunRecord` is run.json as typed, frozen dataclasses: pages, the CLI and the report read
+``record.dataset.name`` or ``record.scores.interval("HR@10")`` instead of string look-ups into a dict,
+so a renamed field is one edit here and a typo fails at once. ``from_json`` gives fields that older
+runs lack their defaults (runs are kept for years and shared), ``to_json`` writes back what
+``from_json`` read (parts no page reads field by field, such as the beyond-accuracy record or a
+tuning study, travel untouched in ``extra``).
 
 A saved run is untrusted input (runs are shared as folders): :func:`load_run` checks everything
 before use and stops at the first problem with a :class:`~recsys_core.errors.RunFileError`. The id
@@ -32,12 +43,14 @@ import shutil
 import tempfile
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from .errors import ModelError, RecsysError, RunFileError, RunNotFoundError
 from .home import data_home, runs_dir
@@ -46,6 +59,389 @@ from .models import model_class
 from .models.base import Recommender
 
 MODEL_FILE = "model.safetensors"
+SEEN_FILE = "seen.safetensors"
+
+
+# ---------------------------------------------------------------------------------- run.json, typed
+def _mapping(value: Any, what: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise TypeError(f"{what} is a {type(value).__name__}, not a JSON object")
+    return value
+
+
+def _number(value: Any, what: str, default: float | None = None) -> float | None:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{what} is not a number")
+    return float(value)
+
+
+def _whole(value: Any, what: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} is not a whole number")
+    return value
+
+
+@dataclass(frozen=True)
+class PositiveRule:
+    """Which interactions counted as positives: ratings ``>= threshold`` (None: every interaction)."""
+
+    threshold: float | None = None
+    text: str = "every interaction counts as positive"
+
+    @classmethod
+    def from_json(cls, data: Any) -> PositiveRule:
+        data = _mapping(data, "dataset.positive_rule")
+        # Runs saved before the positive rule learned from every interaction: the default says so.
+        return cls(_number(data.get("threshold"), "the positive threshold"), str(data.get("text", cls.text)))
+
+    def to_json(self) -> dict:
+        return {"threshold": self.threshold, "text": self.text}
+
+
+@dataclass(frozen=True)
+class DatasetRecord:
+    """The data a run was trained on: its name, where it comes from, its rule and its fingerprint.
+
+    ``source`` stays the JSON of a :class:`~recsys_core.experiment.DataSource` (:meth:`data_source`
+    builds one): that class lives with the readers, which this module does not import.
+    """
+
+    name: str
+    source: Mapping[str, Any] = field(default_factory=dict)
+    content_hash: str = ""
+    positive_rule: PositiveRule = PositiveRule()
+    stats: Mapping[str, float] = field(default_factory=dict)
+    rule_recorded: bool = True  # False for runs saved before the positive rule: to_json leaves it out
+
+    @classmethod
+    def from_json(cls, data: Any) -> DatasetRecord:
+        data = _mapping(data, "dataset")
+        if not isinstance(data.get("name"), str):
+            raise TypeError("the dataset has no name")
+        return cls(
+            name=data["name"],
+            source=_mapping(data.get("source"), "dataset.source"),
+            content_hash=str(data.get("content_hash", "")),
+            positive_rule=PositiveRule.from_json(data.get("positive_rule")),
+            stats=_mapping(data.get("stats"), "dataset.stats"),
+            rule_recorded="positive_rule" in data,
+        )
+
+    def to_json(self) -> dict:
+        out: dict[str, Any] = {"name": self.name, "source": dict(self.source)}
+        if self.rule_recorded:
+            out["positive_rule"] = self.positive_rule.to_json()
+        return {**out, "content_hash": self.content_hash, "stats": dict(self.stats)}
+
+    def data_source(self):
+        """The :class:`~recsys_core.experiment.DataSource` to load this data again."""
+        from .datasets.source import DataSource
+
+        return DataSource.from_json(dict(self.source))
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Metric values with their 95% bootstrap intervals (a metric may have none)."""
+
+    values: Mapping[str, float] = field(default_factory=dict)
+    intervals: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, metrics: Any, intervals: Any) -> Scores:
+        values = {str(k): _number(v, f"the metric {k}") for k, v in _mapping(metrics, "metrics").items()}
+        bounds = {}
+        for name, pair in _mapping(intervals, "intervals").items():
+            if not (isinstance(pair, (list, tuple)) and len(pair) == 2):
+                raise TypeError(f"the interval of {name} is not a pair of numbers")
+            bounds[str(name)] = (_number(pair[0], f"the interval of {name}"), _number(pair[1], f"the interval of {name}"))
+        return cls(values, bounds)
+
+    def get(self, name: str) -> float | None:
+        return self.values.get(name)
+
+    def interval(self, name: str) -> tuple[float, float] | None:
+        return self.intervals.get(name)
+
+    def metrics_json(self) -> dict[str, float]:
+        return dict(self.values)
+
+    def intervals_json(self) -> dict[str, list[float]]:
+        return {k: [a, b] for k, (a, b) in self.intervals.items()}
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """One protocol's test pass as run.json keeps it (``EvaluationResult.to_json()`` without per-user values)."""
+
+    protocol: str
+    scores: Scores
+    n_users: int | None = None
+    part: str = "test"
+    info: Mapping[str, Any] = field(default_factory=dict)
+    differences_meaningful: bool | None = None
+
+    @classmethod
+    def from_json(cls, protocol: str, data: Any) -> TestResult:
+        data = _mapping(data, f"test.{protocol}")
+        return cls(
+            protocol=str(data.get("protocol", protocol)),
+            scores=Scores.from_json(data.get("metrics"), data.get("intervals")),
+            n_users=_whole(data.get("n_users"), "n_users"),
+            part=str(data.get("part", "test")),
+            info=_mapping(data.get("info"), "test info"),
+            differences_meaningful=data.get("differences_meaningful"),
+        )
+
+    def to_json(self) -> dict:
+        return {
+            "protocol": self.protocol,
+            "part": self.part,
+            "n_users": self.n_users,
+            "metrics": self.scores.metrics_json(),
+            "intervals": self.scores.intervals_json(),
+            "info": dict(self.info),
+            "differences_meaningful": self.differences_meaningful,
+        }
+
+    def meaning_note(self) -> str | None:
+        """The "differences are not meaningful here" sentence for this result, or None."""
+        from .evaluation import saved_meaning_note
+
+        return saved_meaning_note(self.to_json())
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """Which model a run holds and the configuration it was built with."""
+
+    name: str
+    config: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class History:
+    """How the fit went: one entry per epoch (loss, validation metrics, β, seconds where known)."""
+
+    epochs: tuple[Mapping[str, Any], ...] = ()
+    epochs_run: int | None = None
+    best_epoch: int | None = None
+    stopped_early: bool = False
+    fit_seconds: float = 0.0
+    device: str = "?"
+
+    @property
+    def has_loss(self) -> bool:
+        """True for models trained by epochs (closed-form fits record no loss)."""
+        return any("loss" in epoch for epoch in self.epochs)
+
+
+@dataclass(frozen=True)
+class Refit:
+    """Whether the selected configuration was trained again on train + validation before the test."""
+
+    done: bool = False
+    epochs: int | None = None
+    on: str | None = None
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, data: Any) -> Refit:
+        data = _mapping(data, "refit")
+        return cls(bool(data.get("done", False)), _whole(data.get("epochs"), "refit epochs"), data.get("on"), _mapping(data.get("settings"), "refit settings"))
+
+    def to_json(self) -> dict:
+        if not self.done:
+            return {"done": False}
+        return {"done": True, "epochs": self.epochs, "on": self.on, "settings": dict(self.settings)}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The exact settings a run used (``experiment.settings_record``): the epoch budget, seeds, refit
+    and what the fit derived from them; ``kl`` (Mult-VAE, SVAE) and ``pretrain_epochs`` (NeuMF) only
+    where the model has them, ``other`` any key this version does not know (written back as read)."""
+
+    epoch_budget: int | None = None
+    seed: int | None = None
+    validation_seed: int | None = None
+    refit: bool | None = None
+    refit_epochs: int | None = None
+    derived: Mapping[str, Any] = field(default_factory=dict)
+    threshold: float | None = None
+    kl: Mapping[str, Any] | None = None
+    pretrain_epochs: Mapping[str, int] | None = None
+    other: Mapping[str, Any] = field(default_factory=dict)
+
+    _ALWAYS = ("epoch_budget", "seed", "validation_seed", "refit", "refit_epochs", "derived", "threshold")
+
+    @classmethod
+    def from_json(cls, data: Any) -> Settings:
+        data = _mapping(data, "settings")
+        kl, pretrain = data.get("kl"), data.get("pretrain_epochs")
+        return cls(
+            epoch_budget=_whole(data.get("epoch_budget"), "the epoch budget"),
+            seed=_whole(data.get("seed"), "the settings' seed"),
+            validation_seed=_whole(data.get("validation_seed"), "the validation seed"),
+            refit=None if data.get("refit") is None else bool(data["refit"]),
+            refit_epochs=_whole(data.get("refit_epochs"), "the refit epochs"),
+            derived=_mapping(data.get("derived"), "derived settings"),
+            threshold=_number(data.get("threshold"), "the settings' threshold"),
+            kl=None if kl is None else _mapping(kl, "the KL settings"),
+            pretrain_epochs=None if pretrain is None else _mapping(pretrain, "the pretraining epochs"),
+            other={k: v for k, v in data.items() if k not in (*cls._ALWAYS, "kl", "pretrain_epochs")},
+        )
+
+    def to_json(self) -> dict:
+        out: dict[str, Any] = {name: getattr(self, name) for name in self._ALWAYS}
+        out["derived"] = dict(self.derived)
+        if self.kl is not None:
+            out["kl"] = dict(self.kl)
+        if self.pretrain_epochs is not None:
+            out["pretrain_epochs"] = dict(self.pretrain_epochs)
+        return {**out, **self.other}
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """run.json, typed: what pages, the CLI and the report read of a saved run.
+
+    ``scores`` are the test metrics of ``protocol`` (the run's own), ``test`` every protocol tested on
+    the same split. ``extra`` keeps the parts read as a whole elsewhere (validation curves, the
+    beyond-accuracy record, a tuning study, versions, ...), so ``to_json`` gives back what was read.
+    """
+
+    run_id: str
+    model: ModelRecord
+    dataset: DatasetRecord
+    protocol: str
+    headline: str
+    seed: int = 0
+    created: str = ""
+    split: Mapping[str, Any] = field(default_factory=dict)
+    scores: Scores = Scores()
+    test: Mapping[str, TestResult] = field(default_factory=dict)
+    history: History = History()
+    refit: Refit = Refit()
+    settings: Settings = Settings()
+    tuning: Mapping[str, Any] | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    _TYPED = (
+        "run_id", "model", "config", "dataset", "protocol", "headline", "seed", "created", "split", "metrics", "intervals", "test",
+        "history", "epochs_run", "best_epoch", "stopped_early", "fit_seconds", "device", "refit", "settings", "tuning",
+    )  # fmt: skip
+
+    @classmethod
+    def from_json(cls, data: Any, label: str = "run.json") -> RunRecord:
+        """A record from run.json; fields older runs lack get defaults, wrong types a RunFileError."""
+        from .evaluation import HEADLINE
+
+        try:
+            data = _mapping(data, "run.json")
+            protocol = data.get("protocol")
+            if not isinstance(protocol, str):
+                raise TypeError("the protocol is missing")
+            history = data.get("history") or []
+            if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
+                raise TypeError("the history is not a list of epochs")
+            seed = data.get("seed", 0)
+            if isinstance(seed, bool) or not isinstance(seed, int):
+                raise TypeError("the seed is not a whole number")
+            return cls(
+                run_id=str(data.get("run_id", "")),
+                model=ModelRecord(str(data.get("model", "?")), _mapping(data.get("config"), "config")),
+                dataset=DatasetRecord.from_json(data.get("dataset")),
+                protocol=protocol,
+                # Runs saved before "headline" was recorded used the protocol's headline metric.
+                headline=str(data.get("headline") or HEADLINE.get(protocol, "HR@10")),
+                seed=seed,
+                created=str(data.get("created") or ""),
+                split=_mapping(data.get("split"), "split"),
+                scores=Scores.from_json(data.get("metrics"), data.get("intervals")),
+                test={str(p): TestResult.from_json(str(p), t) for p, t in _mapping(data.get("test"), "test").items()},
+                history=History(
+                    epochs=tuple(history),
+                    epochs_run=_whole(data.get("epochs_run"), "epochs_run"),
+                    best_epoch=_whole(data.get("best_epoch"), "best_epoch"),
+                    stopped_early=bool(data.get("stopped_early", False)),
+                    fit_seconds=_number(data.get("fit_seconds"), "fit_seconds", 0.0),
+                    device=str(data.get("device") or "?"),
+                ),
+                refit=Refit.from_json(data.get("refit")),
+                settings=Settings.from_json(data.get("settings")),
+                tuning=data.get("tuning") if isinstance(data.get("tuning"), dict) else None,
+                extra={k: v for k, v in data.items() if k not in cls._TYPED},
+            )
+        except TypeError as error:
+            raise RunFileError(f"{label} is damaged: {error}", "The run is incomplete or was edited: delete it and train it again.") from None
+
+    def to_json(self) -> dict:
+        """run.json as written (fields from_json filled in for an old run are written out)."""
+        return {
+            "run_id": self.run_id,
+            "model": self.model.name,
+            "config": dict(self.model.config),
+            "dataset": self.dataset.to_json(),
+            "protocol": self.protocol,
+            "headline": self.headline,
+            "split": dict(self.split),
+            "seed": self.seed,
+            "device": self.history.device,
+            "fit_seconds": self.history.fit_seconds,
+            "epochs_run": self.history.epochs_run,
+            "best_epoch": self.history.best_epoch,
+            "stopped_early": self.history.stopped_early,
+            "history": [dict(h) for h in self.history.epochs],
+            "tuning": None if self.tuning is None else dict(self.tuning),
+            "refit": self.refit.to_json(),
+            "settings": self.settings.to_json(),
+            "test": {p: t.to_json() for p, t in self.test.items()},
+            "metrics": self.scores.metrics_json(),
+            "intervals": self.scores.intervals_json(),
+            "created": self.created,
+            **self.extra,
+        }
+
+    @property
+    def headline_value(self) -> float | None:
+        """The test value of the run's headline metric (None when it has none)."""
+        return self.scores.get(self.headline)
+
+    @property
+    def own_test(self) -> TestResult | None:
+        """The test result of the run's own protocol."""
+        return self.test.get(self.protocol)
+
+    @property
+    def loo_order(self) -> str:
+        """How leave-one-out picked the held-out items ("time" for runs saved before the choice existed)."""
+        return str(self.split.get("loo_order", "time"))
+
+    @property
+    def beyond(self) -> Mapping[str, Any] | None:
+        return self.extra.get("beyond")
+
+    @property
+    def study(self) -> Mapping[str, Any] | None:
+        return self.extra.get("study")
+
+
+@dataclass(frozen=True)
+class BrokenRun:
+    """A run folder that cannot be read: listed with the reason, so one damaged run hides no other."""
+
+    run_id: str
+    reason: str
+
+    def to_json(self) -> dict:
+        return {"run_id": self.run_id, "broken": True, "reason": self.reason}
 
 
 def save_model(model: Recommender, folder: Path) -> None:
@@ -54,6 +450,46 @@ def save_model(model: Recommender, folder: Path) -> None:
 
     save_file(model.state_tensors(), str(folder / MODEL_FILE))
     (folder / "model.json").write_text(json.dumps(model.metadata(), indent=2, default=_json_default))
+
+
+def save_seen(seen: sp.csr_matrix, folder: Path) -> None:
+    """The seen-items matrix as two CSR arrays (indptr, indices) in safetensors."""
+    import torch
+    from safetensors.torch import save_file
+
+    seen = sp.csr_matrix(seen)
+    seen.sum_duplicates()
+    seen.sort_indices()
+    save_file(
+        {"seen.indptr": torch.as_tensor(seen.indptr.astype(np.int64)), "seen.indices": torch.as_tensor(seen.indices.astype(np.int64))},
+        str(folder / SEEN_FILE),
+    )
+
+
+def load_seen(folder: Path, n_users: int, n_items: int) -> sp.csr_matrix | None:
+    """The run's seen-items matrix, checked like the model's sparse tensors; None for runs saved before it existed."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = folder / SEEN_FILE
+    if not path.exists() and not path.is_symlink():
+        return None
+    label = f"{SEEN_FILE} of run {folder.name}"
+    path = _inside_home(path, label, root=folder)
+    _safetensors_header(path, label)
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise RunFileError(f"{label} cannot be read: {exc}", "Delete the run and train it again.") from None
+    indptr, indices = tensors.get("seen.indptr"), tensors.get("seen.indices")
+    if indptr is None or indices is None or indptr.dtype != indices.dtype or str(indptr.dtype) != "torch.int64":
+        raise RunFileError(f"{label} lacks the int64 tensors seen.indptr and seen.indices", "Delete the run and train it again.")
+    indptr, indices = indptr.numpy(), indices.numpy()
+    if indptr.ndim != 1 or len(indptr) != n_users + 1 or indptr[0] != 0 or (np.diff(indptr) < 0).any() or indptr[-1] != len(indices):
+        raise RunFileError(f"{label}: the sparse index is inconsistent with the model's {n_users} users")
+    if len(indices) and (indices.min() < 0 or indices.max() >= n_items):
+        raise RunFileError(f"{label} refers to items outside the model's {n_items}")
+    return sp.csr_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr), shape=(n_users, n_items))
 
 
 MAX_JSON_BYTES = 512 << 20  # per-user evaluations of a 20M-rating run stay well below this
@@ -231,8 +667,12 @@ def save_run(
     user_info: pd.DataFrame | None = None,
     evaluations: dict[str, dict] | None = None,
     run_id: str | None = None,
+    seen: sp.csr_matrix | None = None,
 ) -> str:
-    """Write a run atomically and return its id. ``record`` becomes run.json."""
+    """Write a run atomically and return its id. ``record`` becomes run.json.
+
+    ``seen`` (users × items) is what recommendations from the run must not repeat: every interaction
+    of the data set, where the model's own ``known`` holds only what it was fitted on."""
     run_id = run_id or new_run_id(str(record.get("dataset", {}).get("name", "data")), model.name)
     bad = {k: v for k, v in (record.get("metrics") or {}).items() if not np.isfinite(v)}
     if bad:
@@ -248,6 +688,8 @@ def save_run(
     staging = Path(tempfile.mkdtemp(prefix=f".{run_id}.{os.getpid()}.", dir=root))
     try:
         save_model(model, staging)
+        if seen is not None:
+            save_seen(seen, staging)
         (staging / "vocab.json").write_text(json.dumps({"users": users.to_json(), "items": items.to_json()}))
         for name, table in (("items", item_info), ("users", user_info)):
             if table is not None:
@@ -284,7 +726,28 @@ class Run:
     items: Vocabulary
     item_info: pd.DataFrame | None = None
     user_info: pd.DataFrame | None = None
+    seen_saved: sp.csr_matrix | None = field(default=None, repr=False)
     _evaluations: dict = field(default_factory=dict, repr=False)
+    _info: RunRecord | None = field(default=None, repr=False)
+
+    @property
+    def info(self) -> RunRecord:
+        """run.json as a typed :class:`RunRecord` (``record`` is the same, as the raw dict)."""
+        if self._info is None:
+            self._info = RunRecord.from_json(self.record, f"run.json of run {self.run_id}")
+        return self._info
+
+    @property
+    def seen(self) -> sp.csr_matrix:
+        """What each user has interacted with in any part of the data: recommendations never repeat it,
+        and the app scores a user from it (everything known of the user, not only the fitted part).
+
+        Runs saved before seen.safetensors existed stored these interactions as the model's ``known``."""
+        return self.model.known if self.seen_saved is None else self.seen_saved
+
+    def score(self, users: np.ndarray) -> np.ndarray:
+        """The model's scores of ``users`` over every item, read from their whole history (:attr:`seen`)."""
+        return self.model.score(np.asarray(users), history=self.seen)
 
     def item_titles(self) -> np.ndarray:
         return display_titles(self.items, self.item_info)
@@ -301,7 +764,7 @@ class Run:
     def recommend(self, raw_user: Any, k: int = 10, exclude_seen: bool = True) -> pd.DataFrame:
         """Top-``k`` items for a user given by raw id, as a table with titles and scores."""
         user = self.users.index(raw_user)
-        items, scores = self.model.recommend(np.array([user]), k=k, exclude_seen=exclude_seen)
+        items, scores = self.model.recommend(np.array([user]), k=k, exclude_seen=exclude_seen, history=self.seen)
         return self._item_table(items[0], scores[0])
 
     def rank_of_item(self, item: int) -> tuple[np.ndarray, np.ndarray]:
@@ -313,7 +776,7 @@ class Run:
         step = max(1, int(2**24 // max(1, self.model.n_items)))
         for start in range(0, n_users, step):  # blocks of users, bounded memory
             users = np.arange(start, min(n_users, start + step))
-            block = np.nan_to_num(self.model.score(users).astype(np.float64), nan=-np.inf)
+            block = np.nan_to_num(self.score(users).astype(np.float64), nan=-np.inf)
             mine = block[:, item : item + 1]
             first[users] = (block > mine).sum(axis=1) + 1
             tied[users] = (block == mine).sum(axis=1)
@@ -342,7 +805,7 @@ class Run:
                 "strength": rank_strength(first[order], tied[order], n_items),
                 "rank_first": first[order],
                 "tied": tied[order],
-                "already_seen": np.asarray(self.model.known[order, item].todense()).ravel() > 0,
+                "already_seen": np.asarray(self.seen[order, item].todense()).ravel() > 0,
             }
         )
 
@@ -368,7 +831,7 @@ def run_path(run_id: str) -> Path:
     if path.is_symlink():
         raise RunFileError(f"run {run_id} is a symbolic link; saved runs must be plain folders", "Copy the run folder instead of linking it.")
     if not (path / "run.json").exists():
-        known = [r["run_id"] for r in list_runs()][:5]
+        known = [r.run_id for r in list_runs()][:5]
         hint = ("Recent runs: " + ", ".join(known)) if known else "No runs are saved yet: train one with `python -m recsys_core train`."
         raise RunNotFoundError(f"no saved run {run_id!r} in {runs_dir()}", hint)
     return path
@@ -441,7 +904,7 @@ def load_run(run_id: str, device: str = "cpu") -> Run:
     model = load_model(path, device=device)
     if (len(users), len(items)) != (model.n_users, model.n_items):
         raise RunFileError(f"run {run_id}: vocab.json lists {len(users)} users and {len(items)} items, the model {model.n_users} and {model.n_items}")
-    return Run(
+    run = Run(
         run_id=run_id,
         path=path,
         record=record,
@@ -450,24 +913,29 @@ def load_run(run_id: str, device: str = "cpu") -> Run:
         items=items,
         item_info=_table(path, "items", len(items)),
         user_info=_table(path, "users", len(users)),
+        seen_saved=load_seen(path, model.n_users, model.n_items),
     )
+    _ = run.info  # a record whose fields have the wrong types is refused here, not on some page later
+    return run
 
 
-def list_runs() -> list[dict]:
-    """run.json of every saved run, newest first; unreadable folders are skipped with a note."""
-    out = []
+def list_runs() -> list[RunRecord | BrokenRun]:
+    """Every saved run's record, newest first; an unreadable folder is listed as a :class:`BrokenRun`."""
+    out: list[RunRecord | BrokenRun] = []
     for path in runs_dir().iterdir():
         if path.name.startswith(".") or not (path / "run.json").exists():
             continue
+        label = f"run.json of run {path.name}"
         try:
             _inside_home(path, f"run {path.name}")
-            record = check_record(_read_json(path, "run.json"), f"run.json of run {path.name}")
-            if record.get("run_id") != path.name or not isinstance(record.get("created", ""), str) or not isinstance(record.get("model"), str):
+            raw = check_record(_read_json(path, "run.json"), label)
+            if raw.get("run_id") != path.name or not isinstance(raw.get("created", ""), str) or not isinstance(raw.get("model"), str):
                 raise RunFileError(f"run.json of run {path.name} does not describe this run")
-            out.append(record)
+            out.append(RunRecord.from_json(raw, label))
         except RecsysError as error:  # one damaged run must not hide the others
-            out.append({"run_id": path.name, "broken": True, "reason": error.message})
-    return sorted(out, key=lambda r: str(r.get("created", "")), reverse=True)
+            out.append(BrokenRun(path.name, error.message))
+    # Broken runs have no creation time and sort last.
+    return sorted(out, key=lambda r: r.created if isinstance(r, RunRecord) else "", reverse=True)
 
 
 def delete_run(run_id: str) -> None:

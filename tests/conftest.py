@@ -17,6 +17,8 @@ def _isolated_home(tmp_path_factory, monkeypatch):
     """Every test writes into its own data home, never into the repository's artifacts/."""
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("RECSYS_HOME", str(home))
+    # Saving a run in the app starts its UMAP maps in the background: not on the test machine's cores.
+    monkeypatch.setenv("RECSYS_MAPS_ON_SAVE", "0")
     yield home
 
 

@@ -60,7 +60,7 @@ def test_home_fits_ease_on_a_fresh_home_and_reuses_it(ml100k_home):
     at = app("app.py").run()
     assert_clean(at)
     runs = list_runs()
-    assert [r["model"] for r in runs] == ["ease"], "the first visit fits EASE"
+    assert [r.model.name for r in runs] == ["ease"], "the first visit fits EASE"
     recs = at.dataframe[0].value
     assert len(recs) == 10
     assert recs["item"].str.contains(r"\(\d{4}\)").all(), "recommendations are shown with their titles"
@@ -69,7 +69,7 @@ def test_home_fits_ease_on_a_fresh_home_and_reuses_it(ml100k_home):
 
     label = run_label(runs[0])
     assert label.startswith("EASE · ml-100k · ") and "HR@10 0." in label
-    assert label in texts(at.markdown) and runs[0]["run_id"] not in texts(at.markdown)
+    assert label in texts(at.markdown) and runs[0].run_id not in texts(at.markdown)
     assert "ml-100k" in texts(at.markdown)
     # The fit's banner and finished progress bar are gone; the reasons and the user's profile are shown.
     assert not at.get("progress"), "the finished progress bar is cleared"
@@ -87,7 +87,7 @@ def test_home_fits_ease_on_a_fresh_home_and_reuses_it(ml100k_home):
     again = app("app.py").run()
     assert_clean(again)
     assert len(list_runs()) == 1
-    assert again.session_state["run_id"] == runs[0]["run_id"]
+    assert again.session_state["run_id"] == runs[0].run_id
 
 
 def test_home_without_data_or_network_points_to_the_upload(monkeypatch):
@@ -331,9 +331,9 @@ def test_train_page_pop_on_ml100k(ml100k_home):
     at.button(key="train_start").click().run()
     assert_clean(at)
     runs = list_runs()
-    assert [r["model"] for r in runs] == ["pop"]
-    assert runs[0]["split"]["loo_order"] == "time"
-    run_id = runs[0]["run_id"]
+    assert [r.model.name for r in runs] == ["pop"]
+    assert runs[0].loo_order == "time"
+    run_id = runs[0].run_id
     assert at.session_state["run_id"] == run_id
     assert at.session_state["train_results"] == [run_id]
     assert at.selectbox(key="train_active_run").value == run_id
@@ -360,20 +360,20 @@ def test_train_page_on_drugscom_sample(drugs_home):
     at.button(key="train_start").click().run()
     assert_clean(at)
     runs = list_runs()
-    assert sorted(r["model"] for r in runs) == sorted(models)
-    assert all(r["split"]["loo_order"] == "random" for r in runs)
-    assert all(r["dataset"]["name"] == "drugscom-sample" for r in runs)
+    assert sorted(r.model.name for r in runs) == sorted(models)
+    assert all(r.loo_order == "random" for r in runs)
+    assert all(r.dataset.name == "drugscom-sample" for r in runs)
     # No run was active before: the first one trained becomes active; later ones do not replace it.
-    assert at.session_state["run_id"] == runs[-1]["run_id"]
+    assert at.session_state["run_id"] == runs[-1].run_id
     # the page follows the default: refit on train + validation; 60 test conditions are too few to rank models
-    assert all(r["refit"]["done"] for r in runs)
+    assert all(r.refit.done for r in runs)
     assert "not meaningful" in texts(at.warning)
     if "neumf" in models:
-        neumf = next(r for r in runs if r["model"] == "neumf")
-        assert neumf["epochs_run"] == 2 and neumf["settings"]["epoch_budget"] == 2
-        assert neumf["config"]["epochs"] == neumf["refit"]["epochs"] <= 2  # the saved model: refitted for the chosen epochs
+        neumf = next(r for r in runs if r.model.name == "neumf")
+        assert neumf.history.epochs_run == 2 and neumf.settings.epoch_budget == 2 and neumf.settings.pretrain_epochs is not None
+        assert neumf.model.config["epochs"] == neumf.refit.epochs <= 2  # the saved model: refitted for the chosen epochs
         assert at.get("plotly_chart"), "the per-epoch curves are drawn"
-    assert all(r["dataset"]["positive_rule"]["threshold"] == 7.0 for r in runs)
+    assert all(r.dataset.positive_rule.threshold == 7.0 for r in runs)
 
     home = app("app.py")
     home.session_state["source"] = DataSource.builtin("drugscom-sample").to_json()
@@ -394,3 +394,66 @@ def test_train_page_reports_a_cancelled_training(ml100k_home):
     assert list_runs() == []
     at.run()
     assert not at.warning, "the notice is shown once"
+
+
+# -- the frame ---------------------------------------------------------------------------------------------------------------
+def test_saving_a_run_on_the_train_page_starts_its_umap_maps(ml100k_home, monkeypatch):
+    """The Embeddings page should find a new run's maps computing or done, not start them itself."""
+    from webapp import map_jobs
+
+    started = []
+    monkeypatch.setattr(map_jobs, "start_map", lambda run, kind: started.append((run.run_id, kind)))
+    monkeypatch.setenv("RECSYS_MAPS_ON_SAVE", "1")
+    at = app("pages/2_Train.py").run()
+    at.multiselect(key="train_models").set_value(["pop", "bpr"]).run()
+    at.number_input(key="train_bpr_epochs").set_value(1)
+    at.button(key="train_start").click().run()
+    assert_clean(at)
+    by_model = {r.model.name: r.run_id for r in list_runs()}
+    # BPR has item and user vectors; popularity has none, so nothing is started for it.
+    assert started == [(by_model["bpr"], "items"), (by_model["bpr"], "users")]
+
+    monkeypatch.setenv("RECSYS_MAPS_ON_SAVE", "0")  # the switch the test suite uses
+    from recsys_core.runs import load_run
+
+    assert map_jobs.start_maps_on_save(load_run(by_model["bpr"])) == []
+
+
+def test_every_page_opens_with_the_frame_and_imports_modules_by_name():
+    import re
+
+    # The project's own modules by their names (the usual st, np, pd and go stay).
+    alias = re.compile(r"^\s*(from (recsys_core|webapp)\S* import \S+|import (recsys_core|webapp)\S*) as \w+", re.M)
+    pages = sorted((REPO / "pages").glob("*.py"))
+    for path in pages:
+        text = path.read_text()
+        assert "frame.open_page(" in text, f"{path.name} does not open with webapp.frame.open_page"
+        assert "set_page_config" not in text, f"{path.name} sets its page config itself"
+        assert not alias.search(text), f"{path.name} imports a module under an alias"
+    home = (REPO / "app.py").read_text()
+    assert "frame.set_page(" in home and "set_page_config" not in home
+    assert not alias.search(home)
+    # One show_error for the whole app: no page or helper writes a RecsysError out by hand.
+    for path in [*pages, REPO / "app.py", *sorted((REPO / "webapp").glob("*.py"))]:
+        text = path.read_text()
+        assert "error.message +" not in text or path.name == "frame.py", f"{path.name} formats an error itself"
+        assert "def show_error" not in text or path.name == "frame.py", f"{path.name} has its own show_error"
+
+
+def test_a_page_without_its_data_shows_an_empty_state_with_a_link(monkeypatch):
+    """ml-100k is not fetched in this data home: every data page says so and links to the Data page, no traceback."""
+    for page in ("pages/2_Train.py", "pages/3_Recommend.py", "pages/4_Compare.py", "pages/5_Embeddings.py", "pages/6_Inside.py"):
+        at = app(page).run()
+        assert_clean(at)
+        assert "is not fetched yet" in texts(at.error), page
+        assert "Data page" in texts(at.markdown) or at.get("page_link"), page
+    at = app("pages/1_Data.py").run()  # the Data page is where data is chosen: it opens without any
+    assert_clean(at)
+    assert at.selectbox(key="data_builtin").value == "ml-100k"
+
+
+def test_pages_without_a_run_say_to_train_one(ml100k_home):
+    for page in ("pages/3_Recommend.py", "pages/4_Compare.py", "pages/5_Embeddings.py", "pages/6_Inside.py"):
+        at = app(page).run()
+        assert_clean(at)
+        assert "No saved run on ml-100k yet" in texts(at.info), page

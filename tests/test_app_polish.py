@@ -18,6 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # webapp/ is not an installed package; `streamlit run` has the repo on its path
     sys.path.insert(0, str(REPO))
 
+from recsys_core.runs import RunRecord  # noqa: E402
 from webapp import common, data_ui, home_ui, navigation  # noqa: E402
 
 EMOJI = re.compile("[\U0001f300-\U0001faff\u2600-\u26ff\u2700-\u27bf\u2b00-\u2bff\ufe0f]")
@@ -38,12 +39,13 @@ def record(**changes) -> dict:
 
 def test_run_label_names_model_data_time_and_score():
     today = date(2026, 11, 23)
-    assert common.run_label(record(), today=today) == "EASE · ml-100k · 09:21 · HR@10 0.669"
-    assert common.run_label(record(), today=date(2026, 11, 24)) == "EASE · ml-100k · 23 Nov 09:21 · HR@10 0.669"
+    label = common.run_label
+    assert label(RunRecord.from_json(record()), today=today) == "EASE · ml-100k · 09:21 · HR@10 0.669"
+    assert label(RunRecord.from_json(record()), today=date(2026, 11, 24)) == "EASE · ml-100k · 23 Nov 09:21 · HR@10 0.669"
     other = record(model="multvae", protocol="loo-full", metrics={"HR@10": 0.1234})
-    assert common.run_label(other, today=today) == "Mult-VAE · ml-100k · 09:21 · HR@10 0.123 · loo-full"
+    assert label(RunRecord.from_json(other), today=today) == "Mult-VAE · ml-100k · 09:21 · HR@10 0.123 · loo-full"
     # A run without a time or a score still gets a readable, distinguishable name.
-    bare = common.run_label(record(created="", metrics={}), today=today)
+    bare = label(RunRecord.from_json(record(created="", metrics={})), today=today)
     assert bare == "EASE · ml-100k · 75850a · no test score"
 
 
@@ -132,8 +134,7 @@ def fitted_ease(ml100k):
 def test_top_with_reasons_matches_the_core(fitted_ease, ml100k):
     from recsys_core import explain
 
-    raw_user = ml100k.users.ids[3]
-    table = home_ui.top_with_reasons(fitted_ease, ml100k, raw_user, k=10)
+    table = explain.recommendations_with_reasons(fitted_ease, ml100k, user=3, k=10)
     assert len(table) == 10 and table["because"].str.startswith("Because you liked ").all()
     items, ratings = explain.user_item_ratings(ml100k, 3)
     expected = explain.explain(fitted_ease.model, items, table["item_index"].to_numpy(), fitted_ease.item_titles(), ratings, 5.0)
@@ -156,7 +157,7 @@ def test_a_new_run_does_not_replace_the_active_run_and_the_best_is_offered(ml100
     at.multiselect(key="train_models").set_value(["pop"]).run()
     at.button(key="train_start").click().run()
     assert not at.exception, [e.message for e in at.exception]
-    pop = next(r["run_id"] for r in list_runs() if r["model"] == "pop")
+    pop = next(r.run_id for r in list_runs() if r.model.name == "pop")
     assert at.session_state["train_results"] == [pop]
     assert at.session_state["run_id"] == ease, "the worse new run did not become active"
     assert at.selectbox(key="train_active_run").value == ease
@@ -239,7 +240,7 @@ def test_first_visit_fetches_fits_and_clears_its_banners(monkeypatch, ml100k_dir
     monkeypatch.setattr(datasets, "fetch", lambda name, **kwargs: real_fetch(name, source=ml100k_dir, progress=kwargs.get("progress")))
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=240).run()
     assert not at.exception, [e.message for e in at.exception]
-    assert [r["model"] for r in list_runs()] == ["ease"]
+    assert [r.model.name for r in list_runs()] == ["ease"]
     assert len(at.dataframe[0].value) == 10
     assert not at.get("progress"), "no finished progress bar is left on the page"
     assert not any("First visit" in str(i.value) or "Fitting a first model" in str(i.value) for i in at.info)

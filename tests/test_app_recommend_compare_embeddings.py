@@ -18,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 
 from recsys_core import explain as ex
 from recsys_core.experiment import DataSource, run_experiment
-from recsys_core.runs import load_run
+from recsys_core.runs import RunRecord, load_run
 from webapp import compare_ui, embeddings_ui, map_jobs
 from webapp.common import MEDICAL_NOTE
 
@@ -243,8 +243,8 @@ def test_compare_on_drugs(runs):
     assert "test users both runs were evaluated on" in texts(at.success) + texts(at.info)
 
 
-def _record(run_id: str) -> dict:
-    return json.loads((Path(os.environ["RECSYS_HOME"]) / "runs" / run_id / "run.json").read_text())
+def _record(run_id: str) -> RunRecord:
+    return RunRecord.from_json(json.loads((Path(os.environ["RECSYS_HOME"]) / "runs" / run_id / "run.json").read_text()))
 
 
 # ================================================================================== Embeddings
@@ -353,7 +353,7 @@ def test_explanations_on_the_page_match_the_core(runs):
     run = load_run(runs["ml/itemknn"])
     data = ML.load()
     user = run.users.index(196)
-    items, _, _ = ex.rank_items(run.model, user, k=5)
+    items, _, _ = ex.rank_items(run.model, user, k=5, seen=run.seen)
     history, ratings = ex.user_item_ratings(data, user)
     out = ex.explain(run.model, history, items, run.item_titles(), ratings, 5.0)
     at = ok(page("3_Recommend.py", ML, runs["ml/itemknn"]))

@@ -53,5 +53,5 @@ def test_tune_mode_runs_a_study_and_saves_the_best(ml100k_dir):
     assert not at.exception, [e.message for e in at.exception]
     assert "Saved run" in " ".join(s.value for s in at.success)
     record = list_runs()[0]
-    assert record["model"] == "ease" and record["study"]["study_name"] == study_name and len(record["study"]["trials"]) == 3
-    assert at.session_state["run_id"] == record["run_id"]
+    assert record.model.name == "ease" and record.study["study_name"] == study_name and len(record.study["trials"]) == 3
+    assert at.session_state["run_id"] == record.run_id

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -111,8 +112,10 @@ def filled_home(_isolated_home, ml100k_dir):
     return _isolated_home, ease.run_id, list(expected["title"])
 
 
-def test_app_in_a_real_browser(filled_home, tmp_path):
-    home, run_id, titles = filled_home
+@contextmanager
+def _served(home: Path, tmp_path: Path):
+    """``streamlit run app.py`` on a free port with ``home`` as the data home, and a Chromium page on it:
+    yields (page, base url, server log). The log must hold no traceback when the server stops."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"Chromium is needed for the browser test and is not at {CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)")
     try:
@@ -130,61 +133,143 @@ def test_app_in_a_real_browser(filled_home, tmp_path):
         process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         _wait_healthy(port, process, log)
-        base = f"http://127.0.0.1:{port}"
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=60_000)
             try:
                 page = browser.new_page(viewport={"width": 1280, "height": 960})
                 page.set_default_timeout(PAGE_TIMEOUT_MS)
-
-                page.goto(base + "/")
-                page.get_by_text("Recsys Explorer").first.wait_for()
-                page.locator('[role="gridcell"]').first.wait_for(state="attached")
-                page.locator('[role="gridcell"]', has_text="Because you liked").first.wait_for(state="attached")
-                # The sidebar calls the home page "Home" (st.navigation), not after the script "app".
-                page.locator('[data-testid="stSidebarNav"]').get_by_text("Home", exact=True).wait_for()
-                page.wait_for_timeout(1500)
-                page.screenshot(path=str(SHOTS / "home.png"))
-
-                page.goto(base + "/Recommend")
-                page.get_by_text("Top 10 from ease").first.wait_for()
-                # The table is a canvas grid; its accessible cells carry the text.
-                page.locator('[role="gridcell"]', has_text=titles[0]).first.wait_for(state="attached")
-                page.locator('[role="gridcell"]', has_text="Because you liked").first.wait_for(state="attached")
-                page.wait_for_timeout(1500)
-                page.screenshot(path=str(SHOTS / "recommend.png"))
-
-                page.goto(base + "/Compare")
-                page.get_by_text("Leaderboard").first.wait_for()
-                page.get_by_text("is better").first.wait_for()
-                page.wait_for_timeout(1500)
-                page.screenshot(path=str(SHOTS / "compare.png"))
-
-                page.set_viewport_size({"width": 1280, "height": 1300})
-                page.goto(base + "/Embeddings")
-                plot = page.locator(".js-plotly-plot").first
-                plot.wait_for(timeout=MAP_TIMEOUT_MS)
-                plot.locator("canvas").first.wait_for(state="attached")
-                # First the instant PCA preview, then the page switches itself to the UMAP map when it is ready.
-                page.get_by_text("saved beside the run").first.wait_for(timeout=MAP_TIMEOUT_MS)
-                plot = page.locator(".js-plotly-plot").first
-                plot.locator("canvas").first.wait_for(state="attached")
-                assert page.locator(".js-plotly-plot .legend").count() >= 1
-                page.wait_for_timeout(2500)
-                plot.scroll_into_view_if_needed()
-                page.screenshot(path=str(SHOTS / "embeddings.png"))
-                # Click the first point of the first trace: the page shows that item and its neighbours.
-                point = page.evaluate(FIRST_POINT_JS)
-                page.mouse.click(point["x"], point["y"])
-                page.get_by_text("Nearest items").first.wait_for()
-                page.locator('[role="gridcell"]').first.wait_for(state="attached")
-                page.wait_for_timeout(1500)
-                page.screenshot(path=str(SHOTS / "embeddings-selected.png"))
+                yield page, f"http://127.0.0.1:{port}", log
             finally:
                 browser.close()
-        assert (home / "runs" / run_id / "map-items.npz").exists()
     finally:
         _stop(process)
     assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
-    for name in ("home", "recommend", "compare", "embeddings"):
+
+
+def _open_in_sidebar(page, title: str) -> None:
+    """Go to a page through the sidebar, as a person does: the browser session (and the active data) stays."""
+    page.locator('[data-testid="stSidebarNav"]').get_by_text(title, exact=True).click()
+
+
+def _choose(page, label: str, option: str) -> None:
+    """Pick ``option`` (a part of its text) in the selectbox labelled ``label``."""
+    page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first.click()
+    page.locator('[role="option"]', has_text=option).first.click()
+
+
+def test_app_in_a_real_browser(filled_home, tmp_path):
+    home, run_id, titles = filled_home
+    with _served(home, tmp_path) as (page, base, log):
+        page.goto(base + "/")
+        page.get_by_text("Recsys Explorer").first.wait_for()
+        page.locator('[role="gridcell"]').first.wait_for(state="attached")
+        page.locator('[role="gridcell"]', has_text="Because you liked").first.wait_for(state="attached")
+        # The sidebar calls the home page "Home" (st.navigation), not after the script "app".
+        page.locator('[data-testid="stSidebarNav"]').get_by_text("Home", exact=True).wait_for()
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(SHOTS / "home.png"))
+
+        page.goto(base + "/Recommend")
+        page.get_by_text("Top 10 from ease").first.wait_for()
+        # The table is a canvas grid; its accessible cells carry the text.
+        page.locator('[role="gridcell"]', has_text=titles[0]).first.wait_for(state="attached")
+        page.locator('[role="gridcell"]', has_text="Because you liked").first.wait_for(state="attached")
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(SHOTS / "recommend.png"))
+
+        page.goto(base + "/Compare")
+        page.get_by_text("Leaderboard").first.wait_for()
+        page.get_by_text("is better").first.wait_for()
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(SHOTS / "compare.png"))
+        beyond = page.get_by_role("heading", name="Beyond accuracy").first
+        beyond.scroll_into_view_if_needed()
+        page.locator(".js-plotly-plot").nth(1).wait_for()
+        page.evaluate("window.scrollBy(0, -40)")
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(SHOTS / "compare-beyond.png"))
+
+        page.goto(base + "/Inside")
+        page.get_by_text("Inside the model").first.wait_for()
+        page.locator(".js-plotly-plot").first.wait_for()
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(SHOTS / "inside.png"))
+
+        page.set_viewport_size({"width": 1280, "height": 1300})
+        page.goto(base + "/Embeddings")
+        plot = page.locator(".js-plotly-plot").first
+        plot.wait_for(timeout=MAP_TIMEOUT_MS)
+        plot.locator("canvas").first.wait_for(state="attached")
+        # First the instant PCA preview, then the page switches itself to the UMAP map when it is ready.
+        page.get_by_text("saved beside the run").first.wait_for(timeout=MAP_TIMEOUT_MS)
+        plot = page.locator(".js-plotly-plot").first
+        plot.locator("canvas").first.wait_for(state="attached")
+        assert page.locator(".js-plotly-plot .legend").count() >= 1
+        page.wait_for_timeout(2500)
+        plot.scroll_into_view_if_needed()
+        page.screenshot(path=str(SHOTS / "embeddings.png"))
+        # Click the first point of the first trace: the page shows that item and its neighbours.
+        point = page.evaluate(FIRST_POINT_JS)
+        page.mouse.click(point["x"], point["y"])
+        page.get_by_text("Nearest items").first.wait_for()
+        page.locator('[role="gridcell"]').first.wait_for(state="attached")
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(SHOTS / "embeddings-selected.png"))
+        assert (home / "runs" / run_id / "map-items.npz").exists()
+    for name in ("home", "recommend", "compare", "embeddings", "compare-beyond", "inside"):
         _doc_copy(SHOTS / f"{name}.png", f"{name}.png")
+
+
+@pytest.fixture
+def drugs_home(_isolated_home, ml100k_dir, drugs_sample_dir):
+    """Both data sets fetched, no run yet: the walkthrough trains its own."""
+    from recsys_core.datasets import fetch
+
+    fetch("ml-100k", source=ml100k_dir)
+    fetch("drugscom-sample", source=drugs_sample_dir)
+    return _isolated_home
+
+
+def test_drug_walkthrough_in_a_real_browser(drugs_home, tmp_path):
+    """Choose the drug data, train a quick model, a condition's drugs with evidence, then a drug's conditions."""
+    from recsys_core.runs import RunRecord, list_runs
+
+    with _served(drugs_home, tmp_path) as (page, base, log):
+        page.set_viewport_size({"width": 1600, "height": 1000})  # room for the evidence columns
+        page.goto(base + "/")
+        page.get_by_text("Recsys Explorer").first.wait_for()
+        page.locator('[role="gridcell"]').first.wait_for(state="attached")  # the first visit's EASE on MovieLens
+
+        _open_in_sidebar(page, "Data")
+        _choose(page, "Data set", "(drugscom-sample)")
+        page.locator('[data-testid="stSidebar"]').get_by_text("drugscom-sample").first.wait_for()
+        page.get_by_text("not medical advice").first.wait_for()
+
+        _open_in_sidebar(page, "Train")
+        page.get_by_text("Data: drugscom-sample").first.wait_for()
+        page.get_by_role("button", name="Train", exact=True).click()
+        page.get_by_text("Trained in this session").first.wait_for()
+        page.get_by_text("EASE · drugscom-sample").first.wait_for()
+
+        _open_in_sidebar(page, "Recommend")
+        page.get_by_text("Part 1 · Drugs reviewed for").first.wait_for()
+        page.get_by_text("Part 2 · Not yet reviewed for").first.wait_for()
+        # Each drug's rank for the condition in words and the reviews' evidence beside it (the grid
+        # only renders the columns in view, so the review counts are checked and not the snippets).
+        page.locator('[role="gridcell"]', has_text="ranked").first.wait_for(state="attached")
+        page.locator('[role="columnheader"]', has_text="Strength").first.wait_for(state="attached")
+        headers = " | ".join(page.locator('[role="columnheader"]').all_inner_texts())
+        assert "Reviews" in headers and "positive" in headers and "negative" in headers, headers
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(SHOTS / "recommend-drugs.png"))
+
+        page.get_by_text("A drug (reverse: which conditions)").first.click()
+        page.get_by_text("Part 1 · Conditions").first.wait_for()
+        page.get_by_text("is reviewed for").first.wait_for()
+        page.locator('[role="columnheader"]', has_text="Condition").first.wait_for(state="attached")
+        page.locator('[role="gridcell"]', has_text="ranked").first.wait_for(state="attached")
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(SHOTS / "recommend-drug-reverse.png"))
+    trained = [r for r in list_runs() if isinstance(r, RunRecord) and r.dataset.name == "drugscom-sample"]
+    assert [r.model.name for r in trained] == ["ease"] and trained[0].dataset.positive_rule.threshold == 7.0
+    _doc_copy(SHOTS / "recommend-drugs.png", "recommend-drugs.png")

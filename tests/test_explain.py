@@ -185,3 +185,48 @@ def test_conditions_for_a_drug_with_evidence(drugs_sample):
     assert (table["already_seen"] == (table["reviews"] > 0)).all()
     assert np.all(np.diff(table["rank_first"]) >= 0)  # best rank first, ties shown as ties
     assert table["model_rank"].str.contains("of 470 drugs").all()
+
+
+# ---------------------------------------------------------------------------------- the Recommend page's table
+def _run_of(model, data, seen=None):
+    from pathlib import Path
+
+    from recsys_core.runs import Run
+
+    return Run("test-run", Path("."), {}, model, data.users, data.items, data.item_info, data.user_info, seen_saved=seen)
+
+
+def test_recommendations_with_reasons_for_a_user_scores_from_and_excludes_every_seen_item(small):
+    # The model knows only the first half of each user's items; the run has seen them all.
+    half = small.subset(np.arange(len(small)) % 2 == 0)
+    model = _fit("ease", half, l2=1.0)
+    run = _run_of(model, small, seen=small.to_csr())
+    table = ex.recommendations_with_reasons(run, small, user=0, k=5, popularity=small.item_counts())
+    seen = set(small.item[small.user == 0])
+    assert not seen & set(table["item_index"]) and not table["seen"].any()
+    expected_items, expected_scores = model.recommend(np.array([0]), k=5, history=small.to_csr())
+    finite = np.isfinite(expected_scores[0])
+    assert table["item_index"].tolist() == expected_items[0][finite].tolist()
+    np.testing.assert_allclose(table["score"], expected_scores[0][finite])
+    history, ratings = ex.user_item_ratings(small, 0)
+    reasons = ex.explain(model, history, table["item_index"].to_numpy(), small.item_titles(), ratings, float(small.rating.max()))
+    assert table["because"].tolist() == reasons["because"].tolist()
+    assert table["because_items"].tolist() == reasons["because_items"].tolist()
+    assert {"rank", "item", "title", "score", "genres", "year", "popularity", "seen"} <= set(table.columns)
+    np.testing.assert_array_equal(table["popularity"], small.item_counts()[table["item_index"]])
+
+    shown = ex.recommendations_with_reasons(run, small, user=0, k=8, include_seen=True)
+    assert shown["seen"].tolist() == [i in seen for i in shown["item_index"]] and shown["seen"].any()
+
+
+def test_recommendations_with_reasons_for_a_profile_names_the_picked_items(small):
+    model = _fit("itemknn", small, neighbours=5, shrinkage=0.0)
+    run = _run_of(model, small)
+    table = ex.recommendations_with_reasons(run, small, profile=[0, 1], k=4, template="Close to {items}, which you picked")
+    items, scores = model.recommend_for_history(np.array([0, 1]), k=4)
+    assert table["item_index"].tolist() == items[np.isfinite(scores)].tolist()
+    assert not {0, 1} & set(table["item_index"]) and "seen" not in table.columns
+    supported = table[table["because_items"].map(len) > 0]
+    assert len(supported) and supported["because"].str.startswith("Close to Film ").all()
+    with pytest.raises(ValueError, match="either a user or a profile"):
+        ex.recommendations_with_reasons(run, small, user=0, profile=[1])

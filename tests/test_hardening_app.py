@@ -44,7 +44,7 @@ def test_two_browser_users_training_at_once_both_finish(capacity, monkeypatch):
     for user in users:
         assert not user.exception, [e.message for e in user.exception]
         assert not user.error, [e.value for e in user.error]
-    assert sorted(r["model"] for r in list_runs()) == ["itemknn", "pop"]
+    assert sorted(r.model.name for r in list_runs()) == ["itemknn", "pop"]
     assert jobs.TRAINING_SLOTS.running() == 0 and jobs.TRAINING_SLOTS.queued() == 0
 
 

@@ -56,7 +56,7 @@ def test_every_download_button_goes_through_the_neutraliser():
         text = path.read_text()
         assert "to_csv(" not in text, f"{path.name} writes CSV itself"
     helper = (REPO / "webapp" / "recommend_ui.py").read_text()
-    assert re.search(r"def csv_bytes\(.*\n\s+return csv_download\(table\)", helper)
+    assert re.search(r"def download_button\([^)]*\)[\s\S]*?csv_download\(shown\)", helper)
 
 
 @pytest.mark.parametrize(

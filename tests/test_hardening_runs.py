@@ -23,7 +23,7 @@ from recsys_core.experiment import DataSource, evaluate_run, run_experiment
 from recsys_core.home import data_home, runs_dir
 from recsys_core.models import create_model
 from recsys_core.models.base import ModelConfig
-from recsys_core.runs import MODEL_FILE, list_runs, load_run
+from recsys_core.runs import MODEL_FILE, RunRecord, list_runs, load_run
 
 
 @pytest.fixture
@@ -170,8 +170,8 @@ def test_a_tampered_run_is_a_clear_error(gmf_run, tamper, message, small):
     assert __import__("re").search(message, caught.value.message), caught.value.message
     # the other run still loads, and `runs` lists both (the damaged one marked)
     assert load_run(intact).model.name == "pop"
-    listed = {r["run_id"]: r for r in list_runs()}
-    assert set(listed) == {gmf_run, intact} and not listed[intact].get("broken")
+    listed = {r.run_id: r for r in list_runs()}
+    assert set(listed) == {gmf_run, intact} and isinstance(listed[intact], RunRecord)
     code, out, err = _cli(["runs"])
     assert code == 0 and intact in out and gmf_run in out, err
 

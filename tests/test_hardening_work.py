@@ -113,7 +113,7 @@ def test_sigkill_during_train_leaves_no_half_run_and_earlier_runs_intact(home_wi
     assert code == -9, (code, err[-2000:])  # really killed
     visible = [p.name for p in runs_dir().iterdir() if not p.name.startswith(".")]
     assert visible == [earlier], "a killed training must leave no visible run"
-    assert [r["run_id"] for r in list_runs()] == [earlier]
+    assert [r.run_id for r in list_runs()] == [earlier]
     assert _fingerprint(runs_dir() / earlier) == before
     assert load_run(earlier).model.name == "pop"
     leftovers = [p for p in runs_dir().iterdir() if p.name.startswith(".")]
@@ -165,7 +165,7 @@ def test_two_processes_training_into_one_home_both_save(home_with_ml100k):
     assert first.returncode == 0 and second.returncode == 0, [o[1][-1000:] for o in outputs]
     ids = [json.loads(out.strip().splitlines()[-1])["run_id"] for out, _ in outputs]
     assert len(set(ids)) == 2
-    assert sorted(r["run_id"] for r in list_runs()) == sorted(ids)
+    assert sorted(r.run_id for r in list_runs()) == sorted(ids)
     for run_id in ids:
         assert load_run(run_id).model.name == "itemknn"
 

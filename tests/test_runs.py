@@ -33,7 +33,7 @@ def test_run_roundtrip_and_contents(ml100k):
     with pytest.raises(UnknownIdError):
         run.recommend(99999)
     assert run.evaluation("loo-sampled").metrics["HR@10"] == pytest.approx(result.test.metrics["HR@10"])
-    assert [r["run_id"] for r in list_runs()] == [result.run_id]
+    assert [r.run_id for r in list_runs()] == [result.run_id]
 
 
 def test_missing_run_is_a_clear_error():
@@ -58,4 +58,145 @@ def test_a_failed_save_leaves_nothing_behind(ml100k, monkeypatch):
 def test_runs_saved_in_the_same_second_list_newest_first(ml100k):
     first = run_experiment(ml100k, "pop", device="cpu").run_id
     second = run_experiment(ml100k, "pop", device="cpu").run_id
-    assert [r["run_id"] for r in list_runs()] == [second, first]
+    assert [r.run_id for r in list_runs()] == [second, first]
+
+
+# ---------------------------------------------------------------------------------- the typed record
+def test_run_record_round_trip_and_typed_fields(ml100k):
+    from recsys_core.runs import RunRecord
+
+    result = run_experiment(ml100k, "itemknn", device="cpu")
+    raw = json.loads((runs_dir() / result.run_id / "run.json").read_text())
+    record = RunRecord.from_json(raw)
+    assert record.to_json() == raw  # nothing read is lost, nothing is added
+    assert RunRecord.from_json(record.to_json()) == record
+    assert (record.run_id, record.model.name, record.dataset.name, record.protocol, record.headline) == (
+        result.run_id, "itemknn", ml100k.name, "loo-sampled", "HR@10",
+    )  # fmt: skip
+    assert record.dataset.content_hash == ml100k.content_hash()
+    assert record.headline_value == pytest.approx(result.test.metrics["HR@10"])
+    assert record.scores.interval("HR@10") == pytest.approx(result.test.intervals["HR@10"])
+    assert set(record.test) == {"loo-sampled", "loo-full"} and record.test["loo-full"].scores.get("HR@10") == pytest.approx(
+        result.evaluations["loo-full"].metrics["HR@10"]
+    )
+    assert record.refit.done and record.loo_order == "time" and record.beyond is not None
+    assert record.settings.seed == 0 and record.settings.refit and record.settings.kl is None and record.settings.threshold is None
+    assert [r.run_id for r in list_runs()] == [record.run_id] and list_runs()[0] == record
+    assert load_run(result.run_id).info == record
+
+
+def test_an_old_format_run_json_loads_with_defaults():
+    """A run.json as early versions wrote it: no headline, positive rule, loo order, refit, created or beyond."""
+    from recsys_core.runs import RunRecord
+
+    old = {
+        "run_id": "20250101-120000-ml-100k-pop-abcdef",
+        "model": "pop",
+        "config": {},
+        "dataset": {"name": "ml-100k", "source": {"kind": "builtin", "name": "ml-100k", "path": None, "options": None}, "content_hash": "x"},
+        "protocol": "loo-full",
+        "split": {"kind": "leave-one-out"},
+        "seed": 3,
+        "metrics": {"HR@10": 0.25, "NDCG@10": 0.125},
+        "history": [],
+        "test": {"loo-full": {"protocol": "loo-full", "metrics": {"HR@10": 0.25}}},
+    }
+    record = RunRecord.from_json(old)
+    assert record.headline == "HR@10" and record.headline_value == 0.25 and record.scores.interval("HR@10") is None
+    assert record.dataset.positive_rule.threshold is None and not record.dataset.rule_recorded
+    assert record.loo_order == "time" and not record.refit.done and record.created == "" and record.beyond is None
+    assert record.history.device == "?" and record.history.epochs_run is None and not record.history.has_loss
+    assert record.test["loo-full"].n_users is None and record.test["loo-full"].meaning_note() is None
+    assert "positive_rule" not in record.to_json()["dataset"]  # an old run is not given a rule it never had
+
+    from webapp.common import run_label
+
+    assert run_label(record) == "Popularity · ml-100k · abcdef · HR@10 0.250 · loo-full"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"seed": "3"}, "seed is not a whole number"),
+        ({"metrics": {"HR@10": "high"}}, "metric HR@10 is not a number"),
+        ({"intervals": {"HR@10": [0.1]}}, "interval of HR@10 is not a pair"),
+        ({"history": {"loss": 1}}, "history is not a list"),
+        ({"dataset": {"source": {}}}, "dataset has no name"),
+        ({"test": {"loo-full": []}}, "test.loo-full is a list"),
+    ],
+)
+def test_a_run_json_with_wrong_types_is_a_run_file_error(change, message):
+    from recsys_core.errors import RunFileError
+    from recsys_core.runs import RunRecord
+
+    base = {"run_id": "r", "model": "pop", "dataset": {"name": "d"}, "protocol": "loo-full"}
+    with pytest.raises(RunFileError, match=message) as caught:
+        RunRecord.from_json({**base, **change}, "run.json of run r")
+    assert caught.value.message.startswith("run.json of run r is damaged") and caught.value.hint
+
+
+# ---------------------------------------------------------------------------------- seen items
+@pytest.mark.parametrize("refit", [True, False])
+def test_the_seen_items_are_saved_beside_the_model_and_re_evaluation_matches(ml100k, refit):
+    from recsys_core.experiment import evaluate_run
+    from recsys_core.runs import SEEN_FILE
+
+    result = run_experiment(ml100k, "ease", device="cpu", refit=refit, overrides={"l2": 500.0})
+    assert (runs_dir() / result.run_id / SEEN_FILE).exists()
+    run = load_run(result.run_id)
+    fitted = result.split.train_with_validation() if refit else result.split.train
+    # What the model scores from is what it was fitted on; what it must not recommend is everything.
+    assert (run.model.known != fitted.to_csr()).nnz == 0
+    assert (run.seen != ml100k.to_csr()).nnz == 0
+    assert run.info.extra["known_history"] == ("train + validation" if refit else "train")
+    again = evaluate_run(result.run_id, data=ml100k)
+    assert again.metrics == pytest.approx(result.test.metrics)
+    # Recommendations from the run never repeat a seen item, in any part of the data.
+    user = ml100k.users.index(1)
+    seen = set(ml100k.item[ml100k.user == user])
+    assert not seen & set(run.recommend(1, k=50)["item_index"])
+
+
+def test_a_run_saved_before_seen_items_still_loads_recommends_and_re_evaluates(ml100k):
+    """Old runs stored every interaction as the model's known: they fall back to it, as before."""
+    import scipy.sparse as sp
+    from safetensors.torch import load_file, save_file
+
+    from recsys_core.experiment import evaluate_run
+    from recsys_core.runs import MODEL_FILE, SEEN_FILE
+
+    result = run_experiment(ml100k, "itemknn", device="cpu")
+    folder = runs_dir() / result.run_id
+    tensors = load_file(str(folder / MODEL_FILE))
+    seen = load_file(str(folder / SEEN_FILE))
+    tensors["known.indptr"], tensors["known.indices"] = seen["seen.indptr"], seen["seen.indices"]
+    save_file(tensors, str(folder / MODEL_FILE))
+    (folder / SEEN_FILE).unlink()
+
+    run = load_run(result.run_id)
+    assert run.seen_saved is None and (run.seen != ml100k.to_csr()).nnz == 0
+    assert isinstance(run.seen, sp.csr_matrix)
+    assert not set(ml100k.item[ml100k.user == ml100k.users.index(1)]) & set(run.recommend(1, k=20)["item_index"])
+    assert evaluate_run(result.run_id, data=ml100k).metrics == pytest.approx(result.test.metrics)
+
+
+def test_a_damaged_seen_items_file_is_a_clear_error(ml100k):
+    from recsys_core.errors import RunFileError
+    from recsys_core.runs import SEEN_FILE
+
+    result = run_experiment(ml100k, "pop", device="cpu")
+    (runs_dir() / result.run_id / SEEN_FILE).write_bytes(b"\x80\x04not a safetensors file")
+    with pytest.raises(RunFileError, match="seen.safetensors of run .* is not a safetensors file"):
+        load_run(result.run_id)
+
+
+def test_run_record_round_trip_keeps_model_specific_settings(ml100k):
+    """Mult-VAE records its KL schedule under settings; the typed record reads it and writes it back."""
+    from recsys_core.runs import RunRecord
+
+    result = run_experiment(ml100k, "multvae", device="cpu", epochs=1)
+    raw = json.loads((runs_dir() / result.run_id / "run.json").read_text())
+    record = RunRecord.from_json(raw)
+    assert record.to_json() == raw
+    assert record.settings.kl is not None and record.settings.kl["total_anneal_steps"] == raw["settings"]["kl"]["total_anneal_steps"]
+    assert record.settings.epoch_budget == 1 and record.history.has_loss

@@ -5,15 +5,22 @@ the very same charts.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import streamlit as st
 
 from recsys_core.beyond import TRADEOFF_AXES, activity_table, beyond_metrics_table, tradeoff_figure, tradeoff_table
 from recsys_core.evaluation import HEADLINE
+from webapp.frame import show_error
+
+if TYPE_CHECKING:
+    from recsys_core.runs import RunRecord
 
 
-def show_beyond_accuracy(records: list[dict], protocol: str) -> None:
+def show_beyond_accuracy(runs: list[RunRecord], protocol: str) -> None:
     """The Compare page's beyond-accuracy section: the trade-off charts, the metrics and accuracy by activity."""
     st.header("Beyond accuracy")
+    records = [run.to_json() for run in runs]  # recsys_core.beyond reads run.json as written, as the report does
     table = tradeoff_table(records, protocol)
     if table.empty:
         st.info("None of these runs has beyond-accuracy metrics yet (runs saved before they existed); train them again to see them.")
@@ -65,7 +72,7 @@ def show_report_download(run_ids: list[str], protocol: str) -> None:
             with st.spinner("Building the report…"):
                 st.session_state["cmp_report"] = (key, build_report(run_ids, protocol=protocol).encode("utf-8"))
         except RecsysError as error:
-            st.error(error.message + (f"\n\n{error.hint}" if error.hint else ""))
+            show_error(error, "The report could not be built")
     built = st.session_state.get("cmp_report")
     if built and built[0] == key:
         st.download_button("Download report.html", built[1], file_name="recsys-report.html", mime="text/html", key="cmp_report_download")

@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 import streamlit as st
 
@@ -18,6 +19,9 @@ from recsys_core.datasets.source import DataSource
 from recsys_core.drugs import MEDICAL_NOTE as MEDICAL_NOTE  # one wording for the CLI and every page
 from recsys_core.errors import RecsysError
 from webapp.safe_output import plain
+
+if TYPE_CHECKING:  # recsys_core.runs imports the models (torch): the first page must not
+    from recsys_core.runs import RunRecord
 
 DEFAULT_SOURCE = DataSource.builtin("ml-100k")
 
@@ -44,6 +48,11 @@ def load_data(source: DataSource, read_progress=None):
     return _load_data(source_key(source), source.load(read_progress=read_progress))
 
 
+def data_for_key(key: str):
+    """``load_data`` of the source whose ``source_key`` is ``key`` (cached tables are keyed by it)."""
+    return _load_data(key)
+
+
 @st.cache_resource(show_spinner="Loading model…", max_entries=16)
 def load_run(run_id: str):
     """A saved run (model + vocabularies), loaded once per process; the run folder never changes."""
@@ -52,16 +61,17 @@ def load_run(run_id: str):
     return _load(run_id, device="auto")
 
 
-def all_runs() -> list[dict]:
-    from recsys_core.runs import list_runs
+def all_runs() -> list[RunRecord]:
+    """Every readable saved run, newest first (damaged folders are left to the CLI's `runs` to list)."""
+    from recsys_core.runs import RunRecord, list_runs
 
-    return [r for r in list_runs() if not r.get("broken")]
+    return [r for r in list_runs() if isinstance(r, RunRecord)]
 
 
-def runs_for(data) -> list[dict]:
+def runs_for(data) -> list[RunRecord]:
     """Saved runs trained on exactly this data (same content hash), newest first."""
     digest = data.content_hash()
-    return [r for r in all_runs() if r["dataset"]["content_hash"] == digest]
+    return [r for r in all_runs() if r.dataset.content_hash == digest]
 
 
 def active_source() -> DataSource:
@@ -78,7 +88,7 @@ def set_active_source(source: DataSource) -> None:
 def active_run_id(data) -> str | None:
     """The chosen run for the active data, falling back to the newest run on it."""
     runs = runs_for(data)
-    ids = [r["run_id"] for r in runs]
+    ids = [r.run_id for r in runs]
     chosen = st.session_state.get("run_id")
     if chosen in ids:
         return chosen
@@ -101,7 +111,7 @@ def keep_active_run(data) -> str | None:
     return current
 
 
-def best_run(data, protocol: str | None = None) -> dict | None:
+def best_run(data, protocol: str | None = None) -> RunRecord | None:
     """The run on this data with the highest test headline metric on ``protocol`` (default: the active
     run's protocol, else the newest run's): runs tested on different protocols are not comparable."""
     runs = runs_for(data)
@@ -109,13 +119,9 @@ def best_run(data, protocol: str | None = None) -> dict | None:
         return None
     if protocol is None:
         current = active_run_id(data)
-        protocol = next((r.get("protocol") for r in runs if r["run_id"] == current), runs[0].get("protocol"))
-    scored = [r for r in runs if r.get("protocol") == protocol and isinstance(headline_value(r), (int, float))]
-    return max(scored, key=headline_value, default=None)
-
-
-def headline_value(record: dict) -> float | None:
-    return record.get("metrics", {}).get(record.get("headline", "HR@10"))
+        protocol = next((r.protocol for r in runs if r.run_id == current), runs[0].protocol)
+    scored = [r for r in runs if r.protocol == protocol and r.headline_value is not None]
+    return max(scored, key=lambda r: r.headline_value, default=None)
 
 
 MODEL_TITLES = {
@@ -124,26 +130,22 @@ MODEL_TITLES = {
 }  # fmt: skip
 
 
-def run_label(record: dict, today: date | None = None) -> str:
+def run_label(record: RunRecord, today: date | None = None) -> str:
     """How every page names a run: "EASE · ml-100k · 09:21 · HR@10 0.669" instead of its raw id.
 
     The date is added when the run is not from today; the protocol when it is not the default
     sampled leave-one-out (the same headline metric means something else on another protocol).
     """
-    model = MODEL_TITLES.get(record.get("model", ""), str(record.get("model", "?")))
-    parts = [model, str(record.get("dataset", {}).get("name", "?"))]
-    created = record.get("created", "")
+    parts = [MODEL_TITLES.get(record.model.name, record.model.name), record.dataset.name]
     try:
-        when = datetime.fromisoformat(created)
+        when = datetime.fromisoformat(record.created)
         parts.append(when.strftime("%H:%M") if when.date() == (today or date.today()) else when.strftime("%d %b %H:%M"))
     except (TypeError, ValueError):  # an old run without a creation time: its id still tells runs apart
-        parts.append(str(record.get("run_id", "?"))[-6:])
-    value = headline_value(record)
-    headline = record.get("headline", "HR@10")
-    parts.append(f"{headline} {value:.3f}" if isinstance(value, (int, float)) else "no test score")
-    protocol = record.get("protocol")
-    if protocol and protocol != "loo-sampled":
-        parts.append(protocol)
+        parts.append(record.run_id[-6:])
+    value = record.headline_value
+    parts.append(f"{record.headline} {value:.3f}" if value is not None else "no test score")
+    if record.protocol != "loo-sampled":
+        parts.append(record.protocol)
     return " · ".join(parts)
 
 
@@ -151,7 +153,7 @@ def run_label_for(run_id: str | None) -> str:
     """``run_label`` of a saved run given by id ("— none yet —" for None; the id itself if it is not listed)."""
     if run_id is None:
         return "— none yet —"
-    record = next((r for r in all_runs() if r["run_id"] == run_id), None)
+    record = next((r for r in all_runs() if r.run_id == run_id), None)
     return run_label(record) if record is not None else run_id
 
 
@@ -163,23 +165,24 @@ def offer_best_run(data, key: str = "use_best_run") -> None:
     """
     best = best_run(data)
     current = active_run_id(data)
-    if best is None or best["run_id"] == current:
+    if best is None or best.run_id == current:
         return
     st.button(
         f"Use the best run on this data: {plain(run_label(best))}",
         key=key,
         icon=":material/trophy:",
-        help=f"Highest test {best.get('headline', 'HR@10')} among the runs on {plain(best.get('protocol'))}; "
+        help=f"Highest test {best.headline} among the runs on {plain(best.protocol)}; "
         f"the active run is now {plain(run_label_for(current))}.",
         on_click=set_active_run,
-        args=(best["run_id"],),
+        args=(best.run_id,),
     )
 
 
-def positive_rule_text(record: dict | None = None) -> str:
+def positive_rule_text(record: RunRecord | None = None) -> str:
     """ "Positives: ..." for a caption beside metrics: the run's recorded rule, else the active data's."""
-    rule = (record or {}).get("dataset", {}).get("positive_rule")
-    return f"Positives: {rule['text'] if rule else active_source().positive_rule()}."
+    if record is not None and record.dataset.rule_recorded:
+        return f"Positives: {record.dataset.positive_rule.text}."
+    return f"Positives: {active_source().positive_rule()}."
 
 
 def is_drug_data(data) -> bool:
@@ -187,12 +190,14 @@ def is_drug_data(data) -> bool:
 
 
 @contextmanager
-def friendly_errors() -> Iterator[None]:
-    """Show the library's own errors as a message on the page, never a traceback."""
+def friendly_errors(what: str = "") -> Iterator[None]:
+    """Run a block; a library error in it is shown as webapp.frame's ``show_error`` shows any, then the page stops."""
     try:
         yield
     except RecsysError as error:
-        st.error(error.message + (f"\n\n{error.hint}" if error.hint else ""))
+        from webapp.frame import show_error
+
+        show_error(error, what)
         st.stop()
 
 

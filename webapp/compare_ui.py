@@ -1,13 +1,17 @@
-"""Tables and sentences of the Compare page, from saved runs' run.json records (no Streamlit here)."""
+"""Tables and sentences of the Compare page, from saved runs' records (:class:`~recsys_core.runs.RunRecord`; no Streamlit here)."""
 
 from __future__ import annotations
 
 import json
 import math
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from recsys_core.evaluation import HEADLINE, LOWER_IS_BETTER, saved_meaning_note
+from recsys_core.evaluation import HEADLINE, LOWER_IS_BETTER
+
+if TYPE_CHECKING:
+    from recsys_core.runs import RunRecord
 
 # The metrics each protocol's leaderboard shows, in order (those a record has).
 LEADERBOARD_METRICS = {
@@ -19,64 +23,67 @@ LEADERBOARD_METRICS = {
 SPLIT_NAMES = {"leave-one-out": "leave-one-out", "heldout-users": "held-out users", "ratio": "random ratio"}
 
 
-def split_key(record: dict) -> str:
+def split_key(record: RunRecord) -> str:
     """Runs with the same key were tested on the same split (same data is checked by the caller)."""
-    return json.dumps({"split": record.get("split", {}), "seed": record.get("seed")}, sort_keys=True, default=str)
+    return json.dumps({"split": dict(record.split), "seed": record.seed}, sort_keys=True, default=str)
 
 
-def split_label(record: dict, n_runs: int) -> str:
-    split = record.get("split", {})
-    kind = SPLIT_NAMES.get(split.get("kind"), split.get("kind", "?"))
-    return f"{kind} split, seed {record.get('seed')} ({n_runs} run{'s' if n_runs != 1 else ''})"
+def split_label(record: RunRecord, n_runs: int) -> str:
+    kind = SPLIT_NAMES.get(record.split.get("kind"), record.split.get("kind", "?"))
+    return f"{kind} split, seed {record.seed} ({n_runs} run{'s' if n_runs != 1 else ''})"
 
 
-def group_by_split(records: list[dict]) -> dict[str, list[dict]]:
-    groups: dict[str, list[dict]] = {}
+def group_by_split(records: list[RunRecord]) -> dict[str, list[RunRecord]]:
+    groups: dict[str, list[RunRecord]] = {}
     for record in records:
-        if "test" in record:
+        if record.test:
             groups.setdefault(split_key(record), []).append(record)
     return groups
 
 
-def protocols_of(records: list[dict]) -> list[str]:
-    order = list(HEADLINE)
-    found = {p for r in records for p in r.get("test", {})}
-    return [p for p in order if p in found]
+def protocols_of(records: list[RunRecord]) -> list[str]:
+    found = {p for r in records for p in r.test}
+    return [p for p in HEADLINE if p in found]
 
 
-def short_name(record: dict) -> str:
+def short_name(record: RunRecord) -> str:
     """The run's name on this page: the one every page uses (webapp.common.run_label)."""
     from .common import run_label
 
     return run_label(record)
 
 
-def leaderboard(records: list[dict], protocol: str) -> pd.DataFrame:
+def _metric(record: RunRecord, protocol: str, metric: str) -> float | None:
+    test = record.test.get(protocol)
+    return None if test is None else test.scores.get(metric)
+
+
+def leaderboard(records: list[RunRecord], protocol: str) -> pd.DataFrame:
     """One row per run evaluated on ``protocol``: metrics with 95% bootstrap intervals, Coverage@10
     of the full ranking (leave-one-out runs), fit time; best headline first."""
     rows = []
     for record in records:
-        test = record.get("test", {}).get(protocol)
+        test = record.test.get(protocol)
         if test is None:
             continue
-        row = {"run": short_name(record), "model": record["model"], "run_id": record["run_id"]}
+        row = {"run": short_name(record), "model": record.model.name, "run_id": record.run_id}
         for metric in LEADERBOARD_METRICS.get(protocol, ()):
-            value = test["metrics"].get(metric)
+            value = test.scores.get(metric)
             if value is None and metric.startswith("Coverage@") and protocol.startswith("loo"):
-                value = record["test"].get("loo-full", {}).get("metrics", {}).get(metric)
+                value = _metric(record, "loo-full", metric)
             if value is None:
                 continue
             row[metric] = value
-            interval = test.get("intervals", {}).get(metric)
+            interval = test.scores.interval(metric)
             if interval is not None:
                 row[f"{metric} 95% CI"] = f"{interval[0]:.3f} – {interval[1]:.3f}"
         if protocol == "loo-sampled":
-            coverage = record["test"].get("loo-full", {}).get("metrics", {}).get("Coverage@10")
+            coverage = _metric(record, "loo-full", "Coverage@10")
             if coverage is not None:
                 row["Coverage@10 (full ranking)"] = coverage
-        row["fit seconds"] = record.get("fit_seconds")
-        row["epochs"] = record.get("epochs_run")
-        row["created"] = str(record.get("created", "")).replace("T", " ")[:19]
+        row["fit seconds"] = record.history.fit_seconds
+        row["epochs"] = record.history.epochs_run
+        row["created"] = record.created.replace("T", " ")[:19]
         rows.append(row)
     table = pd.DataFrame(rows)
     headline = HEADLINE.get(protocol)
@@ -85,9 +92,9 @@ def leaderboard(records: list[dict], protocol: str) -> pd.DataFrame:
     return table
 
 
-def history_condition(records: list[dict]) -> str:
+def history_condition(records: list[RunRecord]) -> str:
     """Which test-time history the runs had: refitted on train + validation (the default) or not."""
-    refitted = sum(1 for r in records if (r.get("refit") or {}).get("done"))
+    refitted = sum(1 for r in records if r.refit.done)
     if refitted == len(records):
         return (
             "Every run here was refitted on train + validation after selection on validation (the default), "
@@ -101,9 +108,9 @@ def history_condition(records: list[dict]) -> str:
     )
 
 
-def meaning_note(records: list[dict], protocol: str) -> str | None:
+def meaning_note(records: list[RunRecord], protocol: str) -> str | None:
     """The "not meaningful" note (the core's rule) when any run's headline interval is too wide."""
-    notes = [saved_meaning_note(r["test"][protocol]) for r in records if protocol in r.get("test", {})]
+    notes = [r.test[protocol].meaning_note() for r in records if protocol in r.test]
     notes = [n for n in notes if n]
     return notes[0] if notes else None
 
@@ -143,20 +150,19 @@ def paired_sentence(result: dict, name_a: str, name_b: str, level: float = 0.05)
     return text + f"The difference is significant at the {percent} level: **{better} is better** on {metric}{note}.", verdict
 
 
-def sampled_vs_full(records: list[dict], metric: str = "HR@10") -> pd.DataFrame:
+def sampled_vs_full(records: list[RunRecord], metric: str = "HR@10") -> pd.DataFrame:
     """Runs with both leave-one-out evaluations: the metric sampled (99 negatives) and on the full
     ranking, and each run's rank under both."""
     rows = []
     for record in records:
-        test = record.get("test", {})
-        if "loo-sampled" in test and "loo-full" in test:
+        if "loo-sampled" in record.test and "loo-full" in record.test:
             rows.append(
                 {
                     "run": short_name(record),
-                    f"{metric} sampled": test["loo-sampled"]["metrics"].get(metric),
-                    f"{metric} full": test["loo-full"]["metrics"].get(metric),
-                    "NDCG@10 sampled": test["loo-sampled"]["metrics"].get("NDCG@10"),
-                    "NDCG@10 full": test["loo-full"]["metrics"].get("NDCG@10"),
+                    f"{metric} sampled": _metric(record, "loo-sampled", metric),
+                    f"{metric} full": _metric(record, "loo-full", metric),
+                    "NDCG@10 sampled": _metric(record, "loo-sampled", "NDCG@10"),
+                    "NDCG@10 full": _metric(record, "loo-full", "NDCG@10"),
                 }
             )
     table = pd.DataFrame(rows)

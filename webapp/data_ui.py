@@ -60,26 +60,6 @@ def bootstrap_lock() -> threading.Lock:
     return threading.Lock()
 
 
-def show_error(error: BaseException, what: str = "") -> None:
-    """A library error as a message on the page (never a traceback)."""
-    if isinstance(error, RecsysError):
-        text = error.message + (f"\n\n{error.hint}" if error.hint else "")
-    else:  # an error the library did not foresee: still a message, with its type for a bug report
-        text = f"{type(error).__name__}: {error}"
-    st.error((f"{what}: " if what else "") + text)
-
-
-def page_link(page: str, label: str, icon: str | None = None) -> None:
-    """``st.page_link`` to ``pages/...``, or plain text where the page cannot be linked (a page run on its own)."""
-    from streamlit.errors import StreamlitAPIException
-
-    try:
-        st.page_link(page, label=label, icon=icon)
-    except StreamlitAPIException:
-        title = Path(page).stem.split("_", 1)[-1].replace("_", " ")
-        st.markdown(f"{icon or ':material/arrow_forward:'} {label} (open **{title}** in the sidebar).")
-
-
 # -- built-in data sets ----------------------------------------------------------------------------------
 def dataset_rows() -> list[dict]:
     from recsys_core.datasets import list_datasets

@@ -17,11 +17,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
-import numpy as np
 import pandas as pd
 import streamlit as st
-
-from recsys_core import explain
 
 from . import train_ui
 
@@ -108,14 +105,3 @@ def profile_text(data, user: int) -> str | None:
     if "occupation" in info.columns and pd.notna(row["occupation"]) and str(row["occupation"]) not in ("", "none", "other"):
         parts.append(str(row["occupation"]))
     return ", ".join(parts) if parts else None
-
-
-def top_with_reasons(run, data, raw_user, k: int = 10) -> pd.DataFrame:
-    """The run's top ``k`` for a known user with a "Because you liked …" column (recsys_core.explain's reasons)."""
-    recs = run.recommend(raw_user, k=k)
-    user = data.users.index(raw_user)
-    history_items, ratings = explain.user_item_ratings(data, user)
-    max_rating = float(np.nanmax(data.rating)) if data.rating is not None and len(data) else None
-    because = explain.explain(run.model, history_items, recs["item_index"].to_numpy(), run.item_titles(), ratings, max_rating)
-    recs["because"] = because["because"].to_numpy()
-    return recs

@@ -6,10 +6,16 @@ which writes the map beside the run (the cache the page reads first). Meanwhile 
 PCA preview and polls :func:`job_for`. The registry is process-wide (a module dict under a lock), so
 two sessions opening the same run share one computation, and a session that leaves does not stop it.
 The thread never calls Streamlit: it only records its stage, its fraction and any error.
+
+The first map took 130 s on a busy 2-core machine, so the page should rarely be the one to start it:
+:func:`start_maps_on_save` starts a run's maps as soon as the Train page has saved the run (items
+first, then users; one UMAP at a time), and the Embeddings page usually finds them on disk.
+``RECSYS_MAPS_ON_SAVE=0`` turns this off (the test suite does, to keep UMAP off its two cores).
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -79,3 +85,28 @@ def start_map(run, kind: str) -> MapJob:
 
     threading.Thread(target=work, name=f"umap-{kind}-{Path(run.path).name}", daemon=True).start()
     return job
+
+
+MAP_KINDS = ("items", "users")
+
+
+def maps_on_save() -> bool:
+    """Whether saving a run in the app starts its maps (``RECSYS_MAPS_ON_SAVE``, default on)."""
+    return os.environ.get("RECSYS_MAPS_ON_SAVE", "1") != "0"
+
+
+def start_maps_on_save(run) -> list[MapJob]:
+    """Start the UMAP maps of a run just saved: each kind it has vectors for and no map on disk yet.
+
+    ``run`` is the loaded run (``webapp.common.load_run``). Returns the jobs started (none when the
+    model has no vectors, the maps exist, or ``RECSYS_MAPS_ON_SAVE=0``)."""
+    if not maps_on_save():
+        return []
+    jobs = []
+    for kind in MAP_KINDS:  # items first: the Embeddings page opens on the item map
+        if not embedding_map.has_embeddings(run.model, kind):
+            continue
+        n_points = run.model.n_items if kind == "items" else run.model.n_users
+        if embedding_map.load_map(run.path, kind, n_points) is None:
+            jobs.append(start_map(run, kind))
+    return jobs

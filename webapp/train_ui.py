@@ -11,15 +11,17 @@ from __future__ import annotations
 import math
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import streamlit as st
 
 from recsys_core.errors import ModelError
-from recsys_core.evaluation import saved_meaning_note
 from recsys_core.protocols import PROTOCOLS, get_protocol
 from webapp.safe_output import plain
+
+if TYPE_CHECKING:
+    from recsys_core.runs import RunRecord
 
 #: Validation curves drawn when the trainer reports them (per protocol, whichever is present).
 CURVE_METRICS = ("HR@10", "NDCG@10", "Recall@20", "NDCG@100", "RMSE")
@@ -276,57 +278,48 @@ def metrics_table(metrics: dict, intervals: dict) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("metric")
 
 
-def render_run(record: dict, active: bool) -> None:
+def render_run(record: RunRecord, active: bool) -> None:
     """A saved run: what was trained how, its test metrics with 95% bootstrap intervals and its curves."""
     from .common import run_label
 
-    title = f"{plain(run_label(record))} · {plain(record['protocol'])}"
+    title = f"{plain(run_label(record))} · {plain(record.protocol)}"
+    history = record.history
     with st.container(border=True):
         st.markdown(f"**{title}**" + ("  — active run" if active else ""))
-        facts = [
-            f"run {record['run_id']}",
-            f"device {record.get('device', '?')}",
-            f"fit {record.get('fit_seconds', 0):.1f} s",
-            f"seed {record.get('seed')}",
-        ]
-        if any("loss" in h for h in record.get("history") or []):
-            facts.insert(
-                3, f"epochs {record.get('epochs_run', 0)}" + (f" (best {record['best_epoch']})" if record.get("best_epoch") else "")
-            )
+        facts = [f"run {record.run_id}", f"device {history.device}", f"fit {history.fit_seconds:.1f} s", f"seed {record.seed}"]
+        if history.has_loss:
+            facts.insert(3, f"epochs {history.epochs_run or 0}" + (f" (best {history.best_epoch})" if history.best_epoch else ""))
         else:
             facts.insert(3, "closed form")
-        if record.get("stopped_early"):
+        if history.stopped_early:
             facts.append("stopped early")
-        refit = record.get("refit") or {}
-        if refit.get("done"):
-            facts.append("refitted on train + validation" + (f" for {refit['epochs']} epochs" if refit.get("epochs") else ""))
+        if record.refit.done:
+            facts.append("refitted on train + validation" + (f" for {record.refit.epochs} epochs" if record.refit.epochs else ""))
         else:
             facts.append("not refitted: tested as selected on validation")
-        if record.get("tuning"):
-            facts.append(
-                "tuned on validation: " + ", ".join(f"{k}={v}" for k, v in record["tuning"].get("chosen", {}).items())
-            )
+        if record.tuning:
+            facts.append("tuned on validation: " + ", ".join(f"{k}={v}" for k, v in record.tuning.get("chosen", {}).items()))
         st.caption(" · ".join(facts))
-        note = saved_meaning_note((record.get("test") or {}).get(record["protocol"], {}))
+        note = record.own_test.meaning_note() if record.own_test is not None else None
         if note:
             st.warning(note)
-        headline = record.get("headline")
-        table = metrics_table(record.get("metrics", {}), record.get("intervals", {}))
+        table = metrics_table(record.scores.values, record.scores.intervals)
         left, right = st.columns([2, 3])
         with left:
-            st.markdown(f"Test metrics ({record['protocol']}; headline {headline}), with 95% bootstrap intervals over users:")
+            st.markdown(f"Test metrics ({record.protocol}; headline {record.headline}), with 95% bootstrap intervals over users:")
             st.dataframe(table.style.format("{:.4f}", na_rep="—"), width="stretch")
         with right:
-            history = record.get("history") or []
-            if any("loss" in h for h in history):
-                st.plotly_chart(history_figure(history), key=f"train_result_chart_{record['run_id']}")
-            elif history:
-                shown = ", ".join(f"{k} {history[0][k]:.4f}" for k in CURVE_METRICS if k in history[0])
+            epochs = [dict(h) for h in history.epochs]
+            if history.has_loss:
+                st.plotly_chart(history_figure(epochs), key=f"train_result_chart_{record.run_id}")
+            elif epochs:
+                shown = ", ".join(f"{k} {epochs[0][k]:.4f}" for k in CURVE_METRICS if k in epochs[0])
                 st.caption(f"Closed-form fit, no epochs. Validation: {shown or '—'}.")
-        others = {p: r for p, r in (record.get("test") or {}).items() if p != record["protocol"]}
-        for protocol, result in others.items():
+        for protocol, result in record.test.items():
+            if protocol == record.protocol:
+                continue
             with st.expander(f"Same test split, {protocol}"):
-                other = metrics_table(result.get("metrics", {}), result.get("intervals", {}))
+                other = metrics_table(result.scores.values, result.scores.intervals)
                 st.dataframe(other.style.format("{:.4f}", na_rep="—"), width="stretch")
 
 
@@ -347,6 +340,6 @@ def auto_fit(data, source, callback=None) -> str:
     with bootstrap_lock():
         runs = runs_for(data)
         if runs:
-            return runs[0]["run_id"]
+            return runs[0].run_id
         result = run_experiment(data, DEFAULT_MODEL, protocol="loo-sampled", seed=0, device="auto", source=source, callback=callback)
         return result.run_id

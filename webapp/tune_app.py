@@ -18,8 +18,9 @@ import streamlit as st
 from recsys_core.errors import RecsysError, TrainingCancelled
 from recsys_core.protocols import PROTOCOL_NAMES
 
-from .common import set_active_run
-from .data_ui import show_error
+from . import map_jobs
+from .common import load_run, set_active_run
+from .frame import show_error
 
 TUNE_PROTOCOLS = PROTOCOL_NAMES  # the registry's protocols (recsys_core.protocols)
 
@@ -202,6 +203,8 @@ def show_tune_mode(data, source, usable: list[str]) -> None:
             show_error(error, "The best configuration could not be trained")
             return
         set_active_run(result.run_id)
+        if map_jobs.maps_on_save():  # as the Train page does: the Embeddings page finds the maps under way
+            map_jobs.start_maps_on_save(load_run(result.run_id))
         st.success(
             f"Saved run {result.run_id} (the best configuration, tested once): "
             + ", ".join(f"{k} {v:.4f}" for k, v in result.test_metrics.items() if "@10" in k or k in ("RMSE", "Recall@20"))
