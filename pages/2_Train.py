@@ -126,55 +126,21 @@ def _request_cancel() -> None:
 
 buttons = st.columns([1, 1, 6])
 start = buttons[0].button("Train", key="train_start", type="primary", disabled=bool(problems))
-if start and not problems:
-    buttons[1].button(
-        "Cancel", key="train_cancel", on_click=_request_cancel, help="Stops the training; nothing of an unfinished model is saved."
-    )
-    st.session_state.pop("train_cancel_requested", None)
-    kept = keep_active_run(data)
-    running = {"models": list(models), "done": [], "current": None}
-    st.session_state["train_running"] = running
-    results = st.session_state.setdefault("train_results", [])
-    failed = False
-    for name in models:
-        running["current"] = name
-        box = st.container(border=True)
-        box.markdown(f"**{name}** on {plain(data.name)} · {protocol} · seed {int(seed)}")
-        view = train_ui.LiveView(name, box)
-        try:
-            result = train_ui.train_in_slot(
-                box.empty(), data=data, model_name=name, protocol=protocol, seed=int(seed), device="auto",
-                overrides=overrides.get(name), callback=view, source=source, loo_order=loo_order,
-            )  # fmt: skip
-        except RecsysError as error:
-            failed = True
-            with box:
-                frame.show_error(error, f"{name} could not be trained")
-            continue
-        except Exception as error:  # e.g. out of memory: a message, not a traceback
-            failed = True
-            with box:
-                frame.show_error(error, f"{name} stopped with an error")
-                if "out of memory" in str(error).lower():
-                    st.info("Lower the batch size or the embedding size, or choose a smaller data set.")
-            continue
-        results.insert(0, result.run_id)  # saved, not made active: the person picks the active run below
-        try:  # the Embeddings page should find the run's UMAP maps ready, not start them
-            if map_jobs.maps_on_save():
-                map_jobs.start_maps_on_save(load_run(result.run_id))
-        except RecsysError as error:
-            with box:
-                frame.show_error(error, "The run was saved, but its embedding maps could not be started")
-        running["done"].append(name)
-    st.session_state.pop("train_running", None)
-    if kept is None and running["done"]:  # no active run to keep: the first run trained here becomes it
-        set_active_run(results[len(running["done"]) - 1])
-    if not failed:
-        st.rerun()
+# Progress boxes go here, above the runs. The runs section below is drawn before the training starts, so it
+# stays live (not greyed out as stale) while models train.
+training_area = st.container()
+for title, error, advice in st.session_state.pop("train_failures", []):  # from the training just finished
+    with training_area:
+        frame.show_error(error, title)
+        if advice:
+            st.info(advice)
 
-# -- results ------------------------------------------------------------------------------------------------------------
-runs = runs_for(data)
-if runs:
+
+def show_runs() -> None:
+    """The runs on this data: the active-run picker, the best-run button and the runs trained in this session."""
+    runs = runs_for(data)
+    if not runs:
+        return
     st.divider()
     st.header("Runs on this data")
     ids = [r.run_id for r in runs]
@@ -202,3 +168,47 @@ if runs:
         train_ui.render_run(by_id[run_id], active=run_id == current)
     if not trained_here and current in by_id:
         st.caption("The active run; train a model above to compare.")
+
+
+show_runs()
+
+if start and not problems:
+    buttons[1].button(
+        "Cancel", key="train_cancel", on_click=_request_cancel, help="Stops the training; nothing of an unfinished model is saved."
+    )
+    st.session_state.pop("train_cancel_requested", None)
+    kept = keep_active_run(data)
+    running = {"models": list(models), "done": [], "current": None}
+    st.session_state["train_running"] = running
+    results = st.session_state.setdefault("train_results", [])
+    failures: list[tuple[str, BaseException, str | None]] = []
+    for name in models:
+        running["current"] = name
+        box = training_area.container(border=True)
+        box.markdown(f"**{name}** on {plain(data.name)} · {protocol} · seed {int(seed)}")
+        view = train_ui.LiveView(name, box)
+        try:
+            result = train_ui.train_in_slot(
+                box.empty(), data=data, model_name=name, protocol=protocol, seed=int(seed), device="auto",
+                overrides=overrides.get(name), callback=view, source=source, loo_order=loo_order,
+            )  # fmt: skip
+        except RecsysError as error:
+            failures.append((f"{name} could not be trained", error, None))
+            continue
+        except Exception as error:  # e.g. out of memory: a message, not a traceback
+            advice = "Lower the batch size or the embedding size, or choose a smaller data set."
+            failures.append((f"{name} stopped with an error", error, advice if "out of memory" in str(error).lower() else None))
+            continue
+        results.insert(0, result.run_id)  # saved, not made active: the person picks the active run below
+        try:  # the Embeddings page should find the run's UMAP maps ready, not start them
+            if map_jobs.maps_on_save():
+                map_jobs.start_maps_on_save(load_run(result.run_id))
+        except RecsysError as error:
+            failures.append(("The run was saved, but its embedding maps could not be started", error, None))
+        running["done"].append(name)
+    st.session_state.pop("train_running", None)
+    if kept is None and running["done"]:  # no active run to keep: the first run trained here becomes it
+        set_active_run(results[len(running["done"]) - 1])
+    # Shown after the rerun above the runs list, which then includes every run just saved.
+    st.session_state["train_failures"] = failures
+    st.rerun()

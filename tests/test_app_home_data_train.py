@@ -396,6 +396,33 @@ def test_train_page_reports_a_cancelled_training(ml100k_home):
     assert not at.warning, "the notice is shown once"
 
 
+def test_a_failed_model_is_reported_above_the_runs_and_the_saved_ones_are_listed(ml100k_home, monkeypatch):
+    """The runs list is drawn before training (so it stays live); the page reruns after training, so every run
+    just saved is listed and each failure is shown once above it."""
+    from recsys_core.errors import ModelError
+    from webapp import train_ui
+
+    original = train_ui.train_in_slot
+
+    def train(notice, **experiment):
+        if experiment["model_name"] == "itemknn":
+            raise ModelError("itemknn broke on purpose", "Pick another model.")
+        return original(notice, **experiment)
+
+    monkeypatch.setattr(train_ui, "train_in_slot", train)
+    at = app("pages/2_Train.py").run()
+    at.multiselect(key="train_models").set_value(["itemknn", "pop"]).run()
+    at.button(key="train_start").click().run()
+    assert_clean(at)
+    assert "itemknn broke on purpose" in texts(at.error) and "itemknn could not be trained" in texts(at.error)
+    runs = list_runs()
+    assert [r.model.name for r in runs] == ["pop"]
+    assert "Runs on this data" in [h.value for h in at.header]
+    assert at.selectbox(key="train_active_run").value == runs[0].run_id
+    at.run()
+    assert "itemknn broke on purpose" not in texts(at.error), "a failure is shown once"
+
+
 # -- the frame ---------------------------------------------------------------------------------------------------------------
 def test_saving_a_run_on_the_train_page_starts_its_umap_maps(ml100k_home, monkeypatch):
     """The Embeddings page should find a new run's maps computing or done, not start them itself."""

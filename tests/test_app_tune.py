@@ -55,3 +55,39 @@ def test_tune_mode_runs_a_study_and_saves_the_best(ml100k_dir):
     record = list_runs()[0]
     assert record.model.name == "ease" and record.study["study_name"] == study_name and len(record.study["trials"]) == 3
     assert at.session_state["run_id"] == record.run_id
+
+
+def test_a_click_during_a_search_cancels_it_and_keeps_the_finished_trials(ml100k_dir, monkeypatch):
+    """In the browser, Cancel (or any click) interrupts the running script; the next run says so and the
+    trials finished before the click stay in the stored study."""
+    from recsys_core import tuning
+    from recsys_core.datasets import fetch
+    from webapp import tune_app
+
+    fetch("ml-100k", source=ml100k_dir)
+    st.cache_resource.clear()
+    starts = []
+    original = tune_app._TrialProgress.__call__
+
+    def interrupt_second_trial(self, event):
+        if event.kind == "start":
+            starts.append(event)
+            if len(starts) == 2:
+                st.stop()  # what Streamlit does to a running script when the person clicks
+        return original(self, event)
+
+    monkeypatch.setattr(tune_app._TrialProgress, "__call__", interrupt_second_trial)
+    at = AppTest.from_file(str(REPO / "pages" / "2_Train.py"), default_timeout=300)
+    at.session_state["source"] = DataSource.builtin("ml-100k").to_json()
+    at.run()
+    at.radio(key="train_mode").set_value("Tune").run()
+    at.selectbox(key="tune_model").set_value("ease").run()
+    at.number_input(key="tune_trials").set_value(3).run()
+    at.button(key="tune_start").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert len(starts) == 2, "the search stopped at the second trial"
+    at.run()  # the rerun after the click
+    assert "was cancelled" in " ".join(w.value for w in at.warning)
+    states = [t["state"] for t in tuning.trials_records(tuning.load_study(tuning.list_studies()[0]))]
+    assert states.count("COMPLETE") == 1 and len(states) <= 2
+    assert len(at.dataframe[-1].value) == len(states), "the stored study is shown with the finished trial"

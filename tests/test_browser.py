@@ -195,6 +195,28 @@ def test_app_in_a_real_browser(filled_home, tmp_path):
         page.wait_for_timeout(1500)
         page.screenshot(path=str(SHOTS / "inside.png"))
 
+        # Tune mode: a 3-trial EASE study, its live table and Optuna's plots.
+        page.goto(base + "/Train")
+        page.get_by_text("Device:").first.wait_for()
+        page.locator('[data-testid="stRadio"]').filter(has_text="Mode").get_by_text("Tune", exact=True).click()
+        page.get_by_text("Model to tune").first.wait_for()
+        _choose(page, "Model to tune", "ease")
+        page.locator('[role="gridcell"]', has_text="λ of EASE").first.wait_for(state="attached")
+        trials = page.get_by_role("spinbutton", name="Trials")
+        trials.fill("3")
+        trials.press("Enter")
+        page.wait_for_timeout(1000)
+        page.get_by_role("button", name="Tune", exact=True).click()
+        page.get_by_role("heading", name="Study ml-100k").first.wait_for(timeout=MAP_TIMEOUT_MS)
+        # The study's table fills in as trials finish: wait for all three.
+        page.wait_for_function(
+            "() => Array.from(document.querySelectorAll('[role=gridcell]')).filter(c => c.textContent.includes('COMPLETE')).length >= 3",
+            timeout=MAP_TIMEOUT_MS,
+        )
+        page.locator(".js-plotly-plot").first.wait_for()
+        page.wait_for_timeout(2000)
+        page.screenshot(path=str(SHOTS / "tune.png"))
+
         page.set_viewport_size({"width": 1280, "height": 1300})
         page.goto(base + "/Embeddings")
         plot = page.locator(".js-plotly-plot").first
@@ -216,7 +238,7 @@ def test_app_in_a_real_browser(filled_home, tmp_path):
         page.wait_for_timeout(1500)
         page.screenshot(path=str(SHOTS / "embeddings-selected.png"))
         assert (home / "runs" / run_id / "map-items.npz").exists()
-    for name in ("home", "recommend", "compare", "embeddings", "compare-beyond", "inside"):
+    for name in ("home", "recommend", "compare", "embeddings", "compare-beyond", "inside", "tune"):
         _doc_copy(SHOTS / f"{name}.png", f"{name}.png")
 
 

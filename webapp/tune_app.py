@@ -137,7 +137,8 @@ def show_tune_mode(data, source, usable: list[str]) -> None:
     start = buttons[0].button("Tune", key="tune_start", type="primary")
     live = st.container()
     if start:
-        buttons[1].button("Cancel", key="tune_cancel", on_click=_cancel, help="Stops the search; finished trials stay in the study.")
+        cancel_slot = buttons[1].empty()
+        cancel_slot.button("Cancel", key="tune_cancel", on_click=_cancel, help="Stops the search; finished trials stay in the study.")
         st.session_state["tune_running"] = model
         table_slot, progress = live.empty(), _TrialProgress(live)
 
@@ -163,7 +164,10 @@ def show_tune_mode(data, source, usable: list[str]) -> None:
         except RecsysError as error:
             show_error(error, "The search stopped")
         st.session_state.pop("tune_running", None)
+        # The search is over: its live table, progress line and Cancel button go; the stored study below shows it.
         table_slot.empty()
+        progress.line.empty()
+        cancel_slot.empty()
 
     if name not in tuning.list_studies():
         st.info("No study for this model, protocol and seed yet: press **Tune** to start one.")
