@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import plotly.graph_objects as go
 import streamlit as st
 
 from recsys_core import explain
 from recsys_core.errors import RecsysError
 from recsys_core.evaluation import HEADLINE, paired_comparison
+from recsys_core.report import leaderboard_figure
 from webapp import beyond_ui, compare_ui, frame, pickers
 from webapp.common import is_drug_data, load_run, positive_rule_text, runs_for
 from webapp.safe_output import plain
@@ -73,23 +73,7 @@ st.dataframe(
     column_config={**metric_config, "fit seconds": NUMBER(format="%.1f"), "run_id": st.column_config.TextColumn("run id")},
 )
 if headline in board.columns and len(board):
-    intervals = [by_id[r].test[protocol].scores.interval(headline) or (v, v) for r, v in zip(board["run_id"], board[headline])]
-    figure = go.Figure(
-        go.Bar(
-            x=board["run"],
-            y=board[headline],
-            error_y={
-                "type": "data",
-                "symmetric": False,
-                "array": [hi - v for (lo, hi), v in zip(intervals, board[headline])],
-                "arrayminus": [v - lo for (lo, hi), v in zip(intervals, board[headline])],
-            },
-            marker_color="#4C78A8",
-        )
-    )
-    figure.update_layout(
-        height=300, margin={"l": 10, "r": 10, "t": 30, "b": 10}, yaxis_title=f"{headline} (95% CI)", title=f"{headline} by run"
-    )
+    figure = leaderboard_figure(board["run"], board[headline], [by_id[r] for r in board["run_id"]], protocol)
     st.plotly_chart(figure, key="cmp_chart")
 
 # ---------------------------------------------------------------------------------- paired test

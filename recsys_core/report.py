@@ -19,6 +19,7 @@ All runs must be on the same data (same content hash) and the same split, so the
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -145,22 +146,24 @@ def _paired_sentences(runs: list[Any], protocol: str) -> list[str]:
     return out
 
 
-def _leaderboard_figure(table: pd.DataFrame, records: dict[str, RunRecord], protocol: str):
+def leaderboard_figure(labels: Sequence[str], values: Sequence[float], records: Sequence[RunRecord], protocol: str):
+    """Bars of each run's headline metric with its 95% interval (the Compare page and the report draw this)."""
     import plotly.graph_objects as go
 
     from .evaluation import HEADLINE
 
     headline = HEADLINE[protocol]
-    intervals = [records[run].test[protocol].scores.interval(headline) or (v, v) for run, v in zip(table["run"], table[headline])]
+    values = list(values)
+    intervals = [record.test[protocol].scores.interval(headline) or (v, v) for record, v in zip(records, values)]
     figure = go.Figure(
         go.Bar(
-            x=table["run"],
-            y=table[headline],
+            x=list(labels),
+            y=values,
             error_y={
                 "type": "data",
                 "symmetric": False,
-                "array": [hi - v for (lo, hi), v in zip(intervals, table[headline])],
-                "arrayminus": [v - lo for (lo, hi), v in zip(intervals, table[headline])],
+                "array": [hi - v for (lo, hi), v in zip(intervals, values)],
+                "arrayminus": [v - lo for (lo, hi), v in zip(intervals, values)],
             },
             marker_color="#4C78A8",
         )
@@ -316,7 +319,7 @@ def build_report(run_ids: list[str], n_users: int = 3, seed: int = 0, protocol: 
         )
     )
     if HEADLINE[protocol] in board.columns and len(board):
-        figures.append(_figure(_leaderboard_figure(board, by_run, protocol), "leaderboard"))
+        figures.append(_figure(leaderboard_figure(board["run"], board[HEADLINE[protocol]], [by_run[run] for run in board["run"]], protocol), "leaderboard"))
     else:
         sections[-1] = sections[-1].replace("<div class='chart'>@@FIGURE0@@</div>", "")
 
