@@ -14,13 +14,26 @@ memory is its own):
     pop + full eval   popularity fit and a full-ranking (loo-full) evaluation over every user
 
 "peak RSS" is the process's high-water mark at the end of a stage (it never goes down, so a stage
-that needs less than an earlier one shows the earlier peak). One epoch of BPR, GMF, NeuMF and
-Mult-VAE runs in its own process at the sizes given by ``--model-sizes`` (default 1M): on this 2-core
-machine an epoch at 20M takes many minutes, so the 20M epoch time is extrapolated linearly from the
-measured sizes and printed as such. The fitted exponent b of time ≈ a · rows^b over the sizes is
-printed per stage (b ≤ 1: at most linear).
+that needs less than an earlier one shows the earlier peak).
+
+Models (``--model-sizes``, ``--models``): each model is fitted through the public trainer in its own
+process on the split of that shape, with its default settings (NeuMF without pretraining: its
+pretraining adds one GMF and one MLP epoch, both timed on their own rows). A closed-form model
+(item-kNN, EASE) is fitted whole. A gradient model trains one epoch, or, with ``--max-steps N``, its
+first N steps at the full shape (the same tables, data and batches; the memory is the real
+thing), and its epoch is then extrapolated from the measured steps: the seconds to step N plus the
+remaining steps at the steady rate of the steps after the first quarter. Each row says which. A
+model whose process exceeds ``--model-timeout`` seconds is reported as not finished.
+
+The memory table gives :func:`recsys_core.limits.estimate_memory` for every model with its default
+settings at each shape, against the memory available here: what the app and CLI compare before a fit
+starts, refusing with the estimate when it does not fit.
+
+The fitted exponent b of time ≈ a · rows^b over the data sizes is printed per stage (b ≤ 1: at most
+linear).
 
     python benchmarks/scale.py [--sizes 1m,5m,20m] [--model-sizes 1m] [--models bpr,gmf,neumf,multvae]
+                               [--max-steps 3000] [--model-timeout 3600]
 
 Writes benchmarks/results/scale.{json,md}.
 """
@@ -118,8 +131,9 @@ def measure_data(size: str) -> dict:
     return out
 
 
-def measure_model(size: str, model_name: str) -> dict:
+def measure_model(size: str, model_name: str, max_steps: int = 0) -> dict:
     from recsys_core.datasets import UserFileOptions, read_user_file
+    from recsys_core.errors import TrainingCancelled
     from recsys_core.models import create_model
     from recsys_core.splits import make_split
     from recsys_core.trainer import Trainer
@@ -128,22 +142,54 @@ def measure_model(size: str, model_name: str) -> dict:
     data = read_user_file(parquet, UserFileOptions(user_col="user", item_col="item", timestamp_col="timestamp"))
     split = make_split(data, "loo-sampled", seed=0)
     before = _peak_mb()
-    model = create_model(model_name)
+    model = create_model(model_name, **({"pretrain": False} if model_name == "neumf" else {}))
+    marks: list[tuple[float, int]] = []  # (clock, batches in the epoch) after each step
+
+    def on_event(event) -> None:
+        if event.kind == "batch":
+            marks.append((time.perf_counter(), event.batches))
+            if max_steps and len(marks) >= max_steps and event.batch < event.batches:
+                raise TrainingCancelled("measured steps done")
+
     started = time.perf_counter()
-    history = Trainer(device="cpu", seed=0, epochs=1, patience=0).fit(model, split.train, validation=None)
-    return {
-        "size": size,
-        "model": model_name,
-        "rows": SHAPES[size]["n_interactions"],
-        "fit_seconds": time.perf_counter() - started,
-        "epoch_seconds": [e["seconds"] for e in history.epochs if e.get("epoch")],
-        "peak_rss_mb": _peak_mb(),
-        "peak_rss_before_fit_mb": before,
-    }
+    out = {"size": size, "model": model_name, "rows": SHAPES[size]["n_interactions"], "iterative": model.iterative}
+    try:
+        history = Trainer(device="cpu", seed=0, epochs=1, patience=0).fit(model, split.train, validation=None, callback=on_event)
+        seconds = time.perf_counter() - started
+        epochs = [e["seconds"] for e in history.epochs if e.get("epoch")]
+        out.update(fit_seconds=seconds, epoch_seconds=epochs[0] if epochs else seconds, measured="whole epoch" if model.iterative else "whole fit")
+    except TrainingCancelled:
+        n, total_steps = len(marks), marks[-1][1]
+        warm = n // 4
+        rate = (marks[-1][0] - marks[warm][0]) / max(1, n - 1 - warm)
+        out.update(
+            steps_measured=n, steps_per_epoch=total_steps, seconds_per_step=rate,
+            epoch_seconds=(marks[-1][0] - started) + (total_steps - n) * rate,
+            measured=f"{n:,} of {total_steps:,} steps, extrapolated",
+        )
+    out.update(peak_rss_mb=_peak_mb(), peak_rss_before_fit_mb=before)
+    return out
 
 
-def _child(args: list[str]) -> dict | None:
-    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
+def memory_estimates(size: str, models: list[str]) -> list[dict]:
+    """:func:`estimate_memory` for each model's defaults at one shape, against the memory available here."""
+    from recsys_core.limits import available_memory, estimate_memory
+    from recsys_core.models import create_model
+
+    shape, free = SHAPES[size], available_memory("cpu")
+    rows = []
+    for name in models:
+        estimate = estimate_memory(name, shape["n_users"], shape["n_items"], shape["n_interactions"], create_model(name).config)
+        rows.append({"size": size, "model": name, "estimate_gib": estimate.total / 2**30, "available_gib": free / 2**30, "fits": estimate.total <= free, "dominant": estimate.dominant})
+    return rows
+
+
+def _child(args: list[str], timeout: float | None = None) -> dict | None:
+    try:
+        out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        print(f"{' '.join(args)}: stopped after {timeout:.0f} s", file=sys.stderr)
+        return {"timed_out_after_seconds": timeout}
     sys.stderr.write(out.stderr[-4000:])
     if out.returncode:
         return None
@@ -163,6 +209,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="1m,5m,20m")
     parser.add_argument("--model-sizes", default="1m")
     parser.add_argument("--models", default="bpr,gmf,neumf,multvae")
+    parser.add_argument("--max-steps", type=int, default=0, help="time only the first N steps of a gradient model's epoch (0: the whole epoch)")
+    parser.add_argument("--model-timeout", type=float, default=3600.0, help="seconds before a model's process is stopped")
     parser.add_argument("--data-one", help=argparse.SUPPRESS)
     parser.add_argument("--model-one", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -170,7 +218,7 @@ def main() -> None:
         print(json.dumps(measure_data(args.data_one)))
         return
     if args.model_one:
-        print(json.dumps(measure_model(*args.model_one)))
+        print(json.dumps(measure_model(*args.model_one, max_steps=args.max_steps)))
         return
 
     sizes = [s for s in args.sizes.split(",") if s]
@@ -190,26 +238,36 @@ def main() -> None:
             exponents[name] = fitted_exponent(n, [r["stages"][name]["seconds"] for r in data_results])
         rows.append({"shape": "fitted exponent b (time ∝ rows^b)", **{k: f"{v:.2f}" for k, v in exponents.items() if v is not None}})
 
+    models = [m for m in args.models.split(",") if m]
     model_results = []
     for size in [s for s in args.model_sizes.split(",") if s]:
-        for name in args.models.split(","):
-            r = _child(["--model-one", size, name])
+        for name in models:
+            r = _child(["--model-one", size, name, "--max-steps", str(args.max_steps)], timeout=args.model_timeout)
+            if r is not None and "timed_out_after_seconds" in r:
+                r = {"size": size, "model": name, "rows": SHAPES[size]["n_interactions"], **r}
             if r:
                 model_results.append(r)
     model_rows = []
     for r in model_results:
-        per_epoch = r["epoch_seconds"][0] if r["epoch_seconds"] else r["fit_seconds"]
+        name = r["model"] + (" (no pretraining)" if r["model"] == "neumf" else "")
+        if "timed_out_after_seconds" in r:
+            model_rows.append({"model": name, "shape": r["size"], "measured": f"not finished in {r['timed_out_after_seconds']:.0f} s", "s / epoch (or fit)": "", "peak RSS GiB": ""})
+            continue
         model_rows.append(
-            {
-                "model": r["model"], "measured at": r["size"], "s / epoch": f"{per_epoch:.1f}",
-                "peak RSS GiB": f"{r['peak_rss_mb'] / 1024:.1f}",
-                "20M s / epoch (linear extrapolation)": f"{per_epoch * SHAPES['20m']['n_interactions'] / r['rows']:.0f}",
-            }
+            {"model": name, "shape": r["size"], "measured": r["measured"], "s / epoch (or fit)": f"{r['epoch_seconds']:.1f}", "peak RSS GiB": f"{r['peak_rss_mb'] / 1024:.1f}"}
         )
-    table = markdown_table(rows, ["shape", "generate s", *STAGES, "read+split+sample s"])
+    memory_rows = [row for size in [s for s in args.model_sizes.split(",") if s] for row in memory_estimates(size, models)]
+    table = markdown_table(rows, ["shape", "generate s", *STAGES, "read+split+sample s"]) if rows else ""
     if model_rows:
         table += "\n\n" + markdown_table(model_rows, list(model_rows[0]))
-    write("scale", {"data": data_results, "exponents": exponents, "models": model_results}, table)
+    if memory_rows:
+        shown = [
+            {"model": m["model"], "shape": m["size"], "estimated peak GiB": f"{m['estimate_gib']:.1f}", "available here GiB": f"{m['available_gib']:.1f}",
+             "fits": "yes" if m["fits"] else "no: refused with this estimate", "dominant": m["dominant"]}
+            for m in memory_rows
+        ]  # fmt: skip
+        table += "\n\n" + markdown_table(shown, list(shown[0]))
+    write("scale", {"data": data_results, "exponents": exponents, "models": model_results, "memory": memory_rows}, table)
 
 
 if __name__ == "__main__":

@@ -88,7 +88,7 @@ def _host_batch_multvae():
             for batch in context.batches(len(users), self.config.batch_size):
                 x = host_dense(self.known[users[batch]], self.device)
                 beta = self.beta()
-                total += self.optimizer_step(self.loss(x, beta)) * len(batch)
+                total += self.train_step(self.loss, x, beta) * len(batch)
                 self.update_count += 1
                 count += len(batch)
             return {"loss": total / max(1, count), "beta": beta}

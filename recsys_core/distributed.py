@@ -5,11 +5,18 @@
 Every rank holds the whole model and the whole training data (index arrays, small next to the
 model at MovieLens sizes) and draws the same seeded permutation of the training examples each
 epoch; rank r then trains on its shard ``order[r::world_size]``, cut to a common length so every
-rank takes the same number of steps. After each backward pass the gradients are averaged over the
-ranks with one all-reduce of a flat buffer, which is what ``DistributedDataParallel`` does; the
-wrapper itself is not used because the models call their networks' methods (``user_vectors``,
-``item_features``...) rather than ``forward``, and DDP only synchronises through ``forward``. Every
-rank starts from rank 0's parameters (a broadcast after the model is built).
+rank takes the same number of steps. Each training step goes through
+``torch.nn.parallel.DistributedDataParallel`` (:func:`data_parallel`): the wrapper broadcasts rank
+0's parameters when it is built and averages the gradients over the ranks during the backward pass.
+The models compute their losses from several network methods (``user_vectors``, ``item_features``,
+``encode``...), so what DDP wraps is the network with the step's loss as its ``forward``
+(:class:`~recsys_core.models.base.LossModule`): every parameter a step uses is used inside DDP's
+``forward``, which is all DDP needs.
+
+Embedding tables: on the CPU (gloo) their gradients stay sparse (only the rows a batch touched,
+:mod:`recsys_core.models.optimizers`) and DDP all-reduces them as sparse tensors. NCCL cannot
+all-reduce sparse tensors, so on GPUs under torchrun the tables take dense gradients and plain Adam
+(:func:`sparse_gradients_supported`); a GPU's memory bandwidth makes the dense update cheap there.
 
 Learning rate and batch: ``batch_size`` stays per rank, so one step sees ``world_size × batch_size``
 examples and an epoch takes ``1 / world_size`` as many steps. The learning rate is left as configured
@@ -114,35 +121,33 @@ def shard(order: np.ndarray) -> np.ndarray:
     return order[context.rank :: context.world_size][:per_rank]
 
 
-def broadcast_parameters(module) -> None:
-    """Every rank starts from rank 0's parameters and buffers."""
+def sparse_gradients_supported() -> bool:
+    """Whether embedding tables may take sparse gradients: always in one process and on gloo; not on
+    NCCL, which cannot all-reduce sparse tensors."""
     context = current()
-    if context is None or context.world_size == 1 or module is None:
-        return
-    import torch.distributed as dist
-
-    for tensor in [*module.parameters(), *module.buffers()]:
-        dist.broadcast(tensor.data, src=0)
+    return context is None or context.backend != "nccl"
 
 
-def average_gradients(module) -> None:
-    """Average the gradients of ``module`` over the ranks with one all-reduce of a flat buffer."""
+def data_parallel(module):
+    """``module`` wrapped in ``DistributedDataParallel`` under torchrun, unchanged in one process.
+
+    The wrapper broadcasts rank 0's parameters and buffers when built (every rank starts alike) and
+    averages the gradients over the ranks in the backward pass of every call made through it.
+    """
     context = current()
-    if context is None or context.world_size == 1:
-        return
-    import torch
-    import torch.distributed as dist
+    if context is None:
+        return module
+    from torch.nn.parallel import DistributedDataParallel
 
-    parameters = [p for p in module.parameters() if p.requires_grad]
-    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in parameters]
-    flat = torch.cat([g.reshape(-1) for g in grads])
+    device_ids = [context.local_rank] if context.backend == "nccl" else None
     try:
-        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+        return DistributedDataParallel(module, device_ids=device_ids)
     except RuntimeError as error:
-        raise DistributedError(f"rank {context.rank}: another rank stopped during training ({error})", "See that rank's error above.") from None
-    flat /= context.world_size
-    offset = 0
-    for parameter, grad in zip(parameters, grads):
-        size = grad.numel()
-        parameter.grad = flat[offset : offset + size].view_as(grad).clone()
-        offset += size
+        raise DistributedError(f"rank {context.rank}: could not start data-parallel training ({error})", "See the other ranks' errors above.") from None
+
+
+def rank_failed(error: RuntimeError) -> DistributedError:
+    """The error a rank raises when a collective fails mid-training (another rank stopped)."""
+    context = current()
+    rank = context.rank if context is not None else 0
+    return DistributedError(f"rank {rank}: another rank stopped during training ({error})", "See that rank's error above.")

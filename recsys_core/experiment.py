@@ -22,6 +22,7 @@ from .models import create_model
 from .models.base import Recommender
 from .protocols import DEFAULT_PROTOCOL, get_protocol
 from .splits import Split, make_split
+from .fit_context import TrainingPhase
 from .trainer import Trainer, TrainingEvent
 
 
@@ -93,7 +94,14 @@ def run_experiment(
     model = create_model(model_name, **(overrides or {}))
     check_memory(model_name, data.n_users, data.n_items, len(data), model.config, device)
     spec.check(model, has_ratings=data.rating is not None)
-    split = split if split is not None else make_split(data, protocol, seed=seed, loo_order=loo_order)
+
+    def announce(phase: TrainingPhase, message: str) -> None:  # the steps around training, for progress lines
+        if callback is not None:
+            callback(TrainingEvent("start", phase=phase, message=message))
+
+    if split is None:
+        announce("split", f"{len(data):,} interactions for {protocol}")
+        split = make_split(data, protocol, seed=seed, loo_order=loo_order)
     trainer = Trainer(device=device, seed=seed, epochs=epochs, cancel=cancel, progress=progress)
     started = time.perf_counter()
     history = trainer.fit(model, split.train, validation=split, callback=callback)
@@ -112,7 +120,11 @@ def run_experiment(
         )
     fit_seconds = time.perf_counter() - started
 
-    evaluations = {p: Evaluator(split, "test", p, seed=seed).evaluate(model) for p in companion_protocols(protocol)}
+    evaluations = {}
+    protocols = companion_protocols(protocol)
+    for index, name in enumerate(protocols):
+        announce("test", f"{name} ({index + 1} of {len(protocols)})")
+        evaluations[name] = Evaluator(split, "test", name, seed=seed).evaluate(model)
     test = evaluations[protocol]
     # Data handed over as Interactions is used as it is: record no rule it did not go through.
     source = source or DataSource.builtin(data.name, threshold=None)

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from .interactions import Interactions
     from .models.base import Recommender
 
-TrainingPhase = Literal["selection", "refit"]
+TrainingPhase = Literal["split", "selection", "refit", "test"]
 EventKind = Literal["start", "batch", "epoch", "end"]
 
 
@@ -65,7 +65,8 @@ class TrainingEvent:
     best_epoch: int | None = None
     message: str = ""
     phase: TrainingPhase = "selection"
-    """"selection": training with validation; "refit": the chosen configuration retrained on train + validation."""
+    """"split": the data is being split (one "start" event); "selection": training with validation; "refit": the
+    chosen configuration retrained on train + validation; "test": one "start" event per test protocol evaluated."""
     stage: str = ""
     stage_index: int = 0
     stage_count: int = 1

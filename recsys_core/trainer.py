@@ -239,10 +239,7 @@ class Trainer:
         # A fit starts at its first stage (a NeuMF with pretraining: before the GMF's first batch).
         progress.emit(dataclasses.replace(progress, stage=stages[0].name).event("start", message=f"{model.name} on {history.device}"))
         try:
-            model.begin_fit(context, train)
-            from .distributed import broadcast_parameters
-
-            broadcast_parameters(getattr(model, "network", None))  # under torchrun: every rank starts from rank 0's weights
+            model.begin_fit(context, train)  # under torchrun, wrapping the network in DDP starts every rank from rank 0's weights
             if model.iterative:
                 stopping = EarlyStopping.for_metric(self._metric(evaluator), patience)
                 self._fit_epochs(model, context, history, stopping, progress, bar)

@@ -49,3 +49,20 @@ def test_a_drugscom_file_brought_by_the_user(drugs_sample_dir, tmp_path):
 def test_a_missing_source_file_is_a_clear_error(tmp_path):
     with pytest.raises(DataError, match="no longer there"):
         DataSource.drugscom_file(tmp_path / "gone.tsv").load()
+
+
+def test_progress_names_the_split_before_training_and_each_test_protocol_after(ml100k):
+    """A large upload spends seconds splitting and a minute testing (full ranking): the progress line
+    says so instead of sitting at 0% or 100%."""
+    from webapp.train_ui import describe_event
+
+    events = []
+    run_experiment(ml100k, "pop", protocol="loo-sampled", seed=0, device="cpu", save=False, callback=events.append)
+    phases = [event.phase for event in events]
+    assert phases[0] == "split" and phases[-2:] == ["test", "test"]
+    assert set(phases[1:-2]) <= {"selection", "refit"} and len(phases) > 3
+    assert describe_event(events[0]) == "Splitting 100,000 interactions for loo-sampled…"
+    assert [describe_event(e) for e in events[-2:]] == [
+        "Testing on the held-out data: loo-sampled (1 of 2)…",
+        "Testing on the held-out data: loo-full (2 of 2)…",
+    ]

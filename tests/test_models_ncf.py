@@ -158,6 +158,48 @@ def test_fold_in_leaves_the_trained_model_untouched():
     np.testing.assert_allclose(model.score_histories(rows[:1])[0], model.fold_in(rows[0].indices), rtol=1e-6)
 
 
+# ---------------------------------------------------------------------------- sparse embedding updates
+
+
+def _user_and_item_tables(network):
+    if isinstance(network, NCFNetwork):
+        parts = [part for part in (network.gmf, network.mlp) if part is not None]
+        return [part.user for part in parts], [part.item for part in parts]
+    return [network.user], [network.item, network.bias]
+
+
+@pytest.mark.parametrize("name", ["bpr", "gmf", "mlp", "neumf"])
+def test_a_step_changes_only_the_embedding_rows_its_batch_used(name):
+    """Lazy Adam on sparse gradients: a row no example of the batch touched keeps its value (dense
+    Adam would move every row with its stale moments, and cost a pass over whole tables per step)."""
+    from model_contract import bare_context
+
+    data = checkerboard()
+    model = create_model(name, **{"pretrain": False} if name == "neumf" else {})
+    model.begin_fit(bare_context(), data)
+    user_tables, item_tables = _user_and_item_tables(model.network)
+    assert all(table.sparse for table in user_tables + item_tables)
+    assert "SparseAdam" in repr(model.optimizer)
+    model.train_step(lambda: model.network(torch.tensor([0, 2]), torch.tensor([[4], [6]])).sum())
+    # The second step uses other rows: dense Adam would move rows 0, 2, 4 and 6 again with their moments.
+    users, items = torch.tensor([1, 3]), torch.tensor([[5], [9]])
+    before = [table.weight.detach().clone() for table in user_tables + item_tables]
+    model.train_step(lambda: model.network(users, items).sum())
+    used = [users] * len(user_tables) + [items.ravel()] * len(item_tables)
+    for table, old, rows in zip(user_tables + item_tables, before, used, strict=True):
+        moved = (table.weight.detach() != old).any(dim=1)
+        assert set(torch.nonzero(moved).ravel().tolist()) == set(rows.tolist())
+
+
+def test_ncf_weight_decay_is_an_l2_penalty_on_the_rows_each_example_uses():
+    data = checkerboard()
+    norms = {}
+    for decay in (0.0, 0.05):
+        model = fit_model(create_model("gmf", weight_decay=decay, **SMALL), data, device="cpu", seed=0)
+        norms[decay] = float(model.network.user_table().detach().norm())
+    assert norms[0.05] < 0.7 * norms[0.0], norms
+
+
 # ---------------------------------------------------------------------------- a real run
 
 

@@ -46,7 +46,9 @@ class FitWatch:
     done: threading.Event = field(default_factory=threading.Event)
 
     def __call__(self, event) -> None:  # the trainer's callback, called in the worker thread
-        if event.kind == "start":
+        if event.phase in ("split", "test"):
+            self.stage = "splitting" if event.phase == "split" else "testing"
+        elif event.kind == "start":
             self.stage = "fitting"
         elif event.kind == "end":
             self.stage = "testing"

@@ -215,7 +215,12 @@ def _stage_prefix(event) -> str:
 def describe_event(event) -> str:
     """The progress line: what runs (stage, epoch k of n within it, batch), then elapsed and time left."""
     stage = _stage_prefix(event)
-    if getattr(event, "phase", "selection") == "refit":
+    phase = getattr(event, "phase", "selection")
+    if phase == "split":
+        return f"Splitting {event.message}…"
+    if phase == "test":
+        return f"Testing on the held-out data: {event.message}…"
+    if phase == "refit":
         if event.kind == "end":
             return "Refitted on train + validation; testing on the held-out data…"
         if event.kind in ("batch", "epoch") and event.epochs:
@@ -250,6 +255,9 @@ class LiveView:
 
     def __call__(self, event) -> None:
         now = time.monotonic()
+        if event.phase in ("split", "test"):  # before training starts / after it ended
+            self.bar.progress(0.0 if event.phase == "split" else 1.0, text=f"{self.name}: {describe_event(event)}")
+            return
         if event.phase == "refit":
             # The refit has no validation curve; the chart keeps the selection's, the bar says what runs.
             if event.kind == "batch" and now - self.last < self.min_interval:

@@ -23,6 +23,7 @@ trainer, so a model can be built, loaded and scored without it.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -448,6 +449,20 @@ class Recommender:
         return model
 
 
+class LossModule(torch.nn.Module):
+    """A network with a training step's loss as its ``forward``: ``module(loss_of, *inputs)`` returns
+    ``loss_of(*inputs)``, which may call any of the network's methods. This is what
+    ``DistributedDataParallel`` wraps under torchrun, since it averages gradients only for work
+    done inside the ``forward`` of the module it wraps."""
+
+    def __init__(self, network: torch.nn.Module):
+        super().__init__()
+        self.network = network
+
+    def forward(self, loss_of: Callable[..., torch.Tensor], *inputs: Any) -> torch.Tensor:
+        return loss_of(*inputs)
+
+
 class TorchRecommender(Recommender):
     """A recommender whose parameters live in ``self.network`` (a ``torch.nn.Module``)."""
 
@@ -461,13 +476,23 @@ class TorchRecommender(Recommender):
     def _make_network(self) -> torch.nn.Module:
         raise NotImplementedError
 
-    def optimizer_step(self, loss: torch.Tensor) -> float:
-        """One step of ``self.optimizer`` on ``loss``; returns the loss as a float."""
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        from ..distributed import average_gradients
+    def train_step(self, loss_of: Callable[..., torch.Tensor], *inputs: Any) -> float:
+        """One step of ``self.optimizer`` on ``loss_of(*inputs)``; returns the loss as a float.
 
-        average_gradients(self.network)  # a no-op in one process
+        The loss is computed through ``self.step_module``: the network itself in one process, the
+        network wrapped in ``DistributedDataParallel`` under torchrun, whose backward pass then
+        averages the gradients over the ranks.
+        """
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self.step_module(loss_of, *inputs)
+        try:
+            loss.backward()
+        except RuntimeError as error:
+            from ..distributed import current, rank_failed
+
+            if current() is None:
+                raise
+            raise rank_failed(error) from None
         self.optimizer.step()
         return float(loss.detach())
 
@@ -475,4 +500,7 @@ class TorchRecommender(Recommender):
         return torch.optim.Adam(self.network.parameters(), lr=self.config.learning_rate, weight_decay=self.config.weight_decay)
 
     def _prepare(self, context: FitContext, train: Interactions) -> None:
+        from ..distributed import data_parallel
+
         self.optimizer = self.make_optimizer()
+        self.step_module = data_parallel(LossModule(self.network))

@@ -102,22 +102,22 @@ class CDAE(TorchRecommender):
     def _rows(self, rows: sp.csr_matrix) -> torch.Tensor:
         return DeviceCSR.from_scipy(rows, self.device).dense(binary=True)
 
+    def _batch_loss(self, user_index: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        x = self._device_known.dense_rows(user_index, binary=True)
+        with self.autocast():
+            if self.config.n_negatives == 0:
+                logits = self.network(x, user_index).float()
+                return nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="sum") / len(user_index)
+            # the negatives are drawn on the host from the fit's generator (the same draws as ever)
+            users = user_index.cpu().numpy()
+            hidden = self.network.encode(x, user_index)
+            return self._sampled_loss(hidden, users, self.known[users], rng)
+
     def train_epoch(self, context: FitContext, epoch: int) -> dict[str, float]:
-        network, total = self.network, 0.0
-        bce = nn.functional.binary_cross_entropy_with_logits
+        total = 0.0
         for batch in context.device_batches(len(self.train_users), self.config.batch_size):
             user_index = self.train_users[batch]
-            x = self._device_known.dense_rows(user_index, binary=True)
-            with self.autocast():
-                if self.config.n_negatives == 0:
-                    logits = network(x, user_index).float()
-                    loss = bce(logits, x, reduction="sum") / len(user_index)
-                else:
-                    # the negatives are drawn on the host from the fit's generator (the same draws as ever)
-                    users = user_index.cpu().numpy()
-                    hidden = network.encode(x, user_index)
-                    loss = self._sampled_loss(hidden, users, self.known[users], context.rng)
-            total += self.optimizer_step(loss) * len(user_index)
+            total += self.train_step(self._batch_loss, user_index, context.rng) * len(user_index)
         return {"loss": total / max(1, len(self.train_users))}
 
     def _sampled_loss(self, hidden: torch.Tensor, users: np.ndarray, rows: sp.csr_matrix, rng: np.random.Generator) -> torch.Tensor:

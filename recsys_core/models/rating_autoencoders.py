@@ -235,21 +235,27 @@ class AutoRec(_RatingModel, TorchRecommender):
     def _prepare(self, context: FitContext, train: Interactions) -> None:
         self._keep_ratings(train)
         self.train_items = torch.from_numpy(np.flatnonzero(self.item_has_ratings)).to(self.device)
-        self.optimizer = torch.optim.Adam(self.network.parameters(), lr=self.config.learning_rate)
+        super()._prepare(context, train)
+
+    def make_optimizer(self) -> torch.optim.Optimizer:
+        # λ/2 ‖θ‖² is in the loss (on the weights only, as the paper writes it), not Adam's decay.
+        return torch.optim.Adam(self.network.parameters(), lr=self.config.learning_rate)
+
+    def _batch_loss(self, target: torch.Tensor, mask: torch.Tensor, share: float) -> torch.Tensor:
+        """The batch's part of the paper's objective, Σ_items ‖(r − h(r)) ⊙ mask‖² + λ/2 ‖θ‖², whose
+        epoch sum is the whole (``share``: the batch's fraction of the items)."""
+        with self.autocast():
+            output = self.network(target)
+        return masked_squared_error(output.float(), target, mask) + self.config.weight_decay / 2 * self.network.penalty() * share
 
     def train_epoch(self, context: FitContext, epoch: int) -> dict[str, float]:
         self._codes = None
-        network, total, n_items = self.network, 0.0, len(self.train_items)
+        total, n_items = 0.0, len(self.train_items)
         for batch in context.device_batches(n_items, self.config.batch_size):
             items = self.train_items[batch]
             target = self._device_by_item.dense_rows(items)
             mask = self._device_by_item.dense_rows(items, binary=True)
-            with self.autocast():
-                output = network(target)
-            # the epoch's sum of these is the paper's objective: Σ_items ‖(r − h(r)) ⊙ mask‖² + λ/2 ‖θ‖²
-            loss = masked_squared_error(output.float(), target, mask)
-            loss = loss + self.config.weight_decay / 2 * network.penalty() * (len(items) / n_items)
-            total += self.optimizer_step(loss)
+            total += self.train_step(self._batch_loss, target, mask, len(items) / n_items)
         self._codes = None
         return {"loss": total / max(1, self.ratings.nnz)}
 
@@ -456,24 +462,31 @@ class DeepRec(_RatingModel, TorchRecommender):
     def _prepare(self, context: FitContext, train: Interactions) -> None:
         self._keep_ratings(train)
         self.train_users = torch.from_numpy(np.flatnonzero(self.user_has_ratings)).to(self.device)
-        self.optimizer = self.make_optimizer()
+        super()._prepare(context, train)
+
+    def _masked_loss(self, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Masked mean squared error over the observed ratings; the output is kept for re-feeding."""
+        with self.autocast():
+            output = self.network(target).float()
+        self._last_output = output.detach()
+        return masked_squared_error(output, target, mask) / mask.sum().clamp_min(1.0)
+
+    def _refeed_loss(self, dense: torch.Tensor) -> torch.Tensor:
+        with self.autocast():
+            again = self.network(dense).float()
+        return ((again - dense) ** 2).mean()
 
     def train_epoch(self, context: FitContext, epoch: int) -> dict[str, float]:
-        network, total, refed = self.network, 0.0, 0.0
+        total, refed = 0.0, 0.0
         for batch in context.device_batches(len(self.train_users), self.config.batch_size):
             users = self.train_users[batch]
             target = self._device_ratings.dense_rows(users)
             mask = self._device_ratings.dense_rows(users, binary=True)
-            with self.autocast():
-                output = network(target).float()
-            loss = masked_squared_error(output, target, mask) / mask.sum().clamp_min(1.0)
-            total += self.optimizer_step(loss) * len(users)
+            total += self.train_step(self._masked_loss, target, mask) * len(users)
             if self.config.dense_refeeding:
-                dense = output.detach()
-                with self.autocast():
-                    again = network(dense).float()
-                refeed = ((again - dense) ** 2).mean()
-                refed += self.optimizer_step(refeed) * len(users)
+                # Kuchaiev & Ginsburg's dense re-feeding: the output, treated as a fully rated
+                # input, should map to itself (a second step, on the updated network).
+                refed += self.train_step(self._refeed_loss, self._last_output) * len(users)
         n = max(1, len(self.train_users))
         stats = {"loss": total / n}
         if self.config.dense_refeeding:

@@ -225,8 +225,7 @@ class SVAE(TorchRecommender):
                 continue
             sequences, kept = self._stored_sequences(batch)
             beta = self.beta()
-            loss = self.loss(sequences, kept, beta)
-            total += self.optimizer_step(loss) * len(batch)
+            total += self.train_step(self.loss, sequences, kept, beta) * len(batch)
             self.update_count += 1
             count += len(batch)
         return {"loss": total / max(1, count), "beta": beta}

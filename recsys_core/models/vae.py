@@ -201,8 +201,7 @@ class _MultAutoencoder(TorchRecommender):
                 continue
             x = self._device_known.dense_rows(self._train_users[batch])
             beta = self.beta()
-            loss = self.loss(x, beta)
-            total += self.optimizer_step(loss) * len(batch)
+            total += self.train_step(self.loss, x, beta) * len(batch)
             self.update_count += 1
             count += len(batch)
         stats = {"loss": total / max(1, count)}
