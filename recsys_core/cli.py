@@ -121,6 +121,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         progress=not args.json,
         source=source,
         loo_order=args.loo_order,
+        compile_network=args.compile,
     )
     summary = result.summary()
     if args.json:
@@ -156,6 +157,7 @@ def _train_distributed(args: argparse.Namespace, source) -> int:
             save=context.is_main,
             source=source,
             loo_order=args.loo_order,
+            compile_network=args.compile,
         )
         result.record["distributed"] = {"world_size": context.world_size, "backend": context.backend}
         if context.is_main:
@@ -433,6 +435,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="leave-one-out: hold out each user's latest items (time, default) or seeded random ones (random)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.add_argument(
+        "--compile", action="store_true",
+        help="compile each network's forward with torch.compile before training (slower first step, faster steps after; mostly for GPUs)",
+    )
     p.add_argument(
         "--distributed", action="store_true",
         help="data-parallel training under torchrun (gloo on CPU, nccl on GPU); rank 0 saves and prints",

@@ -74,6 +74,7 @@ def run_experiment(
     source: DataSource | None = None,
     split: Split | None = None,
     loo_order: str = "time",
+    compile_network: bool = False,
 ) -> ExperimentResult:
     """Train ``model_name`` on the split ``protocol`` needs, select on validation, test once, save.
 
@@ -83,7 +84,8 @@ def run_experiment(
     then tested knowing the validation interaction, as models that read the history (EASE, the
     autoencoders) always did. ``refit=False`` tests the model selected on validation as it is; the
     run records which was done. ``loo_order`` ("time" or "random") picks
-    the held-out items of leave-one-out; the run's split info records it.
+    the held-out items of leave-one-out; the run's split info records it. ``compile_network``
+    compiles the networks' ``forward`` with ``torch.compile`` (see :class:`~recsys_core.trainer.Trainer`).
     """
     spec = get_protocol(protocol)
     if isinstance(data, DataSource):
@@ -102,7 +104,7 @@ def run_experiment(
     if split is None:
         announce("split", f"{len(data):,} interactions for {protocol}")
         split = make_split(data, protocol, seed=seed, loo_order=loo_order)
-    trainer = Trainer(device=device, seed=seed, epochs=epochs, cancel=cancel, progress=progress)
+    trainer = Trainer(device=device, seed=seed, epochs=epochs, cancel=cancel, progress=progress, compile_network=compile_network)
     started = time.perf_counter()
     history = trainer.fit(model, split.train, validation=split, callback=callback)
     selected = model
@@ -115,7 +117,7 @@ def run_experiment(
         chosen = {**(history.tuning or {}).get("chosen", {}), **derived}
         model = create_model(model_name, **{**(overrides or {}), **chosen})
         relay = (lambda event: callback(dataclasses.replace(event, phase="refit"))) if callback is not None else None
-        Trainer(device=device, seed=seed, epochs=refit_epochs, patience=0, cancel=cancel, progress=progress).fit(
+        Trainer(device=device, seed=seed, epochs=refit_epochs, patience=0, cancel=cancel, progress=progress, compile_network=compile_network).fit(
             model, split.train_with_validation(), validation=None, callback=relay
         )
     fit_seconds = time.perf_counter() - started

@@ -145,6 +145,8 @@ class FitContext:
     fit_nested: NestedFit
     epochs: int = 0
     """The epoch budget of this fit (what the model's config says after the trainer's override)."""
+    compile_network: bool = False
+    """Compile the network's ``forward`` with ``torch.compile`` before training (``train --compile``)."""
 
     def batches(self, n: int, batch_size: int) -> Iterator[np.ndarray]:
         """Shuffled index batches over ``n`` examples, reporting each finished batch to ``on_batch``."""

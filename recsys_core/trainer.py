@@ -121,6 +121,9 @@ class Trainer:
         epochs: overrides the model config's ``epochs`` when given.
         patience: overrides the model config's ``patience`` when given (0: never stop early).
         mixed_precision: bf16 autocast on CUDA.
+        compile_network: compile each network's ``forward`` with ``torch.compile`` (inductor) before
+            training: a first step slower by the compile time (tens of seconds), faster steps after,
+            mostly on GPUs. The weights and the saved run are the same as without it.
         cancel: a callable returning True (or a ``threading.Event``) to stop at the next batch.
         progress: show a tqdm bar on the terminal.
     """
@@ -133,6 +136,7 @@ class Trainer:
         epochs: int | None = None,
         patience: int | None = None,
         mixed_precision: bool = True,
+        compile_network: bool = False,
         cancel: Callable[[], bool] | Any = None,
         progress: bool = False,
     ):
@@ -142,6 +146,7 @@ class Trainer:
         self.epochs = epochs
         self.patience = patience
         self.mixed_precision = mixed_precision
+        self.compile_network = compile_network
         self.cancel = cancel
         self.progress = progress
 
@@ -211,7 +216,7 @@ class Trainer:
 
         def fit_nested(sub: Recommender, sub_train: Interactions, *, stage: str, seed: int, epochs: int | None = None, validate: bool = True) -> TrainingHistory:
             nested = Trainer(
-                device=self.device, seed=seed, mixed_precision=self.mixed_precision, epochs=epochs,
+                device=self.device, seed=seed, mixed_precision=self.mixed_precision, compile_network=self.compile_network, epochs=epochs,
                 patience=None if validate else 0, cancel=self.cancel,
             )  # fmt: skip
 
@@ -230,6 +235,7 @@ class Trainer:
             evaluator=evaluator,
             fit_nested=fit_nested,
             epochs=epochs,
+            compile_network=self.compile_network,
         )
         bar = None
         if self.progress:

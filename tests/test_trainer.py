@@ -129,3 +129,23 @@ def test_the_train_pages_progress_line_shows_the_stage_elapsed_time_and_time_lef
     assert describe_event(plain) == "epoch 1/4 · batch 1/100 · 0:00 elapsed · estimating time left…"
     refit = TrainingEvent("batch", epoch=1, epochs=2, batch=1, batches=2, elapsed=10.0, phase="refit", stage="fine-tuning", stage_index=2, stage_count=3, stage_offset=4, total_epochs=6)
     assert describe_event(refit).startswith("refit on train + validation · fine-tuning (stage 3 of 3) · epoch 1/2")
+
+
+@pytest.mark.slow
+def test_compile_network_trains_the_same_model_through_torch_compile(tmp_path):
+    """``--compile``: the network's forward runs compiled (inductor), the fit matches an eager one
+    (AutoRec: no dropout, whose random masks differ under compile), and the saved model (plain
+    state_dict keys) loads into an uncompiled network."""
+    from recsys_core.runs import load_model, save_model
+
+    data = checkerboard(ratings=True)
+    settings = {"epochs": 2, "batch_size": 8, "hidden": 16}
+    eager = Trainer(device="cpu", seed=0).fit(create_model("autorec", **settings), data)
+    compiled_model = create_model("autorec", **settings)
+    compiled = Trainer(device="cpu", seed=0, compile_network=True).fit(compiled_model, data)
+    assert compiled_model.network._compiled_call_impl is not None
+    np.testing.assert_allclose([e["loss"] for e in compiled.epochs], [e["loss"] for e in eager.epochs], rtol=1e-4)
+    save_model(compiled_model, tmp_path)
+    loaded = load_model(tmp_path)
+    assert loaded.network._compiled_call_impl is None
+    np.testing.assert_allclose(loaded.predict_ratings(np.arange(4), np.arange(4)), compiled_model.predict_ratings(np.arange(4), np.arange(4)), rtol=1e-4)

@@ -502,5 +502,7 @@ class TorchRecommender(Recommender):
     def _prepare(self, context: FitContext, train: Interactions) -> None:
         from ..distributed import data_parallel
 
+        if context.compile_network:
+            self.network.compile()  # in place: the same parameters and state_dict keys, a compiled forward
         self.optimizer = self.make_optimizer()
         self.step_module = data_parallel(LossModule(self.network))
