@@ -183,9 +183,11 @@ def estimate_memory(model_name: str, n_users: int, n_items: int, n_interactions:
       one with a fixed ``l2``), of at most ``item_cap`` items;
     * item-kNN: a float32 similarity block and its argpartition (~5 × the score block) and at most
       ``neighbours`` entries per item;
-    * autoencoders: parameters n_items × width with gradients and Adam's two moments (× 4), plus a
-      batch of dense n_items rows with activations and gradients (× 6);
-    * embedding models: (n_users + n_items) × width parameters × 4, and the batch's activations.
+    * autoencoders: parameters row × width with gradients and Adam's two moments (× 4), plus a batch
+      of dense rows with activations and gradients (× 6), a row being n_items wide (n_users for
+      I-AutoRec, which encodes items);
+    * embedding models: (n_users + n_items) × width parameters × 4, and the batch's activations;
+      SVAE adds its softmax over every item at each of a batch's ``max_length`` positions (× 6).
     """
     n_users, n_items, n_interactions = int(n_users), int(n_items), int(n_interactions)
     data = 120 * n_interactions + 16 * (n_users + n_items)
@@ -206,15 +208,22 @@ def estimate_memory(model_name: str, n_users: int, n_items: int, n_interactions:
         dominant = "item-kNN's similarity blocks"
         way_out = "lower neighbours, or keep fewer items (k-core)"
     elif model_name in _AUTOENCODERS:
-        model = 4 * 4 * 2 * n_items * width + 6 * 4 * min(batch, max(n_users, n_items)) * n_items
-        dominant = f"autoencoder rows of {n_items:,} items (batch {batch}, width {width})"
-        way_out = "lower batch_size or the layer sizes, or keep fewer items (k-core)"
+        # I-AutoRec encodes items as rows over the users; the others encode users as rows over the items.
+        row, rows_of = (n_users, "users") if model_name == "autorec" else (n_items, "items")
+        model = 4 * 4 * 2 * row * width + 6 * 4 * min(batch, max(n_users, n_items)) * row
+        dominant = f"autoencoder rows of {row:,} {rows_of} (batch {batch}, width {width})"
+        way_out = "lower batch_size or the layer sizes, or keep fewer users and items (k-core)"
     elif model_name in _EMBEDDINGS:
         model = 4 * 4 * (n_users + n_items) * width + 4 * 8 * batch * width * 8
-        if model_name == "svae":
-            model += 6 * 4 * batch * n_items  # SVAE decodes a softmax over every item per step
         dominant = f"embeddings of {n_users:,} users and {n_items:,} items (width {width})"
         way_out = "lower embedding_size or batch_size, or keep fewer users and items (k-core)"
+        if model_name == "svae":
+            # SVAE decodes a softmax over every item at each position of each sequence of a batch
+            # (batches group similar lengths, so one batch can be max_length long throughout).
+            length = int(getattr(config, "max_length", 100) or 100)
+            model += 6 * 4 * batch * length * n_items
+            dominant = f"SVAE's softmax over {n_items:,} items at each of {length} positions of {batch} sequences per batch"
+            way_out = "lower max_length or batch_size, or keep fewer items (k-core)"
     else:  # pop and anything without its own line: data and scoring only
         model = 8 * n_items
     return MemoryEstimate(total=data + scoring + model, dominant=dominant, way_out=way_out)

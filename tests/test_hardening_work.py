@@ -213,6 +213,17 @@ def test_estimates_grow_with_the_data(model):
     assert 0 < small < large
 
 
+def test_svae_estimate_counts_a_softmax_over_every_item_at_every_position_of_a_batch():
+    """Measured on synthetic ML-1M shape (6,040 × 3,706, benchmarks/scale.py): an SVAE epoch peaked at
+    1.3 GiB. Its logits are batch × max_length × items floats, so the estimate must cover that."""
+    from recsys_core.models.svae import SVAEConfig
+
+    estimate = limits.estimate_memory("svae", 6_040, 3_706, 1_000_209, SVAEConfig())
+    assert estimate.total >= 1.3 * limits.GIB
+    shorter = limits.estimate_memory("svae", 6_040, 3_706, 1_000_209, SVAEConfig(max_length=20))
+    assert shorter.total < estimate.total / 2 and "softmax" in estimate.dominant
+
+
 def test_available_memory_reads_meminfo():
     free = limits.available_memory()
     assert free is None or 0 < free < 1 << 50
