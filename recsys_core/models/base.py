@@ -14,10 +14,12 @@ A model implements a few hooks and inherits everything a user calls:
 * ``_state()`` / ``_load_state`` tensors that fully describe the fitted model (default: the network).
 
 ``recommend``, ``similar_items``, ``fold_in``, persistence and batching are written once here, on
-top of those hooks. The training loop itself lives in :class:`recsys_core.trainer.Trainer`, which
-hands each hook a :class:`~recsys_core.fit_context.FitContext` (device, seeded generator, mixed
-precision, batch callback, validation evaluator, nested fits); this package never imports the
-trainer, so a model can be built, loaded and scored without it.
+top of those hooks, and so is a gradient model's step, ``train_step(loss_of, *inputs)`` (through
+``DistributedDataParallel`` under torchrun), which every ``train_epoch`` calls once per batch.
+The training loop itself lives in :class:`recsys_core.trainer.Trainer`, which hands each hook a
+:class:`~recsys_core.fit_context.FitContext` (device, seeded generator, mixed precision, batch
+callback, validation evaluator, nested fits); this package never imports the trainer, so a model
+can be built, loaded and scored without it.
 """
 
 from __future__ import annotations
@@ -479,9 +481,9 @@ class TorchRecommender(Recommender):
     def train_step(self, loss_of: Callable[..., torch.Tensor], *inputs: Any) -> float:
         """One step of ``self.optimizer`` on ``loss_of(*inputs)``; returns the loss as a float.
 
-        The loss is computed through ``self.step_module``: the network itself in one process, the
-        network wrapped in ``DistributedDataParallel`` under torchrun, whose backward pass then
-        averages the gradients over the ranks.
+        The loss is computed through ``self.step_module``, a :class:`LossModule` around the network:
+        as it is in one process, wrapped in ``DistributedDataParallel`` under torchrun, whose backward
+        pass then averages the gradients over the ranks.
         """
         self.optimizer.zero_grad(set_to_none=True)
         loss = self.step_module(loss_of, *inputs)
