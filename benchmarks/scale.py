@@ -36,6 +36,8 @@ linear).
 
     python benchmarks/scale.py [--sizes 1m,5m,20m] [--model-sizes 1m] [--models bpr,gmf,neumf,multvae]
                                [--max-steps 3000] [--model-timeout 3600]
+    python benchmarks/scale.py --optimizer-steps   # BPR steps: dense Adam against sparse + lazy Adam
+
 
 Writes benchmarks/results/scale.{json,md}.
 """
@@ -212,6 +214,44 @@ def _child(args: list[str], timeout: float | None = None) -> dict | None:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def measure_optimizer_steps(steps: int = 200) -> list[dict]:
+    """Milliseconds per BPR step with dense Adam against sparse gradients + lazy Adam, at the 1M and
+    20M table shapes, through the real network, loss and optimiser, in one process, alternated."""
+    import numpy as np
+    import torch
+
+    from recsys_core.models import create_model
+    from recsys_core.models.base import LossModule
+    from recsys_core.models.optimizers import use_sparse_gradients
+
+    def bpr_loss(network, users, items):  # the first item of each row is the positive
+        scores = network.combine(network.user_vectors(users), network.item_features(items))
+        return torch.nn.functional.softplus(scores[:, 1:] - scores[:, :1]).mean()
+
+    rows = []
+    for size in ("1m", "20m"):
+        shape = SHAPES[size]
+        timings: dict[str, list[float]] = {"dense Adam": [], "sparse + lazy Adam": []}
+        for _ in range(2):
+            for label, sparse in (("dense Adam", False), ("sparse + lazy Adam", True)):
+                model = create_model("bpr")
+                model.n_users, model.n_items = shape["n_users"], shape["n_items"]
+                model._build()
+                use_sparse_gradients(model.network, sparse)
+                model.step_module, model.optimizer = LossModule(model.network), model.make_optimizer()
+                rng = np.random.default_rng(0)
+                users = torch.from_numpy(rng.integers(0, shape["n_users"], (steps, 256)))
+                items = torch.from_numpy(rng.integers(0, shape["n_items"], (steps, 256, 5)))
+                started = time.perf_counter()
+                for step in range(steps):
+                    model.train_step(bpr_loss, model.network, users[step], items[step])
+                timings[label].append((time.perf_counter() - started) / steps * 1000)
+        dense, sparse = min(timings["dense Adam"]), min(timings["sparse + lazy Adam"])
+        rows.append({"shape": size, "users": shape["n_users"], "items": shape["n_items"], "dense_ms": dense, "sparse_ms": sparse, "ratio": dense / sparse})
+        print(f"{size}: dense {dense:.1f} ms, sparse {sparse:.1f} ms per step", file=sys.stderr, flush=True)
+    return rows
+
+
 def fitted_exponent(rows: list[float], seconds: list[float]) -> float | None:
     import numpy as np
 
@@ -227,6 +267,7 @@ def main() -> None:
     parser.add_argument("--models", default="bpr,gmf,neumf,multvae")
     parser.add_argument("--max-steps", type=int, default=0, help="time only the first N steps of a gradient model's epoch (0: the whole epoch)")
     parser.add_argument("--model-timeout", type=float, default=3600.0, help="seconds before a model's process is stopped")
+    parser.add_argument("--optimizer-steps", action="store_true", help="only time BPR steps with dense Adam against sparse gradients + lazy Adam")
     parser.add_argument("--data-one", help=argparse.SUPPRESS)
     parser.add_argument("--model-one", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -235,6 +276,15 @@ def main() -> None:
         return
     if args.model_one:
         print(json.dumps(measure_model(*args.model_one, max_steps=args.max_steps)))
+        return
+    if args.optimizer_steps:
+        rows = measure_optimizer_steps()
+        shown = [
+            {"tables (users × items)": f"{r['shape']} ({r['users']:,} × {r['items']:,})", "dense Adam ms / step": f"{r['dense_ms']:.1f}",
+             "sparse + lazy Adam ms / step": f"{r['sparse_ms']:.1f}", "dense ÷ sparse": f"{r['ratio']:.1f}"}
+            for r in rows
+        ]  # fmt: skip
+        write("scale_optimizer", {"steps": rows}, markdown_table(shown, list(shown[0])))
         return
 
     sizes = [s for s in args.sizes.split(",") if s]
