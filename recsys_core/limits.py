@@ -186,7 +186,8 @@ def estimate_memory(model_name: str, n_users: int, n_items: int, n_interactions:
     * autoencoders: parameters row × width with gradients and Adam's two moments (× 4), plus a batch
       of dense rows with activations and gradients (× 6), a row being n_items wide (n_users for
       I-AutoRec, which encodes items);
-    * embedding models: (n_users + n_items) × width parameters × 4, and the batch's activations;
+    * embedding models: (n_users + n_items) × width parameters × 4, the batch's activations and an
+      epoch's training arrays (positives, sampled negatives, NCF's labelled examples);
       SVAE adds its softmax over every item at each of a batch's ``max_length`` positions (× 6).
     """
     n_users, n_items, n_interactions = int(n_users), int(n_items), int(n_interactions)
@@ -217,6 +218,12 @@ def estimate_memory(model_name: str, n_users: int, n_items: int, n_interactions:
         model = 4 * 4 * (n_users + n_items) * width + 4 * 8 * batch * width * 8
         dominant = f"embeddings of {n_users:,} users and {n_items:,} items (width {width})"
         way_out = "lower embedding_size or batch_size, or keep fewer users and items (k-core)"
+        if model_name != "svae":
+            # An epoch's training arrays: the positives' indices, n_negatives int64 negatives per
+            # positive with the sampler's temporaries (~40 bytes each), and for the pointwise NCF models
+            # every example's user, item and label. BPR at synthetic ML-20M shape: 2.9 GiB measured.
+            k = int(getattr(config, "n_negatives", 4) or 0)
+            model += n_interactions * (16 + 40 * k + (0 if model_name == "bpr" else 20 * (1 + k)))
         if model_name == "svae":
             # SVAE decodes a softmax over every item at each position of each sequence of a batch
             # (batches group similar lengths, so one batch can be max_length long throughout).

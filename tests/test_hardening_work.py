@@ -224,6 +224,19 @@ def test_svae_estimate_counts_a_softmax_over_every_item_at_every_position_of_a_b
     assert shorter.total < estimate.total / 2 and "softmax" in estimate.dominant
 
 
+def test_embedding_model_estimates_cover_an_epochs_training_arrays_at_20m_shape():
+    """BPR's epoch at synthetic ML-20M shape (benchmarks/scale.py) peaked at 5.7 GiB, reading and
+    splitting included; the pointwise NCF models hold 1 + n_negatives labelled examples per positive."""
+    from recsys_core.models.ncf import GMFConfig
+
+    bpr = limits.estimate_memory("bpr", 138_493, 26_744, 20_000_263)
+    assert bpr.total >= 5.7 * limits.GIB
+    gmf = limits.estimate_memory("gmf", 138_493, 26_744, 20_000_263)
+    assert gmf.total > bpr.total
+    fewer = limits.estimate_memory("gmf", 138_493, 26_744, 20_000_263, GMFConfig(n_negatives=1))
+    assert fewer.total < gmf.total - 2 * limits.GIB
+
+
 def test_available_memory_reads_meminfo():
     free = limits.available_memory()
     assert free is None or 0 < free < 1 << 50
