@@ -87,19 +87,20 @@ def test_app_sidebar_calls_the_home_page_home(ml100k_dir):
     assert all(link.proto.icon.startswith(":material/") for link in links)
 
 
-class _Event:
-    def __init__(self, kind: str):
-        self.kind = kind
-
-
 def test_first_fit_watch_follows_the_trainer_stages():
+    from recsys_core.fit_context import TrainingEvent
+
     watch = home_ui.FitWatch()
     assert watch.stage == "splitting"
-    watch(_Event("start"))
+    watch(TrainingEvent("start", phase="split", message="100,000 interactions for loo-sampled"))
+    assert watch.stage == "splitting"
+    watch(TrainingEvent("start"))
     assert watch.stage == "fitting"
-    watch(_Event("epoch"))
+    watch(TrainingEvent("epoch"))
     assert watch.stage == "fitting"
-    watch(_Event("end"))
+    watch(TrainingEvent("end"))
+    assert watch.stage == "testing"
+    watch(TrainingEvent("start", phase="test", message="loo-full (2 of 2)"))
     assert watch.stage == "testing"
     starts = [home_ui.STAGE_START[s] for s in ("splitting", "fitting", "testing")]
     assert starts == sorted(starts) and starts[-1] < 1.0
