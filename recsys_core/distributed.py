@@ -13,10 +13,11 @@ The models compute their losses from several network methods (``user_vectors``, 
 (:class:`~recsys_core.models.base.LossModule`): every parameter a step uses is used inside DDP's
 ``forward``, which is all DDP needs.
 
-Embedding tables: on the CPU (gloo) their gradients stay sparse (only the rows a batch touched,
-:mod:`recsys_core.models.optimizers`) and DDP all-reduces them as sparse tensors. NCCL cannot
-all-reduce sparse tensors, so on GPUs under torchrun the tables take dense gradients and plain Adam
-(:func:`sparse_gradients_supported`); a GPU's memory bandwidth makes the dense update cheap there.
+Embedding tables: in one process their gradients are sparse (only the rows a batch touched,
+:mod:`recsys_core.models.optimizers`, updated by lazy Adam). Under torchrun they are dense and plain
+Adam updates them (:func:`sparse_gradients_supported`): NCCL cannot all-reduce sparse tensors, and
+DDP's sparse path on gloo corrupted the heap in one run of three here. On GPUs the dense update is
+cheap; on CPU ranks it costs a pass over the tables per step, as before sparse gradients.
 
 Learning rate and batch: ``batch_size`` stays per rank, so one step sees ``world_size × batch_size``
 examples and an epoch takes ``1 / world_size`` as many steps. The learning rate is left as configured
@@ -122,10 +123,12 @@ def shard(order: np.ndarray) -> np.ndarray:
 
 
 def sparse_gradients_supported() -> bool:
-    """Whether embedding tables may take sparse gradients: always in one process and on gloo; not on
-    NCCL, which cannot all-reduce sparse tensors."""
-    context = current()
-    return context is None or context.backend != "nccl"
+    """Whether embedding tables may take sparse gradients: in one process only.
+
+    NCCL cannot all-reduce sparse tensors, and DDP's sparse-gradient path on gloo crashed one run in
+    three here (heap corruption, torch 2.13, even with one rank), so under torchrun the tables take
+    dense gradients, which DDP all-reduces in its ordinary buckets."""
+    return current() is None
 
 
 def data_parallel(module):

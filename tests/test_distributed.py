@@ -109,19 +109,20 @@ def test_every_gradient_model_trains_through_distributed_data_parallel(one_rank_
         fit_model(model, checkerboard(ratings=name in ("autorec", "deeprec")), device="cpu", seed=0)
         assert isinstance(model.step_module, DistributedDataParallel), name
         tables = [m for m in model.network.modules() if isinstance(m, nn.Embedding)]
-        if name in ("bpr", "gmf", "mlp", "neumf"):
-            assert tables and all(table.sparse for table in tables), f"{name}: gloo all-reduces sparse gradients"
+        assert not any(table.sparse for table in tables), f"{name}: DDP all-reduces dense gradients"
         assert all(torch.isfinite(p).all() for p in model.network.parameters()), name
         trained.append(name)
     assert {"bpr", "gmf", "mlp", "neumf", "autorec", "deeprec", "cdae", "multvae", "multdae", "svae"} <= set(trained)
 
 
-def test_nccl_ranks_take_dense_embedding_gradients(monkeypatch):
-    """NCCL cannot all-reduce sparse tensors: under it the tables are dense and plain Adam updates them."""
+@pytest.mark.parametrize("backend", ["gloo", "nccl"])
+def test_ranks_take_dense_embedding_gradients(monkeypatch, backend):
+    """Under torchrun the tables are dense and plain Adam updates them: NCCL cannot all-reduce sparse
+    tensors, and DDP's sparse path on gloo corrupted the heap in one run of three (torch 2.13)."""
     from recsys_core import distributed
     from recsys_core.models import create_model
 
-    monkeypatch.setattr(distributed, "_CONTEXT", distributed.DistributedContext(0, 2, 0, "nccl"))
+    monkeypatch.setattr(distributed, "_CONTEXT", distributed.DistributedContext(0, 2, 0, backend))
     model = create_model("bpr")
     model.n_users, model.n_items = 4, 6
     model._build()

@@ -14,9 +14,9 @@ Weight decay never runs over a whole table: the models add their L2 penalty for 
 uses to the loss (Rendle et al.'s per-triple regulariser for BPR), and only the dense parameters
 take the optimiser's own decay.
 
-Under torchrun with NCCL the tables take dense gradients (NCCL cannot all-reduce sparse tensors;
-see :func:`recsys_core.distributed.sparse_gradients_supported`), and the same functions return
-plain Adam / SGD for them.
+Under torchrun the tables take dense gradients (see
+:func:`recsys_core.distributed.sparse_gradients_supported`), and the same functions return plain
+Adam / SGD for them.
 """
 
 from __future__ import annotations
