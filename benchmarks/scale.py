@@ -143,6 +143,10 @@ BENCHMARK_SETTINGS: dict[str, dict] = {
 
 
 def measure_model(size: str, model_name: str, max_steps: int = 0) -> dict:
+    import dataclasses
+
+    import numpy as np
+
     from recsys_core.datasets import UserFileOptions, read_user_file
     from recsys_core.errors import TrainingCancelled
     from recsys_core.models import create_model
@@ -156,10 +160,6 @@ def measure_model(size: str, model_name: str, max_steps: int = 0) -> dict:
     model = create_model(model_name, **BENCHMARK_SETTINGS.get(model_name, {}))
     train = split.train
     if model.predicts_ratings:  # the synthetic data is implicit: AutoRec and DeepRec get 1-5 stars of the same shape
-        import dataclasses
-
-        import numpy as np
-
         train = dataclasses.replace(train, rating=(1 + (train.user * 7 + train.item * 3) % 5).astype(np.float32))
     marks: list[tuple[float, int]] = []  # (clock, batches in the epoch) after each step
 

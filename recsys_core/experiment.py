@@ -17,12 +17,12 @@ from .beyond import beyond_accuracy_record
 from .datasets.source import DEFAULT_THRESHOLD, DataSource, keep_positives  # noqa: F401  (moved to datasets/; old imports)
 from .errors import DataError, ModelError
 from .evaluation import EvaluationResult, Evaluator
+from .fit_context import TrainingPhase
 from .interactions import Interactions
 from .models import create_model
 from .models.base import Recommender
 from .protocols import DEFAULT_PROTOCOL, get_protocol
 from .splits import Split, make_split
-from .fit_context import TrainingPhase
 from .trainer import Trainer, TrainingEvent
 
 

@@ -93,12 +93,12 @@ def one_rank_group(monkeypatch):
 def test_every_gradient_model_trains_through_distributed_data_parallel(one_rank_group):
     """DDP raises on the step after one in which a parameter got no gradient (or was used outside its
     ``forward``); two epochs of every iterative model through the wrapper show none does."""
+    from model_contract import checkerboard
     from torch import nn
     from torch.nn.parallel import DistributedDataParallel
 
     from recsys_core.models import MODEL_NAMES, create_model, model_class
     from recsys_core.trainer import fit_model
-    from model_contract import checkerboard
 
     overrides = {"neumf": {"pretrain_epochs": (1, 1)}, "deeprec": {"layers": (16,)}, "svae": {"max_length": 8}}
     trained = []

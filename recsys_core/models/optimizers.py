@@ -56,10 +56,6 @@ class Optimizers:
     def __init__(self, parts: Iterable[torch.optim.Optimizer | None]):
         self.parts = [part for part in parts if part is not None]
 
-    @property
-    def param_groups(self) -> list[dict]:
-        return [group for part in self.parts for group in part.param_groups]
-
     def zero_grad(self, set_to_none: bool = True) -> None:
         for part in self.parts:
             part.zero_grad(set_to_none=set_to_none)
