@@ -169,11 +169,15 @@ def _user_and_item_tables(network):
 
 
 @pytest.mark.parametrize("name", ["bpr", "gmf", "mlp", "neumf"])
-def test_a_step_changes_only_the_embedding_rows_its_batch_used(name):
-    """Lazy Adam on sparse gradients: a row no example of the batch touched keeps its value (dense
-    Adam would move every row with its stale moments, and cost a pass over whole tables per step)."""
+def test_a_step_changes_only_the_embedding_rows_its_batch_used(name, monkeypatch):
+    """Large tables, lazy Adam on sparse gradients: a row no example of the batch touched keeps its
+    value (dense Adam would move every row with its stale moments, and cost a pass over whole
+    tables per step)."""
     from model_contract import bare_context
 
+    from recsys_core.models import optimizers
+
+    monkeypatch.setattr(optimizers, "SPARSE_GRADIENT_MIN_ROWS", 10)  # the checkerboard's tables count as large
     data = checkerboard()
     model = create_model(name, **{"pretrain": False} if name == "neumf" else {})
     model.begin_fit(bare_context(), data)
@@ -189,6 +193,24 @@ def test_a_step_changes_only_the_embedding_rows_its_batch_used(name):
     for table, old, rows in zip(user_tables + item_tables, before, used, strict=True):
         moved = (table.weight.detach() != old).any(dim=1)
         assert set(torch.nonzero(moved).ravel().tolist()) == set(rows.tolist())
+
+
+@pytest.mark.parametrize("name", ["bpr", "gmf", "mlp", "neumf"])
+def test_small_tables_take_dense_gradients_and_fused_adam(name):
+    """Below the measured threshold a dense step is cheaper: every table is dense, one fused Adam."""
+    from model_contract import bare_context
+
+    from recsys_core.models.optimizers import SPARSE_GRADIENT_MIN_ROWS, embedding_tables
+
+    data = checkerboard()
+    assert data.n_users + data.n_items < SPARSE_GRADIENT_MIN_ROWS
+    model = create_model(name, **{"pretrain": False} if name == "neumf" else {})
+    model.begin_fit(bare_context(), data)
+    assert not any(table.sparse for table in embedding_tables(model.network))
+    assert repr(model.optimizer) == "Optimizers(Adam)"
+    before = model.network.user_table().detach().clone()
+    model.train_step(lambda: model.network(torch.tensor([0, 2]), torch.tensor([[4], [6]])).sum())
+    assert not torch.equal(before, model.network.user_table().detach())
 
 
 def test_ncf_weight_decay_is_an_l2_penalty_on_the_rows_each_example_uses():

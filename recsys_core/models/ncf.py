@@ -138,9 +138,29 @@ class NCFNetwork(EmbeddingNetwork):
         u, f = self.user_vectors(users), self.item_features(items)
         return torch.cat([part.vector(u[..., us], f[..., fs]) for part, us, fs, _ in self._layout], dim=-1)
 
-    def row_penalty(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """‖p_u‖² + ‖q_i‖² over every part's embeddings, per (user, item) pair: shape of ``users``."""
-        return sum(p.user(users).float().pow(2).sum(-1) + p.item(items).float().pow(2).sum(-1) for p in self._parts())
+    def pair_logits(self, users: torch.Tensor, items: torch.Tensor, squares: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Training path: logits of (users[b], items[b]) pairs, shape (B,), and, when ``squares``,
+        ‖p_u‖² + ‖q_i‖² over every part's embedding rows (the per-example L2), from one lookup.
+
+        The same function as ``forward`` for one candidate per user, written for that case: the MLP
+        tower reads [p_u; q_i] as one matrix product and GMF is an element-wise product, where the
+        general (B, C, …) path would make batched matrix products of one row each."""
+        h = self.output.weight[0]
+        logits = self.output.bias[0]
+        penalty = None
+        for part, _, _, hs in self._layout:
+            p, q = part.user(users), part.item(items)
+            if isinstance(part, GMFPart):
+                vector = p * q
+            else:
+                vector = torch.cat([p, q], dim=-1)
+                for layer in part.tower:
+                    vector = torch.relu(layer(vector))
+            logits = logits + vector @ h[hs]
+            if squares:
+                term = p.float().pow(2).sum(-1) + q.float().pow(2).sum(-1)
+                penalty = term if penalty is None else penalty + term
+        return logits, penalty
 
     def user_table(self):
         return torch.cat([p.user.weight for p in self._parts()], dim=1)
@@ -247,11 +267,10 @@ class NCFRecommender(EmbeddingRecommender):
         net, lam = self.network, self.config.weight_decay
 
         def batch_loss(index):
-            batch_users, batch_items = users[index], items[index]
-            logits = net(batch_users, batch_items.unsqueeze(1)).squeeze(1).float()
-            loss = F.binary_cross_entropy_with_logits(logits, labels[index])
+            logits, squares = net.pair_logits(users[index], items[index], squares=bool(lam))
+            loss = F.binary_cross_entropy_with_logits(logits.float(), labels[index])
             if lam:
-                loss = loss + lam * net.row_penalty(batch_users, batch_items).mean()
+                loss = loss + lam * squares.mean()
             return loss
 
         return self._run_epoch(context, len(users), batch_loss)
