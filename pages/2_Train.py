@@ -81,15 +81,25 @@ models = st.multiselect(
 if missing:
     st.caption("Not available in this installation: " + ", ".join(missing))
 
-left, right = st.columns([3, 1])
+left, middle, right = st.columns([3, 1, 1])
 protocol = left.selectbox(
     "Evaluation protocol",
     list(train_ui.PROTOCOL_HELP),
     format_func=lambda p: f"{p} — {train_ui.PROTOCOL_HELP[p]}",
     key="train_protocol",
 )
-seed = right.number_input(
+seed = middle.number_input(
     "Seed", min_value=0, value=0, step=1, key="train_seed", help="Fixes the split, the sampled negatives and the initialisation."
+)
+threads = right.number_input(
+    "CPU threads",
+    min_value=0,
+    max_value=256,
+    value=0,
+    step=1,
+    key="train_threads",
+    help="0: chosen for you at every epoch, one per core that no other program keeps busy (one for BPR, GMF, MLP and NeuMF, "
+    "whose steps gain nothing from more). A thread that shares its core with another program slows training many times.",
 )
 
 loo_order = "time"
@@ -190,7 +200,7 @@ if start and not problems:
         try:
             result = train_ui.train_in_slot(
                 box.empty(), data=data, model_name=name, protocol=protocol, seed=int(seed), device="auto",
-                overrides=overrides.get(name), callback=view, source=source, loo_order=loo_order,
+                overrides=overrides.get(name), callback=view, source=source, loo_order=loo_order, threads=int(threads) or None,
             )  # fmt: skip
         except RecsysError as error:
             failures.append((f"{name} could not be trained", error, None))

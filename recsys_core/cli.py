@@ -54,6 +54,16 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return value
+
+
 def _parse_sets(pairs: Sequence[str]) -> dict[str, str]:
     out = {}
     for pair in pairs or ():
@@ -122,6 +132,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         source=source,
         loo_order=args.loo_order,
         compile_network=args.compile,
+        threads=args.threads,
     )
     summary = result.summary()
     if args.json:
@@ -158,6 +169,7 @@ def _train_distributed(args: argparse.Namespace, source) -> int:
             source=source,
             loo_order=args.loo_order,
             compile_network=args.compile,
+            threads=args.threads,
         )
         result.record["distributed"] = {"world_size": context.world_size, "backend": context.backend}
         if context.is_main:
@@ -435,6 +447,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="leave-one-out: hold out each user's latest items (time, default) or seeded random ones (random)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.add_argument(
+        "--threads", type=_positive_int, default=None, metavar="N",
+        help="CPU threads for training (default: one per physical core no other process keeps busy; one for the embedding models)",
+    )
     p.add_argument(
         "--compile", action="store_true",
         help="compile each network's forward with torch.compile before training (slower first step, faster steps after; mostly for GPUs)",

@@ -75,6 +75,7 @@ def run_experiment(
     split: Split | None = None,
     loo_order: str = "time",
     compile_network: bool = False,
+    threads: int | None = None,
 ) -> ExperimentResult:
     """Train ``model_name`` on the split ``protocol`` needs, select on validation, test once, save.
 
@@ -85,7 +86,8 @@ def run_experiment(
     autoencoders) always did. ``refit=False`` tests the model selected on validation as it is; the
     run records which was done. ``loo_order`` ("time" or "random") picks
     the held-out items of leave-one-out; the run's split info records it. ``compile_network``
-    compiles the networks' ``forward`` with ``torch.compile`` (see :class:`~recsys_core.trainer.Trainer`).
+    compiles the networks' ``forward`` with ``torch.compile`` (see :class:`~recsys_core.trainer.Trainer`);
+    ``threads`` fixes the CPU threads of both fits (None: chosen by the trainer, epoch by epoch).
     """
     spec = get_protocol(protocol)
     if isinstance(data, DataSource):
@@ -104,7 +106,7 @@ def run_experiment(
     if split is None:
         announce("split", f"{len(data):,} interactions for {protocol}")
         split = make_split(data, protocol, seed=seed, loo_order=loo_order)
-    trainer = Trainer(device=device, seed=seed, epochs=epochs, cancel=cancel, progress=progress, compile_network=compile_network)
+    trainer = Trainer(device=device, seed=seed, epochs=epochs, cancel=cancel, progress=progress, compile_network=compile_network, threads=threads)
     started = time.perf_counter()
     history = trainer.fit(model, split.train, validation=split, callback=callback)
     selected = model
@@ -117,7 +119,9 @@ def run_experiment(
         chosen = {**(history.tuning or {}).get("chosen", {}), **derived}
         model = create_model(model_name, **{**(overrides or {}), **chosen})
         relay = (lambda event: callback(dataclasses.replace(event, phase="refit"))) if callback is not None else None
-        Trainer(device=device, seed=seed, epochs=refit_epochs, patience=0, cancel=cancel, progress=progress, compile_network=compile_network).fit(
+        Trainer(
+            device=device, seed=seed, epochs=refit_epochs, patience=0, cancel=cancel, progress=progress, compile_network=compile_network, threads=threads
+        ).fit(
             model, split.train_with_validation(), validation=None, callback=relay
         )
     fit_seconds = time.perf_counter() - started

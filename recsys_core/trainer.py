@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .device import device_description, resolve_device
+from .device import choose_threads, device_description, resolve_device, thread_limit
 from .errors import ModelError, TrainingCancelled
 from .evaluation import LOWER_IS_BETTER, Evaluator
 from .fit_context import EventKind, FitContext, FitStage, TrainingEvent, TrainingHistory, TrainingPhase
@@ -126,6 +126,10 @@ class Trainer:
             mostly on GPUs. The weights and the saved run are the same as without it.
         cancel: a callable returning True (or a ``threading.Event``) to stop at the next batch.
         progress: show a tqdm bar on the terminal.
+        threads: CPU threads for torch and BLAS during the fit; None chooses them
+            (:func:`recsys_core.device.choose_threads`: one per physical core no other process keeps
+            busy, one for models with narrow steps), again at every epoch, so a fit that starts on a
+            quiet machine backs off when it gets busy. Each epoch's record says how many it used.
     """
 
     def __init__(
@@ -139,6 +143,7 @@ class Trainer:
         compile_network: bool = False,
         cancel: Callable[[], bool] | Any = None,
         progress: bool = False,
+        threads: int | None = None,
     ):
         self.device = resolve_device(device)
         self.seed = seed
@@ -149,6 +154,9 @@ class Trainer:
         self.compile_network = compile_network
         self.cancel = cancel
         self.progress = progress
+        self.threads = threads
+        if threads is not None:
+            choose_threads(threads)  # refuse a bad count before any work
 
     def _cancelled(self) -> bool:
         if self.cancel is None:
@@ -217,7 +225,7 @@ class Trainer:
         def fit_nested(sub: Recommender, sub_train: Interactions, *, stage: str, seed: int, epochs: int | None = None, validate: bool = True) -> TrainingHistory:
             nested = Trainer(
                 device=self.device, seed=seed, mixed_precision=self.mixed_precision, compile_network=self.compile_network, epochs=epochs,
-                patience=None if validate else 0, cancel=self.cancel,
+                patience=None if validate else 0, cancel=self.cancel, threads=self.threads,
             )  # fmt: skip
 
             def relay(event: TrainingEvent) -> None:  # the sub-model's batches are this fit's progress
@@ -245,20 +253,27 @@ class Trainer:
         # A fit starts at its first stage (a NeuMF with pretraining: before the GMF's first batch).
         progress.emit(dataclasses.replace(progress, stage=stages[0].name).event("start", message=f"{model.name} on {history.device}"))
         try:
-            model.begin_fit(context, train)  # under torchrun, wrapping the network in DDP starts every rank from rank 0's weights
-            if model.iterative:
-                stopping = EarlyStopping.for_metric(self._metric(evaluator), patience)
-                self._fit_epochs(model, context, history, stopping, progress, bar)
-            else:
-                self._fit_closed_form(model, evaluator, history, started)
-                if bar:
-                    bar.update(1)
+            with thread_limit(self._threads_for(model)):
+                model.begin_fit(context, train)  # under torchrun, wrapping the network in DDP starts every rank from rank 0's weights
+                if model.iterative:
+                    stopping = EarlyStopping.for_metric(self._metric(evaluator), patience)
+                    self._fit_epochs(model, context, history, stopping, progress, bar)
+                else:
+                    self._fit_closed_form(model, evaluator, history, started)
+                    if bar:
+                        bar.update(1)
         finally:
             if bar:
                 bar.close()
         history.fit_seconds = time.perf_counter() - started
         progress.emit(progress.event("end", epoch=history.epochs_run, best_epoch=history.best_epoch, metrics=history.validation))
         return history
+
+    def _threads_for(self, model: Recommender) -> int:
+        """CPU threads for the next stretch of ``model``'s fit (the GPU's work needs no more than one)."""
+        if self.device.type == "cuda":
+            return self.threads or 1
+        return choose_threads(self.threads, wide_steps=model.wide_steps)
 
     @staticmethod
     def _fit_closed_form(model: Recommender, evaluator: Evaluator | None, history: TrainingHistory, started: float) -> None:
@@ -268,7 +283,8 @@ class Trainer:
             if tuned:
                 history.tuning = tuned
             history.validation = evaluator.evaluate(model).metrics
-        history.epochs.append({"epoch": 0, "seconds": time.perf_counter() - started, **history.validation})
+        threads = torch.get_num_threads()
+        history.epochs.append({"epoch": 0, "seconds": time.perf_counter() - started, "threads": threads, **history.validation})
 
     def _fit_epochs(
         self, model: Recommender, context: FitContext, history: TrainingHistory, stopping: EarlyStopping, progress: _Progress, bar: Any
@@ -277,11 +293,14 @@ class Trainer:
         for epoch in range(1, context.epochs + 1):
             progress.epoch = epoch
             self._check_cancelled()
+            if self.threads is None and epoch > 1:
+                torch.set_num_threads(self._threads_for(model))  # back off (or speed up) as the machine's load changes
             epoch_start = time.perf_counter()
             if hasattr(model, "network"):
                 model.network.train()
             stats = model.train_epoch(context, epoch)
-            record = {"epoch": epoch, "seconds": time.perf_counter() - epoch_start, **{k: float(v) for k, v in stats.items()}}
+            record = {"epoch": epoch, "seconds": time.perf_counter() - epoch_start, "threads": torch.get_num_threads()}
+            record.update({k: float(v) for k, v in stats.items()})
             if context.evaluator is not None:
                 metrics = context.evaluator.evaluate(model).metrics
                 record.update(metrics)
@@ -296,7 +315,7 @@ class Trainer:
                     "epoch",
                     epoch=epoch,
                     loss=record.get("loss"),
-                    metrics={k: v for k, v in record.items() if k not in ("epoch", "seconds")},
+                    metrics={k: v for k, v in record.items() if k not in ("epoch", "seconds", "threads")},
                     best_epoch=history.best_epoch,
                 )
             )

@@ -162,6 +162,9 @@ class Recommender:
     predicts_ratings: ClassVar[bool] = False
     ranks_items: ClassVar[bool] = True
     description: ClassVar[str] = ""
+    wide_steps: ClassVar[bool] = True
+    """Whether the fit's work is wide (matrix products over every item, a closed-form solve), so that
+    more than one CPU thread pays; models of lookups and element-wise products train on one."""
 
     def __init__(self, config: ModelConfig | None = None, **overrides: Any):
         config = config if config is not None else self.Config()

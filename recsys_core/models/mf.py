@@ -75,6 +75,7 @@ class EmbeddingRecommender(TorchRecommender):
     """Shared wrapper of the embedding models; subclasses give the network, the epoch and ``pair_loss``."""
 
     network: EmbeddingNetwork
+    wide_steps = False  # lookups and element-wise products: a second thread saved nothing (recsys_core.device)
     # Fold-in settings, chosen on ml-100k validation by folding in the training users themselves:
     # 30 steps at 0.03 score as well as the trained vectors do (more steps overfit the history).
     fold_in_steps: ClassVar[int] = 30
