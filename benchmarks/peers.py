@@ -44,10 +44,10 @@ from __future__ import annotations
 
 import os
 
-# Before numpy, scipy or torch is imported, here and (through the environment) in every child process.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
-for _variable in THREAD_VARIABLES:
-    os.environ[_variable] = "1"
+if __name__ == "__main__":  # before numpy, scipy or torch is imported; children get them through their environment too
+    for _variable in THREAD_VARIABLES:
+        os.environ[_variable] = "1"
 
 import argparse  # noqa: E402
 import json  # noqa: E402
@@ -342,7 +342,7 @@ def _measure_recbole(spec: dict) -> dict:
         trainer._train_epoch(train_data, epoch, show_progress=False)  # the epoch alone: fit() would also evaluate
         seconds.append(time.perf_counter() - started)
     return {"seconds": seconds, "unit": "epoch", "torch_threads": threads.get("torch_threads"),
-            "rows_per_batch": train_data.batch_size, "training_rows": len(train_data.dataset)}  # fmt: skip
+            "rows_per_batch": train_data._batch_size, "positives_or_users_per_batch": train_data.step, "training_rows": len(train_data.dataset)}  # fmt: skip
 
 
 def measure_one(spec: dict) -> dict:
