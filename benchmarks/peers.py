@@ -92,6 +92,7 @@ COMPARISONS: dict[str, dict] = {
             {
                 "library": "RecBole",
                 "kind": "recbole",
+                "note": "RecBole's NeuMF with only its MF part trained (its GMF)",
                 "settings": {
                     "model": "NeuMF",
                     "mf_train": True,
@@ -145,7 +146,7 @@ COMPARISONS: dict[str, dict] = {
         "ours": "multvae",
         "ours_default": {},
         "ours_at_peer": {("layers",): (600, 200), ("dropout",): 0.5, ("batch_size",): 500, ("learning_rate",): 3e-3, ("beta_cap",): 0.2},
-        "peer_settings": "items-600-200 (tanh), batch 500 users, Adam 3e-3, KL weight ≤ 0.2; cornac: no input dropout, fixed β 0.2",
+        "peer_settings": "items-600-200 (tanh), input dropout 0.5, batch 500 users, Adam 3e-3, KL weight ≤ 0.2",
         "peers": [
             {
                 "library": "RecBole",
@@ -163,6 +164,7 @@ COMPARISONS: dict[str, dict] = {
             {
                 "library": "cornac",
                 "kind": "cornac-vaecf",
+                "note": "cornac's VAECF has no input dropout and a fixed KL weight β = 0.2",
                 "settings": {
                     "k": 200,
                     "autoencoder_structure": [600],
@@ -426,6 +428,11 @@ def _median(runs: list[dict], warmup: int) -> float | None:
     return statistics.median(values) if values else None
 
 
+def _unit(runs: list[dict]) -> str | None:
+    """ "epoch" or "fit" (a closed-form model's whole fit), as the runs measured it."""
+    return next((r["unit"] for r in runs if "unit" in r), None)
+
+
 def _loads(runs: list[dict]) -> str:
     loads = [x for r in runs for x in (r["load_before"], r["load_after"])]
     return f"{min(loads):.1f}–{max(loads):.1f}" if loads else ""
@@ -486,16 +493,17 @@ def compare(key: str, args: argparse.Namespace, folder: Path, recbole_python: st
         for ours_spec, ours_result in ours_runs or [(None, [])]:
             ours_seconds = _median(ours_result, args.warmup)
             errors = [r["error"] for r in ours_result + peer_result if "error" in r]
-            units = {r["unit"] for r in ours_result + peer_result if "unit" in r}
-            ratio = f"{ours_seconds / peer_seconds:.2f}" if ours_seconds and peer_seconds and len(units) == 1 else "–"
+            ours_unit, peer_unit = _unit(ours_result), _unit(peer_result)
+            ratio = f"{ours_seconds / peer_seconds:.2f}" if ours_seconds and peer_seconds and ours_unit == peer_unit else "–"
+            settings = [comparison["peer_settings"], *([peer_spec["note"]] if peer_spec and peer_spec.get("note") else []), *notes]
             rows.append({
                 "model": comparison["label"],
-                "ours s/epoch": "–" if ours_seconds is None else f"{ours_seconds:.3f}" + (" (fit)" if "fit" in units else ""),
+                "ours s/epoch": "–" if ours_seconds is None else f"{ours_seconds:.3f}" + (" (fit)" if ours_unit == "fit" else ""),
                 "ours at": "–" if ours_spec is None else ours_spec["variant"] + (f" ({_describe(ours_spec['overrides'])})" if ours_spec["overrides"] else ""),
                 "peer": "–" if peer_spec is None else peer_spec["library"],
-                "peer s/epoch": "–" if peer_seconds is None else f"{peer_seconds:.3f}" + (" (fit)" if "fit" in units else ""),
+                "peer s/epoch": "–" if peer_seconds is None else f"{peer_seconds:.3f}" + (" (fit)" if peer_unit == "fit" else ""),
                 "ours ÷ peer": ratio,
-                "settings": comparison["peer_settings"] + ("; " + "; ".join(notes) if notes else "") + ("; FAILED: " + " | ".join(errors) if errors else ""),
+                "settings": "; ".join(settings) + ("; FAILED: " + " | ".join(errors) if errors else ""),
                 "load (1 min)": _loads(ours_result + peer_result),
             })  # fmt: skip
     return rows, {
