@@ -92,7 +92,7 @@ COMPARISONS: dict[str, dict] = {
             {
                 "library": "RecBole",
                 "kind": "recbole",
-                "note": "RecBole's NeuMF with only its MF part trained (its GMF)",
+                "note": "RecBole's NeuMF with only its MF part trained (its GMF; it still looks up the unused MLP embeddings, a negligible cost)",
                 "settings": {
                     "model": "NeuMF",
                     "mf_train": True,
