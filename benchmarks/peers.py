@@ -189,7 +189,11 @@ COMPARISONS: dict[str, dict] = {
         "label": "iALS",
         "ours": "ials",
         "ours_default": {},
-        "ours_at_peer": {("factors", "embedding_size"): 32, ("regularization", "l2", "weight_decay"): 10.0, ("alpha",): 1.0},
+        "ours_at_peer": {
+            ("factors", "embedding_size", "n_factors"): 32,
+            ("regularization", "regularisation", "l2", "weight_decay"): 10.0,
+            ("alpha",): 1.0,
+        },
         "peer_settings": "32 factors, regularisation 10, α 1 (conjugate-gradient solver, implicit's default)",
         # cornac's WMF is not an analogue: it fits weighted MF by Adam on mini-batches (in TensorFlow), not by alternating least squares.
         "peers": [{"library": "implicit", "kind": "implicit-als", "settings": {"factors": 32, "regularization": 10.0, "alpha": 1.0}}],
@@ -249,20 +253,31 @@ def _cornac_train_set(folder: Path):
 
 
 def _measure_ours(spec: dict) -> dict:
+    import inspect
+
+    import torch
+
     from recsys_core.datasets import read_ml100k
-    from recsys_core.models import create_model
+    from recsys_core.models import config_fields, create_model
     from recsys_core.splits import leave_one_out
     from recsys_core.trainer import Trainer
 
     split = leave_one_out(read_ml100k(spec["data"]))
-    model = create_model(spec["model"], **spec["overrides"])
-    threads = _limit_threads()  # again after the imports, in case one of them set its own
-    history = Trainer(device="cpu", seed=SEED, epochs=spec["epochs"], patience=0).fit(model, split.train, validation=None)
+    # A model that runs its own thread pool (a wrapped library) by a setting of its config gets one thread too.
+    one_thread = {name: 1 for name in ("num_threads", "threads") if name in {f["name"] for f in config_fields(spec["model"])}}
+    model = create_model(spec["model"], **spec["overrides"], **one_thread)
+    # A trainer that chooses torch's threads itself is told one, where it takes the setting.
+    trainer_threads = {name: 1 for name in ("threads", "num_threads") if name in inspect.signature(Trainer).parameters}
+    _limit_threads()  # again after the imports, in case one of them set its own
+    history = Trainer(device="cpu", seed=SEED, epochs=spec["epochs"], patience=0, **trainer_threads).fit(
+        model, split.train, validation=None
+    )
     if model.iterative:
         seconds, unit = [e["seconds"] for e in history.epochs if e.get("epoch")], "epoch"
     else:
         seconds, unit = [history.fit_seconds], "fit"
-    return {"seconds": seconds, "unit": unit, "config": model.config.to_json(), "torch_threads": threads.get("torch_threads")}
+    # Read after the fit: what it trained with, whoever set it.
+    return {"seconds": seconds, "unit": unit, "config": model.config.to_json(), "torch_threads": torch.get_num_threads()}
 
 
 def _measure_implicit(spec: dict) -> dict:
@@ -493,6 +508,7 @@ def compare(key: str, args: argparse.Namespace, folder: Path, recbole_python: st
         for ours_spec, ours_result in ours_runs or [(None, [])]:
             ours_seconds = _median(ours_result, args.warmup)
             errors = [r["error"] for r in ours_result + peer_result if "error" in r]
+            threads = sorted({r["torch_threads"] for r in ours_result + peer_result if (r.get("torch_threads") or 1) > 1})
             ours_unit, peer_unit = _unit(ours_result), _unit(peer_result)
             ratio = f"{ours_seconds / peer_seconds:.2f}" if ours_seconds and peer_seconds and ours_unit == peer_unit else "–"
             settings = [comparison["peer_settings"], *([peer_spec["note"]] if peer_spec and peer_spec.get("note") else []), *notes]
@@ -503,7 +519,9 @@ def compare(key: str, args: argparse.Namespace, folder: Path, recbole_python: st
                 "peer": "–" if peer_spec is None else peer_spec["library"],
                 "peer s/epoch": "–" if peer_seconds is None else f"{peer_seconds:.3f}" + (" (fit)" if peer_unit == "fit" else ""),
                 "ours ÷ peer": ratio,
-                "settings": "; ".join(settings) + ("; FAILED: " + " | ".join(errors) if errors else ""),
+                "settings": "; ".join(settings)
+                + (f"; NOT ONE THREAD: torch ran {threads} threads" if threads else "")
+                + ("; FAILED: " + " | ".join(errors) if errors else ""),
                 "load (1 min)": _loads(ours_result + peer_result),
             })  # fmt: skip
     return rows, {

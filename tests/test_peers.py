@@ -66,3 +66,11 @@ def test_a_missing_model_and_a_missing_recbole_are_said_in_the_table(tmp_path, m
     assert measurements["runs"] == []  # nothing could run, and nothing was timed in its place
     assert rows[0]["ours s/epoch"] == "–" and rows[0]["peer s/epoch"] == "–" and rows[0]["ours ÷ peer"] == "–"
     assert "no model 'no-such-model'" in rows[0]["settings"] and "RecBole not installed" in rows[0]["settings"]
+
+
+def test_the_figure_is_the_median_after_each_process_warm_up():
+    epochs = [{"unit": "epoch", "seconds": [9.0, 1.0, 2.0]}, {"unit": "epoch", "seconds": [8.0, 3.0, 4.0]}, {"error": "failed"}]
+    assert peers._median(epochs, warmup=1) == 2.5 and peers._unit(epochs) == "epoch"
+    fits = [{"unit": "fit", "seconds": [0.5]}, {"unit": "fit", "seconds": [0.7]}]
+    assert peers._median(fits, warmup=1) == pytest.approx(0.6) and peers._unit(fits) == "fit"  # a whole fit has no warm-up epoch
+    assert peers._median([{"error": "failed"}], warmup=1) is None
