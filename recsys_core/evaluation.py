@@ -3,7 +3,9 @@
 Protocols
 ---------
 ``loo-sampled``  He et al. 2017: each user's held-out item ranked among 99 sampled negatives
-                 (never a positive of that user in any part of the split, no repeats, fixed by a seed).
+                 (no repeats, fixed by a seed; for the test part never a positive of that user in any
+                 part of the split; for validation never one of train or validation, since the test
+                 part is not read before the one test pass: see ``Split.known_positives``).
 ``loo-full``     the held-out item ranked among every item the user has not interacted with.
 ``heldout-users`` Liang et al. 2018: held-out users' given items are folded in, the rest predicted.
 ``ratings``      RMSE and MAE of predicted explicit ratings.
@@ -307,7 +309,7 @@ class Evaluator:
             self.users = targets.user
         self.candidates = None
         if spec.sampled_negatives is not None:
-            positives = split.all_positives()
+            positives = split.known_positives(part)
             rng = np.random.default_rng([seed, 1 if part == "validation" else 2])
             negatives = sample_eval_negatives(positives, self.users, n_negatives, rng)
             check_negatives(positives, self.users, negatives)
