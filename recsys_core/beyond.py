@@ -32,7 +32,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from . import metrics as M
-from .evaluation import HEADLINE, EvaluationResult, _top_k, _writable_scores, bootstrap_interval
+from .evaluation import HEADLINE, EvaluationResult, _ModelScorer, _top_k, _writable_scores, bootstrap_interval, time_ordered_histories
 from .splits import Split
 
 DiversityBasis = Literal["genres", "item embeddings", "none"]
@@ -84,20 +84,25 @@ def top_k_lists(model: Any, split: Split, part: str = "test", k: int = 10, seed:
     """The users of ``part`` and each one's top-``k`` over all items they do not already have.
 
     Ties are broken as the evaluator breaks them in top-K lists, by a seeded item order, so a constant
-    scorer gets random lists, not the first ``k`` item indices.
+    scorer gets random lists, not the first ``k`` item indices. A model that reads order (SVAE) gets
+    each history in time order, as the evaluator gives it, never in item-index order.
     """
-    history = split.history(part).to_csr()
+    history_part = split.history(part)
+    history = history_part.to_csr()
     users = np.unique(split.part(part).user)
+    adapter = _ModelScorer(model)
+    sequences = time_ordered_histories(model, history_part, users)
     priority = np.random.default_rng([seed, 11]).permutation(split.n_items)
     batch = max(1, min(2048, int(2e7 // max(1, split.n_items))))
     lists = []
     for start in range(0, len(users), batch):
         batch_users = users[start : start + batch]
         rows = history[batch_users]
+        ordered = sequences.rows(slice(start, start + batch)) if sequences is not None else None
         if split.kind == "heldout-users":
-            scores = model.score_histories(rows)
+            scores = adapter.new_users(batch_users, rows, ordered)
         else:
-            scores = model.score(batch_users, history=history)
+            scores = adapter.known_users(batch_users, None, history, ordered)
         scores = _writable_scores(scores)
         scores[np.repeat(np.arange(len(batch_users)), np.diff(rows.indptr)), rows.indices] = -np.inf
         top = _top_k(scores, k, priority)

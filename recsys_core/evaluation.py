@@ -229,9 +229,12 @@ def _ranks_with_random_ties(scores: np.ndarray, target: np.ndarray, uniform: np.
 def _top_k(scores: np.ndarray, k: int, priority: np.ndarray | None = None) -> np.ndarray:
     """Indices of each row's ``k`` best scores, best first.
 
-    With ``priority`` (a seeded permutation of the columns, computed once per evaluator) the columns
-    are visited in that order, so which of several exactly tied items makes the list is decided by a
-    fixed random item order rather than by item index.
+    Exact ties: with ``priority`` (a seeded permutation of the columns, computed once per evaluator)
+    the columns are first put in that order, and ``np.argpartition`` then picks which of the items
+    tied at the cut make the list; a stable sort of the picked scores keeps tied items in the order
+    the partition returned them. So the choice among tied items is fixed by the seed and the scores,
+    and does not follow item index, but it is the partition's choice: not necessarily the tied items
+    that come first in ``priority``. Without ``priority`` it is the partition's choice over item index.
     """
     k = min(k, scores.shape[1])
     if priority is not None:
@@ -241,6 +244,15 @@ def _top_k(scores: np.ndarray, k: int, priority: np.ndarray | None = None) -> np
     order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
     top = np.take_along_axis(part, order, axis=1)
     return priority[top] if priority is not None else top
+
+
+def time_ordered_histories(scorer: Any, history: Any, users: np.ndarray) -> Sequences | None:
+    """``users``' histories (row b: ``users[b]``) in time order, for a model that reads order
+    (``uses_timestamps``); None for every other scorer or for data without timestamps. Everything that
+    scores users for evaluation (the evaluator, the beyond-accuracy lists) passes these to the model."""
+    if not _ModelScorer(scorer).reads_order or history.timestamp is None:
+        return None
+    return Sequences.from_interactions(history, users)
 
 
 class _ModelScorer:
@@ -321,10 +333,8 @@ class Evaluator:
     def _ordered_histories(self, adapter: _ModelScorer) -> Sequences | None:
         """Each evaluated user's history in time order (row b: ``self.users[b]``), for the models
         that read order; built once. None for the other models or data without timestamps."""
-        if not adapter.reads_order or self.history_interactions.timestamp is None:
-            return None
         if self._sequences is None:
-            self._sequences = Sequences.from_interactions(self.history_interactions, self.users)
+            self._sequences = time_ordered_histories(adapter.scorer, self.history_interactions, self.users)
         return self._sequences
 
     @staticmethod

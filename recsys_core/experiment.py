@@ -111,7 +111,9 @@ def run_experiment(
     derived = model.derived_settings()
     refit_epochs = None
     if refit:
-        refit_epochs = history.best_epoch or (epochs if epochs is not None else getattr(model.config, "epochs", None))
+        # A closed-form model (EASE, popularity, item-kNN) has no epochs: its refit records none.
+        if model.iterative:
+            refit_epochs = history.best_epoch or (epochs if epochs is not None else getattr(model.config, "epochs", None))
         # Keep what validation chose: the epoch count, any setting a closed-form model tuned, and
         # the settings derived from the selection's epoch budget (so β follows the same schedule).
         chosen = {**(history.tuning or {}).get("chosen", {}), **derived}
