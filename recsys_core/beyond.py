@@ -6,7 +6,8 @@ excluded, exactly the lists the full-ranking protocol ranks. From those lists:
 
 * ``Coverage@K``  share of the catalogue in at least one list (a set metric);
 * ``Gini@K``      inequality of how often each item is recommended (a set metric; 0 = even);
-* ``Novelty@K``   mean self-information −log2(popularity share) of the recommended items, in bits;
+* ``Novelty@K``   mean self-information log2(|U| / k_i) of the recommended items (Zhou et al. 2010:
+                  |U| users, k_i of them have item i), in bits;
 * ``ILD@K``       intra-list diversity: mean pairwise genre Jaccard distance where items have genres,
                   else cosine distance of the model's item embeddings (absent when neither exists);
 * ``ARP@K``       average number of interactions of the recommended items;
@@ -14,7 +15,7 @@ excluded, exactly the lists the full-ranking protocol ranks. From those lists:
                   hold 20% of the interactions).
 
 Popularity is counted on every interaction that is not a test target (train + validation), which is
-what the model may know when it makes the lists. Per-user metrics get a bootstrap interval over users;
+what the model may know when it makes the lists; novelty's |U| and k_i count the users of that data. Per-user metrics get a bootstrap interval over users;
 the set metrics get one too, from the same resampling of users (coverage of a resample of the users).
 The run's own accuracy metric is also broken down by user activity (quintiles of history length).
 
@@ -199,8 +200,10 @@ def beyond_accuracy(
     known = split.train_with_validation() if part == "test" else split.train
     counts = known.item_counts().astype(np.float64)
     tail = M.long_tail_items(counts, HEAD_SHARE)
+    known_matrix = known.to_csr()  # duplicates merged: one entry per (user, item)
+    degrees = np.bincount(known_matrix.indices, minlength=n_items)
     per_user = {
-        "Novelty": M.novelty(top, counts),
+        "Novelty": M.novelty(top, degrees, int((np.diff(known_matrix.indptr) > 0).sum())),
         "ARP": M.average_recommendation_popularity(top, counts),
         "LongTail": M.long_tail_share(top, tail),
     }

@@ -338,7 +338,7 @@ def build_report(run_ids: list[str], n_users: int = 3, seed: int = 0, protocol: 
         sections.append(
             "<h2>4. Beyond accuracy</h2><p class='note'>From each test user's top 10 over the whole catalogue, known items excluded. "
             "Coverage: share of the catalogue recommended to anyone. Gini: how unequally items are recommended (0 = evenly). "
-            "Novelty: mean −log2 of a recommended item's share of all interactions (bits). ILD: mean distance between the items of a list "
+            "Novelty: mean log2(users / users who have the item) over the list (Zhou et al. 2010; bits). ILD: mean distance between the items of a list "
             "(genres, else item vectors). ARP: mean interactions of a recommended item. LongTail: share of recommended items outside the "
             "most popular items that hold 20% of interactions.</p>"
             + "".join(charts)

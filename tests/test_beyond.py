@@ -22,12 +22,12 @@ def test_gini_of_recommendation_counts_by_hand():
     assert M.recommendation_counts(top, 4).tolist() == [3, 2, 1, 0]
 
 
-def test_novelty_is_mean_self_information():
-    # Interactions per item (8 in all): shares 4/8, 2/8, 1/8, 1/8, 0 → 1, 2, 3, 3 bits; the unseen
-    # item 4 counts as seen once: −log2(1/8) = 3 bits.
-    counts = np.array([4, 2, 1, 1, 0])
+def test_novelty_is_zhou_et_al_self_information():
+    # Zhou et al. 2010: log2(|U| / k_i). 16 users; item degrees 8, 4, 2, 1, 0 → 1, 2, 3, 4 bits; the
+    # item nobody has counts as k = 1: log2(16) = 4 bits.
+    degrees = np.array([8, 4, 2, 1, 0])
     top = np.array([[0, 1], [2, 4], [0, -1]])
-    np.testing.assert_allclose(M.novelty(top, counts), [(1 + 2) / 2, (3 + 3) / 2, 1.0])
+    np.testing.assert_allclose(M.novelty(top, degrees, 16), [(1 + 2) / 2, (3 + 4) / 2, 1.0])
 
 
 def test_average_recommendation_popularity_and_long_tail():
