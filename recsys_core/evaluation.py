@@ -161,8 +161,17 @@ def bootstrap_interval(values: np.ndarray, n_resamples: int = 1000, seed: int = 
 
 
 def paired_comparison(a: EvaluationResult, b: EvaluationResult, metric: str, n_resamples: int = 2000, seed: int = 0) -> dict:
-    """Paired comparison of two results on the users both evaluated: mean difference (a − b),
-    its bootstrap interval, a paired t-test and a Wilcoxon signed-rank test."""
+    """Paired comparison of two results on the users both evaluated: mean difference (a − b), its
+    bootstrap interval, and the paired test that fits the metric (``test``, ``p_value``):
+
+    * a binary per-user metric (HR@K: every value 0 or 1) gets the exact McNemar test: under no
+      difference each user on whom exactly one run hits is equally likely to favour either, so the
+      count favouring a is Binomial(discordant users, 1/2) (``scipy.stats.binomtest``, two-sided);
+    * a continuous one (NDCG, MRR, recall, errors) gets the paired t-test, with the Wilcoxon
+      signed-rank test (zero differences split) reported beside it (``p_value_wilcoxon``).
+
+    The Compare page and the report both decide with :func:`paired_difference_is_significant`.
+    """
     from scipy import stats
 
     if a.protocol != b.protocol or a.part != b.part:
@@ -178,26 +187,41 @@ def paired_comparison(a: EvaluationResult, b: EvaluationResult, metric: str, n_r
         common, ia, ib = np.intersect1d(a.users, b.users, return_indices=True)
     if len(common) < 2:
         raise ModelError("the two results share fewer than two users, so they cannot be paired")
-    diff = a.per_user[metric][ia] - b.per_user[metric][ib]
+    values_a, values_b = a.per_user[metric][ia], b.per_user[metric][ib]
+    diff = values_a - values_b
     lo, hi = bootstrap_interval(diff, n_resamples=n_resamples, seed=seed)
-    if np.allclose(diff, 0):
-        t_p, w_p = 1.0, 1.0
+    a_better, b_better = int((diff > 0).sum()), int((diff < 0).sum())
+    binary = bool(np.isin(values_a, (0.0, 1.0)).all() and np.isin(values_b, (0.0, 1.0)).all())
+    tests: dict[str, Any]
+    if binary:
+        p = 1.0 if a_better + b_better == 0 else float(stats.binomtest(a_better, a_better + b_better, 0.5).pvalue)
+        tests = {"test": "exact McNemar", "p_value": p, "p_value_mcnemar": p}
     else:
-        t_p = float(stats.ttest_rel(a.per_user[metric][ia], b.per_user[metric][ib]).pvalue)
-        w_p = float(stats.wilcoxon(diff, zero_method="zsplit").pvalue)
+        if np.allclose(diff, 0):
+            t_p, w_p = 1.0, 1.0
+        else:
+            t_p = float(stats.ttest_rel(values_a, values_b).pvalue)
+            w_p = float(stats.wilcoxon(diff, zero_method="zsplit").pvalue)
+        tests = {"test": "paired t-test", "p_value": t_p, "p_value_t": t_p, "p_value_wilcoxon": w_p}
     return {
         "metric": metric,
         "n_users": int(len(common)),
-        "mean_a": float(a.per_user[metric][ia].mean()),
-        "mean_b": float(b.per_user[metric][ib].mean()),
+        "mean_a": float(values_a.mean()),
+        "mean_b": float(values_b.mean()),
         "difference": float(diff.mean()),
         "interval": (lo, hi),
-        "p_value_t": t_p,
-        "p_value_wilcoxon": w_p,
-        "a_better": int((diff > 0).sum()),
-        "b_better": int((diff < 0).sum()),
+        **tests,
+        "a_better": a_better,
+        "b_better": b_better,
         "ties": int((diff == 0).sum()),
     }
+
+
+def paired_difference_is_significant(result: dict, level: float = 0.05) -> bool:
+    """The one verdict on a :func:`paired_comparison`: the bootstrap interval of the difference
+    excludes 0 and the metric's own paired test (McNemar or t) rejects no difference at ``level``."""
+    lo, hi = result["interval"]
+    return bool((lo > 0 or hi < 0) and result["p_value"] < level and not np.isclose(result["difference"], 0.0))
 
 
 def _writable_scores(scores: Any) -> np.ndarray:

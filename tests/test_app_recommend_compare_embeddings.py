@@ -336,14 +336,15 @@ def test_map_figure_uses_webgl_categories_and_overlays():
 def test_paired_sentence_and_reversals():
     result = {
         "metric": "HR@10", "n_users": 100, "mean_a": 0.5, "mean_b": 0.4, "difference": 0.1, "interval": (0.05, 0.15),
-        "p_value_t": 0.001, "p_value_wilcoxon": 0.002, "a_better": 20, "b_better": 10, "ties": 70,
+        "test": "exact McNemar", "p_value": 0.001, "p_value_mcnemar": 0.001, "a_better": 20, "b_better": 10, "ties": 70,
     }  # fmt: skip
     text, verdict = compare_ui.paired_sentence(result, "A", "B")
-    assert verdict == "a" and "**A is better**" in text and "p = 0.001" in text
-    text, verdict = compare_ui.paired_sentence({**result, "interval": (-0.01, 0.2), "p_value_t": 0.2}, "A", "B")
+    assert verdict == "a" and "**A is better**" in text and "McNemar test on the 30 users" in text and "p = 0.001" in text
+    text, verdict = compare_ui.paired_sentence({**result, "interval": (-0.01, 0.2), "p_value": 0.2}, "A", "B")
     assert verdict == "none" and "not significant" in text
-    text, verdict = compare_ui.paired_sentence({**result, "metric": "MAE"}, "A", "B")
-    assert verdict == "b"  # lower error is better
+    continuous = {**result, "metric": "MAE", "test": "paired t-test", "p_value_t": 0.001, "p_value_wilcoxon": 0.2}
+    text, verdict = compare_ui.paired_sentence(continuous, "A", "B")
+    assert verdict == "b" and "Paired t-test p = 0.001" in text and "does not confirm" in text  # lower error is better
     table = pd.DataFrame({"run": ["x", "y"], "HR@10 sampled": [0.6, 0.5], "HR@10 full": [0.10, 0.12]})
     assert compare_ui.reversals(table) == ["y beats x on the full ranking but loses to it on the sampled metric."]
     assert compare_ui.overlap([1, 2, 3], [3, 4]) == (1, 0.25)
