@@ -234,10 +234,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .experiment import evaluate_run
+    from .experiment import evaluate_run, evaluate_run_with_beyond
 
-    result = evaluate_run(args.run, protocol=args.protocol)
     if args.json:
+        result, beyond = evaluate_run_with_beyond(args.run, protocol=args.protocol)
         print(
             _json_line(
                 {
@@ -247,10 +247,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                     "intervals": result.intervals,
                     "differences_meaningful": result.differences_meaningful,
                     "note": result.meaning_note,
+                    "beyond": beyond,
                 }
             )
         )
     else:
+        result = evaluate_run(args.run, protocol=args.protocol)
         print(f"run {args.run}, {result.protocol}, test split, {len(result.users)} users")
         print(result.summary())
         if result.meaning_note:

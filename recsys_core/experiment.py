@@ -50,6 +50,7 @@ class ExperimentResult:
             "refit": bool(self.record.get("refit", {}).get("done")),
             "differences_meaningful": self.test.differences_meaningful,
             "note": self.test.meaning_note,
+            "beyond": self.record.get("beyond"),
         }
 
 
@@ -219,8 +220,8 @@ def settings_record(
     return record
 
 
-def evaluate_run(run_id: str, protocol: str | None = None, data: Interactions | None = None) -> EvaluationResult:
-    """Evaluate a saved run again on its own test split (rebuilt from its data source and seed)."""
+def _rebuild_test(run_id: str, protocol: str | None, data: Interactions | None) -> tuple[Any, Split, str, Interactions]:
+    """A saved run, its test split rebuilt from its data source and seed, the protocol, and the data."""
     from .runs import load_run
 
     run = load_run(run_id)
@@ -244,4 +245,19 @@ def evaluate_run(run_id: str, protocol: str | None = None, data: Interactions | 
         # A run saved before seen.safetensors stored every interaction as the model's `known`, which
         # must not reach the models that read it: score from the training history, as then.
         run.model.known = split.train.to_csr()
-    return Evaluator(split, "test", protocol, seed=record["seed"]).evaluate(run.model)
+    return run, split, protocol, data
+
+
+def evaluate_run(run_id: str, protocol: str | None = None, data: Interactions | None = None) -> EvaluationResult:
+    """Evaluate a saved run again on its own test split (rebuilt from its data source and seed)."""
+    run, split, protocol, _ = _rebuild_test(run_id, protocol, data)
+    return Evaluator(split, "test", protocol, seed=run.record["seed"]).evaluate(run.model)
+
+
+def evaluate_run_with_beyond(run_id: str, protocol: str | None = None, data: Interactions | None = None) -> tuple[EvaluationResult, dict]:
+    """:func:`evaluate_run` and the beyond-accuracy metrics of the same test lists, computed again as
+    run.json's ``beyond`` entry was (``evaluate --json`` prints both)."""
+    run, split, protocol, data = _rebuild_test(run_id, protocol, data)
+    seed = run.record["seed"]
+    result = Evaluator(split, "test", protocol, seed=seed).evaluate(run.model)
+    return result, beyond_accuracy_record(run.model, split, result, data.item_info, seed)
