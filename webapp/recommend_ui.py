@@ -26,7 +26,7 @@ def drug_explorer(run_id: str):
     return explorer_for_run(load_run(run_id))
 
 
-def pick_reviewed(key: str, explorer, what: str, label: str) -> int:
+def pick_reviewed(key: str, explorer, what: str, label: str, on_change=None) -> int:
     """A searchable selectbox of conditions (``what="users"``) or drugs by their number of reviews, most first.
 
     Built from all reviews, so a condition whose reviews are all negative can still be asked about."""
@@ -36,7 +36,9 @@ def pick_reviewed(key: str, explorer, what: str, label: str) -> int:
     order = np.argsort(-counts, kind="stable")
     options = order[counts[order] > 0][:MAX_OPTIONS].tolist()
     keep_valid(key, options)
-    chosen = st.selectbox(label, options, format_func=lambda i: f"{names[i]} · {plural(int(counts[i]), 'review')}", key=key)
+    chosen = st.selectbox(
+        label, options, format_func=lambda i: f"{names[i]} · {plural(int(counts[i]), 'review')}", key=key, on_change=on_change
+    )
     return int(chosen)
 
 
