@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from recsys_core import evaluation, tuning
+from recsys_core import evaluation, splits, tuning
 from recsys_core.splits import Split, make_split
 
 
@@ -73,12 +73,16 @@ class _WatchedSplit(Split):
 
 
 @pytest.mark.parametrize("protocol, model", [("loo-sampled", "bpr"), ("heldout-users", "ease")])
-def test_the_search_reads_no_test_part_of_the_split(ml100k, protocol, model):
+def test_the_search_reads_no_test_part_of_the_split(ml100k, protocol, model, monkeypatch):
     """Not only is no test Evaluator built: the split's test targets are never read, not even to keep
     them out of the validation negatives (``Split.known_positives``)."""
     split = make_split(ml100k, protocol, seed=0)
     watched = _WatchedSplit(**{f.name: getattr(split, f.name) for f in dataclasses.fields(Split)} | {"info": dict(split.info)})
     tuning.run_study(ml100k, model, protocol, trials=1, seed=0, device="cpu", epochs=1, split=watched)
+    assert watched.info.get("test reads") is None
+    # `tune` itself, which builds its own split: the search part of it reads no test part either
+    monkeypatch.setattr(splits, "make_split", lambda *args, **kwargs: watched)
+    tuning.tune(ml100k, model, protocol, trials=1, seed=1, device="cpu", epochs=1, train=False)
     assert watched.info.get("test reads") is None
     watched.test  # noqa: B018 - the instrument itself works
     assert watched.info["test reads"] == ["test"]
