@@ -143,6 +143,11 @@ def home() -> None:
         except RecsysError as error:
             frame.show_error(error, f"Run {run_id} cannot be loaded")
             st.stop()
+        if is_drug_data(data):  # the Recommend page's two-part answer with evidence, not a bare top 10
+            st.subheader("Drugs for a condition")
+            st.caption(f"Run **{plain(run_label(run.info))}**, tested on {plain(run.info.protocol)}. " + positive_rule_text(run.info))
+            home_ui.drug_answer(run)
+            st.stop()
 
         user_kind, item_kind = data.users.kind, data.items.kind
         counts = data.user_counts()

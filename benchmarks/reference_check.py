@@ -5,8 +5,9 @@ What is rebuilt here, without calling ``recsys_core.evaluation`` or ``recsys_cor
 
 * the split, from the definition: one row per (user, item), the latest; per user with at least 3
   distinct items the latest interaction is the test item and the second latest the validation item,
-  same-time interactions ordered by a seeded random ranking of the items
-  (``default_rng(seed).permutation(n_items)``); the rest is train. It must equal the project's split.
+  same-time interactions ordered by a seeded random ranking of the items that depends only on their
+  raw ids (items sorted by pandas' keyed SipHash of the id's text, the key the first 16 hex digits of
+  BLAKE2b-64 of the seed's decimal text); the rest is train. It must equal the project's split.
 * the candidates are the project's (they are a seeded sample), checked against the definition: the
   test item first, then 99 distinct items, none of them a positive of that user in any part.
 * the scores: popularity (number of users with the item in the data the model was fitted on) and
@@ -29,11 +30,13 @@ The project's metrics must agree with the reference's to 1e-6 (and every rank ex
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._common import markdown_table, write  # noqa: E402
@@ -53,9 +56,10 @@ class ReferenceSplit:
 
 
 def reference_split(
-    user: np.ndarray, item: np.ndarray, timestamp: np.ndarray, n_items: int, seed: int, min_interactions: int = 3
+    user: np.ndarray, item: np.ndarray, timestamp: np.ndarray, item_ids: np.ndarray, seed: int, min_interactions: int = 3
 ) -> ReferenceSplit:
-    """Leave-one-out from its definition (see the module docstring)."""
+    """Leave-one-out from its definition (see the module docstring); ``item_ids[i]`` is item i's raw id."""
+    n_items = len(item_ids)
     user, item, timestamp = np.asarray(user, np.int64), np.asarray(item, np.int64), np.asarray(timestamp, np.float64)
     # one row per (user, item): the latest (equal times: the later row)
     rows = np.lexsort((np.arange(len(user)), timestamp, item, user))
@@ -63,8 +67,9 @@ def reference_split(
     last = np.r_[pair[1:] != pair[:-1], True]
     rows = rows[last]
     user, item, timestamp = user[rows], item[rows], timestamp[rows]
-    tie_rank = np.random.default_rng(seed).permutation(n_items)[item]
-    order = np.lexsort((tie_rank, timestamp, user))
+    key = hashlib.blake2b(str(seed).encode(), digest_size=8).hexdigest()
+    item_hash = pd.util.hash_array(np.array([str(raw) for raw in item_ids], dtype=object), hash_key=key, categorize=False)
+    order = np.lexsort((item_hash[item], timestamp, user))
     user, item = user[order], item[order]
     counts = np.bincount(user)
     is_last = np.r_[user[1:] != user[:-1], True]
@@ -166,7 +171,7 @@ def check_model(data, model_name: str, seed: int = 0, device: str = "cpu") -> di
 
     if data.timestamp is None:
         raise ValueError("the reference leave-one-out is defined for data with timestamps")
-    reference = reference_split(data.user, data.item, data.timestamp, data.n_items, seed)
+    reference = reference_split(data.user, data.item, data.timestamp, data.items.ids, seed)
     split = make_split(data, "loo-sampled", seed=seed)
     check_split(reference, split)
     result = run_experiment(data, model_name, protocol="loo-sampled", seed=seed, device=device, save=False, split=split)

@@ -83,7 +83,7 @@ def main() -> None:
                 "best_validation": tuned.best_value,
                 "seconds": tune_seconds,
             },
-            "paired_hr10": {"difference": paired["difference"], "interval": list(paired["interval"]), "p_value_t": paired["p_value_t"]},
+            "paired_hr10": {"difference": paired["difference"], "interval": list(paired["interval"]), "test": paired["test"], "p_value": paired["p_value"]},
             "device": default.record["device"],
         }
         print(f"  tuned {tuned_test.summary()}  best {tuned.best_params}", flush=True)

@@ -127,10 +127,6 @@ MODES = [
 frame.keep_valid("rec_mode", MODES)
 mode = st.radio("Explore", MODES, key="rec_mode", horizontal=True)
 
-if mode.startswith("A new condition"):
-    _profile("this new condition", "Close to {items}, which you picked")
-    st.stop()
-
 try:
     explorer = recommend_ui.drug_explorer(run.run_id)
 except RecsysError as error:
@@ -141,41 +137,52 @@ st.caption(
     "the counts below cover every review. Strength is the drug's rank among all drugs for the condition on a 0-100 scale "
     "(100: first place; tied drugs share one value), never a raw model score."
 )
-EVIDENCE = {
-    "rank": NUMBER("#", width="small"),
-    "strength": st.column_config.ProgressColumn("Strength", min_value=0, max_value=100, format="%d"),
-    "model_rank": TEXT("Model's rank"),
-    "reviews": NUMBER("Reviews", format="%d"),
-    "positive": NUMBER("positive", format="%d"),
-    "neutral": NUMBER("neutral", format="%d"),
-    "negative": NUMBER("negative", format="%d"),
-    "mean_rating": NUMBER("Mean rating (1-10)", format="%.1f"),
-    "status": TEXT("Flag"),
-    "provenance": TEXT("Where it comes from", width="large"),
-    "best_positive": TEXT("Most useful positive review", width="large"),
-    "best_neutral": TEXT("Most useful neutral review", width="large"),
-    "best_negative": TEXT("Most useful negative review", width="large"),
-}
-COLUMNS = ("rank", "name", "strength", "model_rank", "provenance", "reviews", "positive", "neutral", "negative", "mean_rating", "status")
-REVIEWS = ("best_positive", "best_neutral", "best_negative")
-
-
-def _part(title: str, table: pd.DataFrame, name_label: str, caption: str, empty: str) -> None:
-    st.subheader(plain(title))
-    st.caption(caption)
-    if table.empty:
-        st.info(empty)
-        return
-    flagged = int(table["status"].astype(bool).sum())
-    if flagged:
-        st.markdown(f":material/warning: {recommend_ui.plural(flagged, 'row')} flagged: most of the reviews are negative, so it is shown as evidence, not as a suggestion.")
-    columns = [c for c in (*COLUMNS, *REVIEWS) if c in table.columns]
-    st.dataframe(table[columns], hide_index=True, width="stretch", column_config={"name": TEXT(name_label), **EVIDENCE})
 
 
 def _answer_download(answer) -> None:
     shown = pd.concat([answer.reviewed.assign(part="1 reviewed"), answer.suggested.assign(part="2 not yet reviewed")], ignore_index=True)
     recommend_ui.download_button(shown.drop(columns=[c for c in ("user_index", "rank_first", "tied") if c in shown]), f"{answer.question}-{answer.subject}-{run.model.name}")
+
+
+def _order() -> str:
+    """Part 1's order: the model's, or the reviews' evidence (what a pharmacist asks for first)."""
+    return st.radio(
+        "Order part 1 by",
+        list(recommend_ui.PART_ONE_ORDER_LABELS),
+        format_func=recommend_ui.PART_ONE_ORDER_LABELS.get,
+        key="rec_order",
+        horizontal=True,
+        help="The evidence order: the share of positive reviews (the lower bound of its 95% Wilson interval, so 7 of 8 beats 1 of 1), "
+        "then the number of reviews.",
+    )
+
+
+if mode.startswith("A new condition"):
+    st.markdown(
+        "Pick a handful of drugs; the model folds them in as a new condition, and the list is that condition's drug set "
+        "when similar conditions are looked for."
+    )
+    picked = pickers.pick_items("rec_profile_items", data, data_key, "Your drugs (type to search)")
+    if not picked:
+        st.info("Pick at least one drug to see recommendations.")
+        st.stop()
+    if model.uses_timestamps:
+        st.caption(f"{model.name} reads a history as a sequence: a list built here has no dates, so it reads your drugs in the order you added them.")
+    try:
+        with st.spinner("Folding in your list…"):
+            answer = explorer.for_profile([data.items.ids[i] for i in picked], k=int(k), order=_order())
+    except RecsysError as error:
+        frame.show_error(error, "This run cannot fold in a new list")
+        st.stop()
+    recommend_ui.show_drug_answer(
+        answer,
+        "Drug",
+        "Your drugs with every review of each (for any condition), and where the model ranks each for your list.",
+        "Drugs reviewed for conditions similar to your list, not on it; each names those conditions, and the evidence is its reviews for them.",
+    )
+    _answer_download(answer)
+    st.stop()
+
 
 
 if mode.startswith("Drugs like"):
@@ -193,7 +200,11 @@ if mode.startswith("Drugs like"):
             "model_rank": TEXT("Similarity rank"),
             "shared_conditions": TEXT("Conditions both are reviewed for", width="large"),
             "n_shared": NUMBER("Shared conditions", format="%d"),
-            **{c: v for c, v in EVIDENCE.items() if c in ("rank", "strength", "reviews", "mean_rating", "status")},
+            "rank": NUMBER("#", width="small"),
+            "strength": st.column_config.ProgressColumn("Strength", min_value=0, max_value=100, format="%d"),
+            "reviews": NUMBER("Reviews", format="%d"),
+            "mean_rating": NUMBER("Mean rating bin (2.5/5.5/8.5)" if explorer.rating_note else "Mean rating (1-10)", format="%.1f"),
+            "status": TEXT("Flag"),
         },
     )
     recommend_ui.download_button(table, f"drugs-like-{similar.subject}-{run.model.name}")
@@ -202,40 +213,25 @@ if mode.startswith("Drugs like"):
 if mode.startswith("A drug"):
     drug = recommend_ui.pick_reviewed("rec_drug", explorer, "items", "Drug (type to search)")
     answer = explorer.for_drug(data.items.ids[drug], k=int(k))
-    _part(
-        answer.reviewed_title,
-        answer.reviewed,
+    recommend_ui.show_drug_answer(
+        answer,
         "Condition",
         "Each condition the drug is reviewed for, with where the model ranks the drug among all drugs for that condition "
         "(ties shown as ties) and what the reviews of this drug for it say.",
-        "This drug has no review.",
-    )
-    _part(
-        answer.suggested_title,
-        answer.suggested,
-        "Condition",
-        "Conditions that share drugs with a condition this drug is reviewed for, ordered by the drug's rank there; "
+        "Conditions similar to one this drug is reviewed for, ordered by the drug's strength there × that similarity; "
         "the evidence is this drug's reviews for those similar conditions.",
-        "No condition shares a drug with the conditions this one is reviewed for.",
     )
     _answer_download(answer)
     st.stop()
 
 condition = recommend_ui.pick_reviewed("rec_condition", explorer, "users", "Medical condition (type to search)")
-answer = explorer.for_condition(data.users.ids[condition], k=int(k))
-_part(
-    answer.reviewed_title,
-    answer.reviewed,
+recommend_ui.remember_condition(data.users.ids[condition])
+answer = explorer.for_condition(data.users.ids[condition], k=int(k), order=_order())
+recommend_ui.show_drug_answer(
+    answer,
     "Drug",
-    "Every drug patients reviewed for this condition, ordered by the model, with what the reviews say.",
-    "No drug is reviewed for this condition.",
-)
-_part(
-    answer.suggested_title,
-    answer.suggested,
-    "Drug",
-    "Drugs not reviewed for this condition yet, among those used for conditions that share drugs with it; "
+    "Every drug patients reviewed for this condition, with where the model ranks it and what the reviews say.",
+    "Drugs not reviewed for this condition yet, from conditions similar to it, ordered by the model's strength × that similarity; "
     "each names those conditions, and the evidence is its reviews for them.",
-    "No condition shares a drug with this one, so there is nothing to carry over.",
 )
 _answer_download(answer)

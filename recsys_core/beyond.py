@@ -6,7 +6,8 @@ excluded, exactly the lists the full-ranking protocol ranks. From those lists:
 
 * ``Coverage@K``  share of the catalogue in at least one list (a set metric);
 * ``Gini@K``      inequality of how often each item is recommended (a set metric; 0 = even);
-* ``Novelty@K``   mean self-information −log2(popularity share) of the recommended items, in bits;
+* ``Novelty@K``   mean self-information log2(|U| / k_i) of the recommended items (Zhou et al. 2010:
+                  |U| users, k_i of them have item i), in bits;
 * ``ILD@K``       intra-list diversity: mean pairwise genre Jaccard distance where items have genres,
                   else cosine distance of the model's item embeddings (absent when neither exists);
 * ``ARP@K``       average number of interactions of the recommended items;
@@ -14,7 +15,7 @@ excluded, exactly the lists the full-ranking protocol ranks. From those lists:
                   hold 20% of the interactions).
 
 Popularity is counted on every interaction that is not a test target (train + validation), which is
-what the model may know when it makes the lists. Per-user metrics get a bootstrap interval over users;
+what the model may know when it makes the lists; novelty's |U| and k_i count the users of that data. Per-user metrics get a bootstrap interval over users;
 the set metrics get one too, from the same resampling of users (coverage of a resample of the users).
 The run's own accuracy metric is also broken down by user activity (quintiles of history length).
 
@@ -32,7 +33,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from . import metrics as M
-from .evaluation import HEADLINE, EvaluationResult, _top_k, _writable_scores, bootstrap_interval
+from .evaluation import HEADLINE, EvaluationResult, _ModelScorer, _top_k, _writable_scores, bootstrap_interval, time_ordered_histories
 from .splits import Split
 
 DiversityBasis = Literal["genres", "item embeddings", "none"]
@@ -84,20 +85,25 @@ def top_k_lists(model: Any, split: Split, part: str = "test", k: int = 10, seed:
     """The users of ``part`` and each one's top-``k`` over all items they do not already have.
 
     Ties are broken as the evaluator breaks them in top-K lists, by a seeded item order, so a constant
-    scorer gets random lists, not the first ``k`` item indices.
+    scorer gets random lists, not the first ``k`` item indices. A model that reads order (SVAE) gets
+    each history in time order, as the evaluator gives it, never in item-index order.
     """
-    history = split.history(part).to_csr()
+    history_part = split.history(part)
+    history = history_part.to_csr()
     users = np.unique(split.part(part).user)
+    adapter = _ModelScorer(model)
+    sequences = time_ordered_histories(model, history_part, users)
     priority = np.random.default_rng([seed, 11]).permutation(split.n_items)
     batch = max(1, min(2048, int(2e7 // max(1, split.n_items))))
     lists = []
     for start in range(0, len(users), batch):
         batch_users = users[start : start + batch]
         rows = history[batch_users]
+        ordered = sequences.rows(slice(start, start + batch)) if sequences is not None else None
         if split.kind == "heldout-users":
-            scores = model.score_histories(rows)
+            scores = adapter.new_users(batch_users, rows, ordered)
         else:
-            scores = model.score(batch_users, history=history)
+            scores = adapter.known_users(batch_users, None, history, ordered)
         scores = _writable_scores(scores)
         scores[np.repeat(np.arange(len(batch_users)), np.diff(rows.indptr)), rows.indices] = -np.inf
         top = _top_k(scores, k, priority)
@@ -194,8 +200,10 @@ def beyond_accuracy(
     known = split.train_with_validation() if part == "test" else split.train
     counts = known.item_counts().astype(np.float64)
     tail = M.long_tail_items(counts, HEAD_SHARE)
+    known_matrix = known.to_csr()  # duplicates merged: one entry per (user, item)
+    degrees = np.bincount(known_matrix.indices, minlength=n_items)
     per_user = {
-        "Novelty": M.novelty(top, counts),
+        "Novelty": M.novelty(top, degrees, int((np.diff(known_matrix.indptr) > 0).sum())),
         "ARP": M.average_recommendation_popularity(top, counts),
         "LongTail": M.long_tail_share(top, tail),
     }

@@ -246,10 +246,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .experiment import evaluate_run
+    from .experiment import evaluate_run, evaluate_run_with_beyond
 
-    result = evaluate_run(args.run, protocol=args.protocol)
     if args.json:
+        result, beyond = evaluate_run_with_beyond(args.run, protocol=args.protocol)
         print(
             _json_line(
                 {
@@ -259,10 +259,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                     "intervals": result.intervals,
                     "differences_meaningful": result.differences_meaningful,
                     "note": result.meaning_note,
+                    "beyond": beyond,
                 }
             )
         )
     else:
+        result = evaluate_run(args.run, protocol=args.protocol)
         print(f"run {args.run}, {result.protocol}, test split, {len(result.users)} users")
         print(result.summary())
         if result.meaning_note:
@@ -289,7 +291,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
                 raise RecsysError("--reverse needs --item", 'For example: --reverse --item "Etonogestrel"')
             answer = explorer.for_drug(args.item, k=args.k)
         else:
-            answer = explorer.for_condition(args.user, k=args.k)
+            answer = explorer.for_condition(args.user, k=args.k, order=args.order)
         if args.json:
             print(json.dumps(answer.to_json()))
         else:
@@ -508,6 +510,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--similar-to", metavar="NAME", help='items (drugs) like this one, e.g. --similar-to "Etonogestrel"')
     p.add_argument("--k", type=int, default=10, help="how many (default 10)")
     p.add_argument("--include-seen", action="store_true", help="also show items the user already has")
+    p.add_argument(
+        "--order",
+        choices=("model", "evidence"),
+        default="model",
+        help="drug data, part 1 of a condition's answer: by the model (default) or by the reviews' evidence "
+        "(positive share's Wilson 95%% lower bound, then number of reviews)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_recommend)
 

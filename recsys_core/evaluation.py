@@ -3,7 +3,9 @@
 Protocols
 ---------
 ``loo-sampled``  He et al. 2017: each user's held-out item ranked among 99 sampled negatives
-                 (never a positive of that user in any part of the split, no repeats, fixed by a seed).
+                 (no repeats, fixed by a seed; for the test part never a positive of that user in any
+                 part of the split; for validation never one of train or validation, since the test
+                 part is not read before the one test pass: see ``Split.known_positives``).
 ``loo-full``     the held-out item ranked among every item the user has not interacted with.
 ``heldout-users`` Liang et al. 2018: held-out users' given items are folded in, the rest predicted.
 ``ratings``      RMSE and MAE of predicted explicit ratings.
@@ -159,8 +161,17 @@ def bootstrap_interval(values: np.ndarray, n_resamples: int = 1000, seed: int = 
 
 
 def paired_comparison(a: EvaluationResult, b: EvaluationResult, metric: str, n_resamples: int = 2000, seed: int = 0) -> dict:
-    """Paired comparison of two results on the users both evaluated: mean difference (a − b),
-    its bootstrap interval, a paired t-test and a Wilcoxon signed-rank test."""
+    """Paired comparison of two results on the users both evaluated: mean difference (a − b), its
+    bootstrap interval, and the paired test that fits the metric (``test``, ``p_value``):
+
+    * a binary per-user metric (HR@K: every value 0 or 1) gets the exact McNemar test: under no
+      difference each user on whom exactly one run hits is equally likely to favour either, so the
+      count favouring a is Binomial(discordant users, 1/2) (``scipy.stats.binomtest``, two-sided);
+    * a continuous one (NDCG, MRR, recall, errors) gets the paired t-test, with the Wilcoxon
+      signed-rank test (zero differences split) reported beside it (``p_value_wilcoxon``).
+
+    The Compare page and the report both decide with :func:`paired_difference_is_significant`.
+    """
     from scipy import stats
 
     if a.protocol != b.protocol or a.part != b.part:
@@ -176,26 +187,41 @@ def paired_comparison(a: EvaluationResult, b: EvaluationResult, metric: str, n_r
         common, ia, ib = np.intersect1d(a.users, b.users, return_indices=True)
     if len(common) < 2:
         raise ModelError("the two results share fewer than two users, so they cannot be paired")
-    diff = a.per_user[metric][ia] - b.per_user[metric][ib]
+    values_a, values_b = a.per_user[metric][ia], b.per_user[metric][ib]
+    diff = values_a - values_b
     lo, hi = bootstrap_interval(diff, n_resamples=n_resamples, seed=seed)
-    if np.allclose(diff, 0):
-        t_p, w_p = 1.0, 1.0
+    a_better, b_better = int((diff > 0).sum()), int((diff < 0).sum())
+    binary = bool(np.isin(values_a, (0.0, 1.0)).all() and np.isin(values_b, (0.0, 1.0)).all())
+    tests: dict[str, Any]
+    if binary:
+        p = 1.0 if a_better + b_better == 0 else float(stats.binomtest(a_better, a_better + b_better, 0.5).pvalue)
+        tests = {"test": "exact McNemar", "p_value": p, "p_value_mcnemar": p}
     else:
-        t_p = float(stats.ttest_rel(a.per_user[metric][ia], b.per_user[metric][ib]).pvalue)
-        w_p = float(stats.wilcoxon(diff, zero_method="zsplit").pvalue)
+        if np.allclose(diff, 0):
+            t_p, w_p = 1.0, 1.0
+        else:
+            t_p = float(stats.ttest_rel(values_a, values_b).pvalue)
+            w_p = float(stats.wilcoxon(diff, zero_method="zsplit").pvalue)
+        tests = {"test": "paired t-test", "p_value": t_p, "p_value_t": t_p, "p_value_wilcoxon": w_p}
     return {
         "metric": metric,
         "n_users": int(len(common)),
-        "mean_a": float(a.per_user[metric][ia].mean()),
-        "mean_b": float(b.per_user[metric][ib].mean()),
+        "mean_a": float(values_a.mean()),
+        "mean_b": float(values_b.mean()),
         "difference": float(diff.mean()),
         "interval": (lo, hi),
-        "p_value_t": t_p,
-        "p_value_wilcoxon": w_p,
-        "a_better": int((diff > 0).sum()),
-        "b_better": int((diff < 0).sum()),
+        **tests,
+        "a_better": a_better,
+        "b_better": b_better,
         "ties": int((diff == 0).sum()),
     }
+
+
+def paired_difference_is_significant(result: dict, level: float = 0.05) -> bool:
+    """The one verdict on a :func:`paired_comparison`: the bootstrap interval of the difference
+    excludes 0 and the metric's own paired test (McNemar or t) rejects no difference at ``level``."""
+    lo, hi = result["interval"]
+    return bool((lo > 0 or hi < 0) and result["p_value"] < level and not np.isclose(result["difference"], 0.0))
 
 
 def _writable_scores(scores: Any) -> np.ndarray:
@@ -227,9 +253,12 @@ def _ranks_with_random_ties(scores: np.ndarray, target: np.ndarray, uniform: np.
 def _top_k(scores: np.ndarray, k: int, priority: np.ndarray | None = None) -> np.ndarray:
     """Indices of each row's ``k`` best scores, best first.
 
-    With ``priority`` (a seeded permutation of the columns, computed once per evaluator) the columns
-    are visited in that order, so which of several exactly tied items makes the list is decided by a
-    fixed random item order rather than by item index.
+    Exact ties: with ``priority`` (a seeded permutation of the columns, computed once per evaluator)
+    the columns are first put in that order, and ``np.argpartition`` then picks which of the items
+    tied at the cut make the list; a stable sort of the picked scores keeps tied items in the order
+    the partition returned them. So the choice among tied items is fixed by the seed and the scores,
+    and does not follow item index, but it is the partition's choice: not necessarily the tied items
+    that come first in ``priority``. Without ``priority`` it is the partition's choice over item index.
     """
     k = min(k, scores.shape[1])
     if priority is not None:
@@ -239,6 +268,15 @@ def _top_k(scores: np.ndarray, k: int, priority: np.ndarray | None = None) -> np
     order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
     top = np.take_along_axis(part, order, axis=1)
     return priority[top] if priority is not None else top
+
+
+def time_ordered_histories(scorer: Any, history: Any, users: np.ndarray) -> Sequences | None:
+    """``users``' histories (row b: ``users[b]``) in time order, for a model that reads order
+    (``uses_timestamps``); None for every other scorer or for data without timestamps. Everything that
+    scores users for evaluation (the evaluator, the beyond-accuracy lists) passes these to the model."""
+    if not _ModelScorer(scorer).reads_order or history.timestamp is None:
+        return None
+    return Sequences.from_interactions(history, users)
 
 
 class _ModelScorer:
@@ -307,7 +345,7 @@ class Evaluator:
             self.users = targets.user
         self.candidates = None
         if spec.sampled_negatives is not None:
-            positives = split.all_positives()
+            positives = split.known_positives(part)
             rng = np.random.default_rng([seed, 1 if part == "validation" else 2])
             negatives = sample_eval_negatives(positives, self.users, n_negatives, rng)
             check_negatives(positives, self.users, negatives)
@@ -319,10 +357,8 @@ class Evaluator:
     def _ordered_histories(self, adapter: _ModelScorer) -> Sequences | None:
         """Each evaluated user's history in time order (row b: ``self.users[b]``), for the models
         that read order; built once. None for the other models or data without timestamps."""
-        if not adapter.reads_order or self.history_interactions.timestamp is None:
-            return None
         if self._sequences is None:
-            self._sequences = Sequences.from_interactions(self.history_interactions, self.users)
+            self._sequences = time_ordered_histories(adapter.scorer, self.history_interactions, self.users)
         return self._sequences
 
     @staticmethod

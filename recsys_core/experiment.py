@@ -50,6 +50,7 @@ class ExperimentResult:
             "refit": bool(self.record.get("refit", {}).get("done")),
             "differences_meaningful": self.test.differences_meaningful,
             "note": self.test.meaning_note,
+            "beyond": self.record.get("beyond"),
         }
 
 
@@ -113,7 +114,9 @@ def run_experiment(
     derived = model.derived_settings()
     refit_epochs = None
     if refit:
-        refit_epochs = history.best_epoch or (epochs if epochs is not None else getattr(model.config, "epochs", None))
+        # A closed-form model (EASE, popularity, item-kNN) has no epochs: its refit records none.
+        if model.iterative:
+            refit_epochs = history.best_epoch or (epochs if epochs is not None else getattr(model.config, "epochs", None))
         # Keep what validation chose: the epoch count, any setting a closed-form model tuned, and
         # the settings derived from the selection's epoch budget (so β follows the same schedule).
         chosen = {**(history.tuning or {}).get("chosen", {}), **derived}
@@ -221,8 +224,8 @@ def settings_record(
     return record
 
 
-def evaluate_run(run_id: str, protocol: str | None = None, data: Interactions | None = None) -> EvaluationResult:
-    """Evaluate a saved run again on its own test split (rebuilt from its data source and seed)."""
+def _rebuild_test(run_id: str, protocol: str | None, data: Interactions | None) -> tuple[Any, Split, str, Interactions]:
+    """A saved run, its test split rebuilt from its data source and seed, the protocol, and the data."""
     from .runs import load_run
 
     run = load_run(run_id)
@@ -246,4 +249,19 @@ def evaluate_run(run_id: str, protocol: str | None = None, data: Interactions | 
         # A run saved before seen.safetensors stored every interaction as the model's `known`, which
         # must not reach the models that read it: score from the training history, as then.
         run.model.known = split.train.to_csr()
-    return Evaluator(split, "test", protocol, seed=record["seed"]).evaluate(run.model)
+    return run, split, protocol, data
+
+
+def evaluate_run(run_id: str, protocol: str | None = None, data: Interactions | None = None) -> EvaluationResult:
+    """Evaluate a saved run again on its own test split (rebuilt from its data source and seed)."""
+    run, split, protocol, _ = _rebuild_test(run_id, protocol, data)
+    return Evaluator(split, "test", protocol, seed=run.record["seed"]).evaluate(run.model)
+
+
+def evaluate_run_with_beyond(run_id: str, protocol: str | None = None, data: Interactions | None = None) -> tuple[EvaluationResult, dict]:
+    """:func:`evaluate_run` and the beyond-accuracy metrics of the same test lists, computed again as
+    run.json's ``beyond`` entry was (``evaluate --json`` prints both)."""
+    run, split, protocol, data = _rebuild_test(run_id, protocol, data)
+    seed = run.record["seed"]
+    result = Evaluator(split, "test", protocol, seed=seed).evaluate(run.model)
+    return result, beyond_accuracy_record(run.model, split, result, data.item_info, seed)

@@ -105,15 +105,16 @@ def gini_index(top_items: np.ndarray, n_items: int) -> float:
     return float(((2 * j - n_items - 1) * counts).sum() / (n_items * total))
 
 
-def novelty(top_items: np.ndarray, item_counts: np.ndarray) -> np.ndarray:
-    """Mean self-information of each user's recommended items (Zhou et al. 2010).
+def novelty(top_items: np.ndarray, item_degrees: np.ndarray, n_users: int) -> np.ndarray:
+    """Mean self-information of each user's recommended items, as Zhou et al. (PNAS 2010) define it.
 
-    novelty(u) = (1/|L_u|) Σ_{i ∈ L_u} −log2 p_i with p_i = max(n_i, 1) / Σ_j n_j, the item's share of
-    all interactions. An item nobody interacted with counts as if seen once (finite, the most novel).
-    In bits: recommending an item that 1 in 8 interactions involve adds 3 bits.
+    novelty(u) = (1/|L_u|) Σ_{i ∈ L_u} log2(|U| / k_i), with k_i the item's degree (how many users
+    have it) and |U| the number of users, both counted on the same data: the share of users who know
+    the item, in bits. An item no user has counts as k_i = 1 (finite: the most novel possible,
+    log2 |U|). Recommending an item that 1 user in 8 has adds 3 bits.
     """
-    counts = np.asarray(item_counts, dtype=np.float64)
-    information = -np.log2(np.maximum(counts, 1.0) / max(counts.sum(), 1.0))
+    degrees = np.asarray(item_degrees, dtype=np.float64)
+    information = np.log2(max(int(n_users), 1) / np.maximum(degrees, 1.0))
     return _mean_over_list(top_items, information)
 
 

@@ -116,7 +116,7 @@ def _leaderboard(records: list[RunRecord], protocol: str) -> pd.DataFrame:
 
 def _paired_sentences(runs: list[Any], protocol: str) -> list[str]:
     """The best run (by headline) against every other, with the paired test on the same users."""
-    from .evaluation import HEADLINE, LOWER_IS_BETTER, paired_comparison
+    from .evaluation import HEADLINE, LOWER_IS_BETTER, paired_comparison, paired_difference_is_significant
 
     headline = HEADLINE[protocol]
     from .protocols import get_protocol
@@ -136,12 +136,16 @@ def _paired_sentences(runs: list[Any], protocol: str) -> list[str]:
             out.append(f"{best.info.model.name} vs {other.info.model.name}: {error.message}")
             continue
         lo, hi = result["interval"]
-        significant = (lo > 0 or hi < 0) and result["p_value_t"] < 0.05
+        significant = paired_difference_is_significant(result)
         verdict = "a significant difference" if significant else "not a significant difference (neither is shown to be better)"
+        if result["test"] == "exact McNemar":
+            tests = f"exact McNemar p = {result['p_value']:.3g} over {result['a_better'] + result['b_better']:,} users where one run hits"
+        else:
+            tests = f"paired t-test p = {result['p_value_t']:.3g}, Wilcoxon p = {result['p_value_wilcoxon']:.3g}"
         out.append(
             f"{best.info.model.name} vs {other.info.model.name} on {result['n_users']:,} shared test users: mean {metric} "
             f"{result['mean_a']:.4f} vs {result['mean_b']:.4f}, difference {result['difference']:+.4f} "
-            f"(95% interval {lo:+.4f} to {hi:+.4f}; paired t-test p = {result['p_value_t']:.3g}, Wilcoxon p = {result['p_value_wilcoxon']:.3g}): {verdict}."
+            f"(95% interval {lo:+.4f} to {hi:+.4f}; {tests}): {verdict}."
         )
     return out
 
@@ -338,7 +342,7 @@ def build_report(run_ids: list[str], n_users: int = 3, seed: int = 0, protocol: 
         sections.append(
             "<h2>4. Beyond accuracy</h2><p class='note'>From each test user's top 10 over the whole catalogue, known items excluded. "
             "Coverage: share of the catalogue recommended to anyone. Gini: how unequally items are recommended (0 = evenly). "
-            "Novelty: mean −log2 of a recommended item's share of all interactions (bits). ILD: mean distance between the items of a list "
+            "Novelty: mean log2(users / users who have the item) over the list (Zhou et al. 2010; bits). ILD: mean distance between the items of a list "
             "(genres, else item vectors). ARP: mean interactions of a recommended item. LongTail: share of recommended items outside the "
             "most popular items that hold 20% of interactions.</p>"
             + "".join(charts)

@@ -10,14 +10,16 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 from .errors import DataError
-from .interactions import Interactions
+from .interactions import Interactions, Vocabulary
 from .protocols import PROTOCOLS
 
 #: protocol name -> the split kind it needs (read from :data:`recsys_core.protocols.PROTOCOLS`).
@@ -68,8 +70,21 @@ class Split:
         return self.train.concat(extra, name=f"{self.train.name}+validation")
 
     def all_positives(self) -> sp.csr_matrix:
-        """Every (user, item) pair in any part: sampled negatives must avoid all of them."""
-        parts = [self.train, self.validation, self.test, self.validation_given, self.test_given]
+        """Every (user, item) pair in any part: the test part's sampled negatives must avoid all of them."""
+        return self._positives([self.train, self.validation, self.test, self.validation_given, self.test_given])
+
+    def known_positives(self, part: str) -> sp.csr_matrix:
+        """The pairs whose items ``part``'s sampled negatives must avoid: for the test part every pair of
+        the split (:meth:`all_positives`); for validation only what a model may know at validation time
+        (train, and the validation users' given items) plus the validation targets. The test part is not
+        read for validation, so a search sees nothing of it, not even which items are not negatives."""
+        if part == "test":
+            return self.all_positives()
+        if part != "validation":
+            raise ValueError(f"part must be 'validation' or 'test', not {part!r}")
+        return self._positives([self.train, self.validation, self.validation_given])
+
+    def _positives(self, parts: list[Interactions | None]) -> sp.csr_matrix:
         users = np.concatenate([p.user for p in parts if p is not None])
         items = np.concatenate([p.item for p in parts if p is not None])
         matrix = sp.csr_matrix((np.ones(len(users), dtype=np.float32), (users, items)), shape=self.train.shape)
@@ -103,6 +118,20 @@ def _deduplicate_latest(data: Interactions) -> tuple[Interactions, np.ndarray]:
     last_of_pair[:-1] = (u[1:] != u[:-1]) | (i[1:] != i[:-1])
     keep = np.sort(order[last_of_pair])
     return data.subset(keep), keep
+
+
+def item_tie_ranks(items: Vocabulary, seed: int) -> np.ndarray:
+    """Each item's place in a seeded random order that depends only on its raw id and the seed.
+
+    The order sorts items by a keyed 64-bit hash (pandas' SipHash, key derived from the seed) of the
+    text of their raw ids, so the same file gives the same order however its ids were encoded into
+    indices (sorted as numbers or as text, or renumbered by another reader), and "42" and 42 agree.
+    """
+    hash_key = hashlib.blake2b(str(int(seed)).encode(), digest_size=8).hexdigest()  # 16 characters, as SipHash needs
+    hashes = pd.util.hash_array(items.ids.astype(str).astype(object), hash_key=hash_key, categorize=False)
+    ranks = np.empty(len(hashes), dtype=np.int64)
+    ranks[np.argsort(hashes, kind="stable")] = np.arange(len(hashes))
+    return ranks
 
 
 def _bits(values_max: int) -> int:
@@ -161,8 +190,9 @@ LooOrder = Literal["time", "random"]
 def leave_one_out(data: Interactions, seed: int = 0, min_interactions: int = 3, loo_order: LooOrder = "time") -> Split:
     """Latest item of each user → test, second latest → validation, rest → train.
 
-    Ties in timestamps are broken by a seeded random ranking of the items (deterministic and
-    independent of file row order). Without timestamps, or with ``loo_order="random"``, the order
+    Ties in timestamps are broken by a seeded random ranking of the items that depends only on the
+    seed and the raw item ids (:func:`item_tie_ranks`): independent of file row order and of how the
+    ids were encoded into indices. Without timestamps, or with ``loo_order="random"``, the order
     within a user is a seeded random permutation of their rows (a random held-out item per user).
     Users with fewer than ``min_interactions`` distinct items stay in train only.
     """
@@ -182,8 +212,9 @@ def leave_one_out(data: Interactions, seed: int = 0, min_interactions: int = 3, 
             time_key = np.unique(stamp, return_inverse=True)[1].astype(np.int64)
         # Many users rate several items in the same second. Breaking those ties by item index
         # would bias the test item towards high ids (on MovieLens: obscure titles), so ties are
-        # broken by a seeded random ranking of items, the same whatever order the file had.
-        tie = np.random.default_rng(seed).permutation(dedup.n_items)[dedup.item]
+        # broken by a seeded random ranking of items, the same whatever order the file had and
+        # whatever indices its ids were given (a seeded hash of each raw id).
+        tie = item_tie_ranks(dedup.items, seed)[dedup.item]
         n_ties = dedup.n_items
     else:
         time_key = np.random.default_rng(seed).permutation(n).astype(np.int64)
@@ -192,7 +223,7 @@ def leave_one_out(data: Interactions, seed: int = 0, min_interactions: int = 3, 
     roles = _latest_two(dedup, time_key, tie, n_ties, min_interactions)
     counts = np.bincount(dedup.user, minlength=dedup.n_users)
     if temporal:
-        order_info = f"temporal (latest = test), same-time ties broken by a random item ranking, seed {seed}"
+        order_info = f"temporal (latest = test), same-time ties broken by a seeded hash of the raw item ids, seed {seed}"
     elif loo_order == "random":
         order_info = f"random order within each user (loo_order='random'), seed {seed}"
     else:

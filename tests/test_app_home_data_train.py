@@ -90,6 +90,43 @@ def test_home_fits_ease_on_a_fresh_home_and_reuses_it(ml100k_home):
     assert again.session_state["run_id"] == runs[0].run_id
 
 
+def test_home_on_drug_data_shows_the_recommend_pages_answer(drugs_home):
+    """With drug data active Home opens on a well-reviewed condition (or the last one looked at) and shows the
+    same two-part answer with evidence as the Recommend page, from the same function."""
+    from recsys_core.drugs import MEDICAL_NOTE, explorer_for_run
+    from recsys_core.experiment import run_experiment
+    from recsys_core.runs import load_run
+
+    source = DataSource.builtin("drugscom-sample")
+    run_id = run_experiment(source, "ease", device="cpu").run_id
+    at = app("app.py")
+    at.session_state["source"] = source.to_json()
+    at.run()
+    assert_clean(at)
+    explorer = explorer_for_run(load_run(run_id))
+    shown = explorer.reviews.users.ids[at.session_state["home_condition"]]
+    assert at.session_state["drug_last_condition"] == shown
+    assert explorer.reviews.user_counts()[explorer.reviews.users.index(shown)] >= 10  # a well-reviewed condition
+    assert MEDICAL_NOTE in texts(at.info)
+    assert any(f"Part 1 · Drugs reviewed for {shown}" in str(h.value) for h in at.subheader)
+
+    # the last condition looked at (here: set as the Recommend page sets it) is the one Home opens on
+    at = app("app.py")
+    at.session_state["source"] = source.to_json()
+    at.session_state["drug_last_condition"] = "Birth Control"
+    at.run()
+    assert_clean(at)
+    reviewed, suggested = at.dataframe[0].value, at.dataframe[1].value
+    expected = explorer.for_condition("Birth Control", k=10)
+    assert list(reviewed["name"]) == list(expected.reviewed["name"]) and list(suggested["name"]) == list(expected.suggested["name"])
+    assert {"strength", "reviews", "positive", "negative", "status", "provenance"} <= set(reviewed.columns) | set(suggested.columns)
+    assert "score" not in reviewed.columns and "Part 2 · Not yet reviewed for Birth Control" in texts(at.subheader)
+    # choosing another condition on Home remembers it
+    at.selectbox(key="home_condition").set_value(explorer.reviews.users.index("Depression")).run()
+    assert_clean(at)
+    assert at.session_state["drug_last_condition"] == "Depression" and "Part 1 · Drugs reviewed for Depression" in texts(at.subheader)
+
+
 def test_home_without_data_or_network_points_to_the_upload(monkeypatch):
     import recsys_core.datasets as datasets
 

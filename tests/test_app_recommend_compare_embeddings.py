@@ -157,10 +157,20 @@ def test_recommend_drugs_for_a_condition_with_evidence(runs):
     assert "score" not in reviewed.columns and "score" not in new.columns
     assert reviewed["strength"].is_monotonic_decreasing
     titles = reviews.item_titles()
-    assert len(new) == 10 and not set(new["name"]) & {titles[i] for i in reviewed_items}
+    assert 0 < len(new) <= 10 and not set(new["name"]) & {titles[i] for i in reviewed_items}
     assert new["provenance"].str.startswith("used for ").all()
+    assert {"similarity", "weighted"} <= set(new.columns) and new["weighted"].is_monotonic_decreasing
     assert "Part 1 · Drugs reviewed for Depression" in texts(at.subheader)
     assert "Part 2 · Not yet reviewed for Depression" in texts(at.subheader)
+    assert "bins" in texts(at.caption)  # the sample's ratings are bins: the mean rating says so
+    assert at.session_state["drug_last_condition"] == "Depression"  # Home opens on it next
+
+    # part 1 in the evidence order: Birth Control's best-supported drug (Mirena, 7 of 8 positive) first
+    ok(at.selectbox(key="rec_condition").set_value(reviews.users.index("Birth Control")).run())
+    ok(at.radio(key="rec_order").set_value("evidence").run())
+    reviewed = at.dataframe[0].value
+    assert reviewed["name"].iloc[0] == "Mirena" and reviewed["positive_share_low"].is_monotonic_decreasing
+    assert not at.dataframe[1].value["name"].str.contains("Accutane|Sotret|Tazorac", case=False).any()
 
     ok(at.radio(key="rec_mode").set_value("A drug (reverse: which conditions)").run())
     ok(at.selectbox(key="rec_drug").set_value(reviews.items.index("Etonogestrel")).run())
@@ -178,7 +188,11 @@ def test_recommend_drugs_for_a_condition_with_evidence(runs):
     ok(at.radio(key="rec_mode").set_value("A new condition (your own list of drugs)").run())
     drug = reviews.items.index("Sertraline")
     ok(at.multiselect(key="rec_profile_items").set_value([drug, reviews.items.index("Bupropion")]).run())
-    assert len(at.dataframe[0].value) == 10
+    mine, suggested = at.dataframe[0].value, at.dataframe[1].value
+    assert set(mine["name"]) == {"Sertraline", "Bupropion"} and "score" not in mine.columns  # evidence and flags, no raw score
+    assert {"strength", "reviews", "positive", "negative", "status"} <= set(mine.columns)
+    assert 0 < len(suggested) <= 10 and {"similarity", "provenance", "status"} <= set(suggested.columns)
+    assert not set(suggested["name"]) & {"Sertraline", "Bupropion"}
 
 
 def test_recommend_drugs_fold_in_with_an_embedding_model(runs):
@@ -187,8 +201,9 @@ def test_recommend_drugs_fold_in_with_an_embedding_model(runs):
     ok(at.radio(key="rec_mode").set_value("A new condition (your own list of drugs)").run())
     picked = [data.items.index("Sertraline"), data.items.index("Bupropion")]
     ok(at.multiselect(key="rec_profile_items").set_value(picked).run())
-    recs = at.dataframe[0].value
-    assert len(recs) == 10 and not set(recs["title"]) & {"Sertraline", "Bupropion"}
+    mine, suggested = at.dataframe[0].value, at.dataframe[1].value
+    assert set(mine["name"]) == {"Sertraline", "Bupropion"}
+    assert len(suggested) and not set(suggested["name"]) & {"Sertraline", "Bupropion"}
 
 
 # ================================================================================== Compare
@@ -336,14 +351,15 @@ def test_map_figure_uses_webgl_categories_and_overlays():
 def test_paired_sentence_and_reversals():
     result = {
         "metric": "HR@10", "n_users": 100, "mean_a": 0.5, "mean_b": 0.4, "difference": 0.1, "interval": (0.05, 0.15),
-        "p_value_t": 0.001, "p_value_wilcoxon": 0.002, "a_better": 20, "b_better": 10, "ties": 70,
+        "test": "exact McNemar", "p_value": 0.001, "p_value_mcnemar": 0.001, "a_better": 20, "b_better": 10, "ties": 70,
     }  # fmt: skip
     text, verdict = compare_ui.paired_sentence(result, "A", "B")
-    assert verdict == "a" and "**A is better**" in text and "p = 0.001" in text
-    text, verdict = compare_ui.paired_sentence({**result, "interval": (-0.01, 0.2), "p_value_t": 0.2}, "A", "B")
+    assert verdict == "a" and "**A is better**" in text and "McNemar test on the 30 users" in text and "p = 0.001" in text
+    text, verdict = compare_ui.paired_sentence({**result, "interval": (-0.01, 0.2), "p_value": 0.2}, "A", "B")
     assert verdict == "none" and "not significant" in text
-    text, verdict = compare_ui.paired_sentence({**result, "metric": "MAE"}, "A", "B")
-    assert verdict == "b"  # lower error is better
+    continuous = {**result, "metric": "MAE", "test": "paired t-test", "p_value_t": 0.001, "p_value_wilcoxon": 0.2}
+    text, verdict = compare_ui.paired_sentence(continuous, "A", "B")
+    assert verdict == "b" and "Paired t-test p = 0.001" in text and "does not confirm" in text  # lower error is better
     table = pd.DataFrame({"run": ["x", "y"], "HR@10 sampled": [0.6, 0.5], "HR@10 full": [0.10, 0.12]})
     assert compare_ui.reversals(table) == ["y beats x on the full ranking but loses to it on the sampled metric."]
     assert compare_ui.overlap([1, 2, 3], [3, 4]) == (1, 0.25)

@@ -22,12 +22,12 @@ def test_gini_of_recommendation_counts_by_hand():
     assert M.recommendation_counts(top, 4).tolist() == [3, 2, 1, 0]
 
 
-def test_novelty_is_mean_self_information():
-    # Interactions per item (8 in all): shares 4/8, 2/8, 1/8, 1/8, 0 → 1, 2, 3, 3 bits; the unseen
-    # item 4 counts as seen once: −log2(1/8) = 3 bits.
-    counts = np.array([4, 2, 1, 1, 0])
+def test_novelty_is_zhou_et_al_self_information():
+    # Zhou et al. 2010: log2(|U| / k_i). 16 users; item degrees 8, 4, 2, 1, 0 → 1, 2, 3, 4 bits; the
+    # item nobody has counts as k = 1: log2(16) = 4 bits.
+    degrees = np.array([8, 4, 2, 1, 0])
     top = np.array([[0, 1], [2, 4], [0, -1]])
-    np.testing.assert_allclose(M.novelty(top, counts), [(1 + 2) / 2, (3 + 3) / 2, 1.0])
+    np.testing.assert_allclose(M.novelty(top, degrees, 16), [(1 + 2) / 2, (3 + 4) / 2, 1.0])
 
 
 def test_average_recommendation_popularity_and_long_tail():
@@ -159,3 +159,50 @@ def test_compare_page_shows_the_tradeoff(ml100k_dir, tmp_path, monkeypatch):
     assert not at.exception, [e.message for e in at.exception]
     built = at.session_state["cmp_report"]
     assert set(built[0][0]) == set(ids) and b"4. Beyond accuracy" in built[1]
+
+
+class _NextToLastItem:
+    """An order-reading stub: it recommends the items whose raw ids are nearest the user's latest item's
+    (no two items score the same). Given no sequence it can only take the last item in index order."""
+
+    uses_timestamps = True
+    ranks_items = True
+    name = "next-to-last"
+
+    def __init__(self, items):
+        self.number = items.ids.astype(str).astype(np.int64)
+
+    def _from_last(self, last: np.ndarray) -> np.ndarray:
+        gap = self.number[None, :] - self.number[last][:, None]
+        return -(np.abs(gap) + 0.5 * (gap < 0)).astype(np.float64)
+
+    def _last(self, rows, sequences) -> np.ndarray:
+        if sequences is not None:
+            return sequences.items[sequences.indptr[1:] - 1]
+        return rows.indices[rows.indptr[1:] - 1]
+
+    def score(self, users, items=None, history=None, sequences=None):
+        return self._from_last(self._last(history[users], sequences))
+
+    def score_histories(self, rows, sequences=None):
+        return self._from_last(self._last(rows, sequences))
+
+
+@pytest.mark.parametrize("protocol", ["loo-full", "heldout-users"])
+def test_beyond_lists_read_histories_in_time_order_whatever_the_id_encoding(ml100k, protocol):
+    """Re-encoding the item ids (as text: "10" sorts before "2") moves every index but no time: an
+    order-reading model's beyond-accuracy lists, in raw ids, must not change."""
+    from recsys_core.beyond import top_k_lists
+    from recsys_core.interactions import Interactions
+    from recsys_core.splits import make_split
+
+    frame = ml100k.to_frame()
+    as_text = Interactions.from_frame(frame.assign(item=frame["item"].astype(str)), timestamp_col="timestamp")
+    lists = {}
+    for name, data in (("numbers", ml100k), ("text", as_text)):
+        split = make_split(data, protocol, seed=0)
+        users, top = top_k_lists(_NextToLastItem(data.items), split, "test", 10)
+        assert (top >= 0).all()
+        raw_users = data.users.ids[users].tolist()
+        lists[name] = dict(zip(raw_users, data.items.ids[top].astype(str).tolist()))
+    assert lists["numbers"] == lists["text"]

@@ -49,6 +49,8 @@ def test_train_json_then_recommend_and_evaluate(capsys, home_with_ml100k):
     assert summary["model"] == "ease" and summary["protocol"] == "loo-sampled"
     assert summary["metrics"]["HR@10"] > 0.6 and "NDCG@10" in summary["metrics"]
     run_id = summary["run_id"]
+    beyond_names = {"Coverage@10", "Gini@10", "Novelty@10", "ILD@10", "ARP@10", "LongTail@10"}
+    assert summary["beyond"]["available"] and set(summary["beyond"]["metrics"]) == beyond_names  # as run.json holds them
 
     code, out, err = run_cli(capsys, "recommend", "--run", run_id, "--user", "1", "--k", "5", "--json")
     assert code == 0, err
@@ -59,6 +61,8 @@ def test_train_json_then_recommend_and_evaluate(capsys, home_with_ml100k):
     assert code == 0, err
     again = json.loads(out)
     assert again["metrics"]["HR@10"] == pytest.approx(summary["metrics"]["HR@10"], abs=1e-6)
+    for name in beyond_names:  # the same lists computed again: the same numbers
+        assert again["beyond"]["metrics"][name] == pytest.approx(summary["beyond"]["metrics"][name], abs=1e-9)
 
     code, out, err = run_cli(capsys, "evaluate", "--run", run_id, "--protocol", "loo-full", "--json")
     assert code == 0, err

@@ -10,8 +10,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 
-from recsys_core.drugs import MEDICAL_NOTE, DrugExplorer, ReviewClasses, condition_names
+from recsys_core.drugs import (
+    MEDICAL_NOTE,
+    MIN_CONDITION_SIMILARITY,
+    MIN_SHARED_DRUGS,
+    SIMILARITY_RULE,
+    WELL_REVIEWED,
+    DrugExplorer,
+    ReviewClasses,
+    condition_names,
+    condition_similarity,
+    paired_names,
+    wilson_lower_bound,
+)
 from recsys_core.errors import DataError
 from recsys_core.experiment import DataSource, keep_positives, run_experiment
 from recsys_core.explain import item_rank_counts, rank_strength, rank_text
@@ -124,6 +137,9 @@ def test_cli_train_threshold_option(capsys, drugs_sample_dir):
     assert main(["recommend", "--run", run_id, "--reverse", "--item", "Etonogestrel", "--json"]) == 0
     answer = json.loads(capsys.readouterr().out)
     assert answer["reviewed"][0]["name"] == "Birth Control"
+    assert main(["recommend", "--run", run_id, "--user", "Birth Control", "--order", "evidence", "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["order"] == "evidence" and answer["reviewed"][0]["name"] == "Mirena"
     from recsys_core.drugs import conditions_for_drug, drugs_for_condition, drugs_like
     from recsys_core.runs import load_run
 
@@ -157,13 +173,114 @@ def test_condition_answer_has_two_labelled_parts_with_evidence(explorer, reviews
     assert (part1.loc[~part1.index.isin(flagged.index), "status"] == "").all()
     assert part1["best_negative"].where(part1["negative"] > 0, "x").str.len().gt(0).all()
 
-    assert len(part2) == 10 and not set(part2["name"]) & set(part1["name"])
+    assert 0 < len(part2) <= 10 and not set(part2["name"]) & set(part1["name"])
     assert part2["similar_conditions"].map(len).gt(0).all()  # every suggestion names where it comes from
     assert part2["provenance"].str.startswith("used for ").all()
     assert part2["provenance"].str.contains("in common with Birth Control").all()
+    # ordered by strength × similarity, each showing the similarity of its closest source condition
+    assert part2["weighted"].is_monotonic_decreasing
+    np.testing.assert_allclose(part2["weighted"], (part2["strength"] * part2["similarity"]).round(1), atol=0.06)
+    assert (part2["similarity"] == part2["similarities"].map(max)).all()
     assert "score" not in part1.columns and "score" not in part2.columns
     text = answer.text(max_rows=5)
     assert "Part 1" in text and "Part 2" in text and text.count(MEDICAL_NOTE) == 1
+
+
+ACNE_DRUGS = ("isotretinoin", "accutane", "sotret", "tazarotene", "tazorac")
+CARDIAC_OR_PROSTATE = r"heart|cardi|angina|hypertension|arrhythm|atrial|coronary|prostat"
+
+
+def test_birth_control_suggests_no_acne_drug_and_only_similar_enough_conditions(explorer):
+    """Acne shares 2 of Birth Control's 34 positively reviewed pills: contact, not overlap. It must not
+    carry isotretinoin (Accutane, Sotret) or tazarotene (Tazorac), two of them teratogens, into the answer."""
+    answer = explorer.for_condition("Birth Control", k=30)
+    names = " ".join(answer.suggested["name"].str.lower().tolist() + answer.suggested["other_names"].str.lower().tolist())
+    assert not [drug for drug in ACNE_DRUGS if drug in names], names
+    sources = {name for names in answer.suggested["similar_conditions"] for name in names}
+    assert "Acne" not in sources and sources <= {"Abnormal Uterine Bleeding", "Endometriosis", "Menstrual Disorders"}
+    assert min(value for values in answer.suggested["similarities"] for value in values) >= MIN_CONDITION_SIMILARITY
+    assert min(count for counts in answer.suggested["shared_drugs"] for count in counts) >= MIN_SHARED_DRUGS
+    assert SIMILARITY_RULE in answer.text() and answer.to_json()["similarity_rule"] == SIMILARITY_RULE
+
+
+def test_reverse_answer_for_a_combined_pill_reaches_no_cardiac_or_prostate_condition(explorer):
+    answer = explorer.for_drug("Ethinyl estradiol / norethindrone", k=30)
+    assert not answer.suggested["name"].str.contains(CARDIAC_OR_PROSTATE, case=False).any(), answer.suggested["name"].tolist()
+    assert len(answer.suggested) and answer.suggested["similar_conditions"].map(len).gt(0).all()
+    assert answer.suggested["provenance"].str.contains("similar to").all()
+
+
+def test_condition_similarity_by_hand():
+    # condition 0 has drugs {0,1,2,3}; 1 has {0,1}; 2 has {0}; 3 has {0,1,2,3,4,5,6,7,8}
+    sets = sp.csr_matrix(
+        np.array([[1, 1, 1, 1, 0, 0, 0, 0, 0], [1, 1, 0, 0, 0, 0, 0, 0, 0], [1, 0, 0, 0, 0, 0, 0, 0, 0], [1] * 9], dtype=float)
+    )
+    similarity, shared = condition_similarity(sets, sets[[0]])
+    assert shared[0].tolist() == [4, 2, 1, 4]
+    # cosine · n / (n + 2): 1 · 4/6 with itself; 2/sqrt(8) · 2/4 = 0.354; one shared drug never counts; 4/6 · 4/6 = 0.444
+    np.testing.assert_allclose(similarity[0], [4 / 6, 2 / np.sqrt(8) / 2, 0.0, 4 / 6 * 4 / 6])
+    # 2 shared drugs between a set of 2 and one of 100: 2/sqrt(200) · 2/4 = 0.07, below the threshold
+    wide = sp.csr_matrix(np.vstack([np.r_[1.0, 1.0, np.zeros(98)], np.ones(100)]))
+    similarity, shared = condition_similarity(wide, wide[[0]])
+    assert shared[0, 1] == 2 and 2 / np.sqrt(200) / 2 < MIN_CONDITION_SIMILARITY and similarity[0, 1] == 0.0
+
+
+def test_a_list_with_nothing_similar_enough_says_so(explorer):
+    """A migraine list (propranolol, sumatriptan, topiramate) shares at most one positively reviewed drug
+    with any condition: the answer says nothing is similar enough instead of reaching for weight-loss drugs."""
+    answer = explorer.for_profile(["Propranolol", "Sumatriptan", "Topiramate"], k=10)
+    assert answer.question == "profile" and answer.suggested.empty
+    assert "No condition is similar enough" in answer.suggested_note and answer.suggested_note in answer.text()
+    part1 = answer.reviewed
+    assert set(part1["name"]) == {"Propranolol", "Sumatriptan", "Topiramate"} and "score" not in part1.columns
+    assert {"strength", "model_rank", "reviews", "positive", "negative", "status", "positive_share_low"} <= set(part1.columns)
+    # a list that does overlap a condition gets suggestions from it, with the same columns as a condition's answer
+    depression = explorer.for_profile(["Sertraline", "Citalopram", "Escitalopram", "Bupropion"], k=5)
+    condition = explorer.for_condition("Depression", k=5)
+    assert set(condition.suggested.columns) == set(depression.suggested.columns)
+    with pytest.raises(DataError, match="empty"):
+        explorer.for_profile([], k=5)
+
+
+def test_part_one_in_the_evidence_order_puts_mirena_first(explorer):
+    """Mirena: 7 of 8 reviews positive, the best-supported share among Birth Control's drugs."""
+    answer = explorer.for_condition("Birth Control", k=5, order="evidence")
+    part1 = answer.reviewed
+    assert part1["name"].iloc[0] == "Mirena" and (part1["positive"].iloc[0], part1["reviews"].iloc[0]) == (7, 8)
+    assert part1["positive_share_low"].is_monotonic_decreasing
+    assert "evidence" in answer.reviewed_title and answer.to_json()["order"] == "evidence"
+    assert set(part1["name"]) == set(explorer.for_condition("Birth Control", k=5).reviewed["name"])  # the same drugs, reordered
+    with pytest.raises(DataError, match="order"):
+        explorer.for_condition("Birth Control", order="alphabetical")
+
+
+def test_wilson_lower_bound_agrees_with_scipy():
+    from scipy.stats import binomtest
+
+    successes, trials = np.array([7, 1, 0, 5, 30]), np.array([8, 1, 3, 5, 41])
+    expected = [binomtest(int(k), int(n)).proportion_ci(method="wilson").low for k, n in zip(successes, trials)]
+    np.testing.assert_allclose(wilson_lower_bound(successes, trials), expected, atol=1e-12)
+    assert wilson_lower_bound(np.array([0]), np.array([0]))[0] == 0.0
+
+
+def test_brand_and_generic_names_the_data_pairs_and_binned_ratings(explorer, reviews):
+    """In the sample one review is listed under both Etonogestrel and Implanon: each names the other."""
+    assert paired_names(reviews)[reviews.items.index("Etonogestrel")] == ["Implanon"]
+    assert paired_names(reviews)[reviews.items.index("Implanon")] == ["Etonogestrel"]
+    assert sum(map(len, paired_names(reviews))) == 2  # no other pair in the sample
+    answer = explorer.for_condition("Birth Control", k=5)
+    others = dict(zip(answer.reviewed["name"], answer.reviewed["other_names"]))
+    assert others["Etonogestrel"] == "Implanon" and others["Implanon"] == "Etonogestrel" and others["Mirena"] == ""
+    assert "also listed as Implanon" in answer.text()
+    # the sample's ratings are bins (2.5 / 5.5 / 8.5): the answer says its mean rating is one of bins
+    assert "bins" in answer.rating_note and "bin" in answer.mean_rating_label and "mean of rating bins" in answer.text()
+
+
+def test_well_reviewed_conditions(explorer, reviews):
+    well = explorer.well_reviewed_conditions()
+    counts = reviews.user_counts()
+    assert len(well) and (counts[well] >= WELL_REVIEWED).all() and set(well) == set(np.flatnonzero(counts >= WELL_REVIEWED))
+    assert counts[well[0]] == counts.max()
 
 
 def test_reverse_mode_for_etonogestrel_lists_birth_control_first(explorer):

@@ -5,7 +5,14 @@ import pandas as pd
 import pytest
 
 from recsys_core.errors import ModelError
-from recsys_core.evaluation import Evaluator, bootstrap_interval, evaluate, paired_comparison
+from recsys_core.evaluation import (
+    EvaluationResult,
+    Evaluator,
+    bootstrap_interval,
+    evaluate,
+    paired_comparison,
+    paired_difference_is_significant,
+)
 from recsys_core.interactions import Interactions
 from recsys_core.models import create_model
 from recsys_core.splits import heldout_users, leave_one_out, ratio_split
@@ -141,8 +148,32 @@ def test_paired_comparison_prefers_the_better_scorer(loo):
     comparison = paired_comparison(pop, noise, "HR@10")
     assert comparison["difference"] > 0.2
     assert comparison["interval"][0] > 0
-    assert comparison["p_value_t"] < 1e-6
+    assert comparison["test"] == "exact McNemar" and comparison["p_value"] < 1e-6
     assert comparison["n_users"] == 943
+    assert paired_difference_is_significant(comparison)
+    assert paired_comparison(pop, noise, "NDCG@10")["test"] == "paired t-test"
+
+
+def _per_user_result(values: list[float], metric: str) -> EvaluationResult:
+    values = np.asarray(values, dtype=np.float64)
+    return EvaluationResult("loo-sampled", "test", np.arange(len(values)), {metric: values}, {metric: float(values.mean())}, {})
+
+
+def test_binary_metrics_get_the_exact_mcnemar_test_and_continuous_ones_the_t_test():
+    # 40 users: a hits where b misses for 9, b where a misses for 1, 30 agree → McNemar: Binomial(10, 1/2),
+    # two-sided p = 2 · P(X ≥ 9) = 2 · 11 / 1024.
+    a = _per_user_result([1] * 9 + [0] + [1] * 15 + [0] * 15, "HR@10")
+    b = _per_user_result([0] * 9 + [1] + [1] * 15 + [0] * 15, "HR@10")
+    result = paired_comparison(a, b, "HR@10")
+    assert result["test"] == "exact McNemar" and "p_value_t" not in result
+    assert result["p_value"] == pytest.approx(22 / 1024)
+    assert (result["a_better"], result["b_better"], result["ties"]) == (9, 1, 30)
+    # no discordant user: nothing to test
+    assert paired_comparison(a, a, "HR@10")["p_value"] == 1.0
+    continuous = paired_comparison(
+        _per_user_result(np.linspace(0.1, 0.9, 40), "NDCG@10"), _per_user_result(np.linspace(0.0, 0.8, 40) ** 2, "NDCG@10"), "NDCG@10"
+    )
+    assert continuous["test"] == "paired t-test" and continuous["p_value"] == continuous["p_value_t"] and "p_value_wilcoxon" in continuous
 
 
 def test_bootstrap_interval_covers_the_mean():

@@ -12,6 +12,8 @@ def test_refit_on_train_plus_validation_is_recorded(ml100k):
     plain = run_experiment(ml100k, "ease", device="cpu", refit=False, save=False)
     refit = run_experiment(ml100k, "ease", device="cpu", refit=True, save=False)
     assert refit.record["refit"]["done"] and not plain.record["refit"]["done"]
+    # EASE is closed-form: its refit claims no epoch count
+    assert refit.record["refit"]["epochs"] is None and refit.record["settings"]["refit_epochs"] is None
     assert refit.model.meta["l2"] == plain.model.meta["l2"]  # the validation-chosen λ is kept
     # more data for the final fit: never a large loss on the untouched test split
     assert refit.test.metrics["HR@10"] >= plain.test.metrics["HR@10"] - 0.03

@@ -35,7 +35,7 @@ def test_reference_agrees_with_the_project_on_a_tiny_fixture(model_name):
 
 def test_reference_catches_a_wrong_split_and_bad_candidates():
     data = tiny_with_ties()
-    reference = reference_split(data.user, data.item, data.timestamp, data.n_items, seed=0)
+    reference = reference_split(data.user, data.item, data.timestamp, data.items.ids, seed=0)
     check_split(reference, leave_one_out(data, seed=0))
     with pytest.raises(AssertionError, match="differs from the definition"):
         check_split(reference, leave_one_out(data, seed=1))  # other same-time tie-breaking

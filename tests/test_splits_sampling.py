@@ -11,7 +11,7 @@ from recsys_core.checks import LeakageError, check_negatives, check_split
 from recsys_core.errors import DataError
 from recsys_core.interactions import Interactions
 from recsys_core.sampling import sample_eval_negatives, sample_train_negatives
-from recsys_core.splits import heldout_users, leave_one_out, make_split, ratio_split
+from recsys_core.splits import heldout_users, item_tie_ranks, leave_one_out, make_split, ratio_split
 
 
 def test_ml100k_has_the_documented_size(ml100k):
@@ -42,6 +42,25 @@ def test_leave_one_out_is_deterministic_and_seed_only_moves_ties(ml100k):
     assert np.array_equal(by_user(a), by_user(c))
 
 
+def _raw_pairs(part) -> set:
+    return set(zip(part.users.ids[part.user].tolist(), [str(item) for item in part.items.ids[part.item].tolist()]))
+
+
+def test_leave_one_out_ties_depend_on_the_seed_and_raw_ids_not_on_the_encoding(ml100k):
+    """Re-encoding the item ids (as text they sort "10" < "2", so every index moves) gives the same split."""
+    frame = ml100k.to_frame()
+    as_text = Interactions.from_frame(frame.assign(item=frame["item"].astype(str)), timestamp_col="timestamp")
+    assert not np.array_equal(as_text.items.ids.astype(str), ml100k.items.ids.astype(str))  # the indices did move
+    for seed in (0, 7):
+        ints, texts = leave_one_out(ml100k, seed=seed), leave_one_out(as_text, seed=seed)
+        assert _raw_pairs(ints.test) == _raw_pairs(texts.test)
+        assert _raw_pairs(ints.validation) == _raw_pairs(texts.validation)
+    # the ranking is a permutation, fixed by the seed, and another seed gives another one
+    ranks = item_tie_ranks(ml100k.items, 0)
+    assert np.array_equal(np.sort(ranks), np.arange(ml100k.n_items)) and np.array_equal(ranks, item_tie_ranks(ml100k.items, 0))
+    assert not np.array_equal(ranks, item_tie_ranks(ml100k.items, 1))
+
+
 def _frame(rows):
     return Interactions.from_frame(pd.DataFrame(rows, columns=["user", "item", "timestamp"]), timestamp_col="timestamp")
 
@@ -67,7 +86,7 @@ def test_leave_one_out_without_timestamps_is_seeded():
 
 def _reference_roles(data: Interactions, seed: int) -> np.ndarray:
     """The former implementation: a lexsort by (user, time, seeded item rank), positions from the end."""
-    tie = np.random.default_rng(seed).permutation(data.n_items)[data.item]
+    tie = item_tie_ranks(data.items, seed)[data.item]
     order = np.lexsort((tie, data.timestamp.astype(np.float64), data.user))
     counts = np.bincount(data.user, minlength=data.n_users)
     users_sorted = data.user[order]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 
-from recsys_core import evaluation, tuning
+from recsys_core import evaluation, splits, tuning
+from recsys_core.splits import Split, make_split
 
 
 @pytest.fixture
@@ -59,6 +61,40 @@ def test_search_sees_only_validation_then_best_is_tested_once_and_recorded(ml100
     assert len(record["study"]["trials"]) == 3 and set(record["study"]["space"]) == set(space)
     assert record["study"]["space"]["learning_rate"]["log"] is True
     assert record["study"]["objective"] == "validation NDCG@10 (maximize)"
+
+
+class _WatchedSplit(Split):
+    """A split that records every read of its test parts."""
+
+    def __getattribute__(self, name):
+        if name in ("test", "test_given"):
+            object.__getattribute__(self, "info").setdefault("test reads", []).append(name)
+        return super().__getattribute__(name)
+
+
+@pytest.mark.parametrize("protocol, model", [("loo-sampled", "bpr"), ("heldout-users", "ease")])
+def test_the_search_reads_no_test_part_of_the_split(ml100k, protocol, model, monkeypatch):
+    """Not only is no test Evaluator built: the split's test targets are never read, not even to keep
+    them out of the validation negatives (``Split.known_positives``)."""
+    split = make_split(ml100k, protocol, seed=0)
+    watched = _WatchedSplit(**{f.name: getattr(split, f.name) for f in dataclasses.fields(Split)} | {"info": dict(split.info)})
+    tuning.run_study(ml100k, model, protocol, trials=1, seed=0, device="cpu", epochs=1, split=watched)
+    assert watched.info.get("test reads") is None
+    # `tune` itself, which builds its own split: the search part of it reads no test part either
+    monkeypatch.setattr(splits, "make_split", lambda *args, **kwargs: watched)
+    tuning.tune(ml100k, model, protocol, trials=1, seed=1, device="cpu", epochs=1, train=False)
+    assert watched.info.get("test reads") is None
+    watched.test  # noqa: B018 - the instrument itself works
+    assert watched.info["test reads"] == ["test"]
+
+
+def test_validation_negatives_avoid_what_is_known_at_validation_time_and_test_negatives_everything(ml100k):
+    split = make_split(ml100k, "loo-sampled", seed=0)
+    known = split.known_positives("validation")
+    assert known.nnz == len(split.train) + len(split.validation)
+    assert split.known_positives("test").nnz == known.nnz + len(split.test)
+    with pytest.raises(ValueError, match="part must be"):
+        split.known_positives("train")
 
 
 def test_sampler_is_seeded(ml100k, monkeypatch):

@@ -28,8 +28,8 @@ def show_beyond_accuracy(runs: list[RunRecord], protocol: str) -> None:
     headline = HEADLINE[protocol]
     st.caption(
         "From each test user's top 10 over the whole catalogue (items they already have excluded). Coverage: share of the catalogue "
-        "recommended to anyone. Novelty: mean −log2 of a recommended item's share of all interactions (bits; higher = less "
-        "popular). Up and to the right is better on both axes; a model that buys accuracy with popular items sits up and left."
+        "recommended to anyone. Novelty: mean log2(users / users who have the item) over the list (Zhou et al. 2010; bits; "
+        "higher = less popular). Up and to the right is better on both axes; a model that buys accuracy with popular items sits up and left."
     )
     columns = st.columns(len(TRADEOFF_AXES))
     for column, other in zip(columns, TRADEOFF_AXES):

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import math
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from recsys_core.evaluation import HEADLINE, LOWER_IS_BETTER
+from recsys_core.evaluation import HEADLINE, LOWER_IS_BETTER, paired_difference_is_significant
 
 if TYPE_CHECKING:
     from recsys_core.runs import RunRecord
@@ -119,9 +118,18 @@ def _p(value: float) -> str:
     return "p < 0.001" if value < 0.001 else f"p = {value:.3f}"
 
 
+def _test_sentence(result: dict) -> str:
+    """Which paired test was run and its p-value(s), in words."""
+    if result["test"] == "exact McNemar":
+        discordant = result["a_better"] + result["b_better"]
+        return f"Exact McNemar test on the {discordant:,} users where only one run hits: {_p(result['p_value'])}. "
+    return f"Paired t-test {_p(result['p_value_t'])}, Wilcoxon signed-rank {_p(result['p_value_wilcoxon'])}. "
+
+
 def paired_sentence(result: dict, name_a: str, name_b: str, level: float = 0.05) -> tuple[str, str]:
     """The outcome of :func:`~recsys_core.evaluation.paired_comparison` in words, and a verdict:
-    "a", "b" (significantly better) or "none"."""
+    "a", "b" (significantly better) or "none", decided as the report decides it
+    (:func:`~recsys_core.evaluation.paired_difference_is_significant`)."""
     metric = result["metric"]
     lower_better = metric in LOWER_IS_BETTER or metric == "squared_error"
     diff, (lo, hi) = result["difference"], result["interval"]
@@ -130,22 +138,21 @@ def paired_sentence(result: dict, name_a: str, name_b: str, level: float = 0.05)
         f"On the {result['n_users']:,} test users both runs were evaluated on, {name_a} has mean {metric} "
         f"{result['mean_a']:.4f} and {name_b} {result['mean_b']:.4f}: a difference of {diff:+.4f} "
         f"(95% bootstrap interval {lo:+.4f} to {hi:+.4f}). "
-        f"Paired t-test {_p(result['p_value_t'])}, Wilcoxon signed-rank {_p(result['p_value_wilcoxon'])}. "
-        f"{name_a} does better for {result['a_better']:,} users, {name_b} for {result['b_better']:,}, "
+        + _test_sentence(result)
+        + f"{name_a} does better for {result['a_better']:,} users, {name_b} for {result['b_better']:,}, "
         f"{result['ties']:,} ties. "
     )
-    # The verdict rests on the bootstrap interval and the paired t-test (valid for hundreds of users);
-    # the Wilcoxon test drops tied users and ignores the size of differences, so it is reported, not decisive.
-    significant = (lo > 0 or hi < 0) and result["p_value_t"] < level and not math.isclose(diff, 0.0)
     percent = f"{level * 100:g}%"
-    if not significant:
+    if not paired_difference_is_significant(result, level):
         return text + f"The difference is not significant at the {percent} level: neither run is shown to be better.", "none"
     better = (name_b if diff > 0 else name_a) if lower_better else higher
     verdict = "a" if better == name_a else "b"
+    # For a continuous metric the t-test decides; the Wilcoxon test ignores the size of differences,
+    # so it is reported and only noted where it disagrees.
     note = (
-        ""
-        if result["p_value_wilcoxon"] < level
-        else " (the Wilcoxon test, which ignores how large each difference is, does not confirm it)"
+        " (the Wilcoxon test, which ignores how large each difference is, does not confirm it)"
+        if result["test"] == "paired t-test" and result["p_value_wilcoxon"] >= level
+        else ""
     )
     return text + f"The difference is significant at the {percent} level: **{better} is better** on {metric}{note}.", verdict
 

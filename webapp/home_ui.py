@@ -107,3 +107,38 @@ def profile_text(data, user: int) -> str | None:
     if "occupation" in info.columns and pd.notna(row["occupation"]) and str(row["occupation"]) not in ("", "none", "other"):
         parts.append(str(row["occupation"]))
     return ", ".join(parts) if parts else None
+
+
+# -- drug data -------------------------------------------------------------------------------------------------------------
+def drug_answer(run) -> None:
+    """Home on drug data: the Recommend page's two-part answer with evidence (``recsys_core.drugs`` through
+    ``webapp.recommend_ui``, the same function and table), for the condition looked at last or, on a first
+    visit, one picked at random among the well-reviewed ones."""
+    from recsys_core.drugs import MEDICAL_NOTE
+    from recsys_core.errors import RecsysError
+
+    from . import frame, recommend_ui
+
+    try:
+        explorer = recommend_ui.drug_explorer(run.run_id)
+    except RecsysError as error:
+        frame.show_error(error, "The reviews behind this run cannot be loaded")
+        return
+    st.info(MEDICAL_NOTE)
+    ids = explorer.reviews.users.ids
+    st.session_state["home_condition"] = recommend_ui.home_condition(explorer)
+    condition = recommend_ui.pick_reviewed(
+        "home_condition",
+        explorer,
+        "users",
+        "Medical condition (type to search)",
+        on_change=lambda: recommend_ui.remember_condition(ids[st.session_state["home_condition"]]),
+    )
+    answer = explorer.for_condition(ids[condition], k=10)
+    recommend_ui.show_drug_answer(
+        answer,
+        "Drug",
+        "Every drug patients reviewed for this condition, with where the model ranks it and what the reviews say.",
+        "Drugs not reviewed for this condition yet, from conditions similar to it, ordered by the model's strength × that similarity. "
+        "The Recommend page answers any condition, a drug's conditions and your own list of drugs.",
+    )
