@@ -90,11 +90,13 @@ SETTING_BOUNDS: dict[str, tuple[float, float]] = {
 MAX_TUPLE_LENGTH = 50  # layers, l2_grid
 
 
-def check_setting(name: str, value: Any) -> None:
-    """A number against its documented bounds (no-op for names without bounds)."""
-    if name not in SETTING_BOUNDS or value is None:
+def check_setting(name: str, value: Any, bounds: dict[str, tuple[float, float]] | None = None) -> None:
+    """A number against its documented bounds: ``bounds`` (a config's own) first, then
+    :data:`SETTING_BOUNDS` (no-op for names without bounds)."""
+    bounds = {**SETTING_BOUNDS, **(bounds or {})}
+    if name not in bounds or value is None:
         return
-    low, high = SETTING_BOUNDS[name]
+    low, high = bounds[name]
     if not (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)):
         raise ModelError(f"setting {name} must be a number, not {value!r}")
     if not math.isfinite(float(value)) or not low <= value <= high:
@@ -127,6 +129,7 @@ def _accepts(kind: Any, value: Any) -> bool:
 def check_config(config: Any) -> None:
     """Types and documented bounds of every field of a model config; a ModelError names the first bad one."""
     hints = typing.get_type_hints(type(config))
+    own = getattr(type(config), "BOUNDS", None)  # a config's bounds for a name another model uses differently
     for field in dataclasses.fields(config):
         value = getattr(config, field.name)
         kind = hints.get(field.name, Any)
@@ -141,9 +144,9 @@ def check_config(config: Any) -> None:
             if len(value) > MAX_TUPLE_LENGTH:
                 raise ModelError(f"setting {field.name} has {len(value)} entries; at most {MAX_TUPLE_LENGTH} are allowed")
             for entry in value:
-                check_setting(field.name, entry)
+                check_setting(field.name, entry, own)
         else:
-            check_setting(field.name, value)
+            check_setting(field.name, value, own)
 
 
 # -- memory -------------------------------------------------------------------------------------------------
@@ -165,7 +168,7 @@ class MemoryEstimate:
 def _width(config: Any) -> int:
     """The widest hidden layer or embedding of a config (the size parameters scale with)."""
     sizes = [1]
-    for name in ("embedding_size", "hidden", "hidden_size", "rnn_size", "latent_size"):
+    for name in ("embedding_size", "factors", "hidden", "hidden_size", "rnn_size", "latent_size"):
         value = getattr(config, name, None)
         if isinstance(value, int):
             sizes.append(value)
@@ -186,6 +189,7 @@ def estimate_memory(model_name: str, n_users: int, n_items: int, n_interactions:
     * autoencoders: parameters row × width with gradients and Adam's two moments (× 4), plus a batch
       of dense rows with activations and gradients (× 6), a row being n_items wide (n_users for
       I-AutoRec, which encodes items);
+    * iALS: its user and item factors (× 3) and the confidence matrix with its transpose (CSR);
     * embedding models: (n_users + n_items) × width parameters × 4, the batch's activations and an
       epoch's training arrays (positives, sampled negatives, NCF's labelled examples);
       SVAE adds its softmax over every item at each of a batch's ``max_length`` positions (× 6).
@@ -233,6 +237,12 @@ def estimate_memory(model_name: str, n_users: int, n_items: int, n_interactions:
             model += 6 * 4 * batch * length * n_items
             dominant = f"SVAE's softmax over {n_items:,} items at each of {length} positions of {batch} sequences per batch"
             way_out = "lower max_length or batch_size, or keep fewer items (k-core)"
+    elif model_name == "ials":
+        # implicit's ALS: user and item factors (a copy of each as tensors, and its CG work), the
+        # confidence matrix in CSR and its transpose, and each half-step's factors × factors Gram matrix.
+        model = 3 * 4 * (n_users + n_items) * width + 2 * 12 * n_interactions + 8 * width * width
+        dominant = f"iALS factors of {n_users:,} users and {n_items:,} items (width {width}) and its confidence matrix"
+        way_out = "lower factors, or keep fewer users and items (k-core)"
     else:  # pop and anything without its own line: data and scoring only
         model = 8 * n_items
     return MemoryEstimate(total=data + scoring + model, dominant=dominant, way_out=way_out)

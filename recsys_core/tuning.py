@@ -82,6 +82,11 @@ SEARCH_SPACES: dict[str, dict[str, Param]] = {
         "shrinkage": Param("float", 0.0, 200.0, doc="added to the cosine's denominator; damps rare co-occurrence"),
     },
     "ease": {"l2": Param("float", 1.0, 1e4, log=True, doc="λ of EASE; log scale (Steck 2019 uses 100s to 1000s)")},
+    "ials": {
+        "factors": Param("categorical", choices=(16, 32, 64, 128, 256), doc="factors per user and item"),
+        "regularization": Param("float", 1e-2, 1e3, log=True, doc="λ on every vector; log scale (Rendle et al. 2022 tune it over decades)"),
+        "alpha": Param("float", 0.1, 100.0, log=True, doc="confidence of an observed interaction; log scale"),
+    },
     "bpr": {
         "embedding_size": Param("categorical", choices=(16, 32, 64, 128), doc="factors per user and item"),
         "learning_rate": _LR,

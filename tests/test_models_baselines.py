@@ -141,3 +141,8 @@ def test_popularity_recommends_the_most_popular_unseen_items():
     items, scores = model.recommend(np.array([0]), k=3)
     assert items[0][0] == 1 and set(items[0][1:].tolist()) == {0, 3}  # 0 and 3 tie on one user each
     assert scores[0].tolist() == [2.0, 1.0, 1.0]
+
+
+class TestIALS(ModelContract):
+    model_name = "ials"
+    overrides = {"factors": 8, "regularization": 0.1, "epochs": 10}

@@ -127,6 +127,7 @@ def best_run(data, protocol: str | None = None) -> RunRecord | None:
 MODEL_TITLES = {
     "pop": "Popularity", "itemknn": "Item-kNN", "bpr": "BPR", "gmf": "GMF", "mlp": "MLP", "neumf": "NeuMF", "autorec": "AutoRec",
     "deeprec": "DeepRec", "cdae": "CDAE", "multvae": "Mult-VAE", "multdae": "Mult-DAE", "svae": "SVAE", "ease": "EASE",
+    "ials": "iALS",
 }  # fmt: skip
 
 

@@ -62,11 +62,13 @@ def _step(value: float) -> float:
     return float(10 ** math.floor(math.log10(abs(value))))
 
 
-def _bounds(field: str) -> tuple[float | None, float | None]:
-    """The documented range of a setting (recsys_core.limits), so the widget cannot leave it."""
+def _bounds(name: str, field: str) -> tuple[float | None, float | None]:
+    """The documented range of a model's setting (its config's own, else recsys_core.limits), so the widget cannot leave it."""
     from recsys_core.limits import SETTING_BOUNDS
+    from recsys_core.models import model_class
 
-    return SETTING_BOUNDS.get(field, (None, None))
+    own = getattr(model_class(name).Config, "BOUNDS", None) or {}
+    return own.get(field, SETTING_BOUNDS.get(field, (None, None)))
 
 
 def train_in_slot(notice, **experiment: Any):
@@ -103,7 +105,7 @@ def settings_form(name: str, fields: list[dict]) -> dict[str, Any]:
             if value != default:
                 overrides[field] = value
         elif isinstance(default, int):
-            low, high = _bounds(field)
+            low, high = _bounds(name, field)
             value = cell.number_input(
                 field, value=default, step=1, key=key, help=doc,
                 min_value=int(low) if low is not None else None, max_value=int(high) if high is not None else None,
@@ -111,7 +113,7 @@ def settings_form(name: str, fields: list[dict]) -> dict[str, Any]:
             if int(value) != default:
                 overrides[field] = int(value)
         elif isinstance(default, float):
-            low, high = _bounds(field)
+            low, high = _bounds(name, field)
             value = cell.number_input(
                 field, value=default, step=_step(default), format="%g", key=key, help=doc,
                 min_value=float(low) if low is not None else None, max_value=float(high) if high is not None else None,

@@ -26,6 +26,7 @@ _REGISTRY = {
     "multdae": "vae:MultDAE",
     "svae": "svae:SVAE",
     "ease": "ease:EASE",
+    "ials": "als:IALS",
 }
 
 MODEL_NAMES = tuple(_REGISTRY)
