@@ -232,10 +232,10 @@ class BPRConfig(TrainingConfig):
     """Unseen items sampled per training positive, afresh every epoch; each forms one BPR triple."""
     epochs: int = 20
     """Maximum passes over the training positives."""
-    learning_rate: float = 5e-3
-    """Adam step size."""
-    batch_size: int = 256
-    """Training positives (each with its negatives) per Adam step."""
+    learning_rate: float = 1e-2
+    """Adam step size (with the batch, chosen on MovieLens 100K's validation split: 1e-2 at 1,024 matched 5e-3 at 256)."""
+    batch_size: int = 1024
+    """Training positives (each with its negatives) per Adam step; on the CPU a step of 1,024 costs about 3× one of 256, for 4× the work."""
     weight_decay: float = 3e-3
     """L2 penalty λ on the user and item vectors (and item biases) used in each triple, as in Rendle et al.; Adam itself does not decay."""
     patience: int = 3

@@ -206,15 +206,19 @@ def _check_layers(layers: tuple[int, ...]) -> None:
 
 @dataclass(frozen=True)
 class GMFConfig(NCFConfig):
+    learning_rate: float = 2e-3
+    """Adam step size (with the batch, chosen on MovieLens 100K's validation split)."""
+    batch_size: int = 1024
+    """Training examples (positives and negatives, shuffled together) per Adam step; 1,024 trains an epoch about 3× faster than 256 on the CPU."""
     embedding_size: int = 32
     """Length of the user and item embeddings (the predictive factors)."""
 
 
 @dataclass(frozen=True)
 class MLPConfig(NCFConfig):
-    learning_rate: float = 2e-3
-    """Adam step size."""
-    batch_size: int = 512
+    learning_rate: float = 5e-3
+    """Adam step size (with the batch, chosen on MovieLens 100K's validation split)."""
+    batch_size: int = 1024
     """Training examples (positives and negatives, shuffled together) per Adam step."""
     layers: tuple[int, ...] = (64, 32, 16, 8)
     """Tower sizes: the first is the concatenated user and item embeddings (each half of it), the last the predictive factors."""
