@@ -6,7 +6,19 @@ fixed number of epochs, no early stopping), seconds per epoch, full-ranking scor
 
 Writes benchmarks/results/speed.{json,md}.
 
-    python benchmarks/speed.py [--epochs 3] [--models ease,neumf] [--device auto]
+    python benchmarks/speed.py [--epochs 3] [--models ease,neumf] [--device auto] [--threads N]
+
+``--default-fits`` instead times what a person waits for: each model's default run on ml-100k
+(``run_experiment`` with the CLI's defaults: selection on validation with early stopping, the refit on
+train + validation, both test passes), each in its own process, with the threads the trainer chose,
+the 1-minute load average before and after, and whether it met the 60-second target.
+Writes benchmarks/results/speed_default_fits.{json,md}.
+
+    python benchmarks/speed.py --default-fits [--models gmf,neumf,svae]
+
+``--threads-compare`` times one epoch of the given models with 1 and with 2 threads, interleaved
+(1, 2, 1, 2), each in its own process, with the load beside each run: how much a second thread
+gains on a quiet machine and costs on a busy one. Writes benchmarks/results/speed_threads.{json,md}.
 
 ``--device-batches`` instead times Mult-VAE's epoch with its batches densified on the host (the path
 before issue 9: slice the scipy CSR per batch, densify, copy the block) against batches gathered on
@@ -33,7 +45,88 @@ from benchmarks._common import markdown_table, write  # noqa: E402
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k"
 
 
-def measure(model_name: str, epochs: int, device: str, data_path: str) -> dict:
+TARGET_SECONDS = 60.0
+
+
+def measure_default_fit(model_name: str, device: str, data_path: str) -> dict:
+    """One default run (selection + refit + test passes), as ``train --model NAME`` does it."""
+    import os
+
+    from recsys_core.datasets import read_ml100k
+    from recsys_core.experiment import run_experiment
+
+    data = read_ml100k(data_path)
+    load_before = os.getloadavg()[0]
+    started = time.perf_counter()
+    result = run_experiment(data, model_name, device=device, save=False)
+    wall = time.perf_counter() - started
+    record = result.record
+    threads = sorted({int(e["threads"]) for e in record["history"] if "threads" in e})
+    return {
+        "model": model_name,
+        "device": record["device"],
+        "fit_seconds": record["fit_seconds"],
+        "wall_seconds": wall,
+        "epochs_run": record["epochs_run"],
+        "best_epoch": record["best_epoch"],
+        "refit_epochs": record["refit"].get("epochs"),
+        "threads": threads,
+        "headline": record["headline"],
+        "headline_value": record["metrics"].get(record["headline"]),
+        "load_before": load_before,
+        "load_after": os.getloadavg()[0],
+    }
+
+
+def default_fits(models: list[str], device: str, data_path: str) -> None:
+    rows, results = [], []
+    for name in models:
+        out = subprocess.run([sys.executable, __file__, "--one-default", name, "--device", device, "--data", data_path], capture_output=True, text=True)
+        if out.returncode:
+            print(out.stderr[-2000:], file=sys.stderr)
+            continue
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        results.append(r)
+        rows.append({
+            "model": name, "device": r["device"], "threads": ",".join(map(str, r["threads"])) or "—",
+            "selection epochs (best)": f"{r['epochs_run']} ({r['best_epoch'] or '—'})", "refit epochs": r["refit_epochs"] or "—",
+            "fit s (selection + refit)": f"{r['fit_seconds']:.1f}", "wall s (with tests)": f"{r['wall_seconds']:.1f}",
+            f"under {TARGET_SECONDS:.0f} s": "yes" if r["wall_seconds"] < TARGET_SECONDS else "NO",
+            r["headline"]: f"{r['headline_value']:.4f}", "load before → after": f"{r['load_before']:.1f} → {r['load_after']:.1f}",
+        })  # fmt: skip
+        print(rows[-1], flush=True)
+    write("speed_default_fits", {"dataset": "ml-100k", "target_seconds": TARGET_SECONDS, "results": results}, markdown_table(rows, list(rows[0]) if rows else ["model"]))
+
+
+def threads_compare(models: list[str], epochs: int, device: str, data_path: str) -> None:
+    import os
+
+    rows, results = [], []
+    for name in models:
+        timings: dict[int, list[float]] = {1: [], 2: []}
+        loads: dict[int, list[float]] = {1: [], 2: []}
+        for threads in (1, 2, 1, 2):
+            loads[threads].append(os.getloadavg()[0])
+            command = [sys.executable, __file__, "--one", name, "--epochs", str(epochs), "--device", device, "--data", data_path, "--threads", str(threads)]
+            out = subprocess.run(command, capture_output=True, text=True)
+            if out.returncode:
+                print(out.stderr[-2000:], file=sys.stderr)
+                continue
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            timings[threads].append(r["seconds_per_epoch"] or r["fit_seconds"])
+        if not (timings[1] and timings[2]):
+            continue
+        one, two = min(timings[1]), min(timings[2])
+        results.append({"model": name, "one_thread": timings[1], "two_threads": timings[2], "loads": loads})
+        rows.append({
+            "model": name, "1 thread s / epoch": f"{one:.2f}", "2 threads s / epoch": f"{two:.2f}", "2 ÷ 1": f"{two / one:.2f}",
+            "load (1-min) at the runs": f"{min(loads[1] + loads[2]):.1f}–{max(loads[1] + loads[2]):.1f}",
+        })  # fmt: skip
+        print(rows[-1], flush=True)
+    write("speed_threads", {"dataset": "ml-100k", "epochs": epochs, "results": results}, markdown_table(rows, list(rows[0]) if rows else ["model"]))
+
+
+def measure(model_name: str, epochs: int, device: str, data_path: str, threads: int | None = None) -> dict:
     import resource
 
     import numpy as np
@@ -46,7 +139,7 @@ def measure(model_name: str, epochs: int, device: str, data_path: str) -> dict:
     data = read_ml100k(data_path)
     split = leave_one_out(data)
     model = create_model(model_name)
-    trainer = Trainer(device=device, seed=0, epochs=epochs, patience=0)
+    trainer = Trainer(device=device, seed=0, epochs=epochs, patience=0, threads=threads)
     started = time.perf_counter()
     history = trainer.fit(model, split.train, validation=None)
     fit = time.perf_counter() - started
@@ -178,19 +271,31 @@ def main() -> None:
     parser.add_argument("--data", default=str(DATA))
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--device-batches", action="store_true", help="Mult-VAE s/epoch, host-built vs device-built batches")
+    parser.add_argument("--default-fits", action="store_true", help="each model's default run (selection + refit + tests), timed")
+    parser.add_argument("--threads-compare", action="store_true", help="one epoch with 1 and with 2 threads, interleaved")
+    parser.add_argument("--threads", type=int, help="CPU threads of the fit (default: chosen by the trainer)")
+    parser.add_argument("--one-default", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    models = args.models.split(",") if args.models else list(MODEL_NAMES)
     if args.device_batches:
         device_batches(args.epochs, args.device, args.data)
         return
+    if args.one_default:
+        print(json.dumps(measure_default_fit(args.one_default, args.device, args.data)))
+        return
+    if args.default_fits:
+        default_fits(models, args.device, args.data)
+        return
+    if args.threads_compare:
+        threads_compare(models, args.epochs, args.device, args.data)
+        return
     if args.one:
-        print(json.dumps(measure(args.one, args.epochs, args.device, args.data)))
+        print(json.dumps(measure(args.one, args.epochs, args.device, args.data, args.threads)))
         return
     rows, results = [], []
-    for name in args.models.split(",") if args.models else MODEL_NAMES:
-        out = subprocess.run(
-            [sys.executable, __file__, "--one", name, "--epochs", str(args.epochs), "--device", args.device, "--data", args.data],
-            capture_output=True, text=True,
-        )
+    for name in models:
+        command = [sys.executable, __file__, "--one", name, "--epochs", str(args.epochs), "--device", args.device, "--data", args.data]
+        out = subprocess.run(command + (["--threads", str(args.threads)] if args.threads else []), capture_output=True, text=True)
         if out.returncode:
             print(out.stderr[-2000:], file=sys.stderr)
             continue
