@@ -36,7 +36,7 @@ linear).
 
     python benchmarks/scale.py [--sizes 1m,5m,20m] [--model-sizes 1m] [--models bpr,gmf,neumf,multvae]
                                [--max-steps 3000] [--model-timeout 3600]
-    python benchmarks/scale.py --optimizer-steps   # BPR steps: dense Adam against sparse + lazy Adam
+    python benchmarks/scale.py --optimizer-steps   # BPR steps: dense Adam against sparse + lazy Adam, by table size and batch
 
 
 Writes benchmarks/results/scale.{json,md}.
@@ -214,41 +214,51 @@ def _child(args: list[str], timeout: float | None = None) -> dict | None:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def measure_optimizer_steps(steps: int = 200) -> list[dict]:
-    """Milliseconds per BPR step with dense Adam against sparse gradients + lazy Adam, at the 1M and
-    20M table shapes, through the real network, loss and optimiser, in one process, alternated."""
+#: Table sizes (users, items) for the optimiser sweep: ml-100k's, ML-1M's, three between, ML-20M's.
+OPTIMIZER_TABLES = ((943, 1_682), (6_040, 3_706), (20_000, 10_000), (50_000, 20_000), (138_493, 26_744))
+
+
+def measure_optimizer_steps(steps: int = 30, batches: tuple[int, ...] = (256, 1024, 4096)) -> list[dict]:
+    """CPU milliseconds per BPR step with dense Adam against sparse gradients + lazy Adam, through the
+    real network (``BPRNetwork.triples``), loss and optimiser, over table sizes and batches, one thread,
+    dense and sparse alternated twice (the faster of the two runs is kept): where the crossover lies
+    (``recsys_core.models.optimizers.SPARSE_GRADIENT_MIN_ROWS``)."""
     import numpy as np
     import torch
+    import torch.nn.functional as F
 
     from recsys_core.models import create_model
     from recsys_core.models.base import LossModule
     from recsys_core.models.optimizers import use_sparse_gradients
 
-    def bpr_loss(network, users, items):  # the first item of each row is the positive
-        scores = network.combine(network.user_vectors(users), network.item_features(items))
-        return torch.nn.functional.softplus(scores[:, 1:] - scores[:, :1]).mean()
+    torch.set_num_threads(1)
+
+    def bpr_loss(network, users, positives, negatives):
+        x_ui, x_uj, squares = network.triples(users, positives, negatives)
+        return F.softplus(x_uj - x_ui.unsqueeze(1)).mean() + 3e-3 * squares.mean()
 
     rows = []
-    for size in ("1m", "20m"):
-        shape = SHAPES[size]
-        timings: dict[str, list[float]] = {"dense Adam": [], "sparse + lazy Adam": []}
-        for _ in range(2):
-            for label, sparse in (("dense Adam", False), ("sparse + lazy Adam", True)):
-                model = create_model("bpr")
-                model.n_users, model.n_items = shape["n_users"], shape["n_items"]
-                model._build()
-                use_sparse_gradients(model.network, sparse)
-                model.step_module, model.optimizer = LossModule(model.network), model.make_optimizer()
-                rng = np.random.default_rng(0)
-                users = torch.from_numpy(rng.integers(0, shape["n_users"], (steps, 256)))
-                items = torch.from_numpy(rng.integers(0, shape["n_items"], (steps, 256, 5)))
-                started = time.perf_counter()
-                for step in range(steps):
-                    model.train_step(bpr_loss, model.network, users[step], items[step])
-                timings[label].append((time.perf_counter() - started) / steps * 1000)
-        dense, sparse = min(timings["dense Adam"]), min(timings["sparse + lazy Adam"])
-        rows.append({"shape": size, "users": shape["n_users"], "items": shape["n_items"], "dense_ms": dense, "sparse_ms": sparse, "ratio": dense / sparse})
-        print(f"{size}: dense {dense:.1f} ms, sparse {sparse:.1f} ms per step", file=sys.stderr, flush=True)
+    for batch in batches:
+        for n_users, n_items in OPTIMIZER_TABLES:
+            timings: dict[bool, list[float]] = {False: [], True: []}
+            for _ in range(2):
+                for sparse in (False, True):
+                    model = create_model("bpr")
+                    model.n_users, model.n_items = n_users, n_items
+                    model._build()
+                    use_sparse_gradients(model.network, sparse)
+                    model.step_module, model.optimizer = LossModule(model.network), model.make_optimizer()
+                    rng = np.random.default_rng(0)
+                    users = torch.from_numpy(rng.integers(0, n_users, (steps, batch)))
+                    positives = torch.from_numpy(rng.integers(0, n_items, (steps, batch)))
+                    negatives = torch.from_numpy(rng.integers(0, n_items, (steps, batch, 4)))
+                    started = time.process_time()
+                    for step in range(steps):
+                        model.train_step(bpr_loss, model.network, users[step], positives[step], negatives[step])
+                    timings[sparse].append((time.process_time() - started) / steps * 1000)
+            dense, sparse = min(timings[False]), min(timings[True])
+            rows.append({"batch": batch, "users": n_users, "items": n_items, "dense_ms": dense, "sparse_ms": sparse, "ratio": dense / sparse})
+            print(f"batch {batch}, {n_users + n_items:,} rows: dense {dense:.1f} ms, sparse {sparse:.1f} ms per step", file=sys.stderr, flush=True)
     return rows
 
 
@@ -280,8 +290,8 @@ def main() -> None:
     if args.optimizer_steps:
         rows = measure_optimizer_steps()
         shown = [
-            {"tables (users × items)": f"{r['shape']} ({r['users']:,} × {r['items']:,})", "dense Adam ms / step": f"{r['dense_ms']:.1f}",
-             "sparse + lazy Adam ms / step": f"{r['sparse_ms']:.1f}", "dense ÷ sparse": f"{r['ratio']:.1f}"}
+            {"batch": f"{r['batch']:,}", "tables (users × items)": f"{r['users']:,} × {r['items']:,} ({r['users'] + r['items']:,} rows)",
+             "dense Adam ms / step": f"{r['dense_ms']:.1f}", "sparse + lazy Adam ms / step": f"{r['sparse_ms']:.1f}", "dense ÷ sparse": f"{r['ratio']:.2f}"}
             for r in rows
         ]  # fmt: skip
         write("scale_optimizer", {"steps": rows}, markdown_table(shown, list(shown[0])))
