@@ -215,10 +215,10 @@ def test_estimates_grow_with_the_data(model):
 
 def test_svae_estimate_counts_a_softmax_over_every_item_at_every_position_of_a_batch():
     """Measured on synthetic ML-1M shape (6,040 × 3,706, benchmarks/scale.py): an SVAE epoch peaked at
-    1.3 GiB. Its logits are batch × max_length × items floats, so the estimate must cover that."""
+    1.3 GiB with max_length 100. Its logits are batch × max_length × items floats, so the estimate must cover that."""
     from recsys_core.models.svae import SVAEConfig
 
-    estimate = limits.estimate_memory("svae", 6_040, 3_706, 1_000_209, SVAEConfig())
+    estimate = limits.estimate_memory("svae", 6_040, 3_706, 1_000_209, SVAEConfig(max_length=100))
     assert estimate.total >= 1.3 * limits.GIB
     shorter = limits.estimate_memory("svae", 6_040, 3_706, 1_000_209, SVAEConfig(max_length=20))
     assert shorter.total < estimate.total / 2 and "softmax" in estimate.dominant
@@ -249,7 +249,7 @@ def test_memory_estimates_cover_the_peaks_measured_at_20m_shape(model):
     """The estimate is what a fit is refused on; below a measured peak it would let a fit run out of memory."""
     from recsys_core.models import create_model
 
-    settings = {"ease": {"l2": 500.0}, "neumf": {"pretrain": False}}.get(model, {})
+    settings = {"ease": {"l2": 500.0}, "neumf": {"pretrain": False}, "svae": {"max_length": 100}}.get(model, {})  # as measured
     estimate = limits.estimate_memory(model, 138_493, 26_744, 20_000_263, create_model(model, **settings).config)
     assert estimate.total >= MEASURED_PEAK_GIB_AT_20M[model] * limits.GIB
 

@@ -54,8 +54,8 @@ class SVAEConfig(TrainingConfig):
     """Size of each step's latent z_t."""
     next_k: int = 4
     """Each step predicts the user's next k items (the notebook's next_k loss)."""
-    max_length: int = 100
-    """Longest sequence read: a longer history is cut to its latest items (200 was no better on MovieLens 100K's validation split and costs 40% more time)."""
+    max_length: int = 50
+    """Longest sequence read: a longer history is cut to its latest items (on MovieLens 100K's validation split 50 scored as 100 did, NDCG@10 0.4715 against 0.4733, in 30% less time; 200 was no better and cost 40% more)."""
     dropout: float = 0.0
     """Dropout on the item embeddings during training."""
     beta_cap: float = 0.2
