@@ -1,0 +1,162 @@
+"""Reading files from the data home, which is untrusted: regular files only, size-capped before reading.
+
+Saved runs are shared as folders and the data home may be writable by others, so a file where a run's
+``run.json`` should be may be a symbolic link out of the home, a named pipe (reading it waits forever),
+a character device (``/dev/zero`` reads until memory runs out) or simply huge. Every read of such a file
+goes through :func:`open_regular_file` (or :func:`read_regular_file` for the whole content):
+
+* ``os.lstat`` first: a link, a pipe, a device, a socket or a folder is refused by name, and so is a
+  file bigger than the cap of its kind (:mod:`recsys_core.limits`), before it is opened;
+* then opened with ``O_NOFOLLOW | O_NONBLOCK`` (a pipe swapped in after the check neither hangs nor
+  follows a link) and checked again with ``fstat``: still a regular file, the same one;
+* reads stop at the cap even if the file grows meanwhile.
+
+:func:`parse_json` is the one JSON parser for such files: nesting capped before parsing (a file nested
+100,000 deep would exhaust Python's recursion), no ``NaN`` / ``Infinity`` / ``1e999`` (they are not
+JSON and would turn into infinities on a page), optionally a cap on the length of every string.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import stat
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from .errors import RecsysError, RunFileError
+
+_KINDS = (
+    (stat.S_ISLNK, "a symbolic link"),
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a named pipe"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def file_kind(mode: int) -> str:
+    """What a file of this ``st_mode`` is, in words ("a named pipe"); "a regular file" for one."""
+    return next((name for test, name in _KINDS if test(mode)), "a regular file" if stat.S_ISREG(mode) else "a special file")
+
+
+def _fmt(n: int) -> str:
+    return f"{n / 2**30:,.1f} GiB" if n >= 2**30 else f"{n / 2**20:,.1f} MiB" if n >= 2**20 else f"{n:,} bytes"
+
+
+def check_regular_file(
+    path: Path, what: str, max_bytes: int, *, root: Path | None = None, error: type[RecsysError] = RunFileError, hint: str | None = None
+) -> os.stat_result:
+    """``lstat`` of ``path``, refused unless it is a regular file of at most ``max_bytes`` (inside ``root``).
+
+    A missing file raises FileNotFoundError (callers tell "absent" from "refused" themselves)."""
+    hint = hint or "Only regular files are read from a run folder: delete it and train it again, or copy the real file in."
+    info = os.lstat(path)
+    if not stat.S_ISREG(info.st_mode):
+        raise error(f"{what} is {file_kind(info.st_mode)}, not a regular file, so it is not read", hint)
+    if root is not None and not Path(path).resolve().is_relative_to(Path(root).resolve()):
+        raise error(f"{what} lies outside its folder, so it is not read", hint)
+    if info.st_size > max_bytes:
+        raise error(f"{what} has {_fmt(info.st_size)}, more than the {_fmt(max_bytes)} such a file may have", hint)
+    return info
+
+
+def open_regular_file(
+    path: Path, what: str, max_bytes: int, *, root: Path | None = None, error: type[RecsysError] = RunFileError, hint: str | None = None
+) -> BinaryIO:
+    """A binary handle on ``path`` after :func:`check_regular_file`; the opened file is checked again."""
+    before = check_regular_file(path, what, max_bytes, root=root, error=error, hint=hint)
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:  # ELOOP: a link swapped in since the check
+        raise error(f"{what} cannot be opened: {exc.strerror}", hint) from None
+    after = os.fstat(fd)
+    if not stat.S_ISREG(after.st_mode) or (after.st_dev, after.st_ino) != (before.st_dev, before.st_ino):
+        os.close(fd)
+        raise error(f"{what} was replaced while it was opened; it is not read", hint)
+    return os.fdopen(fd, "rb")
+
+
+def read_regular_file(
+    path: Path, what: str, max_bytes: int, *, root: Path | None = None, error: type[RecsysError] = RunFileError, hint: str | None = None
+) -> bytes:
+    """The content of a regular file of at most ``max_bytes`` (see :func:`open_regular_file`)."""
+    with open_regular_file(path, what, max_bytes, root=root, error=error, hint=hint) as handle:
+        # read(n) allocates n bytes up front: ask for the size the file has, then for what it grew by, up to the cap.
+        parts = [handle.read(os.fstat(handle.fileno()).st_size + 1)]
+        total = len(parts[0])
+        while total <= max_bytes and parts[-1]:
+            parts.append(handle.read(min(1 << 20, max_bytes + 1 - total)))
+            total += len(parts[-1])
+        data = b"".join(parts)
+    if len(data) > max_bytes:  # it grew after the check
+        raise error(f"{what} has more than the {_fmt(max_bytes)} such a file may have", hint)
+    return data
+
+
+def json_depth(data: bytes, block: int = 1 << 24) -> int:
+    """The deepest nesting of ``[`` and ``{`` in JSON text, outside strings (vectorised, in blocks; no parsing)."""
+    # Escaped backslashes and quotes cannot open or close a string: drop them before finding strings.
+    raw = np.frombuffer(data.replace(b"\\\\", b"").replace(b'\\"', b""), dtype=np.uint8)
+    deepest, depth, in_string = 0, 0, 0
+    for start in range(0, raw.size, block):  # blocks keep the int32 running sums at 4 bytes per byte of a block
+        chunk = raw[start : start + block]
+        inside = np.bitwise_xor.accumulate((chunk == ord('"')).view(np.uint8)) ^ in_string
+        opens = (chunk == ord("[")) | (chunk == ord("{"))
+        closes = (chunk == ord("]")) | (chunk == ord("}"))
+        step = np.where(inside == 1, 0, opens.view(np.int8) - closes.view(np.int8))
+        running = np.cumsum(step, dtype=np.int32) + depth
+        deepest = max(deepest, int(running.max()))
+        depth, in_string = int(running[-1]), int(inside[-1])
+    return deepest
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:40]} is too large a number")
+    return value
+
+
+def _longest_string(value: Any) -> int:
+    longest, stack = 0, [value]
+    while stack:  # iterative: depth is capped already, but a flat walk needs no recursion at all
+        item = stack.pop()
+        if isinstance(item, str):
+            longest = max(longest, len(item))
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return longest
+
+
+def parse_json(
+    data: bytes, what: str, *, max_string: int | None = None, error: type[RecsysError] = RunFileError, hint: str | None = None
+) -> Any:
+    """JSON from an untrusted file: depth capped before parsing, finite numbers only, strings optionally capped."""
+    from .limits import MAX_JSON_DEPTH
+
+    hint = hint or "Delete the run and train it again."
+    depth = json_depth(data)
+    if depth > MAX_JSON_DEPTH:
+        raise error(f"{what} nests {depth:,} levels deep, more than the {MAX_JSON_DEPTH} a run's JSON may have", hint)
+    try:
+        value = json.loads(data.decode("utf-8"), parse_constant=_refuse_constant, parse_float=_finite_float)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+        raise error(f"{what} is not readable JSON: {exc}", hint) from None
+    if max_string is not None:
+        longest = _longest_string(value)
+        if longest > max_string:
+            raise error(f"{what} holds a string of {longest:,} characters, more than the {max_string:,} allowed", hint)
+    return value
