@@ -56,14 +56,14 @@ st.header("Leaderboard")
 board = compare_ui.leaderboard(group, protocol)
 headline = HEADLINE[protocol]
 st.caption(
-    f"Test metrics of {len(board)} run(s) on {data.name}, {protocol}; 95% intervals from a bootstrap over test users. "
+    f"Test metrics of {len(board)} run(s) on {plain(data.name)}, {protocol}; 95% intervals from a bootstrap over test users. "
     + positive_rule_text(group[0])
     + " "
     + ("Coverage@10 is the share of all items that appear in some user's full-ranking top 10." if protocol.startswith("loo") else "")
 )
-st.caption(compare_ui.history_condition(group))
+st.caption(plain(compare_ui.history_condition(group)))
 if compare_ui.meaning_note(group, protocol):
-    st.warning(compare_ui.meaning_note(group, protocol))
+    st.warning(plain(compare_ui.meaning_note(group, protocol)))
 metric_config = {c: NUMBER(format="%.4f") for c in board.columns if ("@" in c and "CI" not in c) or c in ("MRR", "RMSE", "MAE")}
 st.dataframe(
     board,
@@ -145,7 +145,7 @@ else:
     st.dataframe(table, hide_index=True, width="stretch", column_config={c: NUMBER(format="%.4f") for c in table.columns if "@" in c})
     flips = compare_ui.reversals(table)
     if flips:
-        st.warning("The two ways of measuring disagree on the order here: " + " ".join(flips))
+        st.warning("The two ways of measuring disagree on the order here: " + " ".join(plain(flip) for flip in flips))
     elif len(table) > 1:
         st.caption("Here both ways of measuring put the runs in the same order of HR@10.")
 st.markdown(
