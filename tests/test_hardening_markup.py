@@ -28,7 +28,14 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 IMAGE = "![x](http://host.example/p.png)"
-PAYLOADS = [IMAGE, "[click](http://evil.example/a)", "<img src=x onerror=alert(1)>", "http://evil.example/bare", ":red[boom]", "www.evil.example"]
+PAYLOADS = [
+    IMAGE,
+    "[click](http://evil.example/a)",
+    "<img src=x onerror=alert(1)>",
+    "http://evil.example/bare",
+    ":red[boom]",
+    "www.evil.example",
+]
 # What must never reach a markdown body unescaped (a backslash before markup, a word joiner inside addresses and directives).
 RAW = [r"(?<!\\)\]\(http", r"(?<!\\)<(img|b>)", r"://(host|evil)\.example", r":red", r"www\.evil", r"(?<!\\)\[(click|u\])"]
 
@@ -49,7 +56,10 @@ def hostile_home(_isolated_home):
     options = UserFileOptions("user", "item", rating_col="rating", timestamp_col="timestamp", title_col="title")
     source = DataSource.file(stored.path, options, name="hostile", display_name=f"{IMAGE}.csv")
     data = source.load()
-    run_ids = [run_experiment(data, model, "loo-full", device="cpu", source=source, **kw).run_id for model, kw in (("pop", {}), ("ease", {"overrides": {"l2": 50.0}}))]
+    run_ids = [
+        run_experiment(data, model, "loo-full", device="cpu", source=source, **kw).run_id
+        for model, kw in (("pop", {}), ("ease", {"overrides": {"l2": 50.0}}))
+    ]
     for run_id in run_ids:  # a run's positive rule is text from run.json
         path = runs_dir() / run_id / "run.json"
         path.write_text(path.read_text().replace('"text": "', f'"text": "{IMAGE} <b>bold</b> http://evil.example/rule ', 1))
@@ -76,7 +86,15 @@ def _texts(at: AppTest) -> list[str]:
     return out
 
 
-PAGES = ["app.py", "pages/1_Data.py", "pages/2_Train.py", "pages/3_Recommend.py", "pages/4_Compare.py", "pages/5_Embeddings.py", "pages/6_Inside.py"]
+PAGES = [
+    "app.py",
+    "pages/1_Data.py",
+    "pages/2_Train.py",
+    "pages/3_Recommend.py",
+    "pages/4_Compare.py",
+    "pages/5_Embeddings.py",
+    "pages/6_Inside.py",
+]
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -94,7 +112,9 @@ def test_every_page_shows_hostile_names_as_text(hostile_home, page):
             assert not re.search(raw, text), f"{page} renders {raw!r} from data as markup: {text[:300]!r}"
 
 
-@pytest.mark.parametrize("text", [IMAGE, "see http://evil.example/x", "www.evil.example", "mail me@evil.example", ":red[boom] :material/home: :smile:"])
+@pytest.mark.parametrize(
+    "text", [IMAGE, "see http://evil.example/x", "www.evil.example", "mail me@evil.example", ":red[boom] :material/home: :smile:"]
+)
 def test_plain_breaks_what_markdown_finds_after_escapes(text):
     shown = plain(text)
     assert not re.search(r"https?://|www\.|@\w|:\w", shown), shown  # autolinks, colours, icons and emoji codes
@@ -125,5 +145,5 @@ def test_the_html_report_escapes_hover_text_labels_and_the_model_name(hostile_ho
     html = build_report(run_ids)
     figures = re.findall(r"Plotly\.newPlot\(.*?\)\s*}", html, flags=re.S) or [html]
     for figure in figures:
-        assert "<img src=x" not in figure and "<a href=\\\"http://evil" not in figure and '<a href="http://evil' not in figure
+        assert "<img src=x" not in figure and '<a href=\\"http://evil' not in figure and '<a href="http://evil' not in figure
     assert "&lt;img src=x onerror=alert(1)&gt;" in html
