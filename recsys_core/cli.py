@@ -524,16 +524,23 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from .safe_text import VisibleControls, terminal_lines
+
+    # Titles, ids and names come from data: their control characters are shown, never obeyed by the terminal.
+    stdout, sys.stdout = sys.stdout, VisibleControls(sys.stdout)
     try:
         return args.func(args)
     except RecsysError as error:
-        print(f"error: {error.message}", file=sys.stderr)
+        print(f"error: {terminal_lines(error.message.split(chr(10)))}", file=sys.stderr)
         if error.hint:
-            print(error.hint, file=sys.stderr)
+            print(terminal_lines(error.hint.split(chr(10))), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        sys.stdout.flush()
+        sys.stdout = stdout
 
 
 if __name__ == "__main__":

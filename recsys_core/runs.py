@@ -58,7 +58,7 @@ from .home import data_home, runs_dir
 from .interactions import Vocabulary, display_titles
 from .models import model_class
 from .models.base import Recommender
-from .safe_files import open_regular_file, parse_json, read_regular_file
+from .safe_files import decoded_frame, open_regular_file, parse_json, read_parquet_capped, read_regular_file
 
 MODEL_FILE = "model.safetensors"
 SEEN_FILE = "seen.safetensors"
@@ -958,8 +958,6 @@ def _table(path: Path, name: str, rows: int) -> pd.DataFrame | None:
     """items.parquet / users.parquet: a regular file within MAX_TABLE_BYTES whose metadata declares ``rows``
     rows and distinct column names, and whose decoded size (text columns kept dictionary-encoded until it
     is known) stays within MAX_TABLE_DECODED_BYTES; then decoded."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     file = path / f"{name}.parquet"
@@ -969,35 +967,17 @@ def _table(path: Path, name: str, rows: int) -> pd.DataFrame | None:
     _inside_home(file, what, root=path)
     try:
         with open_regular_file(file, what, limits.MAX_TABLE_BYTES, root=path) as handle:
-            parquet = pq.ParquetFile(handle)
-            declared, names = parquet.metadata.num_rows, parquet.schema_arrow.names
+            declared = pq.ParquetFile(handle).metadata.num_rows
             if declared != rows:
                 raise RunFileError(f"{what} has {declared} rows for {rows} {name}")
-            if len(names) > limits.MAX_COLUMNS or len(set(names)) != len(names):
-                repeated = sorted({n for n in names if names.count(n) > 1})
-                raise RunFileError(f"{what} has {len(names)} columns{' with repeated names: ' + ', '.join(map(repr, repeated)) if repeated else ''}")
-            texts = [f.name for f in parquet.schema_arrow if pa.types.is_string(f.type) or pa.types.is_large_string(f.type) or pa.types.is_binary(f.type)]
-            table = parquet.read(use_threads=False) if not texts else pq.read_table(handle, read_dictionary=texts, use_threads=False)
+            handle.seek(0)
+            table = read_parquet_capped(handle, what, limits.MAX_TABLE_DECODED_BYTES, hint="Delete the run and train it again.")
     except RecsysError:
         raise
     except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ...
         raise RunFileError(f"{what} is not readable: {exc}") from None
-    # A short dictionary repeated over many rows decodes to far more than the file: count it before decoding.
-    decoded = 0
-    for column in table.columns:
-        for chunk in column.chunks:
-            if pa.types.is_dictionary(chunk.type):
-                lengths = pc.binary_length(chunk.dictionary).fill_null(0)
-                decoded += int(pc.sum(pc.take(lengths, chunk.indices.fill_null(0))).as_py() or 0) + 8 * len(chunk)
-            else:
-                decoded += chunk.nbytes
-    if decoded > limits.MAX_TABLE_DECODED_BYTES:
-        raise RunFileError(
-            f"{what} decodes to {decoded / 2**20:,.0f} MiB, more than the {limits.MAX_TABLE_DECODED_BYTES / 2**20:,.0f} MiB a run's table may have",
-            "Delete the run and train it again.",
-        )
     try:
-        return table.to_pandas()
+        return decoded_frame(table)
     except Exception as exc:
         raise RunFileError(f"{what} is not readable: {exc}") from None
 

@@ -160,3 +160,81 @@ def parse_json(
         if longest > max_string:
             raise error(f"{what} holds a string of {longest:,} characters, more than the {max_string:,} allowed", hint)
     return value
+
+
+def read_parquet_capped(
+    handle: BinaryIO | str | os.PathLike,
+    what: str,
+    max_decoded: int,
+    *,
+    columns: list[str] | None = None,
+    error: type[RecsysError] = RunFileError,
+    hint: str | None = None,
+):
+    """A parquet file as an Arrow table, refused before it outgrows ``max_decoded`` bytes in memory.
+
+    A parquet file's size says little about its decoded size: one 5,000-character title stored once in a
+    column's dictionary and repeated over 300,000 rows is a 159 KB file that decodes to 1.5 GB. So: the
+    column names must be distinct; the column chunks' uncompressed sizes (file metadata) must fit; text
+    columns are read as dictionaries (memory: the dictionary and 4-byte indices) and their decoded size
+    is summed from the dictionary entries' lengths over the indices, before anything is decoded."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    def fmt(n: int) -> str:
+        return _fmt(int(n))
+
+    if hasattr(handle, "seek"):
+        handle.seek(0)
+    file = pq.ParquetFile(handle)
+    names = file.schema_arrow.names
+    repeated = sorted({name for name in names if names.count(name) > 1}) if len(names) <= 4096 else []
+    if repeated or len(names) > 4096:
+        raise error(
+            f"{what} has repeated column names: {', '.join(map(repr, repeated[:5]))}" if repeated else f"{what} has {len(names):,} columns",
+            hint,
+        )
+    wanted = set(names if columns is None else columns)
+    metadata = file.metadata
+    stored = sum(
+        metadata.row_group(g).column(c).total_uncompressed_size
+        for g in range(metadata.num_row_groups)
+        for c in range(metadata.num_columns)
+        if metadata.row_group(g).column(c).path_in_schema.split(".")[0] in wanted
+    )
+    if stored > max_decoded:
+        raise error(f"{what} expands to {fmt(stored)} uncompressed, more than the {fmt(max_decoded)} allowed", hint)
+    texts = [
+        f.name
+        for f in file.schema_arrow
+        if f.name in wanted
+        and (
+            pa.types.is_string(f.type) or pa.types.is_large_string(f.type) or pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)
+        )
+    ]
+    if hasattr(handle, "seek"):  # a file object (a path is opened afresh)
+        handle.seek(0)
+    table = pq.ParquetFile(handle, read_dictionary=texts).read(columns=columns, use_threads=False)
+    decoded = 0
+    for column in table.columns:
+        for chunk in column.chunks:
+            if pa.types.is_dictionary(chunk.type):
+                lengths = pc.binary_length(chunk.dictionary).fill_null(0).cast(pa.int64())
+                decoded += int(pc.sum(pc.take(lengths, chunk.indices.fill_null(0))).as_py() or 0) + 8 * len(chunk)
+            else:
+                decoded += chunk.nbytes
+    if decoded > max_decoded:
+        raise error(f"{what} decodes to {fmt(decoded)}, more than the {fmt(max_decoded)} allowed", hint)
+    return table
+
+
+def decoded_frame(table):
+    """An Arrow table from :func:`read_parquet_capped` as a DataFrame with plain values (text as objects, not categoricals)."""
+    import pandas as pd
+
+    frame = table.to_pandas()
+    for column in frame.columns:
+        if isinstance(frame[column].dtype, pd.CategoricalDtype):
+            frame[column] = pd.Series(np.asarray(frame[column], dtype=object), index=frame.index)
+    return frame

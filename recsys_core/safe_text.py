@@ -16,8 +16,10 @@ The app's markdown has its own helper, ``webapp.safe_output.plain``.
 from __future__ import annotations
 
 import html
+import io
 import re
 from collections.abc import Iterable
+from typing import TextIO
 
 import numpy as np
 
@@ -42,3 +44,30 @@ def terminal_text(value: object) -> str:
 
 def terminal_lines(lines: Iterable[object]) -> str:
     return "\n".join(terminal_text(line) for line in lines)
+
+
+class VisibleControls(io.TextIOBase):
+    """A text stream that passes lines and tabs through and shows every other control character as an escape.
+
+    The CLI writes its text output through one (``recsys_core.cli.main``), so a title or id holding
+    ``ESC ] 52`` (a clipboard write), ``ESC [ 2 J`` (clear screen) or ``ESC ] 8`` (a hyperlink) is printed
+    as ``\\x1b]52;...`` instead of being obeyed by the terminal."""
+
+    _KEEP_LINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+    def __init__(self, stream: TextIO):
+        super().__init__()
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        self.stream.write(self._KEEP_LINES.sub(lambda match: match.group(0).encode("unicode_escape").decode("ascii"), text))
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    def writable(self) -> bool:
+        return True

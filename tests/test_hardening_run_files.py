@@ -229,7 +229,7 @@ def test_a_dictionary_bomb_in_items_parquet_is_refused_from_its_decoded_size(pop
     _items_parquet(pop_run, pa.table({"title": pa.array([title] * n)}))  # one dictionary entry, repeated
     assert (runs_dir() / pop_run / "items.parquet").stat().st_size < 100_000
     monkeypatch.setattr(limits, "MAX_TABLE_DECODED_BYTES", 1 << 20)
-    with pytest.raises(RunFileError, match=r"items.parquet of run .* decodes to \d+ MiB, more than the 1 MiB"):
+    with pytest.raises(RunFileError, match=r"items.parquet of run .* decodes to [\d,.]+ MiB, more than the 1.0 MiB allowed"):
         load_run(pop_run)
 
 
@@ -244,7 +244,7 @@ def test_items_parquet_with_repeated_column_names_is_a_clear_error(pop_run):
     n = load_run(pop_run).model.n_items
     table = pa.Table.from_arrays([pa.array(["a"] * n), pa.array(["b"] * n)], names=["title", "title"])
     _items_parquet(pop_run, table)
-    with pytest.raises(RunFileError, match="has 2 columns with repeated names: 'title'"):
+    with pytest.raises(RunFileError, match="has repeated column names: 'title'"):
         load_run(pop_run)
 
 

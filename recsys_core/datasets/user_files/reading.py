@@ -198,7 +198,10 @@ def _ids(values: pd.Series, col: str, role: str, source: OpenedFile, header: boo
             f"the {role} column {col!r} is empty in {_where(row, source, header)}",
             f"Every row needs a {role} id: fill in the cell or remove the row.",
         )
-    integer = stripped.str.fullmatch(r"-?(0|[1-9]\d{0,17})")
+    # Ids are compared as the file's text: a column becomes whole numbers only when every id is one written
+    # in its one canonical ASCII form, so "-0" and "0", "01" and "1", "1١" (an Arabic-Indic digit), "1２"
+    # (a full-width digit) and "11" stay distinct ids rather than meeting as one number.
+    integer = stripped.str.fullmatch(r"0|-?[1-9][0-9]{0,17}")
     if integer.all():
         return stripped.astype(np.int64)
     return stripped.astype(object)

@@ -455,11 +455,22 @@ def read_parquet_table(source: OpenedFile, columns: list[str] | None = None, nro
                     f"the column {field.name!r} of {source.label} holds nested values ({field.type}), not one id or number per row",
                     "Flatten the column (one interaction per row) or choose another column.",
                 )
+        names = schema.names
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise DataError(
+                f"{source.label} has repeated column names: {', '.join(map(repr, repeated[:5]))}",
+                "Give every column its own name (export the table again), then upload it.",
+            )
         if nrows is not None:
             batch = next(file.iter_batches(batch_size=max(1, nrows), columns=columns), None)
             frame = batch.to_pandas() if batch is not None else file.schema_arrow.empty_table().to_pandas()
         else:
-            frame = file.read(columns=columns).to_pandas()
+            from ...safe_files import read_parquet_capped
+
+            handle = source.handle()
+            hint = "Keep the columns you need, or fewer rows; long repeated texts decode to far more than the file's size."
+            frame = read_parquet_capped(handle, source.label, limits.MAX_DECOMPRESSED_BYTES, columns=columns, error=DataError, hint=hint).to_pandas()
     except DataError:
         raise
     except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ...
