@@ -44,7 +44,8 @@ def file_kind(mode: int) -> str:
     return next((name for test, name in _KINDS if test(mode)), "a regular file" if stat.S_ISREG(mode) else "a special file")
 
 
-def _fmt(n: int) -> str:
+def byte_size(n: int) -> str:
+    """A byte count for a message: "1.4 GiB", "23.0 MiB", "812 bytes"."""
     return f"{n / 2**30:,.1f} GiB" if n >= 2**30 else f"{n / 2**20:,.1f} MiB" if n >= 2**20 else f"{n:,} bytes"
 
 
@@ -61,7 +62,7 @@ def check_regular_file(
     if root is not None and not Path(path).resolve().is_relative_to(Path(root).resolve()):
         raise error(f"{what} lies outside its folder, so it is not read", hint)
     if info.st_size > max_bytes:
-        raise error(f"{what} has {_fmt(info.st_size)}, more than the {_fmt(max_bytes)} such a file may have", hint)
+        raise error(f"{what} has {byte_size(info.st_size)}, more than the {byte_size(max_bytes)} such a file may have", hint)
     return info
 
 
@@ -95,7 +96,7 @@ def read_regular_file(
             total += len(parts[-1])
         data = b"".join(parts)
     if len(data) > max_bytes:  # it grew after the check
-        raise error(f"{what} has more than the {_fmt(max_bytes)} such a file may have", hint)
+        raise error(f"{what} has more than the {byte_size(max_bytes)} such a file may have", hint)
     return data
 
 
@@ -183,7 +184,7 @@ def read_parquet_capped(
     import pyarrow.parquet as pq
 
     def fmt(n: int) -> str:
-        return _fmt(int(n))
+        return byte_size(int(n))
 
     if hasattr(handle, "seek"):
         handle.seek(0)

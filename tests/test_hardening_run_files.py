@@ -342,3 +342,68 @@ def test_a_pipe_swapped_in_after_the_check_does_not_block(tmp_path, monkeypatch)
             safe_files.read_regular_file(path, "run.json", 1000)
         done.set()
     assert done.is_set()
+
+
+# -- 4. a cached embedding map --------------------------------------------------------------------------------------
+@pytest.fixture
+def ease_run(small) -> str:
+    return run_experiment(small, "ease", device="cpu", overrides={"l2": 50.0}).run_id
+
+
+def test_an_embedding_map_that_inflates_past_its_cap_is_not_loaded(ease_run, monkeypatch, caplog):
+    from recsys_core import embedding_map
+
+    folder = runs_dir() / ease_run
+    n = load_run(ease_run).model.n_items
+    with open(folder / "map-items.npz", "wb") as handle:  # 3 million zero rows: a few hundred KB compressed, 24 MB inflated
+        np.savez_compressed(handle, coords=np.zeros((3_000_000, 2), np.float32), settings=np.array([1, 2, 3]))
+    assert (folder / "map-items.npz").stat().st_size < 1_000_000
+    monkeypatch.setattr(limits, "MAX_MAP_BYTES", 8 << 20)
+    loaded = []
+    monkeypatch.setattr(np, "load", lambda *a, **k: loaded.append(a))
+    with caplog.at_level("WARNING", logger="recsys_core.embedding_map"):
+        assert embedding_map.load_map(folder, "items", n_points=n) is None
+    assert not loaded and "map-items.npz inflates to 23 MiB, more than the 8 MiB a map may have" in caplog.text
+
+
+def test_an_embedding_map_whose_header_declares_a_huge_array_is_not_loaded(ease_run, caplog):
+    import zipfile
+
+    from recsys_core import embedding_map
+
+    folder = runs_dir() / ease_run
+    header = np.lib.format.header_data_from_array_1_0(np.zeros((2, 2), np.float32))
+    header["shape"] = (10**10, 2)  # 80 GB declared in a member of a few bytes
+    stream = io.BytesIO()
+    np.lib.format.write_array_header_1_0(stream, header)
+    with zipfile.ZipFile(folder / "map-items.npz", "w") as archive:
+        archive.writestr("coords.npy", stream.getvalue() + b"\0" * 16)
+        archive.writestr("settings.npy", stream.getvalue())
+    with caplog.at_level("WARNING", logger="recsys_core.embedding_map"):
+        assert embedding_map.load_map(folder, "items") is None
+    assert "declares 76,294 MiB" in caplog.text
+
+
+def test_a_named_pipe_as_an_embedding_map_is_not_waited_on(ease_run):
+    from recsys_core import embedding_map
+
+    folder = runs_dir() / ease_run
+    os.mkfifo(folder / "map-items.npz")
+    with deadline():
+        assert embedding_map.load_map(folder, "items") is None
+
+
+# -- 8. a run.json data path: the same message whether an outside path exists or not ----------------------------------
+def test_a_data_path_outside_the_home_gets_the_same_message_whether_it_exists_or_not(tmp_path):
+    from recsys_core.datasets.source import DataSource
+    from recsys_core.errors import DataError
+
+    existing = tmp_path / "there.csv"
+    existing.write_text("user,item\n1,2\n")
+    messages = []
+    for path in (existing, tmp_path / "not-there.csv", Path("/etc/passwd"), Path("/no/such/file.csv")):
+        with pytest.raises(DataError) as caught:
+            DataSource.file(path, {"user_col": "user", "item_col": "item"}).load()
+        messages.append(caught.value.message.replace(repr(str(path)), "PATH"))
+    assert len(set(messages)) == 1, messages
+    assert "is no longer there or lies outside the data home's uploads/ and datasets/" in messages[0]
