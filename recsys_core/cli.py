@@ -163,10 +163,10 @@ def _train_distributed(args: argparse.Namespace, source) -> int:
         if context.is_main:
             summary = {**result.summary(), "world_size": context.world_size, "backend": context.backend}
             if result.run_id is not None:  # record how it was trained beside everything else in run.json
-                from .runs import run_path
+                from .runs import read_record, run_path
 
                 path = run_path(result.run_id) / "run.json"
-                record = json.loads(path.read_text())
+                record = read_record(result.run_id)
                 record["distributed"] = result.record["distributed"]
                 partial = path.with_suffix(".json.partial")
                 partial.write_text(json.dumps(record, indent=2, default=str))

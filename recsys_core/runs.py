@@ -877,6 +877,11 @@ def run_path(run_id: str) -> Path:
     return path
 
 
+def read_record(run_id: str) -> dict:
+    """run.json of a saved run as a dict, read as every run file is (regular, size-capped, strict JSON)."""
+    return _read_json(run_path(run_id), "run.json")
+
+
 def check_record(record: dict, label: str) -> dict:
     """The parts of run.json that code reads without looking, with their types; returns the record."""
     from .splits import PROTOCOL_SPLITS

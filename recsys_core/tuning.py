@@ -528,10 +528,10 @@ def train_best(
 
 def _attach_study(run_id: str, study: dict) -> None:
     """Add the study to a saved run's run.json, written to a temporary file and renamed into place."""
-    from .runs import run_path
+    from .runs import read_record, run_path
 
     path = run_path(run_id) / "run.json"
-    record = json.loads(path.read_text())
+    record = read_record(run_id)
     record["study"] = study
     handle, temporary = tempfile.mkstemp(prefix=".run.", suffix=".json", dir=path.parent)
     try:
