@@ -407,3 +407,31 @@ def test_a_data_path_outside_the_home_gets_the_same_message_whether_it_exists_or
         messages.append(caught.value.message.replace(repr(str(path)), "PATH"))
     assert len(set(messages)) == 1, messages
     assert "is no longer there or lies outside the data home's uploads/ and datasets/" in messages[0]
+
+
+def test_app_pages_that_list_runs_do_not_wait_on_a_named_pipe(ml100k_dir):
+    import sys
+
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from recsys_core.datasets import fetch
+    from recsys_core.experiment import DataSource
+
+    repo = Path(__file__).resolve().parents[1]
+    if str(repo) not in sys.path:
+        sys.path.insert(0, str(repo))
+    fetch("ml-100k", source=ml100k_dir)
+    source = DataSource.builtin("ml-100k")
+    data = source.load()
+    piped, intact = (run_experiment(data, "pop", device="cpu", source=source).run_id for _ in range(2))
+    _fifo(runs_dir() / piped / "run.json")
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    for page in ("app.py", "pages/2_Train.py", "pages/3_Recommend.py"):
+        at = AppTest.from_file(str(repo / page), default_timeout=120)
+        at.session_state["source"] = source.to_json()
+        with deadline(150):
+            at.run()
+        assert not at.exception, (page, [e.message for e in at.exception])
+    assert at.selectbox(key="rec_run").value == intact
