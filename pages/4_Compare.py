@@ -90,12 +90,14 @@ else:
         run_a = st.selectbox("Run A", ids, index=0, format_func=names.get, key="cmp_a")
     with col_b:
         run_b = st.selectbox("Run B", ids, index=1, format_func=names.get, key="cmp_b")
+    refused = None
     try:
         eval_a, eval_b = load_run(run_a).evaluation(protocol), load_run(run_b).evaluation(protocol)
     except RecsysError as error:
-        frame.show_error(error)
-        eval_a = eval_b = None
-    if eval_a is None or eval_b is None:
+        refused, eval_a, eval_b = error, None, None
+    if refused is not None:  # one message: the damaged file, not also "no per-user evaluation"
+        frame.show_error(refused, "These runs cannot be paired")
+    elif eval_a is None or eval_b is None:
         st.info("One of the runs has no per-user evaluation saved for this protocol, so they cannot be paired.")
     elif run_a == run_b:
         st.info("Choose two different runs.")

@@ -435,3 +435,35 @@ def test_app_pages_that_list_runs_do_not_wait_on_a_named_pipe(ml100k_dir):
             at.run()
         assert not at.exception, (page, [e.message for e in at.exception])
     assert at.selectbox(key="rec_run").value == intact
+
+
+def test_the_compare_page_shows_a_linked_evaluation_as_one_message(ml100k_dir, tmp_path):
+    import sys
+
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from recsys_core.datasets import fetch
+    from recsys_core.experiment import DataSource
+
+    repo = Path(__file__).resolve().parents[1]
+    if str(repo) not in sys.path:
+        sys.path.insert(0, str(repo))
+    fetch("ml-100k", source=ml100k_dir)
+    source = DataSource.builtin("ml-100k")
+    data = source.load()
+    run_ids = [run_experiment(data, model, device="cpu", source=source).run_id for model in ("pop", "itemknn")]
+    for path in (runs_dir() / run_ids[0]).glob("evaluation-*.json"):
+        outside = tmp_path / path.name
+        outside.write_bytes(path.read_bytes())
+        path.unlink()
+        os.symlink(outside, path)
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    at = AppTest.from_file(str(repo / "pages" / "4_Compare.py"), default_timeout=240)
+    at.session_state["source"] = source.to_json()
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and "is a symbolic link" in errors[0], errors
+    assert not any("cannot be paired" in i.value for i in at.info)
