@@ -287,7 +287,7 @@ if is_drug_data(data):
             )
             st.dataframe(names.restored, hide_index=True, width="stretch")
             if names.suspect:
-                st.markdown("Still look cut at the start, kept as they are: " + ", ".join(plain(n) for n in names.suspect))
+                st.markdown("Still look cut at the start, kept as they are: " + ", ".join("`" + n.replace("`", "'") + "`" for n in names.suspect))  # code spans: shown as typed
 stats = summary["stats"]
 users_kind, items_kind = summary["users_kind"], summary["items_kind"]
 cells = st.columns(4)

@@ -25,10 +25,12 @@ import pandas as pd
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 # What makes markup in Streamlit's markdown on one line: emphasis, code, links and images ([ ]), HTML
 # tags, headings, strikethrough and LaTeX ($). Other punctuation is left as typed, so titles read normally.
-_MARKDOWN = re.compile(r"([\\`*_\[\]<>#~$|])")
+_MARKDOWN = re.compile(r"([\\`*\[\]<>#~$|]|(?<!\w)_|_(?!\w))")  # an underscore inside a word never makes emphasis
 WORD_JOINER = "\u2060"
-# Matched on the rendered text, escapes already resolved: break them with an invisible character instead.
-_LINKY = re.compile(r"(:|@|(?i:www)(?=\.))")
+# Found in the rendered text, escapes already resolved, so a backslash does not stop them: an invisible word joiner
+# does. A colon before a letter or "/" (http://, :red[...], :material/icon:, :emoji:), "@" before a domain (a@b.org),
+# "www" before a dot. Colons in "07:58" or "Note: ..." and "@" in "HR@10" are left as typed.
+_LINKY = re.compile(r"(:(?=[A-Za-z/])|@(?=[\w-]+\.[\w-])|(?i:www)(?=\.))")
 
 
 def neutralise_cell(value: object) -> object:
