@@ -12,7 +12,8 @@ Titles, ids and reviews come from files anyone can upload, so they are data, nev
   ``![](http://tracker)`` or ``<img onerror=...>`` in a title is shown as the characters it is. Bare
   addresses (``http://…``, ``www.…``, ``a@b.org``), Streamlit's ``:red[…]`` colours, ``:material/…:``
   icons and ``:emoji:`` codes are found in the text *after* escapes are resolved, so a backslash does not
-  stop them: an invisible word joiner (U+2060) after ``:``, ``@`` and ``www`` does. Tables
+  stop them: an invisible word joiner (U+2060) after a ``:`` that starts one, an ``@`` before a domain and
+  a ``www`` before a dot does (``07:58``, ``Note: …`` and ``HR@10`` are left as typed). Tables
   (``st.dataframe``) and widget options never render markup and need nothing.
 """
 
