@@ -44,6 +44,15 @@ def test_lookalike_ids_in_a_csv_stay_distinct_users(tmp_path):
     assert account.duplicates_merged == 0 and account.duplicate_text().startswith("none (rule: ")
 
 
+def test_ids_that_differ_only_in_surrounding_spaces_are_named_in_the_row_accounting(tmp_path):
+    path = tmp_path / "spaces.csv"
+    path.write_text("user,item\n 1,a\n1,b\n2,a\n2,c\n")
+    data, account = read_user_file_with_account(path, UserFileOptions("user", "item"))
+    assert data.n_users == 2
+    assert account.joined_ids == ("user ' 1' and '1'",)
+    assert account.duplicate_text() == "none (rule: keep the latest row); read as one id (surrounding spaces dropped): user ' 1' and '1'"
+
+
 def test_canonical_ascii_whole_numbers_are_still_numbers(tmp_path):
     path = tmp_path / "ints.csv"
     _interactions(["0", "-3", "12", "7"]).to_csv(path, index=False)
