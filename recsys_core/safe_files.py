@@ -163,6 +163,17 @@ def parse_json(
     return value
 
 
+def parquet_stored_bytes(file, columns: set[str]) -> int:
+    """The uncompressed size of ``columns``' pages, summed over a parquet file's row groups (from its metadata)."""
+    metadata = file.metadata
+    return sum(
+        metadata.row_group(g).column(c).total_uncompressed_size
+        for g in range(metadata.num_row_groups)
+        for c in range(metadata.num_columns)
+        if metadata.row_group(g).column(c).path_in_schema.split(".")[0] in columns
+    )
+
+
 def read_parquet_capped(
     handle: BinaryIO | str | os.PathLike,
     what: str,
@@ -197,13 +208,7 @@ def read_parquet_capped(
             hint,
         )
     wanted = set(names if columns is None else columns)
-    metadata = file.metadata
-    stored = sum(
-        metadata.row_group(g).column(c).total_uncompressed_size
-        for g in range(metadata.num_row_groups)
-        for c in range(metadata.num_columns)
-        if metadata.row_group(g).column(c).path_in_schema.split(".")[0] in wanted
-    )
+    stored = parquet_stored_bytes(file, wanted)
     if stored > max_decoded:
         raise error(f"{what} expands to {fmt(stored)} uncompressed, more than the {fmt(max_decoded)} allowed", hint)
     texts = [

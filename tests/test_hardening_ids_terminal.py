@@ -149,3 +149,24 @@ def test_terminal_text_keeps_ordinary_text_and_escapes_controls():
     stream = io.StringIO()
     VisibleControls(stream).write("line\tone\nline\rtwo\n")
     assert stream.getvalue() == "line\tone\nline\\rtwo\n"
+
+
+def test_a_parquet_upload_whose_pages_expand_past_the_limit_is_refused_before_sniffing_or_reading(tmp_path, monkeypatch):
+    from recsys_core.datasets import sniff_user_file
+
+    path = tmp_path / "plain-bomb.parquet"
+    n = 20_000
+    table = pa.table(
+        {
+            "user": pa.array(np.arange(n) % 50, pa.int64()),
+            "item": pa.array(np.arange(n) % 70, pa.int64()),
+            "title": pa.array(["t" * 1_000] * n),
+        }
+    )
+    pq.write_table(table, path, use_dictionary=False, compression="zstd")  # 20 MB of plain pages, compressed to little
+    assert path.stat().st_size < 1_000_000
+    monkeypatch.setattr(limits, "MAX_DECOMPRESSED_BYTES", 4 << 20)
+    with pytest.raises(DataError, match=r"plain-bomb.parquet expands to 19\.\d MiB uncompressed, more than the 4\.0 MiB allowed"):
+        sniff_user_file(path)
+    with pytest.raises(DataError, match=r"expands to 19\.\d MiB uncompressed"):
+        read_user_file(path, UserFileOptions("user", "item", title_col="title"))

@@ -463,6 +463,15 @@ def read_parquet_table(source: OpenedFile, columns: list[str] | None = None, nro
                 "Give every column its own name (export the table again), then upload it.",
             )
         if nrows is not None:
+            from ...safe_files import byte_size, parquet_stored_bytes
+
+            # A first batch still reads each column's whole dictionary page: bounded by the pages' declared sizes.
+            stored = parquet_stored_bytes(file, set(columns if columns is not None else names))
+            if stored > limits.MAX_DECOMPRESSED_BYTES:
+                raise DataError(
+                    f"{source.label} expands to {byte_size(stored)} uncompressed, more than the {byte_size(limits.MAX_DECOMPRESSED_BYTES)} allowed",
+                    "Keep the columns you need, or fewer rows.",
+                )
             batch = next(file.iter_batches(batch_size=max(1, nrows), columns=columns), None)
             frame = batch.to_pandas() if batch is not None else file.schema_arrow.empty_table().to_pandas()
         else:
