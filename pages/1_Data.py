@@ -287,7 +287,8 @@ if is_drug_data(data):
             )
             st.dataframe(names.restored, hide_index=True, width="stretch")
             if names.suspect:
-                st.markdown("Still look cut at the start, kept as they are: " + ", ".join("`" + n.replace("`", "'") + "`" for n in names.suspect))  # code spans: shown as typed
+                suspect = ", ".join("`" + n.replace("`", "'") + "`" for n in names.suspect)  # code spans: shown as typed
+                st.markdown("Still look cut at the start, kept as they are: " + suspect)
 stats = summary["stats"]
 users_kind, items_kind = summary["users_kind"], summary["items_kind"]
 cells = st.columns(4)

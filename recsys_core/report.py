@@ -234,7 +234,8 @@ def _embedding_map(runs: list[Any], data: Any) -> tuple[str, Any | None]:
                 hovertemplate="%{text}<extra></extra>",
             )
         )
-        figure.update_layout(height=520, margin={"l": 10, "r": 10, "t": 40, "b": 10}, title=plotly_text(f"Item map of {run.info.model.name}: {method}"))
+        title = plotly_text(f"Item map of {run.info.model.name}: {method}")
+        figure.update_layout(height=520, margin={"l": 10, "r": 10, "t": 40, "b": 10}, title=title)
         figure.update_xaxes(showticklabels=False)
         figure.update_yaxes(showticklabels=False)
         caption = f"Each point is an {html.escape(data.items.kind)}, placed by the {html.escape(run.info.model.name)} model's item vectors ({html.escape(method)}); colour is popularity. Items close together are ones the model treats alike."

@@ -481,7 +481,9 @@ def load_seen(folder: Path, n_users: int, n_items: int) -> sp.csr_matrix | None:
     header = _safetensors_header(path, label, limits.MAX_SEEN_BYTES)
     declared = header.get("seen.indptr", {}).get("shape")
     if declared != [n_users + 1]:  # before any array is allocated
-        raise RunFileError(f"{label}: the sparse index declares shape {declared}, the model has {n_users} users", "Delete the run and train it again.")
+        raise RunFileError(
+            f"{label}: the sparse index declares shape {declared}, the model has {n_users} users", "Delete the run and train it again."
+        )
     try:
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
@@ -545,7 +547,9 @@ def _safetensors_header(path: Path, label: str, max_bytes: int) -> dict:
             prefix = handle.read(8)
             length = int.from_bytes(prefix, "little") if len(prefix) == 8 else -1
             if length < 2 or length > min(limits.MAX_SAFETENSORS_HEADER_BYTES, size - 8):
-                raise RunFileError(f"{label} is not a safetensors file (a pickle or a truncated file?)", "Delete the run and train it again.")
+                raise RunFileError(
+                    f"{label} is not a safetensors file (a pickle or a truncated file?)", "Delete the run and train it again."
+                )
             header = parse_json(handle.read(length), f"the safetensors header of {label}")
     except OSError as exc:
         raise RunFileError(f"{label} is not a readable safetensors file: {exc}", "Delete the run and train it again.") from None
@@ -573,7 +577,9 @@ def _check_declared_shapes(cls: type[Recommender], skeleton: Recommender, header
     for name, reference in expected.items():
         entry = header.get(name)
         if entry is None:
-            raise RunFileError(f"{label} lacks the tensor {name!r} that a {cls.name} model of this config has", "Delete the run and train it again.")
+            raise RunFileError(
+                f"{label} lacks the tensor {name!r} that a {cls.name} model of this config has", "Delete the run and train it again."
+            )
         shape = tuple(reference) if isinstance(reference, tuple) else tuple(reference.shape)
         declared = entry["shape"]
         if len(declared) != len(shape) or any(r != 0 and d != r for d, r in zip(declared, shape)):
@@ -929,7 +935,7 @@ def check_evaluation(data: dict, name: str, run_id: str) -> dict:
         raise RunFileError(f"{label} lacks its protocol, part or metrics", hint)
     if f"evaluation-{data['protocol']}.json" != name:
         raise RunFileError(f"{label} holds the evaluation of another protocol ({data['protocol']!r})", hint)
-    if not isinstance(data.get("per_user", {}), dict) or not isinstance(data.get("intervals", {}), dict) or not isinstance(data.get("info", {}), dict):
+    if not all(isinstance(data.get(part, {}), dict) for part in ("per_user", "intervals", "info")):
         raise RunFileError(f"{label} has damaged per-user values, intervals or info", hint)
     users = numbers(data.get("users", []), "the user list")
     if (users < 0).any() or (users != np.round(users)).any() or len(np.unique(users)) != len(users):

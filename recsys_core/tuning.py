@@ -185,9 +185,14 @@ def storage_path() -> Path:
             )
         folder.mkdir(exist_ok=True)
     except PermissionError:
-        raise TuningStoreError(f"the tuning store's folder {folder} cannot be made: the data home {home} is not writable", "Set RECSYS_HOME to a writable folder.") from None
+        raise TuningStoreError(
+            f"the tuning store's folder {folder} cannot be made: the data home {home} is not writable",
+            "Set RECSYS_HOME to a writable folder.",
+        ) from None
     if not os.access(folder, os.W_OK):
-        raise TuningStoreError(f"the tuning store's folder {folder} is not writable", "Set RECSYS_HOME to a writable folder, or make this one writable.")
+        raise TuningStoreError(
+            f"the tuning store's folder {folder} is not writable", "Set RECSYS_HOME to a writable folder, or make this one writable."
+        )
     path = folder / "studies.db"
     if os.path.lexists(path):
         what = f"the tuning store {path}"
@@ -563,7 +568,9 @@ def tune(
     split = make_split(data, protocol, seed=seed)
     with study_lock(study_name(data, model_name, protocol, seed)):  # the search and its run: one process at a time
         try:
-            study = run_study(data, model_name, protocol, trials, timeout, seed, device, epochs, split=split, on_trial=on_trial, cancel=cancel)
+            study = run_study(
+                data, model_name, protocol, trials, timeout, seed, device, epochs, split=split, on_trial=on_trial, cancel=cancel
+            )
         except TrainingCancelled:
             from dataclasses import replace
 

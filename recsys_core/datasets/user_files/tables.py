@@ -479,7 +479,9 @@ def read_parquet_table(source: OpenedFile, columns: list[str] | None = None, nro
 
             handle = source.handle()
             hint = "Keep the columns you need, or fewer rows; long repeated texts decode to far more than the file's size."
-            frame = read_parquet_capped(handle, source.label, limits.MAX_DECOMPRESSED_BYTES, columns=columns, error=DataError, hint=hint).to_pandas()
+            frame = read_parquet_capped(
+                handle, source.label, limits.MAX_DECOMPRESSED_BYTES, columns=columns, error=DataError, hint=hint
+            ).to_pandas()
     except DataError:
         raise
     except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ...
