@@ -131,7 +131,7 @@ def home() -> None:
             f"**Not fetched:** {', '.join(state['missing']) or '—'}  \n"
             f"**Saved runs:** {state['runs']} · **uploads:** {state['uploads']}"
         )
-        st.caption(f"Stored in {state['home']}")
+        st.caption(f"Stored in {plain(state['home'])}")
 
     with left:
         if run_id is None:

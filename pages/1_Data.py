@@ -58,7 +58,7 @@ with tab_builtin:
         st.markdown(row["citation"])
         if row["homepage"]:
             st.markdown(f"Homepage: {row['homepage']}")
-        st.caption(f"Stored in {row['path']}")
+        st.caption(f"Stored in {plain(row['path'])}")
     if row["available"]:
         if source.kind == "builtin" and source.name == chosen:
             st.success(f"{chosen} is fetched and is the active data.")
@@ -123,7 +123,7 @@ with tab_upload:
             frame.show_error(error, f"{stored.name} cannot be read")
             st.stop()
         for warning in sniff["warnings"]:
-            st.warning(warning)
+            st.warning(plain(warning))
         st.caption(
             f"Format: {sniff['format']}"
             + (f" · delimiter {sniff['delimiter']!r} · encoding {sniff['encoding']}" if sniff["format"] == "csv" else "")
@@ -287,7 +287,8 @@ if is_drug_data(data):
             )
             st.dataframe(names.restored, hide_index=True, width="stretch")
             if names.suspect:
-                st.markdown("Still look cut at the start, kept as they are: " + ", ".join(f"`{n}`" for n in names.suspect))
+                suspect = ", ".join("`" + n.replace("`", "'") + "`" for n in names.suspect)  # code spans: shown as typed
+                st.markdown("Still look cut at the start, kept as they are: " + suspect)
 stats = summary["stats"]
 users_kind, items_kind = summary["users_kind"], summary["items_kind"]
 cells = st.columns(4)

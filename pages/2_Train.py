@@ -127,7 +127,7 @@ for name in models:
 
 problems = train_ui.plan_problems(models, protocol, data, catalogue, overrides)
 for problem in problems:
-    st.error(problem)
+    st.error(plain(problem))
 
 
 def _request_cancel() -> None:

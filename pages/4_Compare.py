@@ -56,14 +56,14 @@ st.header("Leaderboard")
 board = compare_ui.leaderboard(group, protocol)
 headline = HEADLINE[protocol]
 st.caption(
-    f"Test metrics of {len(board)} run(s) on {data.name}, {protocol}; 95% intervals from a bootstrap over test users. "
+    f"Test metrics of {len(board)} run(s) on {plain(data.name)}, {protocol}; 95% intervals from a bootstrap over test users. "
     + positive_rule_text(group[0])
     + " "
     + ("Coverage@10 is the share of all items that appear in some user's full-ranking top 10." if protocol.startswith("loo") else "")
 )
-st.caption(compare_ui.history_condition(group))
+st.caption(plain(compare_ui.history_condition(group)))
 if compare_ui.meaning_note(group, protocol):
-    st.warning(compare_ui.meaning_note(group, protocol))
+    st.warning(plain(compare_ui.meaning_note(group, protocol)))
 metric_config = {c: NUMBER(format="%.4f") for c in board.columns if ("@" in c and "CI" not in c) or c in ("MRR", "RMSE", "MAE")}
 st.dataframe(
     board,
@@ -90,12 +90,14 @@ else:
         run_a = st.selectbox("Run A", ids, index=0, format_func=names.get, key="cmp_a")
     with col_b:
         run_b = st.selectbox("Run B", ids, index=1, format_func=names.get, key="cmp_b")
+    refused = None
     try:
         eval_a, eval_b = load_run(run_a).evaluation(protocol), load_run(run_b).evaluation(protocol)
     except RecsysError as error:
-        frame.show_error(error)
-        eval_a = eval_b = None
-    if eval_a is None or eval_b is None:
+        refused, eval_a, eval_b = error, None, None
+    if refused is not None:  # one message: the damaged file, not also "no per-user evaluation"
+        frame.show_error(refused, "These runs cannot be paired")
+    elif eval_a is None or eval_b is None:
         st.info("One of the runs has no per-user evaluation saved for this protocol, so they cannot be paired.")
     elif run_a == run_b:
         st.info("Choose two different runs.")
@@ -145,7 +147,7 @@ else:
     st.dataframe(table, hide_index=True, width="stretch", column_config={c: NUMBER(format="%.4f") for c in table.columns if "@" in c})
     flips = compare_ui.reversals(table)
     if flips:
-        st.warning("The two ways of measuring disagree on the order here: " + " ".join(flips))
+        st.warning("The two ways of measuring disagree on the order here: " + " ".join(plain(flip) for flip in flips))
     elif len(table) > 1:
         st.caption("Here both ways of measuring put the runs in the same order of HR@10.")
 st.markdown(

@@ -284,13 +284,15 @@ def tradeoff_figure(table: pd.DataFrame, accuracy: str, other: str):
     """Scatter of ``accuracy`` (y) against ``other`` (x), one labelled point per run, with both 95% intervals."""
     import plotly.graph_objects as go
 
+    from .safe_text import plotly_text
+
     name = other.split("@")[0]
     figure = go.Figure(
         go.Scatter(
             x=table[other],
             y=table[accuracy],
             mode="markers+text",
-            text=table["run"],
+            text=plotly_text(table["run"]),
             textposition="top center",
             cliponaxis=False,  # labels of points at the edge stay readable
             marker={"size": 10, "color": "#4C78A8"},

@@ -175,10 +175,10 @@ def _train_distributed(args: argparse.Namespace, source) -> int:
         if context.is_main:
             summary = {**result.summary(), "world_size": context.world_size, "backend": context.backend}
             if result.run_id is not None:  # record how it was trained beside everything else in run.json
-                from .runs import run_path
+                from .runs import read_record, run_path
 
                 path = run_path(result.run_id) / "run.json"
-                record = json.loads(path.read_text())
+                record = read_record(result.run_id)
                 record["distributed"] = result.record["distributed"]
                 partial = path.with_suffix(".json.partial")
                 partial.write_text(json.dumps(record, indent=2, default=str))
@@ -549,16 +549,23 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from .safe_text import VisibleControls, terminal_lines
+
+    # Titles, ids and names come from data: their control characters are shown, never obeyed by the terminal.
+    stdout, sys.stdout = sys.stdout, VisibleControls(sys.stdout)
     try:
         return args.func(args)
     except RecsysError as error:
-        print(f"error: {error.message}", file=sys.stderr)
+        print(f"error: {terminal_lines(error.message.split(chr(10)))}", file=sys.stderr)
         if error.hint:
-            print(error.hint, file=sys.stderr)
+            print(terminal_lines(error.hint.split(chr(10))), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        sys.stdout.flush()
+        sys.stdout = stdout
 
 
 if __name__ == "__main__":

@@ -17,12 +17,15 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from . import limits
 from .errors import ModelError
+from .safe_files import open_regular_file
 
 log = logging.getLogger(__name__)
 
@@ -72,20 +75,50 @@ def no_embeddings_message(model_name: str, kind: str) -> str:
 
 def load_map(folder: str | Path, kind: str, n_points: int | None = None) -> np.ndarray | None:
     """The cached coordinates, or None when absent, unreadable, or made for another size or settings."""
+    from .errors import RecsysError
+
     path = map_path(folder, kind)
-    if not path.exists():
+    if not os.path.lexists(path):
         return None
     try:
-        with np.load(path, allow_pickle=False) as stored:
-            coords = np.asarray(stored["coords"], dtype=np.float32)
-            settings = np.asarray(stored["settings"])
-    except (OSError, ValueError, KeyError):
+        with open_regular_file(path, f"{path.name} of run {Path(folder).name}", limits.MAX_MAP_BYTES, root=Path(folder)) as handle:
+            _check_npz_sizes(handle, path.name, limits.MAX_MAP_BYTES)
+            handle.seek(0)
+            with np.load(handle, allow_pickle=False) as stored:
+                coords = np.asarray(stored["coords"], dtype=np.float32)
+                settings = np.asarray(stored["settings"])
+    except RecsysError as refused:  # a link, a pipe, a device or a bomb: not read; the page draws (and saves) a fresh map
+        log.warning("%s", refused.message)
+        return None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         return None
     if coords.ndim != 2 or coords.shape[1] != 2 or (n_points is not None and coords.shape[0] != n_points):
         return None
     if settings.tolist() != [N_NEIGHBORS, RANDOM_STATE, MAX_DIMENSIONS]:
         return None
     return coords
+
+
+def _check_npz_sizes(handle, name: str, max_bytes: int) -> None:
+    """Refuse an .npz before loading it when its members (zip directory sizes, and the shapes and dtypes in
+    each .npy header) would decode to more than ``max_bytes``: a 3.9 MB file can inflate to gigabytes."""
+    from .errors import RunFileError
+
+    with zipfile.ZipFile(handle) as archive:
+        members = archive.infolist()
+        if len(members) > 8:
+            raise RunFileError(f"{name} holds {len(members)} arrays; a map holds 2")
+        declared = sum(member.file_size for member in members)
+        if declared > max_bytes:
+            raise RunFileError(f"{name} inflates to {declared / 2**20:,.0f} MiB, more than the {max_bytes / 2**20:,.0f} MiB a map may have")
+        for member in members:
+            with archive.open(member) as stream:
+                major, _ = np.lib.format.read_magic(stream)
+                read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+                shape, _, dtype = read_header(stream, max_header_size=10_000)
+            size = int(np.prod(shape, dtype=object)) * dtype.itemsize
+            if dtype.hasobject or size > max_bytes or size > member.file_size:
+                raise RunFileError(f"{name}: the array {member.filename} declares {size / 2**20:,.0f} MiB in {member.file_size:,} bytes")
 
 
 def _save_map(folder: Path, kind: str, coords: np.ndarray) -> None:

@@ -17,6 +17,24 @@ Files (read at call time, so a test can lower them with ``monkeypatch.setattr``)
 * ``TIMESTAMP_RANGE``         unix seconds from 1900-01-01 to 2200-01-01; anything else is refused
   rather than wrapped around in int64
 
+Files of a saved run and the tuning store (the data home is untrusted: anyone with write access to it,
+or who shares a run folder, controls them). Each is opened only when it is a regular file (no link,
+named pipe or device) and no bigger than its cap, checked before a byte is read
+(:mod:`recsys_core.safe_files`); tables, arrays and models are also refused when what they declare
+(rows, decoded sizes, shapes) would need more memory than their cap, before it is allocated:
+
+* ``MAX_RUN_JSON_BYTES``          run.json and model.json
+* ``MAX_VOCAB_JSON_BYTES``        vocab.json (the raw ids of every user and item)
+* ``MAX_EVALUATION_JSON_BYTES``   each evaluation-*.json (per-user values)
+* ``MAX_MODEL_BYTES`` / ``MAX_SEEN_BYTES``  model.safetensors / seen.safetensors
+* ``MAX_SAFETENSORS_HEADER_BYTES``, ``MAX_JSON_DEPTH``  a safetensors header (as safetensors' own
+  loader caps it) and the nesting of any JSON read from a run
+* ``MAX_RECORD_STRING_CHARS``     the longest string run.json or model.json may hold
+* ``MAX_TABLE_BYTES`` / ``MAX_TABLE_DECODED_BYTES``  items.parquet / users.parquet on disk, and decoded
+* ``MAX_MAP_BYTES``               a cached embedding map (map-*.npz), decoded
+* ``MAX_STUDY_STORE_BYTES``       the tuning store (studies.db)
+* ``MAX_UNPACKED_BYTES``          everything ``fetch --source`` unpacks from a zip, nested zips included
+
 Model settings: :data:`SETTING_BOUNDS` maps a config field name to its inclusive range;
 :func:`check_config` checks types (from the dataclass annotations) and bounds for every model
 config, whoever built it (``ModelConfig.__post_init__`` calls it).
@@ -53,6 +71,21 @@ MAX_CELL_CHARS = 100_000  # a long Drugs.com review is ~10,000 characters
 MAX_ID = 2**53  # ids beyond this lose precision as floats
 MAX_ABS_VALUE = 1e12  # ratings and weights
 TIMESTAMP_RANGE = (-2_208_988_800, 7_258_118_400)  # 1900-01-01 .. 2200-01-01 in unix seconds
+
+# -- files of a saved run and the tuning store ---------------------------------------------------------------
+MAX_RUN_JSON_BYTES = 16 << 20  # a run.json with 1,000 epochs of history and a study is ~1 MB
+MAX_VOCAB_JSON_BYTES = 512 << 20
+MAX_EVALUATION_JSON_BYTES = 512 << 20  # per-user values of a 20M-rating run stay well below this
+MAX_MODEL_BYTES = 32 << 30  # EASE on 60,000 items is 14 GB of float32
+MAX_SEEN_BYTES = 4 << 30  # two int64 arrays: 8 bytes per interaction of MAX_ROWS, and the index
+MAX_SAFETENSORS_HEADER_BYTES = 100 << 20  # safetensors' own loader refuses longer headers
+MAX_JSON_DEPTH = 64  # run files nest 5 deep; deeper only to exhaust the parser's recursion
+MAX_RECORD_STRING_CHARS = 100_000
+MAX_TABLE_BYTES = 1 << 30
+MAX_TABLE_DECODED_BYTES = 2 << 30  # ML-25M's 62,000 titles and genres decode to ~10 MB
+MAX_MAP_BYTES = 1 << 30  # two float32 coordinates per point: 134M points
+MAX_STUDY_STORE_BYTES = 4 << 30
+MAX_UNPACKED_BYTES = 4 << 30  # the largest data set fetched (ML-25M) unpacks to 1.2 GB
 
 # -- app controls -------------------------------------------------------------------------------------------
 MAX_K = 1000

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError, RecsysError
+from .safe_text import plotly_text
 
 if TYPE_CHECKING:  # runs imports the models (torch); the report loads them only when it builds
     from .runs import RunRecord
@@ -161,7 +162,7 @@ def leaderboard_figure(labels: Sequence[str], values: Sequence[float], records: 
     intervals = [record.test[protocol].scores.interval(headline) or (v, v) for record, v in zip(records, values)]
     figure = go.Figure(
         go.Bar(
-            x=list(labels),
+            x=plotly_text(list(labels)),
             y=values,
             error_y={
                 "type": "data",
@@ -232,12 +233,13 @@ def _embedding_map(runs: list[Any], data: Any) -> tuple[str, Any | None]:
                 x=coords[:, 0],
                 y=coords[:, 1],
                 mode="markers",
-                text=titles,
+                text=plotly_text(titles),
                 marker={"size": 5, "color": np.log1p(popularity), "colorscale": "Viridis", "colorbar": {"title": "log(1 + interactions)"}},
                 hovertemplate="%{text}<extra></extra>",
             )
         )
-        figure.update_layout(height=520, margin={"l": 10, "r": 10, "t": 40, "b": 10}, title=f"Item map of {run.info.model.name}: {method}")
+        title = plotly_text(f"Item map of {run.info.model.name}: {method}")
+        figure.update_layout(height=520, margin={"l": 10, "r": 10, "t": 40, "b": 10}, title=title)
         figure.update_xaxes(showticklabels=False)
         figure.update_yaxes(showticklabels=False)
         caption = f"Each point is an {html.escape(data.items.kind)}, placed by the {html.escape(run.info.model.name)} model's item vectors ({html.escape(method)}); colour is popularity. Items close together are ones the model treats alike."

@@ -52,11 +52,13 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from . import limits
 from .errors import ModelError, RecsysError, RunFileError, RunNotFoundError
 from .home import data_home, runs_dir
 from .interactions import Vocabulary, display_titles
 from .models import model_class
 from .models.base import Recommender
+from .safe_files import decoded_frame, open_regular_file, parse_json, read_parquet_capped, read_regular_file
 
 MODEL_FILE = "model.safetensors"
 SEEN_FILE = "seen.safetensors"
@@ -472,11 +474,16 @@ def load_seen(folder: Path, n_users: int, n_items: int) -> sp.csr_matrix | None:
     from safetensors.torch import load_file
 
     path = folder / SEEN_FILE
-    if not path.exists() and not path.is_symlink():
+    if not os.path.lexists(path):
         return None
     label = f"{SEEN_FILE} of run {folder.name}"
     path = _inside_home(path, label, root=folder)
-    _safetensors_header(path, label)
+    header = _safetensors_header(path, label, limits.MAX_SEEN_BYTES)
+    declared = header.get("seen.indptr", {}).get("shape")
+    if declared != [n_users + 1]:  # before any array is allocated
+        raise RunFileError(
+            f"{label}: the sparse index declares shape {declared}, the model has {n_users} users", "Delete the run and train it again."
+        )
     try:
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
@@ -492,8 +499,6 @@ def load_seen(folder: Path, n_users: int, n_items: int) -> sp.csr_matrix | None:
     return sp.csr_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr), shape=(n_users, n_items))
 
 
-MAX_JSON_BYTES = 512 << 20  # per-user evaluations of a 20M-rating run stay well below this
-MAX_HEADER_BYTES = 100 << 20
 MAX_SIZE = 100_000_000  # users or items a saved model may claim
 _DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64", "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool"}
 
@@ -509,33 +514,44 @@ def _inside_home(path: Path, what: str, root: Path | None = None) -> Path:
     return resolved
 
 
+def _json_cap(name: str) -> tuple[int, int | None]:
+    """The size cap of a run's JSON file and the longest string it may hold (read at call time: tests lower them)."""
+    if name == "vocab.json":
+        return limits.MAX_VOCAB_JSON_BYTES, None
+    if name.startswith("evaluation-"):
+        return limits.MAX_EVALUATION_JSON_BYTES, None
+    return limits.MAX_RUN_JSON_BYTES, limits.MAX_RECORD_STRING_CHARS
+
+
 def _read_json(folder: Path, name: str, kind: type = dict) -> Any:
-    path = _inside_home(folder / name, f"{name} of run {folder.name}", root=folder)
+    what = f"{name} of run {folder.name}"
+    max_bytes, max_string = _json_cap(name)
     try:
-        size = path.stat().st_size
-        if size > MAX_JSON_BYTES:
-            raise RunFileError(f"{name} of run {folder.name} has {size / 1e6:,.0f} MB, more than a run's JSON may have")
-        value = json.loads(path.read_text(encoding="utf-8"))
+        data = read_regular_file(folder / name, what, max_bytes, root=folder)
     except FileNotFoundError:
         raise RunFileError(f"run {folder.name} has no {name}", "The run is incomplete: delete it and train it again.") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise RunFileError(f"{name} of run {folder.name} is not readable JSON: {exc}", "Delete the run and train it again.") from None
+    except OSError as exc:
+        raise RunFileError(f"{what} is not readable: {exc.strerror}", "Delete the run and train it again.") from None
+    value = parse_json(data, what, max_string=max_string)
     if not isinstance(value, kind):
-        raise RunFileError(f"{name} of run {folder.name} holds a {type(value).__name__}, not a JSON {kind.__name__}")
+        raise RunFileError(f"{what} holds a {type(value).__name__}, not a JSON {kind.__name__}")
     return value
 
 
-def _safetensors_header(path: Path, label: str) -> dict:
-    """Parse and check the safetensors header: 8-byte length, JSON, known dtypes, offsets inside the file."""
+def _safetensors_header(path: Path, label: str, max_bytes: int) -> dict:
+    """Parse and check the safetensors header: a regular file within ``max_bytes``, an 8-byte length at most
+    ``MAX_SAFETENSORS_HEADER_BYTES``, JSON nested at most ``MAX_JSON_DEPTH`` deep, known dtypes, offsets inside the file."""
     try:
-        size = path.stat().st_size
-        with open(path, "rb") as handle:
+        with open_regular_file(path, label, max_bytes, root=path.parent) as handle:
+            size = os.fstat(handle.fileno()).st_size
             prefix = handle.read(8)
             length = int.from_bytes(prefix, "little") if len(prefix) == 8 else -1
-            if length < 2 or length > min(MAX_HEADER_BYTES, size - 8):
-                raise RunFileError(f"{label} is not a safetensors file (a pickle or a truncated file?)", "Delete the run and train it again.")
-            header = json.loads(handle.read(length))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            if length < 2 or length > min(limits.MAX_SAFETENSORS_HEADER_BYTES, size - 8):
+                raise RunFileError(
+                    f"{label} is not a safetensors file (a pickle or a truncated file?)", "Delete the run and train it again."
+                )
+            header = parse_json(handle.read(length), f"the safetensors header of {label}")
+    except OSError as exc:
         raise RunFileError(f"{label} is not a readable safetensors file: {exc}", "Delete the run and train it again.") from None
     if not isinstance(header, dict):
         raise RunFileError(f"{label} has a damaged header")
@@ -549,6 +565,25 @@ def _safetensors_header(path: Path, label: str) -> dict:
         if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets) and 0 <= offsets[0] <= offsets[1] <= body):
             raise RunFileError(f"{label} is truncated or damaged: the tensor {name!r} lies outside the file", "Delete the run and train it again.")
     return header
+
+
+def _check_declared_shapes(cls: type[Recommender], skeleton: Recommender, header: dict, label: str) -> None:
+    """Every tensor a model of this config has, against the safetensors header: dtype and shape, before loading.
+
+    ``skeleton`` lives on the meta device (shapes without memory); a dimension it leaves at 0 depends on
+    the data (sparse entries, sequences) and is checked after loading."""
+    expected = dict(skeleton._state())
+    expected["known.indptr"] = (skeleton.n_users + 1,)
+    for name, reference in expected.items():
+        entry = header.get(name)
+        if entry is None:
+            raise RunFileError(
+                f"{label} lacks the tensor {name!r} that a {cls.name} model of this config has", "Delete the run and train it again."
+            )
+        shape = tuple(reference) if isinstance(reference, tuple) else tuple(reference.shape)
+        declared = entry["shape"]
+        if len(declared) != len(shape) or any(r != 0 and d != r for d, r in zip(declared, shape)):
+            raise RunFileError(f"{label}: the tensor {name!r} has shape {tuple(declared)}; this model's config needs {shape}")
 
 
 def _check_tensors(cls: type[Recommender], model: Recommender, tensors: dict, label: str) -> None:
@@ -586,6 +621,7 @@ def _check_tensors(cls: type[Recommender], model: Recommender, tensors: dict, la
 
 def load_model(folder: Path, device: str = "cpu") -> Recommender:
     """Rebuild a model from ``folder`` (safetensors + JSON, never a pickle), checking everything first."""
+    import torch
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -605,15 +641,19 @@ def load_model(folder: Path, device: str = "cpu") -> Recommender:
         check_memory(cls.name, n_users, n_items, 0, config, str(device))
         skeleton = cls(config)
         skeleton.n_users, skeleton.n_items, skeleton.meta = n_users, n_items, dict(meta)
-        skeleton._build()
+        # On torch's meta device the skeleton has every tensor's shape and dtype and allocates none of them:
+        # sizes declared in model.json are compared with the file's header before any memory is spent on them.
+        skeleton.device = torch.device("meta")
+        with torch.device("meta"):
+            skeleton._build()
     except ModelError as error:  # unknown model name, settings out of bounds
         raise RunFileError(f"{label}: {error.message}", error.hint) from None
     except (TypeError, ValueError, KeyError, RuntimeError) as exc:
         raise RunFileError(f"{label} has damaged metadata: {exc}", "Delete the run and train it again.") from None
-    path = _inside_home(folder / MODEL_FILE, f"{MODEL_FILE} of run {folder.name}", root=folder)
-    if not path.is_file():
+    if not os.path.lexists(folder / MODEL_FILE):
         raise RunFileError(f"run {folder.name} has no {MODEL_FILE}", "The run is incomplete: delete it and train it again.")
-    _safetensors_header(path, label)
+    path = _inside_home(folder / MODEL_FILE, f"{MODEL_FILE} of run {folder.name}", root=folder)
+    _check_declared_shapes(cls, skeleton, _safetensors_header(path, label, limits.MAX_MODEL_BYTES), label)
     try:
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
@@ -753,12 +793,18 @@ class Run:
         return display_titles(self.items, self.item_info)
 
     def evaluation(self, protocol: str):
-        """The saved per-user evaluation for ``protocol`` (an EvaluationResult), or None."""
+        """The saved per-user evaluation for ``protocol`` (an EvaluationResult), or None.
+
+        The file must be a regular file inside the run's folder, within MAX_EVALUATION_JSON_BYTES and of the
+        expected shape; anything else is a RunFileError (a comparison is never made from a file outside the run)."""
         from .evaluation import EvaluationResult
 
         if protocol not in self._evaluations:
-            path = self.path / f"evaluation-{protocol}.json"
-            self._evaluations[protocol] = EvaluationResult.from_json(json.loads(path.read_text())) if path.exists() else None
+            name = f"evaluation-{protocol}.json"
+            if not re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", str(protocol)) or not os.path.lexists(self.path / name):
+                self._evaluations[protocol] = None
+            else:
+                self._evaluations[protocol] = EvaluationResult.from_json(check_evaluation(_read_json(self.path, name), name, self.run_id))
         return self._evaluations[protocol]
 
     def recommend(self, raw_user: Any, k: int = 10, exclude_seen: bool = True) -> pd.DataFrame:
@@ -837,6 +883,11 @@ def run_path(run_id: str) -> Path:
     return path
 
 
+def read_record(run_id: str) -> dict:
+    """run.json of a saved run as a dict, read as every run file is (regular, size-capped, strict JSON)."""
+    return _read_json(run_path(run_id), "run.json")
+
+
 def check_record(record: dict, label: str) -> dict:
     """The parts of run.json that code reads without looking, with their types; returns the record."""
     from .splits import PROTOCOL_SPLITS
@@ -866,6 +917,42 @@ def check_record(record: dict, label: str) -> dict:
     return record
 
 
+_UNIT_METRICS = ("HR@", "NDCG@", "MRR", "Recall@", "Precision@", "MAP@", "Coverage@")
+
+
+def check_evaluation(data: dict, name: str, run_id: str) -> dict:
+    """evaluation-*.json's shape: its protocol, one finite per-user value per listed user (hit rates, NDCG
+    and MRR within [0, 1]), finite metrics and interval pairs."""
+    label = f"{name} of run {run_id}"
+    hint = "Delete the file (the run's comparisons need it) or train the run again."
+
+    def numbers(values: Any, what: str) -> np.ndarray:
+        if not isinstance(values, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            raise RunFileError(f"{label}: {what} is not a list of numbers", hint)
+        return np.asarray(values, dtype=np.float64)
+
+    if not (isinstance(data.get("protocol"), str) and isinstance(data.get("part"), str) and isinstance(data.get("metrics"), dict)):
+        raise RunFileError(f"{label} lacks its protocol, part or metrics", hint)
+    if f"evaluation-{data['protocol']}.json" != name:
+        raise RunFileError(f"{label} holds the evaluation of another protocol ({data['protocol']!r})", hint)
+    if not all(isinstance(data.get(part, {}), dict) for part in ("per_user", "intervals", "info")):
+        raise RunFileError(f"{label} has damaged per-user values, intervals or info", hint)
+    users = numbers(data.get("users", []), "the user list")
+    if (users < 0).any() or (users != np.round(users)).any() or len(np.unique(users)) != len(users):
+        raise RunFileError(f"{label}: the user list holds negative, fractional or repeated indices", hint)
+    for metric, values in data["per_user"].items():
+        per_user = numbers(values, f"the per-user values of {metric}")
+        if len(per_user) != len(users):
+            raise RunFileError(f"{label}: {len(per_user)} values of {metric} for {len(users)} users", hint)
+        if str(metric).startswith(_UNIT_METRICS) and ((per_user < 0).any() or (per_user > 1).any()):
+            raise RunFileError(f"{label}: the per-user values of {metric} lie outside its range", hint)
+    numbers(list(data["metrics"].values()), "the metrics")
+    for metric, pair in data["intervals"].items():
+        if len(numbers(pair, f"the interval of {metric}")) != 2:
+            raise RunFileError(f"{label}: the interval of {metric} is not a pair", hint)
+    return data
+
+
 def _vocabulary(data: Any, what: str, label: str) -> Vocabulary:
     if not isinstance(data, dict) or not isinstance(data.get("ids"), list) or data.get("dtype") not in ("int", "str", "object"):
         raise RunFileError(f"{label}: the {what} vocabulary is damaged")
@@ -879,17 +966,31 @@ def _vocabulary(data: Any, what: str, label: str) -> Vocabulary:
 
 
 def _table(path: Path, name: str, rows: int) -> pd.DataFrame | None:
+    """items.parquet / users.parquet: a regular file within MAX_TABLE_BYTES whose metadata declares ``rows``
+    rows and distinct column names, and whose decoded size (text columns kept dictionary-encoded until it
+    is known) stays within MAX_TABLE_DECODED_BYTES; then decoded."""
+    import pyarrow.parquet as pq
+
     file = path / f"{name}.parquet"
-    if not file.exists() and not file.is_symlink():
+    if not os.path.lexists(file):
         return None
-    _inside_home(file, f"{name}.parquet of run {path.name}", root=path)
+    what = f"{name}.parquet of run {path.name}"
+    _inside_home(file, what, root=path)
     try:
-        table = pd.read_parquet(file)
+        with open_regular_file(file, what, limits.MAX_TABLE_BYTES, root=path) as handle:
+            declared = pq.ParquetFile(handle).metadata.num_rows
+            if declared != rows:
+                raise RunFileError(f"{what} has {declared} rows for {rows} {name}")
+            handle.seek(0)
+            table = read_parquet_capped(handle, what, limits.MAX_TABLE_DECODED_BYTES, hint="Delete the run and train it again.")
+    except RecsysError:
+        raise
     except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ...
-        raise RunFileError(f"{name}.parquet of run {path.name} is not readable: {exc}") from None
-    if len(table) != rows:
-        raise RunFileError(f"{name}.parquet of run {path.name} has {len(table)} rows for {rows} {name}")
-    return table
+        raise RunFileError(f"{what} is not readable: {exc}") from None
+    try:
+        return decoded_frame(table)
+    except Exception as exc:
+        raise RunFileError(f"{what} is not readable: {exc}") from None
 
 
 def load_run(run_id: str, device: str = "cpu") -> Run:

@@ -23,7 +23,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -159,16 +160,112 @@ def default_params(model_name: str) -> dict[str, Any]:
     return out
 
 
-def storage_path() -> Path:
-    from .home import data_home
+class TuningStoreError(RecsysError):
+    """The tuning store (studies/studies.db in the data home) cannot be used: damaged, linked, not writable or busy."""
 
-    folder = data_home() / "studies"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / "studies.db"
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_MOVE_ASIDE = "Move the file aside (or delete it) to start afresh; the runs saved from its studies keep their study in run.json."
+
+
+def storage_path() -> Path:
+    """``$RECSYS_HOME/studies/studies.db``, checked before Optuna opens it: the folder and the file are no
+    symbolic links (nothing is written outside the data home), the folder is writable, and the file, when
+    it exists, is a regular file within ``MAX_STUDY_STORE_BYTES`` that starts as an SQLite database does."""
+    import stat
+
+    from . import limits
+    from .home import data_home
+    from .safe_files import check_regular_file
+
+    home = data_home()
+    folder = home / "studies"
+    try:
+        if os.path.lexists(folder) and not stat.S_ISDIR(os.lstat(folder).st_mode):
+            from .safe_files import file_kind
+
+            raise TuningStoreError(
+                f"the tuning store's folder {folder} is {file_kind(os.lstat(folder).st_mode)}, not a folder, so it is not used",
+                "Studies are kept only inside the data home: move it aside, and `tune` makes a new folder.",
+            )
+        folder.mkdir(exist_ok=True)
+    except PermissionError:
+        raise TuningStoreError(
+            f"the tuning store's folder {folder} cannot be made: the data home {home} is not writable",
+            "Set RECSYS_HOME to a writable folder.",
+        ) from None
+    if not os.access(folder, os.W_OK):
+        raise TuningStoreError(
+            f"the tuning store's folder {folder} is not writable", "Set RECSYS_HOME to a writable folder, or make this one writable."
+        )
+    path = folder / "studies.db"
+    if os.path.lexists(path):
+        what = f"the tuning store {path}"
+        check_regular_file(path, what, limits.MAX_STUDY_STORE_BYTES, root=home, error=TuningStoreError, hint=_MOVE_ASIDE)
+        with open(path, "rb") as handle:  # a regular file, checked above
+            magic = handle.read(len(_SQLITE_MAGIC))
+        if magic and magic != _SQLITE_MAGIC[: len(magic)] or 0 < len(magic) < len(_SQLITE_MAGIC):
+            raise TuningStoreError(f"{what} is damaged: it is not an SQLite database", _MOVE_ASIDE)
+        if not os.access(path, os.W_OK):
+            raise TuningStoreError(f"{what} is read-only", "Make it writable, or set RECSYS_HOME to a writable data home.")
+    return path
 
 
 def storage_url() -> str:
     return f"sqlite:///{storage_path()}"
+
+
+@contextmanager
+def store_errors() -> Iterator[None]:
+    """Errors of the database under Optuna as one clear TuningStoreError (a damaged, truncated or locked store)."""
+    import sqlite3
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        yield
+    except (SQLAlchemyError, sqlite3.Error) as exc:
+        detail = str(getattr(exc, "orig", None) or exc).splitlines()[0][:200]
+        raise TuningStoreError(f"the tuning store {storage_path()} is damaged ({detail})", _MOVE_ASIDE) from None
+    except Exception as exc:  # optuna wraps some storage failures in its own errors
+        import optuna
+
+        if isinstance(exc, optuna.exceptions.StorageInternalError):
+            raise TuningStoreError(f"the tuning store {storage_path()} is damaged ({exc})", _MOVE_ASIDE) from None
+        raise
+
+
+@contextmanager
+def study_lock(name: str) -> Iterator[None]:
+    """Hold the study for one search at a time: a second process (or browser tab) asking for it is refused
+    with a clear message instead of sampling the same trials and saving the same run again."""
+    import fcntl
+    import hashlib
+
+    if name in _HELD:  # re-entered in this process (tune → run_study)
+        yield
+        return
+    lock = storage_path().parent / f".lock-{hashlib.sha256(name.encode()).hexdigest()[:16]}"
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise TuningStoreError(
+                f"a search of the study {name} is running in another process or browser tab",
+                "Wait for it to finish (its trials appear in the study as they end), then search again to add trials.",
+            ) from None
+        _HELD.add(name)
+        try:
+            yield
+        finally:
+            _HELD.discard(name)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+_HELD: set[str] = set()
 
 
 def _storage():
@@ -178,9 +275,10 @@ def _storage():
 
     # A heartbeat lets a later session mark trials of a killed or interrupted search as failed
     # (Optuna flags the heartbeat as experimental; its interface is stable enough for this use).
-    with warnings.catch_warnings():
+    url = storage_url()
+    with warnings.catch_warnings(), store_errors():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(storage_url(), heartbeat_interval=10, grace_period=60)
+        return optuna.storages.RDBStorage(url, heartbeat_interval=10, grace_period=60)
 
 
 def study_name(data: Interactions, model_name: str, protocol: str, seed: int) -> str:
@@ -199,14 +297,16 @@ def list_studies() -> list[str]:
         return []
     import optuna
 
-    return sorted(s.study_name for s in optuna.study.get_all_study_summaries(storage=_storage()))
+    with store_errors():
+        return sorted(s.study_name for s in optuna.study.get_all_study_summaries(storage=_storage()))
 
 
 def load_study(name: str):
     import optuna
 
     try:
-        return optuna.load_study(study_name=name, storage=_storage())
+        with store_errors():
+            return optuna.load_study(study_name=name, storage=_storage())
     except KeyError:
         raise RecsysError(f"no study named {name!r} in {storage_path()}", "Start one with `python -m recsys_core tune`.") from None
 
@@ -305,7 +405,6 @@ def run_study(
 
     from .models import model_class
     from .splits import make_split
-    from .trainer import Trainer, TrainingEvent
 
     space = search_space(model_name)
     if not get_protocol(protocol).supports(model_class(model_name)):
@@ -315,21 +414,33 @@ def run_study(
     metric, direction = validation_metric(protocol)
     split = split if split is not None else make_split(data, protocol, seed=seed)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
-        study_name=study_name(data, model_name, protocol, seed),
-        storage=_storage(),
-        sampler=optuna.samplers.TPESampler(seed=seed),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2),
-        direction=direction,
-        load_if_exists=True,
-    )
-    study.set_user_attr("space", {name: param.to_json() for name, param in space.items()})
-    study.set_user_attr("metric", metric)
-    if not study.trials:
-        # The defaults are the first trial, so the search can only end at or above them on validation.
-        defaults = default_params(model_name)
-        if defaults:
-            study.enqueue_trial(defaults, skip_if_exists=True)
+    name = study_name(data, model_name, protocol, seed)
+    with study_lock(name), store_errors():
+        study = optuna.create_study(
+            study_name=name,
+            storage=_storage(),
+            sampler=optuna.samplers.TPESampler(seed=seed),
+            pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2),
+            direction=direction,
+            load_if_exists=True,
+        )
+        if study.trials:  # seeded by the study's length: a resumed search does not sample its first trials again
+            study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials))
+        study.set_user_attr("space", {key: param.to_json() for key, param in space.items()})
+        study.set_user_attr("metric", metric)
+        if not study.trials:
+            # The defaults are the first trial, so the search can only end at or above them on validation.
+            defaults = default_params(model_name)
+            if defaults:
+                study.enqueue_trial(defaults, skip_if_exists=True)
+        return _optimize(study, space, model_name, metric, split, device, seed, epochs, trials, timeout, on_trial, callback, cancel)
+
+
+def _optimize(study, space, model_name, metric, split, device, seed, epochs, trials, timeout, on_trial, callback, cancel):
+    """Trials of ``study`` until ``trials`` more finished or ``timeout`` (see :func:`run_study`)."""
+    import optuna
+
+    from .trainer import Trainer, TrainingEvent
 
     def objective(trial: optuna.Trial) -> float:
         from .models import create_model
@@ -427,10 +538,10 @@ def train_best(
 
 def _attach_study(run_id: str, study: dict) -> None:
     """Add the study to a saved run's run.json, written to a temporary file and renamed into place."""
-    from .runs import run_path
+    from .runs import read_record, run_path
 
     path = run_path(run_id) / "run.json"
-    record = json.loads(path.read_text())
+    record = read_record(run_id)
     record["study"] = study
     handle, temporary = tempfile.mkstemp(prefix=".run.", suffix=".json", dir=path.parent)
     try:
@@ -460,12 +571,15 @@ def tune(
     from .splits import make_split
 
     split = make_split(data, protocol, seed=seed)
-    try:
-        study = run_study(data, model_name, protocol, trials, timeout, seed, device, epochs, split=split, on_trial=on_trial, cancel=cancel)
-    except TrainingCancelled:
-        from dataclasses import replace
+    with study_lock(study_name(data, model_name, protocol, seed)):  # the search and its run: one process at a time
+        try:
+            study = run_study(
+                data, model_name, protocol, trials, timeout, seed, device, epochs, split=split, on_trial=on_trial, cancel=cancel
+            )
+        except TrainingCancelled:
+            from dataclasses import replace
 
-        return replace(summarise(load_study(study_name(data, model_name, protocol, seed))), cancelled=True)
-    if not train:
-        return summarise(study)
-    return train_best(study, data, model_name, protocol, seed, device, epochs, source=source, split=split)
+            return replace(summarise(load_study(study_name(data, model_name, protocol, seed))), cancelled=True)
+        if not train:
+            return summarise(study)
+        return train_best(study, data, model_name, protocol, seed, device, epochs, source=source, split=split)

@@ -436,3 +436,20 @@ def test_unknown_name():
     with pytest.raises(FetchError) as err:
         fetch("ml-100", progress=False)
     assert "ml-100k" in err.value.hint
+
+
+def test_nested_zips_given_to_fetch_source_are_capped_as_they_unpack(tmp_path, no_pip, monkeypatch):
+    """A zip holding a zip of 64 MB of zeros (a few hundred KB on disk) stops at the cap, and nothing is kept."""
+    from recsys_core import limits
+
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("ml-100k/u.data", b"\0" * (64 << 20))
+    outer = tmp_path / "nested.zip"
+    with zipfile.ZipFile(outer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("inner.zip", inner.getvalue())
+    assert outer.stat().st_size < 1_000_000
+    monkeypatch.setattr(limits, "MAX_UNPACKED_BYTES", 16 << 20)
+    with pytest.raises(FetchError, match=r"inner\.zip unpacks to more than 16\.0 MiB \(at least 64\.\d MiB, nested archives included\)"):
+        fetch("ml-100k", source=outer, progress=False)
+    assert not dataset_path("ml-100k").exists() and _leftovers() == []

@@ -182,8 +182,8 @@ def offer_best_run(data, key: str = "use_best_run") -> None:
 def positive_rule_text(record: RunRecord | None = None) -> str:
     """ "Positives: ..." for a caption beside metrics: the run's recorded rule, else the active data's."""
     if record is not None and record.dataset.rule_recorded:
-        return f"Positives: {record.dataset.positive_rule.text}."
-    return f"Positives: {active_source().positive_rule()}."
+        return f"Positives: {plain(record.dataset.positive_rule.text)}."
+    return f"Positives: {plain(active_source().positive_rule())}."
 
 
 def is_drug_data(data) -> bool:

@@ -24,6 +24,7 @@ from recsys_core.errors import DataError, RecsysError
 from recsys_core.home import uploads_dir
 
 from .common import load_data, source_key
+from .safe_output import plain
 
 #: File endings the upload accepts (a trailing .gz is unpacked by the reader).
 UPLOAD_TYPES = ("csv", "tsv", "txt", "tab", "dat", "parquet", "pq", "gz")
@@ -235,10 +236,10 @@ def use_upload(path: str, options, name: str, label: str | None = None):
     """
     name = (name or "").strip() or Path(path).stem
     source = DataSource.file(path, options, name=name, display_name=label)
-    bar = st.progress(0.0, text=f"Reading {label or name} …")
+    bar = st.progress(0.0, text=f"Reading {plain(label or name)} …")  # progress text is markdown; the name is data
 
     def progress(fraction: float, text: str) -> None:
-        bar.progress(fraction, text=text[:1].upper() + text[1:] + " …")
+        bar.progress(fraction, text=plain(text[:1].upper() + text[1:]) + " …")
 
     try:
         data = load_data(source, read_progress=progress)

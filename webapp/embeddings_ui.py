@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from recsys_core.safe_text import plotly_text
+
 MAX_CATEGORIES = 12
 PALETTE = (
     "#4E79A7", "#F28E2B", "#E15759", "#76B7B2", "#59A14F", "#EDC948",
@@ -74,12 +76,11 @@ def colouring(option: str, info: pd.DataFrame | None, counts: np.ndarray) -> Col
 
 def hover_texts(titles: np.ndarray, info: pd.DataFrame | None, counts: np.ndarray, noun: str = "interactions") -> np.ndarray:
     """Hover text for every point: "<b>Title</b><br>Genres<br>123 interactions"."""
-    text = pd.Series(titles, dtype=object).astype(str).str.replace("<", "&lt;", regex=False)
-    text = "<b>" + text + "</b>"
+    text = "<b>" + pd.Series(plotly_text(pd.Series(titles, dtype=object).astype(str)), dtype=object) + "</b>"
     if info is not None:
         for name in ("genres", "top_condition"):
             if name in info.columns:
-                values = info[name].astype("string").fillna("").str.replace("|", ", ", regex=False)
+                values = pd.Series(plotly_text(info[name].astype("string").fillna("").str.replace("|", ", ", regex=False)), dtype=object)
                 label = "" if name == "genres" else "most reviewed for "
                 text = text + np.where(values.to_numpy(dtype=object) == "", "", "<br>" + label + values.to_numpy(dtype=object))
     return (text + "<br>" + pd.Series(counts).map("{:,}".format) + f" {noun}").to_numpy(dtype=object)

@@ -36,7 +36,7 @@ from webapp.common import (
     sidebar_status,
     source_key,
 )
-from webapp.safe_output import plain
+from webapp.safe_output import plain, plain_message
 
 if TYPE_CHECKING:
     from recsys_core.datasets.source import DataSource
@@ -59,11 +59,7 @@ class Page:
 
 def show_error(error: BaseException, what: str = "") -> None:
     """An error as a message on the page (never a traceback); ``what`` says what could not be done."""
-    if isinstance(error, RecsysError):
-        text = error.message + (f"\n\n{error.hint}" if error.hint else "")
-    else:  # an error the library did not foresee: still a message, with its type for a bug report
-        text = f"{type(error).__name__}: {error}"
-    st.error((f"{what}: " if what else "") + text)
+    st.error((f"{plain(what)}: " if what else "") + plain_message(error))
 
 
 def page_link(page: str, label: str, icon: str | None = None) -> None:
@@ -121,7 +117,7 @@ def open_page(title: str, heading: str | None = None, needs_data: bool = True) -
         sidebar_status()
         if not needs_data:
             return Page(source, None, key)
-        show_error(problem, f"No data to show on this page ({plain(source.name)})")
+        show_error(problem, f"No data to show on this page ({source.name})")
         link_to_data()
         st.stop()
     sidebar_status(data)

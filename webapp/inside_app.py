@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from recsys_core import inside
+from recsys_core.safe_text import plotly_text
 
 VIEW_LABELS = {"item-weights": "Item-item weights", "embedding-norms": "Embedding norms vs popularity", "latent": "Latent code of a user"}
 NUMBER = st.column_config.NumberColumn
@@ -22,8 +23,8 @@ def weights_figure(weights: np.ndarray, labels: list[str], model_name: str):
     figure = go.Figure(
         go.Heatmap(
             z=weights,
-            x=labels,
-            y=labels,
+            x=plotly_text(labels),
+            y=plotly_text(labels),
             colorscale="RdBu",
             zmid=0.0,
             zmin=-limit,
@@ -67,7 +68,7 @@ def show_embedding_norms(run) -> None:
             x=table["interactions"],
             y=table["norm"],
             mode="markers",
-            text=titles[table["item_index"].to_numpy()],
+            text=plotly_text(titles[table["item_index"].to_numpy()]),
             marker={"size": 5, "opacity": 0.6},
             hovertemplate="%{text}<br>%{x} interactions<br>norm %{y:.3f}<extra></extra>",
         )
@@ -115,7 +116,7 @@ def show_latent(run, data, pick_user, pick_items) -> None:
             x=[point[0]],
             y=[point[1]],
             mode="markers",
-            name=f"{data.users.kind} {data.users.ids[user]}",
+            name=plotly_text(f"{data.users.kind} {data.users.ids[user]}"),
             marker={"size": 14, "color": "#E45756", "symbol": "star"},
         )
     )
@@ -128,7 +129,7 @@ def show_latent(run, data, pick_user, pick_items) -> None:
                 y=xy[:, 1],
                 mode="lines+markers+text",
                 name="your profile",
-                text=[f"+{str(titles[i])[:25]}" for i in profile],
+                text=[plotly_text(f"+{str(titles[i])[:25]}") for i in profile],
                 textposition="top center",
                 marker={"size": 9, "color": "#4C78A8"},
             )

@@ -312,7 +312,7 @@ def render_run(record: RunRecord, active: bool) -> None:
         st.caption(" · ".join(facts))
         note = record.own_test.meaning_note() if record.own_test is not None else None
         if note:
-            st.warning(note)
+            st.warning(plain(note))
         table = metrics_table(record.scores.values, record.scores.intervals)
         left, right = st.columns([2, 3])
         with left:

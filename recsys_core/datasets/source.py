@@ -143,16 +143,18 @@ class DataSource:
             return datasets.load_dataset(self.name, download=download, progress=progress)
         if self.kind not in ("file", "drugscom-file"):
             raise DataError(f"unknown data source kind {self.kind!r}")
-        if not isinstance(self.path, str) or not self.path or not Path(self.path).exists():
-            raise DataError(f"the data file {self.path!r} is no longer there", "Upload or point to the file again.")
-        # run.json is shared and may be edited: only files inside the data home's uploads/ and datasets/ are read.
+        # run.json is shared and may be edited: only files inside the data home's uploads/ and datasets/ are read,
+        # and a missing file and one outside them get the same message (it must not tell whether an outside path exists).
         from ..home import datasets_dir, uploads_dir
 
-        resolved = Path(self.path).resolve()
-        if not any(resolved.is_relative_to(root) for root in (uploads_dir(), datasets_dir())):
+        inside = isinstance(self.path, str) and bool(self.path) and "\x00" not in self.path
+        if inside:
+            resolved = Path(self.path).resolve()
+            inside = any(resolved.is_relative_to(root) for root in (uploads_dir(), datasets_dir())) and resolved.exists()
+        if not inside:
             raise DataError(
-                f"the data file {self.path!r} lies outside the data home's uploads/ and datasets/, so it is not read",
-                "Upload the file in the app or use `train --csv`, which keep a copy in the data home.",
+                f"the data file {self.path!r} is no longer there or lies outside the data home's uploads/ and datasets/, so it is not read",
+                "Upload the file again in the app, or use `train --csv`: both keep a copy in the data home.",
             )
         if self.kind == "drugscom-file":
             return datasets.read_drugscom(self.path, name=self.name, display_name=self.display_name)

@@ -198,10 +198,31 @@ def _ids(values: pd.Series, col: str, role: str, source: OpenedFile, header: boo
             f"the {role} column {col!r} is empty in {_where(row, source, header)}",
             f"Every row needs a {role} id: fill in the cell or remove the row.",
         )
-    integer = stripped.str.fullmatch(r"-?(0|[1-9]\d{0,17})")
+    # Ids are compared as the file's text: a column becomes whole numbers only when every id is one written
+    # in its one canonical ASCII form, so "-0" and "0", "01" and "1", "1١" (an Arabic-Indic digit), "1２"
+    # (a full-width digit) and "11" stay distinct ids rather than meeting as one number.
+    integer = stripped.str.fullmatch(r"0|-?[1-9][0-9]{0,17}")
     if integer.all():
         return stripped.astype(np.int64)
     return stripped.astype(object)
+
+
+def _joined_ids(values: pd.Series, role: str) -> str | None:
+    """The first pair of distinct raw ids that trimming surrounding spaces makes one ("user ' 7' and '7'"), or None."""
+    if values.dtype != object and not pd.api.types.is_string_dtype(values):
+        return None
+    raw = values.dropna().astype(str)
+    stripped = raw.str.strip()
+    changed = (raw != stripped).to_numpy()
+    if not changed.any():
+        return None
+    first_raw = pd.Series(raw.to_numpy(), index=stripped.to_numpy()).groupby(level=0).agg(["first", "nunique"])
+    joined = first_raw[first_raw["nunique"] > 1]
+    if joined.empty:
+        return None
+    key = joined.index[0]
+    others = raw[stripped == key].unique()[:2]
+    return f"{role} {others[0]!r} and {others[1]!r}"
 
 
 def _timestamps(values: pd.Series, col: str, source: OpenedFile, header: bool) -> np.ndarray:
@@ -301,6 +322,8 @@ class ReadAccount:
     removed_by_kcore: int
     kept: int
     weight_col: str | None = None
+    joined_ids: tuple[str, ...] = ()  # raw ids read as one because they differ only in surrounding spaces
+
 
     def rule_text(self) -> str:
         """How repeated rows combine, in words ("keep the latest row, sum the weight column 'plays'")."""
@@ -309,9 +332,10 @@ class ReadAccount:
 
     def duplicate_text(self) -> str:
         """The duplicates cell of the row accounting: how many rows were merged, and always by which rule."""
+        joined = f"; read as one id (surrounding spaces dropped): {', '.join(self.joined_ids)}" if self.joined_ids else ""
         if not self.duplicates_merged:
-            return f"none (rule: {self.rule_text()})"
-        return f"{self.duplicates_merged:,} merged ({self.rule_text()})"
+            return f"none (rule: {self.rule_text()}){joined}"
+        return f"{self.duplicates_merged:,} merged ({self.rule_text()}){joined}"
 
 
 def read_user_file_with_account(
@@ -396,6 +420,7 @@ def read_user_file(
         titles = frame[options.title_col]
         data["title"] = titles.astype(object).where(titles.notna(), None)
 
+    joined = tuple(j for role, col in (("user", options.user_col), ("item", options.item_col)) if (j := _joined_ids(frame[col], role)))
     steps = [f"{len(data):,} rows read"]
     rows_read = len(data)
     report(0.75, f"merging repeated (user, item) rows ({DUPLICATE_RULE_TEXT[options.duplicates]}) and filtering")
@@ -429,6 +454,7 @@ def read_user_file(
                 removed_by_kcore=thresholded - len(data),
                 kept=len(data),
                 weight_col=options.weight_col,
+                joined_ids=joined,
             )
         )
     report(0.9, f"indexing {len(data):,} interactions")

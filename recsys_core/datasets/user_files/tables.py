@@ -455,11 +455,33 @@ def read_parquet_table(source: OpenedFile, columns: list[str] | None = None, nro
                     f"the column {field.name!r} of {source.label} holds nested values ({field.type}), not one id or number per row",
                     "Flatten the column (one interaction per row) or choose another column.",
                 )
+        names = schema.names
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise DataError(
+                f"{source.label} has repeated column names: {', '.join(map(repr, repeated[:5]))}",
+                "Give every column its own name (export the table again), then upload it.",
+            )
         if nrows is not None:
+            from ...safe_files import byte_size, parquet_stored_bytes
+
+            # A first batch still reads each column's whole dictionary page: bounded by the pages' declared sizes.
+            stored = parquet_stored_bytes(file, set(columns if columns is not None else names))
+            if stored > limits.MAX_DECOMPRESSED_BYTES:
+                raise DataError(
+                    f"{source.label} expands to {byte_size(stored)} uncompressed, more than the {byte_size(limits.MAX_DECOMPRESSED_BYTES)} allowed",
+                    "Keep the columns you need, or fewer rows.",
+                )
             batch = next(file.iter_batches(batch_size=max(1, nrows), columns=columns), None)
             frame = batch.to_pandas() if batch is not None else file.schema_arrow.empty_table().to_pandas()
         else:
-            frame = file.read(columns=columns).to_pandas()
+            from ...safe_files import read_parquet_capped
+
+            handle = source.handle()
+            hint = "Keep the columns you need, or fewer rows; long repeated texts decode to far more than the file's size."
+            frame = read_parquet_capped(
+                handle, source.label, limits.MAX_DECOMPRESSED_BYTES, columns=columns, error=DataError, hint=hint
+            ).to_pandas()
     except DataError:
         raise
     except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ...
