@@ -32,7 +32,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from . import metrics as M
-from .evaluation import HEADLINE, EvaluationResult, _top_k, _writable_scores, bootstrap_interval
+from .evaluation import HEADLINE, EvaluationResult, _top_k, _writable_scores, bootstrap_intervals
 from .splits import Split
 
 DiversityBasis = Literal["genres", "item embeddings", "none"]
@@ -211,10 +211,11 @@ def beyond_accuracy(
             basis = "item embeddings"
     metrics = {f"Coverage@{k}": M.item_coverage(top, n_items), f"Gini@{k}": M.gini_index(top, n_items)}
     intervals = {f"{name}@{k}": interval for name, interval in _bootstrap_set_metrics(top, n_items, n_resamples, seed).items()}
+    per_user_intervals = bootstrap_intervals(per_user, n_resamples, seed=seed)
     for name in METRIC_NAMES:
         if name in per_user:
             metrics[f"{name}@{k}"] = float(per_user[name].mean()) if len(users) else float("nan")
-            intervals[f"{name}@{k}"] = bootstrap_interval(per_user[name], n_resamples, seed=seed)
+            intervals[f"{name}@{k}"] = per_user_intervals[name]
     metrics = {f"{name}@{k}": metrics[f"{name}@{k}"] for name in METRIC_NAMES if f"{name}@{k}" in metrics}
 
     activity = _activity_values(evaluation)

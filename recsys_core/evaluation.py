@@ -143,19 +143,39 @@ def saved_meaning_note(test: dict) -> str | None:
 
 def bootstrap_interval(values: np.ndarray, n_resamples: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean, resampled in chunks to bound memory."""
-    values = np.asarray(values, dtype=np.float64)
-    n = len(values)
+    return bootstrap_intervals({"values": values}, n_resamples, seed, level)["values"]
+
+
+def bootstrap_intervals(
+    columns: dict[str, np.ndarray], n_resamples: int = 1000, seed: int = 0, level: float = 0.95
+) -> dict[str, tuple[float, float]]:
+    """:func:`bootstrap_interval` of each column (per-unit values of equal length, e.g. one per user).
+
+    Every column's interval is exactly the one :func:`bootstrap_interval` gives it alone (same seed,
+    same resamples); the resampled indices are drawn once for all columns rather than once per column,
+    which was most of a full evaluation's intervals at ML-20M's 138k users.
+    """
+    columns = {name: np.asarray(values, dtype=np.float64) for name, values in columns.items()}
+    lengths = {len(values) for values in columns.values()}
+    if len(lengths) > 1:
+        raise ValueError(f"bootstrap_intervals needs columns of one length, not {sorted(lengths)}")
+    n = lengths.pop() if lengths else 0
     if n == 0:
-        return (float("nan"), float("nan"))
+        return {name: (float("nan"), float("nan")) for name in columns}
     rng = np.random.default_rng(seed)
     chunk = max(1, int(2e7 // n))
-    means = []
+    means: dict[str, list[np.ndarray]] = {name: [] for name in columns}
     for start in range(0, n_resamples, chunk):
         size = min(chunk, n_resamples - start)
-        means.append(values[rng.integers(0, n, size=(size, n))].mean(axis=1))
-    means = np.concatenate(means)
+        picks = rng.integers(0, n, size=(size, n))
+        for name, values in columns.items():
+            means[name].append(values[picks].mean(axis=1))
     tail = (1 - level) / 2 * 100
-    return (float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail)))
+    out = {}
+    for name, parts in means.items():
+        joined = np.concatenate(parts)
+        out[name] = (float(np.percentile(joined, tail)), float(np.percentile(joined, 100 - tail)))
+    return out
 
 
 def paired_comparison(a: EvaluationResult, b: EvaluationResult, metric: str, n_resamples: int = 2000, seed: int = 0) -> dict:
@@ -230,8 +250,30 @@ def _top_k(scores: np.ndarray, k: int, priority: np.ndarray | None = None) -> np
     With ``priority`` (a seeded permutation of the columns, computed once per evaluator) the columns
     are visited in that order, so which of several exactly tied items makes the list is decided by a
     fixed random item order rather than by item index.
+
+    A row whose ``k + 1`` best scores are all distinct has one answer whatever the tie rule; it is found
+    by a partial sort (``torch.topk``: several times faster than ``np.argpartition``, which slows badly
+    on the many ties of a popularity scorer). Only the rows with a tie among their ``k + 1`` best go
+    through the partition in priority order, so every list is exactly what that partition gives.
     """
-    k = min(k, scores.shape[1])
+    import torch
+
+    n_rows, n_cols = scores.shape
+    k = min(k, n_cols)
+    if k == 0 or n_rows == 0:
+        return np.zeros((n_rows, k), dtype=np.int64)
+    wide = min(n_cols, k + 1)
+    values, top = (t.numpy() for t in torch.topk(torch.from_numpy(np.ascontiguousarray(scores)), wide, dim=1, sorted=True))
+    top = np.ascontiguousarray(top[:, :k])
+    tied = (values[:, 1:] >= values[:, :-1]).any(axis=1) if wide > 1 else np.zeros(n_rows, dtype=bool)
+    rows = np.flatnonzero(tied)
+    if len(rows):
+        top[rows] = _top_k_partition(scores[rows], k, priority)
+    return top
+
+
+def _top_k_partition(scores: np.ndarray, k: int, priority: np.ndarray | None) -> np.ndarray:
+    """:func:`_top_k` by a partition of each row visited in ``priority`` order (the rows with ties)."""
     if priority is not None:
         scores = scores[:, priority]
     # Partition for the k largest directly (negating the block first would cost one more pass over it).
@@ -346,9 +388,7 @@ class Evaluator:
 
     def _finish(self, per_user: dict[str, np.ndarray], set_metrics: dict[str, float], info: dict) -> EvaluationResult:
         means = {name: float(values.mean()) if len(values) else float("nan") for name, values in per_user.items()}
-        intervals = {
-            name: bootstrap_interval(values, self.n_resamples, seed=self.seed) for name, values in per_user.items()
-        }
+        intervals = bootstrap_intervals(per_user, self.n_resamples, seed=self.seed)
         means.update(set_metrics)
         info = {"n_negatives": self.n_negatives if self.spec.sampled_negatives is not None else None, "seed": self.seed, **info}
         info["ties"] = "target rank: uniform position among tied candidates (seeded, one draw per user); top-K lists: a seeded item order"
