@@ -445,7 +445,7 @@ def user_path_one(path: str, profile: str | None = None) -> dict:
     if profile:
         import cProfile
 
-        profiler = cProfile.Profile()
+        profiler = cProfile.Profile(time.process_time)  # CPU seconds: the machine may be shared
         code = profiler.runcall(cli.main, argv)
         profiler.dump_stats(profile)
     else:

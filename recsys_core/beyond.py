@@ -91,14 +91,15 @@ def top_k_lists(model: Any, split: Split, part: str = "test", k: int = 10, seed:
     priority = np.random.default_rng([seed, 11]).permutation(split.n_items)
     batch = max(1, min(2048, int(2e7 // max(1, split.n_items))))
     lists = []
+    scores = None  # the score block, reused from one batch of users to the next
     for start in range(0, len(users), batch):
         batch_users = users[start : start + batch]
         rows = history[batch_users]
         if split.kind == "heldout-users":
-            scores = model.score_histories(rows)
+            model_scores = model.score_histories(rows)
         else:
-            scores = model.score(batch_users, history=history)
-        scores = _writable_scores(scores)
+            model_scores = model.score(batch_users, history=history)
+        scores = _writable_scores(model_scores, reuse=scores)
         scores[np.repeat(np.arange(len(batch_users)), np.diff(rows.indptr)), rows.indices] = -np.inf
         top = _top_k(scores, k, priority)
         # A user who has nearly every item gets a short list: mark the excluded positions with -1.
