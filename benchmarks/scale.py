@@ -399,13 +399,14 @@ def _timed_phases(timer: PhaseTimer) -> None:
         "__init__",
         lambda self, split, part="test", protocol="loo-sampled", *a, **k: f"{part} {protocol}: set up (candidates)",
     )
-    timer.wrap(evaluation.Evaluator, "evaluate", lambda self, scorer: f"{self.part} {self.protocol}: score, rank, intervals")
+    timer.wrap(evaluation.Evaluator, "evaluate", lambda self, *a, **k: f"{self.part} {self.protocol}: score, rank, intervals")
     timer.wrap(evaluation, "sample_eval_negatives", "sample 99 negatives per user")
     timer.wrap(evaluation, "check_negatives", "check the negatives")
     for module in (evaluation, beyond):
         timer.wrap(module, "bootstrap_intervals", "bootstrap intervals")
     timer.wrap(experiment, "beyond_accuracy_record", "beyond-accuracy metrics")
     timer.wrap(beyond, "top_k_lists", "top-10 lists over the full catalogue")
+    timer.wrap(beyond.TopKLists, "add", "beyond-accuracy top-10 lists from the same blocks")
     timer.wrap(beyond, "_bootstrap_set_metrics", "coverage / Gini intervals")
     timer.wrap(Interactions, "content_hash", "content hash")
     timer.wrap(Interactions, "to_csr", "interactions to csr")

@@ -239,7 +239,8 @@ def _writable_scores(scores: Any, reuse: np.ndarray | None = None) -> np.ndarray
         np.copyto(block, scores)
     else:
         block = np.array(scores, dtype=dtype, copy=True, order="C")
-    np.copyto(block, -np.inf, where=np.isnan(block))
+    if block.size and np.isnan(block.min()):  # one read pass finds a NaN; the mask is made only then
+        np.copyto(block, -np.inf, where=np.isnan(block))
     return block
 
 
@@ -393,14 +394,19 @@ class Evaluator:
         """The seeded item order that breaks exact ties inside top-K lists (see :func:`_top_k`)."""
         return np.random.default_rng([self.seed, 8]).permutation(self.split.n_items)
 
-    def evaluate(self, scorer: Any) -> EvaluationResult:
-        """Score and rank every user of this part; ``scorer`` is a model or ``f(users, items)``."""
+    def evaluate(self, scorer: Any, on_block: Callable[[np.ndarray, np.ndarray], None] | None = None) -> EvaluationResult:
+        """Score and rank every user of this part; ``scorer`` is a model or ``f(users, items)``.
+
+        ``on_block(users, scores)`` (full-ranking leave-one-out) is handed each block of users' scores
+        over every item, their history at −∞, to read before the next block overwrites it: the
+        beyond-accuracy lists are made from the same pass (see :class:`recsys_core.beyond.TopKLists`).
+        """
         adapter = _ModelScorer(scorer)
         if self.spec.split_kind == "ratio":
             return self._evaluate_ratings(adapter)
         if self.spec.split_kind == "heldout-users":
             return self._evaluate_heldout(adapter)
-        return self._evaluate_loo(adapter)
+        return self._evaluate_loo(adapter, on_block)
 
     def _finish(self, per_user: dict[str, np.ndarray], set_metrics: dict[str, float], info: dict) -> EvaluationResult:
         means = {name: float(values.mean()) if len(values) else float("nan") for name, values in per_user.items()}
@@ -410,7 +416,7 @@ class Evaluator:
         info["ties"] = "target rank: uniform position among tied candidates (seeded, one draw per user); top-K lists: a seeded item order"
         return EvaluationResult(self.protocol, self.part, self.users, per_user, means, intervals, info)
 
-    def _evaluate_loo(self, adapter: _ModelScorer) -> EvaluationResult:
+    def _evaluate_loo(self, adapter: _ModelScorer, on_block: Callable[[np.ndarray, np.ndarray], None] | None = None) -> EvaluationResult:
         uniform = self._rng().random(len(self.users))  # one tie-breaking draw per user
         priority = self._item_priority()
         max_k = max(self.ks)
@@ -436,6 +442,8 @@ class Evaluator:
                 ranks[sl] = _ranks_with_random_ties(scores, target, uniform[sl], excluded=np.diff(rows.indptr) + 1)
                 scores[target_cells] = target
                 top_lists.append(_top_k(scores, max_k, priority))
+                if on_block is not None:
+                    on_block(users, scores)
         per_user: dict[str, np.ndarray] = {}
         for k in self.ks:
             hits = M.hits_from_ranks(ranks, k)
