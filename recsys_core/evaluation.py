@@ -29,7 +29,7 @@ from . import metrics as M
 from .checks import check_negatives
 from .errors import ModelError
 from .protocols import DEFAULT_PROTOCOL, PROTOCOL_NAMES, PROTOCOLS, get_protocol
-from .sampling import sample_eval_negatives
+from .sampling import positive_keys, sample_eval_negatives
 from .sequences import ORDER_DESCRIPTIONS, Sequences
 from .splits import Split
 
@@ -368,8 +368,9 @@ class Evaluator:
         if spec.sampled_negatives is not None:
             positives = split.all_positives()
             rng = np.random.default_rng([seed, 1 if part == "validation" else 2])
-            negatives = sample_eval_negatives(positives, self.users, n_negatives, rng)
-            check_negatives(positives, self.users, negatives)
+            keys = positive_keys(positives)  # one lookup for the sampler and the check
+            negatives = sample_eval_negatives(positives, self.users, n_negatives, rng, keys=keys)
+            check_negatives(positives, self.users, negatives, keys=keys)
             self.candidates = np.concatenate([self.target_items[:, None], negatives], axis=1)
 
     def _rng(self) -> np.random.Generator:

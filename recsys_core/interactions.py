@@ -260,7 +260,7 @@ class Interactions:
     def to_csr(self, values: str = "binary", dtype=np.float32) -> sp.csr_matrix:
         """Users × items sparse matrix; duplicates are summed (binary: clipped to 1)."""
         if values == "binary":
-            return _binary_csr(self.user, self.item, self.shape, dtype)
+            return binary_csr(self.user, self.item, self.shape, dtype)
         if values in _OPTIONAL:
             data = getattr(self, values)
             if data is None:
@@ -357,7 +357,9 @@ class Interactions:
         if cached is not None:
             return cached
         digest = hashlib.sha256()
-        order = np.lexsort((self.item, self.user))
+        # Rows by (user, item): a stable sort of one combined key is the same order as the two-key
+        # lexsort, and 6× quicker at ML-20M's 20M rows.
+        order = np.argsort(self.user.astype(np.int64) * self.n_items + self.item.astype(np.int64), kind="stable")
         digest.update(self.user[order].tobytes())
         digest.update(self.item[order].tobytes())
         for label in _OPTIONAL:
@@ -375,7 +377,7 @@ class Interactions:
         return display_titles(self.items, self.item_info)
 
 
-def _binary_csr(user: np.ndarray, item: np.ndarray, shape: tuple[int, int], dtype) -> sp.csr_matrix:
+def binary_csr(user: np.ndarray, item: np.ndarray, shape: tuple[int, int], dtype) -> sp.csr_matrix:
     """The 0/1 users × items matrix of (user, item) pairs, repeats once, indices sorted: what
     ``csr_matrix((ones, (user, item)))`` + ``sum_duplicates`` + ``sort_indices`` give, from one value
     sort of the pair keys (a split's parts and the evaluator build it a dozen times a run; at ML-20M

@@ -94,12 +94,12 @@ def test_vocabulary_json_roundtrip():
         assert again.ids.tolist() == vocab.ids.tolist() and again.kind == "drug"
 
 
-def test_binary_csr_is_the_summed_clipped_sorted_matrix():
+def testbinary_csr_is_the_summed_clipped_sorted_matrix():
     """The binary matrix from one sort of the pair keys is exactly the COO-built one (repeats once,
     indices sorted, same dtypes), for int32 and int64 ids and for no rows at all."""
     import scipy.sparse as sp
 
-    from recsys_core.interactions import _binary_csr
+    from recsys_core.interactions import binary_csr
 
     rng = np.random.default_rng(1)
     for dtype in (np.int32, np.int64):
@@ -109,7 +109,7 @@ def test_binary_csr_is_the_summed_clipped_sorted_matrix():
             expected.sum_duplicates()
             expected.data[:] = 1
             expected.sort_indices()
-            got = _binary_csr(u, i, (50, 70), np.float32)
+            got = binary_csr(u, i, (50, 70), np.float32)
             for part in ("data", "indices", "indptr"):
                 assert np.array_equal(getattr(got, part), getattr(expected, part))
                 assert getattr(got, part).dtype == getattr(expected, part).dtype
