@@ -162,6 +162,9 @@ def bootstrap_intervals(
     n = lengths.pop() if lengths else 0
     if n == 0:
         return {name: (float("nan"), float("nan")) for name in columns}
+    # A 0/1 column (hit rates) is resampled as booleans and counted: its float sum is a whole number,
+    # exact in any order, so count / n is bit for bit the float mean, at an eighth of the memory traffic.
+    flags = {name: values.astype(bool) if ((values == 0) | (values == 1)).all() else None for name, values in columns.items()}
     rng = np.random.default_rng(seed)
     chunk = max(1, int(2e7 // n))
     means: dict[str, list[np.ndarray]] = {name: [] for name in columns}
@@ -169,7 +172,8 @@ def bootstrap_intervals(
         size = min(chunk, n_resamples - start)
         picks = rng.integers(0, n, size=(size, n))
         for name, values in columns.items():
-            means[name].append(values[picks].mean(axis=1))
+            binary = flags[name]
+            means[name].append(np.count_nonzero(binary[picks], axis=1) / n if binary is not None else values[picks].mean(axis=1))
     tail = (1 - level) / 2 * 100
     out = {}
     for name, parts in means.items():

@@ -231,11 +231,20 @@ def test_intervals_of_several_columns_are_each_columns_own():
     """Drawing the resampled users once for every metric gives each metric exactly its own interval."""
     from recsys_core.evaluation import bootstrap_intervals
 
+    def resampled_alone(values, n_resamples, seed):  # the interval as it was computed, one column at a time
+        rng, n = np.random.default_rng(seed), len(values)
+        chunk = max(1, int(2e7 // n))
+        means = [values[rng.integers(0, n, size=(min(chunk, n_resamples - s), n))].mean(axis=1) for s in range(0, n_resamples, chunk)]
+        joined, tail = np.concatenate(means), (1 - 0.95) / 2 * 100
+        return (float(np.percentile(joined, tail)), float(np.percentile(joined, 100 - tail)))
+
     rng = np.random.default_rng(3)
     columns = {"hits": (rng.random(5000) < 0.3).astype(float), "ndcg": rng.random(5000), "mrr": 1 / (1 + rng.integers(0, 99, 5000))}
     together = bootstrap_intervals(columns, n_resamples=300, seed=5)
     for name, values in columns.items():
-        assert together[name] == bootstrap_interval(values, n_resamples=300, seed=5)
+        assert together[name] == bootstrap_interval(values, n_resamples=300, seed=5) == resampled_alone(values, 300, 5)
+    big = (rng.random(40_000) < 0.1).astype(float)  # several chunks of resamples, a 0/1 column
+    assert bootstrap_interval(big, n_resamples=1200, seed=1) == resampled_alone(big, 1200, 1)
     with pytest.raises(ValueError):
         bootstrap_intervals({"a": np.ones(3), "b": np.ones(4)})
 
