@@ -457,7 +457,7 @@ def user_path_one(path: str, profile: str | None = None) -> dict:
     accounted = sum(r["seconds"] for r in rows if r["depth"] == 0)
     return {
         "file": path, "argv": argv, "exit_code": code, "total_seconds": total, "cpu_seconds": time.process_time() - cpu_started,
-        "untimed_seconds": total - accounted, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "untimed_seconds": total - accounted, "peak_rss_mb": max([r["peak_rss_mb"] for r in rows] + [resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024]),
         "per_phase_peak": timer.per_phase_peak, "load_before": load_before, "load_after": os.getloadavg(), "phases": rows,
         "saved_run": saved,
     }  # fmt: skip
