@@ -276,6 +276,7 @@ def _top_k(scores: np.ndarray, k: int, priority: np.ndarray | None = None) -> np
     by a partial sort (``torch.topk``: several times faster than ``np.argpartition``, which slows badly
     on the many ties of a popularity scorer). Only the rows with a tie among their ``k + 1`` best go
     through the partition in priority order, so every list is exactly what that partition gives.
+    ``scores`` hold no NaN (:func:`_writable_scores` makes them −∞).
     """
     import torch
 
