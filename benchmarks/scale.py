@@ -37,6 +37,17 @@ linear).
     python benchmarks/scale.py [--sizes 1m,5m,20m] [--model-sizes 1m] [--models bpr,gmf,neumf,multvae]
                                [--max-steps 3000] [--model-timeout 3600]
     python benchmarks/scale.py --optimizer-steps   # BPR steps: dense Adam against sparse + lazy Adam, by table size and batch
+    python benchmarks/scale.py --user-path [--user-path-size 20m] [--user-path-format parquet] [--profile]
+
+The whole user path (``--user-path``): one ``python -m recsys_core train --csv FILE --model pop``
+process on the file of one shape, run through the CLI's own ``main`` in a fresh process with an empty
+data home, every phase timed from inside (see :class:`PhaseTimer`): store the upload copy (sha256 +
+atomic write), read, split, the validation and test candidates (99 sampled negatives per user), fit
+and its validation pass, the refit on train + validation, both test passes (loo-sampled, loo-full),
+the beyond-accuracy metrics and the save. Each phase gets its wall and CPU seconds and its own peak
+RSS (the kernel's high-water mark is reset as the phase starts), and the load average is recorded
+before and after. ``--profile`` also writes a cProfile of the process (``user_path_<size>.prof``) and
+prints its top functions. Writes benchmarks/results/user_path_<size>.{json,md}.
 
 
 Writes benchmarks/results/scale.{json,md}.
@@ -107,7 +118,11 @@ def measure_data(size: str) -> dict:
         started = time.perf_counter()
         value = fn()
         out["stages"][name] = {"seconds": time.perf_counter() - started, "peak_rss_mb": _peak_mb()}
-        print(f"{size} {name}: {out['stages'][name]['seconds']:.1f} s, peak {out['stages'][name]['peak_rss_mb']:.0f} MB", file=sys.stderr, flush=True)
+        print(
+            f"{size} {name}: {out['stages'][name]['seconds']:.1f} s, peak {out['stages'][name]['peak_rss_mb']:.0f} MB",
+            file=sys.stderr,
+            flush=True,
+        )
         return value
 
     data = stage("read parquet", lambda: read_user_file(parquet, options))
@@ -175,13 +190,17 @@ def measure_model(size: str, model_name: str, max_steps: int = 0) -> dict:
         history = Trainer(device="cpu", seed=0, epochs=1, patience=0).fit(model, train, validation=None, callback=on_event)
         seconds = time.perf_counter() - started
         epochs = [e["seconds"] for e in history.epochs if e.get("epoch")]
-        out.update(fit_seconds=seconds, epoch_seconds=epochs[0] if epochs else seconds, measured="whole epoch" if model.iterative else "whole fit")
+        out.update(
+            fit_seconds=seconds, epoch_seconds=epochs[0] if epochs else seconds, measured="whole epoch" if model.iterative else "whole fit"
+        )
     except TrainingCancelled:
         n, total_steps = len(marks), marks[-1][1]
         warm = n // 4
         rate = (marks[-1][0] - marks[warm][0]) / max(1, n - 1 - warm)
         out.update(
-            steps_measured=n, steps_per_epoch=total_steps, seconds_per_step=rate,
+            steps_measured=n,
+            steps_per_epoch=total_steps,
+            seconds_per_step=rate,
             epoch_seconds=(marks[-1][0] - started) + (total_steps - n) * rate,
             measured=f"{n:,} of {total_steps:,} steps, extrapolated",
         )
@@ -198,7 +217,16 @@ def memory_estimates(size: str, models: list[str]) -> list[dict]:
     rows = []
     for name in models:
         estimate = estimate_memory(name, shape["n_users"], shape["n_items"], shape["n_interactions"], create_model(name).config)
-        rows.append({"size": size, "model": name, "estimate_gib": estimate.total / 2**30, "available_gib": free / 2**30, "fits": estimate.total <= free, "dominant": estimate.dominant})
+        rows.append(
+            {
+                "size": size,
+                "model": name,
+                "estimate_gib": estimate.total / 2**30,
+                "available_gib": free / 2**30,
+                "fits": estimate.total <= free,
+                "dominant": estimate.dominant,
+            }
+        )
     return rows
 
 
@@ -262,6 +290,251 @@ def measure_optimizer_steps(steps: int = 30, batches: tuple[int, ...] = (256, 10
     return rows
 
 
+# ------------------------------------------------------------------------------ the whole user path
+def _vm_kib(field: str) -> int:
+    """One ``Vm*`` line of /proc/self/status in KiB (0 where the platform has none)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS mark (VmHWM) of this process (Linux ≥ 4.0); False where it cannot."""
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+        return True
+    except OSError:
+        return False
+
+
+class PhaseTimer:
+    """Wall and CPU seconds and the peak RSS of every phase of one process, phases nested.
+
+    :meth:`wrap` replaces a function or method with a timed one; a call made while another timed call
+    runs is a nested phase (shown indented, its time inside its parent's). Repeated calls at the same
+    place (the same path of phase names) add up into one row with a call count. Each phase's peak is
+    its own: the kernel's high-water mark is reset when a phase starts and read when it ends (the
+    parents keep the larger of their own and their children's peaks).
+    """
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, ...], dict] = {}
+        self.stack: list[dict] = []
+        self.per_phase_peak = _reset_peak_rss()
+
+    def _enter(self, name: str) -> dict:
+        mark = _vm_kib("VmHWM")
+        for frame in self.stack:
+            frame["peak"] = max(frame["peak"], mark)
+        path = (self.stack[-1]["path"] if self.stack else ()) + (name,)
+        self.rows.setdefault(
+            path, {"phase": name, "depth": len(self.stack), "seconds": 0.0, "cpu_seconds": 0.0, "calls": 0, "peak_rss_mb": 0.0}
+        )
+        if self.per_phase_peak:
+            _reset_peak_rss()
+        frame = {"path": path, "wall": time.perf_counter(), "cpu": time.process_time(), "peak": _vm_kib("VmRSS")}
+        self.stack.append(frame)
+        return frame
+
+    def _leave(self, frame: dict) -> None:
+        frame["peak"] = max(frame["peak"], _vm_kib("VmHWM"))
+        self.stack.pop()
+        if self.stack:
+            self.stack[-1]["peak"] = max(self.stack[-1]["peak"], frame["peak"])
+        row = self.rows[frame["path"]]
+        row["seconds"] += time.perf_counter() - frame["wall"]
+        row["cpu_seconds"] += time.process_time() - frame["cpu"]
+        row["calls"] += 1
+        row["peak_rss_mb"] = max(row["peak_rss_mb"], frame["peak"] / 1024)
+        row["rss_after_mb"] = _vm_kib("VmRSS") / 1024
+
+    def wrap(self, owner: object, attribute: str, name) -> None:
+        """Time ``owner.attribute`` as phase ``name`` (a string, or a function of the call's arguments giving one)."""
+        import functools
+
+        original = getattr(owner, attribute)
+
+        @functools.wraps(original)
+        def timed(*args, **kwargs):
+            frame = self._enter(name(*args, **kwargs) if callable(name) else name)
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self._leave(frame)
+
+        setattr(owner, attribute, timed)
+
+    def table(self) -> list[dict]:
+        return list(self.rows.values())
+
+
+def _timed_phases(timer: PhaseTimer) -> None:
+    """Wrap the functions the CLI's ``train --csv`` calls, by the names it looks them up under."""
+    import recsys_core.beyond as beyond
+    import recsys_core.datasets as datasets
+    import recsys_core.evaluation as evaluation
+    import recsys_core.experiment as experiment
+    import recsys_core.limits as limits
+    import recsys_core.runs as runs
+    from recsys_core.interactions import Interactions
+    from recsys_core.splits import Split
+    from recsys_core.trainer import Trainer
+
+    fits = iter(("fit (model selected on validation)", "refit (train + validation)"))
+    timer.wrap(datasets, "read_user_file", "read the file")
+    timer.wrap(datasets, "store_user_file", "store the upload copy (sha256 + atomic write)")
+    timer.wrap(limits, "check_protocol_data", "protocol data check")
+    timer.wrap(limits, "check_memory", "memory check")
+    timer.wrap(experiment, "make_split", "split")
+    timer.wrap(Trainer, "fit", lambda *a, **k: next(fits, "fit"))
+    timer.wrap(Split, "train_with_validation", "train + validation rows")
+    timer.wrap(Split, "all_positives", "all positives (csr)")
+    timer.wrap(
+        evaluation.Evaluator,
+        "__init__",
+        lambda self, split, part="test", protocol="loo-sampled", *a, **k: f"{part} {protocol}: set up (candidates)",
+    )
+    timer.wrap(evaluation.Evaluator, "evaluate", lambda self, *a, **k: f"{self.part} {self.protocol}: score, rank, intervals")
+    timer.wrap(evaluation, "sample_eval_negatives", "sample 99 negatives per user")
+    timer.wrap(evaluation, "check_negatives", "check the negatives")
+    for module in (evaluation, beyond):
+        timer.wrap(module, "bootstrap_intervals", "bootstrap intervals")
+    timer.wrap(experiment, "beyond_accuracy_record", "beyond-accuracy metrics")
+    timer.wrap(beyond, "top_k_lists", "top-10 lists over the full catalogue")
+    timer.wrap(beyond.TopKLists, "add", "beyond-accuracy top-10 lists from the same blocks")
+    timer.wrap(beyond, "_bootstrap_set_metrics", "coverage / Gini intervals")
+    timer.wrap(Interactions, "content_hash", "content hash")
+    timer.wrap(Interactions, "to_csr", "interactions to csr")
+    timer.wrap(runs, "save_run", "save the run")
+    timer.wrap(runs, "save_model", "model (safetensors)")
+    timer.wrap(runs, "save_seen", "seen items (safetensors)")
+
+
+def user_path_one(path: str, profile: str | None = None) -> dict:
+    """One ``train --csv`` process through the CLI's ``main``, its phases timed (run in a fresh process)."""
+    import os
+
+    started, cpu_started = time.perf_counter(), time.process_time()
+    load_before = os.getloadavg()
+    timer = PhaseTimer()
+    frame = timer._enter("import (recsys_core, numpy, pandas, torch)")
+    from recsys_core import cli, experiment  # noqa: F401  (imported here, not inside the timed train)
+
+    timer._leave(frame)
+    _timed_phases(timer)
+    argv = [
+        "train",
+        "--csv",
+        path,
+        "--user-col",
+        "user",
+        "--item-col",
+        "item",
+        "--timestamp-col",
+        "timestamp",
+        "--model",
+        "pop",
+        "--device",
+        "cpu",
+        "--json",
+    ]
+    if profile:
+        import cProfile
+
+        profiler = cProfile.Profile(time.process_time)  # CPU seconds: the machine may be shared
+        code = profiler.runcall(cli.main, argv)
+        profiler.dump_stats(profile)
+    else:
+        code = cli.main(argv)
+    rows = timer.table()
+    total = time.perf_counter() - started
+    saved = _saved_run_results()
+    accounted = sum(r["seconds"] for r in rows if r["depth"] == 0)
+    return {
+        "file": path, "argv": argv, "exit_code": code, "total_seconds": total, "cpu_seconds": time.process_time() - cpu_started,
+        "untimed_seconds": total - accounted, "peak_rss_mb": max([r["peak_rss_mb"] for r in rows] + [resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024]),
+        "per_phase_peak": timer.per_phase_peak, "load_before": load_before, "load_after": os.getloadavg(), "phases": rows,
+        "saved_run": saved,
+    }  # fmt: skip
+
+
+def _saved_run_results() -> dict:
+    """What the run saved that a speed-up must not change: every result in run.json and the sha256 of
+    each per-user evaluation file (compared between runs of the same seed before and after a change)."""
+    import hashlib
+
+    from recsys_core.home import runs_dir
+
+    folders = [f for f in runs_dir().iterdir() if f.is_dir() and not f.name.startswith(".")]
+    if len(folders) != 1:
+        return {}
+    record = json.loads((folders[0] / "run.json").read_text())
+    kept = {k: record.get(k) for k in ("metrics", "intervals", "test", "beyond", "validation", "split", "tuning")}
+    kept["dataset"] = {k: record["dataset"].get(k) for k in ("content_hash", "stats")}
+    kept["files"] = {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(folders[0].iterdir()) if f.name != "run.json"}
+    return kept
+
+
+def measure_user_path(size: str, file_format: str, profile: bool) -> dict:
+    """``user_path_one`` in a fresh process with an empty data home (so the upload copy is really written)."""
+    import os
+    import shutil
+    import tempfile
+
+    parquet, csv = data_files(size)
+    path = parquet if file_format == "parquet" else csv
+    home = Path(tempfile.mkdtemp(prefix="user-path-home-", dir=RESULTS))
+    prof = RESULTS / f"user_path_{size}_{file_format}.prof" if profile else None
+    command = [sys.executable, __file__, "--user-path-one", str(path)] + (["--profile-to", str(prof)] if prof else [])
+    try:
+        out = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "RECSYS_HOME": str(home)})
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    sys.stderr.write(out.stderr[-4000:])
+    if out.returncode:
+        raise SystemExit(f"the user path failed (exit {out.returncode})")
+    lines = out.stdout.strip().splitlines()
+    result = json.loads(lines[-1])
+    result["run_summary"] = json.loads(lines[-2])  # the CLI's own --json line
+    result.update(size=size, format=file_format, rows=SHAPES[size]["n_interactions"])
+    if prof:
+        import pstats
+
+        stats = pstats.Stats(str(prof), stream=sys.stderr)
+        stats.sort_stats("tottime").print_stats(25)
+        result["profile"] = str(prof)
+    return result
+
+
+def user_path_table(result: dict) -> str:
+    rows = [
+        {"phase": "  " * r["depth"] + r["phase"] + (f" (×{r['calls']})" if r["calls"] > 1 else ""), "seconds": f"{r['seconds']:.1f}",
+         "CPU s": f"{r['cpu_seconds']:.1f}", "peak RSS GiB": f"{r['peak_rss_mb'] / 1024:.2f}"}
+        for r in result["phases"]
+    ]  # fmt: skip
+    rows.append({"phase": "untimed (argument parsing, records, printing)", "seconds": f"{result['untimed_seconds']:.1f}"})
+    rows.append(
+        {"phase": "**whole process**", "seconds": f"**{result['total_seconds']:.1f}**", "CPU s": f"{result['cpu_seconds']:.1f}",
+         "peak RSS GiB": f"{result['peak_rss_mb'] / 1024:.2f}"}
+    )  # fmt: skip
+    load = f"load average (1 min) {result['load_before'][0]:.2f} before, {result['load_after'][0]:.2f} after, on {os_cpus()} CPUs"
+    return f"{result['rows']:,} rows ({result['format']}), `train --csv ... --model pop`; {load}\n\n" + markdown_table(
+        rows, ["phase", "seconds", "CPU s", "peak RSS GiB"]
+    )
+
+
+def os_cpus() -> int:
+    import os
+
+    return os.cpu_count() or 0
+
+
 def fitted_exponent(rows: list[float], seconds: list[float]) -> float | None:
     import numpy as np
 
@@ -275,12 +548,31 @@ def main() -> None:
     parser.add_argument("--sizes", default="1m,5m,20m")
     parser.add_argument("--model-sizes", default="1m")
     parser.add_argument("--models", default="bpr,gmf,neumf,multvae")
-    parser.add_argument("--max-steps", type=int, default=0, help="time only the first N steps of a gradient model's epoch (0: the whole epoch)")
+    parser.add_argument(
+        "--max-steps", type=int, default=0, help="time only the first N steps of a gradient model's epoch (0: the whole epoch)"
+    )
     parser.add_argument("--model-timeout", type=float, default=3600.0, help="seconds before a model's process is stopped")
-    parser.add_argument("--optimizer-steps", action="store_true", help="only time BPR steps with dense Adam against sparse gradients + lazy Adam")
+    parser.add_argument(
+        "--optimizer-steps", action="store_true", help="only time BPR steps with dense Adam against sparse gradients + lazy Adam"
+    )
+    parser.add_argument("--user-path", action="store_true", help="only time the whole `train --csv --model pop` process, phase by phase")
+    parser.add_argument("--user-path-size", default="20m", choices=list(SHAPES), help="--user-path: the shape of the file (default 20m)")
+    parser.add_argument(
+        "--user-path-format", default="parquet", choices=("parquet", "csv"), help="--user-path: the file's format (default parquet)"
+    )
+    parser.add_argument("--profile", action="store_true", help="--user-path: also write and print a cProfile of the process")
+    parser.add_argument("--user-path-one", help=argparse.SUPPRESS)
+    parser.add_argument("--profile-to", help=argparse.SUPPRESS)
     parser.add_argument("--data-one", help=argparse.SUPPRESS)
     parser.add_argument("--model-one", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.user_path_one:
+        print(json.dumps(user_path_one(args.user_path_one, args.profile_to)))
+        return
+    if args.user_path:
+        result = measure_user_path(args.user_path_size, args.user_path_format, args.profile)
+        write(f"user_path_{args.user_path_size}_{args.user_path_format}", result, user_path_table(result))
+        return
     if args.data_one:
         print(json.dumps(measure_data(args.data_one)))
         return
@@ -301,7 +593,10 @@ def main() -> None:
     data_results = [r for r in (_child(["--data-one", size]) for size in sizes) if r]
     rows = []
     for r in data_results:
-        row = {"shape": f"{r['size']} ({r['n_users']:,} × {r['n_items']:,}, {r['n_interactions']:,} rows)", "generate s": f"{r['generate_seconds']:.1f}"}
+        row = {
+            "shape": f"{r['size']} ({r['n_users']:,} × {r['n_items']:,}, {r['n_interactions']:,} rows)",
+            "generate s": f"{r['generate_seconds']:.1f}",
+        }
         for name in STAGES:
             s = r["stages"][name]
             row[name] = f"{s['seconds']:.1f} s / {s['peak_rss_mb'] / 1024:.1f} GiB"
@@ -328,10 +623,24 @@ def main() -> None:
         settings = BENCHMARK_SETTINGS.get(r["model"], {})
         name = r["model"] + (f" ({', '.join(f'{k}={v}' for k, v in settings.items())})" if settings else "")
         if "timed_out_after_seconds" in r:
-            model_rows.append({"model": name, "shape": r["size"], "measured": f"not finished in {r['timed_out_after_seconds']:.0f} s", "s / epoch (or fit)": "", "peak RSS GiB": ""})
+            model_rows.append(
+                {
+                    "model": name,
+                    "shape": r["size"],
+                    "measured": f"not finished in {r['timed_out_after_seconds']:.0f} s",
+                    "s / epoch (or fit)": "",
+                    "peak RSS GiB": "",
+                }
+            )
             continue
         model_rows.append(
-            {"model": name, "shape": r["size"], "measured": r["measured"], "s / epoch (or fit)": f"{r['epoch_seconds']:.1f}", "peak RSS GiB": f"{r['peak_rss_mb'] / 1024:.1f}"}
+            {
+                "model": name,
+                "shape": r["size"],
+                "measured": r["measured"],
+                "s / epoch (or fit)": f"{r['epoch_seconds']:.1f}",
+                "peak RSS GiB": f"{r['peak_rss_mb'] / 1024:.1f}",
+            }
         )
     memory_rows = [row for size in [s for s in args.model_sizes.split(",") if s] for row in memory_estimates(size, models)]
     table = markdown_table(rows, ["shape", "generate s", *STAGES, "read+split+sample s"]) if rows else ""

@@ -33,7 +33,15 @@ import pandas as pd
 import scipy.sparse as sp
 
 from . import metrics as M
-from .evaluation import HEADLINE, EvaluationResult, _ModelScorer, _top_k, _writable_scores, bootstrap_interval, time_ordered_histories
+from .evaluation import (
+    HEADLINE,
+    EvaluationResult,
+    _ModelScorer,
+    _top_k,
+    _writable_scores,
+    bootstrap_intervals,
+    time_ordered_histories,
+)
 from .splits import Split
 
 DiversityBasis = Literal["genres", "item embeddings", "none"]
@@ -81,36 +89,58 @@ class BeyondAccuracy:
         }
 
 
-def top_k_lists(model: Any, split: Split, part: str = "test", k: int = 10, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """The users of ``part`` and each one's top-``k`` over all items they do not already have.
+class TopKLists:
+    """Each user's top-``k`` over the items they do not already have, gathered block by block from
+    score blocks with each user's known items at −∞ (:func:`top_k_lists`, or the full-ranking test
+    pass through ``Evaluator.evaluate(..., on_block=lists.add)``, so that every test user is scored
+    once for both).
 
     Ties are broken as the evaluator breaks them in top-K lists, by a seeded item order, so a constant
     scorer gets random lists, not the first ``k`` item indices. A model that reads order (SVAE) gets
     each history in time order, as the evaluator gives it, never in item-index order.
     """
+
+    def __init__(self, n_items: int, k: int = 10, seed: int = 0):
+        self.k = k
+        self.priority = np.random.default_rng([seed, 11]).permutation(n_items)
+        self.users: list[np.ndarray] = []
+        self.lists: list[np.ndarray] = []
+
+    def add(self, users: np.ndarray, scores: np.ndarray) -> None:
+        top = _top_k(scores, self.k, self.priority)
+        self.users.append(np.asarray(users))
+        # A user who has nearly every item gets a short list: mark the excluded positions with -1.
+        self.lists.append(np.where(np.isfinite(np.take_along_axis(scores, top, axis=1)), top, -1))
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        """The users, in the order their blocks came, and their lists (-1 where a list is short)."""
+        if not self.lists:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, self.k), dtype=np.int64)
+        return np.concatenate(self.users), np.concatenate(self.lists)
+
+
+def top_k_lists(model: Any, split: Split, part: str = "test", k: int = 10, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The users of ``part`` and each one's top-``k`` over all items they do not already have (see :class:`TopKLists`)."""
     history_part = split.history(part)
     history = history_part.to_csr()
     users = np.unique(split.part(part).user)
     adapter = _ModelScorer(model)
     sequences = time_ordered_histories(model, history_part, users)
-    priority = np.random.default_rng([seed, 11]).permutation(split.n_items)
+    lists = TopKLists(split.n_items, k, seed)
     batch = max(1, min(2048, int(2e7 // max(1, split.n_items))))
-    lists = []
+    scores = None  # the score block, reused from one batch of users to the next
     for start in range(0, len(users), batch):
         batch_users = users[start : start + batch]
         rows = history[batch_users]
         ordered = sequences.rows(slice(start, start + batch)) if sequences is not None else None
         if split.kind == "heldout-users":
-            scores = adapter.new_users(batch_users, rows, ordered)
+            model_scores = adapter.new_users(batch_users, rows, ordered)
         else:
-            scores = adapter.known_users(batch_users, None, history, ordered)
-        scores = _writable_scores(scores)
+            model_scores = adapter.known_users(batch_users, None, history, ordered)
+        scores = _writable_scores(model_scores, reuse=scores)
         scores[np.repeat(np.arange(len(batch_users)), np.diff(rows.indptr)), rows.indices] = -np.inf
-        top = _top_k(scores, k, priority)
-        # A user who has nearly every item gets a short list: mark the excluded positions with -1.
-        lists.append(np.where(np.isfinite(np.take_along_axis(scores, top, axis=1)), top, -1))
-    top = np.concatenate(lists) if lists else np.zeros((0, k), dtype=np.int64)
-    return users, top
+        lists.add(batch_users, scores)
+    return lists.result() if len(users) else (users, np.zeros((0, k), dtype=np.int64))
 
 
 def genre_matrix(item_info: pd.DataFrame | None, n_items: int) -> sp.csr_matrix | None:
@@ -131,7 +161,8 @@ def genre_matrix(item_info: pd.DataFrame | None, n_items: int) -> sp.csr_matrix 
 
 def _bootstrap_set_metrics(top: np.ndarray, n_items: int, n_resamples: int, seed: int) -> dict[str, tuple[float, float]]:
     """Intervals of coverage and Gini over resamples of the users: each resample's counts are
-    W @ R, with W its users' multiplicities and R the user × item incidence of the lists.
+    W @ R, with W its users' multiplicities and R the user × item incidence of the lists (sums of
+    whole numbers, exact in any order).
 
     A resample holds only about 63% distinct users, so its coverage is biased low (and its Gini high);
     the percentile interval is therefore shifted by the estimated bias θ̂ − mean(θ*), which centres it
@@ -149,8 +180,10 @@ def _bootstrap_set_metrics(top: np.ndarray, n_items: int, n_resamples: int, seed
     for start in range(0, n_resamples, chunk):
         size = min(chunk, n_resamples - start)
         picks = rng.integers(0, n, size=(size, n))
-        weights = sp.csr_matrix((np.ones(picks.size), (np.repeat(np.arange(size), n), picks.ravel())), shape=(size, n))
-        counts = np.sort((weights @ incidence).toarray(), axis=1)
+        # Each resample's multiplicity of every user (one bincount), dense: a sparse W built from the
+        # 20M picks of a chunk at ML-20M's users sorted them first, 12 of this function's 16 s there.
+        weights = np.bincount((picks + (np.arange(size) * n)[:, None]).ravel(), minlength=size * n).reshape(size, n).astype(np.float64)
+        counts = np.sort((incidence.T @ weights.T).T, axis=1)
         coverage.append((counts > 0).sum(axis=1) / n_items)
         totals = counts.sum(axis=1)
         gini.append(
@@ -189,13 +222,20 @@ def beyond_accuracy(
     k: int = 10,
     seed: int = 0,
     n_resamples: int = 1000,
+    lists: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> BeyondAccuracy:
     """Beyond-accuracy metrics of ``model``'s top-``k`` lists for the users of ``part``.
 
     ``evaluation`` (the accuracy result on the same part) supplies the per-user accuracy broken down by
-    activity quintile; ``item_info`` supplies genres for intra-list diversity.
+    activity quintile; ``item_info`` supplies genres for intra-list diversity. ``lists`` (users, top-k)
+    are the lists already made in the full-ranking pass (:class:`TopKLists`); without them they are made here.
     """
-    users, top = top_k_lists(model, split, part, k, seed)
+    if lists is None:
+        users, top = top_k_lists(model, split, part, k, seed)
+    else:
+        users, top = lists
+        if top.shape[1] != k or not np.array_equal(users, np.unique(split.part(part).user)):
+            raise ValueError(f"the lists given are not the top-{k} of every user of the {part} part, in order")
     n_items = split.n_items
     known = split.train_with_validation() if part == "test" else split.train
     counts = known.item_counts().astype(np.float64)
@@ -219,10 +259,11 @@ def beyond_accuracy(
             basis = "item embeddings"
     metrics = {f"Coverage@{k}": M.item_coverage(top, n_items), f"Gini@{k}": M.gini_index(top, n_items)}
     intervals = {f"{name}@{k}": interval for name, interval in _bootstrap_set_metrics(top, n_items, n_resamples, seed).items()}
+    per_user_intervals = bootstrap_intervals(per_user, n_resamples, seed=seed)
     for name in METRIC_NAMES:
         if name in per_user:
             metrics[f"{name}@{k}"] = float(per_user[name].mean()) if len(users) else float("nan")
-            intervals[f"{name}@{k}"] = bootstrap_interval(per_user[name], n_resamples, seed=seed)
+            intervals[f"{name}@{k}"] = per_user_intervals[name]
     metrics = {f"{name}@{k}": metrics[f"{name}@{k}"] for name in METRIC_NAMES if f"{name}@{k}" in metrics}
 
     activity = _activity_values(evaluation)
@@ -245,11 +286,24 @@ def beyond_accuracy(
     )
 
 
-def beyond_accuracy_record(model: Any, split: Split, evaluation: EvaluationResult, item_info: pd.DataFrame | None, seed: int = 0) -> dict:
-    """run.json's "beyond" entry: the metrics on the test part, or why there are none."""
+def beyond_accuracy_record(
+    model: Any, split: Split, evaluation: EvaluationResult, item_info: pd.DataFrame | None, seed: int = 0, lists: TopKLists | None = None
+) -> dict:
+    """run.json's "beyond" entry: the metrics on the test part, or why there are none. ``lists``: the
+    top-10 lists gathered in the full-ranking test pass (see :func:`shared_lists`), if any."""
     if not getattr(model, "ranks_items", True):
         return {"available": False, "reason": f"{model.name} does not rank items"}
-    return {"available": True, **beyond_accuracy(model, split, evaluation, item_info, "test", 10, seed).to_json()}
+    made = lists.result() if lists is not None and lists.lists else None
+    return {"available": True, **beyond_accuracy(model, split, evaluation, item_info, "test", 10, seed, lists=made).to_json()}
+
+
+def shared_lists(model: Any, split: Split, seed: int = 0) -> TopKLists | None:
+    """The collector of top-10 lists to hand to the full-ranking test pass, where its blocks are the
+    ones :func:`top_k_lists` would score: leave-one-out, a ranking model that does not read order
+    (the evaluator passes ordered histories to those, :func:`top_k_lists` does not). None otherwise."""
+    if split.kind != "leave-one-out" or not getattr(model, "ranks_items", True) or getattr(model, "uses_timestamps", False):
+        return None
+    return TopKLists(split.n_items, 10, seed)
 
 
 # ---------------------------------------------------------------------------------- the trade-off chart

@@ -6,7 +6,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .errors import RecsysError
-from .sampling import _is_positive, positive_keys
+from .sampling import PositiveLookup, _is_positive, positive_keys
 
 
 class LeakageError(RecsysError):
@@ -58,9 +58,10 @@ def check_split(split, expected_total: int | None = None) -> None:
             raise LeakageError(f"the parts of the split hold {total} interactions but the input had {expected_total}")
 
 
-def check_negatives(positives: sp.csr_matrix, users: np.ndarray, negatives: np.ndarray) -> None:
-    """Sampled evaluation negatives: none a positive of that user, none repeated in a row."""
-    keys = positive_keys(positives)
+def check_negatives(positives: sp.csr_matrix, users: np.ndarray, negatives: np.ndarray, keys: PositiveLookup | None = None) -> None:
+    """Sampled evaluation negatives: none a positive of that user, none repeated in a row. ``keys``:
+    the lookup of ``positives`` the sampler used (built here when not given)."""
+    keys = positive_keys(positives) if keys is None else keys
     n_items = positives.shape[1]
     flat_users = np.repeat(np.asarray(users), negatives.shape[1])
     if _is_positive(keys, flat_users, negatives.ravel(), n_items).any():

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .beyond import beyond_accuracy_record
+from .beyond import beyond_accuracy_record, shared_lists
 from .datasets.source import DEFAULT_THRESHOLD, DataSource, keep_positives  # noqa: F401  (moved to datasets/; old imports)
 from .errors import DataError, ModelError
 from .evaluation import EvaluationResult, Evaluator
@@ -131,9 +131,11 @@ def run_experiment(
 
     evaluations = {}
     protocols = companion_protocols(protocol)
+    lists = shared_lists(model, split, seed)  # the beyond-accuracy lists, made in the full-ranking pass
     for index, name in enumerate(protocols):
         announce("test", f"{name} ({index + 1} of {len(protocols)})")
-        evaluations[name] = Evaluator(split, "test", name, seed=seed).evaluate(model)
+        on_block = lists.add if lists is not None and get_protocol(name).sampled_negatives is None else None
+        evaluations[name] = Evaluator(split, "test", name, seed=seed).evaluate(model, on_block=on_block)
     test = evaluations[protocol]
     # Data handed over as Interactions is used as it is: record no rule it did not go through.
     source = source or DataSource.builtin(data.name, threshold=None)
@@ -162,7 +164,7 @@ def run_experiment(
         "test": {p: r.to_json() for p, r in evaluations.items()},
         "metrics": test.metrics,
         "intervals": {k: list(v) for k, v in test.intervals.items()},
-        "beyond": beyond_accuracy_record(model, split, test, data.item_info, seed),
+        "beyond": beyond_accuracy_record(model, split, test, data.item_info, seed, lists=lists),
         # Microseconds: runs saved in the same second (several models trained in one go) still order newest first.
         "created": datetime.now().isoformat(timespec="microseconds"),
     }

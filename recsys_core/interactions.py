@@ -260,8 +260,8 @@ class Interactions:
     def to_csr(self, values: str = "binary", dtype=np.float32) -> sp.csr_matrix:
         """Users × items sparse matrix; duplicates are summed (binary: clipped to 1)."""
         if values == "binary":
-            data = np.ones(len(self), dtype=dtype)
-        elif values in _OPTIONAL:
+            return binary_csr(self.user, self.item, self.shape, dtype)
+        if values in _OPTIONAL:
             data = getattr(self, values)
             if data is None:
                 raise DataError(f"this data set has no {values} column")
@@ -270,8 +270,6 @@ class Interactions:
             raise ValueError(f"values must be 'binary', 'rating', 'timestamp' or 'weight', not {values!r}")
         matrix = sp.csr_matrix((data, (self.user, self.item)), shape=self.shape, dtype=dtype)
         matrix.sum_duplicates()
-        if values == "binary":
-            matrix.data[:] = 1
         matrix.sort_indices()
         return matrix
 
@@ -359,7 +357,9 @@ class Interactions:
         if cached is not None:
             return cached
         digest = hashlib.sha256()
-        order = np.lexsort((self.item, self.user))
+        # Rows by (user, item): a stable sort of one combined key is the same order as the two-key
+        # lexsort, and 6× quicker at ML-20M's 20M rows.
+        order = np.argsort(self.user.astype(np.int64) * self.n_items + self.item.astype(np.int64), kind="stable")
         digest.update(self.user[order].tobytes())
         digest.update(self.item[order].tobytes())
         for label in _OPTIONAL:
@@ -375,6 +375,25 @@ class Interactions:
     def item_titles(self) -> np.ndarray:
         """A display name for every item: its title where known, else its raw id."""
         return display_titles(self.items, self.item_info)
+
+
+def binary_csr(user: np.ndarray, item: np.ndarray, shape: tuple[int, int], dtype) -> sp.csr_matrix:
+    """The 0/1 users × items matrix of (user, item) pairs, repeats once, indices sorted: what
+    ``csr_matrix((ones, (user, item)))`` + ``sum_duplicates`` + ``sort_indices`` give, from one value
+    sort of the pair keys (a split's parts and the evaluator build it a dozen times a run; at ML-20M
+    the per-row index sort was 1.6 s of each).
+    """
+    n_users, n_items = shape
+    keys = np.sort(user.astype(np.int64) * n_items + item.astype(np.int64))
+    if len(keys) > 1:
+        keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])]
+    rows, columns = np.divmod(keys, n_items)
+    indptr = np.zeros(n_users + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n_users), out=indptr[1:])
+    index_dtype = np.int32 if max(n_users, n_items, len(keys)) < np.iinfo(np.int32).max else np.int64
+    matrix = sp.csr_matrix((np.ones(len(keys), dtype=dtype), columns.astype(index_dtype), indptr.astype(index_dtype)), shape=shape)
+    matrix.has_sorted_indices = True
+    return matrix
 
 
 def display_titles(items: Vocabulary, item_info: pd.DataFrame | None) -> np.ndarray:

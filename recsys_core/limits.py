@@ -357,8 +357,12 @@ def check_protocol_data(data: Any, protocol: str, n_negatives: int = 99) -> None
 
     spec = get_protocol(protocol)
     if spec.leave_one_out:
-        keys = np.unique(data.user.astype(np.int64) * data.n_items + data.item.astype(np.int64))
-        distinct = np.bincount(keys // data.n_items, minlength=data.n_users)
+        # Distinct (user, item) pairs by one value sort: np.unique's hash path (numpy >= 2.3) took 79 s
+        # on ML-20M's 20M keys, the sort 0.6 s.
+        keys = np.sort(data.user.astype(np.int64) * data.n_items + data.item.astype(np.int64))
+        first = np.ones(len(keys), dtype=bool)
+        np.not_equal(keys[1:], keys[:-1], out=first[1:])
+        distinct = np.bincount(keys[first] // data.n_items, minlength=data.n_users)
         eligible = distinct >= LEAVE_ONE_OUT_MIN
         if not eligible.any():
             what = "every user has a single interaction, so there is nothing to split" if distinct.max() <= 1 else (

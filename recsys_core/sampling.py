@@ -103,12 +103,14 @@ def sample_eval_negatives(
     users: np.ndarray,
     n_negatives: int,
     rng: np.random.Generator,
+    keys: PositiveLookup | None = None,
 ) -> np.ndarray:
     """Exactly ``n_negatives`` distinct items per user, none of them a positive of that user.
 
     ``positives`` must hold every positive of the split (train, validation and test) so that no
     sampled negative is a hidden positive. Rows are drawn with a margin, invalid and repeated
     draws are dropped, and the few rows short of ``n_negatives`` are redrawn with a larger margin.
+    ``keys`` (from :func:`positive_keys` of the same ``positives``) skips building the lookup again.
     """
     n_items = positives.shape[1]
     users = np.asarray(users, dtype=np.int64)
@@ -120,7 +122,8 @@ def sample_eval_negatives(
             f"cannot sample {n_negatives} negatives for user index {users[worst]}: only {available[worst]} items are unseen",
             "Use fewer sampled negatives or the full-ranking protocol for such a small item set.",
         )
-    keys = positive_keys(positives)
+    if keys is None:
+        keys = positive_keys(positives)
     out = np.empty((len(users), n_negatives), dtype=np.int64)
     todo = np.arange(len(users))
     margin = 1.5

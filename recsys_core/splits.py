@@ -19,7 +19,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .errors import DataError
-from .interactions import Interactions, Vocabulary
+from .interactions import Interactions, Vocabulary, binary_csr
 from .protocols import PROTOCOLS
 
 #: protocol name -> the split kind it needs (read from :data:`recsys_core.protocols.PROTOCOLS`).
@@ -87,10 +87,7 @@ class Split:
     def _positives(self, parts: list[Interactions | None]) -> sp.csr_matrix:
         users = np.concatenate([p.user for p in parts if p is not None])
         items = np.concatenate([p.item for p in parts if p is not None])
-        matrix = sp.csr_matrix((np.ones(len(users), dtype=np.float32), (users, items)), shape=self.train.shape)
-        matrix.sum_duplicates()
-        matrix.data[:] = 1
-        return matrix
+        return binary_csr(users, items, self.train.shape, np.float32)
 
 
 def _pair_keys(data: Interactions) -> np.ndarray:

@@ -206,3 +206,27 @@ def test_beyond_lists_read_histories_in_time_order_whatever_the_id_encoding(ml10
         raw_users = data.users.ids[users].tolist()
         lists[name] = dict(zip(raw_users, data.items.ids[top].astype(str).tolist()))
     assert lists["numbers"] == lists["text"]
+
+
+def test_lists_from_the_full_ranking_pass_are_the_lists_made_alone(ml100k):
+    """The top-10 lists gathered from the loo-full test pass's score blocks are exactly the lists
+    top_k_lists makes by scoring every test user again, so the record does not change."""
+    from recsys_core.beyond import beyond_accuracy, shared_lists, top_k_lists
+    from recsys_core.evaluation import Evaluator
+    from recsys_core.models import create_model
+    from recsys_core.splits import make_split
+    from recsys_core.trainer import fit_model
+
+    split = make_split(ml100k, "loo-full", seed=0)
+    for name in ("pop", "itemknn"):
+        model = fit_model(create_model(name), split.train, device="cpu")
+        lists = shared_lists(model, split, seed=0)
+        evaluation = Evaluator(split, "test", "loo-full").evaluate(model, on_block=lists.add)
+        users, top = top_k_lists(model, split, "test", 10, seed=0)
+        shared_users, shared_top = lists.result()
+        assert np.array_equal(users, shared_users) and np.array_equal(top, shared_top)
+        alone = beyond_accuracy(model, split, evaluation, ml100k.item_info, n_resamples=100)
+        shared = beyond_accuracy(model, split, evaluation, ml100k.item_info, n_resamples=100, lists=lists.result())
+        assert alone.to_json() == shared.to_json()
+    with pytest.raises(ValueError):
+        beyond_accuracy(model, split, evaluation, lists=(users[1:], top[1:]))

@@ -255,3 +255,59 @@ def test_nan_scores_rank_last_and_the_models_array_is_not_modified(loo):
     assert full.metrics["HR@10"] == pytest.approx(np.mean(np.minimum(10 / unseen, 1)), abs=0.01)
     result = Evaluator(loo, "test", "loo-sampled").evaluate(cached)
     assert result.metrics["HR@10"] == pytest.approx(0.10, abs=0.03)
+
+
+# ---------------------------------------------------------------- speed-ups that must not change a number
+def test_intervals_of_several_columns_are_each_columns_own():
+    """Drawing the resampled users once for every metric gives each metric exactly its own interval."""
+    from recsys_core.evaluation import bootstrap_intervals
+
+    def resampled_alone(values, n_resamples, seed):  # the interval as it was computed, one column at a time
+        rng, n = np.random.default_rng(seed), len(values)
+        chunk = max(1, int(2e7 // n))
+        means = [values[rng.integers(0, n, size=(min(chunk, n_resamples - s), n))].mean(axis=1) for s in range(0, n_resamples, chunk)]
+        joined, tail = np.concatenate(means), (1 - 0.95) / 2 * 100
+        return (float(np.percentile(joined, tail)), float(np.percentile(joined, 100 - tail)))
+
+    rng = np.random.default_rng(3)
+    columns = {"hits": (rng.random(5000) < 0.3).astype(float), "ndcg": rng.random(5000), "mrr": 1 / (1 + rng.integers(0, 99, 5000))}
+    together = bootstrap_intervals(columns, n_resamples=300, seed=5)
+    for name, values in columns.items():
+        assert together[name] == bootstrap_interval(values, n_resamples=300, seed=5) == resampled_alone(values, 300, 5)
+    big = (rng.random(40_000) < 0.1).astype(float)  # several chunks of resamples, a 0/1 column
+    assert bootstrap_interval(big, n_resamples=1200, seed=1) == resampled_alone(big, 1200, 1)
+    with pytest.raises(ValueError):
+        bootstrap_intervals({"a": np.ones(3), "b": np.ones(4)})
+
+
+def test_top_k_is_the_partition_in_priority_order_with_and_without_ties():
+    """The fast top-K gives, row for row, what the partition over the priority order gives: rows whose
+    k + 1 best scores are distinct by a partial sort, rows with ties (popularity counts, a constant
+    scorer, −∞ for known items) by the partition itself."""
+    from recsys_core.evaluation import _top_k, _top_k_partition
+
+    rng = np.random.default_rng(0)
+    n_items = 500
+    distinct = rng.standard_normal((64, n_items)).astype(np.float32)
+    counts = rng.integers(0, 40, (64, n_items)).astype(np.float32)  # heavy ties, as popularity has
+    counts[rng.integers(0, 64, 3000), rng.integers(0, n_items, 3000)] = -np.inf
+    constant = np.zeros((8, n_items))
+    mixed = np.vstack([distinct[:32], counts[:32]])
+    priority = rng.permutation(n_items)
+    for scores in (distinct, counts, constant, mixed, distinct.astype(np.float64)):
+        for k in (1, 10, 20, n_items):
+            for order in (priority, None):
+                assert np.array_equal(_top_k(scores, k, order), _top_k_partition(scores, min(k, n_items), order))
+
+
+def test_score_blocks_are_private_row_major_copies_reused_in_place():
+    from recsys_core.evaluation import _writable_scores
+
+    row = np.array([3.0, np.nan, 1.0], dtype=np.float32)
+    block = _writable_scores(np.broadcast_to(row, (4, 3)))
+    assert block.flags.c_contiguous and block.flags.writeable and block.dtype == np.float32
+    assert np.array_equal(block, np.tile([3.0, -np.inf, 1.0], (4, 1)))
+    again = _writable_scores(np.broadcast_to(row * 2, (2, 3)), reuse=block)
+    assert np.shares_memory(again, block) and np.array_equal(again, np.tile([6.0, -np.inf, 2.0], (2, 1)))
+    wider = _writable_scores(np.zeros((2, 5)), reuse=again)  # another shape or dtype: a fresh block
+    assert not np.shares_memory(wider, block) and wider.dtype == np.float64

@@ -105,7 +105,7 @@ def informative_validation(n_users: int = 200, n_noise: int = 200, per_user: int
     return Interactions.from_frame(frame, "user", "item", timestamp_col="timestamp", name="informative-validation")
 
 
-@pytest.mark.parametrize("model_name, overrides", [("pop", {}), ("bpr", {"epochs": 15, "embedding_size": 16, "learning_rate": 0.05})])
+@pytest.mark.parametrize("model_name, overrides", [("pop", {}), ("bpr", {"epochs": 15, "embedding_size": 16, "learning_rate": 0.05, "batch_size": 256})])
 def test_refit_lets_every_model_read_the_validation_interaction(model_name, overrides):
     data = informative_validation()
     plain = run_experiment(data, model_name, device="cpu", overrides=overrides, refit=False, save=False)

@@ -92,3 +92,25 @@ def test_vocabulary_json_roundtrip():
         vocab = Vocabulary(ids, kind="drug")
         again = Vocabulary.from_json(vocab.to_json())
         assert again.ids.tolist() == vocab.ids.tolist() and again.kind == "drug"
+
+
+def testbinary_csr_is_the_summed_clipped_sorted_matrix():
+    """The binary matrix from one sort of the pair keys is exactly the COO-built one (repeats once,
+    indices sorted, same dtypes), for int32 and int64 ids and for no rows at all."""
+    import scipy.sparse as sp
+
+    from recsys_core.interactions import binary_csr
+
+    rng = np.random.default_rng(1)
+    for dtype in (np.int32, np.int64):
+        user, item = rng.integers(0, 50, 3000).astype(dtype), rng.integers(0, 70, 3000).astype(dtype)
+        for u, i in ((user, item), (user[:0], item[:0])):
+            expected = sp.csr_matrix((np.ones(len(u), dtype=np.float32), (u, i)), shape=(50, 70))
+            expected.sum_duplicates()
+            expected.data[:] = 1
+            expected.sort_indices()
+            got = binary_csr(u, i, (50, 70), np.float32)
+            for part in ("data", "indices", "indptr"):
+                assert np.array_equal(getattr(got, part), getattr(expected, part))
+                assert getattr(got, part).dtype == getattr(expected, part).dtype
+            assert got.has_sorted_indices and got.has_canonical_format

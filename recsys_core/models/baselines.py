@@ -31,11 +31,14 @@ class Popularity(Recommender):
     def _prepare(self, context: FitContext, train: Interactions) -> None:
         self.popularity = np.asarray(self.known.sum(axis=0), dtype=np.float32).ravel()
 
+    # Row-major copies, not broadcast views: ``score`` joins the batches' blocks, and broadcast views
+    # came out column-major, so the evaluator's row-major copy of each block was a transpose (at
+    # ML-20M shape 85 ms a block of 747 users against 45 ms for the tile and a plain copy).
     def _score_known(self, users, rows):
-        return np.broadcast_to(self.popularity, (len(users), self.n_items))
+        return np.tile(self.popularity, (len(users), 1))
 
     def _score_new(self, rows):
-        return np.broadcast_to(self.popularity, (rows.shape[0], self.n_items))
+        return np.tile(self.popularity, (rows.shape[0], 1))
 
     def _score_pairs(self, users, items, rows):
         return self.popularity[items]
