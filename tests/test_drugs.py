@@ -179,7 +179,10 @@ def test_condition_answer_has_two_labelled_parts_with_evidence(explorer, reviews
     assert part2["provenance"].str.contains("in common with Birth Control").all()
     # ordered by strength × similarity, each showing the similarity of its closest source condition
     assert part2["weighted"].is_monotonic_decreasing
-    np.testing.assert_allclose(part2["weighted"], (part2["strength"] * part2["similarity"]).round(1), atol=0.06)
+    # weighted = strength × similarity before either is rounded for display (strength to a whole number,
+    # similarity to 3 decimals, weighted to 1): the shown product can be off by half a strength point × similarity.
+    gap = (part2["weighted"] - part2["strength"] * part2["similarity"]).abs()
+    assert (gap <= 0.5 * part2["similarity"] + 0.1).all(), part2[["strength", "similarity", "weighted"]]
     assert (part2["similarity"] == part2["similarities"].map(max)).all()
     assert "score" not in part1.columns and "score" not in part2.columns
     text = answer.text(max_rows=5)

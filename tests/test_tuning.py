@@ -39,7 +39,7 @@ def test_search_sees_only_validation_then_best_is_tested_once_and_recorded(ml100
     assert (
         trials[0]["params"]
         == tuning.default_params("bpr")
-        == {"embedding_size": 64, "learning_rate": 5e-3, "weight_decay": 3e-3, "n_negatives": 4}
+        == {"embedding_size": 64, "learning_rate": 1e-2, "weight_decay": 3e-3, "n_negatives": 4}
     )
     for trial in trials:
         assert set(trial["params"]) == set(space)
