@@ -33,12 +33,14 @@ with tab_builtin:
     names = list(rows)
 
     def _label(name: str) -> str:
-        row = rows[name]
-        return f"{row['title']} ({name})" + (" · fetched" if row["available"] else "")
+        # The browser sends back the label it showed, and Streamlit maps it to a name through the labels of the
+        # rerun: a label that changes when a fetch finishes (a " · fetched" mark) came back as the raw label.
+        # So the label never changes; whether a data set is fetched is said below the picker.
+        return f"{rows[name]['title']} ({name})"
 
     def _on_pick() -> None:
         name = st.session_state["data_builtin"]
-        if data_ui.is_available(name):
+        if name in rows and data_ui.is_available(name):
             set_active_source(DataSource.builtin(name))
 
     default = source.name if source.kind == "builtin" and source.name in rows else "ml-100k"
@@ -52,7 +54,7 @@ with tab_builtin:
         help="Choosing a data set that is already fetched makes it the active data for every page.",
     )
     row = rows[chosen]
-    st.markdown(f"**{row['title']}** — {row['description']}")
+    st.markdown(f"**{row['title']}** — {row['description']}" + ("" if row["available"] else " *(not fetched yet)*"))
     st.markdown(f"**Licence:** {row['licence']}  \n**Size:** {data_ui.size_text(row['size_mb'])}  \n**Source:** {row['url'] or '—'}")
     with st.expander("Citation and where it lives"):
         st.markdown(row["citation"])
@@ -273,7 +275,7 @@ if is_drug_data(data):
         "**Which review is a condition's latest?** Leave-one-out holds out each condition's latest drug: the drug of its "
         "latest review date (the date of the latest positive review of that pair). Review dates are when a patient wrote, not when "
         "the drug was started, so this order is weaker than MovieLens' rating times; ties in date are broken by a seeded "
-        "random order. To hold out seeded random items instead, choose \"seeded random items\" on the **Train** page "
+        'random order. To hold out seeded random items instead, choose "seeded random items" on the **Train** page '
         "(`--loo-order random` on the command line)."
     )
     if source.kind != "file":
@@ -283,7 +285,7 @@ if is_drug_data(data):
             st.markdown(
                 "The Drugs.com scrape cut some condition names short. A name that is a proper prefix of exactly one other "
                 "condition, cut inside a word, is that condition; a name whose last word is a known cut word "
-                "(\"Disorde\", \"Cance\", \"Lab\", …) gets it completed. Restored here:"
+                '("Disorde", "Cance", "Lab", …) gets it completed. Restored here:'
             )
             st.dataframe(names.restored, hide_index=True, width="stretch")
             if names.suspect:

@@ -164,6 +164,29 @@ def test_data_page_switches_between_builtin_data_sets(ml100k_home, drugs_home):
     assert at.button(key="data_fetch").label == "Fetch ml-1m"
 
 
+def test_fetching_on_the_data_page_keeps_the_picker_labels_and_the_next_action_works(drugs_sample_dir, monkeypatch):
+    """Issue 21 item 4: the browser sends back the label it showed. A label that changed when the fetch finished
+    (" · fetched") came back as a raw label, and the next action (an upload) crashed with "unknown data set"."""
+    from recsys_core import datasets
+
+    real_fetch = datasets.fetch
+    monkeypatch.setattr(datasets, "fetch", lambda name, progress=True: real_fetch(name, source=drugs_sample_dir, progress=False))
+    at = app("pages/1_Data.py").run()
+    assert_clean(at)
+    at.selectbox(key="data_builtin").set_value("drugscom-sample").run()
+    labels_before = list(at.selectbox(key="data_builtin").options)
+    assert "(not fetched yet)" in texts(at.markdown)
+    at.button(key="data_fetch").click().run()
+    assert_clean(at)
+    assert at.session_state["source"]["name"] == "drugscom-sample"
+    assert list(at.selectbox(key="data_builtin").options) == labels_before, "a label the browser holds must still name its data set"
+    assert "drugscom-sample is fetched and is the active data." in texts(at.success)
+    at.file_uploader(key="data_upload").set_value(("plays.tsv", (USER_FILES / "plays.tsv").read_bytes(), "text/tab-separated-values"))
+    at.run()
+    assert_clean(at)
+    assert at.selectbox(key="map_user").value == "user_id"
+
+
 def test_upload_handling_functions(ml100k_home):
     from webapp import data_ui
 
