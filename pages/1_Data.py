@@ -105,12 +105,17 @@ with tab_upload:
         st.warning(f"The stored copy of {plain(upload['name'])} is gone; upload it again.")
         upload = None
     if upload and st.session_state.get("upload_form_for") != upload["path"]:
-        # A new file: forget the column choices made for the previous one.
+        # A new file: forget the choices made for the previous one (the settings below set them again).
         for key in data_ui.FORM_KEYS:
             st.session_state.pop(key, None)
         st.session_state["upload_form_for"] = upload["path"]
     if upload:
         stored = data_ui.Upload(**upload)
+        # The file of the active data shows the options it was read with; any other file the defaults. Set through
+        # session state, so that the browser never shows a box ticked that the reading does not apply.
+        applied = source.options if source.kind == "file" and Path(source.path or "") == Path(stored.path) else None
+        for key, value in data_ui.form_state(applied, source.name if applied else stored.stem).items():
+            st.session_state.setdefault(key, value)
         st.markdown(f"**{plain(stored.name)}** — {stored.size / 1e6:,.2f} MB")
         delimiters = {"auto": None, "comma ,": ",", "tab": "\t", "semicolon ;": ";", "pipe |": "|", "colon :": ":", "space": " "}
         delimiter_label = st.selectbox(
@@ -154,17 +159,12 @@ with tab_upload:
             required = role in ("user", "item")
             options = columns if required else [NONE] + columns
             key = f"map_{role}"
-            if key in st.session_state and st.session_state[key] not in options:
-                del st.session_state[key]
-            guess = guesses.get(role)
-            if guess in options:
-                index = options.index(guess)
-            else:
-                index = 0 if not required else min(i, len(options) - 1)
+            if st.session_state.get(key) not in options:
+                guess = (applied or {}).get(f"{role}_col") or guesses.get(role)
+                st.session_state[key] = guess if guess in options else (options[0] if not required else options[min(i, len(options) - 1)])
             value = cells[i % 3].selectbox(
                 f"{role}" + (" (required)" if required else ""),
                 options,
-                index=index,
                 key=key,
                 help={
                     "user": "Who interacted (a user id; for drug reviews the condition).",
@@ -178,24 +178,29 @@ with tab_upload:
             chosen_cols[role] = None if value == NONE else value
 
         cells = st.columns(3)
+        if chosen_cols["rating"] is None:  # without a rating column neither rule applies: never show one ticked
+            st.session_state["map_implicit"] = st.session_state["map_drop_blank"] = False
         implicit = cells[0].checkbox(
             "Implicit feedback: keep only ratings ≥ threshold",
             key="map_implicit",
             disabled=chosen_cols["rating"] is None,
             help="Turns ratings into 'liked' interactions; rows below the threshold are dropped.",
         )
-        threshold = cells[0].number_input(
-            "Rating threshold", value=4.0, step=0.5, key="map_threshold", disabled=not implicit or chosen_cols["rating"] is None
+        threshold = cells[0].number_input("Rating threshold", step=0.5, key="map_threshold", disabled=not implicit)
+        drop_blank = cells[0].checkbox(
+            "Drop rows with a blank rating",
+            key="map_drop_blank",
+            disabled=chosen_cols["rating"] is None,
+            help="Otherwise a blank rating refuses the file. How many rows were dropped is in the row accounting below.",
         )
         min_user = cells[1].number_input(
             "k-core: minimum interactions per user",
             min_value=0,
-            value=0,
             step=1,
             key="map_min_user",
             help="Applied repeatedly with the item minimum until both hold; 0 or 1: no filter.",
         )
-        min_item = cells[1].number_input("k-core: minimum interactions per item", min_value=0, value=0, step=1, key="map_min_item")
+        min_item = cells[1].number_input("k-core: minimum interactions per item", min_value=0, step=1, key="map_min_item")
         duplicates = cells[2].radio(
             "Repeated (user, item) rows",
             list(DUPLICATE_RULES),
@@ -204,7 +209,7 @@ with tab_upload:
             help="Each rule keeps the pair's latest row (by time; without times the last in the file) with its rating. "
             "Sum: its weight is the weight column summed over the rows (a quantity, plays); count: the number of rows.",
         )
-        name = cells[2].text_input("Name of this data", value=stored.stem, key="map_name")
+        name = cells[2].text_input("Name of this data", key="map_name")
 
         if st.button("Use this data", key="data_use_upload", type="primary"):
             try:
@@ -215,6 +220,7 @@ with tab_upload:
                     min_item=int(min_item),
                     duplicates=duplicates,
                     delimiter=delimiters[delimiter_label],
+                    drop_blank_ratings=drop_blank,
                 )
                 new_source, new_data = data_ui.use_upload(stored.path, options, name, label=stored.name)
             except RecsysError as error:

@@ -295,6 +295,48 @@ def test_data_page_upload_bad_then_good(ml100k_home):
     assert account["duplicates merged"] == "2 merged (keep the latest row, sum the weight column 'plays')"
 
 
+def test_data_page_drops_blank_ratings_on_request_and_the_form_shows_the_options_applied(ml100k_home):
+    """Issue 21 item 6: blank ratings are refused with their count, or dropped and accounted for; the form of the
+    active file shows the options it was read with, and another file starts from the defaults."""
+    rows = ["user,item,stars"] + [f"{u},{i},{(u + i) % 5 + 1 if (u * 7 + i) % 9 else ''}" for u in range(1, 9) for i in range(1, 9)]
+    export = ("\n".join(rows) + "\n").encode()
+    blank = sum(1 for row in rows[1:] if row.endswith(","))
+    at = app("pages/1_Data.py").run()
+    at.file_uploader(key="data_upload").set_value(("export.csv", export, "text/csv")).run()
+    assert_clean(at)
+    assert at.selectbox(key="map_rating").value == "stars"
+    assert at.checkbox(key="map_implicit").value is False and at.checkbox(key="map_drop_blank").value is False
+    at.button(key="data_use_upload").click().run()
+    assert f"and {blank - 1} more rows" in texts(at.error) and "Drop rows with a blank rating" in texts(at.error)
+    assert at.session_state["source"]["kind"] == "builtin"
+
+    at.checkbox(key="map_drop_blank").check()
+    at.checkbox(key="map_implicit").check().run()
+    at.number_input(key="map_threshold").set_value(3.0)
+    at.button(key="data_use_upload").click().run()
+    assert_clean(at)
+    source = at.session_state["source"]
+    assert source["kind"] == "file" and source["options"]["drop_blank_ratings"] and source["options"]["threshold"] == 3.0
+    account = next(frame.value for frame in at.dataframe if "rows read" in frame.value.columns).iloc[0]
+    assert account["rows read"] == 64 and account["dropped: blank stars"] == blank
+    kept_ratings = [(u + i) % 5 + 1 for u in range(1, 9) for i in range(1, 9) if (u * 7 + i) % 9]
+    assert account["dropped: below stars 3"] == sum(r < 3 for r in kept_ratings) and account["kept"] == sum(r >= 3 for r in kept_ratings)
+
+    # Another file: the defaults, nothing ticked; the active file again (a new upload of it): the options in use.
+    at.file_uploader(key="data_upload").set_value(("plays.tsv", (USER_FILES / "plays.tsv").read_bytes(), "text/tab-separated-values"))
+    at.run()
+    assert_clean(at)
+    assert at.checkbox(key="map_implicit").value is False and at.checkbox(key="map_drop_blank").value is False
+    assert at.checkbox(key="map_implicit").disabled, "plays.tsv has no rating column"
+    at.file_uploader(key="data_upload").set_value(("export.csv", export, "text/csv")).run()
+    assert_clean(at)
+    assert at.checkbox(key="map_implicit").value is True and at.number_input(key="map_threshold").value == 3.0
+    assert at.checkbox(key="map_drop_blank").value is True and at.text_input(key="map_name").value == "export"
+    # Unsetting the rating column unticks both rules instead of showing them ticked and not applied.
+    at.selectbox(key="map_rating").set_value("—").run()
+    assert at.checkbox(key="map_implicit").value is False and at.checkbox(key="map_drop_blank").value is False
+
+
 def test_data_page_real_drugs_tsv_through_session_state(ml100k_home):
     """The stored file can also be handed to the page through session state (no uploader).
 

@@ -35,6 +35,7 @@ ROLES = ("user", "item", "rating", "timestamp", "weight", "title")
 FORM_KEYS = tuple(f"map_{role}" for role in ROLES) + (
     "map_implicit",
     "map_threshold",
+    "map_drop_blank",
     "map_min_user",
     "map_min_item",
     "map_duplicates",
@@ -208,6 +209,7 @@ def options_from_form(
     duplicates: str = "latest",
     delimiter: str | None = None,
     encoding: str | None = None,
+    drop_blank_ratings: bool = False,
 ):
     """:class:`UserFileOptions` from the form's values (raises DataError for a bad combination)."""
     from recsys_core.datasets import UserFileOptions
@@ -225,7 +227,28 @@ def options_from_form(
         min_item_interactions=int(min_item),
         delimiter=delimiter,
         encoding=encoding,
+        drop_blank_ratings=bool(drop_blank_ratings and columns.get("rating")),
     )
+
+
+def form_state(applied: dict | None, name: str) -> dict:
+    """The mapping form's settings (session-state key -> value) other than the columns.
+
+    ``applied``: the options the active data was read with when the file in the form is the active one, so that
+    the form shows the state in use; otherwise the defaults. The page sets these through session state (never a
+    widget's ``value=``), which also makes the browser redraw a widget it still shows with an older value.
+    """
+    applied = applied or {}
+    threshold = applied.get("threshold")
+    return {
+        "map_implicit": threshold is not None,
+        "map_threshold": float(threshold) if threshold is not None else 4.0,
+        "map_drop_blank": bool(applied.get("drop_blank_ratings", False)),
+        "map_min_user": int(applied.get("min_user_interactions", 0)),
+        "map_min_item": int(applied.get("min_item_interactions", 0)),
+        "map_duplicates": applied.get("duplicates", "latest"),
+        "map_name": name,
+    }
 
 
 def use_upload(path: str, options, name: str, label: str | None = None):
@@ -352,11 +375,13 @@ def file_account(key: str) -> pd.DataFrame | None:
     _data, account = read_user_file_with_account(source.path, options, name=source.name, display_name=source.display_name)
     threshold = f"below {options.rating_col} {options.threshold:g}" if options.threshold is not None else "no threshold"
     kcore = f"k-core (users ≥ {options.min_user_interactions}, items ≥ {options.min_item_interactions})"
+    blank = {f"dropped: blank {options.rating_col}": account.blank_ratings_dropped} if options.drop_blank_ratings else {}
     return pd.DataFrame(
         [
             {
                 "file": source.display_name or source.name,
                 "rows read": account.rows_read,
+                **blank,
                 "duplicates merged": account.duplicate_text(),
                 f"dropped: {threshold}": account.below_threshold,
                 f"removed by {kcore}": account.removed_by_kcore,
