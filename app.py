@@ -26,6 +26,7 @@ from webapp.common import (
     is_drug_data,
     load_data,
     load_run,
+    offer_best_run,
     positive_rule_text,
     run_label,
     run_label_for,
@@ -151,7 +152,11 @@ def home() -> None:
         options = [data.users.ids[i] for i in sample]
         record = run.info
         st.subheader(f"Top 10 for a sample {user_kind}")
-        st.caption(f"Run **{plain(run_label(record))}**, tested on {plain(record.protocol)} (run id {plain(run_id)}). " + positive_rule_text(record))
+        st.caption(
+            f"Run **{plain(run_label(record))}**, tested on {plain(record.protocol)} (run id {plain(run_id)}). "
+            + positive_rule_text(record)
+        )
+        offer_best_run(data, key="home_use_best_run")
         if is_drug_data(data):
             st.info(MEDICAL_NOTE)
         if st.session_state.get("home_user") not in options:

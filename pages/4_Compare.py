@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from recsys_core import explain
+from recsys_core.best import BEST_RULE, best_line
 from recsys_core.errors import RecsysError
 from recsys_core.evaluation import HEADLINE, paired_comparison
 from recsys_core.report import leaderboard_figure
@@ -62,6 +63,8 @@ st.caption(
     + ("Coverage@10 is the share of all items that appear in some user's full-ranking top 10." if protocol.startswith("loo") else "")
 )
 st.caption(compare_ui.history_condition(group))
+if best := best_line(group, lambda record: plain(compare_ui.short_name(record))):
+    st.markdown(f"**{best}** {BEST_RULE}")
 if compare_ui.meaning_note(group, protocol):
     st.warning(compare_ui.meaning_note(group, protocol))
 metric_config = {c: NUMBER(format="%.4f") for c in board.columns if ("@" in c and "CI" not in c) or c in ("MRR", "RMSE", "MAE")}

@@ -115,11 +115,14 @@ def _leaderboard(records: list[RunRecord], protocol: str) -> pd.DataFrame:
 
 
 def _paired_sentences(runs: list[Any], protocol: str) -> list[str]:
-    """The best run (by headline) against every other, with the paired test on the same users."""
+    """The best run by the one rule (:data:`~recsys_core.best.BEST_RULE`) against every other, with the paired test
+    on the same users, on the protocol the rule judges by (the full ranking for leave-one-out runs)."""
+    from .best import JUDGED_ON
     from .evaluation import HEADLINE, LOWER_IS_BETTER, paired_comparison
-
-    headline = HEADLINE[protocol]
     from .protocols import get_protocol
+
+    protocol = JUDGED_ON.get(protocol, protocol)
+    headline = HEADLINE[protocol]
 
     metric = "squared_error" if get_protocol(protocol).needs_ratings else headline  # rating protocols pair per-rating errors
     scored = [(run, run.info.test[protocol].scores.get(headline) if protocol in run.info.test else None) for run in runs]
@@ -139,7 +142,7 @@ def _paired_sentences(runs: list[Any], protocol: str) -> list[str]:
         significant = (lo > 0 or hi < 0) and result["p_value_t"] < 0.05
         verdict = "a significant difference" if significant else "not a significant difference (neither is shown to be better)"
         out.append(
-            f"{best.info.model.name} vs {other.info.model.name} on {result['n_users']:,} shared test users: mean {metric} "
+            f"{best.info.model.name} vs {other.info.model.name} on {result['n_users']:,} shared test users ({protocol}): mean {metric} "
             f"{result['mean_a']:.4f} vs {result['mean_b']:.4f}, difference {result['difference']:+.4f} "
             f"(95% interval {lo:+.4f} to {hi:+.4f}; paired t-test p = {result['p_value_t']:.3g}, Wilcoxon p = {result['p_value_wilcoxon']:.3g}): {verdict}."
         )
@@ -254,6 +257,7 @@ def build_report(run_ids: list[str], n_users: int = 3, seed: int = 0, protocol: 
     which of the runs' test results to show (default: the first run's own protocol)."""
     import plotly.offline
 
+    from .best import BEST_RULE, best_line
     from .beyond import TRADEOFF_AXES, activity_table, beyond_metrics_table, tradeoff_figure, tradeoff_table
     from .evaluation import HEADLINE
     from .runs import load_run
@@ -308,8 +312,10 @@ def build_report(run_ids: list[str], n_users: int = 3, seed: int = 0, protocol: 
 
     board = _leaderboard(usable, protocol)
     paired = _paired_sentences([run for run in runs if protocol in run.info.test], protocol)
+    best = best_line(usable, _run_name)
     sections.append(
         f"<h2>3. Leaderboard ({html.escape(protocol)}, test split)</h2>"
+        + (f"<p><strong>{html.escape(best)}</strong> {html.escape(BEST_RULE)}</p>" if best else "")
         + _table(board.drop(columns=["model"]))
         + "<div class='chart'>@@FIGURE0@@</div>"
         + (
@@ -319,7 +325,11 @@ def build_report(run_ids: list[str], n_users: int = 3, seed: int = 0, protocol: 
         )
     )
     if HEADLINE[protocol] in board.columns and len(board):
-        figures.append(_figure(leaderboard_figure(board["run"], board[HEADLINE[protocol]], [by_run[run] for run in board["run"]], protocol), "leaderboard"))
+        figures.append(
+            _figure(
+                leaderboard_figure(board["run"], board[HEADLINE[protocol]], [by_run[run] for run in board["run"]], protocol), "leaderboard"
+            )
+        )
     else:
         sections[-1] = sections[-1].replace("<div class='chart'>@@FIGURE0@@</div>", "")
 

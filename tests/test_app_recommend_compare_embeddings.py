@@ -199,6 +199,13 @@ def test_compare_leaderboard_paired_test_and_lists(runs):
     assert set(board["run_id"]) == loo
     assert "refitted on train + validation" in texts(at.caption) and "not meaningful" not in texts(at.warning)
     assert list(board["run_id"])[0] == runs["ml/ease"]  # best HR@10 first
+    # The one best-run rule, stated where the best run is named: the page and the sidebar agree.
+    from recsys_core.best import best_run
+
+    best = best_run([_record(r) for r in loo])
+    assert f"**Best run: {compare_ui.short_name(best)}.**" in texts(at.markdown) and "never the sampled HR@10" in texts(at.markdown)
+    assert "full ranking" in compare_ui.short_name(best)
+    assert "Best run:" in texts(at.sidebar.caption)
     assert {"HR@10", "HR@10 95% CI", "NDCG@10", "Coverage@10 (full ranking)", "fit seconds"} <= set(board.columns)
     record = json.loads((Path(os.environ["RECSYS_HOME"]) / "runs" / runs["ml/ease"] / "run.json").read_text())
     lo, hi = record["test"]["loo-sampled"]["intervals"]["HR@10"]

@@ -111,7 +111,7 @@ def test_an_old_format_run_json_loads_with_defaults():
 
     from webapp.common import run_label
 
-    assert run_label(record) == "Popularity · ml-100k · abcdef · HR@10 0.250 · loo-full"
+    assert run_label(record) == "Popularity · ml-100k · abcdef · HR@10 0.250, full ranking"
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from typing import TYPE_CHECKING
 
@@ -25,7 +24,9 @@ SPLIT_NAMES = {"leave-one-out": "leave-one-out", "heldout-users": "held-out user
 
 def split_key(record: RunRecord) -> str:
     """Runs with the same key were tested on the same split (same data is checked by the caller)."""
-    return json.dumps({"split": dict(record.split), "seed": record.seed}, sort_keys=True, default=str)
+    from recsys_core.best import split_key as key
+
+    return key(record)
 
 
 def split_label(record: RunRecord, n_runs: int) -> str:
