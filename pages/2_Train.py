@@ -9,6 +9,7 @@ from webapp import frame, map_jobs, train_ui
 from webapp.common import (
     MEDICAL_NOTE,
     active_run_id,
+    friendly_errors,
     is_drug_data,
     keep_active_run,
     load_run,
@@ -58,7 +59,10 @@ else:
 catalogue = train_ui.model_catalogue()
 usable = [name for name, info in catalogue.items() if "error" not in info]
 missing = [name for name, info in catalogue.items() if "error" in info]
-if st.radio("Mode", ["Train", "Tune"], horizontal=True, key="train_mode", help="Tune: search settings with Optuna on validation.") == "Tune":
+if (
+    st.radio("Mode", ["Train", "Tune"], horizontal=True, key="train_mode", help="Tune: search settings with Optuna on validation.")
+    == "Tune"
+):
     from webapp import tune_app
 
     tune_app.show_tune_mode(data, source, usable)
@@ -136,13 +140,63 @@ for title, error, advice in st.session_state.pop("train_failures", []):  # from 
             st.info(advice)
 
 
+def manage_runs(ids: list[str], by_id: dict, current: str | None) -> None:
+    """Rename or delete a saved run. Deleting asks first, and says so when the run is the active one."""
+    from recsys_core.runs import MAX_RUN_TITLE
+
+    with st.expander("Rename or delete a run", expanded=bool(st.session_state.get("runs_confirm_delete"))):
+        frame.keep_valid("runs_manage", ids)
+        target = st.selectbox(
+            "Run", ids, format_func=lambda r: run_label(by_id[r]) + (" (the active run)" if r == current else ""), key="runs_manage"
+        )
+        cells = st.columns([3, 1], vertical_alignment="bottom")
+        title = cells[0].text_input(
+            "Name", value=by_id[target].title, key=f"runs_title_{target}", max_chars=MAX_RUN_TITLE,
+            placeholder="for example: demo model", help="Shown first in the run's name on every page; empty: the model's name.",
+        )  # fmt: skip
+        if cells[1].button("Rename", key="runs_rename", disabled=title.strip() == by_id[target].title):
+            with friendly_errors("The run could not be renamed"):
+                train_ui.rename_saved_run(target, title)
+            st.rerun()
+        if st.session_state.get("runs_confirm_delete") != target:
+            if st.button("Delete this run …", key="runs_delete", icon=":material/delete:"):
+                st.session_state["runs_confirm_delete"] = target
+                st.rerun()
+            return
+        others = [r for r in ids if r != target]
+        if target == current:
+            after = run_label(by_id[others[0]]) if others else "none (no run is left on this data)"
+            st.warning(
+                f"**{plain(run_label(by_id[target]))} is the active run**, used by every page. Deleting it removes its model, "
+                f"maps and test results for good; the active run then becomes {plain(after)}."
+            )
+        else:
+            st.warning(f"Delete **{plain(run_label(by_id[target]))}**? Its model, maps and test results are removed for good.")
+        buttons = st.columns([1, 1, 3])
+        if buttons[0].button("Delete the active run" if target == current else "Delete it", key="runs_delete_yes", type="primary"):
+            st.session_state.pop("runs_confirm_delete", None)
+            with friendly_errors("The run could not be deleted"):
+                train_ui.delete_saved_run(target)
+            st.session_state["runs_flash"] = f"Deleted {run_label(by_id[target])}." + (
+                f" The active run is now {run_label(by_id[others[0]])}." if target == current and others else ""
+            )
+            st.rerun()
+        if buttons[1].button("Keep it", key="runs_delete_no"):
+            st.session_state.pop("runs_confirm_delete", None)
+            st.rerun()
+
+
 def show_runs() -> None:
     """The runs on this data: the active-run picker, the best-run button and the runs trained in this session."""
     runs = runs_for(data)
     if not runs:
+        if flash := st.session_state.pop("runs_flash", None):
+            st.success(plain(flash))
         return
     st.divider()
     st.header("Runs on this data")
+    if flash := st.session_state.pop("runs_flash", None):
+        st.success(plain(flash))
     ids = [r.run_id for r in runs]
     by_id = {r.run_id: r for r in runs}
     current = active_run_id(data)
@@ -160,6 +214,7 @@ def show_runs() -> None:
         on_change=_pick_run,
     )
     offer_best_run(data, key="train_use_best_run")
+    manage_runs(ids, by_id, current)
     trained_here = [r for r in st.session_state.get("train_results", []) if r in by_id]
     shown = trained_here or [current]
     if trained_here:

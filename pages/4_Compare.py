@@ -60,7 +60,12 @@ st.caption(
     f"Test metrics of {len(board)} run(s) on {data.name}, {protocol}; 95% intervals from a bootstrap over test users. "
     + positive_rule_text(group[0])
     + " "
-    + ("Coverage@10 is the share of all items that appear in some user's full-ranking top 10." if protocol.startswith("loo") else "")
+    + (
+        "Coverage@10 is the share of all items that appear in some user's full-ranking top 10. With one held-out item per user, "
+        "Recall@10 equals HR@10, Precision@10 is HR@10 / 10 and MAP@10 is 1 / rank when the item is in the top 10, else 0."
+        if protocol.startswith("loo")
+        else ""
+    )
 )
 st.caption(compare_ui.history_condition(group))
 if best := best_line(group, lambda record: plain(compare_ui.short_name(record))):

@@ -18,8 +18,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from recsys_core.datasets import fetch
-from recsys_core.errors import DataError, FetchError
-from recsys_core.experiment import DataSource
+from recsys_core.errors import DataError, FetchError, RecsysError
+from recsys_core.experiment import DataSource, run_experiment
 from recsys_core.home import uploads_dir
 from recsys_core.runs import list_runs
 
@@ -405,6 +405,53 @@ def test_train_page_pop_on_ml100k(ml100k_home):
     assert "active run" in texts(at.markdown)
     table = at.dataframe[0].value
     assert {"value", "95% low", "95% high"} <= set(table.columns) and "HR@10" in table.index
+
+
+def test_train_page_renames_and_deletes_runs_with_confirmation(ml100k_home):
+    """Issue 21 item 10: rename a run (its name on every page), delete one after a confirmation; the active run is
+    never deleted without saying so, and another run becomes active."""
+    from recsys_core.runs import RunRecord, load_run, rename_run
+
+    source = DataSource.builtin("ml-100k")
+    pop = run_experiment(source, "pop", seed=0).run_id
+    itemknn = run_experiment(source, "itemknn", seed=0).run_id
+    at = app("pages/2_Train.py")
+    at.session_state["run_id"] = itemknn
+    at.run()
+    assert_clean(at)
+
+    at.selectbox(key="runs_manage").set_value(pop).run()
+    at.text_input(key=f"runs_title_{pop}").input("  baseline   for the demo ").run()
+    at.button(key="runs_rename").click().run()
+    assert_clean(at)
+    assert load_run(pop).info.title == "baseline for the demo"
+    assert any(o.startswith("baseline for the demo (Popularity) · ml-100k") for o in at.selectbox(key="train_active_run").options)
+    # run.json otherwise unchanged, and an empty name removes it.
+    record = RunRecord.from_json(json.loads((Path(os.environ["RECSYS_HOME"]) / "runs" / pop / "run.json").read_text()))
+    assert record.title == "baseline for the demo" and record.model.name == "pop"
+    assert rename_run(pop, "") == "" and load_run(pop).info.title == ""
+    with pytest.raises(RecsysError, match="at most 80 characters"):
+        rename_run(pop, "x" * 81)
+
+    # Deleting another run: one click asks, the second deletes.
+    at.selectbox(key="runs_manage").set_value(pop).run()
+    at.button(key="runs_delete").click().run()
+    assert "removed for good" in texts(at.warning) and "active run" not in texts(at.warning)
+    at.button(key="runs_delete_no").click().run()
+    assert pop in [r.run_id for r in list_runs()] and not [b for b in at.button if b.key == "runs_delete_yes"]
+    at.button(key="runs_delete").click().run()
+    at.button(key="runs_delete_yes").click().run()
+    assert_clean(at)
+    assert [r.run_id for r in list_runs()] == [itemknn] and at.session_state["run_id"] == itemknn
+
+    # The active run: the confirmation says it is the active one; after it, no run of this data is active.
+    assert at.selectbox(key="runs_manage").value == itemknn
+    at.button(key="runs_delete").click().run()
+    assert "is the active run" in texts(at.warning) and at.button(key="runs_delete_yes").label == "Delete the active run"
+    at.button(key="runs_delete_yes").click().run()
+    assert_clean(at)
+    assert list_runs() == [] and "run_id" not in at.session_state
+    assert "Deleted Item-kNN" in texts(at.success)
 
 
 def test_train_page_on_drugscom_sample(drugs_home):

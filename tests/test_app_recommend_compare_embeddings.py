@@ -207,6 +207,8 @@ def test_compare_leaderboard_paired_test_and_lists(runs):
     assert "full ranking" in compare_ui.short_name(best)
     assert "Best run:" in texts(at.sidebar.caption)
     assert {"HR@10", "HR@10 95% CI", "NDCG@10", "Coverage@10 (full ranking)", "fit seconds"} <= set(board.columns)
+    assert {"Recall@10", "Precision@10", "MAP@10", "MAP@10 95% CI"} <= set(board.columns)
+    assert "Precision@10 is HR@10 / 10" in texts(at.caption)
     record = json.loads((Path(os.environ["RECSYS_HOME"]) / "runs" / runs["ml/ease"] / "run.json").read_text())
     lo, hi = record["test"]["loo-sampled"]["intervals"]["HR@10"]
     assert board.loc[board["run_id"] == runs["ml/ease"], "HR@10 95% CI"].item() == f"{lo:.3f} – {hi:.3f}"

@@ -137,7 +137,8 @@ def run_label(record: RunRecord, today: date | None = None) -> str:
     """
     from recsys_core.best import judging_score
 
-    parts = [MODEL_TITLES.get(record.model.name, record.model.name), record.dataset.name]
+    model = MODEL_TITLES.get(record.model.name, record.model.name)
+    parts = [f"{record.title} ({model})" if record.title else model, record.dataset.name]
     try:
         when = datetime.fromisoformat(record.created)
         parts.append(when.strftime("%H:%M") if when.date() == (today or date.today()) else when.strftime("%d %b %H:%M"))

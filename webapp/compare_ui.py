@@ -14,8 +14,8 @@ if TYPE_CHECKING:
 
 # The metrics each protocol's leaderboard shows, in order (those a record has).
 LEADERBOARD_METRICS = {
-    "loo-sampled": ("HR@10", "NDCG@10", "MRR"),
-    "loo-full": ("HR@10", "NDCG@10", "MRR", "Coverage@10"),
+    "loo-sampled": ("HR@10", "NDCG@10", "MRR", "Recall@10", "Precision@10", "MAP@10"),
+    "loo-full": ("HR@10", "NDCG@10", "MRR", "Recall@10", "Precision@10", "MAP@10", "Coverage@10"),
     "heldout-users": ("Recall@20", "Recall@50", "NDCG@100", "Coverage@20"),
     "ratings": ("RMSE", "MAE"),
 }

@@ -206,7 +206,7 @@ def timing_text(event) -> str:
 
 
 def _stage_prefix(event) -> str:
-    """"pretraining GMF (stage 1 of 3) · " for fits in stages; nothing for a fit in one stage."""
+    """ "pretraining GMF (stage 1 of 3) · " for fits in stages; nothing for a fit in one stage."""
     if getattr(event, "stage_count", 1) > 1 and event.stage:
         return f"{event.stage} (stage {event.stage_index + 1} of {event.stage_count}) · "
     return ""
@@ -351,3 +351,29 @@ def auto_fit(data, source, callback=None) -> str:
             return runs[0].run_id
         result = run_experiment(data, DEFAULT_MODEL, protocol="loo-sampled", seed=0, device="auto", source=source, callback=callback)
         return result.run_id
+
+
+# -- renaming and deleting runs --------------------------------------------------------------------------------------
+def rename_saved_run(run_id: str, title: str) -> str:
+    """Name a saved run (``recsys_core.runs.rename_run``); the loaded copies are dropped so every page shows the name."""
+    from recsys_core.runs import rename_run
+
+    from .common import load_run
+
+    stored = rename_run(run_id, title)
+    load_run.clear()
+    return stored
+
+
+def delete_saved_run(run_id: str) -> None:
+    """Delete a saved run and forget it in this session: no page keeps it active, listed or loaded."""
+    from recsys_core.runs import delete_run
+
+    from .common import load_run
+
+    delete_run(run_id)
+    load_run.clear()
+    if st.session_state.get("run_id") == run_id:
+        st.session_state.pop("run_id")
+    if run_id in st.session_state.get("train_results", []):
+        st.session_state["train_results"].remove(run_id)
