@@ -188,7 +188,7 @@ def history_figure(history: list[dict]):
     return fig
 
 
-def _clock(seconds: float) -> str:
+def clock_text(seconds: float) -> str:
     seconds = max(0, int(round(seconds)))
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else f"{seconds // 60}:{seconds % 60:02d}"
 
@@ -196,13 +196,13 @@ def _clock(seconds: float) -> str:
 def timing_text(event) -> str:
     """Elapsed time and an estimate of the time left from the overall fraction done (each stage's
     epoch budget counts; early stopping can only make the real time shorter)."""
-    elapsed = f"{_clock(event.elapsed)} elapsed"
+    elapsed = f"{clock_text(event.elapsed)} elapsed"
     fraction = event.fraction
     if event.kind == "end" or fraction >= 1.0:
         return elapsed
     if fraction < 0.02 or event.elapsed < 1.0:
         return f"{elapsed} · estimating time left…"
-    return f"{elapsed} · about {_clock(event.elapsed * (1 - fraction) / fraction)} left"
+    return f"{elapsed} · about {clock_text(event.elapsed * (1 - fraction) / fraction)} left"
 
 
 def _stage_prefix(event) -> str:
@@ -237,7 +237,7 @@ def describe_event(event) -> str:
         parts += [f"val {k} {event.metrics[k]:.4f}" for k in CURVE_METRICS if k in event.metrics]
         parts.append(timing_text(event))
         return " · ".join(parts)
-    return f"Training done in {_clock(event.elapsed)}; testing on the held-out data…"
+    return f"Training done in {clock_text(event.elapsed)}; testing on the held-out data…"
 
 
 class LiveView:
