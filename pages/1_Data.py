@@ -238,7 +238,7 @@ st.divider()
 st.header(f"Active data: {plain(source.name)}")
 if source.kind == "builtin" and not data_ui.is_available(source.name):
     st.info(f"{plain(source.name)} is not fetched yet: fetch it above, or upload your own file.")
-    sidebar_status()
+    sidebar_status(slot=page.sidebar)
     st.stop()
 if source.kind in ("builtin", "drugscom-file"):
     # The positive rule: which interactions models learn from and are tested on (a user file sets it in its mapping above).
@@ -271,10 +271,10 @@ try:
     summary = data_ui.data_summary(data_ui.summary_key(source))
 except RecsysError as error:
     frame.show_error(error, f"{source.name} cannot be loaded")
-    sidebar_status()
+    sidebar_status(slot=page.sidebar)
     st.stop()
 
-sidebar_status(data)
+sidebar_status(data, page.sidebar)
 if is_drug_data(data):
     st.info(MEDICAL_NOTE)
     st.markdown(
@@ -325,7 +325,21 @@ with left:
 with right:
     st.subheader(f"Interactions per {items_kind}")
     st.plotly_chart(data_ui.count_figure(summary["per_item"], "interactions", f"{items_kind}s", log_y), key="data_hist_items")
-if summary["ratings"] is not None:
+everything = data_ui.all_ratings(data_ui.summary_key(source)) if source.threshold is not None else None
+if everything is not None:
+    # After the positive rule the ratings left are those at or above it (on the binned drug sample: one bar): show
+    # every review or rating, the rule marked.
+    what = "reviews" if "class" in everything else "interactions"
+    st.subheader(f"Ratings of all {what}, and the positive rule")
+    st.plotly_chart(data_ui.ratings_figure(everything, source.threshold, what), key="data_hist_ratings")
+    if "class" in everything:
+        counts = everything.groupby("class")["count"].sum()
+        st.caption(
+            " · ".join(f"{kind}: {int(counts.get(kind, 0)):,}" for kind in ("positive", "neutral", "negative"))
+            + f". Positive reviews (rating ≥ {source.threshold:g}) are what models learn from and are tested on; "
+            "neutral and negative ones stay as evidence on the Recommend page."
+        )
+elif summary["ratings"] is not None:
     st.subheader("Rating distribution")
     ratings = summary["ratings"].rename(columns={"rating": "bin"})
     st.plotly_chart(data_ui.count_figure(ratings, "rating", "interactions", False), key="data_hist_ratings")

@@ -142,6 +142,16 @@ def test_data_page_switches_between_builtin_data_sets(ml100k_home, drugs_home):
     assert at.checkbox(key="data_rule_on_drugscom-sample").value is True
     assert [m.value for m in at.metric][2] == "626"
     assert "latest review date" in texts(at.markdown)
+    # One sidebar status, for the data on screen (the page opener's and the page's own were both shown).
+    assert [m.value for m in at.sidebar.markdown if m.value.startswith("**Dataset:**")] == ["**Dataset:** drugscom-sample"]
+    # Every review by class, the positive rule marked between the neutral and the positive ones.
+    chart = json.loads(at.get("plotly_chart")[-1].proto.spec)
+    bars = chart["data"][0]
+    assert bars["x"] == [2.5, 5.5, 8.5] and sum(bars["y"]) == 965 and bars["y"][2] == 626
+    assert [t.split("<br>")[1] for t in chart["layout"]["xaxis"]["ticktext"]] == ["negative", "neutral", "positive"]
+    rule = chart["layout"]["shapes"][0]
+    assert rule["x0"] == 7.0 and "positive rule: rating ≥ 7 (626 of 965 reviews)" in chart["layout"]["annotations"][0]["text"]
+    assert "neutral and negative ones stay as evidence" in texts(at.caption)
     assert "Premature Lab" in at.dataframe[0].value["as_scraped"].tolist()
     assert "`ibromyalgia`" in texts(at.markdown)
     at.checkbox(key="data_rule_on_drugscom-sample").uncheck().run()
@@ -155,6 +165,9 @@ def test_data_page_switches_between_builtin_data_sets(ml100k_home, drugs_home):
     at.checkbox(key="data_rule_on_ml-100k").check().run()
     assert_clean(at)
     assert at.session_state["source"]["threshold"] == 4.0 and [m.value for m in at.metric][2] == "55,375"
+    chart = json.loads(at.get("plotly_chart")[-1].proto.spec)
+    assert chart["data"][0]["x"] == [1, 2, 3, 4, 5] and sum(chart["data"][0]["y"]) == 100_000
+    assert chart["layout"]["shapes"][0]["x0"] == 3.5 and "55,375 of 100,000 interactions" in chart["layout"]["annotations"][0]["text"]
     at.checkbox(key="data_rule_on_ml-100k").uncheck().run()
     assert [m.value for m in at.metric][2] == "100,000"
     # A data set that is not fetched offers a fetch button and stays inactive.

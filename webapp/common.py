@@ -200,13 +200,16 @@ def friendly_errors(what: str = "") -> Iterator[None]:
         st.stop()
 
 
-def sidebar_status(data=None) -> None:
+def sidebar_status(data=None, slot=None) -> None:
+    """The sidebar's active data, active run and best run. ``slot`` (an ``st.sidebar.empty()``, see
+    ``frame.open_page``) is rewritten in place, so a page that changes its data after opening shows one status."""
+    where = slot.container() if slot is not None else st.sidebar
     source = active_source()
-    st.sidebar.markdown(f"**Dataset:** {plain(source.name)}")
+    where.markdown(f"**Dataset:** {plain(source.name)}")
     if data is not None:
         current = active_run_id(data)
-        st.sidebar.markdown(f"**Run:** {plain(run_label_for(current))}")
+        where.markdown(f"**Run:** {plain(run_label_for(current))}")
         best = best_run(data)
         if best is not None:
             which = "the active run" if best.run_id == current else plain(run_label(best))
-            st.sidebar.caption(f"Best run: {which}.", help=BEST_RULE)
+            where.caption(f"Best run: {which}.", help=BEST_RULE)

@@ -339,6 +339,57 @@ def quantile_table(stats: dict, users_kind: str, items_kind: str) -> pd.DataFram
     return pd.DataFrame(rows).set_index("").round(1)
 
 
+@st.cache_data(show_spinner="Counting every rating…", max_entries=8)
+def all_ratings(key: str) -> pd.DataFrame | None:
+    """Every interaction of a built-in or Drugs.com source by rating, before its positive rule: columns ``rating``,
+    ``count``, ``positive`` (counted as positive by the rule) and, on drug data, ``class`` (positive / neutral /
+    negative review, as the Recommend page's evidence counts them). None without ratings or for a user file (its
+    threshold drops the other rows while it is read)."""
+    source = DataSource.from_json(json.loads(key))
+    if source.kind == "file":
+        return None
+    everything = source.all_reviews()
+    if everything.rating is None:
+        return None
+    values, counts = np.unique(np.asarray(everything.rating, dtype=np.float64), return_counts=True)
+    if len(values) > 25:
+        return None
+    table = pd.DataFrame({"rating": values, "count": counts})
+    table["positive"] = values >= source.threshold if source.threshold is not None else True
+    if everything.users.kind == "condition" or everything.items.kind == "drug":
+        from recsys_core.drugs import ReviewClasses
+
+        table["class"] = ReviewClasses.for_threshold(source.threshold).classify(values)
+    return table
+
+
+#: Review classes' colours (the Recommend page's evidence columns say the same words).
+CLASS_COLOURS = {"positive": "#54a24b", "neutral": "#bab0ac", "negative": "#e45756"}
+
+
+def ratings_figure(table: pd.DataFrame, threshold: float | None, what: str):
+    """Bars of every rating (by class on drug data) with the positive rule as a dashed line between the ratings it
+    drops and those it keeps, and how many it keeps."""
+    import plotly.graph_objects as go
+
+    colours = [CLASS_COLOURS[c] for c in table["class"]] if "class" in table else ["#4c78a8" if p else "#bab0ac" for p in table["positive"]]
+    names = [f"{r:g}" + (f"<br>{c}" if "class" in table else "") for r, c in zip(table["rating"], table.get("class", table["rating"]))]
+    fig = go.Figure(go.Bar(x=table["rating"].tolist(), y=table["count"].tolist(), marker_color=colours, hovertext=names, hoverinfo="text+y"))
+    fig.update_xaxes(tickvals=table["rating"].tolist(), ticktext=names, title_text="rating")
+    fig.update_layout(yaxis_title=what, margin=dict(l=10, r=10, t=30, b=10), height=340, bargap=0.15, showlegend=False)
+    below, above = table.loc[~table["positive"], "rating"], table.loc[table["positive"], "rating"]
+    if threshold is not None and len(below) and len(above):
+        kept = int(table.loc[table["positive"], "count"].sum())
+        fig.add_vline(
+            x=(below.max() + above.min()) / 2,
+            line_dash="dash",
+            line_color="#333",
+            annotation_text=f"positive rule: rating ≥ {threshold:g} ({kept:,} of {int(table['count'].sum()):,} {what})",
+            annotation_position="top left" if above.min() > table["rating"].median() else "top right",
+        )
+    return fig
+
+
 def count_figure(table: pd.DataFrame, x_title: str, y_title: str, log_y: bool):
     import plotly.graph_objects as go
 
