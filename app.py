@@ -17,7 +17,7 @@ import streamlit as st
 
 from recsys_core import explain
 from recsys_core.errors import RecsysError
-from webapp import data_ui, frame, home_ui, navigation, train_ui
+from webapp import data_ui, frame, home_ui, navigation, train_jobs, train_ui
 from webapp.common import (
     DEFAULT_SOURCE,
     MEDICAL_NOTE,
@@ -51,6 +51,7 @@ def home() -> None:
     It opens its frame by hand: on a fresh machine it fetches the data and fits the first model
     before there is data to load, which the frame's opener would turn into an empty state."""
     frame.set_page("Home", heading="Recsys Explorer")
+    train_jobs.sidebar_progress()  # a training started on the Train page goes on; its runs are handed over first
     st.markdown(
         "Train recommender models — from popularity and EASE to neural collaborative filtering and autoencoders — "
         "on MovieLens, Drugs.com reviews or your own interaction file.  \n"

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from recsys_core.errors import RecsysError
-from webapp import frame, map_jobs, train_ui
+from webapp import frame, train_jobs, train_ui
 from webapp.common import (
     MEDICAL_NOTE,
     active_run_id,
     friendly_errors,
     is_drug_data,
     keep_active_run,
-    load_run,
     offer_best_run,
     positive_rule_text,
     run_label,
@@ -24,15 +22,10 @@ from webapp.safe_output import plain
 page = frame.open_page("Train")
 source, data = page.source, page.data
 
-# A training interrupted by a click (the Cancel button or any other widget) leaves this marker behind.
-interrupted = st.session_state.pop("train_running", None)
-if interrupted:
-    st.session_state.pop("train_cancel_requested", None)
-    done = interrupted.get("done", [])
-    st.warning(
-        f"Training was cancelled while {interrupted.get('current') or 'a model'} was training; nothing of it was saved."
-        + (f" Finished and saved before that: {', '.join(done)}." if done else "")
-    )
+# What the last training came to (its results were collected by the page opener): said once, here.
+if cancelled := st.session_state.pop("train_cancelled", None):
+    st.warning(cancelled)
+st.session_state.pop("train_finished", None)
 
 st.caption(
     f"Data: **{plain(data.name)}** — {data.n_users:,} {data.users.kind}s, {data.n_items:,} {data.items.kind}s, {len(data):,} interactions. "
@@ -124,14 +117,17 @@ for problem in problems:
     st.error(problem)
 
 
-def _request_cancel() -> None:
-    st.session_state["train_cancel_requested"] = True
-
-
 buttons = st.columns([1, 1, 6])
-start = buttons[0].button("Train", key="train_start", type="primary", disabled=bool(problems))
-# Progress boxes go here, above the runs. The runs section below is drawn before the training starts, so it
-# stays live (not greyed out as stale) while models train.
+running_job = train_jobs.current_job()
+start = buttons[0].button(
+    "Train",
+    key="train_start",
+    type="primary",
+    disabled=bool(problems) or running_job is not None,
+    help="Trains in the background: open other pages meanwhile; the sidebar shows the progress."
+    if running_job is None
+    else "A training of this session is running: wait for it or cancel it.",
+)
 training_area = st.container()
 for title, error, advice in st.session_state.pop("train_failures", []):  # from the training just finished
     with training_area:
@@ -227,43 +223,18 @@ def show_runs() -> None:
 
 show_runs()
 
-if start and not problems:
+if start and not problems and running_job is None:
+    with friendly_errors("The training could not start"):
+        train_jobs.start_training(
+            data=data, source=source, models=list(models), protocol=protocol, seed=int(seed), overrides=overrides,
+            loo_order=loo_order, kept_active=keep_active_run(data),
+        )  # fmt: skip
+    st.rerun()  # the page redraws with the training's progress and the Train button disabled
+
+if train_jobs.current_job() is not None:
     buttons[1].button(
-        "Cancel", key="train_cancel", on_click=_request_cancel, help="Stops the training; nothing of an unfinished model is saved."
-    )
-    st.session_state.pop("train_cancel_requested", None)
-    kept = keep_active_run(data)
-    running = {"models": list(models), "done": [], "current": None}
-    st.session_state["train_running"] = running
-    results = st.session_state.setdefault("train_results", [])
-    failures: list[tuple[str, BaseException, str | None]] = []
-    for name in models:
-        running["current"] = name
-        box = training_area.container(border=True)
-        box.markdown(f"**{name}** on {plain(data.name)} · {protocol} · seed {int(seed)}")
-        view = train_ui.LiveView(name, box)
-        try:
-            result = train_ui.train_in_slot(
-                box.empty(), data=data, model_name=name, protocol=protocol, seed=int(seed), device="auto",
-                overrides=overrides.get(name), callback=view, source=source, loo_order=loo_order,
-            )  # fmt: skip
-        except RecsysError as error:
-            failures.append((f"{name} could not be trained", error, None))
-            continue
-        except Exception as error:  # e.g. out of memory: a message, not a traceback
-            advice = "Lower the batch size or the embedding size, or choose a smaller data set."
-            failures.append((f"{name} stopped with an error", error, advice if "out of memory" in str(error).lower() else None))
-            continue
-        results.insert(0, result.run_id)  # saved, not made active: the person picks the active run below
-        try:  # the Embeddings page should find the run's UMAP maps ready, not start them
-            if map_jobs.maps_on_save():
-                map_jobs.start_maps_on_save(load_run(result.run_id))
-        except RecsysError as error:
-            failures.append(("The run was saved, but its embedding maps could not be started", error, None))
-        running["done"].append(name)
-    st.session_state.pop("train_running", None)
-    if kept is None and running["done"]:  # no active run to keep: the first run trained here becomes it
-        set_active_run(results[len(running["done"]) - 1])
-    # Shown after the rerun above the runs list, which then includes every run just saved.
-    st.session_state["train_failures"] = failures
-    st.rerun()
+        "Cancel", key="train_cancel", on_click=train_jobs.request_cancel,
+        help="Stops the training at its next step; nothing of an unfinished model is saved.",
+    )  # fmt: skip
+    with training_area:
+        train_ui.show_job_progress()

@@ -392,7 +392,7 @@ def test_data_page_real_drugs_tsv_through_session_state(ml100k_home):
 
 
 # -- train page ---------------------------------------------------------------------------------------------------------------
-def test_train_page_pop_on_ml100k(ml100k_home):
+def test_train_page_pop_on_ml100k(ml100k_home, finish_training):
     at = app("pages/2_Train.py").run()
     assert_clean(at)
     assert "Device:" in texts(at.markdown)
@@ -407,6 +407,7 @@ def test_train_page_pop_on_ml100k(ml100k_home):
     at.selectbox(key="train_protocol").set_value("loo-sampled")
     at.multiselect(key="train_models").set_value(["pop"]).run()
     at.button(key="train_start").click().run()
+    finish_training(at)
     assert_clean(at)
     runs = list_runs()
     assert [r.model.name for r in runs] == ["pop"]
@@ -467,7 +468,7 @@ def test_train_page_renames_and_deletes_runs_with_confirmation(ml100k_home):
     assert "Deleted Item-kNN" in texts(at.success)
 
 
-def test_train_page_on_drugscom_sample(drugs_home):
+def test_train_page_on_drugscom_sample(drugs_home, finish_training):
     from webapp.train_ui import model_catalogue
 
     models = ["ease"] + (["neumf"] if "error" not in model_catalogue().get("neumf", {"error": 1}) else [])
@@ -483,6 +484,7 @@ def test_train_page_on_drugscom_sample(drugs_home):
     # Review dates are not adoption times: hold out seeded random items instead of the latest.
     at.radio(key="train_loo_order").set_value("random")
     at.button(key="train_start").click().run()
+    finish_training(at)
     assert_clean(at)
     runs = list_runs()
     assert sorted(r.model.name for r in runs) == sorted(models)
@@ -507,37 +509,80 @@ def test_train_page_on_drugscom_sample(drugs_home):
     assert "score" not in home.dataframe[0].value.columns and "Recommend" in texts(home.caption)
 
 
-def test_train_page_reports_a_cancelled_training(ml100k_home):
-    """A click during training reruns the page: the run in progress is dropped and the page says so."""
-    at = app("pages/2_Train.py")
-    at.session_state["train_running"] = {"models": ["pop", "ease"], "done": ["pop"], "current": "ease"}
-    at.session_state["train_cancel_requested"] = True
-    at.run()
+def test_training_goes_on_across_pages_and_stops_only_on_cancel(ml100k_home, monkeypatch, finish_training):
+    """Issue 21 item 3: training runs in the background. Opening another page (the same browser session) neither
+    stops nor hides it: every page's sidebar shows its progress; only Cancel stops it, and nothing of it is saved."""
+    import threading
+
+    from recsys_core import experiment
+    from webapp import train_jobs
+
+    gate, real = threading.Event(), experiment.run_experiment
+
+    def slow(*args, callback=None, cancel=None, **kwargs):  # an epoch event, then wait as a long training would
+        from recsys_core.fit_context import TrainingEvent
+
+        callback(TrainingEvent("epoch", epoch=3, epochs=20, loss=0.5, elapsed=30.0))
+        while not gate.wait(0.05):
+            if cancel.is_set():
+                raise train_jobs.TrainingCancelled("training was cancelled")
+        return real(*args, callback=callback, cancel=cancel, **kwargs)
+
+    monkeypatch.setattr(experiment, "run_experiment", slow)
+    at = app("pages/2_Train.py").run()
+    at.multiselect(key="train_models").set_value(["pop"]).run()
+    at.button(key="train_start").click().run()
     assert_clean(at)
-    warning = texts(at.warning)
-    assert "cancelled" in warning and "ease" in warning and "pop" in warning
-    assert list_runs() == []
+    session = at.session_state["train_session_key"]
+    job = train_jobs.job_for(session)
+    assert job.running and at.button(key="train_start").disabled and at.button(key="train_cancel")
+    assert "goes on while you open other pages" in texts(at.markdown)
+
+    # Another page in the same session: the training is still running and its progress is in the sidebar.
+    for page in ("pages/3_Recommend.py", "pages/1_Data.py", "pages/4_Compare.py"):
+        other = app(page)
+        other.session_state["train_session_key"] = session
+        other.run()
+        assert_clean(other)
+        assert job.running, f"opening {page} stopped the training"
+        assert "Training** on ml-100k" in texts(other.sidebar.markdown), page
+    gate.set()
+    finish_training(at)
+    assert [r.model.name for r in list_runs()] == ["pop"] and at.session_state["train_results"] == [job.run_ids[0]]
+    assert not [b for b in at.button if b.key == "train_cancel"] and not at.button(key="train_start").disabled
+
+    # Cancel stops it: nothing saved, the page says so once.
+    gate.clear()
+    at.multiselect(key="train_models").set_value(["itemknn", "pop"]).run()
+    at.button(key="train_start").click().run()
+    at.button(key="train_cancel").click().run()
+    warning = texts(at.warning)  # said by the run that finds the training ended: this one or the next
+    finish_training(at)
+    warning += texts(at.warning)
+    assert "cancelled while itemknn was training" in warning and "nothing of it was saved" in warning
+    assert [r.model.name for r in list_runs()] == ["pop"]
     at.run()
-    assert not at.warning, "the notice is shown once"
+    assert "cancelled" not in texts(at.warning), "the notice is shown once"
 
 
-def test_a_failed_model_is_reported_above_the_runs_and_the_saved_ones_are_listed(ml100k_home, monkeypatch):
+def test_a_failed_model_is_reported_above_the_runs_and_the_saved_ones_are_listed(ml100k_home, monkeypatch, finish_training):
     """The runs list is drawn before training (so it stays live); the page reruns after training, so every run
     just saved is listed and each failure is shown once above it."""
     from recsys_core.errors import ModelError
-    from webapp import train_ui
+    from webapp import train_jobs
 
-    original = train_ui.train_in_slot
+    original = train_jobs.train_in_slot
 
-    def train(notice, **experiment):
+    def train(job, **experiment):
         if experiment["model_name"] == "itemknn":
             raise ModelError("itemknn broke on purpose", "Pick another model.")
-        return original(notice, **experiment)
+        return original(job, **experiment)
 
-    monkeypatch.setattr(train_ui, "train_in_slot", train)
+    monkeypatch.setattr(train_jobs, "train_in_slot", train)
     at = app("pages/2_Train.py").run()
     at.multiselect(key="train_models").set_value(["itemknn", "pop"]).run()
     at.button(key="train_start").click().run()
+    finish_training(at)
     assert_clean(at)
     assert "itemknn broke on purpose" in texts(at.error) and "itemknn could not be trained" in texts(at.error)
     runs = list_runs()
@@ -549,7 +594,7 @@ def test_a_failed_model_is_reported_above_the_runs_and_the_saved_ones_are_listed
 
 
 # -- the frame ---------------------------------------------------------------------------------------------------------------
-def test_saving_a_run_on_the_train_page_starts_its_umap_maps(ml100k_home, monkeypatch):
+def test_saving_a_run_on_the_train_page_starts_its_umap_maps(ml100k_home, monkeypatch, finish_training):
     """The Embeddings page should find a new run's maps computing or done, not start them itself."""
     from webapp import map_jobs
 
@@ -560,6 +605,7 @@ def test_saving_a_run_on_the_train_page_starts_its_umap_maps(ml100k_home, monkey
     at.multiselect(key="train_models").set_value(["pop", "bpr"]).run()
     at.number_input(key="train_bpr_epochs").set_value(1)
     at.button(key="train_start").click().run()
+    finish_training(at)
     assert_clean(at)
     by_model = {r.model.name: r.run_id for r in list_runs()}
     # BPR has item and user vectors; popularity has none, so nothing is started for it.

@@ -147,7 +147,7 @@ def test_top_with_reasons_matches_the_core(fitted_ease, ml100k):
     assert np.all(np.diff(table["score"].to_numpy()) <= 0)
 
 
-def test_a_new_run_does_not_replace_the_active_run_and_the_best_is_offered(ml100k_dir):
+def test_a_new_run_does_not_replace_the_active_run_and_the_best_is_offered(ml100k_dir, finish_training):
     from streamlit.testing.v1 import AppTest
 
     from recsys_core.datasets import fetch
@@ -161,6 +161,7 @@ def test_a_new_run_does_not_replace_the_active_run_and_the_best_is_offered(ml100
     assert not at.exception
     at.multiselect(key="train_models").set_value(["pop"]).run()
     at.button(key="train_start").click().run()
+    finish_training(at)
     assert not at.exception, [e.message for e in at.exception]
     pop = next(r.run_id for r in list_runs() if r.model.name == "pop")
     assert at.session_state["train_results"] == [pop]

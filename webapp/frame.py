@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import streamlit as st
 
 from recsys_core.errors import RecsysError
-from webapp import navigation
+from webapp import navigation, train_jobs
 from webapp.common import (
     active_run_id,
     active_source,
@@ -104,6 +104,7 @@ def open_page(title: str, heading: str | None = None, needs_data: bool = True) -
     it goes on with ``data=None``)."""
     set_page(title, heading)
     slot = st.sidebar.empty()
+    train_jobs.sidebar_progress()  # first: a training that ended hands over its runs before the active run is read
     source = active_source()
     key = source_key(source)
     problem: RecsysError | None = None

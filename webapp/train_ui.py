@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import time
-import uuid
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -67,27 +66,6 @@ def _bounds(field: str) -> tuple[float | None, float | None]:
     from recsys_core.limits import SETTING_BOUNDS
 
     return SETTING_BOUNDS.get(field, (None, None))
-
-
-def train_in_slot(notice, **experiment: Any):
-    """``run_experiment`` inside the server's training queue (recsys_core.jobs): one training per
-    browser session at a time, at most ``MAX_CONCURRENT_TRAININGS`` in the server, the rest wait here
-    with their place shown in ``notice``."""
-    from recsys_core.experiment import run_experiment
-    from recsys_core.jobs import TRAINING_SLOTS
-    from recsys_core.limits import MAX_CONCURRENT_TRAININGS
-
-    session = st.session_state.setdefault("train_session_key", uuid.uuid4().hex)
-
-    def waiting(place: int) -> None:
-        notice.info(
-            f"The server trains at most {MAX_CONCURRENT_TRAININGS} models at once; yours is number {place} in the queue "
-            "and starts by itself."
-        )
-
-    with TRAINING_SLOTS.slot(session, on_wait=waiting):
-        notice.empty()
-        return run_experiment(**experiment)
 
 
 def settings_form(name: str, fields: list[dict]) -> dict[str, Any]:
@@ -377,3 +355,29 @@ def delete_saved_run(run_id: str) -> None:
         st.session_state.pop("run_id")
     if run_id in st.session_state.get("train_results", []):
         st.session_state["train_results"].remove(run_id)
+
+
+# -- the background training's progress ----------------------------------------------------------------------------------
+@st.fragment(run_every=1.0)
+def show_job_progress() -> None:
+    """The session's training (``webapp.train_jobs``) as it goes: the models saved, the running one's progress bar and
+    validation curves, its place in the server's queue; redrawn every second, and the page rerun when it ends."""
+    from . import train_jobs
+
+    job = train_jobs.current_job()
+    if job is None:
+        return
+    if not job.running:
+        st.rerun(scope="app")  # the page opener collects the results; the runs list then shows them
+    with st.container(border=True):
+        st.markdown(
+            f"**Training on {plain(job.data_name)}** · {plain(job.protocol)} · seed {job.seed} · "
+            f"{clock_text(time.monotonic() - job.started)} since it started. It goes on while you open other pages."
+        )
+        if job.done:
+            st.caption("Saved: " + ", ".join(job.done))
+        if job.cancel.is_set():
+            st.caption("Cancelling at the next step…")
+        st.progress(job.event.fraction if job.event is not None else 0.0, text=train_jobs.status_line(job))
+        if job.history:
+            st.plotly_chart(history_figure(list(job.history)), key=f"train_job_curves_{job.current}_{len(job.history)}")
