@@ -8,6 +8,7 @@ from webapp import frame, train_jobs, train_ui
 from webapp.common import (
     MEDICAL_NOTE,
     active_run_id,
+    all_runs,
     friendly_errors,
     is_drug_data,
     keep_active_run,
@@ -112,6 +113,14 @@ for name in models:
     with st.expander(f"Settings of {name}", expanded=len(models) == 1):
         overrides[name] = train_ui.settings_form(name, catalogue[name]["fields"])
 
+if models:
+    # Before a run starts: how long each chosen model will take here, from the speed earlier runs recorded.
+    st.dataframe(
+        train_ui.expected_table(models, data, "cpu" if device == "cpu" else "gpu", all_runs(), overrides),
+        hide_index=True,
+        width="stretch",
+        column_config={"from": st.column_config.TextColumn("estimated from", width="large")},
+    )
 problems = train_ui.plan_problems(models, protocol, data, catalogue, overrides)
 for problem in problems:
     st.error(problem)

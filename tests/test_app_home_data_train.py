@@ -406,6 +406,8 @@ def test_train_page_pop_on_ml100k(ml100k_home, finish_training):
 
     at.selectbox(key="train_protocol").set_value("loo-sampled")
     at.multiselect(key="train_models").set_value(["pop"]).run()
+    expected = next(frame.value for frame in at.dataframe if "expected time" in frame.value.columns)
+    assert expected["expected time"].tolist() == ["not known yet"]
     at.button(key="train_start").click().run()
     finish_training(at)
     assert_clean(at)
@@ -417,8 +419,11 @@ def test_train_page_pop_on_ml100k(ml100k_home, finish_training):
     assert at.session_state["train_results"] == [run_id]
     assert at.selectbox(key="train_active_run").value == run_id
     assert "active run" in texts(at.markdown)
-    table = at.dataframe[0].value
+    table = next(frame.value for frame in at.dataframe if "95% low" in frame.value.columns)
     assert {"value", "95% low", "95% high"} <= set(table.columns) and "HR@10" in table.index
+    # Before the next run: pop's time on this data, from the run just saved.
+    expected = next(frame.value for frame in at.dataframe if "expected time" in frame.value.columns)
+    assert expected["model"].tolist() == ["pop"] and expected["expected time"].item().startswith("about 0:0")
 
 
 def test_train_page_renames_and_deletes_runs_with_confirmation(ml100k_home):
@@ -655,3 +660,109 @@ def test_pages_without_a_run_say_to_train_one(ml100k_home):
         at = app(page).run()
         assert_clean(at)
         assert "No saved run on ml-100k yet" in texts(at.info), page
+
+
+# -- the time left ----------------------------------------------------------------------------------------------------------
+class _FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _schedule(epochs: int, best: int, epoch_seconds: float, batches: int, test_seconds: tuple[float, ...], closed_form_seconds=None):
+    """(seconds after the start, event) of a whole run as run_experiment reports it: split, selection (its best epoch
+    found at ``best``), refit for the best epoch's count, the test passes; and when the run ends."""
+    from recsys_core.fit_context import TrainingEvent as E
+
+    t, out = 0.0, []
+    out.append((t, E("start", phase="split", message="split")))
+    if closed_form_seconds is not None:
+        selection, refit = closed_form_seconds
+        out.append((t, E("start", phase="selection")))
+        t += selection
+        out.append((t, E("end", phase="selection")))
+        out.append((t, E("start", phase="refit")))
+        t += refit
+        out.append((t, E("end", phase="refit")))
+    else:
+        for phase, count in (("selection", epochs), ("refit", best)):
+            out.append((t, E("start", phase=phase, epochs=count, total_epochs=count)))
+            for epoch in range(1, count + 1):
+                for batch in range(1, batches + 1):
+                    t += epoch_seconds / batches
+                    out.append((t, E("batch", phase=phase, epoch=epoch, epochs=count, batch=batch, batches=batches, total_epochs=count)))
+                found = min(epoch, best) if phase == "selection" else None
+                out.append((t, E("epoch", phase=phase, epoch=epoch, epochs=count, total_epochs=count, best_epoch=found)))
+            out.append((t, E("end", phase=phase, epoch=count, epochs=count, total_epochs=count)))
+    for index, seconds in enumerate(test_seconds, start=1):
+        out.append((t, E("start", phase="test", message=f"protocol ({index} of {len(test_seconds)})")))
+        t += seconds
+    return out, t
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        {"epochs": 20, "best": 14, "epoch_seconds": 90.0, "batches": 20, "test_seconds": (3.0, 12.0)},  # the demo's GMF
+        {"epochs": 20, "best": 20, "epoch_seconds": 10.0, "batches": 5, "test_seconds": (0.5, 1.5)},  # still improving at the end
+        {"epochs": 30, "best": 2, "epoch_seconds": 5.0, "batches": 4, "test_seconds": (0.3, 0.9)},  # best early, no early stop
+        {"epochs": 0, "best": 0, "epoch_seconds": 0, "batches": 0, "test_seconds": (2.0, 6.0), "closed_form_seconds": (30.0, 12.0)},
+    ],
+    ids=["gmf-demo", "late-best", "early-best", "closed-form"],
+)
+def test_the_time_left_covers_every_phase_and_is_within_a_factor_of_two(schedule):
+    """Issue 21 item 1: from the first estimate on, the time left counts the selection, the refit and the tests,
+    and stays within 2x of the real time left (a fake clock plays the run's events at their times)."""
+    from webapp.train_ui import TimeLeft
+
+    events, end = _schedule(**schedule)
+    clock = _FakeClock()
+    start = clock.now
+    time_left = TimeLeft(n_tests=len(schedule["test_seconds"]), clock=clock)
+    ratios, phases = [], set()
+    for at_seconds, event in events:
+        clock.now = start + at_seconds
+        time_left.update(event)
+        estimate, real = time_left.seconds_left(), end - at_seconds
+        if estimate is not None and real >= 2.0:
+            ratios.append(estimate / real)
+            phases.add(event.phase)
+    assert ratios and 0.5 <= min(ratios) and max(ratios) <= 2.0, (min(ratios), max(ratios))
+    assert "refit" in phases, "the estimate goes on through the refit"
+    if schedule["test_seconds"][-1] >= 2.0:
+        assert "test" in phases, "and through the tests"
+    if schedule["epochs"]:
+        assert "selection" in phases
+
+
+def test_expected_time_before_a_run_from_the_recorded_speed_of_earlier_runs(ml100k):
+    """Issue 21 item 1: before training, each chosen model's time on this data and device kind, from earlier runs."""
+    from recsys_core.runs import RunRecord
+    from webapp.train_ui import expected_seconds, expected_table
+
+    def record(model, seconds, budget, device="cpu", content_hash=None, interactions=100_000, items=1682):
+        return RunRecord.from_json(
+            {
+                "run_id": f"{model}-{seconds}", "model": model, "protocol": "loo-sampled", "fit_seconds": seconds, "device": device,
+                "settings": {"epoch_budget": budget},
+                "dataset": {"name": "x", "content_hash": content_hash or "other", "stats": {"interactions": interactions, "items": items}},
+            }
+        )  # fmt: skip
+
+    here = ml100k.content_hash()
+    records = [
+        record("gmf", 100.0, 20, content_hash=here),
+        record("gmf", 999.0, 20, content_hash="other", interactions=50_000),  # this data's own run comes first
+        record("gmf", 5.0, 20, device="cuda:0", content_hash=here),  # another kind of device
+        record("mlp", 30.0, 10, interactions=50_000),
+        record("ease", 2.0, None, items=841),
+    ]
+    assert expected_seconds("gmf", ml100k, "cpu", records, 10) == (50.0, "1 earlier run on this data (cpu)")
+    assert expected_seconds("gmf", ml100k, "gpu", records, None)[0] == 5.0
+    assert expected_seconds("mlp", ml100k, "cpu", records, None) == (60.0, "1 earlier run on other data, scaled to this data's size (cpu)")
+    assert expected_seconds("ease", ml100k, "cpu", records, None)[0] == 16.0  # twice the items: eight times the inversion
+    assert expected_seconds("neumf", ml100k, "cpu", records, None) is None
+    table = expected_table(["gmf", "neumf"], ml100k, "cpu", records, {"gmf": {"epochs": 10}})
+    assert table["expected time"].tolist() == ["about 0:50", "not known yet"]

@@ -25,6 +25,7 @@ from typing import Any
 import streamlit as st
 
 from recsys_core.errors import LimitError, RecsysError, TrainingCancelled
+from recsys_core.protocols import get_protocol
 
 #: How often the Train page's progress and the sidebar's line redraw while a job runs (seconds).
 REFRESH_SECONDS = 1.0
@@ -45,6 +46,7 @@ class TrainingJob:
     event: Any = None  # the trainer's latest TrainingEvent for the current model
     history: list[dict] = field(default_factory=list)  # the current model's selection epochs, for its curves
     queue_place: int | None = None
+    time_left: Any = None  # the current model's webapp.train_ui.TimeLeft
     done: list[str] = field(default_factory=list)
     run_ids: list[str] = field(default_factory=list)
     failures: list[tuple[str, BaseException, str | None]] = field(default_factory=list)
@@ -59,7 +61,12 @@ class TrainingJob:
         return not self.finished.is_set()
 
     def record(self, event) -> None:
-        """The trainer's callback: keep the latest event and the selection's epochs."""
+        """The trainer's callback: keep the latest event, the selection's epochs and the time left."""
+        if self.time_left is None:
+            from .train_ui import TimeLeft
+
+            self.time_left = TimeLeft(n_tests=len(get_protocol(self.protocol).companions))
+        self.time_left.update(event)
         self.event = event
         if event.kind == "epoch" and getattr(event, "phase", "selection") == "selection":
             self.history.append({"epoch": event.epoch, "loss": event.loss, **event.metrics})
@@ -110,7 +117,7 @@ def _work(job: TrainingJob, data, source, protocol: str, seed: int, overrides: d
             if job.cancel.is_set():
                 job.cancelled_model = job.cancelled_model or name
                 break
-            job.current, job.event, job.history = name, None, []
+            job.current, job.event, job.history, job.time_left = name, None, [], None
             try:
                 result = train_in_slot(
                     job, data=data, model_name=name, protocol=protocol, seed=seed, device=device, overrides=overrides.get(name),
@@ -199,7 +206,7 @@ def status_line(job: TrainingJob) -> str:
         return f"{job.position()} · waiting, number {job.queue_place} in the server's queue"
     if job.event is None:
         return f"{job.position()} · starting…"
-    return f"{job.position()} · {describe_event(job.event)}"
+    return f"{job.position()} · {describe_event(job.event, job.time_left)}"
 
 
 def request_cancel() -> None:

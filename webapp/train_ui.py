@@ -183,6 +183,100 @@ def timing_text(event) -> str:
     return f"{elapsed} · about {clock_text(event.elapsed * (1 - fraction) / fraction)} left"
 
 
+class TimeLeft:
+    """The time left of one model's whole run, every phase counted: selection on validation, the refit on
+    train + validation, and each test pass; from the trainer's events and a clock (a fake one in the tests).
+
+    Selection: its seconds per epoch, measured from its first step, times the epochs of its budget left (early
+    stopping only shortens it). The refit trains for the selection's best epoch, taken as the best so far plus half
+    the epochs left, at the selection's seconds per epoch; a closed-form refit takes
+    about half the selection (which fitted several candidates). A test pass is taken to cost a tenth of a selection epoch (or of a closed-form fit) until the first one is timed.
+    Tested to stay within a factor of two of the real time left (tests/test_app_home_data_train.py).
+    """
+
+    def __init__(self, n_tests: int = 1, clock=time.monotonic):
+        self.clock, self.n_tests = clock, n_tests
+        self.phase: str | None = None
+        self.phase_started = clock()
+        self.fraction = 0.0
+        self.budget = 0  # the selection's epoch budget; 0: a closed-form fit
+        self.epoch_seconds: float | None = None
+        self.best_epoch = 0
+        self.epochs_done = 0
+        self.selection_seconds: float | None = None
+        self.test_index, self.test_seconds = 0, None
+        self.phase_started_test = self.phase_started
+        self.origin: tuple[float, float] | None = None  # (time, fraction) of the phase's first step
+
+    def update(self, event) -> None:
+        now = self.clock()
+        phase = getattr(event, "phase", "selection")
+        if phase != self.phase:
+            if self.phase == "selection" and self.selection_seconds is None:
+                self.selection_seconds = now - self.phase_started
+            self.phase, self.phase_started = phase, now
+            self.origin = None
+        self.fraction = event.fraction
+        if event.kind in ("batch", "epoch") and self.origin is None:
+            # Speeds are measured from the first step on: what comes before it (building the model, moving the
+            # data to the device, the first step's own warm-up) took several epochs' worth in the demo's first second.
+            self.origin = (now, event.fraction)
+        if phase == "selection":
+            self.budget = event.total_epochs or event.epochs
+            if self.origin is not None and self.budget and event.fraction - self.origin[1] >= 0.02:
+                self.epoch_seconds = (now - self.origin[0]) / ((event.fraction - self.origin[1]) * self.budget)
+            if event.kind == "epoch":
+                self.epochs_done = event.stage_offset + event.epoch
+            self.best_epoch = event.best_epoch or self.best_epoch
+            if event.kind == "end":
+                self.selection_seconds = now - self.phase_started
+        elif phase == "test" and event.kind == "start":
+            if self.test_index == 1 and self.test_seconds is None:
+                self.test_seconds = now - self.phase_started_test
+            self.test_index += 1
+            self.phase_started_test = now
+
+    def _test_each(self) -> float:
+        """The time of a test pass still to come: a tenth of a selection epoch (of a closed-form fit) until one
+        has been timed; then three times the timed one (the full ranking, leave-one-out's second pass, scores every
+        item: two to three times the sampled pass on ml-100k)."""
+        if self.test_seconds is not None:
+            return 3.0 * self.test_seconds
+        return 0.1 * (self.epoch_seconds if self.epoch_seconds is not None else (self.selection_seconds or 0.0))
+
+    def seconds_left(self) -> float | None:
+        """Seconds until the model is trained, refitted and tested; None while there is nothing to go by."""
+        now = self.clock()
+        in_phase = now - self.phase_started
+        if self.phase == "selection":
+            if self.epoch_seconds is None or not self.epochs_done:
+                return None  # an epoch's time includes its validation pass: measured once one has ended
+            left = self.epoch_seconds * self.budget * (1 - self.fraction)
+            # The refit trains for the selection's best epoch: the best so far, or a later one (half the epochs left).
+            best = max(1, self.best_epoch or self.epochs_done)
+            refit = self.epoch_seconds * (best + max(0, self.budget - self.epochs_done) / 2)
+            return left + refit + self.n_tests * self._test_each()
+        if self.phase == "refit":
+            if self.budget and self.epoch_seconds is not None:
+                if self.origin is not None and self.fraction - self.origin[1] >= 0.02:
+                    left = (now - self.origin[0]) * (1 - self.fraction) / (self.fraction - self.origin[1])
+                else:
+                    left = max(0.0, self.epoch_seconds * max(1, self.best_epoch or self.epochs_done) - in_phase)
+            elif self.selection_seconds is not None:
+                left = max(0.0, 0.5 * self.selection_seconds - in_phase)
+            else:
+                return None
+            return left + self.n_tests * self._test_each()
+        if self.phase == "test" and self.test_index:
+            running = max(0.0, self._test_each() - (now - self.phase_started_test))
+            return running + max(0, self.n_tests - self.test_index) * self._test_each()
+        return None
+
+    def text(self) -> str | None:
+        left = self.seconds_left()
+        return None if left is None else f"about {clock_text(left)} left in all (refit and tests included)"
+
+
 def _stage_prefix(event) -> str:
     """ "pretraining GMF (stage 1 of 3) · " for fits in stages; nothing for a fit in one stage."""
     if getattr(event, "stage_count", 1) > 1 and event.stage:
@@ -190,40 +284,49 @@ def _stage_prefix(event) -> str:
     return ""
 
 
-def describe_event(event) -> str:
-    """The progress line: what runs (stage, epoch k of n within it, batch), then elapsed and time left."""
+def describe_event(event, time_left: TimeLeft | None = None) -> str:
+    """The progress line: what runs (stage, epoch k of n within it, batch), then elapsed and time left. With
+    ``time_left`` (fed the same events) the time left covers the whole run: selection, refit and the tests."""
     stage = _stage_prefix(event)
     phase = getattr(event, "phase", "selection")
+    if time_left is None:
+        timing = timing_text(event)
+        after = ""
+    else:
+        left = time_left.text() or "estimating time left…"
+        timing = f"{clock_text(event.elapsed)} elapsed · {left}" if event.kind in ("batch", "epoch") else left
+        after = f" · {left}"
     if phase == "split":
         return f"Splitting {event.message}…"
     if phase == "test":
-        return f"Testing on the held-out data: {event.message}…"
+        return f"Testing on the held-out data: {event.message}…{after}"
     if phase == "refit":
         if event.kind == "end":
-            return "Refitted on train + validation; testing on the held-out data…"
+            return f"Refitted on train + validation; testing on the held-out data…{after}"
         if event.kind in ("batch", "epoch") and event.epochs:
-            return f"refit on train + validation · {stage}epoch {event.epoch}/{event.epochs} · {timing_text(event)}"
-        return "Refitting the chosen configuration on train + validation…"
+            return f"refit on train + validation · {stage}epoch {event.epoch}/{event.epochs} · {timing}"
+        return f"Refitting the chosen configuration on train + validation…{after}"
     if event.kind == "start":
         return f"Training {event.message}…"
     if event.kind == "batch":
-        return f"{stage}epoch {event.epoch}/{event.epochs} · batch {event.batch}/{event.batches} · {timing_text(event)}"
+        return f"{stage}epoch {event.epoch}/{event.epochs} · batch {event.batch}/{event.batches} · {timing}"
     if event.kind == "epoch":
         parts = [f"{stage}epoch {event.epoch}/{event.epochs}"]
         if event.loss is not None:
             parts.append(f"loss {event.loss:.4f}")
         parts += [f"val {k} {event.metrics[k]:.4f}" for k in CURVE_METRICS if k in event.metrics]
-        parts.append(timing_text(event))
+        parts.append(timing)
         return " · ".join(parts)
-    return f"Training done in {clock_text(event.elapsed)}; testing on the held-out data…"
+    return f"Training done in {clock_text(event.elapsed)}; refitting and testing…{after}"
 
 
 class LiveView:
     """The callback of one training: a progress bar and per-epoch curves, redrawn in place."""
 
-    def __init__(self, name: str, container, min_interval: float = 0.25):
+    def __init__(self, name: str, container, min_interval: float = 0.25, n_tests: int = 1):
         self.name = name
         self.min_interval = min_interval
+        self.time_left = TimeLeft(n_tests)
         with container:
             self.bar = st.progress(0.0, text=f"{name}: waiting…")
             self.chart = st.empty()
@@ -233,15 +336,16 @@ class LiveView:
 
     def __call__(self, event) -> None:
         now = time.monotonic()
+        self.time_left.update(event)
         if event.phase in ("split", "test"):  # before training starts / after it ended
-            self.bar.progress(0.0 if event.phase == "split" else 1.0, text=f"{self.name}: {describe_event(event)}")
+            self.bar.progress(0.0 if event.phase == "split" else 1.0, text=f"{self.name}: {describe_event(event, self.time_left)}")
             return
         if event.phase == "refit":
             # The refit has no validation curve; the chart keeps the selection's, the bar says what runs.
             if event.kind == "batch" and now - self.last < self.min_interval:
                 return
             self.last = now
-            self.bar.progress(event.fraction, text=f"{self.name}: {describe_event(event)}")
+            self.bar.progress(event.fraction, text=f"{self.name}: {describe_event(event, self.time_left)}")
             return
         if event.kind == "epoch":
             self.history.append({"epoch": event.epoch, "loss": event.loss, **event.metrics})
@@ -249,7 +353,7 @@ class LiveView:
         elif event.kind == "batch" and now - self.last < self.min_interval:
             return
         self.last = now
-        self.bar.progress(event.fraction, text=f"{self.name}: {describe_event(event)}")
+        self.bar.progress(event.fraction, text=f"{self.name}: {describe_event(event, self.time_left)}")
         if event.kind == "end" and not self.history and event.metrics:
             shown = ", ".join(f"{k} {event.metrics[k]:.4f}" for k in CURVE_METRICS if k in event.metrics)
             self.note.caption(f"Fitted in closed form (no epochs); validation {shown}.")
@@ -381,3 +485,54 @@ def show_job_progress() -> None:
         st.progress(job.event.fraction if job.event is not None else 0.0, text=train_jobs.status_line(job))
         if job.history:
             st.plotly_chart(history_figure(list(job.history)), key=f"train_job_curves_{job.current}_{len(job.history)}")
+
+
+# -- how long a model will take, before it starts --------------------------------------------------------------------------
+def expected_seconds(model_name: str, data, device: str, records: list[RunRecord], epochs: int | None) -> tuple[float, str] | None:
+    """How long training ``model_name`` on ``data`` will take on ``device`` (selection and refit; the test passes add
+    seconds), from the recorded speed of earlier runs of that model on the same kind of device: the fit time of
+    each, scaled by the epoch budget (``epochs``; None: the model's default) and, for a run on other data, by the
+    data's size (interactions; EASE by items³, its matrix inversion). Runs on this very data come first. Returns
+    (seconds, what it rests on), or None when no earlier run can say."""
+    kind = "cpu" if device == "cpu" else "gpu"
+    same_kind = [r for r in records if r.model.name == model_name and ("cpu" if r.history.device.startswith("cpu") else "gpu") == kind]
+    same_kind = [r for r in same_kind if r.history.fit_seconds > 0]
+    if not same_kind:
+        return None
+    digest = data.content_hash()
+    here = [r for r in same_kind if r.dataset.content_hash == digest]
+    chosen = here or same_kind
+    estimates = []
+    for record in chosen:
+        seconds = record.history.fit_seconds
+        budget = record.settings.epoch_budget
+        if epochs and budget:
+            seconds *= epochs / budget
+        if record.dataset.content_hash != digest:
+            if model_name == "ease":
+                before, now = float(record.dataset.stats.get("items") or 0), float(data.n_items)
+                seconds *= (now / before) ** 3 if before else 1.0
+            else:
+                before, now = float(record.dataset.stats.get("interactions") or 0), float(len(data))
+                seconds *= now / before if before else 1.0
+        estimates.append(seconds)
+    where = "this data" if here else "other data, scaled to this data's size"
+    basis = f"{len(chosen)} earlier run{'s' if len(chosen) > 1 else ''} on {where} ({kind})"
+    return float(sorted(estimates)[len(estimates) // 2]), basis
+
+
+def expected_table(models: list[str], data, device: str, records: list[RunRecord], overrides: dict[str, dict]) -> pd.DataFrame:
+    """The Train page's "how long" table: each chosen model's expected time and what it rests on."""
+    rows = []
+    for name in models:
+        found = expected_seconds(name, data, device, records, (overrides.get(name) or {}).get("epochs"))
+        rows.append(
+            {
+                "model": name,
+                "expected time": f"about {clock_text(found[0])}" if found else "not known yet",
+                "from": found[1]
+                if found
+                else "no earlier run of this model on this kind of device: its first run shows the time left once its first epoch is done",
+            }
+        )
+    return pd.DataFrame(rows)
