@@ -108,6 +108,16 @@ def home() -> None:
         if train_ui.can_auto_fit(data):
             with first_visit.container():
                 st.info(f"Fitting a first model (EASE) on {plain(data.name)}: {home_ui.ESTIMATE_TEXT}.")
+                # Something to look at at once: popularity needs no fit. EASE's top 10 takes its place when ready.
+                first_user = home_ui.sample_users(data)[0]
+                st.subheader(f"Meanwhile: the most popular {data.items.kind}s for {data.users.kind} {plain(first_user)}")
+                st.caption(f"Popularity, the simplest recommender: the {data.items.kind}s with the most interactions that this "
+                           f"{data.users.kind} has none with. EASE's personal top 10 replaces it in a few seconds.")  # fmt: skip
+                st.dataframe(
+                    home_ui.popular_top10(data, data.users.index(first_user)).rename(columns={"title": data.items.kind}),
+                    hide_index=True,
+                    width="stretch",
+                )
                 try:
                     run_id = home_ui.first_fit_with_progress(data, source)
                 except RecsysError as error:
@@ -147,10 +157,7 @@ def home() -> None:
             st.stop()
 
         user_kind, item_kind = data.users.kind, data.items.kind
-        counts = data.user_counts()
-        eligible = np.flatnonzero(counts >= min(5, int(counts.max())))
-        sample = np.random.default_rng(0).permutation(eligible)[:50]
-        options = [data.users.ids[i] for i in sample]
+        options = home_ui.sample_users(data)
         record = run.info
         st.subheader(f"Top 10 for a sample {user_kind}")
         st.caption(
