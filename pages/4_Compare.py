@@ -165,6 +165,9 @@ st.markdown(
     "ranking when the two disagree."
 )
 
+# ---------------------------------------------------------------------------------- which model to demo
+beyond_ui.show_demo_choice(group)
+
 # ---------------------------------------------------------------------------------- beyond accuracy
 beyond_ui.show_beyond_accuracy(group, protocol)
 beyond_ui.show_report_download([r.run_id for r in group if protocol in r.test], protocol)

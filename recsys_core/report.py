@@ -333,6 +333,19 @@ def build_report(run_ids: list[str], n_users: int = 3, seed: int = 0, protocol: 
     else:
         sections[-1] = sections[-1].replace("<div class='chart'>@@FIGURE0@@</div>", "")
 
+    # Which model to demo: the same table and sentence as the Compare page.
+    from .demo import demo_choice, demo_display, demo_table
+
+    demo = demo_table([run for run in runs if protocol in run.info.test], _run_name)
+    choice = demo_choice(demo, usable)
+    if not demo.empty:
+        sections[-1] += (
+            "<h3>Which model should I demo?</h3><p class='note'>Accuracy as the best-run rule judges it, coverage and novelty "
+            "of the top 10s, the fit time and one user's top 10 timed when this report was made.</p>"
+            + _table(demo_display(demo))
+            + (f"<p><strong>{html.escape(choice[1])}</strong></p>" if choice else "")
+        )
+
     # The beyond-accuracy tables read run.json as written.
     written = [r.to_json() for r in usable]
     tradeoff = tradeoff_table(written, protocol)

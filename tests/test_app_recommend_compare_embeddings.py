@@ -206,6 +206,13 @@ def test_compare_leaderboard_paired_test_and_lists(runs):
     assert f"**Best run: {compare_ui.short_name(best)}.**" in texts(at.markdown) and "never the sampled HR@10" in texts(at.markdown)
     assert "full ranking" in compare_ui.short_name(best)
     assert "Best run:" in texts(at.sidebar.caption)
+    # Which model to demo: every run with its measures side by side, and one named with the reason.
+    assert "Which model should I demo?" in [h.value for h in at.header]
+    demo = next(frame.value for frame in at.dataframe if "ms per user's top 10" in frame.value.columns)
+    assert (
+        len(demo) == 3 and (demo["ms per user's top 10"] > 0).all() and demo["coverage of the catalogue (95% CI)"].str.endswith("%)").all()
+    )
+    assert any(t.startswith("Demo ") and "ms per user" in t for t in (s.value for s in at.success))
     assert {"HR@10", "HR@10 95% CI", "NDCG@10", "Coverage@10 (full ranking)", "fit seconds"} <= set(board.columns)
     assert {"Recall@10", "Precision@10", "MAP@10", "MAP@10 95% CI"} <= set(board.columns)
     assert "Precision@10 is HR@10 / 10" in texts(at.caption)
