@@ -60,7 +60,7 @@ def _show_items(table: pd.DataFrame, extra_config: dict | None = None) -> None:
         width="stretch",
         column_config={
             "rank": NUMBER(width="small"),
-            "title": TEXT(item_kind.capitalize(), width="medium"),
+            "title": TEXT(item_kind.capitalize(), width="medium", pinned=True),
             "score": NUMBER(format="%.4f"),
             "year": NUMBER(format="%d"),
             "top_condition": TEXT("Most reviewed for"),
@@ -150,13 +150,14 @@ EVIDENCE = {
     "neutral": NUMBER("neutral", format="%d"),
     "negative": NUMBER("negative", format="%d"),
     "mean_rating": NUMBER("Mean rating (1-10)", format="%.1f"),
-    "status": TEXT("Flag"),
+    "status": TEXT("Flag", width="medium", pinned=True),
     "provenance": TEXT("Where it comes from", width="large"),
     "best_positive": TEXT("Most useful positive review", width="large"),
     "best_neutral": TEXT("Most useful neutral review", width="large"),
     "best_negative": TEXT("Most useful negative review", width="large"),
 }
-COLUMNS = ("rank", "name", "strength", "model_rank", "provenance", "reviews", "positive", "neutral", "negative", "mean_rating", "status")
+# The flag right after the name (at the end it was off screen at 1280 px), both pinned while the evidence scrolls.
+COLUMNS = ("rank", "name", "status", "strength", "model_rank", "provenance", "reviews", "positive", "neutral", "negative", "mean_rating")
 REVIEWS = ("best_positive", "best_neutral", "best_negative")
 
 
@@ -170,7 +171,7 @@ def _part(title: str, table: pd.DataFrame, name_label: str, caption: str, empty:
     if flagged:
         st.markdown(f":material/warning: {recommend_ui.plural(flagged, 'row')} flagged: most of the reviews are negative, so it is shown as evidence, not as a suggestion.")
     columns = [c for c in (*COLUMNS, *REVIEWS) if c in table.columns]
-    st.dataframe(table[columns], hide_index=True, width="stretch", column_config={"name": TEXT(name_label), **EVIDENCE})
+    st.dataframe(table[columns], hide_index=True, width="stretch", column_config={"name": TEXT(name_label, pinned=True), **EVIDENCE})
 
 
 def _answer_download(answer) -> None:

@@ -171,7 +171,11 @@ def leaderboard_figure(labels: Sequence[str], values: Sequence[float], records: 
             marker_color="#4C78A8",
         )
     )
-    figure.update_layout(height=320, margin={"l": 10, "r": 10, "t": 40, "b": 10}, title=f"{headline} by run (95% CI)", yaxis_title=headline)
+    # Room for the axis numbers and the runs' names: with a 10 px margin the numbers were cut (".5") and so were the
+    # names under the bars; automargin grows the margins to what the labels need.
+    figure.update_layout(height=380, margin={"l": 60, "r": 20, "t": 40, "b": 20}, title=f"{headline} by run (95% CI)", yaxis_title=headline)
+    figure.update_yaxes(automargin=True, tickformat=".2f", rangemode="tozero")
+    figure.update_xaxes(automargin=True, tickangle=-20 if max((len(str(label)) for label in labels), default=0) > 16 else 0)
     return figure
 
 

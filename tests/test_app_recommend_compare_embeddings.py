@@ -288,6 +288,9 @@ def test_embeddings_item_map_is_computed_once_then_explored(runs):
     assert len(charts) == 1
     spec = charts[0].proto.spec
     assert "scattergl" in spec and "Star Wars (1977)" in spec
+    # The axes are fitted to the points (no equal scale leaving most of the frame empty).
+    layout = json.loads(spec)["layout"]
+    assert "scaleanchor" not in layout["yaxis"] and len(layout["xaxis"]["range"]) == 2 and len(layout["yaxis"]["range"]) == 2
 
     for option in at.selectbox(key="emb_colour").options:
         ok(at.selectbox(key="emb_colour").set_value(option).run())
@@ -300,6 +303,17 @@ def test_embeddings_item_map_is_computed_once_then_explored(runs):
     expected, _ = run.model.similar_items(np.array([item]), k=10)
     assert list(neighbours["title"]) == list(run.item_titles()[expected[0]])
     assert "Star Wars (1977)" in texts(at.markdown)
+    # The clicked item and its neighbours are marked on the map itself.
+    import base64
+
+    def decoded(values) -> list[int]:  # plotly sends arrays as base64 ("bdata") with their dtype
+        if isinstance(values, dict):
+            return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"]).astype(int).tolist()
+        return [int(v) for v in np.asarray(values).ravel()]
+
+    traces = {t["name"]: t for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]}
+    assert sorted(decoded(traces["nearest 10 to Star Wars (1977)"]["customdata"])) == sorted(expected[0].tolist())
+    assert decoded(traces["Star Wars (1977)"]["customdata"]) == [item]
 
     ok(at.radio(key="emb_kind").set_value("users").run())
     assert "no user embeddings" in texts(at.info)

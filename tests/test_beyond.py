@@ -159,3 +159,31 @@ def test_compare_page_shows_the_tradeoff(ml100k_dir, tmp_path, monkeypatch):
     assert not at.exception, [e.message for e in at.exception]
     built = at.session_state["cmp_report"]
     assert set(built[0][0]) == set(ids) and b"4. Beyond accuracy" in built[1]
+
+
+def test_labels_of_close_points_take_turns_and_lone_points_sit_on_top():
+    from recsys_core.beyond import label_positions
+
+    # GMF and Mult-VAE almost on top of each other, EASE far away.
+    x, y = np.array([0.30, 0.305, 0.9]), np.array([0.120, 0.121, 0.30])
+    positions = label_positions(x, y)
+    assert positions[0] != positions[1] and positions[2] == "top center"
+    assert label_positions(np.array([0.5]), np.array([0.5])) == ["top center"]
+
+
+def test_the_leaderboard_chart_leaves_room_for_its_numbers_and_names():
+    from recsys_core.report import leaderboard_figure
+    from recsys_core.runs import RunRecord
+
+    record = RunRecord.from_json(
+        {
+            "run_id": "r",
+            "model": "ease",
+            "dataset": {"name": "d"},
+            "protocol": "loo-sampled",
+            "test": {"loo-sampled": {"metrics": {"HR@10": 0.5}}},
+        }
+    )
+    figure = leaderboard_figure(["EASE · ml-100k · 09:21 · HR@10 0.134, full ranking"], [0.5], [record], "loo-sampled")
+    assert figure.layout.margin.l >= 60 and figure.layout.yaxis.automargin and figure.layout.xaxis.automargin
+    assert figure.layout.yaxis.tickformat == ".2f" and figure.layout.xaxis.tickangle == -20
