@@ -272,7 +272,13 @@ def test_drug_walkthrough_in_a_real_browser(drugs_home, tmp_path):
         _open_in_sidebar(page, "Train")
         page.get_by_text("Data: drugscom-sample").first.wait_for()
         page.get_by_role("button", name="Train", exact=True).click()
+        # Training runs in the background: opening another page neither stops it nor loses its run.
+        page.get_by_text("goes on while you open other pages").or_(page.get_by_text("Trained in this session")).first.wait_for()
+        _open_in_sidebar(page, "Data")
+        page.get_by_text("not medical advice").first.wait_for()
+        _open_in_sidebar(page, "Train")
         page.get_by_text("Trained in this session").first.wait_for()
+        assert page.get_by_text("Training was cancelled").count() == 0
         page.get_by_text("EASE · drugscom-sample").first.wait_for()
 
         _open_in_sidebar(page, "Recommend")
