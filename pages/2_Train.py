@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import streamlit as st
 
 from webapp import frame, train_jobs, train_ui
@@ -115,12 +117,22 @@ for name in models:
 
 if models:
     # Before a run starts: how long each chosen model will take here, from the speed earlier runs recorded.
+    device_kind = "cpu" if device == "cpu" else "gpu"
+    probe_key = (page.data_key, protocol, device_kind)
+    probes = st.session_state.setdefault("train_probes", {}).setdefault(json.dumps(probe_key), {})
+    expected = train_ui.expected_table(models, data, device_kind, all_runs(), overrides, probes)
     st.dataframe(
-        train_ui.expected_table(models, data, "cpu" if device == "cpu" else "gpu", all_runs(), overrides),
-        hide_index=True,
-        width="stretch",
-        column_config={"from": st.column_config.TextColumn("estimated from", width="large")},
+        expected, hide_index=True, width="stretch", column_config={"from": st.column_config.TextColumn("estimated from", width="large")}
     )
+    unknown = [name for name, text in zip(models, expected["expected time"], strict=True) if text == "not known yet"]
+    if unknown and st.button(
+        f"Measure {', '.join(unknown)} here ({train_ui.PROBE_SECONDS:g} s of training each)", key="train_probe",
+        help="Trains each model for a few seconds on this data and device, saves nothing, and estimates the whole run from it.",
+    ):  # fmt: skip
+        for name in unknown:
+            with st.spinner(f"Measuring {name}…"), friendly_errors(f"{name} could not be measured"):
+                probes[name] = train_ui.probe_seconds(name, data, protocol, overrides.get(name), device="auto")
+        st.rerun()
 problems = train_ui.plan_problems(models, protocol, data, catalogue, overrides)
 for problem in problems:
     st.error(problem)

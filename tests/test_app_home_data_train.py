@@ -804,3 +804,37 @@ def test_expected_time_before_a_run_from_the_recorded_speed_of_earlier_runs(ml10
     assert expected_seconds("neumf", ml100k, "cpu", records, None) is None
     table = expected_table(["gmf", "neumf"], ml100k, "cpu", records, {"gmf": {"epochs": 10}})
     assert table["expected time"].tolist() == ["about 0:50", "not known yet"]
+
+
+def test_train_page_measures_an_unknown_model_with_a_short_probe(ml100k_home, monkeypatch):
+    """Issue 21 item 1: without an earlier run to go by, a button measures the chosen models here; nothing is saved."""
+    from webapp import train_ui
+
+    calls = []
+    real = train_ui.probe_seconds
+
+    def probe(name, data, protocol, overrides=None, device="auto", seconds=0.5):
+        calls.append((name, protocol))
+        return real(name, data, protocol, overrides, device="cpu", seconds=seconds)
+
+    monkeypatch.setattr(train_ui, "probe_seconds", probe)
+    at = app("pages/2_Train.py").run()
+    at.multiselect(key="train_models").set_value(["pop"]).run()
+    assert at.button(key="train_probe").label.startswith("Measure pop here")
+    at.button(key="train_probe").click().run()
+    assert_clean(at)
+    expected = next(frame.value for frame in at.dataframe if "expected time" in frame.value.columns).iloc[0]
+    assert calls == [("pop", "loo-sampled")] and expected["expected time"].startswith("about 0:0")
+    assert expected["from"].startswith("a 3-second probe on this data") and list_runs() == []
+    assert not [b for b in at.button if b.key == "train_probe"], "nothing left to measure"
+
+
+def test_the_probe_of_an_epoch_model_scales_its_steps_to_the_budget(ml100k):
+    import math
+
+    from webapp.train_ui import probe_seconds
+
+    two = probe_seconds("bpr", ml100k, "loo-sampled", {"epochs": 2}, device="cpu", seconds=0.5)
+    twenty = probe_seconds("bpr", ml100k, "loo-sampled", {"epochs": 20}, device="cpu", seconds=0.5)
+    assert math.isfinite(two) and two > 0 and list_runs() == []
+    assert 4 < twenty / two < 25, "ten times the epochs: about ten times the time"

@@ -521,11 +521,16 @@ def expected_seconds(model_name: str, data, device: str, records: list[RunRecord
     return float(sorted(estimates)[len(estimates) // 2]), basis
 
 
-def expected_table(models: list[str], data, device: str, records: list[RunRecord], overrides: dict[str, dict]) -> pd.DataFrame:
-    """The Train page's "how long" table: each chosen model's expected time and what it rests on."""
+def expected_table(
+    models: list[str], data, device: str, records: list[RunRecord], overrides: dict[str, dict], probes: dict[str, float] | None = None
+) -> pd.DataFrame:
+    """The Train page's "how long" table: each chosen model's expected time and what it rests on (earlier runs,
+    else a probe measured on this page: ``probes`` model -> seconds)."""
     rows = []
     for name in models:
         found = expected_seconds(name, data, device, records, (overrides.get(name) or {}).get("epochs"))
+        if found is None and name in (probes or {}):
+            found = (probes[name], f"a {PROBE_SECONDS:g}-second probe on this data ({device})")
         rows.append(
             {
                 "model": name,
@@ -536,3 +541,43 @@ def expected_table(models: list[str], data, device: str, records: list[RunRecord
             }
         )
     return pd.DataFrame(rows)
+
+
+#: How long the speed probe trains each model (seconds of steps, after its setup).
+PROBE_SECONDS = 3.0
+
+
+def probe_seconds(
+    model_name: str, data, protocol: str, overrides: dict | None = None, device: str = "auto", seconds: float = PROBE_SECONDS
+) -> float:
+    """How long training ``model_name`` on ``data`` would take here (selection and refit), from a short measured
+    probe: a few seconds of its first epoch's steps (a closed-form model: its whole fit), scaled to its epoch budget
+    with the refit taken as half the budget again (the refit trains for the best epoch). The probe saves nothing."""
+    from recsys_core.errors import TrainingCancelled
+    from recsys_core.models import create_model
+    from recsys_core.splits import make_split
+    from recsys_core.trainer import Trainer
+
+    split = make_split(data, protocol, seed=0)
+    model = create_model(model_name, **(overrides or {}))
+    seen: dict[str, float] = {}
+    stop = {"now": False}
+
+    def watch(event) -> None:
+        now = time.monotonic()
+        if event.kind == "batch":
+            seen.setdefault("t0", now)
+            seen.setdefault("f0", event.fraction)
+            seen["t"], seen["f"], seen["budget"] = now, event.fraction, float(event.total_epochs or event.epochs)
+            stop["now"] = now - seen["t0"] >= seconds
+
+    started = time.monotonic()
+    try:
+        Trainer(device=device, seed=0, cancel=lambda: stop["now"]).fit(model, split.train, validation=split, callback=watch)
+    except TrainingCancelled:
+        pass
+    done = seen.get("f", 0.0) - seen.get("f0", 0.0)
+    if not done or not seen.get("budget"):  # a closed-form fit ran to its end: the refit is one more, cheaper fit
+        return 1.5 * (time.monotonic() - started)
+    epoch = (seen["t"] - seen["t0"]) / (done * seen["budget"])
+    return epoch * seen["budget"] * 1.5
