@@ -374,7 +374,9 @@ def ratings_figure(table: pd.DataFrame, threshold: float | None, what: str):
 
     colours = [CLASS_COLOURS[c] for c in table["class"]] if "class" in table else ["#4c78a8" if p else "#bab0ac" for p in table["positive"]]
     names = [f"{r:g}" + (f"<br>{c}" if "class" in table else "") for r, c in zip(table["rating"], table.get("class", table["rating"]))]
-    fig = go.Figure(go.Bar(x=table["rating"].tolist(), y=table["count"].tolist(), marker_color=colours, hovertext=names, hoverinfo="text+y"))
+    fig = go.Figure(
+        go.Bar(x=table["rating"].tolist(), y=table["count"].tolist(), marker_color=colours, hovertext=names, hoverinfo="text+y")
+    )
     fig.update_xaxes(tickvals=table["rating"].tolist(), ticktext=names, title_text="rating")
     fig.update_layout(yaxis_title=what, margin=dict(l=10, r=10, t=30, b=10), height=340, bargap=0.15, showlegend=False)
     below, above = table.loc[~table["positive"], "rating"], table.loc[table["positive"], "rating"]
