@@ -1,9 +1,11 @@
-"""Helpers of the Train page (and of the home page's first fit): settings forms, live curves, results.
+"""Helpers of the Train page (and of the home page's first fit): settings forms, live curves, results, time left.
 
-Streamlit reruns the script when any widget is touched, also while a training runs: the rerun
-request interrupts the running script at its next element update (the progress callback), which
-stops training. Nothing half-done is kept: ``run_experiment`` saves a run only at its very end and
-``save_run`` writes into a temporary folder renamed into place.
+The Train page's trainings run in the background (``webapp.train_jobs``); this module draws them: the progress of
+the running job, a model's time left over every phase (:class:`TimeLeft`), and before a run its expected time
+(:func:`expected_seconds` from earlier runs, :func:`probe_seconds` measured). Tune mode's search and its "use
+best" still train inside the script, where a click interrupts them at the next element update. Nothing half-done
+is kept: ``run_experiment`` saves a run only at its very end and ``save_run`` writes into a temporary folder
+renamed into place.
 """
 
 from __future__ import annotations
