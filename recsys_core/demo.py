@@ -110,7 +110,12 @@ def demo_choice(table: pd.DataFrame, records: Sequence[Any]) -> tuple[str, str] 
         novelty = f" and a novelty of {row['Novelty@10']:.1f} bits" if pd.notna(row["Novelty@10"]) else ""
         return f"its top 10s cover {row['Coverage@10']:.0%} of the catalogue{novelty}"
 
-    timing = f"it answers in {chosen['ms per user']:.0f} ms per user and took {chosen['fit seconds']:.0f} s to fit"
+    fit = chosen["fit seconds"]
+    timing = (
+        f"it answers in {chosen['ms per user']:.0f} ms per user and took {fit:.1f} s to fit"
+        if fit < 10
+        else (f"it answers in {chosen['ms per user']:.0f} ms per user and took {fit:.0f} s to fit")
+    )
     if chosen_id == best.run_id:
         others = len(candidates) - 1
         why = f"Demo {chosen['run']}: it is the most accurate ({accuracy(chosen)}), {breadth(chosen)}, and {timing}." + (

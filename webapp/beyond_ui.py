@@ -88,7 +88,7 @@ def _demo_view(run_ids: tuple[str, ...]) -> tuple[pd.DataFrame, tuple[str, str] 
     from .common import load_run, run_label
 
     runs = [load_run(run_id) for run_id in run_ids]
-    table = demo_table(runs, run_label)
+    table = demo_table(runs, lambda record: run_label(record, with_score=False))
     return table, demo_choice(table, [run.info for run in runs])
 
 

@@ -128,7 +128,7 @@ MODEL_TITLES = {
 }  # fmt: skip
 
 
-def run_label(record: RunRecord, today: date | None = None) -> str:
+def run_label(record: RunRecord, today: date | None = None, with_score: bool = True) -> str:
     """How every page names a run: "EASE · ml-100k · 09:21 · HR@10 0.134, full ranking" instead of its raw id.
 
     The date is added when the run is not from today. The score is the one the best-run rule judges the run by
@@ -144,8 +144,9 @@ def run_label(record: RunRecord, today: date | None = None) -> str:
         parts.append(when.strftime("%H:%M") if when.date() == (today or date.today()) else when.strftime("%d %b %H:%M"))
     except (TypeError, ValueError):  # an old run without a creation time: its id still tells runs apart
         parts.append(record.run_id[-6:])
-    score = judging_score(record)
-    parts.append(score.text() if score is not None else "no test score")
+    if with_score:  # without: where the score stands beside the name (the demo table and its sentence)
+        score = judging_score(record)
+        parts.append(score.text() if score is not None else "no test score")
     return " · ".join(parts)
 
 
