@@ -78,7 +78,16 @@ def show_study(study, key: str) -> None:
         table,
         hide_index=True,
         width="stretch",
-        column_config={"value": st.column_config.NumberColumn(format="%.4f"), "seconds": st.column_config.NumberColumn(format="%.1f")},
+        column_config={
+            # Settings searched on a log scale (5.547119471592122e-05) read to 3 significant figures.
+            **{
+                c: st.column_config.NumberColumn(format="%.3g")
+                for c in table.columns
+                if c not in ("trial", "value", "epochs", "seconds") and pd.api.types.is_float_dtype(table[c])
+            },
+            "value": st.column_config.NumberColumn(format="%.4f"),
+            "seconds": st.column_config.NumberColumn(format="%.1f"),
+        },
     )
     figures = study_figures(study)
     if figures:
