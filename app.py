@@ -17,7 +17,7 @@ import streamlit as st
 
 from recsys_core import explain
 from recsys_core.errors import RecsysError
-from webapp import data_ui, frame, home_ui, navigation, train_ui
+from webapp import data_ui, frame, home_ui, navigation, train_jobs, train_ui
 from webapp.common import (
     DEFAULT_SOURCE,
     MEDICAL_NOTE,
@@ -26,6 +26,7 @@ from webapp.common import (
     is_drug_data,
     load_data,
     load_run,
+    offer_best_run,
     positive_rule_text,
     run_label,
     run_label_for,
@@ -50,6 +51,7 @@ def home() -> None:
     It opens its frame by hand: on a fresh machine it fetches the data and fits the first model
     before there is data to load, which the frame's opener would turn into an empty state."""
     frame.set_page("Home", heading="Recsys Explorer")
+    train_jobs.sidebar_progress()  # a training started on the Train page goes on; its runs are handed over first
     st.markdown(
         "Train recommender models — from popularity and EASE to neural collaborative filtering and autoencoders — "
         "on MovieLens, Drugs.com reviews or your own interaction file.  \n"
@@ -106,6 +108,16 @@ def home() -> None:
         if train_ui.can_auto_fit(data):
             with first_visit.container():
                 st.info(f"Fitting a first model (EASE) on {plain(data.name)}: {home_ui.ESTIMATE_TEXT}.")
+                # Something to look at at once: popularity needs no fit. EASE's top 10 takes its place when ready.
+                first_user = home_ui.sample_users(data)[0]
+                st.subheader(f"Meanwhile: the most popular {data.items.kind}s for {data.users.kind} {plain(first_user)}")
+                st.caption(f"Popularity, the simplest recommender: the {data.items.kind}s with the most interactions that this "
+                           f"{data.users.kind} has none with. EASE's personal top 10 replaces it in a few seconds.")  # fmt: skip
+                st.dataframe(
+                    home_ui.popular_top10(data, data.users.index(first_user)).rename(columns={"title": data.items.kind}),
+                    hide_index=True,
+                    width="stretch",
+                )
                 try:
                     run_id = home_ui.first_fit_with_progress(data, source)
                 except RecsysError as error:
@@ -150,13 +162,14 @@ def home() -> None:
             st.stop()
 
         user_kind, item_kind = data.users.kind, data.items.kind
-        counts = data.user_counts()
-        eligible = np.flatnonzero(counts >= min(5, int(counts.max())))
-        sample = np.random.default_rng(0).permutation(eligible)[:50]
-        options = [data.users.ids[i] for i in sample]
+        options = home_ui.sample_users(data)
         record = run.info
         st.subheader(f"Top 10 for a sample {user_kind}")
-        st.caption(f"Run **{plain(run_label(record))}**, tested on {plain(record.protocol)} (run id {plain(run_id)}). " + positive_rule_text(record))
+        st.caption(
+            f"Run **{plain(run_label(record))}**, tested on {plain(record.protocol)} (run id {plain(run_id)}). "
+            + positive_rule_text(record)
+        )
+        offer_best_run(data, key="home_use_best_run")
         if is_drug_data(data):
             st.info(MEDICAL_NOTE)
         if st.session_state.get("home_user") not in options:

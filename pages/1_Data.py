@@ -33,12 +33,14 @@ with tab_builtin:
     names = list(rows)
 
     def _label(name: str) -> str:
-        row = rows[name]
-        return f"{row['title']} ({name})" + (" · fetched" if row["available"] else "")
+        # The browser sends back the label it showed, and Streamlit maps it to a name through the labels of the
+        # rerun: a label that changes when a fetch finishes (a " · fetched" mark) came back as the raw label.
+        # So the label never changes; whether a data set is fetched is said below the picker.
+        return f"{rows[name]['title']} ({name})"
 
     def _on_pick() -> None:
         name = st.session_state["data_builtin"]
-        if data_ui.is_available(name):
+        if name in rows and data_ui.is_available(name):
             set_active_source(DataSource.builtin(name))
 
     default = source.name if source.kind == "builtin" and source.name in rows else "ml-100k"
@@ -52,7 +54,7 @@ with tab_builtin:
         help="Choosing a data set that is already fetched makes it the active data for every page.",
     )
     row = rows[chosen]
-    st.markdown(f"**{row['title']}** — {row['description']}")
+    st.markdown(f"**{row['title']}** — {row['description']}" + ("" if row["available"] else " *(not fetched yet)*"))
     st.markdown(f"**Licence:** {row['licence']}  \n**Size:** {data_ui.size_text(row['size_mb'])}  \n**Source:** {row['url'] or '—'}")
     with st.expander("Citation and where it lives"):
         st.markdown(row["citation"])
@@ -103,12 +105,17 @@ with tab_upload:
         st.warning(f"The stored copy of {plain(upload['name'])} is gone; upload it again.")
         upload = None
     if upload and st.session_state.get("upload_form_for") != upload["path"]:
-        # A new file: forget the column choices made for the previous one.
+        # A new file: forget the choices made for the previous one (the settings below set them again).
         for key in data_ui.FORM_KEYS:
             st.session_state.pop(key, None)
         st.session_state["upload_form_for"] = upload["path"]
     if upload:
         stored = data_ui.Upload(**upload)
+        # The file of the active data shows the options it was read with; any other file the defaults. Set through
+        # session state, so that the browser never shows a box ticked that the reading does not apply.
+        applied = source.options if source.kind == "file" and Path(source.path or "") == Path(stored.path) else None
+        for key, value in data_ui.form_state(applied, source.name if applied else stored.stem).items():
+            st.session_state.setdefault(key, value)
         st.markdown(f"**{plain(stored.name)}** — {stored.size / 1e6:,.2f} MB")
         delimiters = {"auto": None, "comma ,": ",", "tab": "\t", "semicolon ;": ";", "pipe |": "|", "colon :": ":", "space": " "}
         delimiter_label = st.selectbox(
@@ -152,17 +159,12 @@ with tab_upload:
             required = role in ("user", "item")
             options = columns if required else [NONE] + columns
             key = f"map_{role}"
-            if key in st.session_state and st.session_state[key] not in options:
-                del st.session_state[key]
-            guess = guesses.get(role)
-            if guess in options:
-                index = options.index(guess)
-            else:
-                index = 0 if not required else min(i, len(options) - 1)
+            if st.session_state.get(key) not in options:
+                guess = (applied or {}).get(f"{role}_col") or guesses.get(role)
+                st.session_state[key] = guess if guess in options else (options[0] if not required else options[min(i, len(options) - 1)])
             value = cells[i % 3].selectbox(
                 f"{role}" + (" (required)" if required else ""),
                 options,
-                index=index,
                 key=key,
                 help={
                     "user": "Who interacted (a user id; for drug reviews the condition).",
@@ -176,24 +178,29 @@ with tab_upload:
             chosen_cols[role] = None if value == NONE else value
 
         cells = st.columns(3)
+        if chosen_cols["rating"] is None:  # without a rating column neither rule applies: never show one ticked
+            st.session_state["map_implicit"] = st.session_state["map_drop_blank"] = False
         implicit = cells[0].checkbox(
             "Implicit feedback: keep only ratings ≥ threshold",
             key="map_implicit",
             disabled=chosen_cols["rating"] is None,
             help="Turns ratings into 'liked' interactions; rows below the threshold are dropped.",
         )
-        threshold = cells[0].number_input(
-            "Rating threshold", value=4.0, step=0.5, key="map_threshold", disabled=not implicit or chosen_cols["rating"] is None
+        threshold = cells[0].number_input("Rating threshold", step=0.5, key="map_threshold", disabled=not implicit)
+        drop_blank = cells[0].checkbox(
+            "Drop rows with a blank rating",
+            key="map_drop_blank",
+            disabled=chosen_cols["rating"] is None,
+            help="Otherwise a blank rating refuses the file. How many rows were dropped is in the row accounting below.",
         )
         min_user = cells[1].number_input(
             "k-core: minimum interactions per user",
             min_value=0,
-            value=0,
             step=1,
             key="map_min_user",
             help="Applied repeatedly with the item minimum until both hold; 0 or 1: no filter.",
         )
-        min_item = cells[1].number_input("k-core: minimum interactions per item", min_value=0, value=0, step=1, key="map_min_item")
+        min_item = cells[1].number_input("k-core: minimum interactions per item", min_value=0, step=1, key="map_min_item")
         duplicates = cells[2].radio(
             "Repeated (user, item) rows",
             list(DUPLICATE_RULES),
@@ -202,7 +209,7 @@ with tab_upload:
             help="Each rule keeps the pair's latest row (by time; without times the last in the file) with its rating. "
             "Sum: its weight is the weight column summed over the rows (a quantity, plays); count: the number of rows.",
         )
-        name = cells[2].text_input("Name of this data", value=stored.stem, key="map_name")
+        name = cells[2].text_input("Name of this data", key="map_name")
 
         if st.button("Use this data", key="data_use_upload", type="primary"):
             try:
@@ -213,6 +220,7 @@ with tab_upload:
                     min_item=int(min_item),
                     duplicates=duplicates,
                     delimiter=delimiters[delimiter_label],
+                    drop_blank_ratings=drop_blank,
                 )
                 new_source, new_data = data_ui.use_upload(stored.path, options, name, label=stored.name)
             except RecsysError as error:
@@ -230,7 +238,7 @@ st.divider()
 st.header(f"Active data: {plain(source.name)}")
 if source.kind == "builtin" and not data_ui.is_available(source.name):
     st.info(f"{plain(source.name)} is not fetched yet: fetch it above, or upload your own file.")
-    sidebar_status()
+    sidebar_status(slot=page.sidebar)
     st.stop()
 if source.kind in ("builtin", "drugscom-file"):
     # The positive rule: which interactions models learn from and are tested on (a user file sets it in its mapping above).
@@ -263,17 +271,17 @@ try:
     summary = data_ui.data_summary(data_ui.summary_key(source))
 except RecsysError as error:
     frame.show_error(error, f"{source.name} cannot be loaded")
-    sidebar_status()
+    sidebar_status(slot=page.sidebar)
     st.stop()
 
-sidebar_status(data)
+sidebar_status(data, page.sidebar)
 if is_drug_data(data):
     st.info(MEDICAL_NOTE)
     st.markdown(
         "**Which review is a condition's latest?** Leave-one-out holds out each condition's latest drug: the drug of its "
         "latest review date (the date of the latest positive review of that pair). Review dates are when a patient wrote, not when "
         "the drug was started, so this order is weaker than MovieLens' rating times; ties in date are broken by a seeded "
-        "random order. To hold out seeded random items instead, choose \"seeded random items\" on the **Train** page "
+        'random order. To hold out seeded random items instead, choose "seeded random items" on the **Train** page '
         "(`--loo-order random` on the command line)."
     )
     if source.kind != "file":
@@ -283,7 +291,7 @@ if is_drug_data(data):
             st.markdown(
                 "The Drugs.com scrape cut some condition names short. A name that is a proper prefix of exactly one other "
                 "condition, cut inside a word, is that condition; a name whose last word is a known cut word "
-                "(\"Disorde\", \"Cance\", \"Lab\", …) gets it completed. Restored here:"
+                '("Disorde", "Cance", "Lab", …) gets it completed. Restored here:'
             )
             st.dataframe(names.restored, hide_index=True, width="stretch")
             if names.suspect:
@@ -318,7 +326,21 @@ with left:
 with right:
     st.subheader(f"Interactions per {items_kind}")
     st.plotly_chart(data_ui.count_figure(summary["per_item"], "interactions", f"{items_kind}s", log_y), key="data_hist_items")
-if summary["ratings"] is not None:
+everything = data_ui.all_ratings(data_ui.summary_key(source)) if source.threshold is not None else None
+if everything is not None:
+    # After the positive rule the ratings left are those at or above it (on the binned drug sample: one bar): show
+    # every review or rating, the rule marked.
+    what = "reviews" if "class" in everything else "interactions"
+    st.subheader(f"Ratings of all {what}, and the positive rule")
+    st.plotly_chart(data_ui.ratings_figure(everything, source.threshold, what), key="data_hist_ratings")
+    if "class" in everything:
+        counts = everything.groupby("class")["count"].sum()
+        st.caption(
+            " · ".join(f"{kind}: {int(counts.get(kind, 0)):,}" for kind in ("positive", "neutral", "negative"))
+            + f". Positive reviews (rating ≥ {source.threshold:g}) are what models learn from and are tested on; "
+            "neutral and negative ones stay as evidence on the Recommend page."
+        )
+elif summary["ratings"] is not None:
     st.subheader("Rating distribution")
     ratings = summary["ratings"].rename(columns={"rating": "bin"})
     st.plotly_chart(data_ui.count_figure(ratings, "rating", "interactions", False), key="data_hist_ratings")

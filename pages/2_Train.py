@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
+
 import streamlit as st
 
-from recsys_core.errors import RecsysError
-from webapp import frame, map_jobs, train_ui
+from webapp import frame, train_jobs, train_ui
 from webapp.common import (
     MEDICAL_NOTE,
     active_run_id,
+    all_runs,
+    friendly_errors,
     is_drug_data,
     keep_active_run,
-    load_run,
     offer_best_run,
     positive_rule_text,
     run_label,
@@ -23,15 +25,10 @@ from webapp.safe_output import plain
 page = frame.open_page("Train")
 source, data = page.source, page.data
 
-# A training interrupted by a click (the Cancel button or any other widget) leaves this marker behind.
-interrupted = st.session_state.pop("train_running", None)
-if interrupted:
-    st.session_state.pop("train_cancel_requested", None)
-    done = interrupted.get("done", [])
-    st.warning(
-        f"Training was cancelled while {interrupted.get('current') or 'a model'} was training; nothing of it was saved."
-        + (f" Finished and saved before that: {', '.join(done)}." if done else "")
-    )
+# What the last training came to (its results were collected by the page opener): said once, here.
+if cancelled := st.session_state.pop("train_cancelled", None):
+    st.warning(cancelled)
+st.session_state.pop("train_finished", None)
 
 st.caption(
     f"Data: **{plain(data.name)}** — {data.n_users:,} {data.users.kind}s, {data.n_items:,} {data.items.kind}s, {len(data):,} interactions. "
@@ -58,7 +55,10 @@ else:
 catalogue = train_ui.model_catalogue()
 usable = [name for name, info in catalogue.items() if "error" not in info]
 missing = [name for name, info in catalogue.items() if "error" in info]
-if st.radio("Mode", ["Train", "Tune"], horizontal=True, key="train_mode", help="Tune: search settings with Optuna on validation.") == "Tune":
+if (
+    st.radio("Mode", ["Train", "Tune"], horizontal=True, key="train_mode", help="Tune: search settings with Optuna on validation.")
+    == "Tune"
+):
     from webapp import tune_app
 
     tune_app.show_tune_mode(data, source, usable)
@@ -125,19 +125,40 @@ for name in models:
     with st.expander(f"Settings of {name}", expanded=len(models) == 1):
         overrides[name] = train_ui.settings_form(name, catalogue[name]["fields"])
 
+if models:
+    # Before a run starts: how long each chosen model will take here, from the speed earlier runs recorded.
+    device_kind = "cpu" if device == "cpu" else "gpu"
+    probe_key = (page.data_key, protocol, device_kind)
+    probes = st.session_state.setdefault("train_probes", {}).setdefault(json.dumps(probe_key), {})
+    expected = train_ui.expected_table(models, data, device_kind, all_runs(), overrides, probes)
+    st.dataframe(
+        expected, hide_index=True, width="stretch", column_config={"from": st.column_config.TextColumn("estimated from", width="large")}
+    )
+    unknown = [name for name, text in zip(models, expected["expected time"], strict=True) if text == "not known yet"]
+    if unknown and st.button(
+        f"Measure {', '.join(unknown)} here ({train_ui.PROBE_SECONDS:g} s of training each)", key="train_probe",
+        help="Trains each model for a few seconds on this data and device, saves nothing, and estimates the whole run from it.",
+    ):  # fmt: skip
+        for name in unknown:
+            with st.spinner(f"Measuring {name}…"), friendly_errors(f"{name} could not be measured"):
+                probes[name] = train_ui.probe_seconds(name, data, protocol, overrides.get(name), device="auto")
+        st.rerun()
 problems = train_ui.plan_problems(models, protocol, data, catalogue, overrides)
 for problem in problems:
     st.error(plain(problem))
 
 
-def _request_cancel() -> None:
-    st.session_state["train_cancel_requested"] = True
-
-
 buttons = st.columns([1, 1, 6])
-start = buttons[0].button("Train", key="train_start", type="primary", disabled=bool(problems))
-# Progress boxes go here, above the runs. The runs section below is drawn before the training starts, so it
-# stays live (not greyed out as stale) while models train.
+running_job = train_jobs.current_job()
+start = buttons[0].button(
+    "Train",
+    key="train_start",
+    type="primary",
+    disabled=bool(problems) or running_job is not None,
+    help="Trains in the background: open other pages meanwhile; the sidebar shows the progress."
+    if running_job is None
+    else "A training of this session is running: wait for it or cancel it.",
+)
 training_area = st.container()
 for title, error, advice in st.session_state.pop("train_failures", []):  # from the training just finished
     with training_area:
@@ -146,13 +167,63 @@ for title, error, advice in st.session_state.pop("train_failures", []):  # from 
             st.info(advice)
 
 
+def manage_runs(ids: list[str], by_id: dict, current: str | None) -> None:
+    """Rename or delete a saved run. Deleting asks first, and says so when the run is the active one."""
+    from recsys_core.runs import MAX_RUN_TITLE
+
+    with st.expander("Rename or delete a run", expanded=bool(st.session_state.get("runs_confirm_delete"))):
+        frame.keep_valid("runs_manage", ids)
+        target = st.selectbox(
+            "Run", ids, format_func=lambda r: run_label(by_id[r]) + (" (the active run)" if r == current else ""), key="runs_manage"
+        )
+        cells = st.columns([3, 1], vertical_alignment="bottom")
+        title = cells[0].text_input(
+            "Name", value=by_id[target].title, key=f"runs_title_{target}", max_chars=MAX_RUN_TITLE,
+            placeholder="for example: demo model", help="Shown first in the run's name on every page; empty: the model's name.",
+        )  # fmt: skip
+        if cells[1].button("Rename", key="runs_rename", disabled=title.strip() == by_id[target].title):
+            with friendly_errors("The run could not be renamed"):
+                train_ui.rename_saved_run(target, title)
+            st.rerun()
+        if st.session_state.get("runs_confirm_delete") != target:
+            if st.button("Delete this run …", key="runs_delete", icon=":material/delete:"):
+                st.session_state["runs_confirm_delete"] = target
+                st.rerun()
+            return
+        others = [r for r in ids if r != target]
+        if target == current:
+            after = run_label(by_id[others[0]]) if others else "none (no run is left on this data)"
+            st.warning(
+                f"**{plain(run_label(by_id[target]))} is the active run**, used by every page. Deleting it removes its model, "
+                f"maps and test results for good; the active run then becomes {plain(after)}."
+            )
+        else:
+            st.warning(f"Delete **{plain(run_label(by_id[target]))}**? Its model, maps and test results are removed for good.")
+        buttons = st.columns([1, 1, 3])
+        if buttons[0].button("Delete the active run" if target == current else "Delete it", key="runs_delete_yes", type="primary"):
+            st.session_state.pop("runs_confirm_delete", None)
+            with friendly_errors("The run could not be deleted"):
+                train_ui.delete_saved_run(target)
+            st.session_state["runs_flash"] = f"Deleted {run_label(by_id[target])}." + (
+                f" The active run is now {run_label(by_id[others[0]])}." if target == current and others else ""
+            )
+            st.rerun()
+        if buttons[1].button("Keep it", key="runs_delete_no"):
+            st.session_state.pop("runs_confirm_delete", None)
+            st.rerun()
+
+
 def show_runs() -> None:
     """The runs on this data: the active-run picker, the best-run button and the runs trained in this session."""
     runs = runs_for(data)
     if not runs:
+        if flash := st.session_state.pop("runs_flash", None):
+            st.success(plain(flash))
         return
     st.divider()
     st.header("Runs on this data")
+    if flash := st.session_state.pop("runs_flash", None):
+        st.success(plain(flash))
     ids = [r.run_id for r in runs]
     by_id = {r.run_id: r for r in runs}
     current = active_run_id(data)
@@ -170,6 +241,7 @@ def show_runs() -> None:
         on_change=_pick_run,
     )
     offer_best_run(data, key="train_use_best_run")
+    manage_runs(ids, by_id, current)
     trained_here = [r for r in st.session_state.get("train_results", []) if r in by_id]
     shown = trained_here or [current]
     if trained_here:
@@ -182,43 +254,18 @@ def show_runs() -> None:
 
 show_runs()
 
-if start and not problems:
+if start and not problems and running_job is None:
+    with friendly_errors("The training could not start"):
+        train_jobs.start_training(
+            data=data, source=source, models=list(models), protocol=protocol, seed=int(seed), overrides=overrides,
+            loo_order=loo_order, kept_active=keep_active_run(data), threads=int(threads) or None,
+        )  # fmt: skip
+    st.rerun()  # the page redraws with the training's progress and the Train button disabled
+
+if train_jobs.current_job() is not None:
     buttons[1].button(
-        "Cancel", key="train_cancel", on_click=_request_cancel, help="Stops the training; nothing of an unfinished model is saved."
-    )
-    st.session_state.pop("train_cancel_requested", None)
-    kept = keep_active_run(data)
-    running = {"models": list(models), "done": [], "current": None}
-    st.session_state["train_running"] = running
-    results = st.session_state.setdefault("train_results", [])
-    failures: list[tuple[str, BaseException, str | None]] = []
-    for name in models:
-        running["current"] = name
-        box = training_area.container(border=True)
-        box.markdown(f"**{name}** on {plain(data.name)} · {protocol} · seed {int(seed)}")
-        view = train_ui.LiveView(name, box)
-        try:
-            result = train_ui.train_in_slot(
-                box.empty(), data=data, model_name=name, protocol=protocol, seed=int(seed), device="auto",
-                overrides=overrides.get(name), callback=view, source=source, loo_order=loo_order, threads=int(threads) or None,
-            )  # fmt: skip
-        except RecsysError as error:
-            failures.append((f"{name} could not be trained", error, None))
-            continue
-        except Exception as error:  # e.g. out of memory: a message, not a traceback
-            advice = "Lower the batch size or the embedding size, or choose a smaller data set."
-            failures.append((f"{name} stopped with an error", error, advice if "out of memory" in str(error).lower() else None))
-            continue
-        results.insert(0, result.run_id)  # saved, not made active: the person picks the active run below
-        try:  # the Embeddings page should find the run's UMAP maps ready, not start them
-            if map_jobs.maps_on_save():
-                map_jobs.start_maps_on_save(load_run(result.run_id))
-        except RecsysError as error:
-            failures.append(("The run was saved, but its embedding maps could not be started", error, None))
-        running["done"].append(name)
-    st.session_state.pop("train_running", None)
-    if kept is None and running["done"]:  # no active run to keep: the first run trained here becomes it
-        set_active_run(results[len(running["done"]) - 1])
-    # Shown after the rerun above the runs list, which then includes every run just saved.
-    st.session_state["train_failures"] = failures
-    st.rerun()
+        "Cancel", key="train_cancel", on_click=train_jobs.request_cancel,
+        help="Stops the training at its next step; nothing of an unfinished model is saved.",
+    )  # fmt: skip
+    with training_area:
+        train_ui.show_job_progress()

@@ -60,7 +60,7 @@ def _show_items(table: pd.DataFrame, extra_config: dict | None = None) -> None:
         width="stretch",
         column_config={
             "rank": NUMBER(width="small"),
-            "title": TEXT(item_kind.capitalize(), width="medium"),
+            "title": TEXT(item_kind.capitalize(), width="medium", pinned=True),
             "score": NUMBER(format="%.4f"),
             "year": NUMBER(format="%d"),
             "top_condition": TEXT("Most reviewed for"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from recsys_core import explain
+from recsys_core.best import BEST_RULE, best_line
 from recsys_core.errors import RecsysError
 from recsys_core.evaluation import HEADLINE, paired_comparison
 from recsys_core.report import leaderboard_figure
@@ -59,9 +60,16 @@ st.caption(
     f"Test metrics of {len(board)} run(s) on {plain(data.name)}, {protocol}; 95% intervals from a bootstrap over test users. "
     + positive_rule_text(group[0])
     + " "
-    + ("Coverage@10 is the share of all items that appear in some user's full-ranking top 10." if protocol.startswith("loo") else "")
+    + (
+        "Coverage@10 is the share of all items that appear in some user's full-ranking top 10. With one held-out item per user, "
+        "Recall@10 equals HR@10, Precision@10 is HR@10 / 10 and MAP@10 is 1 / rank when the item is in the top 10, else 0."
+        if protocol.startswith("loo")
+        else ""
+    )
 )
 st.caption(plain(compare_ui.history_condition(group)))
+if best := best_line(group, lambda record: plain(compare_ui.short_name(record))):
+    st.markdown(f"**{best}** {BEST_RULE}")
 if compare_ui.meaning_note(group, protocol):
     st.warning(plain(compare_ui.meaning_note(group, protocol)))
 metric_config = {c: NUMBER(format="%.4f") for c in board.columns if ("@" in c and "CI" not in c) or c in ("MRR", "RMSE", "MAE")}
@@ -158,6 +166,9 @@ st.markdown(
     "roughly near the top rather than at the top, and they can even **reverse the order of two models**. Trust the full "
     "ranking when the two disagree."
 )
+
+# ---------------------------------------------------------------------------------- which model to demo
+beyond_ui.show_demo_choice(group)
 
 # ---------------------------------------------------------------------------------- beyond accuracy
 beyond_ui.show_beyond_accuracy(group, protocol)

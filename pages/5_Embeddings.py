@@ -120,11 +120,21 @@ if kind == "items":
             },
             {"name": "top 10 recommended", "index": recommended[0], "symbol": "star", "color": "#FFD700", "line": "#000000", "size": 14},
         ]
+    # The point clicked (or typed) is known before the map is drawn: mark it and its nearest neighbours on it.
+    chosen_item = st.session_state.get("emb_item")
+    near = None
+    if isinstance(chosen_item, int) and 0 <= chosen_item < len(titles):
+        try:
+            near = model.similar_items(np.array([chosen_item]), k=10)
+        except RecsysError as error:
+            frame.show_error(error)
+            st.stop()
+        overlays += embeddings_ui.neighbour_overlays(chosen_item, near[0][0], str(titles[chosen_item])[:40])
     colour = embeddings_ui.colouring(colour_by, run.item_info, counts)
     texts = embeddings_ui.hover_texts(titles, run.item_info, counts, "reviews" if drugs else "interactions")
     figure = embeddings_ui.map_figure(coords, texts, colour, overlays, title=f"{n_points:,} {item_kind}s of {run_label(run.info)} · {method}")
     st.plotly_chart(figure, key="emb_chart", on_select=_on_select, selection_mode=("points", "box", "lasso"), config={"scrollZoom": True})
-    st.caption(f"Close points are {item_kind}s the model treats alike (cosine of their vectors). Click a point to see its neighbours.")
+    st.caption(f"Close points are {item_kind}s the model treats alike (cosine of their vectors). Click a point to see its neighbours, marked on the map and listed below.")
 
     item = st.selectbox(
         f"Selected {item_kind}",
@@ -141,11 +151,13 @@ if kind == "items":
                     facts.append(f"{label}: {plain(info[column].iloc[item])}")
         facts.append(f"{counts[item]:,} {'reviews' if drugs else 'interactions'}")
         st.markdown(" · ".join(facts))
-        try:
-            neighbours, similarity = model.similar_items(np.array([item]), k=10)
-        except RecsysError as error:
-            frame.show_error(error)
-            st.stop()
+        if near is None or item != chosen_item:
+            try:
+                near = model.similar_items(np.array([item]), k=10)
+            except RecsysError as error:
+                frame.show_error(error)
+                st.stop()
+        neighbours, similarity = near
         table = explain.item_table(run, neighbours[0], similarity[0], counts).rename(columns={"score": "similarity"})
         st.subheader(f"Nearest {item_kind}s")
         st.dataframe(

@@ -334,6 +334,24 @@ def tradeoff_table(records: list[dict], protocol: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+LABEL_POSITIONS = ("top center", "bottom center", "middle right", "middle left")
+
+
+def label_positions(x: np.ndarray, y: np.ndarray, near: float = 0.08) -> list[str]:
+    """Where each point's label goes so that close points' labels do not overlap: points within ``near`` of each
+    other (as a share of each axis' span) take turns above, below, right and left of their marker."""
+    n = len(x)
+    span_x = float(np.ptp(x)) if n else 0.0
+    span_y = float(np.ptp(y)) if n else 0.0
+    sx = (x - x.min()) / span_x if span_x > 0 else np.zeros(n)
+    sy = (y - y.min()) / span_y if span_y > 0 else np.zeros(n)
+    positions: list[str] = []
+    for i in range(n):
+        taken = {positions[j] for j in range(i) if abs(sx[i] - sx[j]) < near * 2 and abs(sy[i] - sy[j]) < near}
+        positions.append(next((p for p in LABEL_POSITIONS if p not in taken), LABEL_POSITIONS[i % len(LABEL_POSITIONS)]))
+    return positions
+
+
 def tradeoff_figure(table: pd.DataFrame, accuracy: str, other: str):
     """Scatter of ``accuracy`` (y) against ``other`` (x), one labelled point per run, with both 95% intervals."""
     import plotly.graph_objects as go
@@ -347,7 +365,7 @@ def tradeoff_figure(table: pd.DataFrame, accuracy: str, other: str):
             y=table[accuracy],
             mode="markers+text",
             text=plotly_text(table["run"]),
-            textposition="top center",
+            textposition=label_positions(table[other].to_numpy(dtype=float), table[accuracy].to_numpy(dtype=float)),
             cliponaxis=False,  # labels of points at the edge stay readable
             marker={"size": 10, "color": "#4C78A8"},
             error_x={

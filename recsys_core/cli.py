@@ -111,6 +111,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             duplicates=args.duplicates,
             min_user_interactions=args.min_user_interactions,
             min_item_interactions=args.min_item_interactions,
+            drop_blank_ratings=args.drop_blank_ratings,
         )
         source, data = _import_user_file(args.csv, options, args.protocol)
     else:
@@ -138,7 +139,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.json:
         print(_json_line(summary))
     else:
-        print(f"run {result.run_id}: {args.model} on {data.name}, {args.protocol}, {summary['epochs_run']} epochs, {summary['fit_seconds']:.1f} s")
+        print(
+            f"run {result.run_id}: {args.model} on {data.name}, {args.protocol}, {summary['epochs_run']} epochs, {summary['fit_seconds']:.1f} s"
+        )
         print(f"positive rule: {source.positive_rule()}")
         print(result.test.summary())
         if result.test.meaning_note:
@@ -186,7 +189,9 @@ def _train_distributed(args: argparse.Namespace, source) -> int:
             if args.json:
                 print(_json_line(summary))
             else:
-                print(f"run {result.run_id}: {args.model} on {data.name}, {context.world_size} ranks ({context.backend}), {summary['epochs_run']} epochs")
+                print(
+                    f"run {result.run_id}: {args.model} on {data.name}, {context.world_size} ranks ({context.backend}), {summary['epochs_run']} epochs"
+                )
                 print(result.test.summary())
         return 0
     finally:
@@ -235,12 +240,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     from .datasets.synthetic import SyntheticConfig, generate_synthetic, write_synthetic
 
-    config = SyntheticConfig(
-        n_users=args.users, n_items=args.items, n_interactions=args.interactions, n_groups=args.groups, seed=args.seed
-    )
+    config = SyntheticConfig(n_users=args.users, n_items=args.items, n_interactions=args.interactions, n_groups=args.groups, seed=args.seed)
     started = time.perf_counter()
     paths = write_synthetic(generate_synthetic(config), args.out)
-    print(f"{args.interactions:,} interactions of {args.users:,} users and {args.items:,} items written to {paths[0]} in {time.perf_counter() - started:.1f} s")
+    print(
+        f"{args.interactions:,} interactions of {args.users:,} users and {args.items:,} items written to {paths[0]} in {time.perf_counter() - started:.1f} s"
+    )
     print(f"hidden groups: {paths[1]}, {paths[2]}")
     return 0
 
@@ -305,7 +310,9 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         table = run.rank_users_for_item(args.item, k=args.k).drop(columns=["rank_first", "tied"])
     else:
         if args.user is None:
-            raise RecsysError("recommend needs --user (or --reverse --item, or --similar-to)", f"Name a {run.users.kind} of run {args.run}.")
+            raise RecsysError(
+                "recommend needs --user (or --reverse --item, or --similar-to)", f"Name a {run.users.kind} of run {args.run}."
+            )
         table = run.recommend(args.user, k=args.k, exclude_seen=not args.include_seen)
     if args.json:
         print(json.dumps(json.loads(table.to_json(orient="records", default_handler=str))))
@@ -386,20 +393,39 @@ def cmd_tune(args: argparse.Namespace) -> int:
             print(f"trial {trial.number}: {trial.state.name.lower()} {value} {trial.params}", flush=True)
 
     result = tune(
-        data, args.model, protocol=args.protocol, trials=args.trials, timeout=args.timeout, seed=args.seed,
-        device=args.device, epochs=args.epochs, source=source, train=not args.no_train, on_trial=progress,
+        data,
+        args.model,
+        protocol=args.protocol,
+        trials=args.trials,
+        timeout=args.timeout,
+        seed=args.seed,
+        device=args.device,
+        epochs=args.epochs,
+        source=source,
+        train=not args.no_train,
+        on_trial=progress,
     )
     summary = {
-        "study": result.study_name, "storage": result.storage, "objective": f"validation {result.metric}",
-        "best_params": result.best_params, "best_value": result.best_value, "trials": len(result.trials),
-        "run_id": result.run_id, "test_metrics": result.test_metrics,
+        "study": result.study_name,
+        "storage": result.storage,
+        "objective": f"validation {result.metric}",
+        "best_params": result.best_params,
+        "best_value": result.best_value,
+        "trials": len(result.trials),
+        "run_id": result.run_id,
+        "test_metrics": result.test_metrics,
     }
     if args.json:
         print(json.dumps(summary, default=str))
     else:
-        print(f"study {result.study_name}: {len(result.trials)} trials, best validation {result.metric} {result.best_value} with {result.best_params}")
+        print(
+            f"study {result.study_name}: {len(result.trials)} trials, best validation {result.metric} {result.best_value} with {result.best_params}"
+        )
         if result.run_id:
-            print(f"run {result.run_id} (best configuration, tested once): " + ", ".join(f"{k} {v:.4f}" for k, v in result.test_metrics.items()))
+            print(
+                f"run {result.run_id} (best configuration, tested once): "
+                + ", ".join(f"{k} {v:.4f}" for k, v in result.test_metrics.items())
+            )
     return 0
 
 
@@ -415,7 +441,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .datasets.user_files import DUPLICATE_RULES
     from .models import MODEL_NAMES
 
-    parser = argparse.ArgumentParser(prog="python -m recsys_core", description="Recsys Explorer: neural recommenders with leak-free evaluation.")
+    parser = argparse.ArgumentParser(
+        prog="python -m recsys_core", description="Recsys Explorer: neural recommenders with leak-free evaluation."
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("datasets", help="list the built-in datasets and whether each is in the data home")
@@ -436,7 +464,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help="maximum epochs (default: the model's own)")
     p.add_argument("--seed", type=int, default=0, help="random seed for split, sampling and training (default 0)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
-    p.add_argument("--protocol", default=DEFAULT_PROTOCOL, choices=PROTOCOL_CHOICES, help=f"evaluation protocol (default {DEFAULT_PROTOCOL})")
+    p.add_argument(
+        "--protocol", default=DEFAULT_PROTOCOL, choices=PROTOCOL_CHOICES, help=f"evaluation protocol (default {DEFAULT_PROTOCOL})"
+    )
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a model setting; repeatable")
     p.add_argument(
         "--refit",
@@ -445,7 +475,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="refit the chosen configuration on train + validation before testing, so every model knows the validation interaction (default; --no-refit tests the model selected on validation as it is)",
     )
     p.add_argument(
-        "--loo-order", default="time", choices=("time", "random"),
+        "--loo-order",
+        default="time",
+        choices=("time", "random"),
         help="leave-one-out: hold out each user's latest items (time, default) or seeded random ones (random)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
@@ -454,11 +486,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="CPU threads for training (default: one per physical core no other process keeps busy; one for the embedding models)",
     )
     p.add_argument(
-        "--compile", action="store_true",
+        "--compile",
+        action="store_true",
         help="compile each network's forward with torch.compile before training (slower first step, faster steps after; mostly for GPUs)",
     )
     p.add_argument(
-        "--distributed", action="store_true",
+        "--distributed",
+        action="store_true",
         help="data-parallel training under torchrun (gloo on CPU, nccl on GPU); rank 0 saves and prints",
     )
     p.add_argument("--user-col", help="--csv: column with user ids")
@@ -475,12 +509,17 @@ def build_parser() -> argparse.ArgumentParser:
         "interaction (default: the data set's own rule: 7 of 10 on Drugs.com data, none elsewhere)",
     )
     p.add_argument(
-        "--duplicates", default="latest", choices=DUPLICATE_RULES,
+        "--duplicates",
+        default="latest",
+        choices=DUPLICATE_RULES,
         help="--csv: repeated (user, item) rows become their latest row (latest, default), with the weight column summed (sum) "
         "or with the number of rows as weight (count)",
     )
     p.add_argument("--min-user-interactions", type=int, default=0, help="--csv: k-core filter, minimum per user")
     p.add_argument("--min-item-interactions", type=int, default=0, help="--csv: k-core filter, minimum per item")
+    p.add_argument(
+        "--drop-blank-ratings", action="store_true", help="--csv: drop the rows whose rating is blank instead of refusing the file"
+    )
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("generate", help="write a synthetic MovieLens-shaped data set with hidden taste groups (parquet)")
@@ -489,7 +528,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interactions", type=int, default=20_000_263, help="number of distinct (user, item) rows (default: ML-20M's)")
     p.add_argument("--groups", type=int, default=20, help="hidden taste groups (default 20)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--out", required=True, help="output file NAME.parquet; the groups go to NAME.user_groups.parquet and NAME.item_groups.parquet")
+    p.add_argument(
+        "--out", required=True, help="output file NAME.parquet; the groups go to NAME.user_groups.parquet and NAME.item_groups.parquet"
+    )
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("evaluate", help="evaluate a saved run again on its test split")
@@ -528,7 +569,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help="maximum epochs per trial (default: the model's own)")
     p.add_argument("--seed", type=int, default=0, help="seed of the split, the sampler and training (default 0)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
-    p.add_argument("--protocol", default=DEFAULT_PROTOCOL, choices=PROTOCOL_CHOICES, help=f"evaluation protocol (default {DEFAULT_PROTOCOL})")
+    p.add_argument(
+        "--protocol", default=DEFAULT_PROTOCOL, choices=PROTOCOL_CHOICES, help=f"evaluation protocol (default {DEFAULT_PROTOCOL})"
+    )
     p.add_argument("--no-train", action="store_true", help="only search; do not train and test the best configuration")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(func=cmd_tune)

@@ -45,6 +45,10 @@ SET_METRICS_PREFIX = "Coverage@"
 # metrics lie in [0, 1]) means the test set is too small to tell models apart: a difference of a
 # few points between two leaderboard rows is well inside either row's uncertainty.
 NOT_MEANINGFUL_WIDTH = 0.1
+#: Leave-one-out tests also report Recall, Precision and MAP at this K, per user with one held-out item (the same
+#: functions as for held-out users): Recall@K = HR@K (the one item found or not), Precision@K = HR@K / K (one
+#: relevant item among K), MAP@K = 1 / rank when the item is in the top K, else 0 (MRR cut at K).
+LOO_LIST_K = 10
 
 Scorer = Callable[[np.ndarray, "np.ndarray | None"], np.ndarray]
 
@@ -492,12 +496,21 @@ class Evaluator:
             per_user[f"HR@{k}"] = M.hit_rate_at_k(hits, k)
             per_user[f"NDCG@{k}"] = M.ndcg_at_k(hits, np.ones(len(ranks)), k)
         per_user["MRR"] = 1.0 / (ranks + 1)
+        if LOO_LIST_K in self.ks:
+            # The list metrics of the held-out-users protocol, for one held-out item per user (see LOO_LIST_K).
+            hits = M.hits_from_ranks(ranks, LOO_LIST_K)
+            one = np.ones(len(ranks))
+            per_user[f"Recall@{LOO_LIST_K}"] = M.recall_at_k(hits, one, LOO_LIST_K)
+            per_user[f"Precision@{LOO_LIST_K}"] = M.precision_at_k(hits, LOO_LIST_K)
+            per_user[f"MAP@{LOO_LIST_K}"] = M.average_precision_at_k(hits, one, LOO_LIST_K)
         set_metrics = {}
         if top_lists:
             tops = np.concatenate(top_lists)
             for k in self.ks:
                 set_metrics[f"Coverage@{k}"] = M.item_coverage(tops[:, :k], self.split.n_items)
-        info = {"candidates": "target + sampled negatives" if self.spec.sampled_negatives is not None else "all items not in the user's history"}
+        info = {
+            "candidates": "target + sampled negatives" if self.spec.sampled_negatives is not None else "all items not in the user's history"
+        }
         result = self._finish(per_user, set_metrics, {**info, **self._order_info(sequences)})
         result.per_user["rank"] = ranks.astype(np.float64)
         return result

@@ -29,7 +29,7 @@ InsideView = Literal["item-weights", "embedding-norms", "latent"]
 EXPLANATIONS: dict[InsideView, str] = {
     "item-weights": (
         "Each cell is how much having the row item in a history raises the column item's score; look for blocks of related "
-        "items (sequels, one genre) and for negative weights, which EASE uses to avoid recommending near-duplicates."
+        "items ({related}) and for negative weights, which EASE uses to avoid recommending near-duplicates."
     ),
     "embedding-norms": (
         "Each point is an item: a longer vector scores higher for most users, so a rising cloud means the model "
@@ -40,6 +40,47 @@ EXPLANATIONS: dict[InsideView, str] = {
         "pull the code in one direction, and the first few items move it most."
     ),
 }
+#: What "related items" look like, by the kind of item (the heatmap's explanation says it in the data's terms).
+RELATED_ITEMS = {
+    "item": "sequels, films of one genre",
+    "movie": "sequels, films of one genre",
+    "drug": "drugs reviewed for the same conditions, such as the birth-control pills or the antidepressants",
+}
+
+
+def explanation(view: InsideView, items_kind: str = "item") -> str:
+    """The view's explanation, in the terms of the data (movies or drugs)."""
+    text = EXPLANATIONS[view]
+    return text.format(related=RELATED_ITEMS.get(items_kind, "items that are often chosen together")) if "{related}" in text else text
+
+
+#: Items with at most this many training interactions barely move from their initial vectors.
+FEW_INTERACTIONS = 1
+
+
+def norm_popularity_note(correlation: float, table: pd.DataFrame) -> str:
+    """What the length-popularity correlation means here, in words: popularity bias for a positive one; for a
+    negative one, that the longest vectors belong to items training barely saw (their length is their random
+    start, not a preference)."""
+    if not np.isfinite(correlation):
+        return "Lengths or popularity are all equal: there is no relation to read."
+    longest = table.sort_values("norm", ascending=False).head(10)
+    barely = int((longest["interactions"] <= FEW_INTERACTIONS).sum())
+    if correlation >= 0.3:
+        return (
+            "Longer vectors go with more popular items: the model lifts popular items for every user (popularity bias), "
+            "one reason its lists lean towards the blockbusters."
+        )
+    if correlation <= -0.3:
+        return (
+            f"Longer vectors go with *less* popular items ({barely} of the 10 longest have at most {FEW_INTERACTIONS} "
+            "training interaction). This is not a preference for rare items: an item seen once or never gets almost no "
+            "gradient updates, so it keeps most of its random starting vector, while the vectors of items seen often are "
+            "reshaped by training. The length of a rarely seen item's vector is left over from its start, not learned."
+        )
+    return "Length and popularity are only weakly related: popularity is not baked into the vectors' lengths."
+
+
 WEIGHT_MODELS = ("ease", "itemknn")
 LATENT_MODELS = ("multvae", "multdae")
 

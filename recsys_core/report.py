@@ -116,11 +116,14 @@ def _leaderboard(records: list[RunRecord], protocol: str) -> pd.DataFrame:
 
 
 def _paired_sentences(runs: list[Any], protocol: str) -> list[str]:
-    """The best run (by headline) against every other, with the paired test on the same users."""
+    """The best run by the one rule (:data:`~recsys_core.best.BEST_RULE`) against every other, with the paired test
+    on the same users, on the protocol the rule judges by (the full ranking for leave-one-out runs)."""
+    from .best import JUDGED_ON
     from .evaluation import HEADLINE, LOWER_IS_BETTER, paired_comparison, paired_difference_is_significant
-
-    headline = HEADLINE[protocol]
     from .protocols import get_protocol
+
+    protocol = JUDGED_ON.get(protocol, protocol)
+    headline = HEADLINE[protocol]
 
     metric = "squared_error" if get_protocol(protocol).needs_ratings else headline  # rating protocols pair per-rating errors
     scored = [(run, run.info.test[protocol].scores.get(headline) if protocol in run.info.test else None) for run in runs]
@@ -144,7 +147,7 @@ def _paired_sentences(runs: list[Any], protocol: str) -> list[str]:
         else:
             tests = f"paired t-test p = {result['p_value_t']:.3g}, Wilcoxon p = {result['p_value_wilcoxon']:.3g}"
         out.append(
-            f"{best.info.model.name} vs {other.info.model.name} on {result['n_users']:,} shared test users: mean {metric} "
+            f"{best.info.model.name} vs {other.info.model.name} on {result['n_users']:,} shared test users ({protocol}): mean {metric} "
             f"{result['mean_a']:.4f} vs {result['mean_b']:.4f}, difference {result['difference']:+.4f} "
             f"(95% interval {lo:+.4f} to {hi:+.4f}; {tests}): {verdict}."
         )
@@ -173,7 +176,11 @@ def leaderboard_figure(labels: Sequence[str], values: Sequence[float], records: 
             marker_color="#4C78A8",
         )
     )
-    figure.update_layout(height=320, margin={"l": 10, "r": 10, "t": 40, "b": 10}, title=f"{headline} by run (95% CI)", yaxis_title=headline)
+    # Room for the axis numbers and the runs' names: with a 10 px margin the numbers were cut (".5") and so were the
+    # names under the bars; automargin grows the margins to what the labels need.
+    figure.update_layout(height=380, margin={"l": 60, "r": 20, "t": 40, "b": 20}, title=f"{headline} by run (95% CI)", yaxis_title=headline)
+    figure.update_yaxes(automargin=True, tickformat=".2f", rangemode="tozero")
+    figure.update_xaxes(automargin=True, tickangle=-20 if max((len(str(label)) for label in labels), default=0) > 16 else 0)
     return figure
 
 
@@ -260,6 +267,7 @@ def build_report(run_ids: list[str], n_users: int = 3, seed: int = 0, protocol: 
     which of the runs' test results to show (default: the first run's own protocol)."""
     import plotly.offline
 
+    from .best import BEST_RULE, best_line
     from .beyond import TRADEOFF_AXES, activity_table, beyond_metrics_table, tradeoff_figure, tradeoff_table
     from .evaluation import HEADLINE
     from .runs import load_run
@@ -314,8 +322,10 @@ def build_report(run_ids: list[str], n_users: int = 3, seed: int = 0, protocol: 
 
     board = _leaderboard(usable, protocol)
     paired = _paired_sentences([run for run in runs if protocol in run.info.test], protocol)
+    best = best_line(usable, _run_name)
     sections.append(
         f"<h2>3. Leaderboard ({html.escape(protocol)}, test split)</h2>"
+        + (f"<p><strong>{html.escape(best)}</strong> {html.escape(BEST_RULE)}</p>" if best else "")
         + _table(board.drop(columns=["model"]))
         + "<div class='chart'>@@FIGURE0@@</div>"
         + (
@@ -325,9 +335,26 @@ def build_report(run_ids: list[str], n_users: int = 3, seed: int = 0, protocol: 
         )
     )
     if HEADLINE[protocol] in board.columns and len(board):
-        figures.append(_figure(leaderboard_figure(board["run"], board[HEADLINE[protocol]], [by_run[run] for run in board["run"]], protocol), "leaderboard"))
+        figures.append(
+            _figure(
+                leaderboard_figure(board["run"], board[HEADLINE[protocol]], [by_run[run] for run in board["run"]], protocol), "leaderboard"
+            )
+        )
     else:
         sections[-1] = sections[-1].replace("<div class='chart'>@@FIGURE0@@</div>", "")
+
+    # Which model to demo: the same table and sentence as the Compare page.
+    from .demo import demo_choice, demo_display, demo_table
+
+    demo = demo_table([run for run in runs if protocol in run.info.test], _run_name)
+    choice = demo_choice(demo, usable)
+    if not demo.empty:
+        sections[-1] += (
+            "<h3>Which model should I demo?</h3><p class='note'>Accuracy as the best-run rule judges it, coverage and novelty "
+            "of the top 10s, the fit time and one user's top 10 timed when this report was made.</p>"
+            + _table(demo_display(demo))
+            + (f"<p><strong>{html.escape(choice[1])}</strong></p>" if choice else "")
+        )
 
     # The beyond-accuracy tables read run.json as written.
     written = [r.to_json() for r in usable]

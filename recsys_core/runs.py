@@ -256,7 +256,12 @@ class Refit:
     @classmethod
     def from_json(cls, data: Any) -> Refit:
         data = _mapping(data, "refit")
-        return cls(bool(data.get("done", False)), _whole(data.get("epochs"), "refit epochs"), data.get("on"), _mapping(data.get("settings"), "refit settings"))
+        return cls(
+            bool(data.get("done", False)),
+            _whole(data.get("epochs"), "refit epochs"),
+            data.get("on"),
+            _mapping(data.get("settings"), "refit settings"),
+        )
 
     def to_json(self) -> dict:
         if not self.done:
@@ -382,7 +387,9 @@ class RunRecord:
                 extra={k: v for k, v in data.items() if k not in cls._TYPED},
             )
         except TypeError as error:
-            raise RunFileError(f"{label} is damaged: {error}", "The run is incomplete or was edited: delete it and train it again.") from None
+            raise RunFileError(
+                f"{label} is damaged: {error}", "The run is incomplete or was edited: delete it and train it again."
+            ) from None
 
     def to_json(self) -> dict:
         """run.json as written (fields from_json filled in for an old run are written out)."""
@@ -425,6 +432,12 @@ class RunRecord:
     def loo_order(self) -> str:
         """How leave-one-out picked the held-out items ("time" for runs saved before the choice existed)."""
         return str(self.split.get("loo_order", "time"))
+
+    @property
+    def title(self) -> str:
+        """The name the person gave the run (:func:`rename_run`), "" when none."""
+        title = self.extra.get("title")
+        return " ".join(title.split())[:MAX_RUN_TITLE] if isinstance(title, str) else ""
 
     @property
     def beyond(self) -> Mapping[str, Any] | None:
@@ -500,7 +513,18 @@ def load_seen(folder: Path, n_users: int, n_items: int) -> sp.csr_matrix | None:
 
 
 MAX_SIZE = 100_000_000  # users or items a saved model may claim
-_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64", "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool"}
+_DTYPES = {
+    "F64": "float64",
+    "F32": "float32",
+    "F16": "float16",
+    "BF16": "bfloat16",
+    "I64": "int64",
+    "I32": "int32",
+    "I16": "int16",
+    "I8": "int8",
+    "U8": "uint8",
+    "BOOL": "bool",
+}
 
 
 def _inside_home(path: Path, what: str, root: Path | None = None) -> Path:
@@ -510,7 +534,9 @@ def _inside_home(path: Path, what: str, root: Path | None = None) -> Path:
         raise RunFileError(f"{what} is a symbolic link; saved runs must hold plain files", "Copy the run's files instead of linking them.")
     resolved = path.resolve()
     if not resolved.is_relative_to(home):
-        raise RunFileError(f"{what} lies outside {'the data home ' if root is None else ''}{home}", "Only files inside the data home are read.")
+        raise RunFileError(
+            f"{what} lies outside {'the data home ' if root is None else ''}{home}", "Only files inside the data home are read."
+        )
     return resolved
 
 
@@ -562,8 +588,15 @@ def _safetensors_header(path: Path, label: str, max_bytes: int) -> dict:
         if not isinstance(entry, dict) or entry.get("dtype") not in _DTYPES or not isinstance(entry.get("shape"), list):
             raise RunFileError(f"{label}: the tensor {name!r} has an unknown dtype or shape")
         offsets = entry.get("data_offsets")
-        if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets) and 0 <= offsets[0] <= offsets[1] <= body):
-            raise RunFileError(f"{label} is truncated or damaged: the tensor {name!r} lies outside the file", "Delete the run and train it again.")
+        if not (
+            isinstance(offsets, list)
+            and len(offsets) == 2
+            and all(isinstance(o, int) for o in offsets)
+            and 0 <= offsets[0] <= offsets[1] <= body
+        ):
+            raise RunFileError(
+                f"{label} is truncated or damaged: the tensor {name!r} lies outside the file", "Delete the run and train it again."
+            )
     return header
 
 
@@ -595,13 +628,19 @@ def _check_tensors(cls: type[Recommender], model: Recommender, tensors: dict, la
     expected["known.indices"] = torch.zeros(0, dtype=torch.int64)
     for name, reference in expected.items():
         if name not in tensors:
-            raise RunFileError(f"{label} lacks the tensor {name!r} that a {cls.name} model of this config has", "Delete the run and train it again.")
+            raise RunFileError(
+                f"{label} lacks the tensor {name!r} that a {cls.name} model of this config has", "Delete the run and train it again."
+            )
         tensor = tensors[name]
         if tensor.dtype != reference.dtype or tensor.dim() != reference.dim():
-            raise RunFileError(f"{label}: the tensor {name!r} is {tensor.dtype} with {tensor.dim()} dimensions; a {cls.name} model needs {reference.dtype} with {reference.dim()}")
+            raise RunFileError(
+                f"{label}: the tensor {name!r} is {tensor.dtype} with {tensor.dim()} dimensions; a {cls.name} model needs {reference.dtype} with {reference.dim()}"
+            )
         # Dimensions of size 0 in the fresh model depend on the data (sparse entries, sequences); the rest is fixed by the config.
         if any(r != 0 and t != r for t, r in zip(tensor.shape, reference.shape)):
-            raise RunFileError(f"{label}: the tensor {name!r} has shape {tuple(tensor.shape)}; this model's config needs {tuple(reference.shape)}")
+            raise RunFileError(
+                f"{label}: the tensor {name!r} has shape {tuple(tensor.shape)}; this model's config needs {tuple(reference.shape)}"
+            )
     for name, tensor in tensors.items():
         if tensor.dtype.is_floating_point and not bool(torch.isfinite(tensor).all()):
             raise RunFileError(f"{label}: the tensor {name!r} holds non-finite values")
@@ -609,7 +648,14 @@ def _check_tensors(cls: type[Recommender], model: Recommender, tensors: dict, la
             values = tensor.numpy()
             prefix = name[: -len("indptr")]
             partner = tensors.get(prefix + "indices", tensors.get(prefix + "items"))  # CSR indices, or SVAE's item sequences
-            if values.ndim != 1 or len(values) == 0 or values[0] != 0 or (np.diff(values) < 0).any() or partner is None or values[-1] != len(partner):
+            if (
+                values.ndim != 1
+                or len(values) == 0
+                or values[0] != 0
+                or (np.diff(values) < 0).any()
+                or partner is None
+                or values[-1] != len(partner)
+            ):
                 raise RunFileError(f"{label}: the sparse index {name!r} is inconsistent")
         if name.endswith((".indices", ".items")) and tensor.numel():
             values = tensor.numpy()
@@ -858,7 +904,9 @@ class Run:
     def _item_table(self, items: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
         keep = np.isfinite(scores)
         items, scores = items[keep], scores[keep]
-        table = pd.DataFrame({"rank": np.arange(1, len(items) + 1), "item": self.items.ids[items], "title": self.item_titles()[items], "score": scores})
+        table = pd.DataFrame(
+            {"rank": np.arange(1, len(items) + 1), "item": self.items.ids[items], "title": self.item_titles()[items], "score": scores}
+        )
         if self.item_info is not None:
             for column in ("genres", "year"):
                 if column in self.item_info.columns:
@@ -875,7 +923,9 @@ def run_path(run_id: str) -> Path:
         raise RunNotFoundError(f"{run_id!r} is not a valid run id", "Run ids are letters, digits, '.', '_' and '-' (see `runs`).")
     path = runs_dir() / run_id
     if path.is_symlink():
-        raise RunFileError(f"run {run_id} is a symbolic link; saved runs must be plain folders", "Copy the run folder instead of linking it.")
+        raise RunFileError(
+            f"run {run_id} is a symbolic link; saved runs must be plain folders", "Copy the run folder instead of linking it."
+        )
     if not (path / "run.json").exists():
         known = [r.run_id for r in list_runs()][:5]
         hint = ("Recent runs: " + ", ".join(known)) if known else "No runs are saved yet: train one with `python -m recsys_core train`."
@@ -896,8 +946,13 @@ def check_record(record: dict, label: str) -> dict:
     if not isinstance(dataset, dict) or not isinstance(dataset.get("name"), str):
         raise RunFileError(f"{label} names no dataset", "The run is incomplete or was edited: delete it and train it again.")
     source = dataset.get("source")
-    if not (isinstance(source, dict) and source.get("kind") in ("builtin", "file", "drugscom-file") and isinstance(source.get("name"), str)
-            and isinstance(source.get("path"), (str, type(None))) and isinstance(source.get("options"), (dict, type(None)))):
+    if not (
+        isinstance(source, dict)
+        and source.get("kind") in ("builtin", "file", "drugscom-file")
+        and isinstance(source.get("name"), str)
+        and isinstance(source.get("path"), (str, type(None)))
+        and isinstance(source.get("options"), (dict, type(None)))
+    ):
         raise RunFileError(f"{label} has a damaged data source", "The run is incomplete or was edited: delete it and train it again.")
     if source.get("options"):
         from .datasets import UserFileOptions
@@ -1004,7 +1059,9 @@ def load_run(run_id: str, device: str = "cpu") -> Run:
     items = _vocabulary(vocab.get("items"), "item", f"vocab.json of run {run_id}")
     model = load_model(path, device=device)
     if (len(users), len(items)) != (model.n_users, model.n_items):
-        raise RunFileError(f"run {run_id}: vocab.json lists {len(users)} users and {len(items)} items, the model {model.n_users} and {model.n_items}")
+        raise RunFileError(
+            f"run {run_id}: vocab.json lists {len(users)} users and {len(items)} items, the model {model.n_users} and {model.n_items}"
+        )
     run = Run(
         run_id=run_id,
         path=path,
@@ -1041,3 +1098,33 @@ def list_runs() -> list[RunRecord | BrokenRun]:
 
 def delete_run(run_id: str) -> None:
     shutil.rmtree(run_path(run_id))
+
+
+#: The longest name a person may give a run.
+MAX_RUN_TITLE = 80
+
+
+def rename_run(run_id: str, title: str) -> str:
+    """Give a saved run a name of the person's choosing, shown first in its name on every page; "" removes it.
+
+    Only run.json's ``title`` changes, rewritten atomically (a temporary file, then a rename): the run id and
+    folder stay, so the active run, its maps and a study's link to it keep working. Returns the title as stored
+    (one line, spaces collapsed)."""
+    title = " ".join(str(title).split())
+    if len(title) > MAX_RUN_TITLE:
+        raise RecsysError(f"a run's name may have at most {MAX_RUN_TITLE} characters, not {len(title)}", "Choose a shorter name.")
+    folder = run_path(run_id)
+    record = _read_json(folder, "run.json")
+    if title:
+        record["title"] = title
+    else:
+        record.pop("title", None)
+    handle, temporary = tempfile.mkstemp(prefix=".run.json.", dir=folder)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(json.dumps(record, indent=2, default=_json_default))
+        os.replace(temporary, folder / "run.json")
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return title

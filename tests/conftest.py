@@ -51,4 +51,20 @@ def drugs_sample():
     return read_drugscom(SHARED_DATA / "drugscom-sample", name="drugscom-sample")
 
 
+@pytest.fixture
+def finish_training():
+    """``finish_training(at)``: wait for the background training an AppTest session started on the Train page
+    (webapp.train_jobs), then rerun the page, as its once-a-second refresh does in the browser."""
+
+    def finish(at, timeout: float = 300):
+        from webapp import train_jobs
+
+        job = train_jobs.job_for(at.session_state["train_session_key"])
+        assert job is not None, "no training was started"
+        assert job.finished.wait(timeout), f"the training did not finish within {timeout} s"
+        return at.run()
+
+    return finish
+
+
 os.environ.setdefault("PYTHONHASHSEED", "0")

@@ -51,7 +51,9 @@ def checkerboard(n: int = N, ratings: bool = False, seed: int = 0) -> Interactio
     frame = pd.DataFrame({"user": u[keep], "item": i[keep], "timestamp": rng.permutation(int(keep.sum()))})
     if rating is not None:
         frame["rating"] = rating
-    return Interactions.from_frame(frame, "user", "item", rating_col="rating" if ratings else None, timestamp_col="timestamp", name="checkerboard")
+    return Interactions.from_frame(
+        frame, "user", "item", rating_col="rating" if ratings else None, timestamp_col="timestamp", name="checkerboard"
+    )
 
 
 class ModelContract:

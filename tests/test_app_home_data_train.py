@@ -13,13 +13,14 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from recsys_core.datasets import fetch
-from recsys_core.errors import DataError, FetchError
-from recsys_core.experiment import DataSource
+from recsys_core.errors import DataError, FetchError, RecsysError
+from recsys_core.experiment import DataSource, run_experiment
 from recsys_core.home import uploads_dir
 from recsys_core.runs import list_runs
 
@@ -56,9 +57,14 @@ def texts(elements) -> str:
 
 # -- home ------------------------------------------------------------------------------------------------------------------
 def test_home_fits_ease_on_a_fresh_home_and_reuses_it(ml100k_home):
+    import time
+
     assert list_runs() == []
+    started = time.monotonic()
     at = app("app.py").run()
+    seconds = time.monotonic() - started
     assert_clean(at)
+    assert seconds < 60, f"the first visit took {seconds:.0f} s (goal: under 20 s on a busy 2-core machine)"
     runs = list_runs()
     assert [r.model.name for r in runs] == ["ease"], "the first visit fits EASE"
     recs = at.dataframe[0].value
@@ -127,6 +133,38 @@ def test_home_on_drug_data_shows_the_recommend_pages_answer(drugs_home):
     assert at.session_state["drug_last_condition"] == "Depression" and "Part 1 · Drugs reviewed for Depression" in texts(at.subheader)
 
 
+def test_the_first_visit_shows_popularity_at_once_while_ease_fits(ml100k_home, ml100k, monkeypatch):
+    """Issue 21 item 2: popularity's top 10 for the sample user is on screen before EASE's fit ends (here the fit
+    fails, so what was drawn before it stays), and it names what it is."""
+    from webapp import home_ui
+
+    def fit_that_fails(data, source):
+        raise DataError("the fit failed on purpose")
+
+    monkeypatch.setattr(home_ui, "first_fit_with_progress", fit_that_fails)
+    at = app("app.py").run()
+    assert_clean(at)
+    first_user = home_ui.sample_users(ml100k)[0]
+    assert f"Meanwhile: the most popular items for user {first_user}" in texts(at.subheader)
+    table = at.dataframe[0].value
+    expected = home_ui.popular_top10(ml100k, ml100k.users.index(first_user))
+    assert table["item"].tolist() == expected["title"].tolist() and len(table) == 10
+    assert "the fit failed on purpose" in texts(at.error)
+
+
+def test_popular_top10_leaves_out_what_the_user_has_seen(ml100k):
+    from webapp.home_ui import popular_top10
+
+    user = 0
+    table = popular_top10(ml100k, user)
+    counts = ml100k.item_counts()
+    seen = set(ml100k.item[ml100k.user == user].tolist())
+    unseen = np.array([i for i in range(ml100k.n_items) if i not in seen])
+    best = unseen[np.argsort(-counts[unseen], kind="stable")][:10]
+    assert table["title"].tolist() == ml100k.item_titles()[best].tolist()
+    assert table["interactions"].tolist() == counts[best].tolist() and table["rank"].tolist() == list(range(1, 11))
+
+
 def test_home_without_data_or_network_points_to_the_upload(monkeypatch):
     import recsys_core.datasets as datasets
 
@@ -179,6 +217,16 @@ def test_data_page_switches_between_builtin_data_sets(ml100k_home, drugs_home):
     assert at.checkbox(key="data_rule_on_drugscom-sample").value is True
     assert [m.value for m in at.metric][2] == "626"
     assert "latest review date" in texts(at.markdown)
+    # One sidebar status, for the data on screen (the page opener's and the page's own were both shown).
+    assert [m.value for m in at.sidebar.markdown if m.value.startswith("**Dataset:**")] == ["**Dataset:** drugscom-sample"]
+    # Every review by class, the positive rule marked between the neutral and the positive ones.
+    chart = json.loads(at.get("plotly_chart")[-1].proto.spec)
+    bars = chart["data"][0]
+    assert bars["x"] == [2.5, 5.5, 8.5] and sum(bars["y"]) == 965 and bars["y"][2] == 626
+    assert [t.split("<br>")[1] for t in chart["layout"]["xaxis"]["ticktext"]] == ["negative", "neutral", "positive"]
+    rule = chart["layout"]["shapes"][0]
+    assert rule["x0"] == 7.0 and "positive rule: rating ≥ 7 (626 of 965 reviews)" in chart["layout"]["annotations"][0]["text"]
+    assert "neutral and negative ones stay as evidence" in texts(at.caption)
     assert "Premature Lab" in at.dataframe[0].value["as_scraped"].tolist()
     assert "`ibromyalgia`" in texts(at.markdown)
     at.checkbox(key="data_rule_on_drugscom-sample").uncheck().run()
@@ -192,6 +240,9 @@ def test_data_page_switches_between_builtin_data_sets(ml100k_home, drugs_home):
     at.checkbox(key="data_rule_on_ml-100k").check().run()
     assert_clean(at)
     assert at.session_state["source"]["threshold"] == 4.0 and [m.value for m in at.metric][2] == "55,375"
+    chart = json.loads(at.get("plotly_chart")[-1].proto.spec)
+    assert chart["data"][0]["x"] == [1, 2, 3, 4, 5] and sum(chart["data"][0]["y"]) == 100_000
+    assert chart["layout"]["shapes"][0]["x0"] == 3.5 and "55,375 of 100,000 interactions" in chart["layout"]["annotations"][0]["text"]
     at.checkbox(key="data_rule_on_ml-100k").uncheck().run()
     assert [m.value for m in at.metric][2] == "100,000"
     # A data set that is not fetched offers a fetch button and stays inactive.
@@ -199,6 +250,29 @@ def test_data_page_switches_between_builtin_data_sets(ml100k_home, drugs_home):
     assert_clean(at)
     assert at.session_state["source"]["name"] == "ml-100k"
     assert at.button(key="data_fetch").label == "Fetch ml-1m"
+
+
+def test_fetching_on_the_data_page_keeps_the_picker_labels_and_the_next_action_works(drugs_sample_dir, monkeypatch):
+    """Issue 21 item 4: the browser sends back the label it showed. A label that changed when the fetch finished
+    (" · fetched") came back as a raw label, and the next action (an upload) crashed with "unknown data set"."""
+    from recsys_core import datasets
+
+    real_fetch = datasets.fetch
+    monkeypatch.setattr(datasets, "fetch", lambda name, progress=True: real_fetch(name, source=drugs_sample_dir, progress=False))
+    at = app("pages/1_Data.py").run()
+    assert_clean(at)
+    at.selectbox(key="data_builtin").set_value("drugscom-sample").run()
+    labels_before = list(at.selectbox(key="data_builtin").options)
+    assert "(not fetched yet)" in texts(at.markdown)
+    at.button(key="data_fetch").click().run()
+    assert_clean(at)
+    assert at.session_state["source"]["name"] == "drugscom-sample"
+    assert list(at.selectbox(key="data_builtin").options) == labels_before, "a label the browser holds must still name its data set"
+    assert "drugscom-sample is fetched and is the active data." in texts(at.success)
+    at.file_uploader(key="data_upload").set_value(("plays.tsv", (USER_FILES / "plays.tsv").read_bytes(), "text/tab-separated-values"))
+    at.run()
+    assert_clean(at)
+    assert at.selectbox(key="map_user").value == "user_id"
 
 
 def test_upload_handling_functions(ml100k_home):
@@ -309,6 +383,48 @@ def test_data_page_upload_bad_then_good(ml100k_home):
     assert account["duplicates merged"] == "2 merged (keep the latest row, sum the weight column 'plays')"
 
 
+def test_data_page_drops_blank_ratings_on_request_and_the_form_shows_the_options_applied(ml100k_home):
+    """Issue 21 item 6: blank ratings are refused with their count, or dropped and accounted for; the form of the
+    active file shows the options it was read with, and another file starts from the defaults."""
+    rows = ["user,item,stars"] + [f"{u},{i},{(u + i) % 5 + 1 if (u * 7 + i) % 9 else ''}" for u in range(1, 9) for i in range(1, 9)]
+    export = ("\n".join(rows) + "\n").encode()
+    blank = sum(1 for row in rows[1:] if row.endswith(","))
+    at = app("pages/1_Data.py").run()
+    at.file_uploader(key="data_upload").set_value(("export.csv", export, "text/csv")).run()
+    assert_clean(at)
+    assert at.selectbox(key="map_rating").value == "stars"
+    assert at.checkbox(key="map_implicit").value is False and at.checkbox(key="map_drop_blank").value is False
+    at.button(key="data_use_upload").click().run()
+    assert f"and {blank - 1} more rows" in texts(at.error) and "Drop rows with a blank rating" in texts(at.error)
+    assert at.session_state["source"]["kind"] == "builtin"
+
+    at.checkbox(key="map_drop_blank").check()
+    at.checkbox(key="map_implicit").check().run()
+    at.number_input(key="map_threshold").set_value(3.0)
+    at.button(key="data_use_upload").click().run()
+    assert_clean(at)
+    source = at.session_state["source"]
+    assert source["kind"] == "file" and source["options"]["drop_blank_ratings"] and source["options"]["threshold"] == 3.0
+    account = next(frame.value for frame in at.dataframe if "rows read" in frame.value.columns).iloc[0]
+    assert account["rows read"] == 64 and account["dropped: blank stars"] == blank
+    kept_ratings = [(u + i) % 5 + 1 for u in range(1, 9) for i in range(1, 9) if (u * 7 + i) % 9]
+    assert account["dropped: below stars 3"] == sum(r < 3 for r in kept_ratings) and account["kept"] == sum(r >= 3 for r in kept_ratings)
+
+    # Another file: the defaults, nothing ticked; the active file again (a new upload of it): the options in use.
+    at.file_uploader(key="data_upload").set_value(("plays.tsv", (USER_FILES / "plays.tsv").read_bytes(), "text/tab-separated-values"))
+    at.run()
+    assert_clean(at)
+    assert at.checkbox(key="map_implicit").value is False and at.checkbox(key="map_drop_blank").value is False
+    assert at.checkbox(key="map_implicit").disabled, "plays.tsv has no rating column"
+    at.file_uploader(key="data_upload").set_value(("export.csv", export, "text/csv")).run()
+    assert_clean(at)
+    assert at.checkbox(key="map_implicit").value is True and at.number_input(key="map_threshold").value == 3.0
+    assert at.checkbox(key="map_drop_blank").value is True and at.text_input(key="map_name").value == "export"
+    # Unsetting the rating column unticks both rules instead of showing them ticked and not applied.
+    at.selectbox(key="map_rating").set_value("—").run()
+    assert at.checkbox(key="map_implicit").value is False and at.checkbox(key="map_drop_blank").value is False
+
+
 def test_data_page_real_drugs_tsv_through_session_state(ml100k_home):
     """The stored file can also be handed to the page through session state (no uploader).
 
@@ -351,7 +467,7 @@ def test_data_page_real_drugs_tsv_through_session_state(ml100k_home):
 
 
 # -- train page ---------------------------------------------------------------------------------------------------------------
-def test_train_page_pop_on_ml100k(ml100k_home):
+def test_train_page_pop_on_ml100k(ml100k_home, finish_training):
     at = app("pages/2_Train.py").run()
     assert_clean(at)
     assert "Device:" in texts(at.markdown)
@@ -365,7 +481,10 @@ def test_train_page_pop_on_ml100k(ml100k_home):
 
     at.selectbox(key="train_protocol").set_value("loo-sampled")
     at.multiselect(key="train_models").set_value(["pop"]).run()
+    expected = next(frame.value for frame in at.dataframe if "expected time" in frame.value.columns)
+    assert expected["expected time"].tolist() == ["not known yet"]
     at.button(key="train_start").click().run()
+    finish_training(at)
     assert_clean(at)
     runs = list_runs()
     assert [r.model.name for r in runs] == ["pop"]
@@ -375,11 +494,61 @@ def test_train_page_pop_on_ml100k(ml100k_home):
     assert at.session_state["train_results"] == [run_id]
     assert at.selectbox(key="train_active_run").value == run_id
     assert "active run" in texts(at.markdown)
-    table = at.dataframe[0].value
+    table = next(frame.value for frame in at.dataframe if "95% low" in frame.value.columns)
     assert {"value", "95% low", "95% high"} <= set(table.columns) and "HR@10" in table.index
+    # Before the next run: pop's time on this data, from the run just saved.
+    expected = next(frame.value for frame in at.dataframe if "expected time" in frame.value.columns)
+    assert expected["model"].tolist() == ["pop"] and expected["expected time"].item().startswith("about 0:0")
 
 
-def test_train_page_on_drugscom_sample(drugs_home):
+def test_train_page_renames_and_deletes_runs_with_confirmation(ml100k_home):
+    """Issue 21 item 10: rename a run (its name on every page), delete one after a confirmation; the active run is
+    never deleted without saying so, and another run becomes active."""
+    from recsys_core.runs import RunRecord, load_run, rename_run
+
+    source = DataSource.builtin("ml-100k")
+    pop = run_experiment(source, "pop", seed=0).run_id
+    itemknn = run_experiment(source, "itemknn", seed=0).run_id
+    at = app("pages/2_Train.py")
+    at.session_state["run_id"] = itemknn
+    at.run()
+    assert_clean(at)
+
+    at.selectbox(key="runs_manage").set_value(pop).run()
+    at.text_input(key=f"runs_title_{pop}").input("  baseline   for the demo ").run()
+    at.button(key="runs_rename").click().run()
+    assert_clean(at)
+    assert load_run(pop).info.title == "baseline for the demo"
+    assert any(o.startswith("baseline for the demo (Popularity) · ml-100k") for o in at.selectbox(key="train_active_run").options)
+    # run.json otherwise unchanged, and an empty name removes it.
+    record = RunRecord.from_json(json.loads((Path(os.environ["RECSYS_HOME"]) / "runs" / pop / "run.json").read_text()))
+    assert record.title == "baseline for the demo" and record.model.name == "pop"
+    assert rename_run(pop, "") == "" and load_run(pop).info.title == ""
+    with pytest.raises(RecsysError, match="at most 80 characters"):
+        rename_run(pop, "x" * 81)
+
+    # Deleting another run: one click asks, the second deletes.
+    at.selectbox(key="runs_manage").set_value(pop).run()
+    at.button(key="runs_delete").click().run()
+    assert "removed for good" in texts(at.warning) and "active run" not in texts(at.warning)
+    at.button(key="runs_delete_no").click().run()
+    assert pop in [r.run_id for r in list_runs()] and not [b for b in at.button if b.key == "runs_delete_yes"]
+    at.button(key="runs_delete").click().run()
+    at.button(key="runs_delete_yes").click().run()
+    assert_clean(at)
+    assert [r.run_id for r in list_runs()] == [itemknn] and at.session_state["run_id"] == itemknn
+
+    # The active run: the confirmation says it is the active one; after it, no run of this data is active.
+    assert at.selectbox(key="runs_manage").value == itemknn
+    at.button(key="runs_delete").click().run()
+    assert "is the active run" in texts(at.warning) and at.button(key="runs_delete_yes").label == "Delete the active run"
+    at.button(key="runs_delete_yes").click().run()
+    assert_clean(at)
+    assert list_runs() == [] and "run_id" not in at.session_state
+    assert "Deleted Item-kNN" in texts(at.success)
+
+
+def test_train_page_on_drugscom_sample(drugs_home, finish_training):
     from webapp.train_ui import model_catalogue
 
     models = ["ease"] + (["neumf"] if "error" not in model_catalogue().get("neumf", {"error": 1}) else [])
@@ -395,6 +564,7 @@ def test_train_page_on_drugscom_sample(drugs_home):
     # Review dates are not adoption times: hold out seeded random items instead of the latest.
     at.radio(key="train_loo_order").set_value("random")
     at.button(key="train_start").click().run()
+    finish_training(at)
     assert_clean(at)
     runs = list_runs()
     assert sorted(r.model.name for r in runs) == sorted(models)
@@ -419,37 +589,80 @@ def test_train_page_on_drugscom_sample(drugs_home):
     assert "score" not in home.dataframe[0].value.columns and "Recommend" in texts(home.caption)
 
 
-def test_train_page_reports_a_cancelled_training(ml100k_home):
-    """A click during training reruns the page: the run in progress is dropped and the page says so."""
-    at = app("pages/2_Train.py")
-    at.session_state["train_running"] = {"models": ["pop", "ease"], "done": ["pop"], "current": "ease"}
-    at.session_state["train_cancel_requested"] = True
-    at.run()
+def test_training_goes_on_across_pages_and_stops_only_on_cancel(ml100k_home, monkeypatch, finish_training):
+    """Issue 21 item 3: training runs in the background. Opening another page (the same browser session) neither
+    stops nor hides it: every page's sidebar shows its progress; only Cancel stops it, and nothing of it is saved."""
+    import threading
+
+    from recsys_core import experiment
+    from webapp import train_jobs
+
+    gate, real = threading.Event(), experiment.run_experiment
+
+    def slow(*args, callback=None, cancel=None, **kwargs):  # an epoch event, then wait as a long training would
+        from recsys_core.fit_context import TrainingEvent
+
+        callback(TrainingEvent("epoch", epoch=3, epochs=20, loss=0.5, elapsed=30.0))
+        while not gate.wait(0.05):
+            if cancel.is_set():
+                raise train_jobs.TrainingCancelled("training was cancelled")
+        return real(*args, callback=callback, cancel=cancel, **kwargs)
+
+    monkeypatch.setattr(experiment, "run_experiment", slow)
+    at = app("pages/2_Train.py").run()
+    at.multiselect(key="train_models").set_value(["pop"]).run()
+    at.button(key="train_start").click().run()
     assert_clean(at)
-    warning = texts(at.warning)
-    assert "cancelled" in warning and "ease" in warning and "pop" in warning
-    assert list_runs() == []
+    session = at.session_state["train_session_key"]
+    job = train_jobs.job_for(session)
+    assert job.running and at.button(key="train_start").disabled and at.button(key="train_cancel")
+    assert "goes on while you open other pages" in texts(at.markdown)
+
+    # Another page in the same session: the training is still running and its progress is in the sidebar.
+    for page in ("pages/3_Recommend.py", "pages/1_Data.py", "pages/4_Compare.py"):
+        other = app(page)
+        other.session_state["train_session_key"] = session
+        other.run()
+        assert_clean(other)
+        assert job.running, f"opening {page} stopped the training"
+        assert "Training** on ml-100k" in texts(other.sidebar.markdown), page
+    gate.set()
+    finish_training(at)
+    assert [r.model.name for r in list_runs()] == ["pop"] and at.session_state["train_results"] == [job.run_ids[0]]
+    assert not [b for b in at.button if b.key == "train_cancel"] and not at.button(key="train_start").disabled
+
+    # Cancel stops it: nothing saved, the page says so once.
+    gate.clear()
+    at.multiselect(key="train_models").set_value(["itemknn", "pop"]).run()
+    at.button(key="train_start").click().run()
+    at.button(key="train_cancel").click().run()
+    warning = texts(at.warning)  # said by the run that finds the training ended: this one or the next
+    finish_training(at)
+    warning += texts(at.warning)
+    assert "cancelled while itemknn was training" in warning and "nothing of it was saved" in warning
+    assert [r.model.name for r in list_runs()] == ["pop"]
     at.run()
-    assert not at.warning, "the notice is shown once"
+    assert "cancelled" not in texts(at.warning), "the notice is shown once"
 
 
-def test_a_failed_model_is_reported_above_the_runs_and_the_saved_ones_are_listed(ml100k_home, monkeypatch):
+def test_a_failed_model_is_reported_above_the_runs_and_the_saved_ones_are_listed(ml100k_home, monkeypatch, finish_training):
     """The runs list is drawn before training (so it stays live); the page reruns after training, so every run
     just saved is listed and each failure is shown once above it."""
     from recsys_core.errors import ModelError
-    from webapp import train_ui
+    from webapp import train_jobs
 
-    original = train_ui.train_in_slot
+    original = train_jobs.train_in_slot
 
-    def train(notice, **experiment):
+    def train(job, **experiment):
         if experiment["model_name"] == "itemknn":
             raise ModelError("itemknn broke on purpose", "Pick another model.")
-        return original(notice, **experiment)
+        return original(job, **experiment)
 
-    monkeypatch.setattr(train_ui, "train_in_slot", train)
+    monkeypatch.setattr(train_jobs, "train_in_slot", train)
     at = app("pages/2_Train.py").run()
     at.multiselect(key="train_models").set_value(["itemknn", "pop"]).run()
     at.button(key="train_start").click().run()
+    finish_training(at)
     assert_clean(at)
     assert "itemknn broke on purpose" in texts(at.error) and "itemknn could not be trained" in texts(at.error)
     runs = list_runs()
@@ -461,7 +674,7 @@ def test_a_failed_model_is_reported_above_the_runs_and_the_saved_ones_are_listed
 
 
 # -- the frame ---------------------------------------------------------------------------------------------------------------
-def test_saving_a_run_on_the_train_page_starts_its_umap_maps(ml100k_home, monkeypatch):
+def test_saving_a_run_on_the_train_page_starts_its_umap_maps(ml100k_home, monkeypatch, finish_training):
     """The Embeddings page should find a new run's maps computing or done, not start them itself."""
     from webapp import map_jobs
 
@@ -472,6 +685,7 @@ def test_saving_a_run_on_the_train_page_starts_its_umap_maps(ml100k_home, monkey
     at.multiselect(key="train_models").set_value(["pop", "bpr"]).run()
     at.number_input(key="train_bpr_epochs").set_value(1)
     at.button(key="train_start").click().run()
+    finish_training(at)
     assert_clean(at)
     by_model = {r.model.name: r.run_id for r in list_runs()}
     # BPR has item and user vectors; popularity has none, so nothing is started for it.
@@ -521,3 +735,143 @@ def test_pages_without_a_run_say_to_train_one(ml100k_home):
         at = app(page).run()
         assert_clean(at)
         assert "No saved run on ml-100k yet" in texts(at.info), page
+
+
+# -- the time left ----------------------------------------------------------------------------------------------------------
+class _FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _schedule(epochs: int, best: int, epoch_seconds: float, batches: int, test_seconds: tuple[float, ...], closed_form_seconds=None):
+    """(seconds after the start, event) of a whole run as run_experiment reports it: split, selection (its best epoch
+    found at ``best``), refit for the best epoch's count, the test passes; and when the run ends."""
+    from recsys_core.fit_context import TrainingEvent as E
+
+    t, out = 0.0, []
+    out.append((t, E("start", phase="split", message="split")))
+    if closed_form_seconds is not None:
+        selection, refit = closed_form_seconds
+        out.append((t, E("start", phase="selection")))
+        t += selection
+        out.append((t, E("end", phase="selection")))
+        out.append((t, E("start", phase="refit")))
+        t += refit
+        out.append((t, E("end", phase="refit")))
+    else:
+        for phase, count in (("selection", epochs), ("refit", best)):
+            out.append((t, E("start", phase=phase, epochs=count, total_epochs=count)))
+            for epoch in range(1, count + 1):
+                for batch in range(1, batches + 1):
+                    t += epoch_seconds / batches
+                    out.append((t, E("batch", phase=phase, epoch=epoch, epochs=count, batch=batch, batches=batches, total_epochs=count)))
+                found = min(epoch, best) if phase == "selection" else None
+                out.append((t, E("epoch", phase=phase, epoch=epoch, epochs=count, total_epochs=count, best_epoch=found)))
+            out.append((t, E("end", phase=phase, epoch=count, epochs=count, total_epochs=count)))
+    for index, seconds in enumerate(test_seconds, start=1):
+        out.append((t, E("start", phase="test", message=f"protocol ({index} of {len(test_seconds)})")))
+        t += seconds
+    return out, t
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        {"epochs": 20, "best": 14, "epoch_seconds": 90.0, "batches": 20, "test_seconds": (3.0, 12.0)},  # the demo's GMF
+        {"epochs": 20, "best": 20, "epoch_seconds": 10.0, "batches": 5, "test_seconds": (0.5, 1.5)},  # still improving at the end
+        {"epochs": 30, "best": 2, "epoch_seconds": 5.0, "batches": 4, "test_seconds": (0.3, 0.9)},  # best early, no early stop
+        {"epochs": 0, "best": 0, "epoch_seconds": 0, "batches": 0, "test_seconds": (2.0, 6.0), "closed_form_seconds": (30.0, 12.0)},
+    ],
+    ids=["gmf-demo", "late-best", "early-best", "closed-form"],
+)
+def test_the_time_left_covers_every_phase_and_is_within_a_factor_of_two(schedule):
+    """Issue 21 item 1: from the first estimate on, the time left counts the selection, the refit and the tests,
+    and stays within 2x of the real time left (a fake clock plays the run's events at their times)."""
+    from webapp.train_ui import TimeLeft
+
+    events, end = _schedule(**schedule)
+    clock = _FakeClock()
+    start = clock.now
+    time_left = TimeLeft(n_tests=len(schedule["test_seconds"]), clock=clock)
+    ratios, phases = [], set()
+    for at_seconds, event in events:
+        clock.now = start + at_seconds
+        time_left.update(event)
+        estimate, real = time_left.seconds_left(), end - at_seconds
+        if estimate is not None and real >= 2.0:
+            ratios.append(estimate / real)
+            phases.add(event.phase)
+    assert ratios and 0.5 <= min(ratios) and max(ratios) <= 2.0, (min(ratios), max(ratios))
+    assert "refit" in phases, "the estimate goes on through the refit"
+    if schedule["test_seconds"][-1] >= 2.0:
+        assert "test" in phases, "and through the tests"
+    if schedule["epochs"]:
+        assert "selection" in phases
+
+
+def test_expected_time_before_a_run_from_the_recorded_speed_of_earlier_runs(ml100k):
+    """Issue 21 item 1: before training, each chosen model's time on this data and device kind, from earlier runs."""
+    from recsys_core.runs import RunRecord
+    from webapp.train_ui import expected_seconds, expected_table
+
+    def record(model, seconds, budget, device="cpu", content_hash=None, interactions=100_000, items=1682):
+        return RunRecord.from_json(
+            {
+                "run_id": f"{model}-{seconds}", "model": model, "protocol": "loo-sampled", "fit_seconds": seconds, "device": device,
+                "settings": {"epoch_budget": budget},
+                "dataset": {"name": "x", "content_hash": content_hash or "other", "stats": {"interactions": interactions, "items": items}},
+            }
+        )  # fmt: skip
+
+    here = ml100k.content_hash()
+    records = [
+        record("gmf", 100.0, 20, content_hash=here),
+        record("gmf", 999.0, 20, content_hash="other", interactions=50_000),  # this data's own run comes first
+        record("gmf", 5.0, 20, device="cuda:0", content_hash=here),  # another kind of device
+        record("mlp", 30.0, 10, interactions=50_000),
+        record("ease", 2.0, None, items=841),
+    ]
+    assert expected_seconds("gmf", ml100k, "cpu", records, 10) == (50.0, "1 earlier run on this data (cpu)")
+    assert expected_seconds("gmf", ml100k, "gpu", records, None)[0] == 5.0
+    assert expected_seconds("mlp", ml100k, "cpu", records, None) == (60.0, "1 earlier run on other data, scaled to this data's size (cpu)")
+    assert expected_seconds("ease", ml100k, "cpu", records, None)[0] == 16.0  # twice the items: eight times the inversion
+    assert expected_seconds("neumf", ml100k, "cpu", records, None) is None
+    table = expected_table(["gmf", "neumf"], ml100k, "cpu", records, {"gmf": {"epochs": 10}})
+    assert table["expected time"].tolist() == ["about 0:50", "not known yet"]
+
+
+def test_train_page_measures_an_unknown_model_with_a_short_probe(ml100k_home, monkeypatch):
+    """Issue 21 item 1: without an earlier run to go by, a button measures the chosen models here; nothing is saved."""
+    from webapp import train_ui
+
+    calls = []
+    real = train_ui.probe_seconds
+
+    def probe(name, data, protocol, overrides=None, device="auto", seconds=0.5):
+        calls.append((name, protocol))
+        return real(name, data, protocol, overrides, device="cpu", seconds=seconds)
+
+    monkeypatch.setattr(train_ui, "probe_seconds", probe)
+    at = app("pages/2_Train.py").run()
+    at.multiselect(key="train_models").set_value(["pop"]).run()
+    assert at.button(key="train_probe").label.startswith("Measure pop here")
+    at.button(key="train_probe").click().run()
+    assert_clean(at)
+    expected = next(frame.value for frame in at.dataframe if "expected time" in frame.value.columns).iloc[0]
+    assert calls == [("pop", "loo-sampled")] and expected["expected time"].startswith("about 0:0")
+    assert expected["from"].startswith("a 3-second probe on this data") and list_runs() == []
+    assert not [b for b in at.button if b.key == "train_probe"], "nothing left to measure"
+
+
+def test_the_probe_of_an_epoch_model_scales_its_steps_to_the_budget(ml100k):
+    import math
+
+    from webapp.train_ui import probe_seconds
+
+    two = probe_seconds("bpr", ml100k, "loo-sampled", {"epochs": 2}, device="cpu", seconds=0.5)
+    twenty = probe_seconds("bpr", ml100k, "loo-sampled", {"epochs": 20}, device="cpu", seconds=0.5)
+    assert math.isfinite(two) and two > 0 and list_runs() == []
+    assert 4 < twenty / two < 25, "ten times the epochs: about ten times the time"

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
@@ -79,7 +80,10 @@ def test_strongest_pairs_by_hand():
 def test_item_weights_page_for_ease_and_itemknn(inside_runs):
     home, runs = inside_runs
     at = page(home, runs["ease"])
-    assert inside.EXPLANATIONS["item-weights"] in [c.value for c in at.caption]
+    assert inside.explanation("item-weights", "item") in [c.value for c in at.caption] and "sequels" in inside.explanation("item-weights")
+    # On drug data the heatmap speaks of drugs, not of sequels and genres.
+    drugs = inside.explanation("item-weights", "drug")
+    assert "same conditions" in drugs and "sequel" not in drugs and "genre" not in drugs
     assert any("weight of the row item" in t for t in chart_titles(at))
     pairs = at.dataframe[0].value
     assert len(pairs) == 15 and {"from", "to", "weight", "reverse weight"} <= set(pairs.columns)
@@ -106,8 +110,21 @@ def test_embedding_norms_page(inside_runs):
     assert "Spearman correlation of length and popularity" in " ".join(m.value for m in at.markdown)
     run = load_run(runs["bpr"])
     table = inside.embedding_norms(run.model)
+    note = inside.norm_popularity_note(inside.norm_popularity_correlation(table), table)
+    assert note in " ".join(m.value for m in at.markdown)
     np.testing.assert_allclose(table["norm"], np.linalg.norm(run.model.item_embeddings(), axis=1), rtol=1e-5)
     assert table["interactions"].sum() == run.model.known.nnz
+
+
+def test_a_negative_length_popularity_correlation_is_explained():
+    """Issue 21 item 9: the longest vectors on items seen 0-1 times, with no word on why: now said."""
+    table = pd.DataFrame({"item_index": range(20), "norm": np.linspace(2.0, 0.1, 20), "interactions": [0] * 8 + list(range(1, 13))})
+    correlation = inside.norm_popularity_correlation(table)
+    assert correlation < -0.3
+    note = inside.norm_popularity_note(correlation, table)
+    assert "*less* popular" in note and "9 of the 10 longest" in note and "random starting vector" in note
+    assert "popularity bias" in inside.norm_popularity_note(0.8, table)
+    assert "weakly" in inside.norm_popularity_note(0.1, table)
 
 
 def test_latent_page_for_multvae(inside_runs):

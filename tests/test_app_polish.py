@@ -40,10 +40,14 @@ def record(**changes) -> dict:
 def test_run_label_names_model_data_time_and_score():
     today = date(2026, 11, 23)
     label = common.run_label
-    assert label(RunRecord.from_json(record()), today=today) == "EASE · ml-100k · 09:21 · HR@10 0.669"
-    assert label(RunRecord.from_json(record()), today=date(2026, 11, 24)) == "EASE · ml-100k · 23 Nov 09:21 · HR@10 0.669"
-    other = record(model="multvae", protocol="loo-full", metrics={"HR@10": 0.1234})
-    assert label(RunRecord.from_json(other), today=today) == "Mult-VAE · ml-100k · 09:21 · HR@10 0.123 · loo-full"
+    # A leave-one-out run is named by its full-ranking HR@10 (the score the best-run rule uses), never the sampled one.
+    tested = record(test={"loo-sampled": {"metrics": {"HR@10": 0.6691}}, "loo-full": {"metrics": {"HR@10": 0.1336}}})
+    assert label(RunRecord.from_json(tested), today=today) == "EASE · ml-100k · 09:21 · HR@10 0.134, full ranking"
+    assert label(RunRecord.from_json(tested), today=date(2026, 11, 24)) == "EASE · ml-100k · 23 Nov 09:21 · HR@10 0.134, full ranking"
+    # An old run tested only on the sampled protocol: its score, named as sampled.
+    assert label(RunRecord.from_json(record()), today=today) == "EASE · ml-100k · 09:21 · HR@10 0.669, sampled"
+    other = record(model="multvae", protocol="heldout-users", headline="Recall@20", metrics={"Recall@20": 0.4321})
+    assert label(RunRecord.from_json(other), today=today) == "Mult-VAE · ml-100k · 09:21 · Recall@20 0.432, held-out users"
     # A run without a time or a score still gets a readable, distinguishable name.
     bare = label(RunRecord.from_json(record(created="", metrics={})), today=today)
     assert bare == "EASE · ml-100k · 75850a · no test score"
@@ -143,7 +147,7 @@ def test_top_with_reasons_matches_the_core(fitted_ease, ml100k):
     assert np.all(np.diff(table["score"].to_numpy()) <= 0)
 
 
-def test_a_new_run_does_not_replace_the_active_run_and_the_best_is_offered(ml100k_dir):
+def test_a_new_run_does_not_replace_the_active_run_and_the_best_is_offered(ml100k_dir, finish_training):
     from streamlit.testing.v1 import AppTest
 
     from recsys_core.datasets import fetch
@@ -157,6 +161,7 @@ def test_a_new_run_does_not_replace_the_active_run_and_the_best_is_offered(ml100
     assert not at.exception
     at.multiselect(key="train_models").set_value(["pop"]).run()
     at.button(key="train_start").click().run()
+    finish_training(at)
     assert not at.exception, [e.message for e in at.exception]
     pop = next(r.run_id for r in list_runs() if r.model.name == "pop")
     assert at.session_state["train_results"] == [pop]

@@ -214,7 +214,23 @@ def test_compare_leaderboard_paired_test_and_lists(runs):
     assert set(board["run_id"]) == loo
     assert "refitted on train + validation" in texts(at.caption) and "not meaningful" not in texts(at.warning)
     assert list(board["run_id"])[0] == runs["ml/ease"]  # best HR@10 first
+    # The one best-run rule, stated where the best run is named: the page and the sidebar agree.
+    from recsys_core.best import best_run
+
+    best = best_run([_record(r) for r in loo])
+    assert f"**Best run: {compare_ui.short_name(best)}.**" in texts(at.markdown) and "never the sampled HR@10" in texts(at.markdown)
+    assert "full ranking" in compare_ui.short_name(best)
+    assert "Best run:" in texts(at.sidebar.caption)
+    # Which model to demo: every run with its measures side by side, and one named with the reason.
+    assert "Which model should I demo?" in [h.value for h in at.header]
+    demo = next(frame.value for frame in at.dataframe if "ms per user's top 10" in frame.value.columns)
+    assert (
+        len(demo) == 3 and (demo["ms per user's top 10"] > 0).all() and demo["coverage of the catalogue (95% CI)"].str.endswith("%)").all()
+    )
+    assert any(t.startswith("Demo ") and "ms per user" in t for t in (s.value for s in at.success))
     assert {"HR@10", "HR@10 95% CI", "NDCG@10", "Coverage@10 (full ranking)", "fit seconds"} <= set(board.columns)
+    assert {"Recall@10", "Precision@10", "MAP@10", "MAP@10 95% CI"} <= set(board.columns)
+    assert "Precision@10 is HR@10 / 10" in texts(at.caption)
     record = json.loads((Path(os.environ["RECSYS_HOME"]) / "runs" / runs["ml/ease"] / "run.json").read_text())
     lo, hi = record["test"]["loo-sampled"]["intervals"]["HR@10"]
     assert board.loc[board["run_id"] == runs["ml/ease"], "HR@10 95% CI"].item() == f"{lo:.3f} – {hi:.3f}"
@@ -287,6 +303,9 @@ def test_embeddings_item_map_is_computed_once_then_explored(runs):
     assert len(charts) == 1
     spec = charts[0].proto.spec
     assert "scattergl" in spec and "Star Wars (1977)" in spec
+    # The axes are fitted to the points (no equal scale leaving most of the frame empty).
+    layout = json.loads(spec)["layout"]
+    assert "scaleanchor" not in layout["yaxis"] and len(layout["xaxis"]["range"]) == 2 and len(layout["yaxis"]["range"]) == 2
 
     for option in at.selectbox(key="emb_colour").options:
         ok(at.selectbox(key="emb_colour").set_value(option).run())
@@ -299,6 +318,17 @@ def test_embeddings_item_map_is_computed_once_then_explored(runs):
     expected, _ = run.model.similar_items(np.array([item]), k=10)
     assert list(neighbours["title"]) == list(run.item_titles()[expected[0]])
     assert "Star Wars (1977)" in texts(at.markdown)
+    # The clicked item and its neighbours are marked on the map itself.
+    import base64
+
+    def decoded(values) -> list[int]:  # plotly sends arrays as base64 ("bdata") with their dtype
+        if isinstance(values, dict):
+            return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"]).astype(int).tolist()
+        return [int(v) for v in np.asarray(values).ravel()]
+
+    traces = {t["name"]: t for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]}
+    assert sorted(decoded(traces["nearest 10 to Star Wars (1977)"]["customdata"])) == sorted(expected[0].tolist())
+    assert decoded(traces["Star Wars (1977)"]["customdata"]) == [item]
 
     ok(at.radio(key="emb_kind").set_value("users").run())
     assert "no user embeddings" in texts(at.info)

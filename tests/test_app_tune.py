@@ -39,6 +39,10 @@ def test_tune_mode_runs_a_study_and_saves_the_best(ml100k_dir):
     titles = [s["layout"].get("title", {}).get("text", "") for s in specs]
     assert "Optimization History Plot" in titles and any("Importance" in t for t in titles)
     assert "Best so far" in " ".join(m.value for m in at.markdown)
+    history = next(s for s in specs if s["layout"].get("title", {}).get("text") == "Optimization History Plot")
+    assert history["layout"]["xaxis"]["dtick"] == 1 and history["layout"]["xaxis"]["tick0"] == 0
+    assert "From 3 finished trials only" in " ".join(c.value for c in at.caption)
+    assert "No study" not in " ".join(i.value for i in at.info)
     study_name = tuning.list_studies()[0]
 
     # A second tab (a fresh session) sees the stored study without running anything.
@@ -67,7 +71,7 @@ def test_a_click_during_a_search_cancels_it_and_keeps_the_finished_trials(ml100k
     fetch("ml-100k", source=ml100k_dir)
     st.cache_resource.clear()
     starts = []
-    original = tune_app._TrialProgress.__call__
+    original = tune_app.SearchProgress.__call__
 
     def interrupt_second_trial(self, event):
         if event.kind == "start":
@@ -76,7 +80,7 @@ def test_a_click_during_a_search_cancels_it_and_keeps_the_finished_trials(ml100k
                 st.stop()  # what Streamlit does to a running script when the person clicks
         return original(self, event)
 
-    monkeypatch.setattr(tune_app._TrialProgress, "__call__", interrupt_second_trial)
+    monkeypatch.setattr(tune_app.SearchProgress, "__call__", interrupt_second_trial)
     at = AppTest.from_file(str(REPO / "pages" / "2_Train.py"), default_timeout=300)
     at.session_state["source"] = DataSource.builtin("ml-100k").to_json()
     at.run()
@@ -91,3 +95,44 @@ def test_a_click_during_a_search_cancels_it_and_keeps_the_finished_trials(ml100k
     states = [t["state"] for t in tuning.trials_records(tuning.load_study(tuning.list_studies()[0]))]
     assert states.count("COMPLETE") == 1 and len(states) <= 2
     assert len(at.dataframe[-1].value) == len(states), "the stored study is shown with the finished trial"
+
+
+class _Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_search_progress_names_the_trial_and_the_time_left_with_a_fake_clock():
+    from recsys_core.fit_context import TrainingEvent
+    from webapp import tune_app
+
+    clock = _Clock()
+    progress = tune_app.SearchProgress(st.container(), trials=10, clock=clock)
+    assert progress.text(TrainingEvent("start")) == "Trial 1 of 10 · starting · estimating time left…"
+    clock.now += 30  # a third of the first trial's epochs in 30 s: 90 s a trial, 10 trials
+    event = TrainingEvent("epoch", epoch=10, epochs=30, loss=0.41234)
+    assert progress.text(event) == "Trial 1 of 10 · epoch 10 of 30 · loss 0.4123 · about 14:30 left"
+    clock.now += 30
+    progress.trial_finished()  # the first trial took 60 s: 9 more of 60 s
+    assert progress.text(TrainingEvent("start")) == "Trial 2 of 10 · starting · about 9:00 left"
+    clock.now += 20
+    staged = TrainingEvent("batch", epoch=2, epochs=5, stage="pretraining GMF", stage_index=0, stage_count=3)
+    assert progress.text(staged).startswith("Trial 2 of 10 · pretraining GMF (stage 1 of 3) · epoch 2 of 5 · about 8:40 left")
+    # A time limit caps it: no trial starts after it, the running one finishes.
+    limited = tune_app.SearchProgress(st.container(), trials=10, timeout=120, clock=clock)
+    clock.now += 50
+    limited.trial_finished()
+    clock.now += 10
+    assert limited.text(TrainingEvent("start")) == "Trial 2 of 10 · starting · about 1:40 left"
+
+
+def test_best_settings_print_to_three_significant_figures():
+    from webapp import tune_app
+
+    assert (
+        tune_app.best_params_text({"l2": 5.547119471592122e-05, "factors": 64, "dropout": 0.5})
+        == "`l2=5.55e-05`, `factors=64`, `dropout=0.5`"
+    )

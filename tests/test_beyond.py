@@ -230,3 +230,31 @@ def test_lists_from_the_full_ranking_pass_are_the_lists_made_alone(ml100k):
         assert alone.to_json() == shared.to_json()
     with pytest.raises(ValueError):
         beyond_accuracy(model, split, evaluation, lists=(users[1:], top[1:]))
+
+
+def test_labels_of_close_points_take_turns_and_lone_points_sit_on_top():
+    from recsys_core.beyond import label_positions
+
+    # GMF and Mult-VAE almost on top of each other, EASE far away.
+    x, y = np.array([0.30, 0.305, 0.9]), np.array([0.120, 0.121, 0.30])
+    positions = label_positions(x, y)
+    assert positions[0] != positions[1] and positions[2] == "top center"
+    assert label_positions(np.array([0.5]), np.array([0.5])) == ["top center"]
+
+
+def test_the_leaderboard_chart_leaves_room_for_its_numbers_and_names():
+    from recsys_core.report import leaderboard_figure
+    from recsys_core.runs import RunRecord
+
+    record = RunRecord.from_json(
+        {
+            "run_id": "r",
+            "model": "ease",
+            "dataset": {"name": "d"},
+            "protocol": "loo-sampled",
+            "test": {"loo-sampled": {"metrics": {"HR@10": 0.5}}},
+        }
+    )
+    figure = leaderboard_figure(["EASE · ml-100k · 09:21 · HR@10 0.134, full ranking"], [0.5], [record], "loo-sampled")
+    assert figure.layout.margin.l >= 60 and figure.layout.yaxis.automargin and figure.layout.xaxis.automargin
+    assert figure.layout.yaxis.tickformat == ".2f" and figure.layout.xaxis.tickangle == -20

@@ -113,9 +113,10 @@ def filled_home(_isolated_home, ml100k_dir):
 
 
 @contextmanager
-def _served(home: Path, tmp_path: Path):
+def _served(home: Path, tmp_path: Path, offline_fetch: bool = False):
     """``streamlit run app.py`` on a free port with ``home`` as the data home, and a Chromium page on it:
-    yields (page, base url, server log). The log must hold no traceback when the server stops."""
+    yields (page, base url, server log). The log must hold no traceback when the server stops.
+    ``offline_fetch``: the Data page's Fetch imports from the shared copies (tests/serve_offline.py)."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"Chromium is needed for the browser test and is not at {CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)")
     try:
@@ -127,7 +128,8 @@ def _served(home: Path, tmp_path: Path):
     port = _free_port()
     log = tmp_path / "streamlit.log"
     env = {**os.environ, "RECSYS_HOME": str(home), "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+    launcher = [str(REPO / "tests" / "serve_offline.py")] if offline_fetch else ["-m", "streamlit"]
+    command = [sys.executable, *launcher, "run", "app.py", "--server.headless", "true", "--server.port", str(port),
                "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]  # fmt: skip
     with open(log, "wb") as out:
         process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
@@ -270,7 +272,13 @@ def test_drug_walkthrough_in_a_real_browser(drugs_home, tmp_path):
         _open_in_sidebar(page, "Train")
         page.get_by_text("Data: drugscom-sample").first.wait_for()
         page.get_by_role("button", name="Train", exact=True).click()
+        # Training runs in the background: opening another page neither stops it nor loses its run.
+        page.get_by_text("goes on while you open other pages").or_(page.get_by_text("Trained in this session")).first.wait_for()
+        _open_in_sidebar(page, "Data")
+        page.get_by_text("not medical advice").first.wait_for()
+        _open_in_sidebar(page, "Train")
         page.get_by_text("Trained in this session").first.wait_for()
+        assert page.get_by_text("Training was cancelled").count() == 0
         page.get_by_text("EASE · drugscom-sample").first.wait_for()
 
         _open_in_sidebar(page, "Recommend")
@@ -295,3 +303,21 @@ def test_drug_walkthrough_in_a_real_browser(drugs_home, tmp_path):
     trained = [r for r in list_runs() if isinstance(r, RunRecord) and r.dataset.name == "drugscom-sample"]
     assert [r.model.name for r in trained] == ["ease"] and trained[0].dataset.positive_rule.threshold == 7.0
     _doc_copy(SHOTS / "recommend-drugs.png", "recommend-drugs.png")
+
+
+def test_fetch_then_upload_on_a_fresh_home_in_a_real_browser(_isolated_home, tmp_path):
+    """Issue 21 item 4: fetch a built-in data set on the Data page of an empty data home, then upload a file."""
+    with _served(_isolated_home, tmp_path, offline_fetch=True) as (page, base, log):
+        page.goto(base + "/Data")
+        page.get_by_text("Built-in data sets").first.wait_for()
+        _choose(page, "Data set", "(drugscom-sample)")
+        page.get_by_role("button", name="Fetch drugscom-sample").click()
+        page.get_by_text("drugscom-sample is fetched and is the active data").first.wait_for()
+        page.get_by_role("tab", name="Upload your own file").click()
+        page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(
+            str(REPO / "tests" / "fixtures" / "user_files" / "plays.tsv")
+        )
+        page.get_by_text("Which column is what?").first.wait_for()
+        page.wait_for_timeout(1000)
+        assert page.locator('[data-testid="stException"]').count() == 0, page.locator('[data-testid="stException"]').first.inner_text()
+        assert page.get_by_text("unknown data set").count() == 0

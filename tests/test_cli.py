@@ -85,8 +85,23 @@ def test_train_on_a_users_csv(capsys, tmp_path, ml100k):
     path = tmp_path / "shop.csv"
     frame.to_csv(path, index=False)
     code, out, err = run_cli(
-        capsys, "train", "--csv", str(path), "--user-col", "customer", "--item-col", "product", "--rating-col", "stars",
-        "--timestamp-col", "when", "--threshold", "3", "--model", "itemknn", "--json",
+        capsys,
+        "train",
+        "--csv",
+        str(path),
+        "--user-col",
+        "customer",
+        "--item-col",
+        "product",
+        "--rating-col",
+        "stars",
+        "--timestamp-col",
+        "when",
+        "--threshold",
+        "3",
+        "--model",
+        "itemknn",
+        "--json",
     )
     assert code == 0, err
     summary = json.loads(out.strip().splitlines()[-1])
@@ -103,6 +118,19 @@ def test_csv_with_a_missing_column_is_a_clear_error(capsys, tmp_path):
     pd.DataFrame({"a": [1, 2], "b": [3, 4]}).to_csv(path, index=False)
     code, _, err = run_cli(capsys, "train", "--csv", str(path), "--user-col", "user", "--item-col", "b", "--model", "pop")
     assert code == 2 and "'user'" in err and "Traceback" not in err
+
+
+def test_csv_with_blank_ratings_is_refused_or_dropped_on_request(capsys, tmp_path, ml100k):
+    frame = ml100k.to_frame()
+    frame = frame[frame["user"] <= 200].astype({"rating": object})
+    frame.iloc[::50, frame.columns.get_loc("rating")] = ""
+    path = tmp_path / "export.csv"
+    frame.to_csv(path, index=False)
+    common = ["train", "--csv", str(path), "--user-col", "user", "--item-col", "item", "--rating-col", "rating", "--model", "pop"]
+    code, _, err = run_cli(capsys, *common)
+    assert code == 2 and "more rows" in err and "blank rating" in err and "Traceback" not in err
+    code, out, err = run_cli(capsys, *common, "--drop-blank-ratings", "--json")
+    assert code == 0, err
 
 
 def test_drug_recommendations_and_reverse_mode(capsys, drugs_sample_dir):
@@ -122,7 +150,9 @@ def test_drug_recommendations_and_reverse_mode(capsys, drugs_sample_dir):
 
 
 def test_train_with_random_loo_order_is_recorded_and_evaluated_again_on_the_same_split(capsys, home_with_ml100k):
-    code, out, err = run_cli(capsys, "train", "--dataset", "ml-100k", "--model", "pop", "--loo-order", "random", "--json", "--device", "cpu")
+    code, out, err = run_cli(
+        capsys, "train", "--dataset", "ml-100k", "--model", "pop", "--loo-order", "random", "--json", "--device", "cpu"
+    )
     assert code == 0, err
     summary = json.loads(out.strip().splitlines()[-1])
     from recsys_core.runs import load_run

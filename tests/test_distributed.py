@@ -83,7 +83,13 @@ def one_rank_group(monkeypatch):
     """A one-rank gloo process group in this process: what torchrun --nproc_per_node=1 --distributed sets up."""
     from recsys_core import distributed
 
-    for name, value in {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port())}.items():
+    for name, value in {
+        "RANK": "0",
+        "WORLD_SIZE": "1",
+        "LOCAL_RANK": "0",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(_free_port()),
+    }.items():
         monkeypatch.setenv(name, value)
     context = distributed.init_from_environment("cpu")
     yield context

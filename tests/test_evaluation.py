@@ -205,6 +205,17 @@ def test_tiny_hand_made_full_ranking():
     assert result.per_user["HR@2"][0] == 0
 
 
+@pytest.mark.parametrize("protocol", ["loo-sampled", "loo-full"])
+def test_leave_one_out_recall_precision_and_map_for_one_held_out_item(loo, protocol):
+    result = Evaluator(loo, "test", protocol).evaluate(popularity_scorer(loo))
+    per_user, rank = result.per_user, result.per_user["rank"]
+    # One held-out item per user: found or not in the top 10, one relevant item among 10, 1/rank cut at 10.
+    np.testing.assert_array_equal(per_user["Recall@10"], per_user["HR@10"])
+    np.testing.assert_allclose(per_user["Precision@10"], per_user["HR@10"] / 10)
+    np.testing.assert_allclose(per_user["MAP@10"], np.where(rank < 10, 1.0 / (rank + 1), 0.0))
+    assert 0 < result.metrics["MAP@10"] < result.metrics["MRR"] and "MAP@10" in result.intervals
+
+
 def test_paired_comparison_of_ratings_pairs_every_rating(ml100k):
     split = ratio_split(ml100k, seed=0)
     evaluator = Evaluator(split, "test", "ratings")

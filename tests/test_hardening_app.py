@@ -18,7 +18,7 @@ if str(REPO) not in sys.path:
 
 
 @pytest.mark.parametrize("capacity", [2, 1])
-def test_two_browser_users_training_at_once_both_finish(capacity, monkeypatch):
+def test_two_browser_users_training_at_once_both_finish(capacity, monkeypatch, finish_training):
     from recsys_core import jobs
 
     fetch("ml-100k", source=REPO.parent / "shared" / "data" / "ml-100k")
@@ -42,6 +42,7 @@ def test_two_browser_users_training_at_once_both_finish(capacity, monkeypatch):
         thread.join(300)
     assert not errors
     for user in users:
+        finish_training(user)
         assert not user.exception, [e.message for e in user.exception]
         assert not user.error, [e.value for e in user.error]
     assert sorted(r.model.name for r in list_runs()) == ["itemknn", "pop"]
@@ -56,4 +57,9 @@ def test_the_train_page_names_a_model_that_would_not_fit_in_memory(ml100k, monke
     assert plan_problems(["ease", "pop"], "loo-sampled", ml100k, catalogue, {}) == []
     monkeypatch.setattr(limits, "available_memory", lambda device="cpu": 100 << 20)
     problems = plan_problems(["ease", "pop"], "loo-sampled", ml100k, catalogue, {})
-    assert len(problems) == 1 and problems[0].startswith("ease: ease on 943 users × 1,682 items needs about") and "0.1 GiB of memory is available" in problems[0] and "k-core" in problems[0]
+    assert (
+        len(problems) == 1
+        and problems[0].startswith("ease: ease on 943 users × 1,682 items needs about")
+        and "0.1 GiB of memory is available" in problems[0]
+        and "k-core" in problems[0]
+    )

@@ -220,7 +220,22 @@ def _run_cli(args: list[str]) -> tuple[int, str, str]:
 @pytest.mark.parametrize("name", ["huge_ratings.csv", "single_interaction_per_user.csv", "few_items.csv", "zip_path_traversal.zip"])
 def test_train_csv_keeps_nothing_of_a_rejected_file(name):
     code, out, err = _run_cli(
-        ["train", "--csv", str(HOSTILE / name), "--user-col", "user", "--item-col", "item", "--rating-col", "rating", "--model", "pop", "--json", "--device", "cpu"]
+        [
+            "train",
+            "--csv",
+            str(HOSTILE / name),
+            "--user-col",
+            "user",
+            "--item-col",
+            "item",
+            "--rating-col",
+            "rating",
+            "--model",
+            "pop",
+            "--json",
+            "--device",
+            "cpu",
+        ]
     )
     assert code == 2 and err.startswith("error: ") and "Traceback" not in err
     assert not list(uploads_dir().iterdir())
@@ -229,7 +244,20 @@ def test_train_csv_keeps_nothing_of_a_rejected_file(name):
 
 def test_train_csv_json_is_strict_json_and_the_file_is_kept():
     code, out, err = _run_cli(
-        ["train", "--csv", str(HOSTILE / "duplicate_rows.csv"), "--user-col", "user", "--item-col", "item", "--model", "pop", "--json", "--device", "cpu"]
+        [
+            "train",
+            "--csv",
+            str(HOSTILE / "duplicate_rows.csv"),
+            "--user-col",
+            "user",
+            "--item-col",
+            "item",
+            "--model",
+            "pop",
+            "--json",
+            "--device",
+            "cpu",
+        ]
     )
     assert code == 0, err
     summary = json.loads(out.strip().splitlines()[-1], parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
@@ -244,7 +272,22 @@ def test_train_csv_records_the_duplicate_rule_and_the_file_name():
 
     path = HOSTILE / "duplicate_rows.csv"
     code, out, err = _run_cli(
-        ["train", "--csv", str(path), "--user-col", "user", "--item-col", "item", "--duplicates", "count", "--model", "pop", "--json", "--device", "cpu"]
+        [
+            "train",
+            "--csv",
+            str(path),
+            "--user-col",
+            "user",
+            "--item-col",
+            "item",
+            "--duplicates",
+            "count",
+            "--model",
+            "pop",
+            "--json",
+            "--device",
+            "cpu",
+        ]
     )
     assert code == 0, err
     run = load_run(json.loads(out.strip().splitlines()[-1])["run_id"])
@@ -252,7 +295,9 @@ def test_train_csv_records_the_duplicate_rule_and_the_file_name():
     assert source["options"]["duplicates"] == "count" and source["display_name"] == "duplicate_rows.csv"
     # The copy has the content-hash name the app would give the same bytes.
     assert Path(source["path"]).name == hashlib.sha256(path.read_bytes()).hexdigest()[:32] + ".csv"
-    code, out, err = _run_cli(["train", "--csv", str(path), "--user-col", "user", "--item-col", "item", "--duplicates", "sum", "--model", "pop"])
+    code, out, err = _run_cli(
+        ["train", "--csv", str(path), "--user-col", "user", "--item-col", "item", "--duplicates", "sum", "--model", "pop"]
+    )
     assert code == 2 and "summing repeated (user, item) rows needs a weight column" in err
 
 
@@ -266,7 +311,12 @@ def test_a_run_with_nan_metrics_is_never_saved(ml100k):
     small = ml100k.subset(np.arange(2000))
     model = fit_model(create_model("pop"), small)
     with pytest.raises(RecsysError, match=r"the run was not saved: its test metrics HR@10 are not finite"):
-        save_run(model, users=small.users, items=small.items, record={"dataset": {"name": "x"}, "metrics": {"HR@10": float("nan"), "NDCG@10": 0.1}})
+        save_run(
+            model,
+            users=small.users,
+            items=small.items,
+            record={"dataset": {"name": "x"}, "metrics": {"HR@10": float("nan"), "NDCG@10": 0.1}},
+        )
     assert not list(runs_dir().iterdir())
 
 

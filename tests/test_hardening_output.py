@@ -38,7 +38,9 @@ def test_a_download_of_hostile_titles_opens_as_text():
     from recsys_core.datasets import UserFileOptions, read_user_file
 
     data = read_user_file(HOSTILE / "formula_cells.csv", UserFileOptions("user", "item", title_col="title"))
-    table = pd.DataFrame({"rank": [1, 2, 3, 4], "title": data.item_titles(), "user": data.users.ids[:4], "score": [-1.5, 0.2, 3.0, -0.1], "=col": 1})
+    table = pd.DataFrame(
+        {"rank": [1, 2, 3, 4], "title": data.item_titles(), "user": data.users.ids[:4], "score": [-1.5, 0.2, 3.0, -0.1], "=col": 1}
+    )
     text = csv_download(table).decode("utf-8")
     back = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
     for column in back.columns:
@@ -61,7 +63,13 @@ def test_every_download_button_goes_through_the_neutraliser():
 
 @pytest.mark.parametrize(
     "text",
-    ["[click](javascript:alert(1))", "![x](http://tracker.example/p.png)", "<img src=x onerror=alert(1)>", "**bold** _it_ `code`", "# Heading\n- item"],
+    [
+        "[click](javascript:alert(1))",
+        "![x](http://tracker.example/p.png)",
+        "<img src=x onerror=alert(1)>",
+        "**bold** _it_ `code`",
+        "# Heading\n- item",
+    ],
 )
 def test_user_text_is_escaped_for_markdown(text):
     shown = plain(text)

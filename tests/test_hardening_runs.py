@@ -116,7 +116,9 @@ def _tamper_no_dataset(run_id):
 
 
 def _tamper_source_options(run_id):
-    _edit_json(run_id, "run.json", lambda r: r["dataset"].update(source={"kind": "file", "name": "x", "path": "x.csv", "options": {"evil": 1}}))
+    _edit_json(
+        run_id, "run.json", lambda r: r["dataset"].update(source={"kind": "file", "name": "x", "path": "x.csv", "options": {"evil": 1}})
+    )
 
 
 def _tamper_source_missing(run_id):
@@ -196,7 +198,13 @@ def test_evaluate_never_reads_a_data_path_outside_the_home(small, monkeypatch, t
     outside.write_text("user,item\n1,2\n")
     run_id = run_experiment(small, "pop", device="cpu", source=DataSource.builtin("ml-100k")).run_id
     for path in ("/etc/passwd", str(outside), str(data_home() / "uploads" / ".." / ".." / "x.csv")):
-        _edit_json(run_id, "run.json", lambda r, p=path: r["dataset"].update(source={"kind": "file", "name": "x", "path": p, "options": {"user_col": "user", "item_col": "item"}}))
+        _edit_json(
+            run_id,
+            "run.json",
+            lambda r, p=path: r["dataset"].update(
+                source={"kind": "file", "name": "x", "path": p, "options": {"user_col": "user", "item_col": "item"}}
+            ),
+        )
 
         def never(*args, **kwargs):
             raise AssertionError("a file outside the data home was read")

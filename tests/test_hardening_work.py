@@ -78,7 +78,9 @@ sys.exit(main(args))
 
 def _child(point: str, args: list[str], wait: bool = True):
     env = {**os.environ, "RECSYS_HOME": str(data_home()), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    process = subprocess.Popen([sys.executable, "-c", CHILD, point, *args], env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", CHILD, point, *args], env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     if not wait:
         return process
     out, err = process.communicate(timeout=300)
@@ -176,7 +178,9 @@ def test_same_seed_same_metrics_on_the_cpu(ml100k):
     small = ml100k.subset(np.flatnonzero(ml100k.user < 200))
     runs = [run_experiment(small, "gmf", seed=7, device="cpu", overrides={"epochs": 2, "embedding_size": 8}, save=False) for _ in range(2)]
     assert runs[0].test.metrics == runs[1].test.metrics
-    assert runs[0].record["history"] == [{k: v for k, v in h.items() if k != "seconds"} | {"seconds": h.get("seconds")} for h in runs[0].record["history"]]
+    assert runs[0].record["history"] == [
+        {k: v for k, v in h.items() if k != "seconds"} | {"seconds": h.get("seconds")} for h in runs[0].record["history"]
+    ]
     losses = [[h.get("loss") for h in r.record["history"]] for r in runs]
     assert losses[0] == losses[1]
 
@@ -311,5 +315,6 @@ def test_a_waiter_that_is_stopped_leaves_the_queue():
 def test_app_number_inputs_carry_the_documented_bounds():
     source = (REPO / "webapp" / "train_ui.py").read_text()
     assert "SETTING_BOUNDS" in source and "min_value=" in source and "max_value=" in source
-    assert "TRAINING_SLOTS.slot" in source
-    assert "train_in_slot" in (REPO / "pages" / "2_Train.py").read_text()
+    jobs = (REPO / "webapp" / "train_jobs.py").read_text()
+    assert "TRAINING_SLOTS.slot" in jobs and "train_in_slot(" in jobs
+    assert "train_jobs.start_training" in (REPO / "pages" / "2_Train.py").read_text()

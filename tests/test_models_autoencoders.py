@@ -141,7 +141,9 @@ def test_predicted_ratings_are_clipped_and_unrated_items_get_the_mean():
     data = Interactions.from_frame(frame, "user", "item", rating_col="rating")
     train = data.subset(np.array([0, 1, 2, 3]))  # item 3 and user 2 have no training rating
     for name in ("autorec", "deeprec"):
-        model = fit_model(create_model(name, epochs=2, **({"hidden": 4} if name == "autorec" else {"layers": (4,)})), train, device="cpu", seed=0)
+        model = fit_model(
+            create_model(name, epochs=2, **({"hidden": 4} if name == "autorec" else {"layers": (4,)})), train, device="cpu", seed=0
+        )
         predicted = model.predict_ratings(np.array([0, 0, 1, 2, 0]), np.array([0, 3, 1, 0, 2]))
         mean = float(np.mean([1.0, 2.0, 2.0, 1.0]))
         assert predicted[1] == pytest.approx(mean) and predicted[3] == pytest.approx(mean)

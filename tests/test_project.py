@@ -6,7 +6,12 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PRODUCT = [*sorted((REPO / "recsys_core").rglob("*.py")), REPO / "app.py", *sorted((REPO / "pages").glob("*.py")), *sorted((REPO / "webapp").glob("*.py"))]
+PRODUCT = [
+    *sorted((REPO / "recsys_core").rglob("*.py")),
+    REPO / "app.py",
+    *sorted((REPO / "pages").glob("*.py")),
+    *sorted((REPO / "webapp").glob("*.py")),
+]
 
 
 def readme_commands() -> list[str]:
@@ -51,20 +56,22 @@ def test_requirements_pin_torch_exactly():
 def test_models_do_not_import_the_trainer():
     # The circle models/base.py ↔ trainer.py is gone: building, loading and scoring a model needs no trainer.
     code = (
-        "import sys, recsys_core.models as m; "
-        "[m.model_class(name) for name in m.MODEL_NAMES]; "
-        "print('recsys_core.trainer' in sys.modules)"
+        "import sys, recsys_core.models as m; [m.model_class(name) for name in m.MODEL_NAMES]; print('recsys_core.trainer' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert out.stdout.split() == ["False"], out.stderr
 
 
 def test_model_sources_never_mention_the_trainer_module():
-    pattern = re.compile(r"^\s*(from\s+(\.\.|recsys_core\.)trainer\b|from\s+\.\.\s+import\s+.*\btrainer\b|import\s+recsys_core\.trainer\b)", re.M)
+    pattern = re.compile(
+        r"^\s*(from\s+(\.\.|recsys_core\.)trainer\b|from\s+\.\.\s+import\s+.*\btrainer\b|import\s+recsys_core\.trainer\b)", re.M
+    )
     for path in sorted((REPO / "recsys_core" / "models").glob("*.py")):
         assert not pattern.search(path.read_text()), f"{path.name} imports recsys_core.trainer"
     # the fit context, which models do import, must not reach the trainer either
-    assert not re.search(r"^\s*from\s+\.trainer\b|import\s+recsys_core\.trainer\b", (REPO / "recsys_core" / "fit_context.py").read_text(), re.M)
+    assert not re.search(
+        r"^\s*from\s+\.trainer\b|import\s+recsys_core\.trainer\b", (REPO / "recsys_core" / "fit_context.py").read_text(), re.M
+    )
 
 
 def test_device_helpers_live_in_device_py():
@@ -98,7 +105,11 @@ def test_the_first_page_imports_no_torch():
     assert {"webapp.home_ui", "webapp.data_ui", "webapp.common", "recsys_core.errors"} <= set(modules), modules
     # The data loading the Home page does on its first render: the active source and the built-in readers.
     modules += ["recsys_core.datasets.source", "recsys_core.datasets"]
-    code = "import sys\n" + "".join(f"import {name}\n" for name in modules) + "print(sorted(m for m in ('torch', 'umap', 'optuna') if m in sys.modules))"
+    code = (
+        "import sys\n"
+        + "".join(f"import {name}\n" for name in modules)
+        + "print(sorted(m for m in ('torch', 'umap', 'optuna') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split()[-1] == "[]", f"the first page imports {out.stdout.strip()}"

@@ -39,7 +39,13 @@ def test_the_registry_drives_the_cli_choices_and_the_train_page():
 )
 def test_each_protocols_facts(name, split_kind, headline, validation, direction, companions, needs_ratings):
     p = get_protocol(name)
-    assert (p.name, p.split_kind, p.headline, p.validation_metric, p.validation_direction) == (name, split_kind, headline, validation, direction)
+    assert (p.name, p.split_kind, p.headline, p.validation_metric, p.validation_direction) == (
+        name,
+        split_kind,
+        headline,
+        validation,
+        direction,
+    )
     assert p.companions == companions and p.needs_ratings == needs_ratings and p.metrics[0] == headline
     assert p.lower_is_better == (direction == "minimize") and p.help
     # what the other layers derive from it
@@ -53,7 +59,9 @@ def test_each_protocols_facts(name, split_kind, headline, validation, direction,
 
 
 def test_only_sampled_leave_one_out_samples_negatives_and_validation_runs_it():
-    assert [p.name for p in PROTOCOLS.values() if p.sampled_negatives] == ["loo-sampled"] and get_protocol("loo-sampled").sampled_negatives == 99
+    assert [p.name for p in PROTOCOLS.values() if p.sampled_negatives] == ["loo-sampled"] and get_protocol(
+        "loo-sampled"
+    ).sampled_negatives == 99
     assert validation_protocol_for("leave-one-out").name == "loo-sampled"  # loo-full validates on sampled candidates
     assert validation_protocol_for("heldout-users").validation_ks == (10, 20, 50, 100)
     assert validation_protocol_for("ratio").name == "ratings"

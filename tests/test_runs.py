@@ -19,7 +19,20 @@ def test_run_roundtrip_and_contents(ml100k):
     assert {"evaluation-loo-sampled.json", "evaluation-loo-full.json"} <= names
     assert not [p for p in folder.iterdir() if p.suffix in (".pkl", ".pickle", ".pt")]
     record = json.loads((folder / "run.json").read_text())
-    for key in ("model", "config", "dataset", "split", "protocol", "seed", "versions", "device", "fit_seconds", "history", "validation", "test"):
+    for key in (
+        "model",
+        "config",
+        "dataset",
+        "split",
+        "protocol",
+        "seed",
+        "versions",
+        "device",
+        "fit_seconds",
+        "history",
+        "validation",
+        "test",
+    ):
         assert key in record, key
     assert record["dataset"]["content_hash"] == ml100k.content_hash()
 
@@ -93,7 +106,11 @@ def test_an_old_format_run_json_loads_with_defaults():
         "run_id": "20250101-120000-ml-100k-pop-abcdef",
         "model": "pop",
         "config": {},
-        "dataset": {"name": "ml-100k", "source": {"kind": "builtin", "name": "ml-100k", "path": None, "options": None}, "content_hash": "x"},
+        "dataset": {
+            "name": "ml-100k",
+            "source": {"kind": "builtin", "name": "ml-100k", "path": None, "options": None},
+            "content_hash": "x",
+        },
         "protocol": "loo-full",
         "split": {"kind": "leave-one-out"},
         "seed": 3,
@@ -111,7 +128,7 @@ def test_an_old_format_run_json_loads_with_defaults():
 
     from webapp.common import run_label
 
-    assert run_label(record) == "Popularity · ml-100k · abcdef · HR@10 0.250 · loo-full"
+    assert run_label(record) == "Popularity · ml-100k · abcdef · HR@10 0.250, full ranking"
 
 
 @pytest.mark.parametrize(

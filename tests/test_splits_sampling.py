@@ -29,7 +29,9 @@ def test_leave_one_out_on_ml100k(ml100k):
     train_latest = pd.Series(split.train.timestamp).groupby(split.train.user).max()
     val = pd.Series(split.validation.timestamp, index=split.validation.user)
     assert (val.loc[train_latest.index] >= train_latest).all()
-    assert (split.test.timestamp >= pd.Series(split.validation.timestamp, index=split.validation.user).loc[split.test.user].to_numpy()).all()
+    assert (
+        split.test.timestamp >= pd.Series(split.validation.timestamp, index=split.validation.user).loc[split.test.user].to_numpy()
+    ).all()
     assert split.train.users is ml100k.users and split.test.items is ml100k.items
 
 
@@ -107,8 +109,10 @@ def _roles(split, data: Interactions) -> np.ndarray:
 
 @pytest.mark.parametrize("stamp_scale", [1, 2**40, 0.25])  # whole seconds (packed key), huge range (ranked times), fractions
 def test_leave_one_out_matches_the_lexsort_reference(ml100k, stamp_scale):
-    data = ml100k if stamp_scale == 1 else Interactions(
-        ml100k.user, ml100k.item, ml100k.users, ml100k.items, timestamp=ml100k.timestamp * stamp_scale
+    data = (
+        ml100k
+        if stamp_scale == 1
+        else Interactions(ml100k.user, ml100k.item, ml100k.users, ml100k.items, timestamp=ml100k.timestamp * stamp_scale)
     )
     for seed in (0, 5):
         np.testing.assert_array_equal(_roles(leave_one_out(data, seed=seed), data), _reference_roles(data, seed))

@@ -107,7 +107,10 @@ def test_cli_and_app_store_the_same_bytes_under_the_same_name(tmp_path):
     from webapp import data_ui
 
     # Enough rows for train --csv's protocol check: 20 users with 6 items each.
-    content = ("user,item,rating,timestamp\n" + "".join(f"u{u},i{(u + i) % 9},{1 + (u * i) % 5},{1000 * u + i}\n" for u in range(20) for i in range(6))).encode()
+    content = (
+        "user,item,rating,timestamp\n"
+        + "".join(f"u{u},i{(u + i) % 9},{1 + (u * i) % 5},{1000 * u + i}\n" for u in range(20) for i in range(6))
+    ).encode()
     path = tmp_path / "ratings.csv"
     path.write_bytes(content)
     options = UserFileOptions("user", "item", rating_col="rating", timestamp_col="timestamp")

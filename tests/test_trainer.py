@@ -119,15 +119,42 @@ def test_a_fit_without_stages_reports_one_training_stage():
 def test_the_train_pages_progress_line_shows_the_stage_elapsed_time_and_time_left():
     from webapp.train_ui import describe_event
 
-    gmf = TrainingEvent("batch", epoch=2, epochs=3, batch=5, batches=10, elapsed=30.0, stage="pretraining GMF", stage_count=3, total_epochs=9)
+    gmf = TrainingEvent(
+        "batch", epoch=2, epochs=3, batch=5, batches=10, elapsed=30.0, stage="pretraining GMF", stage_count=3, total_epochs=9
+    )
     line = describe_event(gmf)
     # 1.5 of 9 epochs done in 30 s: 150 s left
     assert line == "pretraining GMF (stage 1 of 3) · epoch 2/3 · batch 5/10 · 0:30 elapsed · about 2:30 left"
-    mlp = TrainingEvent("batch", epoch=1, epochs=3, batch=1, batches=10, elapsed=61.0, stage="pretraining MLP", stage_index=1, stage_count=3, stage_offset=3, total_epochs=9)
+    mlp = TrainingEvent(
+        "batch",
+        epoch=1,
+        epochs=3,
+        batch=1,
+        batches=10,
+        elapsed=61.0,
+        stage="pretraining MLP",
+        stage_index=1,
+        stage_count=3,
+        stage_offset=3,
+        total_epochs=9,
+    )
     assert mlp.fraction > gmf.fraction and "pretraining MLP (stage 2 of 3)" in describe_event(mlp)
     plain = TrainingEvent("batch", epoch=1, epochs=4, batch=1, batches=100, elapsed=0.2, stage="training")
     assert describe_event(plain) == "epoch 1/4 · batch 1/100 · 0:00 elapsed · estimating time left…"
-    refit = TrainingEvent("batch", epoch=1, epochs=2, batch=1, batches=2, elapsed=10.0, phase="refit", stage="fine-tuning", stage_index=2, stage_count=3, stage_offset=4, total_epochs=6)
+    refit = TrainingEvent(
+        "batch",
+        epoch=1,
+        epochs=2,
+        batch=1,
+        batches=2,
+        elapsed=10.0,
+        phase="refit",
+        stage="fine-tuning",
+        stage_index=2,
+        stage_count=3,
+        stage_offset=4,
+        total_epochs=6,
+    )
     assert describe_event(refit).startswith("refit on train + validation · fine-tuning (stage 3 of 3) · epoch 1/2")
 
 
@@ -148,4 +175,6 @@ def test_compile_network_trains_the_same_model_through_torch_compile(tmp_path):
     save_model(compiled_model, tmp_path)
     loaded = load_model(tmp_path)
     assert loaded.network._compiled_call_impl is None
-    np.testing.assert_allclose(loaded.predict_ratings(np.arange(4), np.arange(4)), compiled_model.predict_ratings(np.arange(4), np.arange(4)), rtol=1e-4)
+    np.testing.assert_allclose(
+        loaded.predict_ratings(np.arange(4), np.arange(4)), compiled_model.predict_ratings(np.arange(4), np.arange(4)), rtol=1e-4
+    )

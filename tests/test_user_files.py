@@ -221,8 +221,16 @@ ORDERS = (
     ("rule", "weights", "text"),
     [
         ("latest", {("c1", "p1"): 5, ("c1", "p2"): 3, ("c2", "p1"): 4, ("c2", "p2"): 2}, "3 merged (keep the latest row)"),
-        ("sum", {("c1", "p1"): 8, ("c1", "p2"): 3, ("c2", "p1"): 4, ("c2", "p2"): 3}, "3 merged (keep the latest row, sum the weight column 'quantity')"),
-        ("count", {("c1", "p1"): 3, ("c1", "p2"): 1, ("c2", "p1"): 1, ("c2", "p2"): 2}, "3 merged (keep the latest row, weight = number of rows)"),
+        (
+            "sum",
+            {("c1", "p1"): 8, ("c1", "p2"): 3, ("c2", "p1"): 4, ("c2", "p2"): 3},
+            "3 merged (keep the latest row, sum the weight column 'quantity')",
+        ),
+        (
+            "count",
+            {("c1", "p1"): 3, ("c1", "p2"): 1, ("c2", "p1"): 1, ("c2", "p2"): 2},
+            "3 merged (keep the latest row, weight = number of rows)",
+        ),
     ],
 )
 def test_each_duplicate_rule_on_a_hand_worked_file(rule, weights, text):
@@ -281,6 +289,34 @@ def test_missing_column_lists_available():
 def test_non_numeric_rating_names_row_and_value():
     err = _error(FILES / "bad_rating.csv", UserFileOptions("user", "item", rating_col="rating"))
     assert "'four'" in err.message and "row 3" in err.message
+
+
+BLANK_RATINGS = b"user,item,stars\n1,10,5\n1,11, \n2,10,4\n2,12,\n3,11,3\n3,12,\n1,12,2\n"
+
+
+@pytest.mark.parametrize("raw", [BLANK_RATINGS, pd.read_csv(io.BytesIO(BLANK_RATINGS)).to_parquet()], ids=["csv", "parquet"])
+def test_blank_ratings_are_refused_with_their_count_or_dropped_and_accounted(raw):
+    from recsys_core.datasets.user_files import read_user_file_with_account
+
+    err = _error(raw, UserFileOptions("user", "item", rating_col="stars"))
+    assert "row 3" in err.message and "and 2 more rows" in err.message, err.message
+    assert "drop the 3 rows with a blank rating" in err.hint
+    options = UserFileOptions("user", "item", rating_col="stars", threshold=3, drop_blank_ratings=True)
+    data, account = read_user_file_with_account(raw, options)
+    assert sorted(data.to_frame()["rating"].tolist()) == [3, 4, 5]
+    assert (account.rows_read, account.blank_ratings_dropped, account.duplicates_merged, account.below_threshold, account.kept) == (
+        7,
+        3,
+        0,
+        1,
+        3,
+    )
+    # A bad rating in a row that is not blank is still refused, naming its row.
+    bad = _error(BLANK_RATINGS + b"4,10,five\n", options)
+    assert "'five'" in bad.message and "row 9" in bad.message
+    with pytest.raises(DataError, match="needs a rating column"):
+        UserFileOptions("user", "item", drop_blank_ratings=True)
+    assert "blank" in _error(b"user,item,stars\n1,10,\n2,11,\n", options).message
 
 
 def test_unparseable_date_names_row():

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import pandas as pd
 import streamlit as st
 
 from recsys_core.beyond import TRADEOFF_AXES, activity_table, beyond_metrics_table, tradeoff_figure, tradeoff_table
+from recsys_core.errors import RecsysError
 from recsys_core.evaluation import HEADLINE
 from webapp.frame import show_error
+from webapp.safe_output import plain
 
 if TYPE_CHECKING:
     from recsys_core.runs import RunRecord
@@ -57,7 +60,6 @@ def show_beyond_accuracy(runs: list[RunRecord], protocol: str) -> None:
 
 def show_report_download(run_ids: list[str], protocol: str) -> None:
     """Build the stakeholder report of these runs on request, then offer it for download."""
-    from recsys_core.errors import RecsysError
     from recsys_core.report import build_report
 
     st.header("Report")
@@ -76,3 +78,38 @@ def show_report_download(run_ids: list[str], protocol: str) -> None:
     built = st.session_state.get("cmp_report")
     if built and built[0] == key:
         st.download_button("Download report.html", built[1], file_name="recsys-report.html", mime="text/html", key="cmp_report_download")
+
+
+@st.cache_data(show_spinner="Timing each run's recommendations…", max_entries=16)
+def _demo_view(run_ids: tuple[str, ...]) -> tuple[pd.DataFrame, tuple[str, str] | None]:
+    """The demo table and choice of these runs (recommendation times are measured: worth keeping)."""
+    from recsys_core.demo import demo_choice, demo_table
+
+    from .common import load_run, run_label
+
+    runs = [load_run(run_id) for run_id in run_ids]
+    table = demo_table(runs, lambda record: run_label(record, with_score=False))
+    return table, demo_choice(table, [run.info for run in runs])
+
+
+def show_demo_choice(runs: list[RunRecord]) -> None:
+    """The Compare page's "Which model should I demo?": the runs side by side on what a demo needs, and a choice."""
+    from recsys_core.demo import MAX_DEMO_MS, demo_display
+
+    st.header("Which model should I demo?")
+    ids = tuple(r.run_id for r in runs)
+    try:
+        table, choice = _demo_view(ids)
+    except RecsysError as error:
+        show_error(error, "The runs could not be compared for a demo")
+        return
+    if table.empty:
+        st.info("None of these runs has a test score to go by.")
+        return
+    st.caption(
+        "Accuracy as the best-run rule judges it, coverage and novelty of the top 10s, how long the fit took and how long one "
+        f"user's top 10 takes here (measured now; over {MAX_DEMO_MS:.0f} ms is felt in a live demo)."
+    )
+    st.dataframe(demo_display(table), hide_index=True, width="stretch")
+    if choice is not None:
+        st.success(plain(choice[1]))

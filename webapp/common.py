@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
+from recsys_core.best import BEST_RULE
 from recsys_core.datasets.source import DataSource
 from recsys_core.drugs import MEDICAL_NOTE as MEDICAL_NOTE  # one wording for the CLI and every page
 from recsys_core.errors import RecsysError
@@ -111,17 +112,14 @@ def keep_active_run(data) -> str | None:
     return current
 
 
-def best_run(data, protocol: str | None = None) -> RunRecord | None:
-    """The run on this data with the highest test headline metric on ``protocol`` (default: the active
-    run's protocol, else the newest run's): runs tested on different protocols are not comparable."""
+def best_run(data) -> RunRecord | None:
+    """The best run on this data by the one rule (:data:`recsys_core.best.BEST_RULE`), among the runs comparable
+    with the active run (the same split, judged on the same protocol), else with the newest scored run."""
+    from recsys_core.best import best_run as best_by_rule
+
     runs = runs_for(data)
-    if not runs:
-        return None
-    if protocol is None:
-        current = active_run_id(data)
-        protocol = next((r.protocol for r in runs if r.run_id == current), runs[0].protocol)
-    scored = [r for r in runs if r.protocol == protocol and r.headline_value is not None]
-    return max(scored, key=lambda r: r.headline_value, default=None)
+    current = active_run_id(data)
+    return best_by_rule(runs, like=next((r for r in runs if r.run_id == current), None))
 
 
 MODEL_TITLES = {
@@ -131,22 +129,25 @@ MODEL_TITLES = {
 }  # fmt: skip
 
 
-def run_label(record: RunRecord, today: date | None = None) -> str:
-    """How every page names a run: "EASE · ml-100k · 09:21 · HR@10 0.669" instead of its raw id.
+def run_label(record: RunRecord, today: date | None = None, with_score: bool = True) -> str:
+    """How every page names a run: "EASE · ml-100k · 09:21 · HR@10 0.134, full ranking" instead of its raw id.
 
-    The date is added when the run is not from today; the protocol when it is not the default
-    sampled leave-one-out (the same headline metric means something else on another protocol).
+    The date is added when the run is not from today. The score is the one the best-run rule judges the run by
+    (:func:`recsys_core.best.judging_score`), its protocol named: a leave-one-out run shows its full-ranking HR@10,
+    never the sampled one.
     """
-    parts = [MODEL_TITLES.get(record.model.name, record.model.name), record.dataset.name]
+    from recsys_core.best import judging_score
+
+    model = MODEL_TITLES.get(record.model.name, record.model.name)
+    parts = [f"{record.title} ({model})" if record.title else model, record.dataset.name]
     try:
         when = datetime.fromisoformat(record.created)
         parts.append(when.strftime("%H:%M") if when.date() == (today or date.today()) else when.strftime("%d %b %H:%M"))
     except (TypeError, ValueError):  # an old run without a creation time: its id still tells runs apart
         parts.append(record.run_id[-6:])
-    value = record.headline_value
-    parts.append(f"{record.headline} {value:.3f}" if value is not None else "no test score")
-    if record.protocol != "loo-sampled":
-        parts.append(record.protocol)
+    if with_score:  # without: where the score stands beside the name (the demo table and its sentence)
+        score = judging_score(record)
+        parts.append(score.text() if score is not None else "no test score")
     return " · ".join(parts)
 
 
@@ -172,8 +173,7 @@ def offer_best_run(data, key: str = "use_best_run") -> None:
         f"Use the best run on this data: {plain(run_label(best))}",
         key=key,
         icon=":material/trophy:",
-        help=f"Highest test {best.headline} among the runs on {plain(best.protocol)}; "
-        f"the active run is now {plain(run_label_for(current))}.",
+        help=f"{BEST_RULE} The active run is now {plain(run_label_for(current))}.",
         on_click=set_active_run,
         args=(best.run_id,),
     )
@@ -202,8 +202,16 @@ def friendly_errors(what: str = "") -> Iterator[None]:
         st.stop()
 
 
-def sidebar_status(data=None) -> None:
+def sidebar_status(data=None, slot=None) -> None:
+    """The sidebar's active data, active run and best run. ``slot`` (an ``st.sidebar.empty()``, see
+    ``frame.open_page``) is rewritten in place, so a page that changes its data after opening shows one status."""
+    where = slot.container() if slot is not None else st.sidebar
     source = active_source()
-    st.sidebar.markdown(f"**Dataset:** {plain(source.name)}")
+    where.markdown(f"**Dataset:** {plain(source.name)}")
     if data is not None:
-        st.sidebar.markdown(f"**Run:** {plain(run_label_for(active_run_id(data)))}")
+        current = active_run_id(data)
+        where.markdown(f"**Run:** {plain(run_label_for(current))}")
+        best = best_run(data)
+        if best is not None:
+            which = "the active run" if best.run_id == current else plain(run_label(best))
+            where.caption(f"Best run: {which}.", help=BEST_RULE)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -14,8 +13,8 @@ if TYPE_CHECKING:
 
 # The metrics each protocol's leaderboard shows, in order (those a record has).
 LEADERBOARD_METRICS = {
-    "loo-sampled": ("HR@10", "NDCG@10", "MRR"),
-    "loo-full": ("HR@10", "NDCG@10", "MRR", "Coverage@10"),
+    "loo-sampled": ("HR@10", "NDCG@10", "MRR", "Recall@10", "Precision@10", "MAP@10"),
+    "loo-full": ("HR@10", "NDCG@10", "MRR", "Recall@10", "Precision@10", "MAP@10", "Coverage@10"),
     "heldout-users": ("Recall@20", "Recall@50", "NDCG@100", "Coverage@20"),
     "ratings": ("RMSE", "MAE"),
 }
@@ -24,7 +23,9 @@ SPLIT_NAMES = {"leave-one-out": "leave-one-out", "heldout-users": "held-out user
 
 def split_key(record: RunRecord) -> str:
     """Runs with the same key were tested on the same split (same data is checked by the caller)."""
-    return json.dumps({"split": dict(record.split), "seed": record.seed}, sort_keys=True, default=str)
+    from recsys_core.best import split_key as key
+
+    return key(record)
 
 
 def split_label(record: RunRecord, n_runs: int) -> str:

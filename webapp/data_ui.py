@@ -36,6 +36,7 @@ ROLES = ("user", "item", "rating", "timestamp", "weight", "title")
 FORM_KEYS = tuple(f"map_{role}" for role in ROLES) + (
     "map_implicit",
     "map_threshold",
+    "map_drop_blank",
     "map_min_user",
     "map_min_item",
     "map_duplicates",
@@ -209,6 +210,7 @@ def options_from_form(
     duplicates: str = "latest",
     delimiter: str | None = None,
     encoding: str | None = None,
+    drop_blank_ratings: bool = False,
 ):
     """:class:`UserFileOptions` from the form's values (raises DataError for a bad combination)."""
     from recsys_core.datasets import UserFileOptions
@@ -226,7 +228,28 @@ def options_from_form(
         min_item_interactions=int(min_item),
         delimiter=delimiter,
         encoding=encoding,
+        drop_blank_ratings=bool(drop_blank_ratings and columns.get("rating")),
     )
+
+
+def form_state(applied: dict | None, name: str) -> dict:
+    """The mapping form's settings (session-state key -> value) other than the columns.
+
+    ``applied``: the options the active data was read with when the file in the form is the active one, so that
+    the form shows the state in use; otherwise the defaults. The page sets these through session state (never a
+    widget's ``value=``), which also makes the browser redraw a widget it still shows with an older value.
+    """
+    applied = applied or {}
+    threshold = applied.get("threshold")
+    return {
+        "map_implicit": threshold is not None,
+        "map_threshold": float(threshold) if threshold is not None else 4.0,
+        "map_drop_blank": bool(applied.get("drop_blank_ratings", False)),
+        "map_min_user": int(applied.get("min_user_interactions", 0)),
+        "map_min_item": int(applied.get("min_item_interactions", 0)),
+        "map_duplicates": applied.get("duplicates", "latest"),
+        "map_name": name,
+    }
 
 
 def use_upload(path: str, options, name: str, label: str | None = None):
@@ -317,6 +340,59 @@ def quantile_table(stats: dict, users_kind: str, items_kind: str) -> pd.DataFram
     return pd.DataFrame(rows).set_index("").round(1)
 
 
+@st.cache_data(show_spinner="Counting every rating…", max_entries=8)
+def all_ratings(key: str) -> pd.DataFrame | None:
+    """Every interaction of a built-in or Drugs.com source by rating, before its positive rule: columns ``rating``,
+    ``count``, ``positive`` (counted as positive by the rule) and, on drug data, ``class`` (positive / neutral /
+    negative review, as the Recommend page's evidence counts them). None without ratings or for a user file (its
+    threshold drops the other rows while it is read)."""
+    source = DataSource.from_json(json.loads(key))
+    if source.kind == "file":
+        return None
+    everything = source.all_reviews()
+    if everything.rating is None:
+        return None
+    values, counts = np.unique(np.asarray(everything.rating, dtype=np.float64), return_counts=True)
+    if len(values) > 25:
+        return None
+    table = pd.DataFrame({"rating": values, "count": counts})
+    table["positive"] = values >= source.threshold if source.threshold is not None else True
+    if everything.users.kind == "condition" or everything.items.kind == "drug":
+        from recsys_core.drugs import ReviewClasses
+
+        table["class"] = ReviewClasses.for_threshold(source.threshold).classify(values)
+    return table
+
+
+#: Review classes' colours (the Recommend page's evidence columns say the same words).
+CLASS_COLOURS = {"positive": "#54a24b", "neutral": "#bab0ac", "negative": "#e45756"}
+
+
+def ratings_figure(table: pd.DataFrame, threshold: float | None, what: str):
+    """Bars of every rating (by class on drug data) with the positive rule as a dashed line between the ratings it
+    drops and those it keeps, and how many it keeps."""
+    import plotly.graph_objects as go
+
+    colours = [CLASS_COLOURS[c] for c in table["class"]] if "class" in table else ["#4c78a8" if p else "#bab0ac" for p in table["positive"]]
+    names = [f"{r:g}" + (f"<br>{c}" if "class" in table else "") for r, c in zip(table["rating"], table.get("class", table["rating"]))]
+    fig = go.Figure(
+        go.Bar(x=table["rating"].tolist(), y=table["count"].tolist(), marker_color=colours, hovertext=names, hoverinfo="text+y")
+    )
+    fig.update_xaxes(tickvals=table["rating"].tolist(), ticktext=names, title_text="rating")
+    fig.update_layout(yaxis_title=what, margin=dict(l=10, r=10, t=30, b=10), height=340, bargap=0.15, showlegend=False)
+    below, above = table.loc[~table["positive"], "rating"], table.loc[table["positive"], "rating"]
+    if threshold is not None and len(below) and len(above):
+        kept = int(table.loc[table["positive"], "count"].sum())
+        fig.add_vline(
+            x=(below.max() + above.min()) / 2,
+            line_dash="dash",
+            line_color="#333",
+            annotation_text=f"positive rule: rating ≥ {threshold:g} ({kept:,} of {int(table['count'].sum()):,} {what})",
+            annotation_position="top left" if above.min() > table["rating"].median() else "top right",
+        )
+    return fig
+
+
 def count_figure(table: pd.DataFrame, x_title: str, y_title: str, log_y: bool):
     import plotly.graph_objects as go
 
@@ -353,11 +429,13 @@ def file_account(key: str) -> pd.DataFrame | None:
     _data, account = read_user_file_with_account(source.path, options, name=source.name, display_name=source.display_name)
     threshold = f"below {options.rating_col} {options.threshold:g}" if options.threshold is not None else "no threshold"
     kcore = f"k-core (users ≥ {options.min_user_interactions}, items ≥ {options.min_item_interactions})"
+    blank = {f"dropped: blank {options.rating_col}": account.blank_ratings_dropped} if options.drop_blank_ratings else {}
     return pd.DataFrame(
         [
             {
                 "file": source.display_name or source.name,
                 "rows read": account.rows_read,
+                **blank,
                 "duplicates merged": account.duplicate_text(),
                 f"dropped: {threshold}": account.below_threshold,
                 f"removed by {kcore}": account.removed_by_kcore,

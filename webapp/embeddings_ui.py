@@ -168,13 +168,33 @@ def map_figure(
         height=height,
         margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10},
         legend={"itemsizing": "constant", "title": {"text": colour.title if colour.categorical else ""}},
-        xaxis={"visible": False},
-        yaxis={"visible": False, "scaleanchor": "x"},
+        # The axes are fitted to the points (a UMAP map's scale means nothing): with one scale for both axes the
+        # cloud filled about a third of the frame.
+        xaxis={"visible": False, "range": _padded_range(x)},
+        yaxis={"visible": False, "range": _padded_range(y)},
         dragmode="pan",
         clickmode="event+select",
         plot_bgcolor="white",
     )
     return figure
+
+
+def _padded_range(values: np.ndarray, pad: float = 0.03) -> list[float] | None:
+    """The span of the drawn points (NaN: not drawn) with a little room around them."""
+    finite = values[np.isfinite(values)]
+    if not len(finite):
+        return None
+    low, high = float(finite.min()), float(finite.max())
+    room = (high - low) * pad or 1.0
+    return [low - room, high + room]
+
+
+def neighbour_overlays(selected: int, neighbours: np.ndarray, name: str) -> list[dict]:
+    """The overlays that mark a clicked point and its nearest neighbours on the map."""
+    return [
+        {"name": f"nearest 10 to {name}", "index": np.asarray(neighbours), "symbol": "circle-open", "color": "#D62728", "size": 13},
+        {"name": name, "index": np.array([selected]), "symbol": "diamond", "color": "#D62728", "line": "#000000", "size": 16},
+    ]
 
 
 def picker_options(order: np.ndarray, chosen: int | None, none: int) -> list[int]:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import streamlit as st
 
 from recsys_core.errors import RecsysError
-from webapp import navigation
+from webapp import navigation, train_jobs
 from webapp.common import (
     active_run_id,
     active_source,
@@ -55,6 +55,7 @@ class Page:
     source: DataSource
     data: Any
     data_key: str
+    sidebar: Any = None  # the sidebar status's slot: ``sidebar_status(data, page.sidebar)`` rewrites it
 
 
 def show_error(error: BaseException, what: str = "") -> None:
@@ -98,6 +99,8 @@ def open_page(title: str, heading: str | None = None, needs_data: bool = True) -
     Without data the page shows why and a link to the Data page, then stops (``needs_data=False``:
     it goes on with ``data=None``)."""
     set_page(title, heading)
+    slot = st.sidebar.empty()
+    train_jobs.sidebar_progress()  # first: a training that ended hands over its runs before the active run is read
     source = active_source()
     key = source_key(source)
     problem: RecsysError | None = None
@@ -114,14 +117,14 @@ def open_page(title: str, heading: str | None = None, needs_data: bool = True) -
         except RecsysError as error:
             problem = error
     if problem is not None:
-        sidebar_status()
+        sidebar_status(slot=slot)
         if not needs_data:
-            return Page(source, None, key)
-        show_error(problem, f"No data to show on this page ({source.name})")
+            return Page(source, None, key, slot)
+        show_error(problem, f"No data to show on this page ({plain(source.name)})")
         link_to_data()
         st.stop()
-    sidebar_status(data)
-    return Page(source, data, key)
+    sidebar_status(data, slot)
+    return Page(source, data, key, slot)
 
 
 def pick_run(data, key: str, label: str = "Run"):

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -81,6 +82,25 @@ def first_fit_with_progress(data, source) -> str:
         raise watch.error
     assert watch.run_id is not None
     return watch.run_id
+
+
+def popular_top10(data, user: int, k: int = 10) -> pd.DataFrame:
+    """The ``k`` items with the most interactions that ``user`` has none with, most first (ties: lower index):
+    ready at once, so the first visit shows a top 10 while EASE fits. Columns ``rank``, ``title``, ``interactions``."""
+    counts = data.item_counts().astype(np.int64)
+    seen = np.unique(np.asarray(data.item)[np.asarray(data.user) == user])
+    scores = counts.astype(np.float64)
+    scores[seen] = -1.0
+    order = np.lexsort((np.arange(len(scores)), -scores))[:k]
+    order = order[scores[order] >= 0]
+    return pd.DataFrame({"rank": np.arange(1, len(order) + 1), "title": data.item_titles()[order], "interactions": counts[order]})
+
+
+def sample_users(data, n: int = 50) -> list:
+    """The home page's sample users (raw ids): seeded, among those with at least 5 interactions (or the most any has)."""
+    counts = data.user_counts()
+    eligible = np.flatnonzero(counts >= min(5, int(counts.max())))
+    return [data.users.ids[i] for i in np.random.default_rng(0).permutation(eligible)[:n]]
 
 
 # -- the sample user -----------------------------------------------------------------------------------------------------

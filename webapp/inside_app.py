@@ -42,7 +42,7 @@ def weights_figure(weights: np.ndarray, labels: list[str], model_name: str):
 
 
 def show_item_weights(run, data, pick_items) -> None:
-    st.caption(inside.EXPLANATIONS["item-weights"])
+    st.caption(inside.explanation("item-weights", data.items.kind))
     chosen = pick_items("inside_items", data, "Items to show (empty: the most popular)")
     count = st.slider("How many popular items", 5, 60, 25, key="inside_n_items", disabled=bool(chosen))
     items = np.asarray(chosen, dtype=np.int64) if len(chosen) >= 2 else inside.most_popular_items(run.model, count)
@@ -83,9 +83,13 @@ def show_embedding_norms(run) -> None:
     figure.update_xaxes(type="log")
     st.plotly_chart(figure, key="inside_norms")
     st.markdown(
-        f"**Spearman correlation of length and popularity:** {correlation:.3f}"
-        if np.isfinite(correlation)
-        else "**Spearman correlation:** undefined (constant values)."
+        (
+            f"**Spearman correlation of length and popularity:** {correlation:.3f}"
+            if np.isfinite(correlation)
+            else "**Spearman correlation:** undefined."
+        )
+        + " "
+        + inside.norm_popularity_note(correlation, table)
     )
     longest = table.sort_values("norm", ascending=False).head(10)
     st.dataframe(

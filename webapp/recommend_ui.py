@@ -81,9 +81,10 @@ def show_drug_answer(answer, name_label: str, caption_reviewed: str, caption_sug
     )
 
 
+# The flag right after the name (at the end it was off screen at 1280 px), both pinned while the evidence scrolls.
 DRUG_COLUMNS = (
-    "rank", "name", "other_names", "strength", "model_rank", "similarity", "weighted", "provenance",
-    "reviews", "positive", "neutral", "negative", "positive_share_low", "mean_rating", "status",
+    "rank", "name", "status", "other_names", "strength", "model_rank", "similarity", "weighted", "provenance",
+    "reviews", "positive", "neutral", "negative", "positive_share_low", "mean_rating",
 )  # fmt: skip
 REVIEW_COLUMNS = ("best_positive", "best_neutral", "best_negative")
 
@@ -105,7 +106,7 @@ def _show_part(title: str, table: pd.DataFrame, name_label: str, caption: str, e
         columns.remove("other_names")
     config = {
         "rank": number("#", width="small"),
-        "name": text(name_label),
+        "name": text(name_label, pinned=True),
         "other_names": text("Also listed as", help="Another name the data lists the same reviews under (brand or generic)"),
         "strength": st.column_config.ProgressColumn("Strength", min_value=0, max_value=100, format="%d"),
         "model_rank": text("Model's rank"),
@@ -117,7 +118,7 @@ def _show_part(title: str, table: pd.DataFrame, name_label: str, caption: str, e
         "negative": number("negative", format="%d"),
         "positive_share_low": number("Positive share (95% lower bound)", format="%.2f", help="Wilson score interval's lower bound"),
         "mean_rating": number(answer.mean_rating_label, format="%.1f"),
-        "status": text("Flag"),
+        "status": text("Flag", width="medium", pinned=True),
         "provenance": text("Where it comes from", width="large"),
         "best_positive": text("Most useful positive review", width="large"),
         "best_neutral": text("Most useful neutral review", width="large"),

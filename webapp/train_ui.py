@@ -1,16 +1,17 @@
-"""Helpers of the Train page (and of the home page's first fit): settings forms, live curves, results.
+"""Helpers of the Train page (and of the home page's first fit): settings forms, live curves, results, time left.
 
-Streamlit reruns the script when any widget is touched, also while a training runs: the rerun
-request interrupts the running script at its next element update (the progress callback), which
-stops training. Nothing half-done is kept: ``run_experiment`` saves a run only at its very end and
-``save_run`` writes into a temporary folder renamed into place.
+The Train page's trainings run in the background (``webapp.train_jobs``); this module draws them: the progress of
+the running job, a model's time left over every phase (:class:`TimeLeft`), and before a run its expected time
+(:func:`expected_seconds` from earlier runs, :func:`probe_seconds` measured). Tune mode's search and its "use
+best" still train inside the script, where a click interrupts them at the next element update. Nothing half-done
+is kept: ``run_experiment`` saves a run only at its very end and ``save_run`` writes into a temporary folder
+renamed into place.
 """
 
 from __future__ import annotations
 
 import math
 import time
-import uuid
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -69,27 +70,6 @@ def _bounds(name: str, field: str) -> tuple[float | None, float | None]:
 
     own = getattr(model_class(name).Config, "BOUNDS", None) or {}
     return own.get(field, SETTING_BOUNDS.get(field, (None, None)))
-
-
-def train_in_slot(notice, **experiment: Any):
-    """``run_experiment`` inside the server's training queue (recsys_core.jobs): one training per
-    browser session at a time, at most ``MAX_CONCURRENT_TRAININGS`` in the server, the rest wait here
-    with their place shown in ``notice``."""
-    from recsys_core.experiment import run_experiment
-    from recsys_core.jobs import TRAINING_SLOTS
-    from recsys_core.limits import MAX_CONCURRENT_TRAININGS
-
-    session = st.session_state.setdefault("train_session_key", uuid.uuid4().hex)
-
-    def waiting(place: int) -> None:
-        notice.info(
-            f"The server trains at most {MAX_CONCURRENT_TRAININGS} models at once; yours is number {place} in the queue "
-            "and starts by itself."
-        )
-
-    with TRAINING_SLOTS.slot(session, on_wait=waiting):
-        notice.empty()
-        return run_experiment(**experiment)
 
 
 def settings_form(name: str, fields: list[dict]) -> dict[str, Any]:
@@ -190,7 +170,7 @@ def history_figure(history: list[dict]):
     return fig
 
 
-def _clock(seconds: float) -> str:
+def clock_text(seconds: float) -> str:
     seconds = max(0, int(round(seconds)))
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else f"{seconds // 60}:{seconds % 60:02d}"
 
@@ -198,56 +178,159 @@ def _clock(seconds: float) -> str:
 def timing_text(event) -> str:
     """Elapsed time and an estimate of the time left from the overall fraction done (each stage's
     epoch budget counts; early stopping can only make the real time shorter)."""
-    elapsed = f"{_clock(event.elapsed)} elapsed"
+    elapsed = f"{clock_text(event.elapsed)} elapsed"
     fraction = event.fraction
     if event.kind == "end" or fraction >= 1.0:
         return elapsed
     if fraction < 0.02 or event.elapsed < 1.0:
         return f"{elapsed} · estimating time left…"
-    return f"{elapsed} · about {_clock(event.elapsed * (1 - fraction) / fraction)} left"
+    return f"{elapsed} · about {clock_text(event.elapsed * (1 - fraction) / fraction)} left"
+
+
+class TimeLeft:
+    """The time left of one model's whole run, every phase counted: selection on validation, the refit on
+    train + validation, and each test pass; from the trainer's events and a clock (a fake one in the tests).
+
+    Selection: its seconds per epoch, measured from its first step, times the epochs of its budget left (early
+    stopping only shortens it). The refit trains for the selection's best epoch, taken as the best so far plus half
+    the epochs left, at the selection's seconds per epoch; a closed-form refit takes
+    about half the selection (which fitted several candidates). A test pass is taken to cost a tenth of a selection epoch (or of a closed-form fit) until the first one is timed.
+    Tested to stay within a factor of two of the real time left (tests/test_app_home_data_train.py).
+    """
+
+    def __init__(self, n_tests: int = 1, clock=time.monotonic):
+        self.clock, self.n_tests = clock, n_tests
+        self.phase: str | None = None
+        self.phase_started = clock()
+        self.fraction = 0.0
+        self.budget = 0  # the selection's epoch budget; 0: a closed-form fit
+        self.epoch_seconds: float | None = None
+        self.best_epoch = 0
+        self.epochs_done = 0
+        self.selection_seconds: float | None = None
+        self.test_index, self.test_seconds = 0, None
+        self.phase_started_test = self.phase_started
+        self.origin: tuple[float, float] | None = None  # (time, fraction) of the phase's first step
+
+    def update(self, event) -> None:
+        now = self.clock()
+        phase = getattr(event, "phase", "selection")
+        if phase != self.phase:
+            if self.phase == "selection" and self.selection_seconds is None:
+                self.selection_seconds = now - self.phase_started
+            self.phase, self.phase_started = phase, now
+            self.origin = None
+        self.fraction = event.fraction
+        if event.kind in ("batch", "epoch") and self.origin is None:
+            # Speeds are measured from the first step on: what comes before it (building the model, moving the
+            # data to the device, the first step's own warm-up) took several epochs' worth in the demo's first second.
+            self.origin = (now, event.fraction)
+        if phase == "selection":
+            self.budget = event.total_epochs or event.epochs
+            if self.origin is not None and self.budget and event.fraction - self.origin[1] >= 0.02:
+                self.epoch_seconds = (now - self.origin[0]) / ((event.fraction - self.origin[1]) * self.budget)
+            if event.kind == "epoch":
+                self.epochs_done = event.stage_offset + event.epoch
+            self.best_epoch = event.best_epoch or self.best_epoch
+            if event.kind == "end":
+                self.selection_seconds = now - self.phase_started
+        elif phase == "test" and event.kind == "start":
+            if self.test_index == 1 and self.test_seconds is None:
+                self.test_seconds = now - self.phase_started_test
+            self.test_index += 1
+            self.phase_started_test = now
+
+    def _test_each(self) -> float:
+        """The time of a test pass still to come: a tenth of a selection epoch (of a closed-form fit) until one
+        has been timed; then three times the timed one (the full ranking, leave-one-out's second pass, scores every
+        item: two to three times the sampled pass on ml-100k)."""
+        if self.test_seconds is not None:
+            return 3.0 * self.test_seconds
+        return 0.1 * (self.epoch_seconds if self.epoch_seconds is not None else (self.selection_seconds or 0.0))
+
+    def seconds_left(self) -> float | None:
+        """Seconds until the model is trained, refitted and tested; None while there is nothing to go by."""
+        now = self.clock()
+        in_phase = now - self.phase_started
+        if self.phase == "selection":
+            if self.epoch_seconds is None or not self.epochs_done:
+                return None  # an epoch's time includes its validation pass: measured once one has ended
+            left = self.epoch_seconds * self.budget * (1 - self.fraction)
+            # The refit trains for the selection's best epoch: the best so far, or a later one (half the epochs left).
+            best = max(1, self.best_epoch or self.epochs_done)
+            refit = self.epoch_seconds * (best + max(0, self.budget - self.epochs_done) / 2)
+            return left + refit + self.n_tests * self._test_each()
+        if self.phase == "refit":
+            if self.budget and self.epoch_seconds is not None:
+                if self.origin is not None and self.fraction - self.origin[1] >= 0.02:
+                    left = (now - self.origin[0]) * (1 - self.fraction) / (self.fraction - self.origin[1])
+                else:
+                    left = max(0.0, self.epoch_seconds * max(1, self.best_epoch or self.epochs_done) - in_phase)
+            elif self.selection_seconds is not None:
+                left = max(0.0, 0.5 * self.selection_seconds - in_phase)
+            else:
+                return None
+            return left + self.n_tests * self._test_each()
+        if self.phase == "test" and self.test_index:
+            running = max(0.0, self._test_each() - (now - self.phase_started_test))
+            return running + max(0, self.n_tests - self.test_index) * self._test_each()
+        return None
+
+    def text(self) -> str | None:
+        left = self.seconds_left()
+        return None if left is None else f"about {clock_text(left)} left in all (refit and tests included)"
 
 
 def _stage_prefix(event) -> str:
-    """"pretraining GMF (stage 1 of 3) · " for fits in stages; nothing for a fit in one stage."""
+    """ "pretraining GMF (stage 1 of 3) · " for fits in stages; nothing for a fit in one stage."""
     if getattr(event, "stage_count", 1) > 1 and event.stage:
         return f"{event.stage} (stage {event.stage_index + 1} of {event.stage_count}) · "
     return ""
 
 
-def describe_event(event) -> str:
-    """The progress line: what runs (stage, epoch k of n within it, batch), then elapsed and time left."""
+def describe_event(event, time_left: TimeLeft | None = None) -> str:
+    """The progress line: what runs (stage, epoch k of n within it, batch), then elapsed and time left. With
+    ``time_left`` (fed the same events) the time left covers the whole run: selection, refit and the tests."""
     stage = _stage_prefix(event)
     phase = getattr(event, "phase", "selection")
+    if time_left is None:
+        timing = timing_text(event)
+        after = ""
+    else:
+        left = time_left.text() or "estimating time left…"
+        timing = f"{clock_text(event.elapsed)} elapsed · {left}" if event.kind in ("batch", "epoch") else left
+        after = f" · {left}"
     if phase == "split":
         return f"Splitting {event.message}…"
     if phase == "test":
-        return f"Testing on the held-out data: {event.message}…"
+        return f"Testing on the held-out data: {event.message}…{after}"
     if phase == "refit":
         if event.kind == "end":
-            return "Refitted on train + validation; testing on the held-out data…"
+            return f"Refitted on train + validation; testing on the held-out data…{after}"
         if event.kind in ("batch", "epoch") and event.epochs:
-            return f"refit on train + validation · {stage}epoch {event.epoch}/{event.epochs} · {timing_text(event)}"
-        return "Refitting the chosen configuration on train + validation…"
+            return f"refit on train + validation · {stage}epoch {event.epoch}/{event.epochs} · {timing}"
+        return f"Refitting the chosen configuration on train + validation…{after}"
     if event.kind == "start":
         return f"Training {event.message}…"
     if event.kind == "batch":
-        return f"{stage}epoch {event.epoch}/{event.epochs} · batch {event.batch}/{event.batches} · {timing_text(event)}"
+        return f"{stage}epoch {event.epoch}/{event.epochs} · batch {event.batch}/{event.batches} · {timing}"
     if event.kind == "epoch":
         parts = [f"{stage}epoch {event.epoch}/{event.epochs}"]
         if event.loss is not None:
             parts.append(f"loss {event.loss:.4f}")
         parts += [f"val {k} {event.metrics[k]:.4f}" for k in CURVE_METRICS if k in event.metrics]
-        parts.append(timing_text(event))
+        parts.append(timing)
         return " · ".join(parts)
-    return f"Training done in {_clock(event.elapsed)}; testing on the held-out data…"
+    return f"Training done in {clock_text(event.elapsed)}; refitting and testing…{after}"
 
 
 class LiveView:
     """The callback of one training: a progress bar and per-epoch curves, redrawn in place."""
 
-    def __init__(self, name: str, container, min_interval: float = 0.25):
+    def __init__(self, name: str, container, min_interval: float = 0.25, n_tests: int = 1):
         self.name = name
         self.min_interval = min_interval
+        self.time_left = TimeLeft(n_tests)
         with container:
             self.bar = st.progress(0.0, text=f"{name}: waiting…")
             self.chart = st.empty()
@@ -257,15 +340,16 @@ class LiveView:
 
     def __call__(self, event) -> None:
         now = time.monotonic()
+        self.time_left.update(event)
         if event.phase in ("split", "test"):  # before training starts / after it ended
-            self.bar.progress(0.0 if event.phase == "split" else 1.0, text=f"{self.name}: {describe_event(event)}")
+            self.bar.progress(0.0 if event.phase == "split" else 1.0, text=f"{self.name}: {describe_event(event, self.time_left)}")
             return
         if event.phase == "refit":
             # The refit has no validation curve; the chart keeps the selection's, the bar says what runs.
             if event.kind == "batch" and now - self.last < self.min_interval:
                 return
             self.last = now
-            self.bar.progress(event.fraction, text=f"{self.name}: {describe_event(event)}")
+            self.bar.progress(event.fraction, text=f"{self.name}: {describe_event(event, self.time_left)}")
             return
         if event.kind == "epoch":
             self.history.append({"epoch": event.epoch, "loss": event.loss, **event.metrics})
@@ -273,7 +357,7 @@ class LiveView:
         elif event.kind == "batch" and now - self.last < self.min_interval:
             return
         self.last = now
-        self.bar.progress(event.fraction, text=f"{self.name}: {describe_event(event)}")
+        self.bar.progress(event.fraction, text=f"{self.name}: {describe_event(event, self.time_left)}")
         if event.kind == "end" and not self.history and event.metrics:
             shown = ", ".join(f"{k} {event.metrics[k]:.4f}" for k in CURVE_METRICS if k in event.metrics)
             self.note.caption(f"Fitted in closed form (no epochs); validation {shown}.")
@@ -353,3 +437,151 @@ def auto_fit(data, source, callback=None) -> str:
             return runs[0].run_id
         result = run_experiment(data, DEFAULT_MODEL, protocol="loo-sampled", seed=0, device="auto", source=source, callback=callback)
         return result.run_id
+
+
+# -- renaming and deleting runs --------------------------------------------------------------------------------------
+def rename_saved_run(run_id: str, title: str) -> str:
+    """Name a saved run (``recsys_core.runs.rename_run``); the loaded copies are dropped so every page shows the name."""
+    from recsys_core.runs import rename_run
+
+    from .common import load_run
+
+    stored = rename_run(run_id, title)
+    load_run.clear()
+    return stored
+
+
+def delete_saved_run(run_id: str) -> None:
+    """Delete a saved run and forget it in this session: no page keeps it active, listed or loaded."""
+    from recsys_core.runs import delete_run
+
+    from .common import load_run
+
+    delete_run(run_id)
+    load_run.clear()
+    if st.session_state.get("run_id") == run_id:
+        st.session_state.pop("run_id")
+    if run_id in st.session_state.get("train_results", []):
+        st.session_state["train_results"].remove(run_id)
+
+
+# -- the background training's progress ----------------------------------------------------------------------------------
+@st.fragment(run_every=1.0)
+def show_job_progress() -> None:
+    """The session's training (``webapp.train_jobs``) as it goes: the models saved, the running one's progress bar and
+    validation curves, its place in the server's queue; redrawn every second, and the page rerun when it ends."""
+    from . import train_jobs
+
+    job = train_jobs.current_job()
+    if job is None:
+        return
+    if not job.running:
+        st.rerun(scope="app")  # the page opener collects the results; the runs list then shows them
+    with st.container(border=True):
+        st.markdown(
+            f"**Training on {plain(job.data_name)}** · {plain(job.protocol)} · seed {job.seed} · "
+            f"{clock_text(time.monotonic() - job.started)} since it started. It goes on while you open other pages."
+        )
+        if job.done:
+            st.caption("Saved: " + ", ".join(job.done))
+        if job.cancel.is_set():
+            st.caption("Cancelling at the next step…")
+        st.progress(job.event.fraction if job.event is not None else 0.0, text=train_jobs.status_line(job))
+        if job.history:
+            st.plotly_chart(history_figure(list(job.history)), key=f"train_job_curves_{job.current}_{len(job.history)}")
+
+
+# -- how long a model will take, before it starts --------------------------------------------------------------------------
+def expected_seconds(model_name: str, data, device: str, records: list[RunRecord], epochs: int | None) -> tuple[float, str] | None:
+    """How long training ``model_name`` on ``data`` will take on ``device`` (selection and refit; the test passes add
+    seconds), from the recorded speed of earlier runs of that model on the same kind of device: the fit time of
+    each, scaled by the epoch budget (``epochs``; None: the model's default) and, for a run on other data, by the
+    data's size (interactions; EASE by items³, its matrix inversion). Runs on this very data come first. Returns
+    (seconds, what it rests on), or None when no earlier run can say."""
+    kind = "cpu" if device == "cpu" else "gpu"
+    same_kind = [r for r in records if r.model.name == model_name and ("cpu" if r.history.device.startswith("cpu") else "gpu") == kind]
+    same_kind = [r for r in same_kind if r.history.fit_seconds > 0]
+    if not same_kind:
+        return None
+    digest = data.content_hash()
+    here = [r for r in same_kind if r.dataset.content_hash == digest]
+    chosen = here or same_kind
+    estimates = []
+    for record in chosen:
+        seconds = record.history.fit_seconds
+        budget = record.settings.epoch_budget
+        if epochs and budget:
+            seconds *= epochs / budget
+        if record.dataset.content_hash != digest:
+            if model_name == "ease":
+                before, now = float(record.dataset.stats.get("items") or 0), float(data.n_items)
+                seconds *= (now / before) ** 3 if before else 1.0
+            else:
+                before, now = float(record.dataset.stats.get("interactions") or 0), float(len(data))
+                seconds *= now / before if before else 1.0
+        estimates.append(seconds)
+    where = "this data" if here else "other data, scaled to this data's size"
+    basis = f"{len(chosen)} earlier run{'s' if len(chosen) > 1 else ''} on {where} ({kind})"
+    return float(sorted(estimates)[len(estimates) // 2]), basis
+
+
+def expected_table(
+    models: list[str], data, device: str, records: list[RunRecord], overrides: dict[str, dict], probes: dict[str, float] | None = None
+) -> pd.DataFrame:
+    """The Train page's "how long" table: each chosen model's expected time and what it rests on (earlier runs,
+    else a probe measured on this page: ``probes`` model -> seconds)."""
+    rows = []
+    for name in models:
+        found = expected_seconds(name, data, device, records, (overrides.get(name) or {}).get("epochs"))
+        if found is None and name in (probes or {}):
+            found = (probes[name], f"a {PROBE_SECONDS:g}-second probe on this data ({device})")
+        rows.append(
+            {
+                "model": name,
+                "expected time": f"about {clock_text(found[0])}" if found else "not known yet",
+                "from": found[1]
+                if found
+                else "no earlier run of this model on this kind of device: its first run shows the time left once its first epoch is done",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+#: How long the speed probe trains each model (seconds of steps, after its setup).
+PROBE_SECONDS = 3.0
+
+
+def probe_seconds(
+    model_name: str, data, protocol: str, overrides: dict | None = None, device: str = "auto", seconds: float = PROBE_SECONDS
+) -> float:
+    """How long training ``model_name`` on ``data`` would take here (selection and refit), from a short measured
+    probe: a few seconds of its first epoch's steps (a closed-form model: its whole fit), scaled to its epoch budget
+    with the refit taken as half the budget again (the refit trains for the best epoch). The probe saves nothing."""
+    from recsys_core.errors import TrainingCancelled
+    from recsys_core.models import create_model
+    from recsys_core.splits import make_split
+    from recsys_core.trainer import Trainer
+
+    split = make_split(data, protocol, seed=0)
+    model = create_model(model_name, **(overrides or {}))
+    seen: dict[str, float] = {}
+    stop = {"now": False}
+
+    def watch(event) -> None:
+        now = time.monotonic()
+        if event.kind == "batch":
+            seen.setdefault("t0", now)
+            seen.setdefault("f0", event.fraction)
+            seen["t"], seen["f"], seen["budget"] = now, event.fraction, float(event.total_epochs or event.epochs)
+            stop["now"] = now - seen["t0"] >= seconds
+
+    started = time.monotonic()
+    try:
+        Trainer(device=device, seed=0, cancel=lambda: stop["now"]).fit(model, split.train, validation=split, callback=watch)
+    except TrainingCancelled:
+        pass
+    done = seen.get("f", 0.0) - seen.get("f0", 0.0)
+    if not done or not seen.get("budget"):  # a closed-form fit ran to its end: the refit is one more, cheaper fit
+        return 1.5 * (time.monotonic() - started)
+    epoch = (seen["t"] - seen["t0"]) / (done * seen["budget"])
+    return epoch * seen["budget"] * 1.5

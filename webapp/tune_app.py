@@ -10,6 +10,7 @@ test pass as for every run) and saves the run with the study recorded in it.
 
 from __future__ import annotations
 
+import math
 import time
 
 import pandas as pd
@@ -22,6 +23,7 @@ from . import map_jobs
 from .common import load_run, set_active_run
 from .frame import show_error
 from .safe_output import plain
+from .train_ui import clock_text
 
 TUNE_PROTOCOLS = PROTOCOL_NAMES  # the registry's protocols (recsys_core.protocols)
 
@@ -54,7 +56,10 @@ def study_figures(study) -> list:
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not complete:
         return []
-    figures = [optuna.visualization.plot_optimization_history(study)]
+    history = optuna.visualization.plot_optimization_history(study)
+    # Trials are whole numbers: ticks at integers only (plotly put them at 0.5 with 3 trials).
+    history.update_xaxes(tick0=0, dtick=max(1, math.ceil(len(study.trials) / 10)))
+    figures = [history]
     if len(complete) >= 2 and len({tuple(sorted(t.params.items())) for t in complete}) >= 2:
         try:
             figures.append(optuna.visualization.plot_param_importances(study))
@@ -74,31 +79,96 @@ def show_study(study, key: str) -> None:
         table,
         hide_index=True,
         width="stretch",
-        column_config={"value": st.column_config.NumberColumn(format="%.4f"), "seconds": st.column_config.NumberColumn(format="%.1f")},
+        column_config={
+            # Settings searched on a log scale (5.547119471592122e-05) read to 3 significant figures.
+            **{
+                c: st.column_config.NumberColumn(format="%.3g")
+                for c in table.columns
+                if c not in ("trial", "value", "epochs", "seconds") and pd.api.types.is_float_dtype(table[c])
+            },
+            "value": st.column_config.NumberColumn(format="%.4f"),
+            "seconds": st.column_config.NumberColumn(format="%.1f"),
+        },
     )
     figures = study_figures(study)
     if figures:
         columns = st.columns(len(figures))
         for i, (column, figure) in enumerate(zip(columns, figures)):
             column.plotly_chart(figure, key=f"{key}_figure_{i}")
+        if len(figures) > 1:
+            finished = int((table["state"] == "COMPLETE").sum()) if "state" in table else 0
+            if finished < IMPORTANCE_MIN_TRIALS:
+                columns[1].caption(
+                    f"From {finished} finished trials only: importances (fANOVA) need a few dozen trials to settle, "
+                    "so read these as a first hint, not a finding."
+                )
 
 
-class _TrialProgress:
-    """Training events of the running trial on one progress line (updates let a click interrupt)."""
+class SearchProgress:
+    """The running search on one line: "Trial 2 of 20 · epoch 3 of 50 · loss 0.41 · about 4:10 left".
 
-    def __init__(self, container):
+    The time left comes from the trials finished so far (their mean time, pruned ones included, times the trials
+    to go, less the running trial's time), before the first one from the running trial's own fraction done; a
+    time limit caps it (no trial starts after the limit, the running one finishes). Updates let a click interrupt.
+    """
+
+    def __init__(self, container, trials: int, timeout: float | None = None, clock=time.monotonic):
         self.line = container.empty()
-        self.last = 0.0
+        self.trials, self.timeout, self.clock = trials, timeout, clock
+        self.started = self.trial_started = clock()
+        self.finished = 0
+        self.last = -math.inf
+
+    def trial_finished(self) -> None:
+        self.finished += 1
+        self.trial_started = self.clock()
+
+    def time_left(self, fraction: float) -> float | None:
+        """Seconds until the search ends, or None while there is nothing to estimate from."""
+        now = self.clock()
+        in_trial = now - self.trial_started
+        if self.finished:
+            per_trial = (self.trial_started - self.started) / self.finished
+        elif fraction >= 0.05 and in_trial >= 1.0:
+            per_trial = in_trial / fraction
+        else:
+            return None
+        left = max(0.0, per_trial * (self.trials - self.finished) - in_trial)
+        if self.timeout:
+            left = min(left, max(0.0, self.timeout - (now - self.started)) + max(0.0, per_trial - in_trial))
+        return left
+
+    def text(self, event) -> str:
+        trial = f"Trial {min(self.finished + 1, self.trials)} of {self.trials}"
+        if event.kind == "start":
+            what = "starting"
+        elif event.kind == "end":
+            what = "scoring on validation"
+        elif event.epochs:
+            stage = (
+                f"{event.stage} (stage {event.stage_index + 1} of {event.stage_count}) · " if event.stage_count > 1 and event.stage else ""
+            )
+            what = f"{stage}epoch {event.epoch} of {event.epochs}" + (f" · loss {event.loss:.4g}" if event.loss is not None else "")
+        else:
+            what = "fitting"
+        left = self.time_left(event.fraction)
+        return f"{trial} · {what} · " + (f"about {clock_text(left)} left" if left is not None else "estimating time left…")
 
     def __call__(self, event) -> None:
         now = time.monotonic()
         if event.kind == "batch" and now - self.last < 0.5:
             return
         self.last = now
-        self.line.caption(
-            f"Running trial: {event.kind} · epoch {event.epoch}/{event.epochs}"
-            + (f" · loss {event.loss:.4f}" if event.loss is not None else "")
-        )
+        self.line.caption(self.text(event))
+
+
+#: Parameter importances (fANOVA) from fewer finished trials than this get a caveat under them.
+IMPORTANCE_MIN_TRIALS = 20
+
+
+def best_params_text(params: dict) -> str:
+    """The best settings for a sentence, numbers to 3 significant figures ("`l2=0.000555`", "`dropout=0.5`")."""
+    return ", ".join(f"`{k}={v:.3g}`" if isinstance(v, float) else f"`{k}={v}`" for k, v in params.items())
 
 
 def show_tune_mode(data, source, usable: list[str]) -> None:
@@ -137,13 +207,19 @@ def show_tune_mode(data, source, usable: list[str]) -> None:
     buttons = st.columns([1, 1, 1, 5])
     start = buttons[0].button("Tune", key="tune_start", type="primary")
     live = st.container()
+    # The stored study's place: drawn empty before a search, so that what the last run showed there ("No study
+    # yet", an older table) does not stay on screen, greyed, while the search runs above it.
+    stored_slot = st.empty()
     if start:
         cancel_slot = buttons[1].empty()
         cancel_slot.button("Cancel", key="tune_cancel", on_click=_cancel, help="Stops the search; finished trials stay in the study.")
         st.session_state["tune_running"] = model
-        table_slot, progress = live.empty(), _TrialProgress(live)
+        progress = SearchProgress(live, trials, timeout or None)
+        table_slot = live.empty()
+        progress.line.caption(f"Trial 1 of {trials} · starting · estimating time left…")
 
         def on_trial(study) -> None:
+            progress.trial_finished()
             with table_slot.container():
                 show_study(study, f"tune_live_{len(study.trials)}")
 
@@ -170,6 +246,12 @@ def show_tune_mode(data, source, usable: list[str]) -> None:
         progress.line.empty()
         cancel_slot.empty()
 
+    with stored_slot.container():
+        _show_stored_study(tuning, name, data, source, model, protocol, seed, epochs, buttons[2])
+
+
+def _show_stored_study(tuning, name: str, data, source, model: str, protocol: str, seed: int, epochs: int, use_best_cell) -> None:
+    """The study in the store: its table and plots (refreshed for a second tab), the best settings, "Use best"."""
     try:
         if name not in tuning.list_studies():
             st.info("No study for this model, protocol and seed yet: press **Tune** to start one.")
@@ -191,11 +273,8 @@ def show_tune_mode(data, source, usable: list[str]) -> None:
     _stored()
     if summary.best_value is None:
         return
-    st.markdown(
-        f"**Best so far:** validation {summary.metric} {summary.best_value:.4f} with "
-        + ", ".join(f"`{k}={v}`" for k, v in summary.best_params.items())
-    )
-    if buttons[2].button("Use best", key="tune_use_best", help="Train the best configuration, test it once and save the run."):
+    st.markdown(f"**Best so far:** validation {summary.metric} {summary.best_value:.4f} with " + best_params_text(summary.best_params))
+    if use_best_cell.button("Use best", key="tune_use_best", help="Train the best configuration, test it once and save the run."):
         from .train_ui import LiveView
 
         box = st.container(border=True)

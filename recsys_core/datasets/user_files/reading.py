@@ -53,6 +53,8 @@ class UserFileOptions:
 
     ``min_user_interactions`` / ``min_item_interactions`` apply an iterated k-core filter until
     every user and item has that many. ``delimiter`` and ``encoding`` are detected when None.
+    ``drop_blank_ratings`` drops the rows whose rating cell is blank (a realistic export leaves a few
+    unrated) instead of refusing the file; their count is in the :class:`ReadAccount`.
     """
 
     user_col: str
@@ -67,6 +69,7 @@ class UserFileOptions:
     min_item_interactions: int = 0
     delimiter: str | None = None
     encoding: str | None = None
+    drop_blank_ratings: bool = False
 
     def __post_init__(self) -> None:
         if not self.user_col or not self.item_col:
@@ -82,6 +85,8 @@ class UserFileOptions:
             )
         if self.threshold is not None and self.rating_col is None:
             raise DataError("a rating threshold needs a rating column", "Choose the rating column or drop the threshold.")
+        if self.drop_blank_ratings and self.rating_col is None:
+            raise DataError("dropping rows with a blank rating needs a rating column", "Choose the rating column or keep every row.")
         for label in ("min_user_interactions", "min_item_interactions"):
             value = getattr(self, label)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
@@ -119,29 +124,41 @@ def _where(row: int, source: OpenedFile, header: bool) -> str:
     return f"row {row + 1} of {source.label}"
 
 
-def _numbers(values: pd.Series, col: str, role: str, source: OpenedFile, header: bool) -> pd.Series:
+def _blank(values: pd.Series) -> np.ndarray:
+    """Which cells are blank: missing, or text of only spaces."""
     numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
     missing = values.isna() if numeric else values.isna() | (values.astype(str).str.strip() == "")
-    if missing.any():
-        row = int(np.flatnonzero(missing.to_numpy())[0])
-        raise DataError(
-            f"the {role} column {col!r} is empty in {_where(row, source, header)}",
-            f"Fill in every {role}, or remove those rows.",
-        )
+    return missing.to_numpy(dtype=bool)
+
+
+def _numbers(values: pd.Series, col: str, role: str, source: OpenedFile, header: bool, blank_ok: bool = False) -> pd.Series:
+    """Ratings and weights as numbers; ``blank_ok``: blank cells become NaN (the rows the caller drops)."""
+    numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    missing = _blank(values)
+    if missing.any() and not blank_ok:
+        rows = np.flatnonzero(missing)
+        more = f" and {len(rows) - 1:,} more row{'s' if len(rows) > 2 else ''}" if len(rows) > 1 else ""
+        hint = f"Fill in every {role}, or remove those rows."
+        if role == "rating":
+            hint = (
+                f"Fill in every rating, or drop the {len(rows):,} row{'s' if len(rows) > 1 else ''} with a blank rating "
+                '(the Data page\'s "Drop rows with a blank rating"; UserFileOptions(drop_blank_ratings=True)).'
+            )
+        raise DataError(f"the {role} column {col!r} is empty in {_where(int(rows[0]), source, header)}{more}", hint)
     if numeric:
-        return _finite(values, col, role, source, header)
+        return _finite(values, col, role, source, header, skip=missing)
     text = values.astype(str).str.strip()
     numbers = pd.to_numeric(text, errors="coerce")
-    if numbers.isna().any():
+    if (numbers.isna().to_numpy() & ~missing).any():
         decimal_comma = pd.to_numeric(text.str.replace(",", ".", regex=False), errors="coerce")
-        if decimal_comma.notna().all():
-            return _finite(decimal_comma, col, role, source, header)
-        row = int(np.flatnonzero(numbers.isna().to_numpy())[0])
+        if (decimal_comma.notna().to_numpy() | missing).all():
+            return _finite(decimal_comma, col, role, source, header, skip=missing)
+        row = int(np.flatnonzero(numbers.isna().to_numpy() & ~missing)[0])
         raise DataError(
             f"the {role} column {col!r} has the non-numeric value {_cell(values.iloc[row])} in {_where(row, source, header)}",
             f"The {role} must be a number in every row: fix that cell, or choose another column.",
         )
-    return _finite(numbers, col, role, source, header)
+    return _finite(numbers, col, role, source, header, skip=missing)
 
 
 def _cell(value) -> str:
@@ -150,10 +167,13 @@ def _cell(value) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _finite(numbers: pd.Series, col: str, role: str, source: OpenedFile, header: bool) -> pd.Series:
-    """Ratings and weights: finite, within ±MAX_ABS_VALUE (float32 would turn 1e300 into inf), weights >= 0."""
+def _finite(numbers: pd.Series, col: str, role: str, source: OpenedFile, header: bool, skip: np.ndarray | None = None) -> pd.Series:
+    """Ratings and weights: finite, within ±MAX_ABS_VALUE (float32 would turn 1e300 into inf), weights >= 0.
+    ``skip``: blank cells allowed to stay NaN."""
     values = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
     bad = ~np.isfinite(values) | (np.abs(values) > limits.MAX_ABS_VALUE)
+    if skip is not None:
+        bad &= ~skip
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise DataError(
@@ -312,8 +332,9 @@ def _kcore(frame: pd.DataFrame, min_user: int, min_item: int, steps: list[str]) 
 
 @dataclass(frozen=True)
 class ReadAccount:
-    """Where every row of a user file went: read, merged as duplicates, dropped by the threshold or the
-    k-core filter, kept. ``rows_read - duplicates_merged - below_threshold - removed_by_kcore == kept``."""
+    """Where every row of a user file went: read, dropped for a blank rating, merged as duplicates, dropped by
+    the threshold or the k-core filter, kept.
+    ``rows_read - blank_ratings_dropped - duplicates_merged - below_threshold - removed_by_kcore == kept``."""
 
     rows_read: int
     duplicates_merged: int
@@ -323,6 +344,7 @@ class ReadAccount:
     kept: int
     weight_col: str | None = None
     joined_ids: tuple[str, ...] = ()  # raw ids read as one because they differ only in surrounding spaces
+    blank_ratings_dropped: int = 0
 
 
     def rule_text(self) -> str:
@@ -411,7 +433,8 @@ def read_user_file(
         }
     )
     if options.rating_col:
-        data["rating"] = _numbers(frame[options.rating_col], options.rating_col, "rating", source, header).astype(np.float32)
+        ratings = _numbers(frame[options.rating_col], options.rating_col, "rating", source, header, blank_ok=options.drop_blank_ratings)
+        data["rating"] = ratings.astype(np.float32)
     if options.timestamp_col:
         data["timestamp"] = _timestamps(frame[options.timestamp_col], options.timestamp_col, source, header)
     if options.weight_col:
@@ -423,6 +446,13 @@ def read_user_file(
     joined = tuple(j for role, col in (("user", options.user_col), ("item", options.item_col)) if (j := _joined_ids(frame[col], role)))
     steps = [f"{len(data):,} rows read"]
     rows_read = len(data)
+    if options.drop_blank_ratings:
+        data = data[data["rating"].notna()]
+        if len(data) < rows_read:
+            steps.append(f"{len(data):,} after dropping {rows_read - len(data):,} rows with a blank rating")
+        if data.empty:
+            raise DataError(f"every rating in {source.label} is blank", "Choose the rating column that holds the ratings, or none.")
+    unblank = len(data)
     report(0.75, f"merging repeated (user, item) rows ({DUPLICATE_RULE_TEXT[options.duplicates]}) and filtering")
     data = _merge_duplicates(data, options, steps)
     merged = len(data)
@@ -448,13 +478,14 @@ def read_user_file(
         on_account(
             ReadAccount(
                 rows_read=rows_read,
-                duplicates_merged=rows_read - merged,
+                duplicates_merged=unblank - merged,
                 duplicate_rule=options.duplicates,
                 below_threshold=merged - thresholded,
                 removed_by_kcore=thresholded - len(data),
                 kept=len(data),
                 weight_col=options.weight_col,
                 joined_ids=joined,
+                blank_ratings_dropped=rows_read - unblank,
             )
         )
     report(0.9, f"indexing {len(data):,} interactions")

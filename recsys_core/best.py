@@ -1,0 +1,93 @@
+"""Which run is best: one stated rule, used by the Home page, every page's sidebar, the Compare page and the report.
+
+Leave-one-out runs are tested twice on the same held-out items: among 99 sampled items and among all items. The
+sampled metric can reverse the order of two models (Krichene & Rendle, KDD 2020), so it never decides: a
+leave-one-out run is judged by its full-ranking HR@10, whichever of the two protocols it was trained for. Runs of
+the other protocols are judged by their protocol's headline. Only runs tested on the same split (kind, settings and
+seed) and judged on the same protocol are compared; the caller passes runs on one data set.
+
+Run names (``webapp.common.run_label``) carry the same score with its protocol named, so a name never shows a
+number that the rule does not use.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, NamedTuple
+
+from .evaluation import HEADLINE, LOWER_IS_BETTER
+
+if TYPE_CHECKING:
+    from .runs import RunRecord
+
+#: The protocol whose test score judges a run trained for each protocol.
+JUDGED_ON = {"loo-sampled": "loo-full", "loo-full": "loo-full", "heldout-users": "heldout-users", "ratings": "ratings"}
+#: Each protocol in a few words, for a score's name ("HR@10 0.134, full ranking").
+PROTOCOL_SHORT = {"loo-sampled": "sampled", "loo-full": "full ranking", "heldout-users": "held-out users", "ratings": "ratings"}
+#: The rule in words: pages, the sidebar and the report print it beside the best run.
+BEST_RULE = (
+    "Best run = the highest test score on the full ranking among the runs on the same data and split: HR@10 among all "
+    "items for leave-one-out runs (never the sampled HR@10, which can reverse the order of two models), Recall@20 for "
+    "held-out users, the lowest RMSE for rating prediction."
+)
+
+
+class Score(NamedTuple):
+    """The test score that judges a run: on ``protocol``, ``metric`` = ``value``."""
+
+    protocol: str
+    metric: str
+    value: float
+
+    def text(self) -> str:
+        """ "HR@10 0.134, full ranking" """
+        return f"{self.metric} {self.value:.3f}, {PROTOCOL_SHORT.get(self.protocol, self.protocol)}"
+
+
+def judging_score(record: RunRecord) -> Score | None:
+    """The score the rule judges ``record`` by, or None when the run has no test result on that protocol."""
+    protocol = JUDGED_ON.get(record.protocol, record.protocol)
+    test = record.test.get(protocol)
+    metric = HEADLINE.get(protocol)
+    if test is None or metric is None:
+        # An old run without that test result: its own headline (its metrics), named by its own protocol.
+        value = record.headline_value
+        return None if value is None else Score(record.protocol, record.headline, float(value))
+    value = test.scores.get(metric)
+    return None if value is None else Score(protocol, metric, float(value))
+
+
+def split_key(record: RunRecord) -> str:
+    """Runs with the same key were tested on the same split (the same data is the caller's part)."""
+    return json.dumps({"split": dict(record.split), "seed": record.seed}, sort_keys=True, default=str)
+
+
+def comparable(a: RunRecord, b: RunRecord) -> bool:
+    """Whether the rule may rank ``a`` against ``b``: the same split and judged on the same protocol."""
+    score_a, score_b = judging_score(a), judging_score(b)
+    return score_a is not None and score_b is not None and score_a[:2] == score_b[:2] and split_key(a) == split_key(b)
+
+
+def best_run(records: Iterable[RunRecord], like: RunRecord | None = None) -> RunRecord | None:
+    """The best of ``records`` by :data:`BEST_RULE` among those comparable with ``like`` (default: the first
+    record that has a score); ties go to the earlier record. None when no record has a score."""
+    records = list(records)
+    if like is None or judging_score(like) is None:
+        like = next((r for r in records if judging_score(r) is not None), None)
+        if like is None:
+            return None
+    pool = [r for r in records if comparable(r, like)]
+    metric = judging_score(like).metric
+    sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+    return max(pool, key=lambda r: sign * judging_score(r).value, default=None)
+
+
+def best_line(records: Iterable[RunRecord], name, like: RunRecord | None = None) -> str | None:
+    """ "Best run: NAME (HR@10 0.134, full ranking)." for a page or the report, to print with :data:`BEST_RULE`;
+    ``name(record)`` names a run (its score is added unless the name carries it). None when no run has a score."""
+    best = best_run(records, like)
+    if best is None:
+        return None
+    named, score = name(best), judging_score(best).text()
+    return f"Best run: {named}." if score in named else f"Best run: {named} ({score})."
