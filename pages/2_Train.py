@@ -98,8 +98,9 @@ threads = right.number_input(
     value=0,
     step=1,
     key="train_threads",
-    help="0: chosen for you at every epoch, one per core that no other program keeps busy (one for BPR, GMF, MLP and NeuMF, "
-    "whose steps gain nothing from more). A thread that shares its core with another program slows training many times.",
+    help="0: one per core (one for BPR, GMF, MLP and NeuMF, whose steps gain nothing from more). On a computer busy with "
+    "other programs choose 1: a thread that shares its core slows training many times. A different count changes "
+    "results in the last digits, so a seeded run repeats exactly only with the same count."
 )
 
 loo_order = "time"

@@ -483,7 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.add_argument(
         "--threads", type=_positive_int, default=None, metavar="N",
-        help="CPU threads for training (default: one per physical core no other process keeps busy; one for the embedding models)",
+        help="CPU threads for training (default: one per physical core, one for BPR/GMF/MLP/NeuMF; 1 is faster on a machine busy with other work, with results differing in the last digits)",
     )
     p.add_argument(
         "--compile",

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import statistics
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -68,40 +66,28 @@ def usable_cores() -> int:
     return max(1, len(cores))
 
 
-def busy_cores(samples: int = 5, interval: float = 0.01) -> int:
-    """Cores other processes keep busy now: the median over a few samples of the runnable tasks the
-    kernel counts (``/proc/loadavg``), less the one reading it; the 1-minute load average elsewhere."""
-    readings = []
-    for index in range(samples):
-        try:
-            running = int(Path("/proc/loadavg").read_text().split()[3].split("/")[0])
-        except (OSError, ValueError, IndexError):
-            return int(os.getloadavg()[0]) if hasattr(os, "getloadavg") else 0
-        readings.append(max(0, running - 1))
-        if index + 1 < samples:
-            time.sleep(interval)
-    return int(statistics.median(readings))
-
-
 def choose_threads(requested: int | None = None, wide_steps: bool = True) -> int:
-    """Threads for torch's (and BLAS's) work: ``requested`` when given, else chosen.
+    """Threads for torch's (and BLAS's) work: ``requested`` when given, else one per physical core
+    this process may use, and one for models whose steps are narrow (embedding lookups and
+    element-wise products).
 
-    Chosen: one per physical core this process may use and no other process keeps busy, at least
-    one; one thread for models whose steps are narrow (embedding lookups and element-wise products).
-    Why: a thread that shares its core with another process stalls every parallel operation, which
-    waits for its slowest thread. On this 2-core machine under load (about 5 runnable tasks) two
-    threads made a GMF epoch 20× slower than one (6 s against 117–156 s), Mult-VAE's 2× and
-    SVAE's 4–6×; on a quiet machine Mult-VAE gains from two and GMF does not
-    (``benchmarks/speed.py --threads``).
+    Why one for narrow steps: a parallel operation waits for its slowest thread, and on a machine
+    where other programs hold the cores a thread that shares its core stalls every tiny operation:
+    on this 2-core machine under load (about 5 runnable tasks) two threads made a GMF epoch 20× slower
+    than one (6 s against 117–156 s), while on a quiet machine the second thread gained nothing.
+
+    Why not fewer when the machine is busy: the thread count changes how sums are split, so a fit on
+    one thread and the same fit on two differ in the last digits, and the difference grows over
+    epochs. A seeded run must give the same result every time on the same machine, so the choice
+    depends on the machine and the model, never on the load of the moment. Where other work holds
+    the cores, ``--threads 1`` (the Train page's "CPU threads") avoids the slowdown for the wide
+    models too (Mult-VAE 2×, SVAE 4–6× slower on two threads at load 5–7; ``benchmarks/speed.py --threads-compare``).
     """
     if requested is not None:
         if requested < 1:
             raise ModelError(f"threads={requested} must be at least 1", "Give a positive number, or leave it out to choose automatically.")
         return int(requested)
-    if not wide_steps:
-        return 1
-    cores = usable_cores()
-    return max(1, min(cores, cores - busy_cores()))
+    return usable_cores() if wide_steps else 1
 
 
 @contextlib.contextmanager

@@ -127,9 +127,9 @@ class Trainer:
         cancel: a callable returning True (or a ``threading.Event``) to stop at the next batch.
         progress: show a tqdm bar on the terminal.
         threads: CPU threads for torch and BLAS during the fit; None chooses them
-            (:func:`recsys_core.device.choose_threads`: one per physical core no other process keeps
-            busy, one for models with narrow steps), again at every epoch, so a fit that starts on a
-            quiet machine backs off when it gets busy. Each epoch's record says how many it used.
+            (:func:`recsys_core.device.choose_threads`: one per physical core, one for models with
+            narrow steps; never from the machine's load, so a seeded fit gives the same result every
+            time). Each epoch's record says how many it used.
     """
 
     def __init__(
@@ -293,8 +293,6 @@ class Trainer:
         for epoch in range(1, context.epochs + 1):
             progress.epoch = epoch
             self._check_cancelled()
-            if self.threads is None and epoch > 1:
-                torch.set_num_threads(self._threads_for(model))  # back off (or speed up) as the machine's load changes
             epoch_start = time.perf_counter()
             if hasattr(model, "network"):
                 model.network.train()
