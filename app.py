@@ -20,7 +20,6 @@ from recsys_core.errors import RecsysError
 from webapp import data_ui, frame, home_ui, navigation, train_jobs, train_ui
 from webapp.common import (
     DEFAULT_SOURCE,
-    MEDICAL_NOTE,
     active_run_id,
     active_source,
     is_drug_data,
@@ -170,8 +169,6 @@ def home() -> None:
             + positive_rule_text(record)
         )
         offer_best_run(data, key="home_use_best_run")
-        if is_drug_data(data):
-            st.info(MEDICAL_NOTE)
         if st.session_state.get("home_user") not in options:
             st.session_state.pop("home_user", None)
         raw_user = st.selectbox(f"Sample {user_kind}", options, key="home_user", format_func=str)
@@ -187,13 +184,6 @@ def home() -> None:
         st.stop()
     # No genres here (the Recommend page has them): with them the row is wider than the page at 1280 px.
     columns = [c for c in ("rank", "title", "because", "year", "score") if c in recs.columns]
-    if is_drug_data(data):
-        # A raw score means nothing to a reader of drug answers; the Recommend page gives the whole answer with evidence.
-        columns = [c for c in columns if c not in ("score", "because")]
-        st.caption(
-            "Drugs not yet reviewed for this condition, best first. The **Recommend** page shows the drugs reviewed for it, "
-            "the similar conditions each suggestion comes from and what the reviews say."
-        )
     st.dataframe(
         recs[columns].rename(columns={"title": item_kind}),
         hide_index=True,
