@@ -11,7 +11,7 @@ GMF           ``gmf``, 32 factors, 4 negatives            RecBole's NeuMF with o
 NeuMF         ``neumf`` without pretraining               RecBole's NeuMF (no pretraining)
 Mult-VAE      ``multvae``                                 RecBole's MultiVAE, cornac's VAECF
 EASE          ``ease``, λ = 500 (closed form: the fit)    cornac's EASE (the fit)
-iALS          ``ials`` (skipped while the zoo lacks it)   implicit's AlternatingLeastSquares
+iALS          ``ials`` (implicit underneath)             implicit's AlternatingLeastSquares
 ============  ==========================================  ==============================================
 
 Ours is timed at its default config and, where that differs, at the peer's settings (both rows are
