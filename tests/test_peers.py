@@ -43,7 +43,6 @@ def test_prepared_rows_are_our_training_split(tmp_path, ml100k, ml100k_dir):
 
 
 def test_ours_and_a_peer_each_run_in_one_thread_in_their_own_process(tmp_path, ml100k_dir):
-    pytest.importorskip("implicit", reason="implicit is installed with requirements-peers.txt")
     peers.prepare_data(str(ml100k_dir), tmp_path)
     common = {"folder": str(tmp_path), "data": str(ml100k_dir), "epochs": 2}
     ours = peers.run_child({**common, "library": "ours", "model": "ease", "variant": "default", "overrides": {"l2": 500.0}}, sys.executable)
