@@ -8,6 +8,7 @@ model         ours                                        peers
 ============  ==========================================  ==============================================
 BPR           ``bpr``, 64 factors                         implicit's BayesianPersonalizedRanking, cornac's BPR
 GMF           ``gmf``, 32 factors, 4 negatives            RecBole's NeuMF with only its MF part trained
+MLP           ``mlp``, tower 64-32-16-8, 4 negatives      RecBole's NeuMF with only its MLP part trained
 NeuMF         ``neumf`` without pretraining               RecBole's NeuMF (no pretraining)
 Mult-VAE      ``multvae``                                 RecBole's MultiVAE, cornac's VAECF
 EASE          ``ease``, λ = 500 (closed form: the fit)    cornac's EASE (the fit)
@@ -104,6 +105,32 @@ COMPARISONS: dict[str, dict] = {
                     "negatives": 4,
                     "train_batch_size": 256,
                     "learning_rate": 1e-3,
+                },
+            },
+        ],
+    },
+    "mlp": {
+        "label": "MLP 64-32-16-8, 4 negatives",
+        "ours": "mlp",
+        "ours_default": {},
+        "ours_at_peer": {("layers",): (64, 32, 16, 8), ("n_negatives",): 4, ("batch_size",): 512, ("learning_rate",): 2e-3},
+        "peer_settings": "embeddings of 32 concatenated, tower 64-32-16-8 (ReLU), 4 negatives per positive, batch 512 rows, Adam 2e-3",
+        "peers": [
+            {
+                "library": "RecBole",
+                "kind": "recbole",
+                "note": "RecBole's NeuMF with only its MLP part trained (it still looks up the unused MF embeddings, a negligible cost)",
+                "settings": {
+                    "model": "NeuMF",
+                    "mf_train": False,
+                    "mlp_train": True,
+                    "mf_embedding_size": 32,
+                    "mlp_embedding_size": 32,
+                    "mlp_hidden_size": [32, 16, 8],
+                    "dropout_prob": 0.0,
+                    "negatives": 4,
+                    "train_batch_size": 512,
+                    "learning_rate": 2e-3,
                 },
             },
         ],

@@ -216,10 +216,10 @@ class GMFConfig(NCFConfig):
 
 @dataclass(frozen=True)
 class MLPConfig(NCFConfig):
-    learning_rate: float = 5e-3
-    """Adam step size (with the batch, chosen on MovieLens 100K's validation split)."""
-    batch_size: int = 1024
-    """Training examples (positives and negatives, shuffled together) per Adam step."""
+    learning_rate: float = 1e-2
+    """Adam step size (with the batch, chosen on MovieLens 100K's validation split: 1e-2 at 4,096 scored as 5e-3 at 1,024 did)."""
+    batch_size: int = 4096
+    """Training examples (positives and negatives, shuffled together) per Adam step; 4,096 trains an epoch in half the time of 1,024 on the CPU."""
     layers: tuple[int, ...] = (64, 32, 16, 8)
     """Tower sizes: the first is the concatenated user and item embeddings (each half of it), the last the predictive factors."""
 
