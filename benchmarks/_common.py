@@ -39,3 +39,37 @@ def write(name: str, payload: dict, table: str) -> Path:
     print(table)
     print(f"\nwritten: {path}")
     return path
+
+
+class StepClock:
+    """Times the steps of one epoch from the trainer's batch events, and stops the fit after
+    ``max_steps`` (0: never), so an epoch too long to wait for can be extrapolated from its first steps.
+
+    Pass ``clock.on_event`` as the fit's callback; catch ``TrainingCancelled`` around the fit and call
+    :meth:`extrapolated`: the seconds to the last measured step plus the remaining steps at the rate of
+    the steps after the first quarter (the first steps pay for warm-up)."""
+
+    def __init__(self, max_steps: int = 0):
+        self.max_steps = max_steps
+        self.started = time.perf_counter()
+        self.marks: list[tuple[float, int]] = []  # (clock, batches in the epoch) after each step
+
+    def on_event(self, event) -> None:
+        from recsys_core.errors import TrainingCancelled
+
+        if event.kind == "batch":
+            self.marks.append((time.perf_counter(), event.batches))
+            if self.max_steps and len(self.marks) >= self.max_steps and event.batch < event.batches:
+                raise TrainingCancelled("measured steps done")
+
+    def extrapolated(self) -> dict:
+        n, total = len(self.marks), self.marks[-1][1]
+        warm = n // 4
+        rate = (self.marks[-1][0] - self.marks[warm][0]) / max(1, n - 1 - warm)
+        return {
+            "steps_measured": n,
+            "steps_per_epoch": total,
+            "seconds_per_step": rate,
+            "epoch_seconds": (self.marks[-1][0] - self.started) + (total - n) * rate,
+            "measured": f"{n:,} of {total:,} steps, extrapolated",
+        }

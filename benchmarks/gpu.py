@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks._common import markdown_table, write  # noqa: E402
+from benchmarks._common import StepClock, markdown_table, write  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k"
 MODELS = ("neumf", "multvae", "svae", "bpr", "ials")
@@ -60,25 +60,14 @@ def measure(model_name: str, shape: str, device: str, max_steps: int, data_path:
     model = create_model(model_name, **SETTINGS.get(model_name, {}))
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    marks: list[tuple[float, int]] = []
-
-    def on_event(event) -> None:
-        if event.kind == "batch":
-            marks.append((time.perf_counter(), event.batches))
-            if max_steps and len(marks) >= max_steps and event.batch < event.batches:
-                raise TrainingCancelled("measured steps done")
-
-    started = time.perf_counter()
+    clock = StepClock(max_steps)
     out = {"model": model_name, "shape": shape, "device": device}
     try:
-        history = Trainer(device=device, seed=0, epochs=2 if shape == "ml-100k" else 1, patience=0).fit(model, train, callback=on_event)
+        history = Trainer(device=device, seed=0, epochs=2 if shape == "ml-100k" else 1, patience=0).fit(model, train, callback=clock.on_event)
         epochs = [e["seconds"] for e in history.epochs if e.get("epoch")]
-        out.update(epoch_seconds=epochs[-1] if epochs else time.perf_counter() - started, measured="whole epoch", device_name=history.device)
+        out.update(epoch_seconds=epochs[-1] if epochs else time.perf_counter() - clock.started, measured="whole epoch", device_name=history.device)
     except TrainingCancelled:
-        n, total = len(marks), marks[-1][1]
-        warm = n // 4
-        rate = (marks[-1][0] - marks[warm][0]) / max(1, n - 1 - warm)
-        out.update(epoch_seconds=(marks[-1][0] - started) + (total - n) * rate, measured=f"{n:,} of {total:,} steps, extrapolated")
+        out.update(clock.extrapolated())
     if device == "cuda":
         out["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
     else:

@@ -64,7 +64,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks._common import RESULTS, markdown_table, write  # noqa: E402
+from benchmarks._common import RESULTS, StepClock, markdown_table, write  # noqa: E402
 
 SHAPES = {
     "1m": {"n_users": 6_040, "n_items": 3_706, "n_interactions": 1_000_209},
@@ -176,34 +176,17 @@ def measure_model(size: str, model_name: str, max_steps: int = 0) -> dict:
     train = split.train
     if model.predicts_ratings:  # the synthetic data is implicit: AutoRec and DeepRec get 1-5 stars of the same shape
         train = dataclasses.replace(train, rating=(1 + (train.user * 7 + train.item * 3) % 5).astype(np.float32))
-    marks: list[tuple[float, int]] = []  # (clock, batches in the epoch) after each step
-
-    def on_event(event) -> None:
-        if event.kind == "batch":
-            marks.append((time.perf_counter(), event.batches))
-            if max_steps and len(marks) >= max_steps and event.batch < event.batches:
-                raise TrainingCancelled("measured steps done")
-
-    started = time.perf_counter()
+    clock = StepClock(max_steps)
     out = {"size": size, "model": model_name, "rows": SHAPES[size]["n_interactions"], "iterative": model.iterative}
     try:
-        history = Trainer(device="cpu", seed=0, epochs=1, patience=0).fit(model, train, validation=None, callback=on_event)
-        seconds = time.perf_counter() - started
+        history = Trainer(device="cpu", seed=0, epochs=1, patience=0).fit(model, train, validation=None, callback=clock.on_event)
+        seconds = time.perf_counter() - clock.started
         epochs = [e["seconds"] for e in history.epochs if e.get("epoch")]
         out.update(
             fit_seconds=seconds, epoch_seconds=epochs[0] if epochs else seconds, measured="whole epoch" if model.iterative else "whole fit"
         )
     except TrainingCancelled:
-        n, total_steps = len(marks), marks[-1][1]
-        warm = n // 4
-        rate = (marks[-1][0] - marks[warm][0]) / max(1, n - 1 - warm)
-        out.update(
-            steps_measured=n,
-            steps_per_epoch=total_steps,
-            seconds_per_step=rate,
-            epoch_seconds=(marks[-1][0] - started) + (total_steps - n) * rate,
-            measured=f"{n:,} of {total_steps:,} steps, extrapolated",
-        )
+        out.update(clock.extrapolated())
     out.update(peak_rss_mb=_peak_mb(), peak_rss_before_fit_mb=before)
     return out
 
