@@ -339,12 +339,29 @@ def test_drug_walkthrough_in_a_real_browser(drugs_home, tmp_path):
         page.set_viewport_size({"width": 1600, "height": 1000})  # room for the evidence columns
         page.goto(base + "/")
         page.get_by_text("Recsys Explorer").first.wait_for()
-        page.locator('[role="gridcell"]').first.wait_for(state="attached")  # the first visit's EASE on MovieLens
+        # Item 2: the first visit shows popularity's top 10 for the sample user at once, then EASE's in its place.
+        page.get_by_text(re.compile(r"^Meanwhile: the most popular items for user \d+$")).first.wait_for()
+        page.locator('[role="gridcell"]').first.wait_for(state="attached")
+        page.get_by_text("Top 10 for a sample user").first.wait_for()
+        page.locator('[role="gridcell"]', has_text="Because you liked").first.wait_for(state="attached")
+        assert page.get_by_text("Meanwhile: the most popular").count() == 0
+        assert re.search(r"Run EASE · ml-100k · .*, full ranking", page.get_by_text("tested on").first.inner_text())
 
         _open_in_sidebar(page, "Data")
         _choose(page, "Data set", "(drugscom-sample)")
-        page.locator('[data-testid="stSidebar"]').get_by_text("drugscom-sample").first.wait_for()
+        sidebar = page.locator('[data-testid="stSidebar"]')
+        sidebar.get_by_text("drugscom-sample").first.wait_for()
         page.get_by_text("not medical advice").first.wait_for()
+        # Item 8: one status in the sidebar; every review by class, the positive rule marked between the classes.
+        page.get_by_role("heading", name="Ratings of all reviews, and the positive rule").first.wait_for()
+        page.locator(".annotation-text", has_text="positive rule: rating ≥ 7").first.wait_for()
+        page.get_by_text(re.compile(r"^positive: [\d,]+ · neutral: [\d,]+ · negative: [\d,]+\. Positive reviews")).first.wait_for()
+        ticks = " ".join(page.locator(".js-plotly-plot .xtick text").all_text_contents())
+        assert all(kind in ticks for kind in ("positive", "neutral", "negative")), ticks
+        page.wait_for_timeout(1000)
+        assert sidebar.get_by_text("Dataset:").count() == 1 and sidebar.locator("p", has_text="Run:").count() <= 1
+        page.get_by_role("heading", name="Ratings of all reviews, and the positive rule").first.scroll_into_view_if_needed()
+        page.screenshot(path=str(SHOTS / "data-drugs.png"))
 
         _open_in_sidebar(page, "Train")
         page.get_by_text("Data: drugscom-sample").first.wait_for()
@@ -365,8 +382,10 @@ def test_drug_walkthrough_in_a_real_browser(drugs_home, tmp_path):
         # only renders the columns in view, so the review counts are checked and not the snippets).
         page.locator('[role="gridcell"]', has_text="ranked").first.wait_for(state="attached")
         page.locator('[role="columnheader"]', has_text="Strength").first.wait_for(state="attached")
-        headers = " | ".join(page.locator('[role="columnheader"]').all_inner_texts())
+        headers = [text.strip() for text in page.locator('[role="columnheader"]').all_inner_texts()]
         assert "Reviews" in headers and "positive" in headers and "negative" in headers, headers
+        # Item 9: the negative-reviews flag right after the drug's name, in view without scrolling.
+        assert headers[headers.index("Drug") + 1] == "Flag", headers
         page.wait_for_timeout(1500)
         page.screenshot(path=str(SHOTS / "recommend-drugs.png"))
 
@@ -398,3 +417,25 @@ def test_fetch_then_upload_on_a_fresh_home_in_a_real_browser(_isolated_home, tmp
         page.wait_for_timeout(1000)
         assert page.locator('[data-testid="stException"]').count() == 0, page.locator('[data-testid="stException"]').first.inner_text()
         assert page.get_by_text("unknown data set").count() == 0
+
+        # Item 6: a realistic export with blank star ratings is refused with their count, then loaded with
+        # "Drop rows with a blank rating" ticked, the dropped rows in the row accounting.
+        rows = ["user,item,stars"] + [f"{u},{i},{(u + i) % 5 + 1 if (u * 7 + i) % 9 else ''}" for u in range(1, 9) for i in range(1, 9)]
+        blank = sum(1 for row in rows[1:] if row.endswith(","))
+        page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(
+            {"name": "export.csv", "mimeType": "text/csv", "buffer": ("\n".join(rows) + "\n").encode()}
+        )
+        page.get_by_text("export.csv").first.wait_for()
+        page.wait_for_timeout(1000)
+        page.get_by_role("button", name="Use this data").click()
+        refusal = page.locator('[data-testid="stAlertContentError"]').filter(has_text="is empty in").first
+        refusal.wait_for()
+        assert f"and {blank - 1} more rows" in refusal.inner_text() and f"drop the {blank} rows with a blank rating" in refusal.inner_text()
+        _tick(page, "Drop rows with a blank rating")
+        page.wait_for_timeout(1000)
+        page.get_by_role("button", name="Use this data").click()
+        page.get_by_text("export is now the active data").first.wait_for()
+        account = _table(page, "rows read")
+        assert account["rows read"] == ["64"] and account["dropped: blank stars"] == [str(blank)], account
+        page.locator('[data-testid="stDataFrame"]').filter(has=page.locator('[role="columnheader"]', has_text="rows read")).first.scroll_into_view_if_needed()
+        page.screenshot(path=str(SHOTS / "upload-blank-ratings.png"))
