@@ -3,6 +3,7 @@
 The data home is filled first (MovieLens 100K imported from the shared copy, an EASE and an item-kNN
 run), so the app starts straight into recommendations. Screenshots go to tests/screenshots/ (git-ignored);
 small copies of the main pages go to docs/screenshots/ when they are missing or UPDATE_SCREENSHOTS=1.
+The walks also check what a newcomer's demo of issue 21 exposed (items 1-9), each where a person would meet it.
 
 This test fails (it does not skip) when Chromium or Playwright is missing: CI installs both.
 """
