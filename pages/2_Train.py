@@ -131,7 +131,10 @@ if models:
     device_kind = "cpu" if device == "cpu" else "gpu"
     probe_key = (page.data_key, protocol, device_kind)
     probes = st.session_state.setdefault("train_probes", {}).setdefault(json.dumps(probe_key), {})
-    expected = train_ui.expected_table(models, data, device_kind, all_runs(), overrides, probes)
+    # A probe measures a model with its settings then (epochs, batch size): changed settings need a new one.
+    probed_as = {name: f"{name} {json.dumps(overrides.get(name) or {}, sort_keys=True, default=str)}" for name in models}
+    measured = {name: probes[probed_as[name]] for name in models if probed_as[name] in probes}
+    expected = train_ui.expected_table(models, data, device_kind, all_runs(), overrides, measured)
     st.dataframe(
         expected, hide_index=True, width="stretch", column_config={"from": st.column_config.TextColumn("estimated from", width="large")}
     )
@@ -142,7 +145,7 @@ if models:
     ):  # fmt: skip
         for name in unknown:
             with st.spinner(f"Measuring {name}…"), friendly_errors(f"{name} could not be measured"):
-                probes[name] = train_ui.probe_seconds(name, data, protocol, overrides.get(name), device="auto")
+                probes[probed_as[name]] = train_ui.probe_seconds(name, data, protocol, overrides.get(name), device="auto")
         st.rerun()
 problems = train_ui.plan_problems(models, protocol, data, catalogue, overrides)
 for problem in problems:

@@ -3,6 +3,7 @@
 The data home is filled first (MovieLens 100K imported from the shared copy, an EASE and an item-kNN
 run), so the app starts straight into recommendations. Screenshots go to tests/screenshots/ (git-ignored);
 small copies of the main pages go to docs/screenshots/ when they are missing or UPDATE_SCREENSHOTS=1.
+The walks also check what a newcomer's demo of issue 21 exposed (items 1-9), each where a person would meet it.
 
 This test fails (it does not skip) when Chromium or Playwright is missing: CI installs both.
 """
@@ -10,6 +11,7 @@ This test fails (it does not skip) when Chromium or Playwright is missing: CI in
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -159,6 +161,37 @@ def _choose(page, label: str, option: str) -> None:
     page.locator('[role="option"]', has_text=option).first.click()
 
 
+def _multichoose(page, label: str, option: str) -> None:
+    """Add ``option`` (a part of its text) to the multiselect labelled ``label``."""
+    box = page.locator('[data-testid="stMultiSelect"]').filter(has_text=label).first.locator("input").first
+    box.click()
+    box.fill(option)
+    page.locator('[role="option"]', has_text=option).first.click()
+    page.keyboard.press("Escape")
+
+
+def _tick(page, label: str) -> None:
+    """Tick the checkbox labelled ``label`` by clicking its label, as a person does."""
+    page.locator('[data-testid="stCheckbox"]').filter(has_text=label).first.locator("label").first.click()
+
+
+def _table(page, column: str) -> dict[str, list[str]]:
+    """The first table with a column headed ``column``, read from the grid's accessible cells: header -> cells.
+    The grid renders the columns in view only: keep the asked-for ones in view."""
+    grid = page.locator('[data-testid="stDataFrame"]').filter(has=page.locator('[role="columnheader"]', has_text=column)).first
+    grid.locator('[role="gridcell"]').first.wait_for(state="attached")
+    rows = grid.locator('[role="row"]')
+    header = [text.strip() for text in rows.first.locator('[role="columnheader"]').all_inner_texts()]
+    cells = [[text.strip() for text in rows.nth(i).locator('[role="gridcell"]').all_inner_texts()] for i in range(1, rows.count())]
+    return {name: [row[j] for row in cells if j < len(row)] for j, name in enumerate(header)}
+
+
+def _significant_digits(number: str) -> int:
+    """How many significant digits a printed number shows ("0.000555" and "5.55e-05": 3)."""
+    mantissa = re.split("[eE]", number.lstrip("+-"))[0].replace(".", "").lstrip("0")
+    return len(mantissa)
+
+
 def test_app_in_a_real_browser(filled_home, tmp_path):
     home, run_id, titles = filled_home
     with _served(home, tmp_path) as (page, base, log):
@@ -170,6 +203,13 @@ def test_app_in_a_real_browser(filled_home, tmp_path):
         page.locator('[data-testid="stSidebarNav"]').get_by_text("Home", exact=True).wait_for()
         page.wait_for_timeout(1500)
         page.screenshot(path=str(SHOTS / "home.png"))
+        # Item 5: a run's name carries the score the best-run rule judges it by, its protocol named (never the
+        # sampled HR@10), and the sidebar names the best run by that rule.
+        sidebar = page.locator('[data-testid="stSidebar"]')
+        run_line = sidebar.locator("p", has_text="Run:").first.inner_text()
+        assert re.search(r"EASE · ml-100k · .* · HR@10 \d\.\d{3}, full ranking$", run_line), run_line
+        sidebar.get_by_text(re.compile(r"^Best run: ")).first.wait_for()
+        assert "sampled" not in sidebar.inner_text()
 
         page.goto(base + "/Recommend")
         page.get_by_text("Top 10 from ease").first.wait_for()
@@ -182,6 +222,8 @@ def test_app_in_a_real_browser(filled_home, tmp_path):
         page.goto(base + "/Compare")
         page.get_by_text("Leaderboard").first.wait_for()
         page.get_by_text("is better").first.wait_for()
+        page.get_by_text(re.compile(r"^Best run: .*full ranking")).first.wait_for()
+        page.get_by_text("Best run = the highest test score on the full ranking", exact=False).first.wait_for()
         page.wait_for_timeout(1500)
         page.screenshot(path=str(SHOTS / "compare.png"))
         beyond = page.get_by_role("heading", name="Beyond accuracy").first
@@ -209,6 +251,10 @@ def test_app_in_a_real_browser(filled_home, tmp_path):
         trials.press("Enter")
         page.wait_for_timeout(1000)
         page.get_by_role("button", name="Tune", exact=True).click()
+        # Item 7: the running search says which trial of how many runs and the time left (from the trials done),
+        # and the stored study's "No study yet" box is gone while it runs.
+        page.get_by_text(re.compile(r"^Trial [23] of 3 · .* · about \d+:\d\d left$")).first.wait_for(timeout=MAP_TIMEOUT_MS)
+        assert page.get_by_text("No study for this model").count() == 0
         page.get_by_role("heading", name="Study ml-100k").first.wait_for(timeout=MAP_TIMEOUT_MS)
         # The study's table fills in as trials finish: wait for all three.
         page.wait_for_function(
@@ -216,6 +262,9 @@ def test_app_in_a_real_browser(filled_home, tmp_path):
             timeout=MAP_TIMEOUT_MS,
         )
         page.locator(".js-plotly-plot").first.wait_for()
+        best = page.locator("p", has_text="Best so far:").first.inner_text()
+        settings = re.findall(r"(\w+)=([-+.\deE]+)", best)
+        assert settings and all(_significant_digits(value) <= 3 for _, value in settings), best
         page.wait_for_timeout(2000)
         page.screenshot(path=str(SHOTS / "tune.png"))
 
@@ -237,9 +286,41 @@ def test_app_in_a_real_browser(filled_home, tmp_path):
         page.mouse.click(point["x"], point["y"])
         page.get_by_text("Nearest items").first.wait_for()
         page.locator('[role="gridcell"]').first.wait_for(state="attached")
+        # Item 9: the clicked point's neighbours are marked on the map itself, not only listed below it.
+        page.wait_for_function(
+            "() => Array.from(document.querySelectorAll('.js-plotly-plot')).some(p => (p._fullData || []).some(t => String(t.name).startsWith('nearest 10 to')))"
+        )
         page.wait_for_timeout(1500)
         page.screenshot(path=str(SHOTS / "embeddings-selected.png"))
         assert (home / "runs" / run_id / "map-items.npz").exists()
+
+        # Item 1: before a run, each chosen model's expected time: EASE's from the earlier run, GMF's (no
+        # earlier run) from a short measured probe; during the run the progress line's time left in all.
+        page.set_viewport_size({"width": 1280, "height": 960})
+        _open_in_sidebar(page, "Train")
+        page.get_by_text("Device:").first.wait_for()
+        expected = _table(page, "expected time")
+        assert expected["model"] == ["ease"] and re.fullmatch(r"about \d+:\d\d", expected["expected time"][0]), expected
+        assert "earlier run on this data" in expected["estimated from"][0], expected
+        _multichoose(page, "Models", "gmf")
+        page.get_by_role("button", name=re.compile(r"^Measure gmf here")).click()
+        page.locator('[role="gridcell"]', has_text="probe on this data").first.wait_for(state="attached")
+        expected = _table(page, "expected time")
+        assert expected["model"] == ["ease", "gmf"], expected
+        assert all(re.fullmatch(r"about \d+:\d\d", text) for text in expected["expected time"]), expected
+        page.get_by_text("Settings of gmf").first.click()
+        epochs = page.get_by_role("spinbutton", name="epochs")
+        epochs.fill("6")
+        epochs.press("Enter")
+        # The probe measured GMF's 20 epochs: with 6 it no longer says, and offers to measure again.
+        page.locator('[role="gridcell"]', has_text="not known yet").first.wait_for(state="attached")
+        page.get_by_role("button", name=re.compile(r"^Measure gmf here")).wait_for()
+        assert _table(page, "expected time")["expected time"] == [expected["expected time"][0], "not known yet"]
+        page.get_by_role("button", name="Train", exact=True).click()
+        page.get_by_text(re.compile(r"gmf \(2 of 2\) · .*epoch .*about \d+:\d\d left in all")).first.wait_for(timeout=MAP_TIMEOUT_MS)
+        page.screenshot(path=str(SHOTS / "train-running.png"))
+        page.get_by_text("Trained in this session").first.wait_for(timeout=MAP_TIMEOUT_MS)
+        assert page.get_by_text("Training was cancelled").count() == 0
     for name in ("home", "recommend", "compare", "embeddings", "compare-beyond", "inside", "tune"):
         _doc_copy(SHOTS / f"{name}.png", f"{name}.png")
 
@@ -262,12 +343,29 @@ def test_drug_walkthrough_in_a_real_browser(drugs_home, tmp_path):
         page.set_viewport_size({"width": 1600, "height": 1000})  # room for the evidence columns
         page.goto(base + "/")
         page.get_by_text("Recsys Explorer").first.wait_for()
-        page.locator('[role="gridcell"]').first.wait_for(state="attached")  # the first visit's EASE on MovieLens
+        # Item 2: the first visit shows popularity's top 10 for the sample user at once, then EASE's in its place.
+        page.get_by_text(re.compile(r"^Meanwhile: the most popular items for user \d+$")).first.wait_for()
+        page.locator('[role="gridcell"]').first.wait_for(state="attached")
+        page.get_by_text("Top 10 for a sample user").first.wait_for()
+        page.locator('[role="gridcell"]', has_text="Because you liked").first.wait_for(state="attached")
+        assert page.get_by_text("Meanwhile: the most popular").count() == 0
+        assert re.search(r"Run EASE · ml-100k · .*, full ranking", page.get_by_text("tested on").first.inner_text())
 
         _open_in_sidebar(page, "Data")
         _choose(page, "Data set", "(drugscom-sample)")
-        page.locator('[data-testid="stSidebar"]').get_by_text("drugscom-sample").first.wait_for()
+        sidebar = page.locator('[data-testid="stSidebar"]')
+        sidebar.get_by_text("drugscom-sample").first.wait_for()
         page.get_by_text("not medical advice").first.wait_for()
+        # Item 8: one status in the sidebar; every review by class, the positive rule marked between the classes.
+        page.get_by_role("heading", name="Ratings of all reviews, and the positive rule").first.wait_for()
+        page.locator(".annotation-text", has_text="positive rule: rating ≥ 7").first.wait_for()
+        page.get_by_text(re.compile(r"^positive: [\d,]+ · neutral: [\d,]+ · negative: [\d,]+\. Positive reviews")).first.wait_for()
+        ticks = " ".join(page.locator(".js-plotly-plot .xtick text").all_text_contents())
+        assert all(kind in ticks for kind in ("positive", "neutral", "negative")), ticks
+        page.wait_for_timeout(1000)
+        assert sidebar.get_by_text("Dataset:").count() == 1 and sidebar.locator("p", has_text="Run:").count() <= 1
+        page.get_by_role("heading", name="Ratings of all reviews, and the positive rule").first.scroll_into_view_if_needed()
+        page.screenshot(path=str(SHOTS / "data-drugs.png"))
 
         _open_in_sidebar(page, "Train")
         page.get_by_text("Data: drugscom-sample").first.wait_for()
@@ -288,8 +386,10 @@ def test_drug_walkthrough_in_a_real_browser(drugs_home, tmp_path):
         # only renders the columns in view, so the review counts are checked and not the snippets).
         page.locator('[role="gridcell"]', has_text="ranked").first.wait_for(state="attached")
         page.locator('[role="columnheader"]', has_text="Strength").first.wait_for(state="attached")
-        headers = " | ".join(page.locator('[role="columnheader"]').all_inner_texts())
+        headers = [text.strip() for text in page.locator('[role="columnheader"]').all_inner_texts()]
         assert "Reviews" in headers and "positive" in headers and "negative" in headers, headers
+        # Item 9: the negative-reviews flag right after the drug's name, in view without scrolling.
+        assert headers[headers.index("Drug") + 1] == "Flag", headers
         page.wait_for_timeout(1500)
         page.screenshot(path=str(SHOTS / "recommend-drugs.png"))
 
@@ -321,3 +421,25 @@ def test_fetch_then_upload_on_a_fresh_home_in_a_real_browser(_isolated_home, tmp
         page.wait_for_timeout(1000)
         assert page.locator('[data-testid="stException"]').count() == 0, page.locator('[data-testid="stException"]').first.inner_text()
         assert page.get_by_text("unknown data set").count() == 0
+
+        # Item 6: a realistic export with blank star ratings is refused with their count, then loaded with
+        # "Drop rows with a blank rating" ticked, the dropped rows in the row accounting.
+        rows = ["user,item,stars"] + [f"{u},{i},{(u + i) % 5 + 1 if (u * 7 + i) % 9 else ''}" for u in range(1, 9) for i in range(1, 9)]
+        blank = sum(1 for row in rows[1:] if row.endswith(","))
+        page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(
+            {"name": "export.csv", "mimeType": "text/csv", "buffer": ("\n".join(rows) + "\n").encode()}
+        )
+        page.get_by_text("export.csv").first.wait_for()
+        page.wait_for_timeout(1000)
+        page.get_by_role("button", name="Use this data").click()
+        refusal = page.locator('[data-testid="stAlertContentError"]').filter(has_text="is empty in").first
+        refusal.wait_for()
+        assert f"and {blank - 1} more rows" in refusal.inner_text() and f"drop the {blank} rows with a blank rating" in refusal.inner_text()
+        _tick(page, "Drop rows with a blank rating")
+        page.wait_for_timeout(1000)
+        page.get_by_role("button", name="Use this data").click()
+        page.get_by_text("export is now the active data").first.wait_for()
+        account = _table(page, "rows read")
+        assert account["rows read"] == ["64"] and account["dropped: blank stars"] == [str(blank)], account
+        page.locator('[data-testid="stDataFrame"]').filter(has=page.locator('[role="columnheader"]', has_text="rows read")).first.scroll_into_view_if_needed()
+        page.screenshot(path=str(SHOTS / "upload-blank-ratings.png"))
