@@ -123,6 +123,9 @@ def test_report_renders_offline_in_chromium(report_runs, monkeypatch, tmp_path):
             page.screenshot(path=str(tmp_path / "report.png"), full_page=False)
         finally:
             browser.close()
+    from test_browser import _doc_copy
+
+    _doc_copy(tmp_path / "report.png", "report.png")  # the README's copy, retaken with UPDATE_SCREENSHOTS=1
     assert not errors, errors
     assert [d["id"] for d in drawn] == ["leaderboard", "tradeoff-coverage", "tradeoff-novelty", "embedding-map"]
     by_id = {d["id"]: d["points"] for d in drawn}
