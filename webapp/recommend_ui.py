@@ -118,7 +118,7 @@ def _show_part(title: str, table: pd.DataFrame, name_label: str, caption: str, e
         "negative": number("negative", format="%d"),
         "positive_share_low": number("Positive share (95% lower bound)", format="%.2f", help="Wilson score interval's lower bound"),
         "mean_rating": number(answer.mean_rating_label, format="%.1f"),
-        "status": text("Flag", width="medium", pinned=True, help="⚠ mostly negative: most reviews are negative, so the drug is shown as evidence, not as a suggestion"),
+        "status": text("Flag", width="medium", pinned=True, help="mostly negative: most reviews are negative, so the drug is shown as evidence, not as a suggestion"),
         "provenance": text("Where it comes from", width="large"),
         "best_positive": text("Most useful positive review", width="large"),
         "best_neutral": text("Most useful neutral review", width="large"),
@@ -126,7 +126,7 @@ def _show_part(title: str, table: pd.DataFrame, name_label: str, caption: str, e
     }
     shown = table[columns].copy()
     # The whole sentence does not fit a pinned column at 1280 px; the line above the table and the column's help say it.
-    shown["status"] = np.where(shown["status"].astype(bool), "⚠ mostly negative", "")
+    shown["status"] = np.where(shown["status"].astype(bool), "mostly negative", "")
     st.dataframe(shown, hide_index=True, width="stretch", column_config=config)
 
 
