@@ -78,14 +78,21 @@ def measure_default_fit(model_name: str, device: str, data_path: str) -> dict:
     }
 
 
+def _child(*arguments: str) -> dict | None:
+    """Run this script with ``arguments`` in a fresh process (its peak memory its own); its last line's JSON, or None."""
+    out = subprocess.run([sys.executable, __file__, *arguments], capture_output=True, text=True)
+    if out.returncode:
+        print(out.stderr[-2000:], file=sys.stderr)
+        return None
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def default_fits(models: list[str], device: str, data_path: str) -> None:
     rows, results = [], []
     for name in models:
-        out = subprocess.run([sys.executable, __file__, "--one-default", name, "--device", device, "--data", data_path], capture_output=True, text=True)
-        if out.returncode:
-            print(out.stderr[-2000:], file=sys.stderr)
+        r = _child("--one-default", name, "--device", device, "--data", data_path)
+        if r is None:
             continue
-        r = json.loads(out.stdout.strip().splitlines()[-1])
         results.append(r)
         rows.append({
             "model": name, "device": r["device"], "threads": ",".join(map(str, r["threads"])) or "—",
@@ -107,12 +114,9 @@ def threads_compare(models: list[str], epochs: int, device: str, data_path: str)
         loads: dict[int, list[float]] = {1: [], 2: []}
         for threads in (1, 2, 1, 2):
             loads[threads].append(os.getloadavg()[0])
-            command = [sys.executable, __file__, "--one", name, "--epochs", str(epochs), "--device", device, "--data", data_path, "--threads", str(threads)]
-            out = subprocess.run(command, capture_output=True, text=True)
-            if out.returncode:
-                print(out.stderr[-2000:], file=sys.stderr)
+            r = _child("--one", name, "--epochs", str(epochs), "--device", device, "--data", data_path, "--threads", str(threads))
+            if r is None:
                 continue
-            r = json.loads(out.stdout.strip().splitlines()[-1])
             timings[threads].append(r["seconds_per_epoch"] or r["fit_seconds"])
         if not (timings[1] and timings[2]):
             continue
@@ -294,12 +298,10 @@ def main() -> None:
         return
     rows, results = [], []
     for name in models:
-        command = [sys.executable, __file__, "--one", name, "--epochs", str(args.epochs), "--device", args.device, "--data", args.data]
-        out = subprocess.run(command + (["--threads", str(args.threads)] if args.threads else []), capture_output=True, text=True)
-        if out.returncode:
-            print(out.stderr[-2000:], file=sys.stderr)
+        threads = ["--threads", str(args.threads)] if args.threads else []
+        r = _child("--one", name, "--epochs", str(args.epochs), "--device", args.device, "--data", args.data, *threads)
+        if r is None:
             continue
-        r = json.loads(out.stdout.strip().splitlines()[-1])
         results.append(r)
         rows.append({
             "model": name, "device": r["device"], "epochs": r["epochs"], "fit s": f"{r['fit_seconds']:.2f}",

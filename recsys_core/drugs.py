@@ -583,13 +583,7 @@ class DrugExplorer:
         table = self._ranked(table, first, tied, n, self.reviews.item_titles()[chosen], "drugs")
         table.insert(2, "other_names", self._other_names(chosen))
         table.insert(0, "rank", np.arange(1, len(table) + 1))
-        table["similarity"] = np.round(weight[chosen], 3)
-        table["weighted"] = np.round(weighted, 1)
-        table["similar_conditions"] = sources_names
-        table["similarities"] = sources_similarity
-        table["shared_drugs"] = sources_shared
-        table["provenance"] = texts
-        return table
+        return _with_sources(table, weight[chosen], weighted, sources_names, sources_similarity, sources_shared, texts)
 
     @staticmethod
     def _ranked(table: pd.DataFrame, first, tied, n: int, names, noun: str) -> pd.DataFrame:
@@ -651,12 +645,7 @@ class DrugExplorer:
         part2.insert(0, "user_index", chosen)
         part2 = self._ranked(part2, first[chosen], tied[chosen], n, names[chosen], FOR_CONDITION)
         part2.insert(0, "rank", np.arange(1, len(part2) + 1))
-        part2["similarity"] = np.round(strongest[chosen], 3)
-        part2["weighted"] = np.round(weighted, 1)
-        part2["similar_conditions"] = sources_names
-        part2["similarities"] = sources_similarity
-        part2["shared_drugs"] = sources_shared
-        part2["provenance"] = texts
+        part2 = _with_sources(part2, strongest[chosen], weighted, sources_names, sources_similarity, sources_shared, texts)
         empty = f"No condition is similar enough to one {subject} is reviewed for, so no other condition is suggested."
         return self._answer("drug", subject, n, part1, part2, "model", empty)
 
@@ -720,6 +709,20 @@ def _ranks(scores: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndarra
     """First rank and tie count of ``items`` among all scores of one subject."""
     first, tied = item_rank_counts(scores[None, :], np.asarray(items, dtype=np.int64)[None, :])
     return first[0], tied[0]
+
+
+
+def _with_sources(table: pd.DataFrame, similarity, weighted, names: list, similarities: list, shared: list, texts: list) -> pd.DataFrame:
+    """A part-2 table's columns on where each suggestion comes from: the similarity that weighs it, the
+    weighted strength it is ordered by, and per suggestion its source names, their similarities, the drugs
+    shared with each and the sentence that says so."""
+    table["similarity"] = np.round(similarity, 3)
+    table["weighted"] = np.round(weighted, 1)
+    table["similar_conditions"] = names
+    table["similarities"] = similarities
+    table["shared_drugs"] = shared
+    table["provenance"] = texts
+    return table
 
 
 def _provenance_for_drug(names: list[str], similarity: list[float], shared: list[int], subject: str) -> str:

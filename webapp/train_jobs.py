@@ -27,6 +27,8 @@ import streamlit as st
 from recsys_core.errors import LimitError, RecsysError, TrainingCancelled
 from recsys_core.protocols import get_protocol
 
+from .safe_output import plain
+
 #: How often the Train page's progress and the sidebar's line redraw while a job runs (seconds).
 REFRESH_SECONDS = 1.0
 OUT_OF_MEMORY_ADVICE = "Lower the batch size or the embedding size, or choose a smaller data set."
@@ -222,7 +224,7 @@ def _sidebar_line() -> None:
         return
     if not job.running:
         st.rerun(scope="app")  # the page collects the results and says what came of the training
-    st.markdown(f"**Training** on {job.data_name}")
+    st.markdown(f"**Training** on {plain(job.data_name)}")
     st.progress(job.event.fraction if job.event is not None else 0.0, text=status_line(job))
 
 

@@ -20,6 +20,7 @@ import streamlit as st
 from recsys_core.errors import ModelError
 from recsys_core.protocols import PROTOCOLS, get_protocol
 from webapp.safe_output import plain
+from webapp.train_jobs import REFRESH_SECONDS
 
 if TYPE_CHECKING:
     from recsys_core.runs import RunRecord
@@ -466,7 +467,7 @@ def delete_saved_run(run_id: str) -> None:
 
 
 # -- the background training's progress ----------------------------------------------------------------------------------
-@st.fragment(run_every=1.0)
+@st.fragment(run_every=REFRESH_SECONDS)
 def show_job_progress() -> None:
     """The session's training (``webapp.train_jobs``) as it goes: the models saved, the running one's progress bar and
     validation curves, its place in the server's queue; redrawn every second, and the page rerun when it ends."""
