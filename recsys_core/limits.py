@@ -123,13 +123,19 @@ SETTING_BOUNDS: dict[str, tuple[float, float]] = {
 MAX_TUPLE_LENGTH = 50  # layers, l2_grid
 
 
-def check_setting(name: str, value: Any, bounds: dict[str, tuple[float, float]] | None = None) -> None:
-    """A number against its documented bounds: ``bounds`` (a config's own) first, then
-    :data:`SETTING_BOUNDS` (no-op for names without bounds)."""
-    bounds = {**SETTING_BOUNDS, **(bounds or {})}
-    if name not in bounds or value is None:
+def setting_bounds(name: str, config_type: type | None = None) -> tuple[float, float] | None:
+    """The documented range of setting ``name``: the config class's own ``BOUNDS`` first (a name another
+    model uses differently, e.g. iALS's ``alpha``), then :data:`SETTING_BOUNDS`; None when it has none."""
+    own = getattr(config_type, "BOUNDS", None) or {}
+    return own.get(name, SETTING_BOUNDS.get(name))
+
+
+def check_setting(name: str, value: Any, config_type: type | None = None) -> None:
+    """A number against its documented bounds (:func:`setting_bounds`; no-op for names without bounds)."""
+    bounds = setting_bounds(name, config_type)
+    if bounds is None or value is None:
         return
-    low, high = bounds[name]
+    low, high = bounds
     if not (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)):
         raise ModelError(f"setting {name} must be a number, not {value!r}")
     if not math.isfinite(float(value)) or not low <= value <= high:
@@ -162,7 +168,6 @@ def _accepts(kind: Any, value: Any) -> bool:
 def check_config(config: Any) -> None:
     """Types and documented bounds of every field of a model config; a ModelError names the first bad one."""
     hints = typing.get_type_hints(type(config))
-    own = getattr(type(config), "BOUNDS", None)  # a config's bounds for a name another model uses differently
     for field in dataclasses.fields(config):
         value = getattr(config, field.name)
         kind = hints.get(field.name, Any)
@@ -177,9 +182,9 @@ def check_config(config: Any) -> None:
             if len(value) > MAX_TUPLE_LENGTH:
                 raise ModelError(f"setting {field.name} has {len(value)} entries; at most {MAX_TUPLE_LENGTH} are allowed")
             for entry in value:
-                check_setting(field.name, entry, own)
+                check_setting(field.name, entry, type(config))
         else:
-            check_setting(field.name, value, own)
+            check_setting(field.name, value, type(config))
 
 
 # -- memory -------------------------------------------------------------------------------------------------

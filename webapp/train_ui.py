@@ -66,11 +66,10 @@ def _step(value: float) -> float:
 
 def _bounds(name: str, field: str) -> tuple[float | None, float | None]:
     """The documented range of a model's setting (its config's own, else recsys_core.limits), so the widget cannot leave it."""
-    from recsys_core.limits import SETTING_BOUNDS
+    from recsys_core.limits import setting_bounds
     from recsys_core.models import model_class
 
-    own = getattr(model_class(name).Config, "BOUNDS", None) or {}
-    return own.get(field, SETTING_BOUNDS.get(field, (None, None)))
+    return setting_bounds(field, model_class(name).Config) or (None, None)
 
 
 def settings_form(name: str, fields: list[dict]) -> dict[str, Any]:

@@ -46,8 +46,9 @@ class ModelConfig:
     """Base of every model's frozen config. Iterative models use :class:`TrainingConfig`.
 
     Every config, however it is made (defaults, ``--set``, the app's form, a saved ``run.json``), is
-    checked on creation against its field types and the documented bounds in
-    :data:`recsys_core.limits.SETTING_BOUNDS`, so no path can build a model from an out-of-range value.
+    checked on creation against its field types and the documented bounds
+    (:func:`recsys_core.limits.setting_bounds`: a ``BOUNDS`` class attribute of the config first, then
+    :data:`recsys_core.limits.SETTING_BOUNDS`), so no path can build a model from an out-of-range value.
     """
 
     def __post_init__(self) -> None:
