@@ -404,6 +404,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         source=source,
         train=not args.no_train,
         on_trial=progress,
+        threads=args.threads,
     )
     summary = {
         "study": result.study_name,
@@ -573,6 +574,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--protocol", default=DEFAULT_PROTOCOL, choices=PROTOCOL_CHOICES, help=f"evaluation protocol (default {DEFAULT_PROTOCOL})"
     )
     p.add_argument("--no-train", action="store_true", help="only search; do not train and test the best configuration")
+    p.add_argument("--threads", type=_positive_int, default=None, metavar="N", help="CPU threads for every fit (default: as for train)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(func=cmd_tune)
 

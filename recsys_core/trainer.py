@@ -270,7 +270,7 @@ class Trainer:
         return history
 
     def _threads_for(self, model: Recommender) -> int:
-        """CPU threads for the next stretch of ``model``'s fit (the GPU's work needs no more than one)."""
+        """CPU threads for ``model``'s fit (on a GPU the host's part is small: one unless asked for more)."""
         if self.device.type == "cuda":
             return self.threads or 1
         return choose_threads(self.threads, wide_steps=model.wide_steps)
@@ -283,8 +283,7 @@ class Trainer:
             if tuned:
                 history.tuning = tuned
             history.validation = evaluator.evaluate(model).metrics
-        threads = torch.get_num_threads()
-        history.epochs.append({"epoch": 0, "seconds": time.perf_counter() - started, "threads": threads, **history.validation})
+        history.epochs.append({"epoch": 0, "seconds": time.perf_counter() - started, "threads": torch.get_num_threads(), **history.validation})
 
     def _fit_epochs(
         self, model: Recommender, context: FitContext, history: TrainingHistory, stopping: EarlyStopping, progress: _Progress, bar: Any

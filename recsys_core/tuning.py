@@ -394,6 +394,7 @@ def run_study(
     on_trial: Callable[[Any], None] | None = None,
     callback: Callable[[Any], None] | None = None,
     cancel: Any = None,
+    threads: int | None = None,
 ):
     """Run (or resume) the study of ``model_name`` on ``data``: ``trials`` more trials, or until ``timeout``
     seconds. Returns the optuna study. Only the validation part of the split is evaluated.
@@ -433,10 +434,10 @@ def run_study(
             defaults = default_params(model_name)
             if defaults:
                 study.enqueue_trial(defaults, skip_if_exists=True)
-        return _optimize(study, space, model_name, metric, split, device, seed, epochs, trials, timeout, on_trial, callback, cancel)
+        return _optimize(study, space, model_name, metric, split, device, seed, epochs, trials, timeout, on_trial, callback, cancel, threads)
 
 
-def _optimize(study, space, model_name, metric, split, device, seed, epochs, trials, timeout, on_trial, callback, cancel):
+def _optimize(study, space, model_name, metric, split, device, seed, epochs, trials, timeout, on_trial, callback, cancel, threads=None):
     """Trials of ``study`` until ``trials`` more finished or ``timeout`` (see :func:`run_study`)."""
     import optuna
 
@@ -456,7 +457,9 @@ def _optimize(study, space, model_name, metric, split, device, seed, epochs, tri
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"validation {metric} {event.metrics[metric]:.4f} below the median at epoch {event.epoch}")
 
-        history = Trainer(device=device, seed=seed, epochs=epochs, cancel=cancel).fit(model, split.train, validation=split, callback=report)
+        history = Trainer(device=device, seed=seed, epochs=epochs, cancel=cancel, threads=threads).fit(
+            model, split.train, validation=split, callback=report
+        )
         trial.set_user_attr("best_epoch", history.best_epoch)
         if metric not in history.validation:
             raise ModelError(f"{model_name} reported no validation {metric}")
@@ -507,6 +510,7 @@ def train_best(
     split: Any = None,
     callback: Any = None,
     cancel: Any = None,
+    threads: int | None = None,
 ) -> TuneResult:
     """Train the study's best configuration through ``run_experiment`` (refit and the single test pass
     as for any run), save it, and record the study in its run.json."""
@@ -529,6 +533,7 @@ def train_best(
         split=split,
         callback=callback,
         cancel=cancel,
+        threads=threads,
     )
     summary = replace(summary, run_id=result.run_id, test_metrics=dict(result.test.metrics))
     if result.run_id is not None:
@@ -566,20 +571,23 @@ def tune(
     train: bool = True,
     on_trial: Callable[[Any], None] | None = None,
     cancel: Any = None,
+    threads: int | None = None,
 ) -> TuneResult:
-    """Search on validation, then (``train``) train the best configuration, test it once and save the run."""
+    """Search on validation, then (``train``) train the best configuration, test it once and save the run.
+    ``threads`` fixes the CPU threads of every fit (None: the trainer's choice)."""
     from .splits import make_split
 
     split = make_split(data, protocol, seed=seed)
     with study_lock(study_name(data, model_name, protocol, seed)):  # the search and its run: one process at a time
         try:
             study = run_study(
-                data, model_name, protocol, trials, timeout, seed, device, epochs, split=split, on_trial=on_trial, cancel=cancel
-            )
+                data, model_name, protocol, trials, timeout, seed, device, epochs, split=split, on_trial=on_trial, cancel=cancel,
+                threads=threads,
+            )  # fmt: skip
         except TrainingCancelled:
             from dataclasses import replace
 
             return replace(summarise(load_study(study_name(data, model_name, protocol, seed))), cancelled=True)
         if not train:
             return summarise(study)
-        return train_best(study, data, model_name, protocol, seed, device, epochs, source=source, split=split)
+        return train_best(study, data, model_name, protocol, seed, device, epochs, source=source, split=split, threads=threads)

@@ -60,3 +60,17 @@ def test_cli_threads_must_be_positive(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--dataset", "ml-100k", "--model", "pop", "--threads", "0"])
     assert "not a positive whole number" in capsys.readouterr().err
+
+
+def test_tune_fixes_the_threads_of_its_search_and_of_the_run_it_saves(tmp_path, monkeypatch):
+    from recsys_core import tuning
+    from recsys_core.runs import load_run
+
+    monkeypatch.setenv("RECSYS_HOME", str(tmp_path))
+    monkeypatch.setattr(device, "usable_cores", lambda: 2)
+    seen: list[int] = []
+    real_limit = device.thread_limit
+    monkeypatch.setattr("recsys_core.trainer.thread_limit", lambda n: (seen.append(n), real_limit(n))[1])
+    result = tuning.tune(checkerboard(240), "multvae", trials=1, epochs=1, threads=1, device="cpu")  # 99 negatives need 120 unseen items
+    assert seen and set(seen) == {1}  # the trial's fit, the selection fit and the refit of the saved run
+    assert {e["threads"] for e in load_run(result.run_id).info.history.epochs} == {1}
