@@ -152,6 +152,12 @@ def index_tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(np.array(array, dtype=np.int64)).to(device)
 
 
+def _joined(blocks: list[np.ndarray]) -> np.ndarray:
+    """The score blocks of the batches as one array; a single block (small data: every user in one
+    batch) as it is, not copied again (each hook's block is a fresh array)."""
+    return blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+
+
 class Recommender:
     """Base class of every model; see the module docstring for the hooks."""
 
@@ -309,7 +315,7 @@ class Recommender:
                 out.append(np.take_along_axis(full, candidates, axis=1))
         if not out:
             return np.zeros((0, self.n_items if items is None else items.shape[1]), dtype=np.float32)
-        return np.concatenate(out)
+        return _joined(out)
 
     @torch.no_grad()
     def score_histories(self, rows: sp.csr_matrix, items: np.ndarray | None = None, sequences: Sequences | None = None) -> np.ndarray:
@@ -326,7 +332,7 @@ class Recommender:
             out = [self._to_numpy(self._score_sequences(sequences.rows(slice(s, s + step)))) for s in range(0, rows.shape[0], step)]
         else:
             out = [self._to_numpy(self._score_new(rows[s : s + step])) for s in range(0, rows.shape[0], step)]
-        scores = np.concatenate(out) if out else np.zeros((0, self.n_items), dtype=np.float32)
+        scores = _joined(out) if out else np.zeros((0, self.n_items), dtype=np.float32)
         return scores if items is None else scores[:, np.asarray(items)]
 
     def history_row(self, item_ids: np.ndarray, weights: np.ndarray | None = None) -> sp.csr_matrix:
