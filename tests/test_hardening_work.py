@@ -315,6 +315,11 @@ def test_a_waiter_that_is_stopped_leaves_the_queue():
 def test_app_number_inputs_carry_the_documented_bounds():
     source = (REPO / "webapp" / "train_ui.py").read_text()
     assert "SETTING_BOUNDS" in source and "min_value=" in source and "max_value=" in source
+    from webapp.train_ui import _bounds
+
+    # The same name can mean different things: iALS's confidence weight alpha against NeuMF's mixing weight.
+    assert _bounds("ials", "alpha") == (1e-3, 1e4) and _bounds("neumf", "alpha") == (0.0, 1.0)
+    assert _bounds("gmf", "no_such_setting") == (None, None)
     jobs = (REPO / "webapp" / "train_jobs.py").read_text()
     assert "TRAINING_SLOTS.slot" in jobs and "train_in_slot(" in jobs
     assert "train_jobs.start_training" in (REPO / "pages" / "2_Train.py").read_text()
