@@ -41,8 +41,8 @@ def main() -> None:
 
     os.environ["RECSYS_HOME"] = tempfile.mkdtemp(prefix="recsys-tuning-bench-")
     from recsys_core import tuning
+    from recsys_core.comparison import paired_comparison
     from recsys_core.datasets import read_ml100k
-    from recsys_core.evaluation import paired_comparison
     from recsys_core.experiment import run_experiment
     from recsys_core.runs import load_run
 

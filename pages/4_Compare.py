@@ -6,9 +6,9 @@ import streamlit as st
 
 from recsys_core import explain
 from recsys_core.best import BEST_RULE, best_line
+from recsys_core.comparison import leaderboard_figure, paired_comparison
 from recsys_core.errors import RecsysError
-from recsys_core.evaluation import HEADLINE, paired_comparison
-from recsys_core.report import leaderboard_figure
+from recsys_core.evaluation import HEADLINE
 from webapp import beyond_ui, compare_ui, frame, pickers
 from webapp.common import is_drug_data, load_run, positive_rule_text, runs_for
 from webapp.safe_output import plain

@@ -3,7 +3,10 @@
 Leave-one-out runs are tested twice on the same held-out items: among 99 sampled items and among all items. The
 sampled metric can reverse the order of two models (Krichene & Rendle, KDD 2020), so it never decides: a
 leave-one-out run is judged by its full-ranking HR@10, whichever of the two protocols it was trained for. Runs of
-the other protocols are judged by their protocol's headline. Only runs tested on the same split (kind, settings and
+the other protocols are judged by their protocol's headline. Which protocol judges a run, its headline, the
+direction of that metric and the protocol's short name are the protocol's facts
+(:attr:`~recsys_core.protocols.Protocol.judged_on`, :attr:`~recsys_core.protocols.Protocol.short`); this module
+writes the rule, not the facts. Only runs tested on the same split (kind, settings and
 seed) and judged on the same protocol are compared; the caller passes runs on one data set.
 
 Run names (``webapp.common.run_label``) carry the same score with its protocol named, so a name never shows a
@@ -16,15 +19,11 @@ import json
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, NamedTuple
 
-from .evaluation import HEADLINE, LOWER_IS_BETTER
+from .protocols import PROTOCOLS, lower_is_better
 
 if TYPE_CHECKING:
     from .runs import RunRecord
 
-#: The protocol whose test score judges a run trained for each protocol.
-JUDGED_ON = {"loo-sampled": "loo-full", "loo-full": "loo-full", "heldout-users": "heldout-users", "ratings": "ratings"}
-#: Each protocol in a few words, for a score's name ("HR@10 0.134, full ranking").
-PROTOCOL_SHORT = {"loo-sampled": "sampled", "loo-full": "full ranking", "heldout-users": "held-out users", "ratings": "ratings"}
 #: The rule in words: pages, the sidebar and the report print it beside the best run.
 BEST_RULE = (
     "Best run = the highest test score on the full ranking among the runs on the same data and split: HR@10 among all "
@@ -42,20 +41,28 @@ class Score(NamedTuple):
 
     def text(self) -> str:
         """ "HR@10 0.134, full ranking" """
-        return f"{self.metric} {self.value:.3f}, {PROTOCOL_SHORT.get(self.protocol, self.protocol)}"
+        return f"{self.metric} {self.value:.3f}, {self.protocol_short()}"
+
+    def label(self) -> str:
+        """ "HR@10, full ranking": which score it is, without its value."""
+        return f"{self.metric}, {self.protocol_short()}"
+
+    def protocol_short(self) -> str:
+        protocol = PROTOCOLS.get(self.protocol)
+        return protocol.short if protocol else self.protocol
 
 
 def judging_score(record: RunRecord) -> Score | None:
     """The score the rule judges ``record`` by, or None when the run has no test result on that protocol."""
-    protocol = JUDGED_ON.get(record.protocol, record.protocol)
-    test = record.test.get(protocol)
-    metric = HEADLINE.get(protocol)
-    if test is None or metric is None:
+    own = PROTOCOLS.get(record.protocol)
+    judge = PROTOCOLS.get(own.judged_on) if own else None
+    test = record.test.get(judge.name) if judge else None
+    if test is None:
         # An old run without that test result: its own headline (its metrics), named by its own protocol.
         value = record.headline_value
         return None if value is None else Score(record.protocol, record.headline, float(value))
-    value = test.scores.get(metric)
-    return None if value is None else Score(protocol, metric, float(value))
+    value = test.scores.get(judge.headline)
+    return None if value is None else Score(judge.name, judge.headline, float(value))
 
 
 def split_key(record: RunRecord) -> str:
@@ -79,7 +86,7 @@ def best_run(records: Iterable[RunRecord], like: RunRecord | None = None) -> Run
             return None
     pool = [r for r in records if comparable(r, like)]
     metric = judging_score(like).metric
-    sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+    sign = -1.0 if lower_is_better(metric) else 1.0
     return max(pool, key=lambda r: sign * judging_score(r).value, default=None)
 
 

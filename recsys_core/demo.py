@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .best import best_run, judging_score
+from .protocols import lower_is_better
 
 #: One user's top 10 slower than this (milliseconds) is felt in a live demo.
 MAX_DEMO_MS = 200.0
@@ -59,7 +60,7 @@ def demo_table(runs: Sequence[Any], name: Callable[[Any], str]) -> pd.DataFrame:
         row = {
             "run": name(record),
             "run_id": record.run_id,
-            "accuracy": f"{score.metric}, {'full ranking' if score.protocol == 'loo-full' else score.protocol}",
+            "accuracy": score.label(),
             "accuracy value": score.value,
             "accuracy low": float(low),
             "accuracy high": float(high),
@@ -86,8 +87,7 @@ def demo_choice(table: pd.DataFrame, records: Sequence[Any]) -> tuple[str, str] 
         return None
     rows = table.set_index("run_id")
     top = rows.loc[best.run_id]
-    lower_is_better = top["accuracy"].startswith(("RMSE", "MAE"))
-    if lower_is_better:
+    if lower_is_better(judging_score(best).metric):
         as_good = rows["accuracy low"] <= top["accuracy high"]
     else:
         as_good = rows["accuracy high"] >= top["accuracy low"]

@@ -30,15 +30,14 @@ import scipy.sparse as sp
 from . import metrics as M
 from .checks import check_negatives
 from .errors import ModelError
-from .protocols import DEFAULT_PROTOCOL, PROTOCOL_NAMES, PROTOCOLS, get_protocol
+from .protocols import DEFAULT_PROTOCOL, LOWER_IS_BETTER, PROTOCOL_NAMES, PROTOCOLS, get_protocol
 from .sampling import positive_keys, sample_eval_negatives
 from .sequences import ORDER_DESCRIPTIONS, Sequences
 from .splits import Split
 
 #: protocol name -> its headline metric (read from :data:`recsys_core.protocols.PROTOCOLS`).
 HEADLINE = {name: protocol.headline for name, protocol in PROTOCOLS.items()}
-# Metrics where lower is better (for sorting leaderboards and early stopping).
-LOWER_IS_BETTER = {"RMSE", "MAE"}
+# Which metrics are better when lower (early stopping, the "not meaningful" rule): protocols.LOWER_IS_BETTER, imported above.
 # Dataset-level metrics have no per-user values and hence no bootstrap interval.
 SET_METRICS_PREFIX = "Coverage@"
 # A headline interval wider than this (in the metric's own units, for the ranking protocols whose
@@ -186,70 +185,6 @@ def bootstrap_intervals(
         joined = np.concatenate(parts)
         out[name] = (float(np.percentile(joined, tail)), float(np.percentile(joined, 100 - tail)))
     return out
-
-
-def paired_comparison(a: EvaluationResult, b: EvaluationResult, metric: str, n_resamples: int = 2000, seed: int = 0) -> dict:
-    """Paired comparison of two results on the users both evaluated: mean difference (a − b), its
-    bootstrap interval, and the paired test that fits the metric (``test``, ``p_value``):
-
-    * a binary per-user metric (HR@K: every value 0 or 1) gets the exact McNemar test: under no
-      difference each user on whom exactly one run hits is equally likely to favour either, so the
-      count favouring a is Binomial(discordant users, 1/2) (``scipy.stats.binomtest``, two-sided);
-    * a continuous one (NDCG, MRR, recall, errors) gets the paired t-test, with the Wilcoxon
-      signed-rank test (zero differences split) reported beside it (``p_value_wilcoxon``).
-
-    The Compare page and the report both decide with :func:`paired_difference_is_significant`.
-    """
-    from scipy import stats
-
-    if a.protocol != b.protocol or a.part != b.part:
-        raise ModelError(f"cannot pair a {a.protocol}/{a.part} result with a {b.protocol}/{b.part} result")
-    if metric not in a.per_user or metric not in b.per_user:
-        raise ModelError(f"{metric} has no per-user values in both results; choose one of {sorted(set(a.per_user) & set(b.per_user))}")
-    if np.array_equal(a.users, b.users):
-        # Same units in the same order (always so for the ratings protocol, whose units are
-        # ratings and where a user appears once per rating): pair them one to one.
-        common = a.users
-        ia = ib = np.arange(len(a.users))
-    else:
-        common, ia, ib = np.intersect1d(a.users, b.users, return_indices=True)
-    if len(common) < 2:
-        raise ModelError("the two results share fewer than two users, so they cannot be paired")
-    values_a, values_b = a.per_user[metric][ia], b.per_user[metric][ib]
-    diff = values_a - values_b
-    lo, hi = bootstrap_interval(diff, n_resamples=n_resamples, seed=seed)
-    a_better, b_better = int((diff > 0).sum()), int((diff < 0).sum())
-    binary = bool(np.isin(values_a, (0.0, 1.0)).all() and np.isin(values_b, (0.0, 1.0)).all())
-    tests: dict[str, Any]
-    if binary:
-        p = 1.0 if a_better + b_better == 0 else float(stats.binomtest(a_better, a_better + b_better, 0.5).pvalue)
-        tests = {"test": "exact McNemar", "p_value": p, "p_value_mcnemar": p}
-    else:
-        if np.allclose(diff, 0):
-            t_p, w_p = 1.0, 1.0
-        else:
-            t_p = float(stats.ttest_rel(values_a, values_b).pvalue)
-            w_p = float(stats.wilcoxon(diff, zero_method="zsplit").pvalue)
-        tests = {"test": "paired t-test", "p_value": t_p, "p_value_t": t_p, "p_value_wilcoxon": w_p}
-    return {
-        "metric": metric,
-        "n_users": int(len(common)),
-        "mean_a": float(values_a.mean()),
-        "mean_b": float(values_b.mean()),
-        "difference": float(diff.mean()),
-        "interval": (lo, hi),
-        **tests,
-        "a_better": a_better,
-        "b_better": b_better,
-        "ties": int((diff == 0).sum()),
-    }
-
-
-def paired_difference_is_significant(result: dict, level: float = 0.05) -> bool:
-    """The one verdict on a :func:`paired_comparison`: the bootstrap interval of the difference
-    excludes 0 and the metric's own paired test (McNemar or t) rejects no difference at ``level``."""
-    lo, hi = result["interval"]
-    return bool((lo > 0 or hi < 0) and result["p_value"] < level and not np.isclose(result["difference"], 0.0))
 
 
 def _writable_scores(scores: Any, reuse: np.ndarray | None = None) -> np.ndarray:

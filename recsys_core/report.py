@@ -4,8 +4,10 @@ The file opens offline, without a server: plotly's JavaScript is embedded once, 
 is a plotly figure drawn by it; tables are plain HTML. Sections:
 
 1. the data set and its statistics;
-2. the protocol in plain words (split, candidates, seed, that the test split was used once);
-3. the leaderboard with 95% bootstrap intervals, and a paired test of the best run against each other;
+2. the protocol in plain words (:meth:`recsys_core.protocols.Protocol.describe`, with the numbers of the split the
+   runs recorded; candidates, seed, that the test split was used once);
+3. the leaderboard with 95% bootstrap intervals, and a paired test of the best run against each other, in the
+   Compare page's words and by its verdict (both from :mod:`recsys_core.comparison`); which model to demo;
 4. beyond accuracy: accuracy against catalogue coverage and novelty, the beyond-accuracy metrics and
    accuracy by user activity (from run.json, see :mod:`recsys_core.beyond`);
 5. sample users: their history and each model's top-10 with the reasons ("because you liked …",
@@ -19,7 +21,6 @@ All runs must be on the same data (same content hash) and the same split, so the
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,23 +34,6 @@ from .safe_text import plotly_text
 if TYPE_CHECKING:  # runs imports the models (torch); the report loads them only when it builds
     from .runs import RunRecord
 
-PROTOCOL_WORDS = {
-    "loo-sampled": (
-        "Leave-one-out (He et al. 2017): each user's latest interaction is hidden for the test and the one before it for "
-        "validation. At test time the hidden item is ranked among 99 items the user never interacted with, sampled at random "
-        "with a fixed seed, so every model faces the same candidates. HR@10 is the share of users whose hidden item lands in the "
-        "top 10; NDCG@10 also rewards placing it higher."
-    ),
-    "loo-full": (
-        "Leave-one-out, full ranking: each user's latest interaction is hidden and ranked among every item the user has not "
-        "interacted with. Stricter than sampling 99 negatives, and not biased by the sampling (Krichene & Rendle 2020)."
-    ),
-    "heldout-users": (
-        "Held-out users (Liang et al. 2018): 10% of users are kept for validation and 10% for test. The model reads 80% of each "
-        "held-out user's items and must find the other 20%. Recall@20 is the share of those found in the top 20."
-    ),
-    "ratings": "A random 90/10 split of the explicit ratings; RMSE and MAE measure how far predicted ratings are from the real ones.",
-}
 COMMON_WORDS = (
     "Settings and the number of training epochs were chosen on the validation part only; the test part was used once, after "
     "training. Ties in scores are broken at random with a fixed seed. Every interval is a 95% bootstrap interval over test users."
@@ -92,96 +76,19 @@ def _run_name(record: RunRecord) -> str:
     return f"{record.model.name} ({record.run_id[-6:]})"
 
 
-def _leaderboard(records: list[RunRecord], protocol: str) -> pd.DataFrame:
-    from .evaluation import HEADLINE, LOWER_IS_BETTER
-    from .protocols import get_protocol
-
-    metrics = get_protocol(protocol).metrics
-    rows = []
-    for record in records:
-        test = record.test.get(protocol)
-        row = {"run": _run_name(record), "model": record.model.name}
-        for metric in metrics:
-            if test is not None and metric in test.scores.values:
-                lo, hi = test.scores.interval(metric) or (np.nan, np.nan)
-                row[metric] = test.scores.values[metric]
-                row[f"{metric} 95% CI"] = f"{lo:.3f} – {hi:.3f}"
-        row["fit seconds"] = record.history.fit_seconds
-        rows.append(row)
-    table = pd.DataFrame(rows)
-    headline = HEADLINE[protocol]
-    if headline in table.columns:
-        table = table.sort_values(headline, ascending=headline in LOWER_IS_BETTER, kind="stable").reset_index(drop=True)
-    return table
-
-
 def _paired_sentences(runs: list[Any], protocol: str) -> list[str]:
-    """The best run by the one rule (:data:`~recsys_core.best.BEST_RULE`) against every other, with the paired test
-    on the same users, on the protocol the rule judges by (the full ranking for leave-one-out runs)."""
-    from .best import JUDGED_ON
-    from .evaluation import HEADLINE, LOWER_IS_BETTER, paired_comparison, paired_difference_is_significant
+    """The best run against every other, each pair with the Compare page's sentence and verdict
+    (:func:`recsys_core.comparison.paired_with_best`, :func:`recsys_core.comparison.paired_sentence`)."""
+    from .comparison import paired_sentence, paired_with_best
     from .protocols import get_protocol
 
-    protocol = JUDGED_ON.get(protocol, protocol)
-    headline = HEADLINE[protocol]
-
-    metric = "squared_error" if get_protocol(protocol).needs_ratings else headline  # rating protocols pair per-rating errors
-    scored = [(run, run.info.test[protocol].scores.get(headline) if protocol in run.info.test else None) for run in runs]
-    scored = [(run, value) for run, value in scored if value is not None and run.evaluation(protocol) is not None]
-    if len(scored) < 2:
-        return []
-    scored.sort(key=lambda pair: pair[1], reverse=headline not in LOWER_IS_BETTER)
-    best = scored[0][0]
+    judge = get_protocol(protocol).judged_on
     out = []
-    for other, _ in scored[1:]:
-        try:
-            result = paired_comparison(best.evaluation(protocol), other.evaluation(protocol), metric)
-        except RecsysError as error:
-            out.append(f"{best.info.model.name} vs {other.info.model.name}: {error.message}")
-            continue
-        lo, hi = result["interval"]
-        significant = paired_difference_is_significant(result)
-        verdict = "a significant difference" if significant else "not a significant difference (neither is shown to be better)"
-        if result["test"] == "exact McNemar":
-            tests = f"exact McNemar p = {result['p_value']:.3g} over {result['a_better'] + result['b_better']:,} users where one run hits"
-        else:
-            tests = f"paired t-test p = {result['p_value_t']:.3g}, Wilcoxon p = {result['p_value_wilcoxon']:.3g}"
-        out.append(
-            f"{best.info.model.name} vs {other.info.model.name} on {result['n_users']:,} shared test users ({protocol}): mean {metric} "
-            f"{result['mean_a']:.4f} vs {result['mean_b']:.4f}, difference {result['difference']:+.4f} "
-            f"(95% interval {lo:+.4f} to {hi:+.4f}; {tests}): {verdict}."
-        )
+    for best, other, result in paired_with_best(runs, protocol):
+        name_a, name_b = best.info.model.name, other.info.model.name
+        said = result.message if isinstance(result, RecsysError) else paired_sentence(result, name_a, name_b)[0]
+        out.append(f"{name_a} vs {name_b} ({judge}): {said}")
     return out
-
-
-def leaderboard_figure(labels: Sequence[str], values: Sequence[float], records: Sequence[RunRecord], protocol: str):
-    """Bars of each run's headline metric with its 95% interval (the Compare page and the report draw this)."""
-    import plotly.graph_objects as go
-
-    from .evaluation import HEADLINE
-
-    headline = HEADLINE[protocol]
-    values = list(values)
-    intervals = [record.test[protocol].scores.interval(headline) or (v, v) for record, v in zip(records, values)]
-    figure = go.Figure(
-        go.Bar(
-            x=plotly_text(list(labels)),
-            y=values,
-            error_y={
-                "type": "data",
-                "symmetric": False,
-                "array": [hi - v for (lo, hi), v in zip(intervals, values)],
-                "arrayminus": [v - lo for (lo, hi), v in zip(intervals, values)],
-            },
-            marker_color="#4C78A8",
-        )
-    )
-    # Room for the axis numbers and the runs' names: with a 10 px margin the numbers were cut (".5") and so were the
-    # names under the bars; automargin grows the margins to what the labels need.
-    figure.update_layout(height=380, margin={"l": 60, "r": 20, "t": 40, "b": 20}, title=f"{headline} by run (95% CI)", yaxis_title=headline)
-    figure.update_yaxes(automargin=True, tickformat=".2f", rangemode="tozero")
-    figure.update_xaxes(automargin=True, tickangle=-20 if max((len(str(label)) for label in labels), default=0) > 16 else 0)
-    return figure
 
 
 def _sample_users(data: Any, runs: list[Any], n_users: int, seed: int) -> str:
@@ -262,14 +169,26 @@ th{background:#f4f6f8}.note{color:#555;font-size:.9em}.user{margin-bottom:1.5em}
 """
 
 
-def build_report(run_ids: list[str], n_users: int = 3, seed: int = 0, protocol: str | None = None) -> str:
-    """The report of ``run_ids`` as one HTML string (plotly JS inline; a few MB). ``protocol`` chooses
-    which of the runs' test results to show (default: the first run's own protocol)."""
-    import plotly.offline
+class _Figures:
+    """The report's charts in page order: each section puts a placeholder where its chart goes, and
+    :meth:`fill` puts the charts' HTML in at the end (a chart's HTML is large; it is written once)."""
 
-    from .best import BEST_RULE, best_line
-    from .beyond import TRADEOFF_AXES, activity_table, beyond_metrics_table, tradeoff_figure, tradeoff_table
-    from .evaluation import HEADLINE
+    def __init__(self) -> None:
+        self.html: list[str] = []
+
+    def add(self, figure: Any, element_id: str) -> str:
+        self.html.append(_figure(figure, element_id))
+        return f"<div class='chart'>@@FIGURE{len(self.html) - 1}@@</div>"
+
+    def fill(self, body: str) -> str:
+        for i, figure_html in enumerate(self.html):
+            body = body.replace(f"@@FIGURE{i}@@", figure_html)
+        return body
+
+
+def _load(run_ids: list[str]) -> tuple[list[Any], Any]:
+    """The runs (each once, in the order given) and their data, refused when they are not on the same, unchanged data
+    and split."""
     from .runs import load_run
 
     if not run_ids:
@@ -280,123 +199,141 @@ def build_report(run_ids: list[str], n_users: int = 3, seed: int = 0, protocol: 
     data = records[0].dataset.data_source().load()
     if data.content_hash() != records[0].dataset.content_hash:
         raise DataError(f"the data of {data.name!r} has changed since these runs were trained", "Train the runs again on the current data.")
-    protocol = protocol or records[0].protocol
-    # Runs trained on other protocols of the same split still have this protocol's results when it is a companion.
-    usable = [r for r in records if protocol in r.test]
-    by_run = {_run_name(r): r for r in usable}
+    return runs, data
 
-    figures: list[str] = []
-    sections: list[str] = []
 
+def _data_section(data: Any) -> str:
+    """1. The data set and its statistics."""
     stats = data.stats()
+    users, items = stats["interactions_per_user"], stats["interactions_per_item"]
     facts = pd.DataFrame(
         [
             {"": f"{data.users.kind}s", "value": f"{stats['users']:,}"},
             {"": f"{data.items.kind}s", "value": f"{stats['items']:,}"},
             {"": "interactions", "value": f"{stats['interactions']:,}"},
             {"": "density", "value": f"{stats['density']:.4%}"},
-            {
-                "": f"interactions per {data.users.kind} (median, mean)",
-                "value": f"{stats['interactions_per_user']['q50']:g}, {stats['interactions_per_user']['mean']:.1f}",
-            },
-            {
-                "": f"interactions per {data.items.kind} (median, mean)",
-                "value": f"{stats['interactions_per_item']['q50']:g}, {stats['interactions_per_item']['mean']:.1f}",
-            },
+            {"": f"interactions per {data.users.kind} (median, mean)", "value": f"{users['q50']:g}, {users['mean']:.1f}"},
+            {"": f"interactions per {data.items.kind} (median, mean)", "value": f"{items['q50']:g}, {items['mean']:.1f}"},
             {
                 "": "ratings / timestamps",
                 "value": f"{'yes' if stats['has_rating'] else 'no'} / {'yes' if stats['has_timestamp'] else 'no'}",
             },
         ]
     )
-    sections.append(f"<h2>1. Data: {html.escape(data.name)}</h2>" + _table(facts))
+    return f"<h2>1. Data: {html.escape(data.name)}</h2>" + _table(facts)
+
+
+def _protocol_section(records: list[RunRecord], protocol: str) -> str:
+    """2. How the models were tested: the protocol's own words (:meth:`~recsys_core.protocols.Protocol.describe`, with
+    the numbers of the split the runs recorded), the rules every run followed, and which runs were refitted."""
+    from .protocols import get_protocol
 
     split = records[0].split
     refits = {r.model.name: r.refit.done for r in records}
     refit_text = ", ".join(f"{m}: {'refitted on train + validation' if done else 'trained on train only'}" for m, done in refits.items())
-    sections.append(
+    return (
         "<h2>2. How the models were tested</h2>"
-        f"<p>{html.escape(PROTOCOL_WORDS.get(protocol, protocol))}</p><p>{html.escape(COMMON_WORDS)}</p>"
+        f"<p>{html.escape(get_protocol(protocol).describe(split))}</p><p>{html.escape(COMMON_WORDS)}</p>"
         f"<p class='note'>Split: {html.escape(str(split.get('kind', '?')))}, seed {records[0].seed}. {html.escape(refit_text)}.</p>"
     )
 
-    board = _leaderboard(usable, protocol)
+
+def _leaderboard_section(runs: list[Any], usable: list[RunRecord], protocol: str, figures: _Figures) -> str:
+    """3. The leaderboard (:func:`recsys_core.comparison.leaderboard`), the best run by the one rule, its chart and the
+    paired test of the best run against each other."""
+    from .best import BEST_RULE, best_line
+    from .comparison import leaderboard, leaderboard_figure
+    from .protocols import get_protocol
+
+    board = leaderboard(usable, protocol, _run_name)
+    headline = get_protocol(protocol).headline
     paired = _paired_sentences([run for run in runs if protocol in run.info.test], protocol)
     best = best_line(usable, _run_name)
-    sections.append(
+    by_id = {r.run_id: r for r in usable}
+    chart = (
+        figures.add(leaderboard_figure(board["run"], board[headline], [by_id[i] for i in board["run_id"]], protocol), "leaderboard")
+        if headline in board.columns and len(board)
+        else ""
+    )
+    return (
         f"<h2>3. Leaderboard ({html.escape(protocol)}, test split)</h2>"
         + (f"<p><strong>{html.escape(best)}</strong> {html.escape(BEST_RULE)}</p>" if best else "")
-        + _table(board.drop(columns=["model"]))
-        + "<div class='chart'>@@FIGURE0@@</div>"
+        + _table(board.drop(columns=["model", "run_id", "created"], errors="ignore"))
+        + chart
         + (
             "<h3>Is the best run really better?</h3><ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in paired) + "</ul>"
             if paired
             else ""
         )
     )
-    if HEADLINE[protocol] in board.columns and len(board):
-        figures.append(
-            _figure(
-                leaderboard_figure(board["run"], board[HEADLINE[protocol]], [by_run[run] for run in board["run"]], protocol), "leaderboard"
-            )
-        )
-    else:
-        sections[-1] = sections[-1].replace("<div class='chart'>@@FIGURE0@@</div>", "")
 
-    # Which model to demo: the same table and sentence as the Compare page.
+
+def _demo_part(runs: list[Any], usable: list[RunRecord], protocol: str) -> str:
+    """Which model to demo: the same table and sentence as the Compare page (:mod:`recsys_core.demo`)."""
     from .demo import demo_choice, demo_display, demo_table
 
     demo = demo_table([run for run in runs if protocol in run.info.test], _run_name)
+    if demo.empty:
+        return ""
     choice = demo_choice(demo, usable)
-    if not demo.empty:
-        sections[-1] += (
-            "<h3>Which model should I demo?</h3><p class='note'>Accuracy as the best-run rule judges it, coverage and novelty "
-            "of the top 10s, the fit time and one user's top 10 timed when this report was made.</p>"
-            + _table(demo_display(demo))
-            + (f"<p><strong>{html.escape(choice[1])}</strong></p>" if choice else "")
-        )
+    return (
+        "<h3>Which model should I demo?</h3><p class='note'>Accuracy as the best-run rule judges it, coverage and novelty "
+        "of the top 10s, the fit time and one user's top 10 timed when this report was made.</p>"
+        + _table(demo_display(demo))
+        + (f"<p><strong>{html.escape(choice[1])}</strong></p>" if choice else "")
+    )
 
-    # The beyond-accuracy tables read run.json as written.
+
+BEYOND_NOTE = (
+    "From each test user's top 10 over the whole catalogue, known items excluded. "
+    "Coverage: share of the catalogue recommended to anyone. Gini: how unequally items are recommended (0 = evenly). "
+    "Novelty: mean log2(users / users who have the item) over the list (Zhou et al. 2010; bits). ILD: mean distance between the items of a list "
+    "(genres, else item vectors). ARP: mean interactions of a recommended item. LongTail: share of recommended items outside the "
+    "most popular items that hold 20% of interactions."
+)
+
+
+def _beyond_section(usable: list[RunRecord], protocol: str, figures: _Figures) -> str:
+    """4. Beyond accuracy, from run.json as written (:mod:`recsys_core.beyond`)."""
+    from .beyond import TRADEOFF_AXES, activity_table, beyond_metrics_table, tradeoff_figure, tradeoff_table
+    from .protocols import get_protocol
+
     written = [r.to_json() for r in usable]
     tradeoff = tradeoff_table(written, protocol)
     if tradeoff.empty:
-        sections.append("<h2>4. Beyond accuracy</h2><p>These runs have no beyond-accuracy metrics (trained before they existed).</p>")
-    else:
-        charts = []
-        for axis in TRADEOFF_AXES:
-            if axis in tradeoff.columns:
-                charts.append(f"<div class='chart'>@@FIGURE{len(figures)}@@</div>")
-                figures.append(_figure(tradeoff_figure(tradeoff, HEADLINE[protocol], axis), f"tradeoff-{axis.split('@')[0].lower()}"))
-        activity = activity_table(written)
-        sections.append(
-            "<h2>4. Beyond accuracy</h2><p class='note'>From each test user's top 10 over the whole catalogue, known items excluded. "
-            "Coverage: share of the catalogue recommended to anyone. Gini: how unequally items are recommended (0 = evenly). "
-            "Novelty: mean log2(users / users who have the item) over the list (Zhou et al. 2010; bits). ILD: mean distance between the items of a list "
-            "(genres, else item vectors). ARP: mean interactions of a recommended item. LongTail: share of recommended items outside the "
-            "most popular items that hold 20% of interactions.</p>"
-            + "".join(charts)
-            + _table(beyond_metrics_table(written))
-            + (
-                "<h3>Accuracy by user activity</h3><p class='note'>Test users in five equal groups by history length (Q1 least active).</p>"
-                + _table(activity)
-                if not activity.empty
-                else ""
-            )
+        return "<h2>4. Beyond accuracy</h2><p>These runs have no beyond-accuracy metrics (trained before they existed).</p>"
+    headline = get_protocol(protocol).headline
+    charts = [
+        figures.add(tradeoff_figure(tradeoff, headline, axis), f"tradeoff-{axis.split('@')[0].lower()}")
+        for axis in TRADEOFF_AXES
+        if axis in tradeoff.columns
+    ]
+    activity = activity_table(written)
+    return (
+        f"<h2>4. Beyond accuracy</h2><p class='note'>{BEYOND_NOTE}</p>"
+        + "".join(charts)
+        + _table(beyond_metrics_table(written))
+        + (
+            "<h3>Accuracy by user activity</h3><p class='note'>Test users in five equal groups by history length (Q1 least active).</p>"
+            + _table(activity)
+            if not activity.empty
+            else ""
         )
+    )
 
-    sections.append(f"<h2>5. Sample {html.escape(data.users.kind)}s and their top 10</h2>" + _sample_users(data, runs, n_users, seed))
 
+def _map_section(runs: list[Any], data: Any, figures: _Figures) -> str:
+    """6. The embedding map of the first run with item embeddings."""
     caption, figure = _embedding_map(runs, data)
-    if figure is not None:
-        sections.append(f"<h2>6. Embedding map</h2><p class='note'>{caption}</p><div class='chart'>@@FIGURE{len(figures)}@@</div>")
-        figures.append(_figure(figure, "embedding-map"))
-    else:
-        sections.append(f"<h2>6. Embedding map</h2><p>{html.escape(caption)}</p>")
+    if figure is None:
+        return f"<h2>6. Embedding map</h2><p>{html.escape(caption)}</p>"
+    return f"<h2>6. Embedding map</h2><p class='note'>{caption}</p>" + figures.add(figure, "embedding-map")
 
-    body = "".join(sections)
-    for i, figure_html in enumerate(figures):
-        body = body.replace(f"@@FIGURE{i}@@", figure_html)
-    title = f"Recsys Explorer report: {data.name}, {len(runs)} run(s)"
+
+def _page(title: str, runs: list[Any], body: str) -> str:
+    """The whole HTML file: plotly's JavaScript inline, the title, when and from which runs it was made, the body."""
+    import plotly.offline
+
     created = datetime.now().isoformat(timespec="seconds")
     run_list = ", ".join(html.escape(run.run_id) for run in runs)
     return (
@@ -406,6 +343,26 @@ def build_report(run_ids: list[str], n_users: int = 3, seed: int = 0, protocol: 
         f"<h1>{html.escape(title)}</h1><p class='note'>Made {created} by Recsys Explorer from runs {run_list}.</p>"
         f"{body}</body></html>"
     )
+
+
+def build_report(run_ids: list[str], n_users: int = 3, seed: int = 0, protocol: str | None = None) -> str:
+    """The report of ``run_ids`` as one HTML string (plotly JS inline; a few MB). ``protocol`` chooses
+    which of the runs' test results to show (default: the first run's own protocol)."""
+    runs, data = _load(run_ids)
+    records = [run.info for run in runs]
+    protocol = protocol or records[0].protocol
+    # Runs trained on other protocols of the same split still have this protocol's results when it is a companion.
+    usable = [r for r in records if protocol in r.test]
+    figures = _Figures()
+    sections = [
+        _data_section(data),
+        _protocol_section(records, protocol),
+        _leaderboard_section(runs, usable, protocol, figures) + _demo_part(runs, usable, protocol),
+        _beyond_section(usable, protocol, figures),
+        f"<h2>5. Sample {html.escape(data.users.kind)}s and their top 10</h2>" + _sample_users(data, runs, n_users, seed),
+        _map_section(runs, data, figures),
+    ]
+    return _page(f"Recsys Explorer report: {data.name}, {len(runs)} run(s)", runs, figures.fill("".join(sections)))
 
 
 def write_report(run_ids: list[str], out: str | Path, n_users: int = 3, seed: int = 0, protocol: str | None = None) -> Path:

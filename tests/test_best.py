@@ -43,7 +43,7 @@ def test_only_runs_on_the_same_split_and_protocol_compete():
     assert best_run([ease, other_seed], like=other_seed).model.name == "multvae"
     # An old run without a full-ranking result is judged by its sampled score, and only against such runs.
     old = run("pop", 0.9, None)
-    assert judging_score(old).text() == "HR@10 0.900, sampled"
+    assert judging_score(old).text() == "HR@10 0.900, sampled" and judging_score(old).label() == "HR@10, sampled"
     assert best_run([ease, old], like=ease).model.name == "ease"
     assert best_run([RunRecord.from_json({"run_id": "x", "model": "pop", "dataset": {"name": "d"}, "protocol": "loo-sampled"})]) is None
 
@@ -62,6 +62,7 @@ def test_lower_is_better_for_rating_error():
         )
 
     assert best_run([rated("autorec", 0.95), rated("deeprec", 0.91)]).model.name == "deeprec"
+    assert judging_score(rated("deeprec", 0.91)).text() == "RMSE 0.910, ratings"
 
 
 def test_the_sentence_names_the_best_run_its_score_and_the_rule():

@@ -243,7 +243,7 @@ def test_labels_of_close_points_take_turns_and_lone_points_sit_on_top():
 
 
 def test_the_leaderboard_chart_leaves_room_for_its_numbers_and_names():
-    from recsys_core.report import leaderboard_figure
+    from recsys_core.comparison import leaderboard_figure
     from recsys_core.runs import RunRecord
 
     record = RunRecord.from_json(

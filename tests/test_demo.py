@@ -56,3 +56,18 @@ def test_the_display_puts_each_measure_with_its_interval():
     assert shown.loc[0, "accuracy (95% CI)"] == "HR@10, full ranking: 0.140 (0.120–0.160)"
     assert shown.loc[0, "coverage of the catalogue (95% CI)"] == "10% (9%–11%)"
     assert shown.loc[0, "novelty, bits (95% CI)"] == "9.00 (8.90–9.10)"
+
+
+def test_for_rating_error_the_lower_score_is_the_more_accurate():
+    def rated(run_id: str, rmse: float) -> RunRecord:
+        return RunRecord.from_json(
+            {"run_id": run_id, "model": run_id, "dataset": {"name": "d"}, "protocol": "ratings", "test": {"ratings": {"metrics": {"RMSE": rmse}}}}
+        )
+
+    records = [rated("autorec", 0.90), rated("deeprec", 0.91), rated("svd", 1.20)]
+    rows = [row("autorec", 0.90, 0.88, 0.92, 0.10), row("deeprec", 0.91, 0.89, 0.93, 0.30), row("svd", 1.20, 1.15, 1.25, 0.90)]
+    for one in rows:
+        one["accuracy"] = "RMSE, ratings"
+    chosen, why = demo_choice(pd.DataFrame(rows), records)
+    # deeprec's interval overlaps the best's (autorec, the lowest RMSE); svd's error is shown to be higher.
+    assert chosen == "deeprec" and "the most accurate run, autorec" in why

@@ -4,15 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from recsys_core.comparison import paired_comparison, paired_difference_is_significant
 from recsys_core.errors import ModelError
-from recsys_core.evaluation import (
-    EvaluationResult,
-    Evaluator,
-    bootstrap_interval,
-    evaluate,
-    paired_comparison,
-    paired_difference_is_significant,
-)
+from recsys_core.evaluation import EvaluationResult, Evaluator, bootstrap_interval, evaluate
 from recsys_core.interactions import Interactions
 from recsys_core.models import create_model
 from recsys_core.splits import heldout_users, leave_one_out, ratio_split

@@ -109,3 +109,36 @@ def test_the_protocol_registry_is_light():
     code = "import sys, recsys_core.protocols; print('numpy' in sys.modules, 'torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.split() == ["False", "False"], out.stderr
+
+
+def test_which_protocol_judges_a_run_and_its_short_name_are_protocol_facts():
+    judged = {name: (p.judged_on, get_protocol(p.judged_on).short) for name, p in PROTOCOLS.items()}
+    assert judged == {
+        "loo-sampled": ("loo-full", "full ranking"),  # the sampled metric never decides
+        "loo-full": ("loo-full", "full ranking"),
+        "heldout-users": ("heldout-users", "held-out users"),
+        "ratings": ("ratings", "ratings"),
+    }
+    # A protocol is judged on one of its companions: the same test split.
+    assert all(p.judged_on in p.companions for p in PROTOCOLS.values())
+
+
+def test_metric_directions_come_from_the_protocols():
+    from recsys_core.evaluation import LOWER_IS_BETTER as evaluation_lower
+    from recsys_core.protocols import LOWER_IS_BETTER, lower_is_better
+
+    assert LOWER_IS_BETTER == {"RMSE", "MAE", "squared_error"} and evaluation_lower is LOWER_IS_BETTER
+    assert not any(lower_is_better(m) for p in PROTOCOLS.values() if not p.lower_is_better for m in p.metrics)
+    assert get_protocol("ratings").paired_headline == "squared_error" and get_protocol("loo-full").paired_headline == "HR@10"
+
+
+def test_the_reports_prose_reads_its_numbers_from_the_split_the_runs_recorded():
+    ratings = get_protocol("ratings").describe({"kind": "ratio", "test_fraction": 0.1, "validation_fraction": 0.05})
+    assert "10% of them for test, 5% for validation and the other 85% for training" in ratings and "90/10" not in ratings
+    other = get_protocol("ratings").describe({"kind": "ratio", "test_fraction": 0.2, "validation_fraction": 0.1})
+    assert "20% of them for test, 10% for validation and the other 70% for training" in other
+    assert "%" not in get_protocol("ratings").describe({})  # an old run that recorded no fractions: no number guessed
+    held = get_protocol("heldout-users").describe({"n_heldout_users": 94, "given_fraction": 0.75})
+    assert "94 users are kept for validation and 94 other users for test" in held and "reads 75%" in held and "other 25%" in held
+    assert "Recall@20 is the share of those found in the top 20" in held
+    assert "ranked among 99 items" in get_protocol("loo-sampled").describe({}) and "sampling 99 negatives" in get_protocol("loo-full").describe({})

@@ -68,7 +68,8 @@ def test_report_cli_writes_every_section(report_runs, monkeypatch, tmp_path, cap
         assert heading in text, heading
     assert "99 items the user never interacted with" in text and "test part was used once" in text
     assert text.count('class="plotly-graph-div"') == 4  # leaderboard, accuracy vs coverage, vs novelty, map
-    assert "ease vs pop on 943 shared test users (loo-full)" in text and "Because you liked" in text
+    assert "ease vs pop (loo-full): On the 943 test users both runs were evaluated on, ease has mean HR@10" in text
+    assert "Because you liked" in text
     assert "Which model should I demo?" in text and "<strong>Demo " in text and "ms per user" in text
     assert "Best run: ease (" in text and "full ranking).</strong> Best run = the highest test score on the full ranking" in text
     assert "PCA of the unit-length item vectors" in text  # no UMAP map was cached for these runs
