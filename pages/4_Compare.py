@@ -8,7 +8,7 @@ from recsys_core import explain
 from recsys_core.best import BEST_RULE, best_line
 from recsys_core.comparison import leaderboard_figure, paired_comparison
 from recsys_core.errors import RecsysError
-from recsys_core.evaluation import HEADLINE
+from recsys_core.protocols import get_protocol
 from webapp import beyond_ui, compare_ui, frame, pickers
 from webapp.common import is_drug_data, load_run, positive_rule_text, runs_for
 from webapp.safe_output import plain
@@ -55,7 +55,7 @@ by_id = {r.run_id: r for r in group}
 # ---------------------------------------------------------------------------------- leaderboard
 st.header("Leaderboard")
 board = compare_ui.leaderboard(group, protocol)
-headline = HEADLINE[protocol]
+headline = get_protocol(protocol).headline
 st.caption(
     f"Test metrics of {len(board)} run(s) on {plain(data.name)}, {protocol}; 95% intervals from a bootstrap over test users. "
     + positive_rule_text(group[0])
@@ -112,7 +112,8 @@ else:
     else:
         metrics = [m for m in eval_a.per_user if m in eval_b.per_user and m != "rank"]
         frame.keep_valid("cmp_metric", metrics)
-        default = metrics.index(headline) if headline in metrics else 0
+        paired_metric = get_protocol(protocol).paired_headline  # the report pairs on it too (rating runs: squared errors)
+        default = metrics.index(paired_metric) if paired_metric in metrics else 0
         with col_m:
             metric = st.selectbox("Metric", metrics, index=default, key="cmp_metric")
         try:

@@ -13,9 +13,10 @@ test that fits the metric: the exact McNemar test for a 0/1 per-user metric (HR@
     (``numpy.isclose``); the better run is then the one the metric's direction favours (the lower error, the higher
     hit rate). Otherwise neither run is shown to be better.
 
-Rule (3) is kept, the report once went without it: a mean difference lost in float rounding (two runs whose
-predictions agree to the last bits, whose differences are all of one sign) can pass both tests, and a zero
-difference names no better run, so no page may call one better.
+Rule (3) is the one the Compare page applied and the report's wording did not state; both now follow it. It rarely
+binds after (1) and (2) (a difference that is zero for every user gets p = 1), but a verdict names the better run by
+the sign of the mean difference, and a mean of zero, or one lost in float rounding, has no sign to read: such a pair
+is "neither is shown to be better" on every page.
 """
 
 from __future__ import annotations
