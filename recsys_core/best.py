@@ -26,9 +26,10 @@ if TYPE_CHECKING:
 
 #: The rule in words: pages, the sidebar and the report print it beside the best run.
 BEST_RULE = (
-    "Best run = the highest test score on the full ranking among the runs on the same data and split: HR@10 among all "
-    "items for leave-one-out runs (never the sampled HR@10, which can reverse the order of two models), Recall@20 for "
-    "held-out users, the lowest RMSE for rating prediction."
+    "Best run = the highest test score on the full ranking among the runs on the same data and split: "
+    f"{PROTOCOLS['loo-full'].headline} among all items for leave-one-out runs (never the sampled "
+    f"{PROTOCOLS['loo-sampled'].headline}, which can reverse the order of two models), "
+    f"{PROTOCOLS['heldout-users'].headline} for held-out users, the lowest {PROTOCOLS['ratings'].headline} for rating prediction."
 )
 
 

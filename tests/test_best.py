@@ -72,5 +72,9 @@ def test_the_sentence_names_the_best_run_its_score_and_the_rule():
         best_line([run("ease", 0.669, 0.12)], lambda r: f"EASE · {judging_score(r).text()}")
         == "Best run: EASE · HR@10 0.120, full ranking."
     )
-    assert "never the sampled HR@10" in BEST_RULE
+    assert BEST_RULE == (
+        "Best run = the highest test score on the full ranking among the runs on the same data and split: HR@10 among all "
+        "items for leave-one-out runs (never the sampled HR@10, which can reverse the order of two models), Recall@20 for "
+        "held-out users, the lowest RMSE for rating prediction."
+    )  # its metric names read from the protocols
     assert best_line([], str) is None
