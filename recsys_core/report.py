@@ -356,9 +356,7 @@ def build_report(run_ids: list[str], n_users: int = 3, seed: int = 0, protocol: 
             + (f"<p><strong>{html.escape(choice[1])}</strong></p>" if choice else "")
         )
 
-    # The beyond-accuracy tables read run.json as written.
-    written = [r.to_json() for r in usable]
-    tradeoff = tradeoff_table(written, protocol)
+    tradeoff = tradeoff_table(usable, protocol)
     if tradeoff.empty:
         sections.append("<h2>4. Beyond accuracy</h2><p>These runs have no beyond-accuracy metrics (trained before they existed).</p>")
     else:
@@ -367,7 +365,7 @@ def build_report(run_ids: list[str], n_users: int = 3, seed: int = 0, protocol: 
             if axis in tradeoff.columns:
                 charts.append(f"<div class='chart'>@@FIGURE{len(figures)}@@</div>")
                 figures.append(_figure(tradeoff_figure(tradeoff, HEADLINE[protocol], axis), f"tradeoff-{axis.split('@')[0].lower()}"))
-        activity = activity_table(written)
+        activity = activity_table(usable)
         sections.append(
             "<h2>4. Beyond accuracy</h2><p class='note'>From each test user's top 10 over the whole catalogue, known items excluded. "
             "Coverage: share of the catalogue recommended to anyone. Gini: how unequally items are recommended (0 = evenly). "
@@ -375,7 +373,7 @@ def build_report(run_ids: list[str], n_users: int = 3, seed: int = 0, protocol: 
             "(genres, else item vectors). ARP: mean interactions of a recommended item. LongTail: share of recommended items outside the "
             "most popular items that hold 20% of interactions.</p>"
             + "".join(charts)
-            + _table(beyond_metrics_table(written))
+            + _table(beyond_metrics_table(usable))
             + (
                 "<h3>Accuracy by user activity</h3><p class='note'>Test users in five equal groups by history length (Q1 least active).</p>"
                 + _table(activity)

@@ -158,16 +158,11 @@ def run_path(run_id: str) -> Path:
         raise RunFileError(
             f"run {run_id} is a symbolic link; saved runs must be plain folders", "Copy the run folder instead of linking it."
         )
-    if not (path / "run.json").exists():
+    if not (path / RECORD_FILE).exists():
         known = [r.run_id for r in list_runs()][:5]
         hint = ("Recent runs: " + ", ".join(known)) if known else "No runs are saved yet: train one with `python -m recsys_core train`."
         raise RunNotFoundError(f"no saved run {run_id!r} in {runs_dir()}", hint)
     return path
-
-
-def read_record(run_id: str) -> dict:
-    """run.json of a saved run as a dict, read as every run file is (regular, size-capped, strict JSON)."""
-    return read_json(run_path(run_id), "run.json")
 
 
 def check_record(record: dict, label: str) -> dict:
@@ -284,12 +279,12 @@ def list_runs() -> list[RunRecord | BrokenRun]:
     """Every saved run's record, newest first; an unreadable folder is listed as a :class:`BrokenRun`."""
     out: list[RunRecord | BrokenRun] = []
     for path in runs_dir().iterdir():
-        if path.name.startswith(".") or not (path / "run.json").exists():
+        if path.name.startswith(".") or not (path / RECORD_FILE).exists():
             continue
         label = f"run.json of run {path.name}"
         try:
             inside_home(path, f"run {path.name}")
-            raw = check_record(read_json(path, "run.json"), label)
+            raw = check_record(read_json(path, RECORD_FILE), label)
             if raw.get("run_id") != path.name or not isinstance(raw.get("created", ""), str) or not isinstance(raw.get("model"), str):
                 raise RunFileError(f"run.json of run {path.name} does not describe this run")
             out.append(RunRecord.from_json(raw, label))

@@ -56,7 +56,6 @@ from .run_store import (  # noqa: F401  (the store's names other modules use)
     new_run_folder,
     new_run_id,
     read_json,
-    read_record,
     read_table,
     read_vocabulary,
     record_text,
