@@ -81,6 +81,8 @@ def _json_cap(name: str) -> tuple[int, int | None]:
 
 
 def read_json(folder: Path, name: str, kind: type = dict) -> Any:
+    """A run's JSON file ``name``, read as every run file is: a regular file inside the run's folder, within its size cap
+    (:func:`_json_cap`), strict JSON of the type ``kind``; a RunFileError otherwise."""
     what = f"{name} of run {folder.name}"
     max_bytes, max_string = _json_cap(name)
     try:
@@ -96,6 +98,7 @@ def read_json(folder: Path, name: str, kind: type = dict) -> Any:
 
 
 def json_default(value: Any):
+    """The JSON of the numpy values and paths a run's files hold; anything else is refused (a TypeError)."""
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
@@ -106,6 +109,7 @@ def json_default(value: Any):
 
 
 def library_versions() -> dict[str, str]:
+    """The versions run.json records (``versions``), so a result can be traced to the code that made it."""
     import numpy
     import scipy
     import torch
@@ -123,11 +127,13 @@ def library_versions() -> dict[str, str]:
 
 
 def new_run_id(dataset: str, model: str) -> str:
+    """A fresh id: the time, the data set's name made safe for a folder name, the model and a random suffix."""
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", dataset).strip("-")[:40] or "data"
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{safe}-{model}-{uuid.uuid4().hex[:6]}"
 
 
 def clean_for_parquet(table: pd.DataFrame) -> pd.DataFrame:
+    """A metadata table parquet can store: text columns as strings or None, column names as strings."""
     table = table.copy()
     for column in table.columns:
         if table[column].dtype == object:
@@ -151,6 +157,7 @@ _RUN_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}")
 
 
 def run_path(run_id: str) -> Path:
+    """The folder of the saved run ``run_id``: a valid id, a plain folder directly under runs/ holding a run.json."""
     if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id) or ".." in run_id:
         raise RunNotFoundError(f"{run_id!r} is not a valid run id", "Run ids are letters, digits, '.', '_' and '-' (see `runs`).")
     path = runs_dir() / run_id

@@ -28,7 +28,7 @@ import scipy.sparse as sp
 from .errors import RecsysError, RunFileError
 from .interactions import Vocabulary, display_titles
 from .models.base import Recommender
-from .run_record import (  # noqa: F401  (the schema, imported from here by pages, the CLI and the report)
+from .run_record import (
     MAX_RUN_TITLE,
     DatasetRecord,
     History,
@@ -40,7 +40,7 @@ from .run_record import (  # noqa: F401  (the schema, imported from here by page
     Settings,
     TestResult,
 )
-from .run_store import (  # noqa: F401  (the store's names other modules use)
+from .run_store import (
     MODEL_FILE,
     RECORD_FILE,
     SEEN_FILE,
@@ -62,7 +62,13 @@ from .run_store import (  # noqa: F401  (the store's names other modules use)
     run_path,
     write_record,
 )
-from .run_tensors import load_model, load_seen, save_model, save_seen  # noqa: F401
+from .run_tensors import load_model, load_seen, save_model, save_seen
+
+__all__ = [  # what pages, the CLI, the report and the tests import from here
+    "ANNOTATIONS", "MAX_RUN_TITLE", "MODEL_FILE", "RECORD_FILE", "SEEN_FILE", "BrokenRun", "DatasetRecord", "History", "ModelRecord",
+    "PositiveRule", "Refit", "Run", "RunRecord", "Scores", "Settings", "TestResult", "delete_run", "list_runs", "load_model", "load_run",
+    "load_seen", "rename_run", "run_path", "save_model", "save_run", "save_seen", "update_run",
+]  # fmt: skip
 
 #: The entries of run.json that may change after the run is saved (:func:`update_run`): the name a person
 #: gave it, the study that chose its configuration, how it was trained across processes.
