@@ -21,7 +21,7 @@ from .fit_context import TrainingHistory, TrainingPhase
 from .interactions import Interactions
 from .models import create_model
 from .models.base import Recommender
-from .protocols import DEFAULT_PROTOCOL, get_protocol
+from .protocols import DEFAULT_PROTOCOL, Protocol, get_protocol
 from .run_record import DatasetRecord, History, ModelRecord, PositiveRule, Refit, RunRecord, Scores, Settings, TestResult
 from .splits import Split, make_split
 from .trainer import Trainer, TrainingEvent
@@ -112,9 +112,10 @@ def run_experiment(
     compiles the networks' ``forward`` with ``torch.compile`` (see :class:`~recsys_core.trainer.Trainer`);
     ``threads`` fixes the CPU threads of both fits (None: chosen by the trainer, epoch by epoch).
     """
+    spec = get_protocol(protocol)  # an unknown protocol is refused before the data is read
     if isinstance(data, DataSource):
         source, data = data, data.load()
-    model = _checked_model(data, model_name, protocol, overrides, device)
+    model = _checked_model(data, model_name, spec, overrides, device)
     announce = _announcer(callback)
     if split is None:
         announce("split", f"{len(data):,} interactions for {protocol}")
@@ -150,15 +151,15 @@ def run_experiment(
     return ExperimentResult(run_id, fit.model, split, test, evaluations, record)
 
 
-def _checked_model(data: Interactions, model_name: str, protocol: str, overrides: dict[str, Any] | None, device: str) -> Recommender:
+def _checked_model(data: Interactions, model_name: str, spec: Protocol, overrides: dict[str, Any] | None, device: str) -> Recommender:
     """The model to fit; refused first, with the reason, where the data cannot give finite metrics for the
     protocol, the model does not fit in memory or the protocol cannot test it."""
     from .limits import check_memory, check_protocol_data
 
-    check_protocol_data(data, protocol)
+    check_protocol_data(data, spec.name)
     model = create_model(model_name, **(overrides or {}))
     check_memory(model_name, data.n_users, data.n_items, len(data), model.config, device)
-    get_protocol(protocol).check(model, has_ratings=data.rating is not None)
+    spec.check(model, has_ratings=data.rating is not None)
     return model
 
 
