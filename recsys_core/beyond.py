@@ -25,8 +25,9 @@ Only the test part is read, and only once, after training: this module is called
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -43,6 +44,9 @@ from .evaluation import (
     time_ordered_histories,
 )
 from .splits import Split
+
+if TYPE_CHECKING:
+    from .run_record import RunRecord
 
 DiversityBasis = Literal["genres", "item embeddings", "none"]
 # The metric names, in display order; "@K" is appended.
@@ -87,6 +91,25 @@ class BeyondAccuracy:
             "long_tail": self.long_tail,
             "lists": "top-K over the full catalogue, known items excluded",
         }
+
+    @classmethod
+    def saved(cls, record: RunRecord) -> BeyondAccuracy | None:
+        """A saved run's beyond-accuracy metrics (run.json's "beyond", as :meth:`to_json` wrote it); None where
+        the run has none (a model that does not rank items, or a run saved before they existed)."""
+        data = record.beyond or {}
+        if not data.get("available"):
+            return None
+        return cls(
+            k=data.get("k", 10),
+            part=data.get("part", "test"),
+            n_users=data.get("n_users", 0),
+            metrics=dict(data.get("metrics", {})),
+            intervals={name: (pair[0], pair[1]) for name, pair in data.get("intervals", {}).items()},
+            diversity_basis=data.get("diversity_basis", ""),
+            activity_metric=data.get("activity_metric", ""),
+            by_activity=list(data.get("by_activity", [])),
+            long_tail=dict(data.get("long_tail", {})),
+        )
 
 
 class TopKLists:
@@ -307,29 +330,25 @@ def shared_lists(model: Any, split: Split, seed: int = 0) -> TopKLists | None:
 
 
 # ---------------------------------------------------------------------------------- the trade-off chart
-def tradeoff_table(records: list[dict], protocol: str) -> pd.DataFrame:
+def _run_name(record: RunRecord) -> str:
+    return f"{record.model.name} ({record.run_id[-6:]})"
+
+
+def tradeoff_table(records: Sequence[RunRecord], protocol: str) -> pd.DataFrame:
     """One row per run with both an accuracy result on ``protocol`` and beyond-accuracy metrics:
     the headline accuracy and each beyond metric with its 95% interval bounds."""
     headline = HEADLINE[protocol]
     rows = []
     for record in records:
-        test = record.get("test", {}).get(protocol)
-        beyond = record.get("beyond", {})
-        if test is None or not beyond.get("available") or headline not in test.get("metrics", {}):
+        test, beyond = record.test.get(protocol), BeyondAccuracy.saved(record)
+        value = None if test is None else test.scores.get(headline)
+        if value is None or beyond is None:
             continue
-        value = test["metrics"][headline]
-        lo, hi = test.get("intervals", {}).get(headline, [value, value])
-        row = {
-            "run": f"{record['model']} ({record['run_id'][-6:]})",
-            "run_id": record["run_id"],
-            headline: value,
-            f"{headline} lo": lo,
-            f"{headline} hi": hi,
-        }
-        for name, metric in beyond["metrics"].items():
+        lo, hi = test.scores.interval(headline) or (value, value)
+        row = {"run": _run_name(record), "run_id": record.run_id, headline: value, f"{headline} lo": lo, f"{headline} hi": hi}
+        for name, metric in beyond.metrics.items():
             row[name] = metric
-            b_lo, b_hi = beyond.get("intervals", {}).get(name, [metric, metric])
-            row[f"{name} lo"], row[f"{name} hi"] = b_lo, b_hi
+            row[f"{name} lo"], row[f"{name} hi"] = beyond.intervals.get(name, (metric, metric))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -393,32 +412,32 @@ def tradeoff_figure(table: pd.DataFrame, accuracy: str, other: str):
     return figure
 
 
-def activity_table(records: list[dict]) -> pd.DataFrame:
+def activity_table(records: Sequence[RunRecord]) -> pd.DataFrame:
     """Each run's accuracy in each quintile of user activity (history length), one column per quintile."""
     rows = []
     for record in records:
-        beyond = record.get("beyond", {})
-        if not beyond.get("by_activity"):
+        beyond = BeyondAccuracy.saved(record)
+        if beyond is None or not beyond.by_activity:
             continue
-        row = {"run": f"{record['model']} ({record['run_id'][-6:]})", "metric": beyond.get("activity_metric", "")}
-        for group in beyond["by_activity"]:
+        row = {"run": _run_name(record), "metric": beyond.activity_metric}
+        for group in beyond.by_activity:
             row[f"Q{group['group']} ({group['min_length']}–{group['max_length']})"] = group["mean"]
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def beyond_metrics_table(records: list[dict]) -> pd.DataFrame:
+def beyond_metrics_table(records: Sequence[RunRecord]) -> pd.DataFrame:
     """Every beyond-accuracy metric of each run with its interval, for the table under the charts."""
     rows = []
     for record in records:
-        beyond = record.get("beyond", {})
-        if not beyond.get("available"):
+        beyond = BeyondAccuracy.saved(record)
+        if beyond is None:
             continue
-        row = {"run": f"{record['model']} ({record['run_id'][-6:]})"}
-        for name, value in beyond["metrics"].items():
-            lo, hi = beyond.get("intervals", {}).get(name, [value, value])
+        row = {"run": _run_name(record)}
+        for name, value in beyond.metrics.items():
+            lo, hi = beyond.intervals.get(name, (value, value))
             row[name] = value
             row[f"{name} 95% CI"] = f"{lo:.3f} – {hi:.3f}"
-        row["ILD by"] = beyond.get("diversity_basis", "")
+        row["ILD by"] = beyond.diversity_basis
         rows.append(row)
     return pd.DataFrame(rows)

@@ -174,18 +174,12 @@ def _train_distributed(args: argparse.Namespace, source) -> int:
             compile_network=args.compile,
             threads=args.threads,
         )
-        result.record["distributed"] = {"world_size": context.world_size, "backend": context.backend}
         if context.is_main:
             summary = {**result.summary(), "world_size": context.world_size, "backend": context.backend}
             if result.run_id is not None:  # record how it was trained beside everything else in run.json
-                from .runs import read_record, run_path
+                from .runs import update_run
 
-                path = run_path(result.run_id) / "run.json"
-                record = read_record(result.run_id)
-                record["distributed"] = result.record["distributed"]
-                partial = path.with_suffix(".json.partial")
-                partial.write_text(json.dumps(record, indent=2, default=str))
-                partial.replace(path)
+                update_run(result.run_id, distributed={"world_size": context.world_size, "backend": context.backend})
             if args.json:
                 print(_json_line(summary))
             else:
@@ -438,24 +432,26 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from .datasets.user_files import DUPLICATE_RULES
-    from .models import MODEL_NAMES
-
-    parser = argparse.ArgumentParser(
-        prog="python -m recsys_core", description="Recsys Explorer: neural recommenders with leak-free evaluation."
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def _add_datasets_command(sub: argparse._SubParsersAction) -> None:
+    """The ``datasets`` sub-command's arguments."""
     p = sub.add_parser("datasets", help="list the built-in datasets and whether each is in the data home")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_datasets)
 
+
+def _add_fetch_command(sub: argparse._SubParsersAction) -> None:
+    """The ``fetch`` sub-command's arguments."""
     p = sub.add_parser("fetch", help="download a built-in dataset into the data home (or import files you have)")
     p.add_argument("name", help="dataset name, e.g. ml-100k (see `datasets`)")
     p.add_argument("--source", help="a file, folder or zip you already have, imported instead of downloading")
     p.add_argument("--force", action="store_true", help="fetch again even if the data is there")
     p.set_defaults(func=cmd_fetch)
+
+
+def _add_train_command(sub: argparse._SubParsersAction) -> None:
+    """The ``train`` sub-command's arguments."""
+    from .datasets.user_files import DUPLICATE_RULES
+    from .models import MODEL_NAMES
 
     p = sub.add_parser("train", help="train a model, evaluate it once on the test split and save the run")
     data = p.add_mutually_exclusive_group()
@@ -523,6 +519,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_train)
 
+
+def _add_generate_command(sub: argparse._SubParsersAction) -> None:
+    """The ``generate`` sub-command's arguments."""
     p = sub.add_parser("generate", help="write a synthetic MovieLens-shaped data set with hidden taste groups (parquet)")
     p.add_argument("--users", type=int, default=138_493, help="number of users (default: ML-20M's 138,493)")
     p.add_argument("--items", type=int, default=26_744, help="number of items (default: ML-20M's 26,744)")
@@ -534,12 +533,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_generate)
 
+
+def _add_evaluate_command(sub: argparse._SubParsersAction) -> None:
+    """The ``evaluate`` sub-command's arguments."""
     p = sub.add_parser("evaluate", help="evaluate a saved run again on its test split")
     p.add_argument("--run", required=True, help="run id (see `runs`)")
     p.add_argument("--protocol", choices=PROTOCOL_CHOICES, help="protocol (default: the run's own)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_evaluate)
 
+
+def _add_recommend_command(sub: argparse._SubParsersAction) -> None:
+    """The ``recommend`` sub-command's arguments."""
     p = sub.add_parser(
         "recommend",
         help="top items for a user of a saved run (or users for an item with --reverse, or items like one with --similar-to); "
@@ -562,6 +567,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_recommend)
 
+
+def _add_tune_command(sub: argparse._SubParsersAction) -> None:
+    """The ``tune`` sub-command's arguments."""
+    from .models import MODEL_NAMES
+
     p = sub.add_parser("tune", help="search a model's settings with Optuna on validation, then train the best and test it once")
     p.add_argument("--dataset", default="ml-100k", help="built-in dataset (default ml-100k)")
     p.add_argument("--model", required=True, choices=MODEL_NAMES, help="model to tune")
@@ -578,6 +588,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(func=cmd_tune)
 
+
+def _add_report_command(sub: argparse._SubParsersAction) -> None:
+    """The ``report`` sub-command's arguments."""
     p = sub.add_parser("report", help="one self-contained HTML report of saved runs, to hand to stakeholders")
     p.add_argument("--runs", required=True, nargs="+", metavar="RUN", help="run ids on the same data and split (see `runs`)")
     p.add_argument("--out", default="report.html", help="the HTML file to write (default report.html)")
@@ -585,9 +598,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed choosing the sample users (default 0)")
     p.set_defaults(func=cmd_report)
 
+
+def _add_runs_command(sub: argparse._SubParsersAction) -> None:
+    """The ``runs`` sub-command's arguments."""
     p = sub.add_parser("runs", help="list saved runs with their headline metrics")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_runs)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m recsys_core", description="Recsys Explorer: neural recommenders with leak-free evaluation."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_datasets_command(sub)
+    _add_fetch_command(sub)
+    _add_train_command(sub)
+    _add_generate_command(sub)
+    _add_evaluate_command(sub)
+    _add_recommend_command(sub)
+    _add_tune_command(sub)
+    _add_report_command(sub)
+    _add_runs_command(sub)
     return parser
 
 

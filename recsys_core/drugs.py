@@ -407,10 +407,11 @@ class DrugExplorer:
             )
         if reviews.rating is None:
             raise DataError(f"{reviews.name} has no ratings, so there is no review evidence to show")
-        rule = run.record.get("dataset", {}).get("positive_rule", {})
-        threshold = rule.get("threshold", DRUG_POSITIVE_THRESHOLD) if rule else DRUG_POSITIVE_THRESHOLD
+        dataset = run.info.dataset
+        # A run saved before the positive rule was recorded read Drugs.com reviews with the built-in rule.
+        threshold = dataset.positive_rule.threshold if dataset.rule_recorded else DRUG_POSITIVE_THRESHOLD
         classes = ReviewClasses.for_threshold(threshold)
-        text = rule.get("text") if rule else None
+        text = dataset.positive_rule.text if dataset.rule_recorded else None
         texts = reviews.extra.get("review")
         texts = np.asarray(texts, dtype=object) if texts is not None else np.full(len(reviews), "", dtype=object)
         labels = classes.classify(reviews.rating)
@@ -782,10 +783,7 @@ def condition_names(reviews: Interactions) -> ConditionNames:
 # ---------------------------------------------------------------------------------- the one entry
 def explorer_for_run(run) -> DrugExplorer:
     """Load every review of a saved run's data (from its recorded source) and build the explorer."""
-    from .datasets.source import DataSource
-
-    source = DataSource.from_json(run.record["dataset"]["source"])
-    return DrugExplorer.build(run, source.all_reviews())
+    return DrugExplorer.build(run, run.info.dataset.data_source().all_reviews())
 
 
 def drugs_for_condition(run, condition, k: int = 10, reviews: Interactions | None = None, order: PartOneOrder = "model") -> DrugAnswer:

@@ -298,8 +298,7 @@ def _beyond_section(usable: list[RunRecord], protocol: str, figures: _Figures) -
     from .beyond import TRADEOFF_AXES, activity_table, beyond_metrics_table, tradeoff_figure, tradeoff_table
     from .protocols import get_protocol
 
-    written = [r.to_json() for r in usable]
-    tradeoff = tradeoff_table(written, protocol)
+    tradeoff = tradeoff_table(usable, protocol)
     if tradeoff.empty:
         return "<h2>4. Beyond accuracy</h2><p>These runs have no beyond-accuracy metrics (trained before they existed).</p>"
     headline = get_protocol(protocol).headline
@@ -308,11 +307,11 @@ def _beyond_section(usable: list[RunRecord], protocol: str, figures: _Figures) -
         for axis in TRADEOFF_AXES
         if axis in tradeoff.columns
     ]
-    activity = activity_table(written)
+    activity = activity_table(usable)
     return (
         f"<h2>4. Beyond accuracy</h2><p class='note'>{BEYOND_NOTE}</p>"
         + "".join(charts)
-        + _table(beyond_metrics_table(written))
+        + _table(beyond_metrics_table(usable))
         + (
             "<h3>Accuracy by user activity</h3><p class='note'>Test users in five equal groups by history length (Q1 least active).</p>"
             + _table(activity)

@@ -20,9 +20,7 @@ browser tab while it runs. Optuna is imported only when a study is made or read.
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -537,25 +535,10 @@ def train_best(
     )
     summary = replace(summary, run_id=result.run_id, test_metrics=dict(result.test.metrics))
     if result.run_id is not None:
-        _attach_study(result.run_id, summary.study_record())
+        from .runs import update_run
+
+        update_run(result.run_id, study=summary.study_record())
     return summary
-
-
-def _attach_study(run_id: str, study: dict) -> None:
-    """Add the study to a saved run's run.json, written to a temporary file and renamed into place."""
-    from .runs import read_record, run_path
-
-    path = run_path(run_id) / "run.json"
-    record = read_record(run_id)
-    record["study"] = study
-    handle, temporary = tempfile.mkstemp(prefix=".run.", suffix=".json", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w") as out:
-            json.dump(record, out, indent=2, default=str)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def tune(

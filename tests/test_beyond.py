@@ -125,6 +125,7 @@ def test_compare_page_shows_the_tradeoff(ml100k_dir, tmp_path, monkeypatch):
 
     from recsys_core.datasets import fetch
     from recsys_core.experiment import DataSource, run_experiment
+    from recsys_core.runs import RunRecord
     from webapp import beyond_ui
 
     fetch("ml-100k", source=ml100k_dir)
@@ -150,7 +151,7 @@ def test_compare_page_shows_the_tradeoff(ml100k_dir, tmp_path, monkeypatch):
     assert len(scatter["text"]) == 2 and "error_x" in scatter and "error_y" in scatter
     table = at.dataframe[-2].value
     assert {"Coverage@10", "Novelty@10", "Gini@10", "ILD@10", "LongTail@10"} <= set(table.columns) and len(table) == 2
-    records = [json.loads((Path(os.environ["RECSYS_HOME"]) / "runs" / i / "run.json").read_text()) for i in ids]
+    records = [RunRecord.from_json(json.loads((Path(os.environ["RECSYS_HOME"]) / "runs" / i / "run.json").read_text())) for i in ids]
     frame = beyond_ui.tradeoff_table(records, "loo-sampled")
     # Popularity recommends far fewer distinct items than EASE.
     assert frame.set_index("run_id").loc[ids[0], "Coverage@10"] < frame.set_index("run_id").loc[ids[1], "Coverage@10"]

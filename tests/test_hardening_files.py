@@ -305,7 +305,7 @@ def test_a_run_with_nan_metrics_is_never_saved(ml100k):
     from recsys_core.errors import RecsysError
     from recsys_core.home import runs_dir
     from recsys_core.models import create_model
-    from recsys_core.runs import save_run
+    from recsys_core.runs import DatasetRecord, ModelRecord, RunRecord, Scores, save_run
     from recsys_core.trainer import fit_model
 
     small = ml100k.subset(np.arange(2000))
@@ -315,7 +315,9 @@ def test_a_run_with_nan_metrics_is_never_saved(ml100k):
             model,
             users=small.users,
             items=small.items,
-            record={"dataset": {"name": "x"}, "metrics": {"HR@10": float("nan"), "NDCG@10": 0.1}},
+            record=RunRecord(
+                "", ModelRecord("pop"), DatasetRecord("x"), "loo-sampled", "HR@10", scores=Scores({"HR@10": float("nan"), "NDCG@10": 0.1})
+            ),
         )
     assert not list(runs_dir().iterdir())
 

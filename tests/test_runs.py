@@ -8,6 +8,7 @@ import pytest
 from recsys_core.errors import RunNotFoundError, UnknownIdError
 from recsys_core.experiment import run_experiment
 from recsys_core.home import runs_dir
+from recsys_core.run_store import record_text
 from recsys_core.runs import list_runs, load_run
 
 
@@ -62,7 +63,7 @@ def test_a_failed_save_leaves_nothing_behind(ml100k, monkeypatch):
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(runs, "_clean_for_parquet", broken)
+    monkeypatch.setattr(runs, "clean_for_parquet", broken)
     with pytest.raises(OSError):
         run_experiment(ml100k, "pop", device="cpu")
     assert list(runs_dir().iterdir()) == []
@@ -82,6 +83,9 @@ def test_run_record_round_trip_and_typed_fields(ml100k):
     raw = json.loads((runs_dir() / result.run_id / "run.json").read_text())
     record = RunRecord.from_json(raw)
     assert record.to_json() == raw  # nothing read is lost, nothing is added
+    # ... and written again it is the same text: the entries in run.json's order, nothing reformatted.
+    assert record_text(record.to_json()) == (runs_dir() / result.run_id / "run.json").read_text()
+    assert result.info == record  # the experiment returns the record it saved
     assert RunRecord.from_json(record.to_json()) == record
     assert (record.run_id, record.model.name, record.dataset.name, record.protocol, record.headline) == (
         result.run_id, "itemknn", ml100k.name, "loo-sampled", "HR@10",
@@ -215,5 +219,68 @@ def test_run_record_round_trip_keeps_model_specific_settings(ml100k):
     raw = json.loads((runs_dir() / result.run_id / "run.json").read_text())
     record = RunRecord.from_json(raw)
     assert record.to_json() == raw
+    assert record_text(record.to_json()) == (runs_dir() / result.run_id / "run.json").read_text()  # kl before the threshold, as saved
     assert record.settings.kl is not None and record.settings.kl["total_anneal_steps"] == raw["settings"]["kl"]["total_anneal_steps"]
     assert record.settings.epoch_budget == 1 and record.history.has_loss
+
+
+# ---------------------------------------------------------------------------------- saving and updating run.json
+def test_the_experiment_builds_the_record_it_saves(ml100k):
+    """run_experiment hands save_run a RunRecord; the saved run.json is that record, with the id, model and versions."""
+    from recsys_core.runs import RunRecord
+
+    result = run_experiment(ml100k, "pop", device="cpu", seed=2)
+    text = (runs_dir() / result.run_id / "run.json").read_text()
+    assert isinstance(result.info, RunRecord) and result.info.run_id == result.run_id
+    assert record_text(result.info.to_json()) == text and RunRecord.from_json(json.loads(text)) == result.info
+    assert list(json.loads(text))[:5] == ["run_id", "model", "config", "versions", "dataset"]
+    assert result.info.model.name == "pop" and result.info.seed == 2 and result.info.extra["seen_items"] == "all interactions of the data set"
+    assert result.summary()["dataset"] == ml100k.name and result.summary()["refit"] is True
+    unsaved = run_experiment(ml100k, "pop", device="cpu", save=False)
+    assert unsaved.run_id is None and unsaved.info.run_id == "" and "known_history" not in unsaved.record
+    assert unsaved.record["metrics"] == pytest.approx(result.record["metrics"], abs=0.1)
+
+
+def test_update_run_changes_only_its_annotations_and_keeps_every_other_byte(ml100k):
+    from recsys_core.runs import update_run
+
+    run_id = run_experiment(ml100k, "pop", device="cpu").run_id
+    path = runs_dir() / run_id / "run.json"
+    before = path.read_text()
+    record = update_run(run_id, title="baseline", distributed={"world_size": 2, "backend": "gloo"})
+    assert record.title == "baseline" and load_run(run_id).info == record
+    after = path.read_text()
+    assert after.startswith(before[: before.rindex("\n}")]) and json.loads(after)["distributed"]["world_size"] == 2
+    update_run(run_id, title=None, distributed=None)  # None removes an annotation
+    assert path.read_text() == before
+    with pytest.raises(ValueError, match="not metrics"):
+        update_run(run_id, metrics={"HR@10": 1.0})  # a run's results never change
+    assert path.read_text() == before
+    assert [p.name for p in path.parent.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_failed_update_leaves_the_old_run_json_intact(ml100k, monkeypatch):
+    """A crash between writing the new run.json and renaming it over the old one, or a value JSON cannot
+    hold, leaves the old run.json byte for byte and no temporary file behind."""
+    import os
+
+    import recsys_core.run_store as run_store
+    from recsys_core.runs import rename_run, update_run
+
+    run_id = run_experiment(ml100k, "pop", device="cpu").run_id
+    folder = runs_dir() / run_id
+    before = (folder / "run.json").read_bytes()
+
+    def crash(source, target):
+        assert os.path.getsize(source) > len(before)  # the new text was written in full, beside the old
+        raise OSError("power cut")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(run_store.os, "replace", crash)
+        with pytest.raises(OSError, match="power cut"):
+            rename_run(run_id, "a name")
+    with pytest.raises(TypeError, match="cannot store object"):
+        update_run(run_id, study={"sampler": object()})
+    assert (folder / "run.json").read_bytes() == before
+    assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+    assert load_run(run_id).info.title == ""

@@ -23,8 +23,7 @@ if TYPE_CHECKING:
 def show_beyond_accuracy(runs: list[RunRecord], protocol: str) -> None:
     """The Compare page's beyond-accuracy section: the trade-off charts, the metrics and accuracy by activity."""
     st.header("Beyond accuracy")
-    records = [run.to_json() for run in runs]  # recsys_core.beyond reads run.json as written, as the report does
-    table = tradeoff_table(records, protocol)
+    table = tradeoff_table(runs, protocol)
     if table.empty:
         st.info("None of these runs has beyond-accuracy metrics yet (runs saved before they existed); train them again to see them.")
         return
@@ -38,14 +37,14 @@ def show_beyond_accuracy(runs: list[RunRecord], protocol: str) -> None:
     for column, other in zip(columns, TRADEOFF_AXES):
         if other in table.columns:
             column.plotly_chart(tradeoff_figure(table, headline, other), key=f"cmp_tradeoff_{other}")
-    metrics = beyond_metrics_table(records)
+    metrics = beyond_metrics_table(runs)
     st.dataframe(
         metrics,
         hide_index=True,
         width="stretch",
         column_config={c: st.column_config.NumberColumn(format="%.4f") for c in metrics.columns if "@" in c and "CI" not in c},
     )
-    activity = activity_table(records)
+    activity = activity_table(runs)
     if not activity.empty:
         st.caption(
             "Accuracy by user activity: test users cut into five equal groups by history length (Q1 least active; lengths in brackets)."
