@@ -75,6 +75,12 @@ class Protocol:
         return self.split_kind == "leave-one-out"
 
     @property
+    def units_are_ratings(self) -> bool:
+        """Whether a result's per-unit values are one per test rating (a user listed once per rating) rather than
+        one per test user."""
+        return self.split_kind == "ratio"
+
+    @property
     def paired_headline(self) -> str:
         """The per-unit metric a paired test of two runs compares for the headline."""
         return self.paired_metric or self.headline

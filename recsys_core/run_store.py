@@ -50,6 +50,7 @@ from . import limits
 from .errors import RecsysError, RunFileError, RunNotFoundError
 from .home import data_home, runs_dir
 from .interactions import Vocabulary
+from .protocols import PROTOCOLS
 from .run_record import RunRecord
 from .safe_files import decoded_frame, open_regular_file, parse_json, read_parquet_capped, read_regular_file
 
@@ -209,6 +210,10 @@ def check_record(record: dict, label: str) -> dict:
 _UNIT_METRICS = ("HR@", "NDCG@", "MRR", "Recall@", "Precision@", "MAP@", "Coverage@")
 
 
+def _units_are_ratings(protocol: str) -> bool:
+    return protocol in PROTOCOLS and PROTOCOLS[protocol].units_are_ratings
+
+
 def check_evaluation(data: dict, name: str, run_id: str) -> dict:
     """evaluation-*.json's shape: its protocol, one finite per-user value per listed user (hit rates, NDCG
     and MRR within [0, 1]), finite metrics and interval pairs."""
@@ -227,8 +232,11 @@ def check_evaluation(data: dict, name: str, run_id: str) -> dict:
     if not all(isinstance(data.get(part, {}), dict) for part in ("per_user", "intervals", "info")):
         raise RunFileError(f"{label} has damaged per-user values, intervals or info", hint)
     users = numbers(data.get("users", []), "the user list")
-    if (users < 0).any() or (users != np.round(users)).any() or len(np.unique(users)) != len(users):
-        raise RunFileError(f"{label}: the user list holds negative, fractional or repeated indices", hint)
+    if (users < 0).any() or (users != np.round(users)).any():
+        raise RunFileError(f"{label}: the user list holds negative or fractional indices", hint)
+    # A rating result lists a user once per test rating; every other protocol lists each test user once.
+    if not _units_are_ratings(data["protocol"]) and len(np.unique(users)) != len(users):
+        raise RunFileError(f"{label}: the user list holds repeated indices", hint)
     for metric, values in data["per_user"].items():
         per_user = numbers(values, f"the per-user values of {metric}")
         if len(per_user) != len(users):

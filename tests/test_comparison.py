@@ -137,3 +137,4 @@ def test_the_leaderboard_shows_the_protocols_metrics_best_first_in_the_metrics_d
     assert [c for c in board.columns if c in get_protocol("ratings").metrics] == ["RMSE", "MAE"]
     # The Compare page's board is the core's, with the page's run names.
     assert compare_ui.leaderboard(rated, "ratings")["run_id"].tolist() == board["run_id"].tolist()
+

@@ -132,3 +132,27 @@ def test_report_renders_offline_in_chromium(report_runs, monkeypatch, tmp_path):
     by_id = {d["id"]: d["points"] for d in drawn}
     assert by_id["leaderboard"] == 3 and by_id["tradeoff-coverage"] == 3 and by_id["embedding-map"] > 1000
     assert all(url.startswith("file://") for url in requested), [u for u in requested if not u.startswith("file://")]
+
+
+def test_two_saved_rating_runs_are_paired_and_reported(ml100k_dir):
+    """A rating result lists a user once per test rating; its saved file must read back (it was once refused as
+    "repeated indices", so rating runs could be paired neither on the Compare page nor in the report)."""
+    import numpy as np
+
+    from recsys_core.comparison import paired_comparison
+    from recsys_core.datasets import fetch
+    from recsys_core.report import build_report
+    from recsys_core.runs import load_run
+
+    fetch("ml-100k", source=ml100k_dir)
+    source = DataSource.builtin("ml-100k")
+    data = source.load()
+    ids = [
+        run_experiment(data, "autorec", "ratings", device="cpu", source=source, epochs=1, threads=1, overrides=overrides).run_id
+        for overrides in ({}, {"hidden": 50})
+    ]
+    a, b = (load_run(run_id).evaluation("ratings") for run_id in ids)
+    assert len(np.unique(a.users)) < len(a.users), "a rating result lists its users once per rating"
+    assert paired_comparison(a, b, "squared_error")["n_users"] == len(a.users)
+    report = build_report(ids)
+    assert "squared_error" in report and "cannot be paired" not in report
