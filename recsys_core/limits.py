@@ -35,9 +35,10 @@ named pipe or device) and no bigger than its cap, checked before a byte is read
 * ``MAX_STUDY_STORE_BYTES``       the tuning store (studies.db)
 * ``MAX_UNPACKED_BYTES``          everything ``fetch --source`` unpacks from a zip, nested zips included
 
-Model settings: :data:`SETTING_BOUNDS` maps a config field name to its inclusive range;
-:func:`check_config` checks types (from the dataclass annotations) and bounds for every model
-config, whoever built it (``ModelConfig.__post_init__`` calls it).
+Model settings: each config field declares its inclusive range (``bounded``, often one of the shared
+``*_RANGE`` below) and :func:`setting_bounds` reads it; :func:`check_config` checks types (from the
+dataclass annotations) and bounds for every model config, whoever built it
+(``ModelConfig.__post_init__`` calls it).
 
 Memory: :func:`estimate_memory` gives the peak bytes of fitting and evaluating a model on data of a
 given shape (dense item-item matrices, score blocks, autoencoder input rows, parameters with Adam's
@@ -93,41 +94,31 @@ MAX_K = 1000
 MAX_CONCURRENT_TRAININGS = 2
 
 # -- model settings -----------------------------------------------------------------------------------------
-#: Inclusive bounds of model settings by field name; a field not listed is checked for its type only.
-SETTING_BOUNDS: dict[str, tuple[float, float]] = {
-    "epochs": (1, 1000),
-    "learning_rate": (1e-7, 1.0),
-    "finetune_learning_rate": (1e-7, 1.0),
-    "batch_size": (1, 65_536),
-    "weight_decay": (0.0, 1e6),
-    "patience": (0, 1000),
-    "embedding_size": (1, 4096),
-    "n_negatives": (0, 100),
-    "layers": (1, 8192),
-    "hidden": (1, 8192),
-    "hidden_size": (1, 8192),
-    "rnn_size": (1, 8192),
-    "latent_size": (1, 8192),
-    "alpha": (0.0, 1.0),
-    "dropout": (0.0, 0.99),
-    "corruption": (0.0, 0.99),
-    "beta_cap": (0.0, 10.0),
-    "total_anneal_steps": (1, 1e9),
-    "next_k": (1, 100),
-    "max_length": (1, 10_000),
-    "neighbours": (1, 10_000),
-    "shrinkage": (0.0, 1e6),
-    "l2": (1e-6, 1e9),
-    "l2_grid": (1e-6, 1e9),
-}
+#: Ranges (inclusive) that fields of several model configs share; each config field declares its own range
+#: with :func:`recsys_core.models.base.bounded`, naming one of these or writing its own.
+EPOCHS_RANGE = (1, 1000)
+LEARNING_RATE_RANGE = (1e-7, 1.0)
+BATCH_SIZE_RANGE = (1, 65_536)
+WEIGHT_DECAY_RANGE = (0.0, 1e6)
+PATIENCE_RANGE = (0, 1000)
+EMBEDDING_SIZE_RANGE = (1, 4096)
+LAYER_WIDTH_RANGE = (1, 8192)
+N_NEGATIVES_RANGE = (0, 100)
+DROPOUT_RANGE = (0.0, 0.99)  # dropout and corruption: a share of the input dropped
+BETA_CAP_RANGE = (0.0, 10.0)
+ANNEAL_STEPS_RANGE = (1, 1e9)
 MAX_TUPLE_LENGTH = 50  # layers, l2_grid
 
 
 def setting_bounds(name: str, config_type: type | None = None) -> tuple[float, float] | None:
-    """The documented range of setting ``name``: the config class's own ``BOUNDS`` first (a name another
-    model uses differently, e.g. iALS's ``alpha``), then :data:`SETTING_BOUNDS`; None when it has none."""
-    own = getattr(config_type, "BOUNDS", None) or {}
-    return own.get(name, SETTING_BOUNDS.get(name))
+    """The documented range of setting ``name`` of ``config_type``: the ``bounds`` its field declares
+    (:func:`recsys_core.models.base.bounded`), by the nearest class of the config that declares them, so
+    a subclass that only changes a default keeps its base's range; None when it declares none."""
+    for klass in getattr(config_type, "__mro__", ()):
+        field = getattr(klass, "__dataclass_fields__", {}).get(name)
+        if field is not None and "bounds" in field.metadata:
+            return field.metadata["bounds"]
+    return None
 
 
 def check_setting(name: str, value: Any, config_type: type | None = None) -> None:

@@ -22,7 +22,6 @@ never seen in training is folded in by the same least-squares solve against the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -31,24 +30,23 @@ import torch
 from ..errors import ModelError
 from ..fit_context import FitContext
 from ..interactions import Interactions
-from .base import ModelConfig, Recommender
+from ..limits import EPOCHS_RANGE, PATIENCE_RANGE
+from .base import ModelConfig, Recommender, bounded
 
 
 @dataclass(frozen=True)
 class IALSConfig(ModelConfig):
     # Defaults chosen on ml-100k's validation split (loo-sampled, seed 0) over factors 32-128,
     # regularisation 1-100 and α 1-20: 32 factors, λ 10, α 1 had the best validation NDCG@10.
-    BOUNDS: ClassVar[dict[str, tuple[float, float]]] = {"alpha": (1e-3, 1e4), "regularization": (0.0, 1e6), "factors": (1, 4096)}
-
-    factors: int = 32
+    factors: int = bounded(32, (1, 4096))
     """Length of each user and item vector (the latent factors)."""
-    regularization: float = 10.0
+    regularization: float = bounded(10.0, (0.0, 1e6))
     """L2 penalty λ on every user and item vector."""
-    alpha: float = 1.0
+    alpha: float = bounded(1.0, (1e-3, 1e4))
     """Confidence of an observed interaction: c = alpha × its value (unobserved cells weigh 1)."""
-    epochs: int = 30
+    epochs: int = bounded(30, EPOCHS_RANGE)
     """Maximum ALS sweeps (users, then items)."""
-    patience: int = 3
+    patience: int = bounded(3, PATIENCE_RANGE)
     """Sweeps without a better validation NDCG@10 before training stops (0: never stop early)."""
 
 

@@ -37,6 +37,7 @@ from ..device import autocast, resolve_device
 from ..errors import ModelError
 from ..fit_context import FitContext, FitStage
 from ..interactions import Interactions
+from ..limits import BATCH_SIZE_RANGE, EPOCHS_RANGE, LEARNING_RATE_RANGE, PATIENCE_RANGE, WEIGHT_DECAY_RANGE
 from ..sequences import Sequences
 from .device_csr import DeviceCSR
 
@@ -46,9 +47,9 @@ class ModelConfig:
     """Base of every model's frozen config. Iterative models use :class:`TrainingConfig`.
 
     Every config, however it is made (defaults, ``--set``, the app's form, a saved ``run.json``), is
-    checked on creation against its field types and the documented bounds
-    (:func:`recsys_core.limits.setting_bounds`: a ``BOUNDS`` class attribute of the config first, then
-    :data:`recsys_core.limits.SETTING_BOUNDS`), so no path can build a model from an out-of-range value.
+    checked on creation against its field types and the bounds each field declares (:func:`bounded`,
+    read by :func:`recsys_core.limits.setting_bounds`), so no path can build a model from an
+    out-of-range value.
     """
 
     def __post_init__(self) -> None:
@@ -124,19 +125,29 @@ def _parse_setting(key: str, value: Any, current: Any) -> Any:
     return text
 
 
+def bounded(default: Any, bounds: tuple[float, float]) -> Any:
+    """A config field with its default and its documented inclusive range (for a tuple, of each entry).
+
+    The range belongs to the field: a subclass that redeclares the field only to change its default keeps
+    it (:func:`recsys_core.limits.setting_bounds` looks up the nearest declaration with bounds). Ranges
+    several models share are named in :mod:`recsys_core.limits` (``EPOCHS_RANGE``, ``LAYER_WIDTH_RANGE``...).
+    """
+    return dataclasses.field(default=default, metadata={"bounds": bounds})
+
+
 @dataclass(frozen=True)
 class TrainingConfig(ModelConfig):
     """Settings shared by models trained by gradient descent."""
 
-    epochs: int = 20
+    epochs: int = bounded(20, EPOCHS_RANGE)
     """Maximum passes over the training data."""
-    learning_rate: float = 1e-3
+    learning_rate: float = bounded(1e-3, LEARNING_RATE_RANGE)
     """Step size of the optimiser."""
-    batch_size: int = 256
+    batch_size: int = bounded(256, BATCH_SIZE_RANGE)
     """Training examples (or users, for autoencoders) per gradient step."""
-    weight_decay: float = 0.0
+    weight_decay: float = bounded(0.0, WEIGHT_DECAY_RANGE)
     """L2 penalty added by the optimiser."""
-    patience: int = 5
+    patience: int = bounded(5, PATIENCE_RANGE)
     """Epochs without a better validation NDCG@10 before training stops (0: never stop early)."""
 
 

@@ -10,7 +10,7 @@ import torch
 
 from ..fit_context import FitContext
 from ..interactions import Interactions
-from .base import ModelConfig, Recommender
+from .base import ModelConfig, Recommender, bounded
 
 
 @dataclass(frozen=True)
@@ -52,9 +52,9 @@ class Popularity(Recommender):
 
 @dataclass(frozen=True)
 class ItemKNNConfig(ModelConfig):
-    neighbours: int = 50
+    neighbours: int = bounded(50, (1, 10_000))
     """Most similar items kept per item (the neighbourhood size)."""
-    shrinkage: float = 10.0
+    shrinkage: float = bounded(10.0, (0.0, 1e6))
     """Added to the cosine denominator so that pairs seen together rarely count for less."""
 
 

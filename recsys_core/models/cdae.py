@@ -15,20 +15,21 @@ from torch import nn
 from ..errors import ModelError
 from ..fit_context import FitContext
 from ..interactions import Interactions
+from ..limits import DROPOUT_RANGE, LAYER_WIDTH_RANGE, N_NEGATIVES_RANGE
 from ..sampling import positive_keys, sample_train_negatives
-from .base import TorchRecommender, TrainingConfig, index_tensor
+from .base import TorchRecommender, TrainingConfig, bounded, index_tensor
 from .device_csr import DeviceCSR
 
 
 @dataclass(frozen=True)
 class CDAEConfig(TrainingConfig):
-    hidden: int = 200
+    hidden: int = bounded(200, LAYER_WIDTH_RANGE)
     """Hidden units (the paper tried 50–200)."""
-    corruption: float = 0.5
+    corruption: float = bounded(0.5, DROPOUT_RANGE)
     """Dropout probability on the input row; kept entries are scaled by 1/(1 − p) (the paper's q)."""
     activation: str = "sigmoid"
     """Hidden activation: "sigmoid", "tanh", "relu" or "identity". The output is a sigmoid with the log loss."""
-    n_negatives: int = 0
+    n_negatives: int = bounded(0, N_NEGATIVES_RANGE)
     """0: the log loss over the whole row (every zero a negative). k > 0: k sampled zeros per positive (the paper's sampling)."""
     epochs: int = 100
     """Maximum passes over the users."""

@@ -28,7 +28,7 @@ from ..fit_context import FitContext
 from ..interactions import Interactions
 from ..limits import available_memory, ease_memory_bytes
 from ..protocols import get_protocol
-from .base import ModelConfig, Recommender, csr_rows_to_dense
+from .base import ModelConfig, Recommender, bounded, csr_rows_to_dense
 
 # The memory estimate lives with the others in limits.py (checked against the measured peak in tests).
 _GRAM_BLOCK_BYTES = 32 * 2**20
@@ -77,11 +77,15 @@ def _solve_in_place(matrix: np.ndarray) -> np.ndarray:
     return p
 
 
+#: The range of λ and of each candidate in its grid.
+L2_RANGE = (1e-6, 1e9)
+
+
 @dataclass(frozen=True)
 class EASEConfig(ModelConfig):
-    l2: float | None = None
+    l2: float | None = bounded(None, L2_RANGE)
     """L2 penalty λ. None: chosen on the validation split from ``l2_grid`` (500 without validation)."""
-    l2_grid: tuple[float, ...] = (50.0, 100.0, 200.0, 350.0, 500.0, 750.0, 1000.0, 2000.0)
+    l2_grid: tuple[float, ...] = bounded((50.0, 100.0, 200.0, 350.0, 500.0, 750.0, 1000.0, 2000.0), L2_RANGE)
     """Candidates for λ when ``l2`` is None."""
     item_cap: int | None = None
     """Model only the most popular ``item_cap`` items (the rest are never recommended); None: all items."""

@@ -26,8 +26,9 @@ from torch import nn
 
 from ..fit_context import FitContext
 from ..interactions import Interactions
+from ..limits import EMBEDDING_SIZE_RANGE, N_NEGATIVES_RANGE
 from ..sampling import positive_keys, sample_train_negatives
-from .base import TorchRecommender, TrainingConfig
+from .base import TorchRecommender, TrainingConfig, bounded
 from .optimizers import Optimizers, embedding_optimizer, prefers_sparse_gradients, use_sparse_gradients
 
 # Elements of the largest (users × items × width) activation built at once while scoring.
@@ -224,11 +225,11 @@ class EmbeddingRecommender(TorchRecommender):
 
 @dataclass(frozen=True)
 class BPRConfig(TrainingConfig):
-    embedding_size: int = 64
+    embedding_size: int = bounded(64, EMBEDDING_SIZE_RANGE)
     """Length of each user and item vector (the number of latent factors)."""
     use_bias: bool = True
     """Learn an item bias added to the dot product (a user bias would cancel in the BPR difference)."""
-    n_negatives: int = 4
+    n_negatives: int = bounded(4, N_NEGATIVES_RANGE)
     """Unseen items sampled per training positive, afresh every epoch; each forms one BPR triple."""
     epochs: int = 20
     """Maximum passes over the training positives."""

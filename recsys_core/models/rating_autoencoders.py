@@ -34,7 +34,8 @@ from torch import nn
 from ..errors import ModelError
 from ..fit_context import FitContext
 from ..interactions import Interactions
-from .base import TorchRecommender, TrainingConfig, index_tensor
+from ..limits import DROPOUT_RANGE, LAYER_WIDTH_RANGE
+from .base import TorchRecommender, TrainingConfig, bounded, index_tensor
 from .device_csr import DeviceCSR
 
 # ---------------------------------------------------------------------------------------------
@@ -175,7 +176,7 @@ class _RatingModel:
 
 @dataclass(frozen=True)
 class AutoRecConfig(TrainingConfig):
-    hidden: int = 500
+    hidden: int = bounded(500, LAYER_WIDTH_RANGE)
     """Hidden units (the paper's k; 500 was its best)."""
     epochs: int = 200
     """Maximum passes over the items."""
@@ -376,9 +377,9 @@ class AutoRec(_RatingModel, TorchRecommender):
 
 @dataclass(frozen=True)
 class DeepRecConfig(TrainingConfig):
-    layers: tuple[int, ...] = (256, 256, 512)
+    layers: tuple[int, ...] = bounded((256, 256, 512), LAYER_WIDTH_RANGE)
     """Encoder layer sizes; the last is the code. The decoder mirrors them back to the items (the paper: 512, 512, 1024)."""
-    dropout: float = 0.8
+    dropout: float = bounded(0.8, DROPOUT_RANGE)
     """Dropout on the code layer (the paper's 0.8)."""
     dense_refeeding: bool = True
     """After each step, feed the model's own dense output back as a new example (a second forward and backward pass)."""

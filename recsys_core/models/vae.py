@@ -25,7 +25,8 @@ from torch import nn
 
 from ..fit_context import FitContext
 from ..interactions import Interactions
-from .base import TorchRecommender, TrainingConfig
+from ..limits import ANNEAL_STEPS_RANGE, BETA_CAP_RANGE, DROPOUT_RANGE, LAYER_WIDTH_RANGE
+from .base import TorchRecommender, TrainingConfig, bounded
 from .device_csr import DeviceCSR
 
 
@@ -65,9 +66,9 @@ class MultAutoencoderConfig(TrainingConfig):
     """Settings Mult-VAE and Mult-DAE share: the paper's, except the learning rate and the DAE's weight
     decay, chosen on MovieLens 100K's validation split (leave-one-out, NDCG@10)."""
 
-    layers: tuple[int, ...] = (200,)
+    layers: tuple[int, ...] = bounded((200,), LAYER_WIDTH_RANGE)
     """Encoder layer sizes from the input side, the last being the code; the decoder mirrors them."""
-    dropout: float = 0.5
+    dropout: float = bounded(0.5, DROPOUT_RANGE)
     """Share of the (L2-normalised) input history dropped during training."""
     epochs: int = 200
     """Maximum passes over the training users (the paper trains 200 epochs and keeps the best by validation)."""
@@ -93,9 +94,9 @@ class MultVAEConfig(MultAutoencoderConfig):
     """Encoder layer sizes from the input side, the last being the latent size; the decoder mirrors them (I-600-200-600-I in the paper)."""
     weight_decay: float = 0.0
     """L2 penalty on the weight matrices (the paper's VAE uses none: the KL term regularises)."""
-    beta_cap: float = 0.2
+    beta_cap: float = bounded(0.2, BETA_CAP_RANGE)
     """Largest weight β of the KL term."""
-    total_anneal_steps: int | None = None
+    total_anneal_steps: int | None = bounded(None, ANNEAL_STEPS_RANGE)
     """Gradient updates over which β would rise linearly from 0 to 1; it stops at ``beta_cap`` (0: β = ``beta_cap`` throughout). None: epochs × updates per epoch ÷ beta_cap, so β reaches the cap at the last epoch (about the notebook's 200000 on ML-20M; 2000 on MovieLens 100K)."""
 
 
