@@ -58,3 +58,29 @@ def test_a_subclass_that_changes_a_default_keeps_the_range():
     with pytest.raises(Exception, match="outside its range"):
         MultVAEConfig(layers=(600, 9000))
     assert limits.setting_bounds("no_such_setting", MultVAEConfig) is None
+
+
+# The titles webapp/common.py's MODEL_TITLES gave before each class declared its own.
+OLD_TITLES = {
+    "pop": "Popularity", "itemknn": "Item-kNN", "bpr": "BPR", "gmf": "GMF", "mlp": "MLP", "neumf": "NeuMF", "autorec": "AutoRec",
+    "deeprec": "DeepRec", "cdae": "CDAE", "multvae": "Mult-VAE", "multdae": "Mult-DAE", "svae": "SVAE", "ease": "EASE",
+    "ials": "iALS",
+}  # fmt: skip
+
+
+def test_each_model_declares_its_title_and_the_lookup_reads_it_without_torch():
+    import subprocess
+    import sys
+
+    from recsys_core.models import model_title
+
+    assert set(MODEL_NAMES) == set(OLD_TITLES)
+    for name in MODEL_NAMES:
+        assert model_class(name).title == model_title(name) == OLD_TITLES[name], name
+    assert model_title("a-model-since-removed") == "a-model-since-removed"
+    code = (
+        "import sys; from recsys_core.models import MODEL_NAMES, model_title; "
+        "print([model_title(n) for n in MODEL_NAMES] and 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "False", "naming a model imported torch"

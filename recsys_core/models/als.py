@@ -31,6 +31,7 @@ from ..errors import ModelError
 from ..fit_context import FitContext
 from ..interactions import Interactions
 from ..limits import EPOCHS_RANGE, PATIENCE_RANGE
+from ..tuning import Param
 from .base import ModelConfig, Recommender, bounded
 
 
@@ -83,9 +84,15 @@ class IALS(Recommender):
     """Implicit ALS (weighted matrix factorisation over every user-item cell), trained by ``implicit``."""
 
     name = "ials"
+    title = "iALS"
     Config = IALSConfig
     iterative = True
     description = "Implicit alternating least squares (Hu et al. 2008), trained by the implicit library."
+    search_space = {
+        "factors": Param("categorical", choices=(16, 32, 64, 128, 256), doc="factors per user and item"),
+        "regularization": Param("float", 1e-2, 1e3, log=True, doc="λ on every vector; log scale (Rendle et al. 2022 tune it over decades)"),
+        "alpha": Param("float", 0.1, 100.0, log=True, doc="confidence of an observed interaction; log scale"),
+    }
 
     def _build(self) -> None:
         self.user_factors = torch.zeros(self.n_users, self.config.factors)

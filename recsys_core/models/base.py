@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -40,6 +40,9 @@ from ..interactions import Interactions
 from ..limits import BATCH_SIZE_RANGE, EPOCHS_RANGE, LEARNING_RATE_RANGE, PATIENCE_RANGE, WEIGHT_DECAY_RANGE
 from ..sequences import Sequences
 from .device_csr import DeviceCSR
+
+if TYPE_CHECKING:
+    from ..tuning import Param
 
 
 @dataclass(frozen=True)
@@ -173,7 +176,13 @@ class Recommender:
     """Base class of every model; see the module docstring for the hooks."""
 
     name: ClassVar[str] = ""
+    title: ClassVar[str] = ""
+    """How the app and reports name the model ("Mult-VAE"); :func:`recsys_core.models.model_title` reads
+    it without importing the model, so write it as a plain string in the class body."""
     Config: ClassVar[type[ModelConfig]] = ModelConfig
+    search_space: ClassVar[dict[str, Param]] = {}
+    """What a tuning study samples (:class:`recsys_core.tuning.Param` per config field), in the order its
+    trials suggest them (a seeded study depends on it); empty: the model is not tuned."""
     iterative: ClassVar[bool] = False
     """True when the trainer must call ``train_epoch``; False for closed-form models."""
     uses_timestamps: ClassVar[bool] = False

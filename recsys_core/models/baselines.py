@@ -10,6 +10,7 @@ import torch
 
 from ..fit_context import FitContext
 from ..interactions import Interactions
+from ..tuning import Param
 from .base import ModelConfig, Recommender, bounded
 
 
@@ -22,6 +23,7 @@ class Popularity(Recommender):
     """Scores every item by how many training users interacted with it, the same for everyone."""
 
     name = "pop"
+    title = "Popularity"
     Config = PopularityConfig
     description = "Most popular items in training; the floor every model must beat."
 
@@ -67,8 +69,13 @@ class ItemKNN(Recommender):
     product ``history @ similarity``."""
 
     name = "itemknn"
+    title = "Item-kNN"
     Config = ItemKNNConfig
     description = "Item-item cosine neighbourhoods with shrinkage."
+    search_space = {
+        "neighbours": Param("int", 10, 500, log=True, doc="neighbours kept per item"),
+        "shrinkage": Param("float", 0.0, 200.0, doc="added to the cosine's denominator; damps rare co-occurrence"),
+    }
 
     def _build(self) -> None:
         self.similarity = sp.csr_matrix((self.n_items, self.n_items), dtype=np.float32)

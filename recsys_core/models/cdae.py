@@ -17,6 +17,7 @@ from ..fit_context import FitContext
 from ..interactions import Interactions
 from ..limits import DROPOUT_RANGE, LAYER_WIDTH_RANGE, N_NEGATIVES_RANGE
 from ..sampling import positive_keys, sample_train_negatives
+from ..tuning import LEARNING_RATE_SPACE, WEIGHT_DECAY_SPACE, Param
 from .base import TorchRecommender, TrainingConfig, bounded, index_tensor
 from .device_csr import DeviceCSR
 
@@ -84,9 +85,16 @@ class CDAE(TorchRecommender):
     """
 
     name = "cdae"
+    title = "CDAE"
     Config = CDAEConfig
     description = "Collaborative denoising autoencoder: a user's row plus a user node, log loss (implicit)."
     config: CDAEConfig
+    search_space = {
+        "hidden": Param("categorical", choices=(50, 100, 200, 400), doc="hidden units"),
+        "corruption": Param("float", 0.0, 0.8, doc="share of input items dropped"),
+        "learning_rate": LEARNING_RATE_SPACE,
+        "weight_decay": WEIGHT_DECAY_SPACE,
+    }
 
     def _make_network(self) -> nn.Module:
         cfg = self.config

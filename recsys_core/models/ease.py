@@ -28,6 +28,7 @@ from ..fit_context import FitContext
 from ..interactions import Interactions
 from ..limits import available_memory, ease_memory_bytes
 from ..protocols import get_protocol
+from ..tuning import Param
 from .base import ModelConfig, Recommender, bounded, csr_rows_to_dense
 
 # The memory estimate lives with the others in limits.py (checked against the measured peak in tests).
@@ -95,8 +96,10 @@ class EASE(Recommender):
     """B = I − P·diag(1/diag(P)) with P = (XᵀX + λI)⁻¹, so diag(B) = 0; scores are X_u B."""
 
     name = "ease"
+    title = "EASE"
     Config = EASEConfig
     description = "Embarrassingly shallow autoencoder: closed-form item-item weights."
+    search_space = {"l2": Param("float", 1.0, 1e4, log=True, doc="λ of EASE; log scale (Steck 2019 uses 100s to 1000s)")}
 
     def _build(self) -> None:
         # Sized on fit or load (a placeholder here: an n × n zero matrix would cost as much as the fit).

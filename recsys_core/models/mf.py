@@ -28,6 +28,7 @@ from ..fit_context import FitContext
 from ..interactions import Interactions
 from ..limits import EMBEDDING_SIZE_RANGE, N_NEGATIVES_RANGE
 from ..sampling import positive_keys, sample_train_negatives
+from ..tuning import LEARNING_RATE_SPACE, N_NEGATIVES_SPACE, WEIGHT_DECAY_SPACE, Param
 from .base import TorchRecommender, TrainingConfig, bounded
 from .optimizers import Optimizers, embedding_optimizer, prefers_sparse_gradients, use_sparse_gradients
 
@@ -306,8 +307,15 @@ class BPR(EmbeddingRecommender):
     sampled unseen item j, maximise log σ(x_ui − x_uj) − λ(‖p_u‖² + ‖q_i‖² + ‖q_j‖² + b_i² + b_j²)."""
 
     name = "bpr"
+    title = "BPR"
     Config = BPRConfig
     description = "Matrix factorisation with the pairwise BPR loss (Rendle et al. 2009)."
+    search_space = {
+        "embedding_size": Param("categorical", choices=(16, 32, 64, 128), doc="factors per user and item"),
+        "learning_rate": LEARNING_RATE_SPACE,
+        "weight_decay": WEIGHT_DECAY_SPACE,
+        "n_negatives": N_NEGATIVES_SPACE,
+    }
 
     @property
     def fold_in_l2(self) -> float:  # type: ignore[override]

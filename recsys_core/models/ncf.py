@@ -28,6 +28,7 @@ from torch import nn
 from ..errors import ModelError
 from ..fit_context import FitContext, FitStage
 from ..limits import EMBEDDING_SIZE_RANGE, LAYER_WIDTH_RANGE, LEARNING_RATE_RANGE, N_NEGATIVES_RANGE
+from ..tuning import LEARNING_RATE_SPACE, N_NEGATIVES_SPACE, Param
 from .base import TrainingConfig, bounded
 from .mf import EmbeddingNetwork, EmbeddingRecommender, normal_init
 from .optimizers import embedding_optimizer
@@ -252,6 +253,10 @@ PRETRAIN_STAGES = ("pretraining GMF", "pretraining MLP")
 FINETUNE_STAGE = "fine-tuning"
 
 
+#: MLP tower widths a search tries (MLP and NeuMF).
+_TOWERS = ((32, 16, 8), (64, 32, 16, 8), (128, 64, 32, 16))
+
+
 class NCFRecommender(EmbeddingRecommender):
     """Shared wrapper: the pointwise log-loss epoch and the matching fold-in loss."""
 
@@ -285,8 +290,10 @@ class GMF(NCFRecommender):
     """Generalised matrix factorisation: σ(hᵀ(p_u ⊙ q_i) + b)."""
 
     name = "gmf"
+    title = "GMF"
     Config = GMFConfig
     description = "Generalised matrix factorisation: a learned weighting of the element-wise product (He et al. 2017)."
+    search_space = {"embedding_size": Param("categorical", choices=(8, 16, 32, 64)), "learning_rate": LEARNING_RATE_SPACE, "n_negatives": N_NEGATIVES_SPACE}
 
     def _make_network(self):
         return NCFNetwork(self.n_users, self.n_items, gmf_size=self.config.embedding_size)
@@ -296,8 +303,14 @@ class MLP(NCFRecommender):
     """Concatenated user and item embeddings through a ReLU tower into σ(hᵀ · + b)."""
 
     name = "mlp"
+    title = "MLP"
     Config = MLPConfig
     description = "User and item embeddings concatenated through a ReLU tower (He et al. 2017)."
+    search_space = {
+        "layers": Param("categorical", choices=_TOWERS, doc="tower widths"),
+        "learning_rate": LEARNING_RATE_SPACE,
+        "n_negatives": N_NEGATIVES_SPACE,
+    }
 
     def _make_network(self):
         _check_layers(self.config.layers)
@@ -308,8 +321,15 @@ class NeuMF(NCFRecommender):
     """GMF and MLP with separate embeddings, their last vectors concatenated into one output layer."""
 
     name = "neumf"
+    title = "NeuMF"
     Config = NeuMFConfig
     description = "Neural matrix factorisation: GMF and an MLP tower side by side (He et al. 2017)."
+    search_space = {
+        "embedding_size": Param("categorical", choices=(8, 16, 32, 64), doc="GMF factors"),
+        "layers": Param("categorical", choices=_TOWERS, doc="MLP tower widths"),
+        "learning_rate": LEARNING_RATE_SPACE,
+        "n_negatives": N_NEGATIVES_SPACE,
+    }
 
     def _make_network(self):
         _check_layers(self.config.layers)

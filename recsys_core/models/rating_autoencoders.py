@@ -35,6 +35,7 @@ from ..errors import ModelError
 from ..fit_context import FitContext
 from ..interactions import Interactions
 from ..limits import DROPOUT_RANGE, LAYER_WIDTH_RANGE
+from ..tuning import LEARNING_RATE_SPACE, WEIGHT_DECAY_SPACE, Param
 from .base import TorchRecommender, TrainingConfig, bounded, index_tensor
 from .device_csr import DeviceCSR
 
@@ -221,9 +222,15 @@ class AutoRec(_RatingModel, TorchRecommender):
     """
 
     name = "autorec"
+    title = "AutoRec"
     Config = AutoRecConfig
     description = "I-AutoRec: item-based autoencoder over rating vectors (explicit ratings)."
     config: AutoRecConfig
+    search_space = {
+        "hidden": Param("categorical", choices=(100, 300, 500)),
+        "learning_rate": LEARNING_RATE_SPACE,
+        "weight_decay": Param("float", 1e-2, 1e3, log=True),
+    }
 
     def _make_network(self) -> nn.Module:
         return AutoRecNetwork(self.n_users, self.config.hidden)
@@ -437,9 +444,11 @@ class DeepRec(_RatingModel, TorchRecommender):
     """
 
     name = "deeprec"
+    title = "DeepRec"
     Config = DeepRecConfig
     description = "Deep autoencoder over a user's ratings with SELU, dropout and dense re-feeding (explicit ratings)."
     config: DeepRecConfig
+    search_space = {"dropout": Param("float", 0.0, 0.9), "learning_rate": LEARNING_RATE_SPACE, "weight_decay": WEIGHT_DECAY_SPACE}
 
     def _make_network(self) -> nn.Module:
         if not self.config.layers:

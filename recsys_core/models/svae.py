@@ -38,6 +38,7 @@ from ..fit_context import FitContext
 from ..interactions import Interactions
 from ..limits import ANNEAL_STEPS_RANGE, BETA_CAP_RANGE, DROPOUT_RANGE, EMBEDDING_SIZE_RANGE, LAYER_WIDTH_RANGE
 from ..sequences import Sequences
+from ..tuning import LEARNING_RATE_SPACE, Param
 from .base import TorchRecommender, TrainingConfig, bounded
 from .device_csr import DeviceCSR
 from .vae import anneal_steps, gaussian_kl, kl_weight
@@ -152,9 +153,15 @@ class SVAE(TorchRecommender):
     """GRU over the time-ordered history with a VAE latent per step, trained to predict the next items."""
 
     name = "svae"
+    title = "SVAE"
     Config = SVAEConfig
     uses_timestamps = True
     description = "Sequential VAE: a GRU over time-ordered items, a latent per step, predicts the next items (Sachdeva et al. 2019)."
+    search_space = {
+        "latent_size": Param("categorical", choices=(32, 64, 128), doc="latent dimensions"),
+        "dropout": Param("float", 0.0, 0.5, doc="dropout on the GRU input"),
+        "learning_rate": LEARNING_RATE_SPACE,
+    }
 
     # ------------------------------------------------------------------ building and data
     def _build(self) -> None:

@@ -26,6 +26,7 @@ from torch import nn
 from ..fit_context import FitContext
 from ..interactions import Interactions
 from ..limits import ANNEAL_STEPS_RANGE, BETA_CAP_RANGE, DROPOUT_RANGE, LAYER_WIDTH_RANGE
+from ..tuning import LEARNING_RATE_SPACE, Param
 from .base import TorchRecommender, TrainingConfig, bounded
 from .device_csr import DeviceCSR
 
@@ -236,19 +237,33 @@ class _MultAutoencoder(TorchRecommender):
         return self.network.decoder[-1].weight.detach().float().cpu().numpy()
 
 
+#: The search space's dimensions Mult-VAE and Mult-DAE share.
+_DROPOUT_SPACE = Param("float", 0.0, 0.8, doc="input dropout")
+_WEIGHT_DECAY_SPACE = Param("float", 1e-7, 1e-2, log=True, doc="L2 penalty")
+
+
 class MultVAE(_MultAutoencoder):
     """Mult-VAE^PR: variational autoencoder with a multinomial likelihood and a β-annealed KL term."""
 
     name = "multvae"
+    title = "Mult-VAE"
     Config = MultVAEConfig
     description = "Variational autoencoder over a user's history, multinomial likelihood, annealed KL (Liang et al. 2018)."
     variational = True
+    search_space = {
+        "dropout": _DROPOUT_SPACE,
+        "beta_cap": Param("float", 0.05, 1.0, log=True, doc="largest KL weight β after annealing"),
+        "learning_rate": LEARNING_RATE_SPACE,
+        "weight_decay": _WEIGHT_DECAY_SPACE,
+    }
 
 
 class MultDAE(_MultAutoencoder):
     """Mult-DAE: denoising autoencoder (input dropout) with a multinomial likelihood and L2 weight decay."""
 
     name = "multdae"
+    title = "Mult-DAE"
     Config = MultDAEConfig
     description = "Denoising autoencoder over a user's history with a multinomial likelihood (Liang et al. 2018)."
     variational = False
+    search_space = {"dropout": _DROPOUT_SPACE, "learning_rate": LEARNING_RATE_SPACE, "weight_decay": _WEIGHT_DECAY_SPACE}
