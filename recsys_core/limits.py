@@ -181,8 +181,6 @@ def check_config(config: Any) -> None:
 # -- memory -------------------------------------------------------------------------------------------------
 GIB = 1 << 30
 SCORE_BLOCK_FLOATS = 1 << 24  # users × items scores are computed in blocks of this many floats
-_AUTOENCODERS = ("autorec", "deeprec", "cdae", "multvae", "multdae")
-_EMBEDDINGS = ("bpr", "gmf", "mlp", "neumf", "svae")
 
 
 @dataclass(frozen=True)
@@ -194,8 +192,20 @@ class MemoryEstimate:
     way_out: str
 
 
-def _width(config: Any) -> int:
-    """The widest hidden layer or embedding of a config (the size parameters scale with)."""
+@dataclass(frozen=True)
+class ModelMemory:
+    """The model's own part of that peak (its parameters, optimiser state and work arrays), as its class
+    estimates it (``Recommender.model_memory``), with what dominates and the way out when it does."""
+
+    bytes: int
+    dominant: str = "the data and score blocks"
+    way_out: str = "use a smaller data set or a k-core filter"
+
+
+def config_width(config: Any) -> int:
+    """The widest hidden layer or embedding of a config (the size parameters scale with); 256 without a config."""
+    if config is None:
+        return 256
     sizes = [1]
     for name in ("embedding_size", "factors", "hidden", "hidden_size", "rnn_size", "latent_size"):
         value = getattr(config, name, None)
@@ -205,76 +215,54 @@ def _width(config: Any) -> int:
     return max(sizes)
 
 
+def config_batch(config: Any) -> int:
+    """A config's training batch size (256 without one)."""
+    return int(getattr(config, "batch_size", 256) or 256)
+
+
+def autoencoder_memory(n_users: int, n_items: int, config: Any, rows_over_users: bool = False) -> ModelMemory:
+    """An autoencoder's part: parameters row × width with gradients and Adam's two moments (× 4), plus a
+    batch of dense rows with activations and gradients (× 6), a row being n_items wide (n_users for a
+    model that encodes items as rows over the users, ``rows_over_users``)."""
+    row, rows_of = (n_users, "users") if rows_over_users else (n_items, "items")
+    batch, width = config_batch(config), config_width(config)
+    return ModelMemory(
+        4 * 4 * 2 * row * width + 6 * 4 * min(batch, max(n_users, n_items)) * row,
+        f"autoencoder rows of {row:,} {rows_of} (batch {batch}, width {width})",
+        "lower batch_size or the layer sizes, or keep fewer users and items (k-core)",
+    )
+
+
+def embedding_memory(n_users: int, n_items: int, config: Any) -> ModelMemory:
+    """An embedding model's part: (n_users + n_items) × width parameters × 4 (gradients, Adam's moments)
+    and a batch's activations; the model adds its epoch's training arrays."""
+    batch, width = config_batch(config), config_width(config)
+    return ModelMemory(
+        4 * 4 * (n_users + n_items) * width + 4 * 8 * batch * width * 8,
+        f"embeddings of {n_users:,} users and {n_items:,} items (width {width})",
+        "lower embedding_size or batch_size, or keep fewer users and items (k-core)",
+    )
+
+
 def estimate_memory(model_name: str, n_users: int, n_items: int, n_interactions: int, config: Any = None) -> MemoryEstimate:
     """Peak bytes to fit and evaluate ``model_name`` on data of this shape (an upper estimate).
 
     * data: the interactions and their copies in the split, CSR matrices and sampled candidates
       (~160 bytes per interaction: 2.9 GiB read and split at synthetic ML-20M shape);
     * scoring: blocks of ``SCORE_BLOCK_FLOATS`` float32 scores plus the masks and ranks made from them;
-    * EASE: :func:`ease_memory_bytes` — float32 n × n matrices (two while λ is chosen on validation,
-      one with a fixed ``l2``), of at most ``item_cap`` items;
-    * item-kNN: a float32 similarity block and its argpartition (~5 × the score block) and at most
-      ``neighbours`` entries per item;
-    * autoencoders: parameters row × width with gradients and Adam's two moments (× 4), plus a batch
-      of dense rows with activations and gradients (× 6), a row being n_items wide (n_users for
-      I-AutoRec, which encodes items);
-    * iALS: its user and item factors (× 3) and the confidence matrix with its transpose (CSR);
-    * embedding models: (n_users + n_items) × width parameters × 4, the batch's activations and an
-      epoch's training arrays (positives, sampled negatives, NCF's labelled examples);
-      SVAE adds its softmax over every item at each of a batch's ``max_length`` positions (× 6).
+    * the model itself: its class's ``model_memory`` (EASE's n × n matrices, item-kNN's similarity
+      blocks, :func:`autoencoder_memory`, :func:`embedding_memory` with the epoch's training arrays,
+      iALS's factors and confidence matrix; a model without its own estimate, popularity, keeps a count
+      per item). ``config`` None: the estimate for a width and batch of 256.
     """
+    from .models import model_class
+
     n_users, n_items, n_interactions = int(n_users), int(n_items), int(n_interactions)
     data = 160 * n_interactions + 16 * (n_users + n_items)
     block = min(SCORE_BLOCK_FLOATS, max(1, n_users) * max(1, n_items))  # a block never exceeds users × items
     scoring = 4 * 4 * block
-    model, dominant, way_out = 0, "the data and score blocks", "use a smaller data set or a k-core filter"
-    batch = int(getattr(config, "batch_size", 256) or 256)
-    width = _width(config) if config is not None else 256
-    if model_name == "ease":
-        cap = getattr(config, "item_cap", None)
-        kept = n_items if cap is None else min(int(cap), n_items)
-        model = ease_memory_bytes(kept, tuning=getattr(config, "l2", None) is None)
-        dominant = f"EASE's dense {kept:,} × {kept:,} float32 item-item matrices"
-        way_out = "set item_cap (EASE on the most popular items), keep fewer items (k-core) or choose itemknn or multvae"
-    elif model_name == "itemknn":
-        neighbours = int(getattr(config, "neighbours", 50) or 50)
-        model = 5 * 4 * min(SCORE_BLOCK_FLOATS, n_items * n_items) + 16 * n_items * min(neighbours, n_items)
-        dominant = "item-kNN's similarity blocks"
-        way_out = "lower neighbours, or keep fewer items (k-core)"
-    elif model_name in _AUTOENCODERS:
-        # I-AutoRec encodes items as rows over the users; the others encode users as rows over the items.
-        row, rows_of = (n_users, "users") if model_name == "autorec" else (n_items, "items")
-        model = 4 * 4 * 2 * row * width + 6 * 4 * min(batch, max(n_users, n_items)) * row
-        if model_name == "cdae":
-            model += 4 * 4 * n_users * width  # its per-user input node: a users × hidden table, with Adam's moments
-        dominant = f"autoencoder rows of {row:,} {rows_of} (batch {batch}, width {width})"
-        way_out = "lower batch_size or the layer sizes, or keep fewer users and items (k-core)"
-    elif model_name in _EMBEDDINGS:
-        model = 4 * 4 * (n_users + n_items) * width + 4 * 8 * batch * width * 8
-        dominant = f"embeddings of {n_users:,} users and {n_items:,} items (width {width})"
-        way_out = "lower embedding_size or batch_size, or keep fewer users and items (k-core)"
-        if model_name != "svae":
-            # An epoch's training arrays: the positives' indices, n_negatives int64 negatives per
-            # positive with the sampler's temporaries (~40 bytes each), and for the pointwise NCF models
-            # every example's user, item and label. BPR at synthetic ML-20M shape: 2.9 GiB measured.
-            k = int(getattr(config, "n_negatives", 4) or 0)
-            model += n_interactions * (16 + 40 * k + (0 if model_name == "bpr" else 20 * (1 + k)))
-        if model_name == "svae":
-            # SVAE decodes a softmax over every item at each position of each sequence of a batch
-            # (batches group similar lengths, so one batch can be max_length long throughout).
-            length = int(getattr(config, "max_length", 100) or 100)
-            model += 6 * 4 * batch * length * n_items
-            dominant = f"SVAE's softmax over {n_items:,} items at each of {length} positions of {batch} sequences per batch"
-            way_out = "lower max_length or batch_size, or keep fewer items (k-core)"
-    elif model_name == "ials":
-        # implicit's ALS: user and item factors (a copy of each as tensors, and its CG work), the
-        # confidence matrix in CSR and its transpose, and each half-step's factors × factors Gram matrix.
-        model = 3 * 4 * (n_users + n_items) * width + 2 * 12 * n_interactions + 8 * width * width
-        dominant = f"iALS factors of {n_users:,} users and {n_items:,} items (width {width}) and its confidence matrix"
-        way_out = "lower factors, or keep fewer users and items (k-core)"
-    else:  # pop and anything without its own line: data and scoring only
-        model = 8 * n_items
-    return MemoryEstimate(total=data + scoring + model, dominant=dominant, way_out=way_out)
+    model = model_class(model_name).model_memory(n_users, n_items, n_interactions, config)
+    return MemoryEstimate(total=data + scoring + model.bytes, dominant=model.dominant, way_out=model.way_out)
 
 
 # EASE beyond its n × n matrices: the Gram matrix's sparse column blocks and small arrays; while λ is

@@ -84,3 +84,76 @@ def test_each_model_declares_its_title_and_the_lookup_reads_it_without_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "False", "naming a model imported torch"
+
+
+# limits.estimate_memory's totals when its per-model branches were a name table, for two shapes (ml-100k and
+# ML-20M), each model's default config and no config: the estimates moved onto the models unchanged.
+OLD_MEMORY_TOTALS = {
+    ("autorec", (138493, 26744, 20000263), "default"): 6537910320,
+    ("autorec", (138493, 26744, 20000263), "none"): 5456556976,
+    ("autorec", (943, 1682, 100000), "default"): 62301808,
+    ("autorec", (943, 1682, 100000), "none"): 54938864,
+    ("bpr", (138493, 26744, 20000263), "default"): 7177147520,
+    ("bpr", (138493, 26744, 20000263), "none"): 7684755584,
+    ("bpr", (943, 1682, 100000), "default"): 78485232,
+    ("bpr", (943, 1682, 100000), "none"): 86549232,
+    ("cdae", (138493, 26744, 20000263), "default"): 4126539312,
+    ("cdae", (138493, 26744, 20000263), "none"): 4421790640,
+    ("cdae", (943, 1682, 100000), "default"): 57785968,
+    ("cdae", (943, 1682, 100000), "none"): 69395696,
+    ("deeprec", (138493, 26744, 20000263), "default"): 3950373808,
+    ("deeprec", (138493, 26744, 20000263), "none"): 3854523312,
+    ("deeprec", (943, 1682, 100000), "default"): 71561456,
+    ("deeprec", (943, 1682, 100000), "none"): 65533168,
+    ("ease", (138493, 26744, 20000263), "default"): 9500162480,
+    ("ease", (138493, 26744, 20000263), "none"): 9500162480,
+    ("ease", (943, 1682, 100000), "default"): 371161872,
+    ("ease", (943, 1682, 100000), "none"): 371161872,
+    ("gmf", (138493, 26744, 20000263), "default"): 9084183868,
+    ("gmf", (138493, 26744, 20000263), "none"): 9684781884,
+    ("gmf", (943, 1682, 100000), "default"): 78752624,
+    ("gmf", (943, 1682, 100000), "none"): 96549232,
+    ("ials", (138493, 26744, 20000263), "default"): 4014586840,
+    ("ials", (138493, 26744, 20000263), "none"): 4459259992,
+    ("ials", (943, 1682, 100000), "default"): 44836208,
+    ("ials", (943, 1682, 100000), "none"): 52408304,
+    ("itemknn", (138493, 26744, 20000263), "default"): 3828060848,
+    ("itemknn", (138493, 26744, 20000263), "none"): 3828060848,
+    ("itemknn", (943, 1682, 100000), "default"): 99348096,
+    ("itemknn", (943, 1682, 100000), "none"): 99348096,
+    ("mlp", (138493, 26744, 20000263), "default"): 9227505468,
+    ("mlp", (138493, 26744, 20000263), "none"): 9684781884,
+    ("mlp", (943, 1682, 100000), "default"): 138816880,
+    ("mlp", (943, 1682, 100000), "none"): 96549232,
+    ("multdae", (138493, 26744, 20000263), "default"): 3963210928,
+    ("multdae", (138493, 26744, 20000263), "none"): 3854523312,
+    ("multdae", (943, 1682, 100000), "default"): 72368816,
+    ("multdae", (943, 1682, 100000), "none"): 65533168,
+    ("multvae", (138493, 26744, 20000263), "default"): 4305534128,
+    ("multvae", (138493, 26744, 20000263), "none"): 3854523312,
+    ("multvae", (943, 1682, 100000), "default"): 93898416,
+    ("multvae", (943, 1682, 100000), "none"): 65533168,
+    ("neumf", (138493, 26744, 20000263), "default"): 9227505468,
+    ("neumf", (138493, 26744, 20000263), "none"): 9684781884,
+    ("neumf", (943, 1682, 100000), "default"): 138816880,
+    ("neumf", (943, 1682, 100000), "none"): 96549232,
+    ("pop", (138493, 26744, 20000263), "default"): 3471335280,
+    ("pop", (138493, 26744, 20000263), "none"): 3471335280,
+    ("pop", (943, 1682, 100000), "default"): 41433472,
+    ("pop", (943, 1682, 100000), "none"): 41433472,
+    ("svae", (138493, 26744, 20000263), "default"): 8264199088,
+    ("svae", (138493, 26744, 20000263), "none"): 20596222896,
+    ("svae", (943, 1682, 100000), "default"): 318915824,
+    ("svae", (943, 1682, 100000), "none"): 1102370032,
+}
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_each_models_memory_estimate_is_unchanged(name):
+    from recsys_core.models import create_model
+
+    for (model, shape, config), total in OLD_MEMORY_TOTALS.items():
+        if model == name:
+            estimate = limits.estimate_memory(name, *shape, None if config == "none" else create_model(name).config)
+            assert estimate.total == total, (name, shape, config)
+            assert estimate.dominant and estimate.way_out

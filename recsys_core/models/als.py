@@ -30,7 +30,7 @@ import torch
 from ..errors import ModelError
 from ..fit_context import FitContext
 from ..interactions import Interactions
-from ..limits import EPOCHS_RANGE, PATIENCE_RANGE
+from ..limits import EPOCHS_RANGE, PATIENCE_RANGE, ModelMemory, config_width
 from ..tuning import Param
 from .base import ModelConfig, Recommender, bounded
 
@@ -93,6 +93,17 @@ class IALS(Recommender):
         "regularization": Param("float", 1e-2, 1e3, log=True, doc="λ on every vector; log scale (Rendle et al. 2022 tune it over decades)"),
         "alpha": Param("float", 0.1, 100.0, log=True, doc="confidence of an observed interaction; log scale"),
     }
+
+    @classmethod
+    def model_memory(cls, n_users: int, n_items: int, n_interactions: int, config: IALSConfig | None) -> ModelMemory:
+        """implicit's ALS: user and item factors (a copy of each as tensors, and its CG work), the confidence
+        matrix in CSR and its transpose, and each half-step's factors × factors Gram matrix."""
+        width = config_width(config)
+        return ModelMemory(
+            3 * 4 * (n_users + n_items) * width + 2 * 12 * n_interactions + 8 * width * width,
+            f"iALS factors of {n_users:,} users and {n_items:,} items (width {width}) and its confidence matrix",
+            "lower factors, or keep fewer users and items (k-core)",
+        )
 
     def _build(self) -> None:
         self.user_factors = torch.zeros(self.n_users, self.config.factors)

@@ -37,7 +37,7 @@ from ..device import autocast, resolve_device
 from ..errors import ModelError
 from ..fit_context import FitContext, FitStage
 from ..interactions import Interactions
-from ..limits import BATCH_SIZE_RANGE, EPOCHS_RANGE, LEARNING_RATE_RANGE, PATIENCE_RANGE, WEIGHT_DECAY_RANGE
+from ..limits import BATCH_SIZE_RANGE, EPOCHS_RANGE, LEARNING_RATE_RANGE, PATIENCE_RANGE, WEIGHT_DECAY_RANGE, ModelMemory
 from ..sequences import Sequences
 from .device_csr import DeviceCSR
 
@@ -205,6 +205,14 @@ class Recommender:
         self.known: sp.csr_matrix | None = None
         self.meta: dict[str, Any] = {}
         self.fitted = False
+
+    # ------------------------------------------------------------------ facts before a fit
+    @classmethod
+    def model_memory(cls, n_users: int, n_items: int, n_interactions: int, config: ModelConfig | None) -> ModelMemory:
+        """Peak bytes the model itself adds to a fit on data of this shape (``config`` None: a width and batch
+        of 256), for :func:`recsys_core.limits.estimate_memory`, which adds the data and the score blocks.
+        The default is a count per item (popularity)."""
+        return ModelMemory(8 * n_items)
 
     # ------------------------------------------------------------------ fitting
     def fit_stages(self, epochs: int) -> tuple[FitStage, ...]:

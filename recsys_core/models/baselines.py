@@ -10,6 +10,7 @@ import torch
 
 from ..fit_context import FitContext
 from ..interactions import Interactions
+from ..limits import SCORE_BLOCK_FLOATS, ModelMemory
 from ..tuning import Param
 from .base import ModelConfig, Recommender, bounded
 
@@ -76,6 +77,17 @@ class ItemKNN(Recommender):
         "neighbours": Param("int", 10, 500, log=True, doc="neighbours kept per item"),
         "shrinkage": Param("float", 0.0, 200.0, doc="added to the cosine's denominator; damps rare co-occurrence"),
     }
+
+    @classmethod
+    def model_memory(cls, n_users: int, n_items: int, n_interactions: int, config: ItemKNNConfig | None) -> ModelMemory:
+        """A float32 similarity block and its argpartition (~5 × the score block) and at most ``neighbours``
+        entries per item."""
+        neighbours = int(getattr(config, "neighbours", 50) or 50)
+        return ModelMemory(
+            5 * 4 * min(SCORE_BLOCK_FLOATS, n_items * n_items) + 16 * n_items * min(neighbours, n_items),
+            "item-kNN's similarity blocks",
+            "lower neighbours, or keep fewer items (k-core)",
+        )
 
     def _build(self) -> None:
         self.similarity = sp.csr_matrix((self.n_items, self.n_items), dtype=np.float32)

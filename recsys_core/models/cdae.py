@@ -5,6 +5,7 @@ Ranks items. Inputs are binary: any stored value counts as 1.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,7 +16,7 @@ from torch import nn
 from ..errors import ModelError
 from ..fit_context import FitContext
 from ..interactions import Interactions
-from ..limits import DROPOUT_RANGE, LAYER_WIDTH_RANGE, N_NEGATIVES_RANGE
+from ..limits import DROPOUT_RANGE, LAYER_WIDTH_RANGE, N_NEGATIVES_RANGE, ModelMemory, autoencoder_memory, config_width
 from ..sampling import positive_keys, sample_train_negatives
 from ..tuning import LEARNING_RATE_SPACE, WEIGHT_DECAY_SPACE, Param
 from .base import TorchRecommender, TrainingConfig, bounded, index_tensor
@@ -95,6 +96,13 @@ class CDAE(TorchRecommender):
         "learning_rate": LEARNING_RATE_SPACE,
         "weight_decay": WEIGHT_DECAY_SPACE,
     }
+
+    @classmethod
+    def model_memory(cls, n_users: int, n_items: int, n_interactions: int, config: CDAEConfig | None) -> ModelMemory:
+        """:func:`~recsys_core.limits.autoencoder_memory` of a user's row over the items, and its per-user input
+        node: a users × hidden table with Adam's moments."""
+        memory = autoencoder_memory(n_users, n_items, config)
+        return dataclasses.replace(memory, bytes=memory.bytes + 4 * 4 * n_users * config_width(config))
 
     def _make_network(self) -> nn.Module:
         cfg = self.config

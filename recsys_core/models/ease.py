@@ -26,7 +26,7 @@ import torch
 from ..errors import ModelError
 from ..fit_context import FitContext
 from ..interactions import Interactions
-from ..limits import available_memory, ease_memory_bytes
+from ..limits import ModelMemory, available_memory, ease_memory_bytes
 from ..protocols import get_protocol
 from ..tuning import Param
 from .base import ModelConfig, Recommender, bounded, csr_rows_to_dense
@@ -100,6 +100,18 @@ class EASE(Recommender):
     Config = EASEConfig
     description = "Embarrassingly shallow autoencoder: closed-form item-item weights."
     search_space = {"l2": Param("float", 1.0, 1e4, log=True, doc="λ of EASE; log scale (Steck 2019 uses 100s to 1000s)")}
+
+    @classmethod
+    def model_memory(cls, n_users: int, n_items: int, n_interactions: int, config: EASEConfig | None) -> ModelMemory:
+        """:func:`~recsys_core.limits.ease_memory_bytes`: float32 n × n matrices (two while λ is chosen on
+        validation, one with a fixed ``l2``), of at most ``item_cap`` items."""
+        cap = getattr(config, "item_cap", None)
+        kept = n_items if cap is None else min(int(cap), n_items)
+        return ModelMemory(
+            ease_memory_bytes(kept, tuning=getattr(config, "l2", None) is None),
+            f"EASE's dense {kept:,} × {kept:,} float32 item-item matrices",
+            "set item_cap (EASE on the most popular items), keep fewer items (k-core) or choose itemknn or multvae",
+        )
 
     def _build(self) -> None:
         # Sized on fit or load (a placeholder here: an n × n zero matrix would cost as much as the fit).

@@ -260,6 +260,8 @@ _TOWERS = ((32, 16, 8), (64, 32, 16, 8), (128, 64, 32, 16))
 class NCFRecommender(EmbeddingRecommender):
     """Shared wrapper: the pointwise log-loss epoch and the matching fold-in loss."""
 
+    labelled_example_bytes = 20
+
     def _make_network(self) -> NCFNetwork:
         raise NotImplementedError
 

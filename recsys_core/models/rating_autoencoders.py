@@ -34,7 +34,7 @@ from torch import nn
 from ..errors import ModelError
 from ..fit_context import FitContext
 from ..interactions import Interactions
-from ..limits import DROPOUT_RANGE, LAYER_WIDTH_RANGE
+from ..limits import DROPOUT_RANGE, LAYER_WIDTH_RANGE, ModelMemory, autoencoder_memory
 from ..tuning import LEARNING_RATE_SPACE, WEIGHT_DECAY_SPACE, Param
 from .base import TorchRecommender, TrainingConfig, bounded, index_tensor
 from .device_csr import DeviceCSR
@@ -231,6 +231,11 @@ class AutoRec(_RatingModel, TorchRecommender):
         "learning_rate": LEARNING_RATE_SPACE,
         "weight_decay": Param("float", 1e-2, 1e3, log=True),
     }
+
+    @classmethod
+    def model_memory(cls, n_users: int, n_items: int, n_interactions: int, config: AutoRecConfig | None) -> ModelMemory:
+        """I-AutoRec encodes items as rows over the users: :func:`~recsys_core.limits.autoencoder_memory` of those rows."""
+        return autoencoder_memory(n_users, n_items, config, rows_over_users=True)
 
     def _make_network(self) -> nn.Module:
         return AutoRecNetwork(self.n_users, self.config.hidden)
@@ -449,6 +454,11 @@ class DeepRec(_RatingModel, TorchRecommender):
     description = "Deep autoencoder over a user's ratings with SELU, dropout and dense re-feeding (explicit ratings)."
     config: DeepRecConfig
     search_space = {"dropout": Param("float", 0.0, 0.9), "learning_rate": LEARNING_RATE_SPACE, "weight_decay": WEIGHT_DECAY_SPACE}
+
+    @classmethod
+    def model_memory(cls, n_users: int, n_items: int, n_interactions: int, config: DeepRecConfig | None) -> ModelMemory:
+        """:func:`~recsys_core.limits.autoencoder_memory` of a user's row over the items."""
+        return autoencoder_memory(n_users, n_items, config)
 
     def _make_network(self) -> nn.Module:
         if not self.config.layers:

@@ -36,7 +36,16 @@ from torch import nn
 
 from ..fit_context import FitContext
 from ..interactions import Interactions
-from ..limits import ANNEAL_STEPS_RANGE, BETA_CAP_RANGE, DROPOUT_RANGE, EMBEDDING_SIZE_RANGE, LAYER_WIDTH_RANGE
+from ..limits import (
+    ANNEAL_STEPS_RANGE,
+    BETA_CAP_RANGE,
+    DROPOUT_RANGE,
+    EMBEDDING_SIZE_RANGE,
+    LAYER_WIDTH_RANGE,
+    ModelMemory,
+    config_batch,
+    embedding_memory,
+)
 from ..sequences import Sequences
 from ..tuning import LEARNING_RATE_SPACE, Param
 from .base import TorchRecommender, TrainingConfig, bounded
@@ -162,6 +171,19 @@ class SVAE(TorchRecommender):
         "dropout": Param("float", 0.0, 0.5, doc="dropout on the GRU input"),
         "learning_rate": LEARNING_RATE_SPACE,
     }
+
+    @classmethod
+    def model_memory(cls, n_users: int, n_items: int, n_interactions: int, config: SVAEConfig | None) -> ModelMemory:
+        """:func:`~recsys_core.limits.embedding_memory` and its softmax over every item at each position of
+        each sequence of a batch (× 6): batches group similar lengths, so one batch can be ``max_length``
+        long throughout."""
+        batch = config_batch(config)
+        length = int(getattr(config, "max_length", 100) or 100)
+        return ModelMemory(
+            embedding_memory(n_users, n_items, config).bytes + 6 * 4 * batch * length * n_items,
+            f"SVAE's softmax over {n_items:,} items at each of {length} positions of {batch} sequences per batch",
+            "lower max_length or batch_size, or keep fewer items (k-core)",
+        )
 
     # ------------------------------------------------------------------ building and data
     def _build(self) -> None:

@@ -25,7 +25,7 @@ from torch import nn
 
 from ..fit_context import FitContext
 from ..interactions import Interactions
-from ..limits import ANNEAL_STEPS_RANGE, BETA_CAP_RANGE, DROPOUT_RANGE, LAYER_WIDTH_RANGE
+from ..limits import ANNEAL_STEPS_RANGE, BETA_CAP_RANGE, DROPOUT_RANGE, LAYER_WIDTH_RANGE, ModelMemory, autoencoder_memory
 from ..tuning import LEARNING_RATE_SPACE, Param
 from .base import TorchRecommender, TrainingConfig, bounded
 from .device_csr import DeviceCSR
@@ -158,6 +158,11 @@ class _MultAutoencoder(TorchRecommender):
     """What Mult-VAE and Mult-DAE share: data, training step, fold-in scoring, embeddings."""
 
     variational: ClassVar[bool] = False
+
+    @classmethod
+    def model_memory(cls, n_users: int, n_items: int, n_interactions: int, config: MultAutoencoderConfig | None) -> ModelMemory:
+        """:func:`~recsys_core.limits.autoencoder_memory` of a user's row over the items."""
+        return autoencoder_memory(n_users, n_items, config)
 
     def _make_network(self) -> nn.Module:
         return MultAutoencoderNetwork(self.n_items, tuple(self.config.layers), self.config.dropout, self.variational)
