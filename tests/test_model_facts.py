@@ -157,3 +157,18 @@ def test_each_models_memory_estimate_is_unchanged(name):
             estimate = limits.estimate_memory(name, *shape, None if config == "none" else create_model(name).config)
             assert estimate.total == total, (name, shape, config)
             assert estimate.dominant and estimate.way_out
+
+
+def test_each_model_declares_its_inside_views():
+    from recsys_core.errors import ModelError
+    from recsys_core.models import create_model
+
+    # The name tables recsys_core/inside.py used before (WEIGHT_MODELS, LATENT_MODELS).
+    assert [n for n in MODEL_NAMES if model_class(n).offers("item_item_weights")] == ["itemknn", "ease"]
+    assert [n for n in MODEL_NAMES if model_class(n).offers("latent_codes")] == ["multvae", "multdae"]
+    with pytest.raises(ModelError, match="pop has no item-item weights") as error:
+        create_model("pop").item_item_weights([0, 1])
+    assert error.value.hint == "Choose a run of Item-kNN or EASE."
+    with pytest.raises(ModelError, match="bpr has no latent code") as error:
+        create_model("bpr").latent_codes(None)
+    assert error.value.hint == "Choose a run of Mult-VAE or Mult-DAE."

@@ -154,6 +154,13 @@ class TrainingConfig(ModelConfig):
     """Epochs without a better validation NDCG@10 before training stops (0: never stop early)."""
 
 
+def _offered_by(view: str) -> str:
+    """The hint of a model that lacks ``view``: the models that have it, by title."""
+    from . import MODEL_NAMES, model_class
+
+    return "Choose a run of " + " or ".join(model_class(name).title for name in MODEL_NAMES if model_class(name).offers(view)) + "."
+
+
 def csr_rows_to_dense(rows: sp.csr_matrix, device: torch.device, dtype=torch.float32) -> torch.Tensor:
     """Densify one batch of sparse rows (scored histories) on ``device``: only the stored entries
     are copied there (:class:`~recsys_core.models.device_csr.DeviceCSR`). Training batches are
@@ -440,6 +447,30 @@ class Recommender:
         sims = self.item_similarity(items).astype(np.float32)
         sims[np.arange(len(items)), items] = -np.inf
         return self._top_k(sims, k)
+
+    # ------------------------------------------------------------------ inside views (recsys_core.inside)
+    @classmethod
+    def offers(cls, view: str) -> bool:
+        """Whether this model implements the optional view ``view`` (``"item_item_weights"``, ``"latent_codes"``)."""
+        return getattr(cls, view) is not getattr(Recommender, view)
+
+    def require(self, view: str) -> None:
+        """A ModelError naming the models that have ``view`` unless this one implements it."""
+        if not self.offers(view):
+            what = {"item_item_weights": "item-item weights", "latent_codes": "latent code to show"}[view]
+            raise ModelError(f"{self.name} has no {what}", _offered_by(view))
+
+    def item_item_weights(self, items: np.ndarray) -> np.ndarray:
+        """The learned item-item weights among ``items``: entry [a, b] is the weight of items[a] on items[b]'s
+        score (float32). Only models that learn such weights implement it (:meth:`offers`)."""
+        self.require("item_item_weights")
+        raise NotImplementedError  # unreachable: a model that offers the view overrides this method
+
+    def latent_codes(self, rows: sp.csr_matrix) -> np.ndarray:
+        """The latent code of each history row (users × n_items): the mean of q(z | x), a DAE's code
+        (float32, one row each). Only models with such a code implement it (:meth:`offers`)."""
+        self.require("latent_codes")
+        raise NotImplementedError  # unreachable: a model that offers the view overrides this method
 
     def predict_ratings(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         raise ModelError(f"{self.name} ranks items and does not predict explicit ratings", "Use autorec or deeprec for the ratings protocol.")

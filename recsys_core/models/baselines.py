@@ -89,6 +89,11 @@ class ItemKNN(Recommender):
             "lower neighbours, or keep fewer items (k-core)",
         )
 
+    def item_item_weights(self, items: np.ndarray) -> np.ndarray:
+        """The shrunk cosine s(i, j) among ``items``, kept only where i is among j's nearest neighbours."""
+        items = np.asarray(items, dtype=np.int64)
+        return np.asarray(self.similarity[items][:, items].todense(), dtype=np.float32)
+
     def _build(self) -> None:
         self.similarity = sp.csr_matrix((self.n_items, self.n_items), dtype=np.float32)
 

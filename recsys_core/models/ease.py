@@ -113,6 +113,12 @@ class EASE(Recommender):
             "set item_cap (EASE on the most popular items), keep fewer items (k-core) or choose itemknn or multvae",
         )
 
+    def item_item_weights(self, items: np.ndarray) -> np.ndarray:
+        """B[i, j] among ``items``: what item i in a history adds to item j's score (not symmetric; the
+        diagonal is forced to 0)."""
+        index = torch.as_tensor(np.asarray(items, dtype=np.int64), device=self.weights.device)
+        return self.weights[index][:, index].float().cpu().numpy()
+
     def _build(self) -> None:
         # Sized on fit or load (a placeholder here: an n × n zero matrix would cost as much as the fit).
         self.weights = torch.zeros((0, 0), dtype=torch.float32)

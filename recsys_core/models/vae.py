@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -27,7 +28,7 @@ from ..fit_context import FitContext
 from ..interactions import Interactions
 from ..limits import ANNEAL_STEPS_RANGE, BETA_CAP_RANGE, DROPOUT_RANGE, LAYER_WIDTH_RANGE, ModelMemory, autoencoder_memory
 from ..tuning import LEARNING_RATE_SPACE, Param
-from .base import TorchRecommender, TrainingConfig, bounded
+from .base import TorchRecommender, TrainingConfig, bounded, csr_rows_to_dense
 from .device_csr import DeviceCSR
 
 
@@ -163,6 +164,13 @@ class _MultAutoencoder(TorchRecommender):
     def model_memory(cls, n_users: int, n_items: int, n_interactions: int, config: MultAutoencoderConfig | None) -> ModelMemory:
         """:func:`~recsys_core.limits.autoencoder_memory` of a user's row over the items."""
         return autoencoder_memory(n_users, n_items, config)
+
+    def latent_codes(self, rows: sp.csr_matrix) -> np.ndarray:
+        """The mean of q(z | x) of each history row (the DAE's code)."""
+        self._eval_mode()
+        with torch.no_grad():
+            mean, _ = self.network.encode(csr_rows_to_dense(rows, self.device))
+        return mean.float().cpu().numpy()
 
     def _make_network(self) -> nn.Module:
         return MultAutoencoderNetwork(self.n_items, tuple(self.config.layers), self.config.dropout, self.variational)
