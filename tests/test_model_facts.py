@@ -172,3 +172,21 @@ def test_each_model_declares_its_inside_views():
     with pytest.raises(ModelError, match="bpr has no latent code") as error:
         create_model("bpr").latent_codes(None)
     assert error.value.hint == "Choose a run of Mult-VAE or Mult-DAE."
+
+
+def test_every_registered_model_has_a_contract_test_class():
+    import importlib
+    from pathlib import Path
+
+    from model_contract import ModelContract
+
+    for path in sorted(Path(__file__).parent.glob("test_models_*.py")):
+        importlib.import_module(path.stem)
+    classes, pending = [], list(ModelContract.__subclasses__())
+    while pending:
+        klass = pending.pop()
+        classes.append(klass)
+        pending.extend(klass.__subclasses__())
+    covered = {klass.model_name for klass in classes if klass.__name__.startswith("Test") and klass.model_name}
+    missing = [name for name in MODEL_NAMES if name not in covered]
+    assert not missing, f"registered models without a ModelContract test class in tests/test_models_*.py: {missing}"
