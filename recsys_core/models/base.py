@@ -12,6 +12,24 @@ A model implements a few hooks and inherits everything a user calls:
                                  histories (:class:`~recsys_core.sequences.Sequences`), which
                                  ``score``, ``score_histories`` and ``fold_in`` pass when given.
 * ``_state()`` / ``_load_state`` tensors that fully describe the fitted model (default: the network).
+* ``item_item_weights(items)`` / ``latent_codes(rows)``  optional views for the Inside page
+                                 (:mod:`recsys_core.inside`), for models that learn item-item weights
+                                 or a latent code; ``offers(view)`` tells which a class implements.
+
+What the tools need to know about a model before any fit is declared once, by the model too:
+
+* ``title``                      its display name ("Mult-VAE"), read without importing the model by
+                                 :func:`recsys_core.models.model_title`;
+* ``Config``                     its frozen settings, each field with its default, its documentation
+                                 (the string under it) and its range (:func:`bounded`, read by
+                                 :func:`recsys_core.limits.setting_bounds` for the config check and the
+                                 app's widgets);
+* ``search_space``               what a tuning study samples, in order (:mod:`recsys_core.tuning`);
+* ``model_memory(...)``          the bytes it adds to a fit of a given shape
+                                 (:func:`recsys_core.limits.estimate_memory` adds data and scoring).
+
+Adding a model is its module, its line in the registry (:mod:`recsys_core.models`) and its test class
+on the shared contract (``tests/model_contract.py``).
 
 ``recommend``, ``similar_items``, ``fold_in``, persistence and batching are written once here, on
 top of those hooks, and so is a gradient model's step, ``train_step(loss_of, *inputs)`` (through
