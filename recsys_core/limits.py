@@ -41,8 +41,9 @@ dataclass annotations) and bounds for every model config, whoever built it
 (``ModelConfig.__post_init__`` calls it).
 
 Memory: :func:`estimate_memory` gives the peak bytes of fitting and evaluating a model on data of a
-given shape (dense item-item matrices, score blocks, autoencoder input rows, parameters with Adam's
-state); :func:`check_memory` compares it with ``MemAvailable`` from ``/proc/meminfo`` (or the free
+given shape: the data and score blocks here, the model's own part (dense item-item matrices,
+autoencoder input rows, parameters with Adam's state) from its class (``Recommender.model_memory``,
+on the shared parts written here once); :func:`check_memory` compares it with ``MemAvailable`` from ``/proc/meminfo`` (or the free
 CUDA memory) and refuses with the estimate and the way out.
 """
 
