@@ -91,9 +91,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .datasets.source import DEFAULT_THRESHOLD, DataSource
     from .experiment import run_experiment
     from .limits import check_setting
+    from .models.base import TrainingConfig
 
-    if args.epochs is not None:
-        check_setting("epochs", args.epochs)
+    if args.epochs is not None:  # every model's epoch budget has the range of the gradient models' epochs
+        check_setting("epochs", args.epochs, TrainingConfig)
 
     if args.csv:
         if args.threshold == "default":

@@ -1,6 +1,7 @@
 """A look inside a fitted model: the data behind the Inside page's views (no Streamlit here).
 
-Which view fits which model:
+Which view fits which model, its class says (``Recommender.offers``; the numbers come from its
+``item_item_weights`` and ``latent_codes``):
 
 * ``item-weights`` (EASE, item-kNN): the learned item-item weights among a set of items (the most
   popular by default) as a matrix, and the strongest pairs. EASE's B[i, j] is what item i in a history
@@ -81,18 +82,15 @@ def norm_popularity_note(correlation: float, table: pd.DataFrame) -> str:
     return "Length and popularity are only weakly related: popularity is not baked into the vectors' lengths."
 
 
-WEIGHT_MODELS = ("ease", "itemknn")
-LATENT_MODELS = ("multvae", "multdae")
-
-
 def views_for(model: Any) -> list[InsideView]:
-    """The views that apply to ``model`` (possibly none, e.g. popularity)."""
+    """The views that apply to ``model`` (possibly none, e.g. popularity): the ones its class implements
+    (``Recommender.offers``: ``item_item_weights``, ``latent_codes``), and its item vectors' norms."""
     views: list[InsideView] = []
-    if model.name in WEIGHT_MODELS:
+    if model.offers("item_item_weights"):
         views.append("item-weights")
     elif model.item_embeddings() is not None:
         views.append("embedding-norms")
-    if model.name in LATENT_MODELS:
+    if model.offers("latent_codes"):
         views.append("latent")
     return views
 
@@ -104,16 +102,9 @@ def most_popular_items(model: Any, n: int = 30) -> np.ndarray:
 
 
 def item_weights(model: Any, items: np.ndarray) -> np.ndarray:
-    """The learned weights among ``items``: entry [a, b] is the weight of items[a] on items[b]'s score."""
-    items = np.asarray(items, dtype=np.int64)
-    if model.name == "ease":
-        import torch
-
-        index = torch.as_tensor(items, device=model.weights.device)
-        return model.weights[index][:, index].float().cpu().numpy()
-    if model.name == "itemknn":
-        return np.asarray(model.similarity[items][:, items].todense(), dtype=np.float32)
-    raise ModelError(f"{model.name} has no item-item weights", "Choose an EASE or item-kNN run.")
+    """The learned weights among ``items``: entry [a, b] is the weight of items[a] on items[b]'s score
+    (the model's ``item_item_weights``; a ModelError naming the models that have them otherwise)."""
+    return model.item_item_weights(np.asarray(items, dtype=np.int64))
 
 
 def strongest_pairs(weights: np.ndarray, items: np.ndarray, titles: np.ndarray, n: int = 10) -> pd.DataFrame:
@@ -164,28 +155,16 @@ def norm_popularity_correlation(table: pd.DataFrame) -> float:
     return float(stats.spearmanr(table["norm"], table["interactions"]).statistic)
 
 
-def _encode(model: Any, rows) -> np.ndarray:
-    import torch
-
-    from .models.base import csr_rows_to_dense
-
-    model._eval_mode()
-    with torch.no_grad():
-        mean, _ = model.network.encode(csr_rows_to_dense(rows, model.device))
-    return mean.float().cpu().numpy()
-
-
 def latent_mean(model: Any, user: int) -> np.ndarray:
     """The mean of q(z | x_u) for a known user's history (the DAE's code)."""
-    _check_latent(model)
-    return _encode(model, model.known[[int(user)]])[0]
+    return model.latent_codes(model.known[[int(user)]])[0]
 
 
 def latent_path(model: Any, items: list[int]) -> np.ndarray:
     """Codes of a hand-built profile after each added item: row t is the code of ``items[: t + 1]``."""
     import scipy.sparse as sp
 
-    _check_latent(model)
+    model.require("latent_codes")
     items = np.asarray(items, dtype=np.int64)
     if not len(items):
         return np.zeros((0, model.network.latent_size), dtype=np.float32)
@@ -195,7 +174,7 @@ def latent_path(model: Any, items: list[int]) -> np.ndarray:
     prefixes = sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, items[columns])), shape=(steps, model.n_items))
     prefixes.sum_duplicates()
     prefixes.data[:] = 1.0
-    return _encode(model, prefixes)
+    return model.latent_codes(prefixes)
 
 
 def latent_plane(model: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -203,14 +182,9 @@ def latent_plane(model: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
     Returns (mean, components (2 × d), the users' coordinates); project a code c as (c − mean) @ components.T.
     """
-    _check_latent(model)
+    model.require("latent_codes")
     codes = np.asarray(model.user_embeddings(), dtype=np.float64)
     mean = codes.mean(axis=0)
     _, _, vt = np.linalg.svd(codes - mean, full_matrices=False)
     components = vt[:2]
     return mean, components, (codes - mean) @ components.T
-
-
-def _check_latent(model: Any) -> None:
-    if model.name not in LATENT_MODELS:
-        raise ModelError(f"{model.name} has no latent code to show", "Choose a Mult-VAE or Mult-DAE run.")

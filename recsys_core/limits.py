@@ -35,13 +35,15 @@ named pipe or device) and no bigger than its cap, checked before a byte is read
 * ``MAX_STUDY_STORE_BYTES``       the tuning store (studies.db)
 * ``MAX_UNPACKED_BYTES``          everything ``fetch --source`` unpacks from a zip, nested zips included
 
-Model settings: :data:`SETTING_BOUNDS` maps a config field name to its inclusive range;
-:func:`check_config` checks types (from the dataclass annotations) and bounds for every model
-config, whoever built it (``ModelConfig.__post_init__`` calls it).
+Model settings: each config field declares its inclusive range (``bounded``, often one of the shared
+``*_RANGE`` below) and :func:`setting_bounds` reads it; :func:`check_config` checks types (from the
+dataclass annotations) and bounds for every model config, whoever built it
+(``ModelConfig.__post_init__`` calls it).
 
 Memory: :func:`estimate_memory` gives the peak bytes of fitting and evaluating a model on data of a
-given shape (dense item-item matrices, score blocks, autoencoder input rows, parameters with Adam's
-state); :func:`check_memory` compares it with ``MemAvailable`` from ``/proc/meminfo`` (or the free
+given shape: the data and score blocks here, the model's own part (dense item-item matrices,
+autoencoder input rows, parameters with Adam's state) from its class (``Recommender.model_memory``,
+on the shared parts written here once); :func:`check_memory` compares it with ``MemAvailable`` from ``/proc/meminfo`` (or the free
 CUDA memory) and refuses with the estimate and the way out.
 """
 
@@ -93,41 +95,31 @@ MAX_K = 1000
 MAX_CONCURRENT_TRAININGS = 2
 
 # -- model settings -----------------------------------------------------------------------------------------
-#: Inclusive bounds of model settings by field name; a field not listed is checked for its type only.
-SETTING_BOUNDS: dict[str, tuple[float, float]] = {
-    "epochs": (1, 1000),
-    "learning_rate": (1e-7, 1.0),
-    "finetune_learning_rate": (1e-7, 1.0),
-    "batch_size": (1, 65_536),
-    "weight_decay": (0.0, 1e6),
-    "patience": (0, 1000),
-    "embedding_size": (1, 4096),
-    "n_negatives": (0, 100),
-    "layers": (1, 8192),
-    "hidden": (1, 8192),
-    "hidden_size": (1, 8192),
-    "rnn_size": (1, 8192),
-    "latent_size": (1, 8192),
-    "alpha": (0.0, 1.0),
-    "dropout": (0.0, 0.99),
-    "corruption": (0.0, 0.99),
-    "beta_cap": (0.0, 10.0),
-    "total_anneal_steps": (1, 1e9),
-    "next_k": (1, 100),
-    "max_length": (1, 10_000),
-    "neighbours": (1, 10_000),
-    "shrinkage": (0.0, 1e6),
-    "l2": (1e-6, 1e9),
-    "l2_grid": (1e-6, 1e9),
-}
+#: Ranges (inclusive) that fields of several model configs share; each config field declares its own range
+#: with :func:`recsys_core.models.base.bounded`, naming one of these or writing its own.
+EPOCHS_RANGE = (1, 1000)
+LEARNING_RATE_RANGE = (1e-7, 1.0)
+BATCH_SIZE_RANGE = (1, 65_536)
+WEIGHT_DECAY_RANGE = (0.0, 1e6)
+PATIENCE_RANGE = (0, 1000)
+EMBEDDING_SIZE_RANGE = (1, 4096)
+LAYER_WIDTH_RANGE = (1, 8192)
+N_NEGATIVES_RANGE = (0, 100)
+DROPOUT_RANGE = (0.0, 0.99)  # dropout and corruption: a share of the input dropped
+BETA_CAP_RANGE = (0.0, 10.0)
+ANNEAL_STEPS_RANGE = (1, 1e9)
 MAX_TUPLE_LENGTH = 50  # layers, l2_grid
 
 
 def setting_bounds(name: str, config_type: type | None = None) -> tuple[float, float] | None:
-    """The documented range of setting ``name``: the config class's own ``BOUNDS`` first (a name another
-    model uses differently, e.g. iALS's ``alpha``), then :data:`SETTING_BOUNDS`; None when it has none."""
-    own = getattr(config_type, "BOUNDS", None) or {}
-    return own.get(name, SETTING_BOUNDS.get(name))
+    """The documented range of setting ``name`` of ``config_type``: the ``bounds`` its field declares
+    (:func:`recsys_core.models.base.bounded`), by the nearest class of the config that declares them, so
+    a subclass that only changes a default keeps its base's range; None when it declares none."""
+    for klass in getattr(config_type, "__mro__", ()):
+        field = getattr(klass, "__dataclass_fields__", {}).get(name)
+        if field is not None and "bounds" in field.metadata:
+            return field.metadata["bounds"]
+    return None
 
 
 def check_setting(name: str, value: Any, config_type: type | None = None) -> None:
@@ -190,8 +182,6 @@ def check_config(config: Any) -> None:
 # -- memory -------------------------------------------------------------------------------------------------
 GIB = 1 << 30
 SCORE_BLOCK_FLOATS = 1 << 24  # users × items scores are computed in blocks of this many floats
-_AUTOENCODERS = ("autorec", "deeprec", "cdae", "multvae", "multdae")
-_EMBEDDINGS = ("bpr", "gmf", "mlp", "neumf", "svae")
 
 
 @dataclass(frozen=True)
@@ -203,8 +193,20 @@ class MemoryEstimate:
     way_out: str
 
 
-def _width(config: Any) -> int:
-    """The widest hidden layer or embedding of a config (the size parameters scale with)."""
+@dataclass(frozen=True)
+class ModelMemory:
+    """The model's own part of that peak (its parameters, optimiser state and work arrays), as its class
+    estimates it (``Recommender.model_memory``), with what dominates and the way out when it does."""
+
+    bytes: int
+    dominant: str = "the data and score blocks"
+    way_out: str = "use a smaller data set or a k-core filter"
+
+
+def config_width(config: Any) -> int:
+    """The widest hidden layer or embedding of a config (the size parameters scale with); 256 without a config."""
+    if config is None:
+        return 256
     sizes = [1]
     for name in ("embedding_size", "factors", "hidden", "hidden_size", "rnn_size", "latent_size"):
         value = getattr(config, name, None)
@@ -214,76 +216,54 @@ def _width(config: Any) -> int:
     return max(sizes)
 
 
+def config_batch(config: Any) -> int:
+    """A config's training batch size (256 without one)."""
+    return int(getattr(config, "batch_size", 256) or 256)
+
+
+def autoencoder_memory(n_users: int, n_items: int, config: Any, rows_over_users: bool = False) -> ModelMemory:
+    """An autoencoder's part: parameters row × width with gradients and Adam's two moments (× 4), plus a
+    batch of dense rows with activations and gradients (× 6), a row being n_items wide (n_users for a
+    model that encodes items as rows over the users, ``rows_over_users``)."""
+    row, rows_of = (n_users, "users") if rows_over_users else (n_items, "items")
+    batch, width = config_batch(config), config_width(config)
+    return ModelMemory(
+        4 * 4 * 2 * row * width + 6 * 4 * min(batch, max(n_users, n_items)) * row,
+        f"autoencoder rows of {row:,} {rows_of} (batch {batch}, width {width})",
+        "lower batch_size or the layer sizes, or keep fewer users and items (k-core)",
+    )
+
+
+def embedding_memory(n_users: int, n_items: int, config: Any) -> ModelMemory:
+    """An embedding model's part: (n_users + n_items) × width parameters × 4 (gradients, Adam's moments)
+    and a batch's activations; the model adds its epoch's training arrays."""
+    batch, width = config_batch(config), config_width(config)
+    return ModelMemory(
+        4 * 4 * (n_users + n_items) * width + 4 * 8 * batch * width * 8,
+        f"embeddings of {n_users:,} users and {n_items:,} items (width {width})",
+        "lower embedding_size or batch_size, or keep fewer users and items (k-core)",
+    )
+
+
 def estimate_memory(model_name: str, n_users: int, n_items: int, n_interactions: int, config: Any = None) -> MemoryEstimate:
     """Peak bytes to fit and evaluate ``model_name`` on data of this shape (an upper estimate).
 
     * data: the interactions and their copies in the split, CSR matrices and sampled candidates
       (~160 bytes per interaction: 2.9 GiB read and split at synthetic ML-20M shape);
     * scoring: blocks of ``SCORE_BLOCK_FLOATS`` float32 scores plus the masks and ranks made from them;
-    * EASE: :func:`ease_memory_bytes` — float32 n × n matrices (two while λ is chosen on validation,
-      one with a fixed ``l2``), of at most ``item_cap`` items;
-    * item-kNN: a float32 similarity block and its argpartition (~5 × the score block) and at most
-      ``neighbours`` entries per item;
-    * autoencoders: parameters row × width with gradients and Adam's two moments (× 4), plus a batch
-      of dense rows with activations and gradients (× 6), a row being n_items wide (n_users for
-      I-AutoRec, which encodes items);
-    * iALS: its user and item factors (× 3) and the confidence matrix with its transpose (CSR);
-    * embedding models: (n_users + n_items) × width parameters × 4, the batch's activations and an
-      epoch's training arrays (positives, sampled negatives, NCF's labelled examples);
-      SVAE adds its softmax over every item at each of a batch's ``max_length`` positions (× 6).
+    * the model itself: its class's ``model_memory`` (EASE's n × n matrices, item-kNN's similarity
+      blocks, :func:`autoencoder_memory`, :func:`embedding_memory` with the epoch's training arrays,
+      iALS's factors and confidence matrix; a model without its own estimate, popularity, keeps a count
+      per item). ``config`` None: the estimate for a width and batch of 256.
     """
+    from .models import model_class
+
     n_users, n_items, n_interactions = int(n_users), int(n_items), int(n_interactions)
     data = 160 * n_interactions + 16 * (n_users + n_items)
     block = min(SCORE_BLOCK_FLOATS, max(1, n_users) * max(1, n_items))  # a block never exceeds users × items
     scoring = 4 * 4 * block
-    model, dominant, way_out = 0, "the data and score blocks", "use a smaller data set or a k-core filter"
-    batch = int(getattr(config, "batch_size", 256) or 256)
-    width = _width(config) if config is not None else 256
-    if model_name == "ease":
-        cap = getattr(config, "item_cap", None)
-        kept = n_items if cap is None else min(int(cap), n_items)
-        model = ease_memory_bytes(kept, tuning=getattr(config, "l2", None) is None)
-        dominant = f"EASE's dense {kept:,} × {kept:,} float32 item-item matrices"
-        way_out = "set item_cap (EASE on the most popular items), keep fewer items (k-core) or choose itemknn or multvae"
-    elif model_name == "itemknn":
-        neighbours = int(getattr(config, "neighbours", 50) or 50)
-        model = 5 * 4 * min(SCORE_BLOCK_FLOATS, n_items * n_items) + 16 * n_items * min(neighbours, n_items)
-        dominant = "item-kNN's similarity blocks"
-        way_out = "lower neighbours, or keep fewer items (k-core)"
-    elif model_name in _AUTOENCODERS:
-        # I-AutoRec encodes items as rows over the users; the others encode users as rows over the items.
-        row, rows_of = (n_users, "users") if model_name == "autorec" else (n_items, "items")
-        model = 4 * 4 * 2 * row * width + 6 * 4 * min(batch, max(n_users, n_items)) * row
-        if model_name == "cdae":
-            model += 4 * 4 * n_users * width  # its per-user input node: a users × hidden table, with Adam's moments
-        dominant = f"autoencoder rows of {row:,} {rows_of} (batch {batch}, width {width})"
-        way_out = "lower batch_size or the layer sizes, or keep fewer users and items (k-core)"
-    elif model_name in _EMBEDDINGS:
-        model = 4 * 4 * (n_users + n_items) * width + 4 * 8 * batch * width * 8
-        dominant = f"embeddings of {n_users:,} users and {n_items:,} items (width {width})"
-        way_out = "lower embedding_size or batch_size, or keep fewer users and items (k-core)"
-        if model_name != "svae":
-            # An epoch's training arrays: the positives' indices, n_negatives int64 negatives per
-            # positive with the sampler's temporaries (~40 bytes each), and for the pointwise NCF models
-            # every example's user, item and label. BPR at synthetic ML-20M shape: 2.9 GiB measured.
-            k = int(getattr(config, "n_negatives", 4) or 0)
-            model += n_interactions * (16 + 40 * k + (0 if model_name == "bpr" else 20 * (1 + k)))
-        if model_name == "svae":
-            # SVAE decodes a softmax over every item at each position of each sequence of a batch
-            # (batches group similar lengths, so one batch can be max_length long throughout).
-            length = int(getattr(config, "max_length", 100) or 100)
-            model += 6 * 4 * batch * length * n_items
-            dominant = f"SVAE's softmax over {n_items:,} items at each of {length} positions of {batch} sequences per batch"
-            way_out = "lower max_length or batch_size, or keep fewer items (k-core)"
-    elif model_name == "ials":
-        # implicit's ALS: user and item factors (a copy of each as tensors, and its CG work), the
-        # confidence matrix in CSR and its transpose, and each half-step's factors × factors Gram matrix.
-        model = 3 * 4 * (n_users + n_items) * width + 2 * 12 * n_interactions + 8 * width * width
-        dominant = f"iALS factors of {n_users:,} users and {n_items:,} items (width {width}) and its confidence matrix"
-        way_out = "lower factors, or keep fewer users and items (k-core)"
-    else:  # pop and anything without its own line: data and scoring only
-        model = 8 * n_items
-    return MemoryEstimate(total=data + scoring + model, dominant=dominant, way_out=way_out)
+    model = model_class(model_name).model_memory(n_users, n_items, n_interactions, config)
+    return MemoryEstimate(total=data + scoring + model.bytes, dominant=model.dominant, way_out=model.way_out)
 
 
 # EASE beyond its n × n matrices: the Gram matrix's sparse column blocks and small arrays; while λ is

@@ -1,7 +1,7 @@
 """Hyperparameter search with Optuna that only ever sees the validation split.
 
 A study is a set of trials; each trial samples a configuration from the model's search space
-(:data:`SEARCH_SPACES`), trains it with the one :class:`~recsys_core.trainer.Trainer` on the training
+(declared by its class: ``Recommender.search_space``), trains it with the one :class:`~recsys_core.trainer.Trainer` on the training
 part and scores it on the validation part with the metric the trainer selects epochs by (NDCG@10 for
 leave-one-out, NDCG@100 for held-out users, RMSE for ratings). The first trial is the model's default
 configuration (where it lies in the space), so a search never ends below the defaults on validation;
@@ -70,75 +70,28 @@ def _choice_value(key: Any) -> Any:
     return key
 
 
-_LR = Param("float", 1e-4, 3e-2, log=True, doc="Adam step size; log scale, as its effect is multiplicative")
-_DECAY = Param("float", 1e-6, 1e-1, log=True, doc="L2 penalty; log scale over five decades")
-_NEG = Param("int", 1, 8, doc="sampled negatives per positive")
+#: Dimensions several models' search spaces share (each model declares its space: ``Recommender.search_space``).
+LEARNING_RATE_SPACE = Param("float", 1e-4, 3e-2, log=True, doc="Adam step size; log scale, as its effect is multiplicative")
+WEIGHT_DECAY_SPACE = Param("float", 1e-6, 1e-1, log=True, doc="L2 penalty; log scale over five decades")
+N_NEGATIVES_SPACE = Param("int", 1, 8, doc="sampled negatives per positive")
 
-#: Each model's search space, next to the defaults in its config. Ranges cover the published settings.
-SEARCH_SPACES: dict[str, dict[str, Param]] = {
-    "itemknn": {
-        "neighbours": Param("int", 10, 500, log=True, doc="neighbours kept per item"),
-        "shrinkage": Param("float", 0.0, 200.0, doc="added to the cosine's denominator; damps rare co-occurrence"),
-    },
-    "ease": {"l2": Param("float", 1.0, 1e4, log=True, doc="λ of EASE; log scale (Steck 2019 uses 100s to 1000s)")},
-    "ials": {
-        "factors": Param("categorical", choices=(16, 32, 64, 128, 256), doc="factors per user and item"),
-        "regularization": Param("float", 1e-2, 1e3, log=True, doc="λ on every vector; log scale (Rendle et al. 2022 tune it over decades)"),
-        "alpha": Param("float", 0.1, 100.0, log=True, doc="confidence of an observed interaction; log scale"),
-    },
-    "bpr": {
-        "embedding_size": Param("categorical", choices=(16, 32, 64, 128), doc="factors per user and item"),
-        "learning_rate": _LR,
-        "weight_decay": _DECAY,
-        "n_negatives": _NEG,
-    },
-    "gmf": {"embedding_size": Param("categorical", choices=(8, 16, 32, 64)), "learning_rate": _LR, "n_negatives": _NEG},
-    "mlp": {
-        "layers": Param("categorical", choices=((32, 16, 8), (64, 32, 16, 8), (128, 64, 32, 16)), doc="tower widths"),
-        "learning_rate": _LR,
-        "n_negatives": _NEG,
-    },
-    "neumf": {
-        "embedding_size": Param("categorical", choices=(8, 16, 32, 64), doc="GMF factors"),
-        "layers": Param("categorical", choices=((32, 16, 8), (64, 32, 16, 8), (128, 64, 32, 16)), doc="MLP tower widths"),
-        "learning_rate": _LR,
-        "n_negatives": _NEG,
-    },
-    "multvae": {
-        "dropout": Param("float", 0.0, 0.8, doc="input dropout"),
-        "beta_cap": Param("float", 0.05, 1.0, log=True, doc="largest KL weight β after annealing"),
-        "learning_rate": _LR,
-        "weight_decay": Param("float", 1e-7, 1e-2, log=True, doc="L2 penalty"),
-    },
-    "multdae": {
-        "dropout": Param("float", 0.0, 0.8, doc="input dropout"),
-        "learning_rate": _LR,
-        "weight_decay": Param("float", 1e-7, 1e-2, log=True, doc="L2 penalty"),
-    },
-    "cdae": {
-        "hidden": Param("categorical", choices=(50, 100, 200, 400), doc="hidden units"),
-        "corruption": Param("float", 0.0, 0.8, doc="share of input items dropped"),
-        "learning_rate": _LR,
-        "weight_decay": _DECAY,
-    },
-    "svae": {
-        "latent_size": Param("categorical", choices=(32, 64, 128), doc="latent dimensions"),
-        "dropout": Param("float", 0.0, 0.5, doc="dropout on the GRU input"),
-        "learning_rate": _LR,
-    },
-    "autorec": {
-        "hidden": Param("categorical", choices=(100, 300, 500)),
-        "learning_rate": _LR,
-        "weight_decay": Param("float", 1e-2, 1e3, log=True),
-    },
-    "deeprec": {"dropout": Param("float", 0.0, 0.9), "learning_rate": _LR, "weight_decay": _DECAY},
-}
+
+def tunable_models(names: tuple[str, ...] | list[str] | None = None) -> list[str]:
+    """The models among ``names`` (default: every registered model) that declare a search space."""
+    from .models import MODEL_NAMES, model_class
+
+    return [name for name in (MODEL_NAMES if names is None else names) if model_class(name).search_space]
 
 
 def search_space(model_name: str) -> dict[str, Param]:
-    if model_name not in SEARCH_SPACES:
-        raise ModelError(f"{model_name} has no search space to tune", "Tunable models: " + ", ".join(SEARCH_SPACES))
-    return SEARCH_SPACES[model_name]
+    """The model's search space, as its class declares it (``Recommender.search_space``), in the order
+    a trial suggests its settings."""
+    from .models import model_class
+
+    space = model_class(model_name).search_space
+    if not space:
+        raise ModelError(f"{model_name} has no search space to tune", "Tunable models: " + ", ".join(tunable_models()))
+    return space
 
 
 def default_params(model_name: str) -> dict[str, Any]:

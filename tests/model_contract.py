@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 import torch
 
 from recsys_core.errors import ModelError
@@ -126,6 +127,37 @@ class ModelContract:
         users, items = model.user_embeddings(), model.item_embeddings()
         assert users is None or users.shape[0] == N
         assert items is None or items.shape[0] == N
+
+    def test_similar_items_are_other_known_items_most_similar_first(self, model):
+        # After implicit's similar_items checks. Documented (Recommender.similar_items): the k most similar
+        # *other* items, so the item itself is excluded; every model answers (its item vectors, else co-occurrence).
+        items, k = np.array([0, 5, 11, 23]), 6
+        similar, scores = model.similar_items(items, k=k)
+        assert similar.shape == scores.shape == (len(items), k)
+        assert ((similar >= 0) & (similar < N)).all()
+        assert not (similar == items[:, None]).any(), "an item was listed as similar to itself"
+        assert all(len(set(row)) == k for row in similar.tolist())
+        assert np.isfinite(scores).all() and (np.diff(scores, axis=1) <= 0).all(), "not sorted, most similar first"
+        expected = np.take_along_axis(model.item_similarity(items).astype(np.float32), similar, axis=1)
+        np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-6)
+        _, single = model.similar_items(5, k=k)  # one item as an int: the same list (up to ties) as in the batch
+        np.testing.assert_allclose(single[0], scores[1], rtol=1e-5, atol=1e-6)
+        with pytest.raises(ModelError, match="not fitted"):
+            create_model(self.model_name, **self.overrides).similar_items(items)
+
+    def test_a_user_with_an_empty_history_gets_a_ranked_list(self, model):
+        # A new user who has interacted with nothing (fold-in of an empty history), and known users whose
+        # history is given as empty: a full, valid, ranked list, no error.
+        k = 5
+        items, scores = model.recommend_for_history(np.array([], dtype=np.int64), k=k)
+        assert items.shape == scores.shape == (k,) and len(set(items.tolist())) == k
+        assert ((items >= 0) & (items < N)).all()
+        assert np.isfinite(scores).all() and (np.diff(scores) <= 0).all()
+        users = np.array([0, 1, 7])
+        items, scores = model.recommend(users, k=k, history=sp.csr_matrix((N, N), dtype=np.float32))
+        assert items.shape == scores.shape == (len(users), k)
+        assert all(len(set(row)) == k for row in items.tolist()) and ((items >= 0) & (items < N)).all()
+        assert np.isfinite(scores).all() and (np.diff(scores, axis=1) <= 0).all()
 
     def test_fit_is_deterministic_on_cpu(self, model, data):
         again = fit_model(create_model(self.model_name, **self.overrides), data, device="cpu", seed=0)

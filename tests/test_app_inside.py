@@ -143,7 +143,7 @@ def test_latent_page_for_multvae(inside_runs):
     assert len(moves) == 2 and (moves["move of the code"] > 0).all()
     # The path's last point is the code of the whole profile.
     codes = inside.latent_path(run.model, profile)
-    np.testing.assert_allclose(codes[-1], inside._encode(run.model, run.model.history_row(np.array(profile)))[0], atol=1e-5)
+    np.testing.assert_allclose(codes[-1], run.model.latent_codes(run.model.history_row(np.array(profile)))[0], atol=1e-5)
 
 
 def test_popularity_has_nothing_inside(inside_runs):

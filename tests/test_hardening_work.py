@@ -314,7 +314,7 @@ def test_a_waiter_that_is_stopped_leaves_the_queue():
 
 def test_app_number_inputs_carry_the_documented_bounds():
     source = (REPO / "webapp" / "train_ui.py").read_text()
-    assert "SETTING_BOUNDS" in source and "min_value=" in source and "max_value=" in source
+    assert "setting_bounds(" in source and "min_value=" in source and "max_value=" in source
     from webapp.train_ui import _bounds
 
     # The same name can mean different things: iALS's confidence weight alpha against NeuMF's mixing weight.

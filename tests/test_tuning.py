@@ -34,7 +34,7 @@ def test_search_sees_only_validation_then_best_is_tested_once_and_recorded(ml100
     assert len(trials) == 2 and all(t["state"] == "COMPLETE" for t in trials)
     # Each trial reported its validation NDCG@10 after every epoch (what the median pruner reads).
     assert all(t["epochs"] == 2 for t in trials)
-    space = tuning.SEARCH_SPACES["bpr"]
+    space = tuning.search_space("bpr")
     # The first trial is the default configuration, so the search never ends below it on validation.
     assert (
         trials[0]["params"]
@@ -110,7 +110,7 @@ def test_sampler_is_seeded(ml100k, monkeypatch):
 
 
 def test_layer_choices_round_trip():
-    param = tuning.SEARCH_SPACES["neumf"]["layers"]
+    param = tuning.search_space("neumf")["layers"]
     assert all(tuning._choice_value(c) == tuple(v) for c, v in zip(param.to_json()["choices"], param.choices))
 
 
@@ -129,3 +129,101 @@ def test_untunable_model_and_cli(ml100k, ml100k_dir, capsys):
     assert "HR@10" in summary["test_metrics"]
     assert main(["tune", "--model", "pop", "--trials", "1"]) == 2
     assert "no search space" in capsys.readouterr().err
+
+
+# The search spaces as the name table in recsys_core/tuning.py (SEARCH_SPACES) gave them before each model
+# declared its own (Recommender.search_space): same names, ranges, log flags, choices and order, so a seeded
+# study proposes the same trials.
+_P = tuning.Param
+_LR = _P("float", 1e-4, 3e-2, log=True, doc="Adam step size; log scale, as its effect is multiplicative")
+_DECAY = _P("float", 1e-6, 1e-1, log=True, doc="L2 penalty; log scale over five decades")
+_NEG = _P("int", 1, 8, doc="sampled negatives per positive")
+OLD_SEARCH_SPACES = {
+    "itemknn": {
+        "neighbours": _P("int", 10, 500, log=True, doc="neighbours kept per item"),
+        "shrinkage": _P("float", 0.0, 200.0, doc="added to the cosine's denominator; damps rare co-occurrence"),
+    },
+    "ease": {"l2": _P("float", 1.0, 1e4, log=True, doc="λ of EASE; log scale (Steck 2019 uses 100s to 1000s)")},
+    "ials": {
+        "factors": _P("categorical", choices=(16, 32, 64, 128, 256), doc="factors per user and item"),
+        "regularization": _P("float", 1e-2, 1e3, log=True, doc="λ on every vector; log scale (Rendle et al. 2022 tune it over decades)"),
+        "alpha": _P("float", 0.1, 100.0, log=True, doc="confidence of an observed interaction; log scale"),
+    },
+    "bpr": {
+        "embedding_size": _P("categorical", choices=(16, 32, 64, 128), doc="factors per user and item"),
+        "learning_rate": _LR,
+        "weight_decay": _DECAY,
+        "n_negatives": _NEG,
+    },
+    "gmf": {"embedding_size": _P("categorical", choices=(8, 16, 32, 64)), "learning_rate": _LR, "n_negatives": _NEG},
+    "mlp": {
+        "layers": _P("categorical", choices=((32, 16, 8), (64, 32, 16, 8), (128, 64, 32, 16)), doc="tower widths"),
+        "learning_rate": _LR,
+        "n_negatives": _NEG,
+    },
+    "neumf": {
+        "embedding_size": _P("categorical", choices=(8, 16, 32, 64), doc="GMF factors"),
+        "layers": _P("categorical", choices=((32, 16, 8), (64, 32, 16, 8), (128, 64, 32, 16)), doc="MLP tower widths"),
+        "learning_rate": _LR,
+        "n_negatives": _NEG,
+    },
+    "multvae": {
+        "dropout": _P("float", 0.0, 0.8, doc="input dropout"),
+        "beta_cap": _P("float", 0.05, 1.0, log=True, doc="largest KL weight β after annealing"),
+        "learning_rate": _LR,
+        "weight_decay": _P("float", 1e-7, 1e-2, log=True, doc="L2 penalty"),
+    },
+    "multdae": {
+        "dropout": _P("float", 0.0, 0.8, doc="input dropout"),
+        "learning_rate": _LR,
+        "weight_decay": _P("float", 1e-7, 1e-2, log=True, doc="L2 penalty"),
+    },
+    "cdae": {
+        "hidden": _P("categorical", choices=(50, 100, 200, 400), doc="hidden units"),
+        "corruption": _P("float", 0.0, 0.8, doc="share of input items dropped"),
+        "learning_rate": _LR,
+        "weight_decay": _DECAY,
+    },
+    "svae": {
+        "latent_size": _P("categorical", choices=(32, 64, 128), doc="latent dimensions"),
+        "dropout": _P("float", 0.0, 0.5, doc="dropout on the GRU input"),
+        "learning_rate": _LR,
+    },
+    "autorec": {
+        "hidden": _P("categorical", choices=(100, 300, 500)),
+        "learning_rate": _LR,
+        "weight_decay": _P("float", 1e-2, 1e3, log=True),
+    },
+    "deeprec": {"dropout": _P("float", 0.0, 0.9), "learning_rate": _LR, "weight_decay": _DECAY},
+}
+
+
+def _sampled(space: dict, seed: int, trials: int = 12) -> list[dict]:
+    """What a seeded TPE study proposes over ``space``, suggesting its settings in the space's order."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=4), direction="maximize")
+    proposed = []
+    for number in range(trials):
+        trial = study.ask()
+        params = {name: param.suggest(trial, name) for name, param in space.items()}
+        proposed.append(params)
+        study.tell(trial, float(number % 5))  # some feedback, so TPE's model (not only random start-up) is compared
+    return proposed
+
+
+def test_every_model_declares_the_search_space_of_the_old_table():
+    from recsys_core.models import MODEL_NAMES
+
+    assert tuning.tunable_models() == [name for name in MODEL_NAMES if name in OLD_SEARCH_SPACES]
+    for name in MODEL_NAMES:
+        if name not in OLD_SEARCH_SPACES:
+            with pytest.raises(Exception, match="no search space"):
+                tuning.search_space(name)
+            continue
+        space = tuning.search_space(name)
+        assert list(space.items()) == list(OLD_SEARCH_SPACES[name].items()), name  # order included: it is the order of suggestions
+        assert [p.to_json() for p in space.values()] == [p.to_json() for p in OLD_SEARCH_SPACES[name].values()]
+        assert _sampled(space, seed=7) == _sampled(OLD_SEARCH_SPACES[name], seed=7), name
+        assert tuning.default_params(name).keys() <= space.keys()

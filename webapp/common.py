@@ -122,13 +122,6 @@ def best_run(data) -> RunRecord | None:
     return best_by_rule(runs, like=next((r for r in runs if r.run_id == current), None))
 
 
-MODEL_TITLES = {
-    "pop": "Popularity", "itemknn": "Item-kNN", "bpr": "BPR", "gmf": "GMF", "mlp": "MLP", "neumf": "NeuMF", "autorec": "AutoRec",
-    "deeprec": "DeepRec", "cdae": "CDAE", "multvae": "Mult-VAE", "multdae": "Mult-DAE", "svae": "SVAE", "ease": "EASE",
-    "ials": "iALS",
-}  # fmt: skip
-
-
 def run_label(record: RunRecord, today: date | None = None, with_score: bool = True) -> str:
     """How every page names a run: "EASE · ml-100k · 09:21 · HR@10 0.134, full ranking" instead of its raw id.
 
@@ -137,8 +130,9 @@ def run_label(record: RunRecord, today: date | None = None, with_score: bool = T
     never the sampled one.
     """
     from recsys_core.best import judging_score
+    from recsys_core.models import model_title
 
-    model = MODEL_TITLES.get(record.model.name, record.model.name)
+    model = model_title(record.model.name)
     parts = [f"{record.title} ({model})" if record.title else model, record.dataset.name]
     try:
         when = datetime.fromisoformat(record.created)

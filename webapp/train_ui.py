@@ -65,8 +65,8 @@ def _step(value: float) -> float:
 
 
 def _bounds(name: str, field: str) -> tuple[float | None, float | None]:
-    """The documented range of a model's setting (its config's own ``BOUNDS``, else ``recsys_core.limits.SETTING_BOUNDS``),
-    so the widget cannot leave it."""
+    """The documented range of a model's setting (the bounds its config field declares, read by
+    ``recsys_core.limits.setting_bounds``), so the widget cannot leave it."""
     from recsys_core.limits import setting_bounds
     from recsys_core.models import model_class
 

@@ -173,12 +173,12 @@ def best_params_text(params: dict) -> str:
 
 def show_tune_mode(data, source, usable: list[str]) -> None:
     """The whole Tune mode: choices, the search with its live view, the stored study, "use best"."""
-    from recsys_core.tuning import SEARCH_SPACES
+    from recsys_core.tuning import tunable_models
 
     interrupted = st.session_state.pop("tune_running", None)
     if interrupted:
         st.warning(f"The search for {plain(interrupted)} was cancelled; the trials that finished are kept in the study.")
-    tunable = [m for m in usable if m in SEARCH_SPACES]
+    tunable = tunable_models(usable)
     cells = st.columns([2, 2, 1, 1, 1, 1])
     model = cells[0].selectbox("Model to tune", tunable, key="tune_model")
     protocol = cells[1].selectbox("Protocol", TUNE_PROTOCOLS, key="tune_protocol")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 from typing import TYPE_CHECKING
 
@@ -38,6 +39,39 @@ def model_class(name: str) -> type[Recommender]:
     module_name, class_name = _REGISTRY[name].split(":")
     module = importlib.import_module(f"{__name__}.{module_name}")
     return getattr(module, class_name)
+
+
+def model_title(name: str) -> str:
+    """How the app and reports name a model ("Mult-VAE"): its class's ``title``; an unregistered name
+    (a run of a model since removed) as it is. Naming a run must not load torch on the app's first page,
+    so the title is read from the class body in its module's source, not by importing the module."""
+    if name not in _REGISTRY:
+        return name
+    return _declared_title(name)
+
+
+@functools.cache
+def _declared_title(name: str) -> str:
+    import ast
+    import importlib.util
+    from pathlib import Path
+
+    module_name, class_name = _REGISTRY[name].split(":")
+    try:
+        tree = ast.parse(Path(importlib.util.find_spec(f"{__name__}.{module_name}").origin).read_text(encoding="utf-8"))
+    except (OSError, TypeError, AttributeError, SyntaxError, ValueError):  # no source at hand (an installed .pyc)
+        tree = None
+    for node in tree.body if tree is not None else ():
+        if isinstance(node, ast.ClassDef) and node.name == class_name:
+            for statement in node.body:
+                if (
+                    isinstance(statement, ast.Assign)
+                    and any(isinstance(target, ast.Name) and target.id == "title" for target in statement.targets)
+                    and isinstance(statement.value, ast.Constant)
+                    and isinstance(statement.value.value, str)
+                ):
+                    return statement.value.value
+    return model_class(name).title or name
 
 
 def create_model(name: str, **overrides) -> Recommender:
@@ -89,4 +123,4 @@ def __getattr__(name: str):
     raise AttributeError(name)
 
 
-__all__ = ["MODEL_NAMES", *_BASE_NAMES, "config_fields", "create_model", "model_class"]
+__all__ = ["MODEL_NAMES", *_BASE_NAMES, "config_fields", "create_model", "model_class", "model_title"]

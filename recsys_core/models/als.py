@@ -22,7 +22,6 @@ never seen in training is folded in by the same least-squares solve against the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -31,24 +30,24 @@ import torch
 from ..errors import ModelError
 from ..fit_context import FitContext
 from ..interactions import Interactions
-from .base import ModelConfig, Recommender
+from ..limits import EPOCHS_RANGE, PATIENCE_RANGE, ModelMemory, config_width
+from ..tuning import Param
+from .base import ModelConfig, Recommender, bounded
 
 
 @dataclass(frozen=True)
 class IALSConfig(ModelConfig):
     # Defaults chosen on ml-100k's validation split (loo-sampled, seed 0) over factors 32-128,
     # regularisation 1-100 and α 1-20: 32 factors, λ 10, α 1 had the best validation NDCG@10.
-    BOUNDS: ClassVar[dict[str, tuple[float, float]]] = {"alpha": (1e-3, 1e4), "regularization": (0.0, 1e6), "factors": (1, 4096)}
-
-    factors: int = 32
+    factors: int = bounded(32, (1, 4096))
     """Length of each user and item vector (the latent factors)."""
-    regularization: float = 10.0
+    regularization: float = bounded(10.0, (0.0, 1e6))
     """L2 penalty λ on every user and item vector."""
-    alpha: float = 1.0
+    alpha: float = bounded(1.0, (1e-3, 1e4))
     """Confidence of an observed interaction: c = alpha × its value (unobserved cells weigh 1)."""
-    epochs: int = 30
+    epochs: int = bounded(30, EPOCHS_RANGE)
     """Maximum ALS sweeps (users, then items)."""
-    patience: int = 3
+    patience: int = bounded(3, PATIENCE_RANGE)
     """Sweeps without a better validation NDCG@10 before training stops (0: never stop early)."""
 
 
@@ -85,9 +84,26 @@ class IALS(Recommender):
     """Implicit ALS (weighted matrix factorisation over every user-item cell), trained by ``implicit``."""
 
     name = "ials"
+    title = "iALS"
     Config = IALSConfig
     iterative = True
     description = "Implicit alternating least squares (Hu et al. 2008), trained by the implicit library."
+    search_space = {
+        "factors": Param("categorical", choices=(16, 32, 64, 128, 256), doc="factors per user and item"),
+        "regularization": Param("float", 1e-2, 1e3, log=True, doc="λ on every vector; log scale (Rendle et al. 2022 tune it over decades)"),
+        "alpha": Param("float", 0.1, 100.0, log=True, doc="confidence of an observed interaction; log scale"),
+    }
+
+    @classmethod
+    def model_memory(cls, n_users: int, n_items: int, n_interactions: int, config: IALSConfig | None) -> ModelMemory:
+        """implicit's ALS: user and item factors (a copy of each as tensors, and its CG work), the confidence
+        matrix in CSR and its transpose, and each half-step's factors × factors Gram matrix."""
+        width = config_width(config)
+        return ModelMemory(
+            3 * 4 * (n_users + n_items) * width + 2 * 12 * n_interactions + 8 * width * width,
+            f"iALS factors of {n_users:,} users and {n_items:,} items (width {width}) and its confidence matrix",
+            "lower factors, or keep fewer users and items (k-core)",
+        )
 
     def _build(self) -> None:
         self.user_factors = torch.zeros(self.n_users, self.config.factors)

@@ -12,6 +12,24 @@ A model implements a few hooks and inherits everything a user calls:
                                  histories (:class:`~recsys_core.sequences.Sequences`), which
                                  ``score``, ``score_histories`` and ``fold_in`` pass when given.
 * ``_state()`` / ``_load_state`` tensors that fully describe the fitted model (default: the network).
+* ``item_item_weights(items)`` / ``latent_codes(rows)``  optional views for the Inside page
+                                 (:mod:`recsys_core.inside`), for models that learn item-item weights
+                                 or a latent code; ``offers(view)`` tells which a class implements.
+
+What the tools need to know about a model before any fit is declared once, by the model too:
+
+* ``title``                      its display name ("Mult-VAE"), read without importing the model by
+                                 :func:`recsys_core.models.model_title`;
+* ``Config``                     its frozen settings, each field with its default, its documentation
+                                 (the string under it) and its range (:func:`bounded`, read by
+                                 :func:`recsys_core.limits.setting_bounds` for the config check and the
+                                 app's widgets);
+* ``search_space``               what a tuning study samples, in order (:mod:`recsys_core.tuning`);
+* ``model_memory(...)``          the bytes it adds to a fit of a given shape
+                                 (:func:`recsys_core.limits.estimate_memory` adds data and scoring).
+
+Adding a model is its module, its line in the registry (:mod:`recsys_core.models`) and its test class
+on the shared contract (``tests/model_contract.py``).
 
 ``recommend``, ``similar_items``, ``fold_in``, persistence and batching are written once here, on
 top of those hooks, and so is a gradient model's step, ``train_step(loss_of, *inputs)`` (through
@@ -27,7 +45,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -37,8 +55,12 @@ from ..device import autocast, resolve_device
 from ..errors import ModelError
 from ..fit_context import FitContext, FitStage
 from ..interactions import Interactions
+from ..limits import BATCH_SIZE_RANGE, EPOCHS_RANGE, LEARNING_RATE_RANGE, PATIENCE_RANGE, WEIGHT_DECAY_RANGE, ModelMemory
 from ..sequences import Sequences
 from .device_csr import DeviceCSR
+
+if TYPE_CHECKING:
+    from ..tuning import Param
 
 
 @dataclass(frozen=True)
@@ -46,9 +68,9 @@ class ModelConfig:
     """Base of every model's frozen config. Iterative models use :class:`TrainingConfig`.
 
     Every config, however it is made (defaults, ``--set``, the app's form, a saved ``run.json``), is
-    checked on creation against its field types and the documented bounds
-    (:func:`recsys_core.limits.setting_bounds`: a ``BOUNDS`` class attribute of the config first, then
-    :data:`recsys_core.limits.SETTING_BOUNDS`), so no path can build a model from an out-of-range value.
+    checked on creation against its field types and the bounds each field declares (:func:`bounded`,
+    read by :func:`recsys_core.limits.setting_bounds`), so no path can build a model from an
+    out-of-range value.
     """
 
     def __post_init__(self) -> None:
@@ -124,20 +146,37 @@ def _parse_setting(key: str, value: Any, current: Any) -> Any:
     return text
 
 
+def bounded(default: Any, bounds: tuple[float, float]) -> Any:
+    """A config field with its default and its documented inclusive range (for a tuple, of each entry).
+
+    The range belongs to the field: a subclass that redeclares the field only to change its default keeps
+    it (:func:`recsys_core.limits.setting_bounds` looks up the nearest declaration with bounds). Ranges
+    several models share are named in :mod:`recsys_core.limits` (``EPOCHS_RANGE``, ``LAYER_WIDTH_RANGE``...).
+    """
+    return dataclasses.field(default=default, metadata={"bounds": bounds})
+
+
 @dataclass(frozen=True)
 class TrainingConfig(ModelConfig):
     """Settings shared by models trained by gradient descent."""
 
-    epochs: int = 20
+    epochs: int = bounded(20, EPOCHS_RANGE)
     """Maximum passes over the training data."""
-    learning_rate: float = 1e-3
+    learning_rate: float = bounded(1e-3, LEARNING_RATE_RANGE)
     """Step size of the optimiser."""
-    batch_size: int = 256
+    batch_size: int = bounded(256, BATCH_SIZE_RANGE)
     """Training examples (or users, for autoencoders) per gradient step."""
-    weight_decay: float = 0.0
+    weight_decay: float = bounded(0.0, WEIGHT_DECAY_RANGE)
     """L2 penalty added by the optimiser."""
-    patience: int = 5
+    patience: int = bounded(5, PATIENCE_RANGE)
     """Epochs without a better validation NDCG@10 before training stops (0: never stop early)."""
+
+
+def _offered_by(view: str) -> str:
+    """The hint of a model that lacks ``view``: the models that have it, by title."""
+    from . import MODEL_NAMES, model_class
+
+    return "Choose a run of " + " or ".join(model_class(name).title for name in MODEL_NAMES if model_class(name).offers(view)) + "."
 
 
 def csr_rows_to_dense(rows: sp.csr_matrix, device: torch.device, dtype=torch.float32) -> torch.Tensor:
@@ -162,7 +201,13 @@ class Recommender:
     """Base class of every model; see the module docstring for the hooks."""
 
     name: ClassVar[str] = ""
+    title: ClassVar[str] = ""
+    """How the app and reports name the model ("Mult-VAE"); :func:`recsys_core.models.model_title` reads
+    it without importing the model, so write it as a plain string in the class body."""
     Config: ClassVar[type[ModelConfig]] = ModelConfig
+    search_space: ClassVar[dict[str, Param]] = {}
+    """What a tuning study samples (:class:`recsys_core.tuning.Param` per config field), in the order its
+    trials suggest them (a seeded study depends on it); empty: the model is not tuned."""
     iterative: ClassVar[bool] = False
     """True when the trainer must call ``train_epoch``; False for closed-form models."""
     uses_timestamps: ClassVar[bool] = False
@@ -185,6 +230,14 @@ class Recommender:
         self.known: sp.csr_matrix | None = None
         self.meta: dict[str, Any] = {}
         self.fitted = False
+
+    # ------------------------------------------------------------------ facts before a fit
+    @classmethod
+    def model_memory(cls, n_users: int, n_items: int, n_interactions: int, config: ModelConfig | None) -> ModelMemory:
+        """Peak bytes the model itself adds to a fit on data of this shape (``config`` None: a width and batch
+        of 256), for :func:`recsys_core.limits.estimate_memory`, which adds the data and the score blocks.
+        The default is a count per item (popularity)."""
+        return ModelMemory(8 * n_items)
 
     # ------------------------------------------------------------------ fitting
     def fit_stages(self, epochs: int) -> tuple[FitStage, ...]:
@@ -412,6 +465,30 @@ class Recommender:
         sims = self.item_similarity(items).astype(np.float32)
         sims[np.arange(len(items)), items] = -np.inf
         return self._top_k(sims, k)
+
+    # ------------------------------------------------------------------ inside views (recsys_core.inside)
+    @classmethod
+    def offers(cls, view: str) -> bool:
+        """Whether this model implements the optional view ``view`` (``"item_item_weights"``, ``"latent_codes"``)."""
+        return getattr(cls, view) is not getattr(Recommender, view)
+
+    def require(self, view: str) -> None:
+        """A ModelError naming the models that have ``view`` unless this one implements it."""
+        if not self.offers(view):
+            what = {"item_item_weights": "item-item weights", "latent_codes": "latent code to show"}[view]
+            raise ModelError(f"{self.name} has no {what}", _offered_by(view))
+
+    def item_item_weights(self, items: np.ndarray) -> np.ndarray:
+        """The learned item-item weights among ``items``: entry [a, b] is the weight of items[a] on items[b]'s
+        score (float32). Only models that learn such weights implement it (:meth:`offers`)."""
+        self.require("item_item_weights")
+        raise NotImplementedError  # unreachable: a model that offers the view overrides this method
+
+    def latent_codes(self, rows: sp.csr_matrix) -> np.ndarray:
+        """The latent code of each history row (users × n_items): the mean of q(z | x), a DAE's code
+        (float32, one row each). Only models with such a code implement it (:meth:`offers`)."""
+        self.require("latent_codes")
+        raise NotImplementedError  # unreachable: a model that offers the view overrides this method
 
     def predict_ratings(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         raise ModelError(f"{self.name} ranks items and does not predict explicit ratings", "Use autorec or deeprec for the ratings protocol.")

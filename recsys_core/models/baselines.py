@@ -10,7 +10,9 @@ import torch
 
 from ..fit_context import FitContext
 from ..interactions import Interactions
-from .base import ModelConfig, Recommender
+from ..limits import SCORE_BLOCK_FLOATS, ModelMemory
+from ..tuning import Param
+from .base import ModelConfig, Recommender, bounded
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,7 @@ class Popularity(Recommender):
     """Scores every item by how many training users interacted with it, the same for everyone."""
 
     name = "pop"
+    title = "Popularity"
     Config = PopularityConfig
     description = "Most popular items in training; the floor every model must beat."
 
@@ -52,9 +55,9 @@ class Popularity(Recommender):
 
 @dataclass(frozen=True)
 class ItemKNNConfig(ModelConfig):
-    neighbours: int = 50
+    neighbours: int = bounded(50, (1, 10_000))
     """Most similar items kept per item (the neighbourhood size)."""
-    shrinkage: float = 10.0
+    shrinkage: float = bounded(10.0, (0.0, 1e6))
     """Added to the cosine denominator so that pairs seen together rarely count for less."""
 
 
@@ -67,8 +70,29 @@ class ItemKNN(Recommender):
     product ``history @ similarity``."""
 
     name = "itemknn"
+    title = "Item-kNN"
     Config = ItemKNNConfig
     description = "Item-item cosine neighbourhoods with shrinkage."
+    search_space = {
+        "neighbours": Param("int", 10, 500, log=True, doc="neighbours kept per item"),
+        "shrinkage": Param("float", 0.0, 200.0, doc="added to the cosine's denominator; damps rare co-occurrence"),
+    }
+
+    @classmethod
+    def model_memory(cls, n_users: int, n_items: int, n_interactions: int, config: ItemKNNConfig | None) -> ModelMemory:
+        """A float32 similarity block and its argpartition (~5 × the score block) and at most ``neighbours``
+        entries per item."""
+        neighbours = int(getattr(config, "neighbours", 50) or 50)
+        return ModelMemory(
+            5 * 4 * min(SCORE_BLOCK_FLOATS, n_items * n_items) + 16 * n_items * min(neighbours, n_items),
+            "item-kNN's similarity blocks",
+            "lower neighbours, or keep fewer items (k-core)",
+        )
+
+    def item_item_weights(self, items: np.ndarray) -> np.ndarray:
+        """The shrunk cosine s(i, j) among ``items``, kept only where i is among j's nearest neighbours."""
+        items = np.asarray(items, dtype=np.int64)
+        return np.asarray(self.similarity[items][:, items].todense(), dtype=np.float32)
 
     def _build(self) -> None:
         self.similarity = sp.csr_matrix((self.n_items, self.n_items), dtype=np.float32)

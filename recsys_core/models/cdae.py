@@ -5,6 +5,7 @@ Ranks items. Inputs are binary: any stored value counts as 1.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,20 +16,22 @@ from torch import nn
 from ..errors import ModelError
 from ..fit_context import FitContext
 from ..interactions import Interactions
+from ..limits import DROPOUT_RANGE, LAYER_WIDTH_RANGE, N_NEGATIVES_RANGE, ModelMemory, autoencoder_memory, config_width
 from ..sampling import positive_keys, sample_train_negatives
-from .base import TorchRecommender, TrainingConfig, index_tensor
+from ..tuning import LEARNING_RATE_SPACE, WEIGHT_DECAY_SPACE, Param
+from .base import TorchRecommender, TrainingConfig, bounded, index_tensor
 from .device_csr import DeviceCSR
 
 
 @dataclass(frozen=True)
 class CDAEConfig(TrainingConfig):
-    hidden: int = 200
+    hidden: int = bounded(200, LAYER_WIDTH_RANGE)
     """Hidden units (the paper tried 50–200)."""
-    corruption: float = 0.5
+    corruption: float = bounded(0.5, DROPOUT_RANGE)
     """Dropout probability on the input row; kept entries are scaled by 1/(1 − p) (the paper's q)."""
     activation: str = "sigmoid"
     """Hidden activation: "sigmoid", "tanh", "relu" or "identity". The output is a sigmoid with the log loss."""
-    n_negatives: int = 0
+    n_negatives: int = bounded(0, N_NEGATIVES_RANGE)
     """0: the log loss over the whole row (every zero a negative). k > 0: k sampled zeros per positive (the paper's sampling)."""
     epochs: int = 100
     """Maximum passes over the users."""
@@ -83,9 +86,23 @@ class CDAE(TorchRecommender):
     """
 
     name = "cdae"
+    title = "CDAE"
     Config = CDAEConfig
     description = "Collaborative denoising autoencoder: a user's row plus a user node, log loss (implicit)."
     config: CDAEConfig
+    search_space = {
+        "hidden": Param("categorical", choices=(50, 100, 200, 400), doc="hidden units"),
+        "corruption": Param("float", 0.0, 0.8, doc="share of input items dropped"),
+        "learning_rate": LEARNING_RATE_SPACE,
+        "weight_decay": WEIGHT_DECAY_SPACE,
+    }
+
+    @classmethod
+    def model_memory(cls, n_users: int, n_items: int, n_interactions: int, config: CDAEConfig | None) -> ModelMemory:
+        """:func:`~recsys_core.limits.autoencoder_memory` of a user's row over the items, and its per-user input
+        node: a users × hidden table with Adam's moments."""
+        memory = autoencoder_memory(n_users, n_items, config)
+        return dataclasses.replace(memory, bytes=memory.bytes + 4 * 4 * n_users * config_width(config))
 
     def _make_network(self) -> nn.Module:
         cfg = self.config

@@ -26,9 +26,10 @@ import torch
 from ..errors import ModelError
 from ..fit_context import FitContext
 from ..interactions import Interactions
-from ..limits import available_memory, ease_memory_bytes
+from ..limits import ModelMemory, available_memory, ease_memory_bytes
 from ..protocols import get_protocol
-from .base import ModelConfig, Recommender, csr_rows_to_dense
+from ..tuning import Param
+from .base import ModelConfig, Recommender, bounded, csr_rows_to_dense
 
 # The memory estimate lives with the others in limits.py (checked against the measured peak in tests).
 _GRAM_BLOCK_BYTES = 32 * 2**20
@@ -77,11 +78,15 @@ def _solve_in_place(matrix: np.ndarray) -> np.ndarray:
     return p
 
 
+#: The range of λ and of each candidate in its grid.
+L2_RANGE = (1e-6, 1e9)
+
+
 @dataclass(frozen=True)
 class EASEConfig(ModelConfig):
-    l2: float | None = None
+    l2: float | None = bounded(None, L2_RANGE)
     """L2 penalty λ. None: chosen on the validation split from ``l2_grid`` (500 without validation)."""
-    l2_grid: tuple[float, ...] = (50.0, 100.0, 200.0, 350.0, 500.0, 750.0, 1000.0, 2000.0)
+    l2_grid: tuple[float, ...] = bounded((50.0, 100.0, 200.0, 350.0, 500.0, 750.0, 1000.0, 2000.0), L2_RANGE)
     """Candidates for λ when ``l2`` is None."""
     item_cap: int | None = None
     """Model only the most popular ``item_cap`` items (the rest are never recommended); None: all items."""
@@ -91,8 +96,28 @@ class EASE(Recommender):
     """B = I − P·diag(1/diag(P)) with P = (XᵀX + λI)⁻¹, so diag(B) = 0; scores are X_u B."""
 
     name = "ease"
+    title = "EASE"
     Config = EASEConfig
     description = "Embarrassingly shallow autoencoder: closed-form item-item weights."
+    search_space = {"l2": Param("float", 1.0, 1e4, log=True, doc="λ of EASE; log scale (Steck 2019 uses 100s to 1000s)")}
+
+    @classmethod
+    def model_memory(cls, n_users: int, n_items: int, n_interactions: int, config: EASEConfig | None) -> ModelMemory:
+        """:func:`~recsys_core.limits.ease_memory_bytes`: float32 n × n matrices (two while λ is chosen on
+        validation, one with a fixed ``l2``), of at most ``item_cap`` items."""
+        cap = getattr(config, "item_cap", None)
+        kept = n_items if cap is None else min(int(cap), n_items)
+        return ModelMemory(
+            ease_memory_bytes(kept, tuning=getattr(config, "l2", None) is None),
+            f"EASE's dense {kept:,} × {kept:,} float32 item-item matrices",
+            "set item_cap (EASE on the most popular items), keep fewer items (k-core) or choose itemknn or multvae",
+        )
+
+    def item_item_weights(self, items: np.ndarray) -> np.ndarray:
+        """B[i, j] among ``items``: what item i in a history adds to item j's score (not symmetric; the
+        diagonal is forced to 0)."""
+        index = torch.as_tensor(np.asarray(items, dtype=np.int64), device=self.weights.device)
+        return self.weights[index][:, index].float().cpu().numpy()
 
     def _build(self) -> None:
         # Sized on fit or load (a placeholder here: an n × n zero matrix would cost as much as the fit).

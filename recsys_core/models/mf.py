@@ -14,6 +14,7 @@ loss (history items as positives, sampled negatives), for a whole batch of new u
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
@@ -26,8 +27,10 @@ from torch import nn
 
 from ..fit_context import FitContext
 from ..interactions import Interactions
+from ..limits import EMBEDDING_SIZE_RANGE, N_NEGATIVES_RANGE, ModelMemory, embedding_memory
 from ..sampling import positive_keys, sample_train_negatives
-from .base import TorchRecommender, TrainingConfig
+from ..tuning import LEARNING_RATE_SPACE, N_NEGATIVES_SPACE, WEIGHT_DECAY_SPACE, Param
+from .base import TorchRecommender, TrainingConfig, bounded
 from .optimizers import Optimizers, embedding_optimizer, prefers_sparse_gradients, use_sparse_gradients
 
 # Elements of the largest (users × items × width) activation built at once while scoring.
@@ -83,6 +86,20 @@ class EmbeddingRecommender(TorchRecommender):
     fold_in_learning_rate: ClassVar[float] = 0.03
     fold_in_l2: ClassVar[float] = 0.0
     """L2 penalty on a folded-in user vector (per row, added to its mean loss)."""
+    labelled_example_bytes: ClassVar[int] = 0
+    """Bytes of an epoch's training arrays per labelled example (user, item, label) of a pointwise model;
+    0 for BPR, which trains on (positive, negatives) pairs."""
+
+    @classmethod
+    def model_memory(cls, n_users: int, n_items: int, n_interactions: int, config: TrainingConfig | None) -> ModelMemory:
+        """:func:`~recsys_core.limits.embedding_memory` and an epoch's training arrays: the positives'
+        indices, ``n_negatives`` int64 negatives per positive with the sampler's temporaries (~40 bytes
+        each) and, for the pointwise NCF models, every example's user, item and label. BPR at synthetic
+        ML-20M shape: 2.9 GiB measured."""
+        memory = embedding_memory(n_users, n_items, config)
+        k = int(getattr(config, "n_negatives", 4) or 0)
+        arrays = n_interactions * (16 + 40 * k + cls.labelled_example_bytes * (1 + k))
+        return dataclasses.replace(memory, bytes=memory.bytes + arrays)
 
     # ------------------------------------------------------------------ training
     def _build(self) -> None:
@@ -224,11 +241,11 @@ class EmbeddingRecommender(TorchRecommender):
 
 @dataclass(frozen=True)
 class BPRConfig(TrainingConfig):
-    embedding_size: int = 64
+    embedding_size: int = bounded(64, EMBEDDING_SIZE_RANGE)
     """Length of each user and item vector (the number of latent factors)."""
     use_bias: bool = True
     """Learn an item bias added to the dot product (a user bias would cancel in the BPR difference)."""
-    n_negatives: int = 4
+    n_negatives: int = bounded(4, N_NEGATIVES_RANGE)
     """Unseen items sampled per training positive, afresh every epoch; each forms one BPR triple."""
     epochs: int = 20
     """Maximum passes over the training positives."""
@@ -305,8 +322,15 @@ class BPR(EmbeddingRecommender):
     sampled unseen item j, maximise log σ(x_ui − x_uj) − λ(‖p_u‖² + ‖q_i‖² + ‖q_j‖² + b_i² + b_j²)."""
 
     name = "bpr"
+    title = "BPR"
     Config = BPRConfig
     description = "Matrix factorisation with the pairwise BPR loss (Rendle et al. 2009)."
+    search_space = {
+        "embedding_size": Param("categorical", choices=(16, 32, 64, 128), doc="factors per user and item"),
+        "learning_rate": LEARNING_RATE_SPACE,
+        "weight_decay": WEIGHT_DECAY_SPACE,
+        "n_negatives": N_NEGATIVES_SPACE,
+    }
 
     @property
     def fold_in_l2(self) -> float:  # type: ignore[override]

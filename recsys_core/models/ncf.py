@@ -27,7 +27,9 @@ from torch import nn
 
 from ..errors import ModelError
 from ..fit_context import FitContext, FitStage
-from .base import TrainingConfig
+from ..limits import EMBEDDING_SIZE_RANGE, LAYER_WIDTH_RANGE, LEARNING_RATE_RANGE, N_NEGATIVES_RANGE
+from ..tuning import LEARNING_RATE_SPACE, N_NEGATIVES_SPACE, Param
+from .base import TrainingConfig, bounded
 from .mf import EmbeddingNetwork, EmbeddingRecommender, normal_init
 from .optimizers import embedding_optimizer
 
@@ -182,7 +184,7 @@ class NCFNetwork(EmbeddingNetwork):
 
 @dataclass(frozen=True)
 class NCFConfig(TrainingConfig):
-    n_negatives: int = 4
+    n_negatives: int = bounded(4, N_NEGATIVES_RANGE)
     """Unseen items sampled per training positive (label 0), afresh every epoch."""
     epochs: int = 20
     """Maximum passes over the training positives and their negatives."""
@@ -210,7 +212,7 @@ class GMFConfig(NCFConfig):
     """Adam step size (with the batch, chosen on MovieLens 100K's validation split)."""
     batch_size: int = 1024
     """Training examples (positives and negatives, shuffled together) per Adam step; 1,024 trains an epoch about 3× faster than 256 on the CPU."""
-    embedding_size: int = 32
+    embedding_size: int = bounded(32, EMBEDDING_SIZE_RANGE)
     """Length of the user and item embeddings (the predictive factors)."""
 
 
@@ -220,7 +222,7 @@ class MLPConfig(NCFConfig):
     """Adam step size (with the batch, chosen on MovieLens 100K's validation split: 1e-2 at 4,096 scored as 5e-3 at 1,024 did)."""
     batch_size: int = 4096
     """Training examples (positives and negatives, shuffled together) per Adam step; 4,096 trains an epoch in half the time of 1,024 on the CPU."""
-    layers: tuple[int, ...] = (64, 32, 16, 8)
+    layers: tuple[int, ...] = bounded((64, 32, 16, 8), LAYER_WIDTH_RANGE)
     """Tower sizes: the first is the concatenated user and item embeddings (each half of it), the last the predictive factors."""
 
 
@@ -230,17 +232,17 @@ class NeuMFConfig(NCFConfig):
     """Adam step size (of the pretrained GMF and MLP too)."""
     batch_size: int = 4096
     """Training examples (positives and negatives, shuffled together) per step (of the pretrained GMF and MLP too); on MovieLens 100K's validation split 4,096 scored as 1,024 did (NDCG@10 0.4257 against 0.4221) in half the time per epoch."""
-    embedding_size: int = 32
+    embedding_size: int = bounded(32, EMBEDDING_SIZE_RANGE)
     """Length of the GMF part's user and item embeddings."""
-    layers: tuple[int, ...] = (64, 32, 16, 8)
+    layers: tuple[int, ...] = bounded((64, 32, 16, 8), LAYER_WIDTH_RANGE)
     """MLP part's tower sizes: the first is its concatenated embeddings, the last its predictive factors."""
     pretrain: bool = True
     """Initialise from a GMF and an MLP trained first (with these settings and early stopping), then fine-tune."""
     pretrain_epochs: tuple[int, ...] | None = None
     """With pretrain: (GMF, MLP) epochs to pretrain for, without early stopping. None: up to ``epochs`` each, stopped early on validation (a refit on train + validation passes the epochs that selection chose)."""
-    alpha: float = 0.5
+    alpha: float = bounded(0.5, (0.0, 1.0))
     """With pretrain: weight of the GMF output weights against (1 − alpha) for the MLP's."""
-    finetune_learning_rate: float = 1e-3
+    finetune_learning_rate: float = bounded(1e-3, LEARNING_RATE_RANGE)
     """With pretrain: step size of the plain SGD that fine-tunes the combined model (He et al.: Adam's moments are not carried over)."""
 
 
@@ -251,8 +253,14 @@ PRETRAIN_STAGES = ("pretraining GMF", "pretraining MLP")
 FINETUNE_STAGE = "fine-tuning"
 
 
+#: MLP tower widths a search tries (MLP and NeuMF).
+_TOWERS = ((32, 16, 8), (64, 32, 16, 8), (128, 64, 32, 16))
+
+
 class NCFRecommender(EmbeddingRecommender):
     """Shared wrapper: the pointwise log-loss epoch and the matching fold-in loss."""
+
+    labelled_example_bytes = 20
 
     def _make_network(self) -> NCFNetwork:
         raise NotImplementedError
@@ -284,8 +292,10 @@ class GMF(NCFRecommender):
     """Generalised matrix factorisation: σ(hᵀ(p_u ⊙ q_i) + b)."""
 
     name = "gmf"
+    title = "GMF"
     Config = GMFConfig
     description = "Generalised matrix factorisation: a learned weighting of the element-wise product (He et al. 2017)."
+    search_space = {"embedding_size": Param("categorical", choices=(8, 16, 32, 64)), "learning_rate": LEARNING_RATE_SPACE, "n_negatives": N_NEGATIVES_SPACE}
 
     def _make_network(self):
         return NCFNetwork(self.n_users, self.n_items, gmf_size=self.config.embedding_size)
@@ -295,8 +305,14 @@ class MLP(NCFRecommender):
     """Concatenated user and item embeddings through a ReLU tower into σ(hᵀ · + b)."""
 
     name = "mlp"
+    title = "MLP"
     Config = MLPConfig
     description = "User and item embeddings concatenated through a ReLU tower (He et al. 2017)."
+    search_space = {
+        "layers": Param("categorical", choices=_TOWERS, doc="tower widths"),
+        "learning_rate": LEARNING_RATE_SPACE,
+        "n_negatives": N_NEGATIVES_SPACE,
+    }
 
     def _make_network(self):
         _check_layers(self.config.layers)
@@ -307,8 +323,15 @@ class NeuMF(NCFRecommender):
     """GMF and MLP with separate embeddings, their last vectors concatenated into one output layer."""
 
     name = "neumf"
+    title = "NeuMF"
     Config = NeuMFConfig
     description = "Neural matrix factorisation: GMF and an MLP tower side by side (He et al. 2017)."
+    search_space = {
+        "embedding_size": Param("categorical", choices=(8, 16, 32, 64), doc="GMF factors"),
+        "layers": Param("categorical", choices=_TOWERS, doc="MLP tower widths"),
+        "learning_rate": LEARNING_RATE_SPACE,
+        "n_negatives": N_NEGATIVES_SPACE,
+    }
 
     def _make_network(self):
         _check_layers(self.config.layers)

@@ -34,7 +34,9 @@ from torch import nn
 from ..errors import ModelError
 from ..fit_context import FitContext
 from ..interactions import Interactions
-from .base import TorchRecommender, TrainingConfig, index_tensor
+from ..limits import DROPOUT_RANGE, LAYER_WIDTH_RANGE, ModelMemory, autoencoder_memory
+from ..tuning import LEARNING_RATE_SPACE, WEIGHT_DECAY_SPACE, Param
+from .base import TorchRecommender, TrainingConfig, bounded, index_tensor
 from .device_csr import DeviceCSR
 
 # ---------------------------------------------------------------------------------------------
@@ -175,7 +177,7 @@ class _RatingModel:
 
 @dataclass(frozen=True)
 class AutoRecConfig(TrainingConfig):
-    hidden: int = 500
+    hidden: int = bounded(500, LAYER_WIDTH_RANGE)
     """Hidden units (the paper's k; 500 was its best)."""
     epochs: int = 200
     """Maximum passes over the items."""
@@ -220,9 +222,20 @@ class AutoRec(_RatingModel, TorchRecommender):
     """
 
     name = "autorec"
+    title = "AutoRec"
     Config = AutoRecConfig
     description = "I-AutoRec: item-based autoencoder over rating vectors (explicit ratings)."
     config: AutoRecConfig
+    search_space = {
+        "hidden": Param("categorical", choices=(100, 300, 500)),
+        "learning_rate": LEARNING_RATE_SPACE,
+        "weight_decay": Param("float", 1e-2, 1e3, log=True),
+    }
+
+    @classmethod
+    def model_memory(cls, n_users: int, n_items: int, n_interactions: int, config: AutoRecConfig | None) -> ModelMemory:
+        """I-AutoRec encodes items as rows over the users: :func:`~recsys_core.limits.autoencoder_memory` of those rows."""
+        return autoencoder_memory(n_users, n_items, config, rows_over_users=True)
 
     def _make_network(self) -> nn.Module:
         return AutoRecNetwork(self.n_users, self.config.hidden)
@@ -376,9 +389,9 @@ class AutoRec(_RatingModel, TorchRecommender):
 
 @dataclass(frozen=True)
 class DeepRecConfig(TrainingConfig):
-    layers: tuple[int, ...] = (256, 256, 512)
+    layers: tuple[int, ...] = bounded((256, 256, 512), LAYER_WIDTH_RANGE)
     """Encoder layer sizes; the last is the code. The decoder mirrors them back to the items (the paper: 512, 512, 1024)."""
-    dropout: float = 0.8
+    dropout: float = bounded(0.8, DROPOUT_RANGE)
     """Dropout on the code layer (the paper's 0.8)."""
     dense_refeeding: bool = True
     """After each step, feed the model's own dense output back as a new example (a second forward and backward pass)."""
@@ -436,9 +449,16 @@ class DeepRec(_RatingModel, TorchRecommender):
     """
 
     name = "deeprec"
+    title = "DeepRec"
     Config = DeepRecConfig
     description = "Deep autoencoder over a user's ratings with SELU, dropout and dense re-feeding (explicit ratings)."
     config: DeepRecConfig
+    search_space = {"dropout": Param("float", 0.0, 0.9), "learning_rate": LEARNING_RATE_SPACE, "weight_decay": WEIGHT_DECAY_SPACE}
+
+    @classmethod
+    def model_memory(cls, n_users: int, n_items: int, n_interactions: int, config: DeepRecConfig | None) -> ModelMemory:
+        """:func:`~recsys_core.limits.autoencoder_memory` of a user's row over the items."""
+        return autoencoder_memory(n_users, n_items, config)
 
     def _make_network(self) -> nn.Module:
         if not self.config.layers:

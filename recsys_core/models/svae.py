@@ -36,31 +36,42 @@ from torch import nn
 
 from ..fit_context import FitContext
 from ..interactions import Interactions
+from ..limits import (
+    ANNEAL_STEPS_RANGE,
+    BETA_CAP_RANGE,
+    DROPOUT_RANGE,
+    EMBEDDING_SIZE_RANGE,
+    LAYER_WIDTH_RANGE,
+    ModelMemory,
+    config_batch,
+    embedding_memory,
+)
 from ..sequences import Sequences
-from .base import TorchRecommender, TrainingConfig
+from ..tuning import LEARNING_RATE_SPACE, Param
+from .base import TorchRecommender, TrainingConfig, bounded
 from .device_csr import DeviceCSR
 from .vae import anneal_steps, gaussian_kl, kl_weight
 
 
 @dataclass(frozen=True)
 class SVAEConfig(TrainingConfig):
-    embedding_size: int = 256
+    embedding_size: int = bounded(256, EMBEDDING_SIZE_RANGE)
     """Size of the item embeddings fed to the GRU (the notebook's item_embed_size)."""
-    rnn_size: int = 200
+    rnn_size: int = bounded(200, LAYER_WIDTH_RANGE)
     """GRU state size."""
-    hidden_size: int = 150
+    hidden_size: int = bounded(150, LAYER_WIDTH_RANGE)
     """Size of the tanh layer before the latent (encoder) and after it (decoder)."""
-    latent_size: int = 64
+    latent_size: int = bounded(64, LAYER_WIDTH_RANGE)
     """Size of each step's latent z_t."""
-    next_k: int = 4
+    next_k: int = bounded(4, (1, 100))
     """Each step predicts the user's next k items (the notebook's next_k loss)."""
-    max_length: int = 50
+    max_length: int = bounded(50, (1, 10_000))
     """Longest sequence read: a longer history is cut to its latest items (on MovieLens 100K's validation split 50 scored as 100 did, NDCG@10 0.4715 against 0.4733, in 30% less time; 200 was no better and cost 40% more)."""
-    dropout: float = 0.0
+    dropout: float = bounded(0.0, DROPOUT_RANGE)
     """Dropout on the item embeddings during training."""
-    beta_cap: float = 0.2
+    beta_cap: float = bounded(0.2, BETA_CAP_RANGE)
     """Largest weight β of the KL term."""
-    total_anneal_steps: int | None = None
+    total_anneal_steps: int | None = bounded(None, ANNEAL_STEPS_RANGE)
     """Gradient updates over which β would rise linearly from 0 to 1; it stops at ``beta_cap`` (0: β = ``beta_cap`` throughout). None: epochs × updates per epoch ÷ beta_cap (β reaches the cap at the last epoch)."""
     epochs: int = 40
     """Maximum passes over the training users."""
@@ -151,9 +162,28 @@ class SVAE(TorchRecommender):
     """GRU over the time-ordered history with a VAE latent per step, trained to predict the next items."""
 
     name = "svae"
+    title = "SVAE"
     Config = SVAEConfig
     uses_timestamps = True
     description = "Sequential VAE: a GRU over time-ordered items, a latent per step, predicts the next items (Sachdeva et al. 2019)."
+    search_space = {
+        "latent_size": Param("categorical", choices=(32, 64, 128), doc="latent dimensions"),
+        "dropout": Param("float", 0.0, 0.5, doc="dropout on the GRU input"),
+        "learning_rate": LEARNING_RATE_SPACE,
+    }
+
+    @classmethod
+    def model_memory(cls, n_users: int, n_items: int, n_interactions: int, config: SVAEConfig | None) -> ModelMemory:
+        """:func:`~recsys_core.limits.embedding_memory` and its softmax over every item at each position of
+        each sequence of a batch (× 6): batches group similar lengths, so one batch can be ``max_length``
+        long throughout."""
+        batch = config_batch(config)
+        length = int(getattr(config, "max_length", 100) or 100)
+        return ModelMemory(
+            embedding_memory(n_users, n_items, config).bytes + 6 * 4 * batch * length * n_items,
+            f"SVAE's softmax over {n_items:,} items at each of {length} positions of {batch} sequences per batch",
+            "lower max_length or batch_size, or keep fewer items (k-core)",
+        )
 
     # ------------------------------------------------------------------ building and data
     def _build(self) -> None:

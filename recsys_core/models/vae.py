@@ -19,13 +19,16 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..fit_context import FitContext
 from ..interactions import Interactions
-from .base import TorchRecommender, TrainingConfig
+from ..limits import ANNEAL_STEPS_RANGE, BETA_CAP_RANGE, DROPOUT_RANGE, LAYER_WIDTH_RANGE, ModelMemory, autoencoder_memory
+from ..tuning import LEARNING_RATE_SPACE, Param
+from .base import TorchRecommender, TrainingConfig, bounded, csr_rows_to_dense
 from .device_csr import DeviceCSR
 
 
@@ -65,9 +68,9 @@ class MultAutoencoderConfig(TrainingConfig):
     """Settings Mult-VAE and Mult-DAE share: the paper's, except the learning rate and the DAE's weight
     decay, chosen on MovieLens 100K's validation split (leave-one-out, NDCG@10)."""
 
-    layers: tuple[int, ...] = (200,)
+    layers: tuple[int, ...] = bounded((200,), LAYER_WIDTH_RANGE)
     """Encoder layer sizes from the input side, the last being the code; the decoder mirrors them."""
-    dropout: float = 0.5
+    dropout: float = bounded(0.5, DROPOUT_RANGE)
     """Share of the (L2-normalised) input history dropped during training."""
     epochs: int = 200
     """Maximum passes over the training users (the paper trains 200 epochs and keeps the best by validation)."""
@@ -93,9 +96,9 @@ class MultVAEConfig(MultAutoencoderConfig):
     """Encoder layer sizes from the input side, the last being the latent size; the decoder mirrors them (I-600-200-600-I in the paper)."""
     weight_decay: float = 0.0
     """L2 penalty on the weight matrices (the paper's VAE uses none: the KL term regularises)."""
-    beta_cap: float = 0.2
+    beta_cap: float = bounded(0.2, BETA_CAP_RANGE)
     """Largest weight β of the KL term."""
-    total_anneal_steps: int | None = None
+    total_anneal_steps: int | None = bounded(None, ANNEAL_STEPS_RANGE)
     """Gradient updates over which β would rise linearly from 0 to 1; it stops at ``beta_cap`` (0: β = ``beta_cap`` throughout). None: epochs × updates per epoch ÷ beta_cap, so β reaches the cap at the last epoch (about the notebook's 200000 on ML-20M; 2000 on MovieLens 100K)."""
 
 
@@ -156,6 +159,18 @@ class _MultAutoencoder(TorchRecommender):
     """What Mult-VAE and Mult-DAE share: data, training step, fold-in scoring, embeddings."""
 
     variational: ClassVar[bool] = False
+
+    @classmethod
+    def model_memory(cls, n_users: int, n_items: int, n_interactions: int, config: MultAutoencoderConfig | None) -> ModelMemory:
+        """:func:`~recsys_core.limits.autoencoder_memory` of a user's row over the items."""
+        return autoencoder_memory(n_users, n_items, config)
+
+    def latent_codes(self, rows: sp.csr_matrix) -> np.ndarray:
+        """The mean of q(z | x) of each history row (the DAE's code)."""
+        self._eval_mode()
+        with torch.no_grad():
+            mean, _ = self.network.encode(csr_rows_to_dense(rows, self.device))
+        return mean.float().cpu().numpy()
 
     def _make_network(self) -> nn.Module:
         return MultAutoencoderNetwork(self.n_items, tuple(self.config.layers), self.config.dropout, self.variational)
@@ -235,19 +250,33 @@ class _MultAutoencoder(TorchRecommender):
         return self.network.decoder[-1].weight.detach().float().cpu().numpy()
 
 
+#: The search space's dimensions Mult-VAE and Mult-DAE share.
+_DROPOUT_SPACE = Param("float", 0.0, 0.8, doc="input dropout")
+_WEIGHT_DECAY_SPACE = Param("float", 1e-7, 1e-2, log=True, doc="L2 penalty")
+
+
 class MultVAE(_MultAutoencoder):
     """Mult-VAE^PR: variational autoencoder with a multinomial likelihood and a β-annealed KL term."""
 
     name = "multvae"
+    title = "Mult-VAE"
     Config = MultVAEConfig
     description = "Variational autoencoder over a user's history, multinomial likelihood, annealed KL (Liang et al. 2018)."
     variational = True
+    search_space = {
+        "dropout": _DROPOUT_SPACE,
+        "beta_cap": Param("float", 0.05, 1.0, log=True, doc="largest KL weight β after annealing"),
+        "learning_rate": LEARNING_RATE_SPACE,
+        "weight_decay": _WEIGHT_DECAY_SPACE,
+    }
 
 
 class MultDAE(_MultAutoencoder):
     """Mult-DAE: denoising autoencoder (input dropout) with a multinomial likelihood and L2 weight decay."""
 
     name = "multdae"
+    title = "Mult-DAE"
     Config = MultDAEConfig
     description = "Denoising autoencoder over a user's history with a multinomial likelihood (Liang et al. 2018)."
     variational = False
+    search_space = {"dropout": _DROPOUT_SPACE, "learning_rate": LEARNING_RATE_SPACE, "weight_decay": _WEIGHT_DECAY_SPACE}
