@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from homes import child_env
 from streamlit.testing.v1 import AppTest
 
 from recsys_core.datasets import fetch
@@ -194,7 +195,7 @@ def test_home_does_not_import_umap(ml100k_dir, tmp_path):
         print(json.dumps({{"exceptions": len(at.exception), "umap": "umap" in sys.modules, "numba": "numba" in sys.modules}}))
         """
     )
-    env = {**os.environ, "RECSYS_HOME": str(tmp_path / "home")}
+    env = child_env(tmp_path / "home")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])

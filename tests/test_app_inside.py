@@ -21,13 +21,10 @@ ML = DataSource.builtin("ml-100k")
 
 
 @pytest.fixture(scope="module")
-def inside_runs(tmp_path_factory, ml100k_dir):
+def inside_runs(temporary_data_home, ml100k_dir):
     from recsys_core.datasets import fetch
 
-    home = tmp_path_factory.mktemp("inside-home")
-    previous = os.environ.get("RECSYS_HOME")
-    os.environ["RECSYS_HOME"] = str(home)
-    try:
+    with temporary_data_home("inside-home") as home:
         fetch("ml-100k", source=ml100k_dir)
         data = ML.load()
         runs = {
@@ -40,11 +37,6 @@ def inside_runs(tmp_path_factory, ml100k_dir):
                 ("multvae", {"epochs": 2}),
             )
         }
-    finally:
-        if previous is None:
-            os.environ.pop("RECSYS_HOME", None)
-        else:
-            os.environ["RECSYS_HOME"] = previous
     st.cache_resource.clear()
     return home, runs
 

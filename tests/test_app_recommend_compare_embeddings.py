@@ -28,13 +28,10 @@ DRUGS = DataSource.builtin("drugscom-sample")
 
 
 @pytest.fixture(scope="module")
-def app_home(tmp_path_factory, ml100k_dir, drugs_sample_dir):
+def app_home(temporary_data_home, ml100k_dir, drugs_sample_dir):
     from recsys_core.datasets import fetch
 
-    home = tmp_path_factory.mktemp("app-home")
-    previous = os.environ.get("RECSYS_HOME")
-    os.environ["RECSYS_HOME"] = str(home)
-    try:
+    with temporary_data_home("app-home") as home:
         fetch("ml-100k", source=ml100k_dir)
         fetch("drugscom-sample", source=drugs_sample_dir)
         runs = {}
@@ -50,11 +47,6 @@ def app_home(tmp_path_factory, ml100k_dir, drugs_sample_dir):
         fit("drugs/itemknn", drugs, DRUGS, "itemknn")
         fit("drugs/ease", drugs, DRUGS, "ease", overrides={"l2": 50.0})
         fit("drugs/neumf", drugs, DRUGS, "neumf", epochs=1)
-    finally:
-        if previous is None:
-            os.environ.pop("RECSYS_HOME", None)
-        else:
-            os.environ["RECSYS_HOME"] = previous
     # Streamlit's caches live as long as the process: data loaded by other test modules (from other
     # data homes) must not stand in for ours, nor ours for theirs.
     st.cache_resource.clear()

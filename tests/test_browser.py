@@ -5,7 +5,7 @@ run), so the app starts straight into recommendations. Screenshots go to tests/s
 small copies of the main pages go to docs/screenshots/ when they are missing or UPDATE_SCREENSHOTS=1.
 The walks also check what a newcomer's demo of issue 21 exposed (items 1-9), each where a person would meet it.
 
-This test fails (it does not skip) when Chromium or Playwright is missing: CI installs both.
+This test fails (it does not skip) when Chromium or Playwright is missing (the chromium_browser fixture): CI installs both.
 """
 
 from __future__ import annotations
@@ -22,19 +22,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from homes import child_env
 
 REPO = Path(__file__).resolve().parents[1]
 SHOTS = REPO / "tests" / "screenshots"
 DOC_SHOTS = REPO / "docs" / "screenshots"
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 START_TIMEOUT_S = 90
 PAGE_TIMEOUT_MS = 120_000
 MAP_TIMEOUT_MS = 360_000  # the first UMAP import and fit in the server process (numba compiles)
@@ -115,21 +107,15 @@ def filled_home(_isolated_home, ml100k_dir):
 
 
 @contextmanager
-def _served(home: Path, tmp_path: Path, offline_fetch: bool = False):
-    """``streamlit run app.py`` on a free port with ``home`` as the data home, and a Chromium page on it:
-    yields (page, base url, server log). The log must hold no traceback when the server stops.
-    ``offline_fetch``: the Data page's Fetch imports from the shared copies (tests/serve_offline.py)."""
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"Chromium is needed for the browser test and is not at {CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("the browser test needs the playwright package (pip install playwright)")
-
+def _served(browser, home: Path, tmp_path: Path, offline_fetch: bool = False):
+    """``streamlit run app.py`` on a free port with ``home`` as the data home, and a page of ``browser`` (the
+    chromium_browser fixture) on it: yields (page, base url, server log). The log must hold no traceback
+    when the server stops. ``offline_fetch``: the Data page's Fetch imports from the shared copies
+    (tests/serve_offline.py)."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     log = tmp_path / "streamlit.log"
-    env = {**os.environ, "RECSYS_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    env = child_env(home, PYTHONUNBUFFERED="1")
     launcher = [str(REPO / "tests" / "serve_offline.py")] if offline_fetch else ["-m", "streamlit"]
     command = [sys.executable, *launcher, "run", "app.py", "--server.headless", "true", "--server.port", str(port),
                "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]  # fmt: skip
@@ -137,14 +123,12 @@ def _served(home: Path, tmp_path: Path, offline_fetch: bool = False):
         process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         _wait_healthy(port, process, log)
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=60_000)
-            try:
-                page = browser.new_page(viewport={"width": 1280, "height": 960})
-                page.set_default_timeout(PAGE_TIMEOUT_MS)
-                yield page, f"http://127.0.0.1:{port}", log
-            finally:
-                browser.close()
+        page = browser.new_page(viewport={"width": 1280, "height": 960})  # in a context of its own, closed with it
+        try:
+            page.set_default_timeout(PAGE_TIMEOUT_MS)
+            yield page, f"http://127.0.0.1:{port}", log
+        finally:
+            page.close()
     finally:
         _stop(process)
     assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
@@ -192,9 +176,9 @@ def _significant_digits(number: str) -> int:
     return len(mantissa)
 
 
-def test_app_in_a_real_browser(filled_home, tmp_path):
+def test_app_in_a_real_browser(filled_home, tmp_path, chromium_browser):
     home, run_id, titles = filled_home
-    with _served(home, tmp_path) as (page, base, log):
+    with _served(chromium_browser, home, tmp_path) as (page, base, log):
         page.goto(base + "/")
         page.get_by_text("Recsys Explorer").first.wait_for()
         page.locator('[role="gridcell"]').first.wait_for(state="attached")
@@ -335,11 +319,11 @@ def drugs_home(_isolated_home, ml100k_dir, drugs_sample_dir):
     return _isolated_home
 
 
-def test_drug_walkthrough_in_a_real_browser(drugs_home, tmp_path):
+def test_drug_walkthrough_in_a_real_browser(drugs_home, tmp_path, chromium_browser):
     """Choose the drug data, train a quick model, a condition's drugs with evidence, then a drug's conditions."""
     from recsys_core.runs import RunRecord, list_runs
 
-    with _served(drugs_home, tmp_path) as (page, base, log):
+    with _served(chromium_browser, drugs_home, tmp_path) as (page, base, log):
         page.set_viewport_size({"width": 1600, "height": 1000})  # room for the evidence columns
         page.goto(base + "/")
         page.get_by_text("Recsys Explorer").first.wait_for()
@@ -405,9 +389,9 @@ def test_drug_walkthrough_in_a_real_browser(drugs_home, tmp_path):
     _doc_copy(SHOTS / "recommend-drugs.png", "recommend-drugs.png")
 
 
-def test_fetch_then_upload_on_a_fresh_home_in_a_real_browser(_isolated_home, tmp_path):
+def test_fetch_then_upload_on_a_fresh_home_in_a_real_browser(_isolated_home, tmp_path, chromium_browser):
     """Issue 21 item 4: fetch a built-in data set on the Data page of an empty data home, then upload a file."""
-    with _served(_isolated_home, tmp_path, offline_fetch=True) as (page, base, log):
+    with _served(chromium_browser, _isolated_home, tmp_path, offline_fetch=True) as (page, base, log):
         page.goto(base + "/Data")
         page.get_by_text("Built-in data sets").first.wait_for()
         _choose(page, "Data set", "(drugscom-sample)")

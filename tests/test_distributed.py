@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from homes import child_env
 
 from recsys_core.cli import main
 from recsys_core.datasets import fetch
@@ -27,7 +28,7 @@ def _free_port() -> int:
 
 
 def _torchrun(home: Path, *args: str, nproc: int = 2) -> subprocess.CompletedProcess:
-    env = {**os.environ, "RECSYS_HOME": str(home), "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    env = child_env(home, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
     command = [
         sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", "--master_addr=127.0.0.1",
         f"--master_port={_free_port()}", "-m", "recsys_core", *args,

@@ -32,12 +32,10 @@ from recsys_core.runs import Run
 
 
 @pytest.fixture(scope="module")
-def module_home(tmp_path_factory):
+def module_home(temporary_data_home):
     """One data home for this module's shared runs: a source is only read from inside the home.
     Module-scoped fixtures are built before function-scoped ones, so the home is set here too."""
-    home = tmp_path_factory.mktemp("drugs-home")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("RECSYS_HOME", str(home))
+    with temporary_data_home("drugs-home") as home:
         yield home
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from model_contract import checkerboard
 
 from recsys_core.evaluation import NOT_MEANINGFUL_WIDTH, Evaluator
 from recsys_core.experiment import run_experiment
@@ -18,7 +19,6 @@ from recsys_core.models import create_model
 from recsys_core.models.vae import anneal_steps
 from recsys_core.splits import leave_one_out
 from recsys_core.trainer import Trainer
-from tests.model_contract import checkerboard
 
 
 # ---------------------------------------------------------------------------- one epoch budget

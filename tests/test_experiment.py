@@ -38,7 +38,7 @@ def test_heldout_users_with_fold_in(ml100k):
 def test_a_drugscom_file_brought_by_the_user(drugs_sample_dir, tmp_path):
     from recsys_core.home import uploads_dir
 
-    path = uploads_dir() / "reviews.tsv"  # sources are read only from the data home (see test_hardening)
+    path = uploads_dir() / "reviews.tsv"  # sources are read only from the data home (see tests/test_runs_untrusted.py)
     shutil.copyfile(drugs_sample_dir / "drugsComTrain.tsv", path)
     source = DataSource.drugscom_file(path, name="my reviews")
     data = source.load()

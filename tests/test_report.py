@@ -1,38 +1,23 @@
 """The stakeholder report: its content from saved runs, the CLI, and the file opened offline in Chromium.
 
-The browser part fails (it does not skip) when Chromium or Playwright is missing, like tests/test_browser.py.
+The browser part fails (it does not skip) when Chromium or Playwright is missing (the chromium_browser fixture).
 """
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import pytest
 
 from recsys_core.experiment import DataSource, run_experiment
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
 
 @pytest.fixture(scope="module")
-def report_runs(tmp_path_factory, ml100k_dir):
+def report_runs(temporary_data_home, ml100k_dir):
     """A data home with three runs on ml-100k (popularity, EASE, BPR for one epoch)."""
     from recsys_core.datasets import fetch
 
-    home = tmp_path_factory.mktemp("report-home")
-    previous = os.environ.get("RECSYS_HOME")
-    os.environ["RECSYS_HOME"] = str(home)
-    try:
+    with temporary_data_home("report-home") as home:
         fetch("ml-100k", source=ml100k_dir)
         source = DataSource.builtin("ml-100k")
         data = source.load()
@@ -40,11 +25,6 @@ def report_runs(tmp_path_factory, ml100k_dir):
             run_experiment(data, model, "loo-sampled", device="cpu", source=source, **options).run_id
             for model, options in (("pop", {}), ("ease", {"overrides": {"l2": 500.0}}), ("bpr", {"epochs": 1}))
         ]
-    finally:
-        if previous is None:
-            os.environ.pop("RECSYS_HOME", None)
-        else:
-            os.environ["RECSYS_HOME"] = previous
     return home, ids
 
 
@@ -95,35 +75,28 @@ def test_report_refuses_runs_on_different_data(report_runs, monkeypatch, drugs_s
 
 
 @pytest.mark.browser
-def test_report_renders_offline_in_chromium(report_runs, monkeypatch, tmp_path):
+def test_report_renders_offline_in_chromium(report_runs, monkeypatch, tmp_path, chromium_browser):
     from recsys_core.report import write_report
 
     home, ids = report_runs
     monkeypatch.setenv("RECSYS_HOME", str(home))
     path = write_report(ids, tmp_path / "report.html")
-    if not Path(CHROMIUM).exists():
-        pytest.fail(
-            f"Chromium is needed for the report's browser test and is not at {CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)"
-        )
-    from playwright.sync_api import sync_playwright
 
     requested: list[str] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=60_000)
-        try:
-            context = browser.new_context(viewport={"width": 1200, "height": 900}, offline=True)
-            page = context.new_page()
-            page.on("request", lambda request: requested.append(request.url))
-            errors: list[str] = []
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            page.goto(path.as_uri(), wait_until="load", timeout=60_000)
-            page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= 4", timeout=60_000)
-            drawn = page.evaluate(
-                "() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(p => ({id: p.id, points: p.querySelectorAll('.scatterlayer .point, .barlayer .point').length}))"
-            )
-            page.screenshot(path=str(tmp_path / "report.png"), full_page=False)
-        finally:
-            browser.close()
+    context = chromium_browser.new_context(viewport={"width": 1200, "height": 900}, offline=True)
+    try:
+        page = context.new_page()
+        page.on("request", lambda request: requested.append(request.url))
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(path.as_uri(), wait_until="load", timeout=60_000)
+        page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= 4", timeout=60_000)
+        drawn = page.evaluate(
+            "() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(p => ({id: p.id, points: p.querySelectorAll('.scatterlayer .point, .barlayer .point').length}))"
+        )
+        page.screenshot(path=str(tmp_path / "report.png"), full_page=False)
+    finally:
+        context.close()
     from test_browser import _doc_copy
 
     _doc_copy(tmp_path / "report.png", "report.png")  # the README's copy, retaken with UPDATE_SCREENSHOTS=1

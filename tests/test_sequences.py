@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from model_contract import bare_context, checkerboard
 
 from recsys_core.evaluation import Evaluator
 from recsys_core.interactions import Interactions
@@ -18,7 +19,6 @@ from recsys_core.models.base import ModelConfig, Recommender
 from recsys_core.sequences import Sequences
 from recsys_core.splits import heldout_users, leave_one_out
 from recsys_core.trainer import fit_model
-from tests.model_contract import bare_context, checkerboard
 
 SMALL_SVAE = {"embedding_size": 16, "rnn_size": 16, "hidden_size": 16, "latent_size": 8, "batch_size": 8, "learning_rate": 2e-2}
 

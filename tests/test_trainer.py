@@ -7,13 +7,13 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from model_contract import checkerboard
 
 from recsys_core.evaluation import Evaluator
 from recsys_core.fit_context import FitContext, TrainingEvent
 from recsys_core.models import create_model
 from recsys_core.splits import leave_one_out
 from recsys_core.trainer import EarlyStopping, Trainer
-from tests.model_contract import checkerboard
 
 SMALL_NEUMF = {"embedding_size": 4, "layers": (8, 4), "batch_size": 64}
 

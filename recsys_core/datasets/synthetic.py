@@ -117,51 +117,94 @@ def _activity(config: SyntheticConfig, rng: np.random.Generator) -> np.ndarray:
 
 
 def generate_synthetic(config: SyntheticConfig | None = None, **settings) -> SyntheticData:
-    """Draw a synthetic data set; the same config (seed included) gives the same rows."""
+    """Draw a synthetic data set; the same config (seed included) gives the same rows.
+
+    The draws come from one generator in a fixed order (groups and popularity, activity, items, repeats,
+    times): reordering the steps would change every seeded data set.
+    """
     config = config or SyntheticConfig(**settings)
     rng = np.random.default_rng(config.seed)
-    n_users, n_items, n_groups = config.n_users, config.n_items, config.n_groups
+    n_users, n_items = config.n_users, config.n_items
+    user_group, item_group, popularity = _hidden_structure(config, rng)
+    draw_items = _ItemSampler.build(item_group, popularity, config.n_groups, config.affinity)
+    counts = _activity(config, rng)
+    user = np.repeat(np.arange(n_users, dtype=np.int64), counts)
+    item = draw_items(user_group[user], rng)
+    _redraw_repeats(user, item, user_group, n_items, draw_items, rng)
+    timestamp = _timestamps(config, user, rng)
 
-    user_group = rng.integers(0, n_groups, n_users)
+    frame = pd.DataFrame({"user": (user + 1).astype(np.int32), "item": (item + 1).astype(np.int32), "timestamp": timestamp})
+    user_groups = pd.DataFrame({"user": np.arange(1, n_users + 1, dtype=np.int32), "group": user_group.astype(np.int32)})
+    item_groups = pd.DataFrame(
+        {"item": np.arange(1, n_items + 1, dtype=np.int32), "group": item_group.astype(np.int32), "popularity": popularity}
+    )
+    return SyntheticData(frame, user_groups, item_groups, config)
+
+
+def _hidden_structure(config: SyntheticConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The group of every user and every item, and every item's popularity (Zipf over a random ranking, sums to 1)."""
+    n_items, n_groups = config.n_items, config.n_groups
+    user_group = rng.integers(0, n_groups, config.n_users)
     # Every group gets at least one item: the first n_groups items take one group each, the rest at random.
     item_group = np.concatenate([rng.permutation(n_groups), rng.integers(0, n_groups, n_items - n_groups)])
     item_group = rng.permutation(item_group)
     popularity = np.arange(1, n_items + 1, dtype=np.float64) ** -config.popularity_exponent
     popularity = rng.permutation(popularity)
     popularity /= popularity.sum()
+    return user_group, item_group, popularity
 
-    # Items sorted by group: each group is one contiguous block of the cumulative weights.
-    by_group = np.argsort(item_group, kind="stable")
-    cumulative = np.cumsum(popularity[by_group])
-    block_end = np.searchsorted(item_group[by_group], np.arange(n_groups), side="right")
-    block_start = np.concatenate([[0], block_end[:-1]])
-    low = np.where(block_start > 0, cumulative[np.maximum(block_start - 1, 0)], 0.0)
-    high = cumulative[block_end - 1]
 
-    cumulative[-1] = max(cumulative[-1], 1.0)  # rounding must not leave a sliver above the last item
-    n_buckets = 1 << 22
-    guide = np.searchsorted(cumulative, np.arange(n_buckets) / n_buckets, side="right")
-    counts = _activity(config, rng)
-    user = np.repeat(np.arange(n_users, dtype=np.int64), counts)
+@dataclass(frozen=True, eq=False)
+class _ItemSampler:
+    """Draws items in proportion to popularity, from the user's own group with probability ``affinity``:
+    inverse-CDF sampling over the cumulative weights of the items sorted by group, each group one
+    contiguous block ``[low, high)`` of them."""
 
-    def draw(rows: np.ndarray) -> np.ndarray:
-        own = rng.random(len(rows)) < config.affinity
-        group = user_group[user[rows]]
-        lo = np.where(own, low[group], 0.0)
-        hi = np.where(own, high[group], cumulative[-1])
-        target = lo + rng.random(len(rows)) * (hi - lo)
+    by_group: np.ndarray
+    """Item of each position of the cumulative weights (items sorted by group)."""
+    cumulative: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    guide: np.ndarray
+    """First position of each of ``len(guide)`` equal buckets of [0, 1)."""
+    affinity: float
+
+    @classmethod
+    def build(cls, item_group: np.ndarray, popularity: np.ndarray, n_groups: int, affinity: float) -> _ItemSampler:
+        by_group = np.argsort(item_group, kind="stable")
+        cumulative = np.cumsum(popularity[by_group])
+        block_end = np.searchsorted(item_group[by_group], np.arange(n_groups), side="right")
+        block_start = np.concatenate([[0], block_end[:-1]])
+        low = np.where(block_start > 0, cumulative[np.maximum(block_start - 1, 0)], 0.0)
+        high = cumulative[block_end - 1]
+        cumulative[-1] = max(cumulative[-1], 1.0)  # rounding must not leave a sliver above the last item
+        n_buckets = 1 << 22
+        guide = np.searchsorted(cumulative, np.arange(n_buckets) / n_buckets, side="right")
+        return cls(by_group, cumulative, low, high, guide, affinity)
+
+    def __call__(self, group: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """One item for each row, whose user is in ``group``."""
+        cumulative, n_buckets, n_items = self.cumulative, len(self.guide), len(self.cumulative)
+        own = rng.random(len(group)) < self.affinity
+        lo = np.where(own, self.low[group], 0.0)
+        hi = np.where(own, self.high[group], cumulative[-1])
+        target = lo + rng.random(len(group)) * (hi - lo)
         # Inverse CDF with a guide table: a binary search per row costs ~15 cache-missing steps, so
         # start from the bucket's first item and step forward only where the bucket holds a boundary.
-        position = guide[np.minimum((target * n_buckets).astype(np.int64), n_buckets - 1)]
+        position = self.guide[np.minimum((target * n_buckets).astype(np.int64), n_buckets - 1)]
         behind = np.flatnonzero(cumulative[position] <= target)
         while len(behind):
             position[behind] += 1
             np.minimum(position, n_items - 1, out=position)
             behind = behind[(cumulative[position[behind]] <= target[behind]) & (position[behind] < n_items - 1)]
-        return by_group[position]
+        return self.by_group[position]
 
-    item = draw(np.arange(len(user)))
-    # Distinct pairs: sort the pair keys once, then redraw only the repeats against the sorted accepted keys.
+
+def _redraw_repeats(
+    user: np.ndarray, item: np.ndarray, user_group: np.ndarray, n_items: int, draw_items: _ItemSampler, rng: np.random.Generator
+) -> None:
+    """Redraw the items of repeated (user, item) pairs, in place, until every pair is distinct."""
+    # Sort the pair keys once, then redraw only the repeats against the sorted accepted keys.
     keys = user * n_items + item
     order = np.argsort(keys, kind="stable")
     sorted_keys = keys[order]
@@ -175,7 +218,7 @@ def generate_synthetic(config: SyntheticConfig | None = None, **settings) -> Syn
         # Heavy users exhaust the popular items of their group (the heaviest have more interactions
         # than their group has items), so after two popularity-weighted rounds the repeats are redrawn
         # uniformly over all items, which ends in a few rounds.
-        new_items = draw(todo) if rounds <= 2 else rng.integers(0, n_items, len(todo))
+        new_items = draw_items(user_group[user[todo]], rng) if rounds <= 2 else rng.integers(0, n_items, len(todo))
         new_keys = user[todo] * n_items + new_items
         position = np.minimum(np.searchsorted(accepted, new_keys), max(0, len(accepted) - 1))
         clash = accepted[position] == new_keys
@@ -189,17 +232,13 @@ def generate_synthetic(config: SyntheticConfig | None = None, **settings) -> Syn
         if rounds > 200:
             raise DataError("could not draw distinct (user, item) pairs", "Use more items or fewer interactions per user.")
 
-    span = config.end - config.start
-    window = np.maximum(rng.random(n_users) * span, 86_400.0)
-    first_time = config.start + rng.random(n_users) * (span - np.minimum(window, span))
-    timestamp = np.floor(first_time[user] + rng.random(len(user)) * window[user]).astype(np.int64)
 
-    frame = pd.DataFrame({"user": (user + 1).astype(np.int32), "item": (item + 1).astype(np.int32), "timestamp": timestamp})
-    user_groups = pd.DataFrame({"user": np.arange(1, n_users + 1, dtype=np.int32), "group": user_group.astype(np.int32)})
-    item_groups = pd.DataFrame(
-        {"item": np.arange(1, n_items + 1, dtype=np.int32), "group": item_group.astype(np.int32), "popularity": popularity}
-    )
-    return SyntheticData(frame, user_groups, item_groups, config)
+def _timestamps(config: SyntheticConfig, user: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Whole unix seconds, uniform inside each user's random window (at least a day) within [start, end]."""
+    span = config.end - config.start
+    window = np.maximum(rng.random(config.n_users) * span, 86_400.0)
+    first_time = config.start + rng.random(config.n_users) * (span - np.minimum(window, span))
+    return np.floor(first_time[user] + rng.random(len(user)) * window[user]).astype(np.int64)
 
 
 def group_paths(path: str | Path) -> tuple[Path, Path]:

@@ -197,6 +197,42 @@ def read_drugscom(source: str | Path, name: str = "drugscom", display_name: str 
       for, ties alphabetical), ``reviews``; ``user_info``: ``reviews`` per condition.
     """
     source = as_folder(source, "Drugs.com")
+    data = _read_review_files(source, display_name)
+    data = _cleaned_reviews(data, display_name or source)
+    extra_cols = ["review", "useful", "review_id", "condition_as_scraped"]
+    if _convert_ratings(data):
+        extra_cols.append("rating_label")
+    useful = pd.to_numeric(data["usefulCount"], errors="coerce")
+    if useful.isna().any():
+        row = int(np.flatnonzero(useful.isna().to_numpy())[0])
+        raise DataError(
+            f"{data['_file'].iloc[row]}: usefulCount {data['usefulCount'].iloc[row]!r} in row {data['_row'].iloc[row]} is not a number"
+        )
+    data["useful"] = useful.astype(np.int64)
+    data["weight"] = data["useful"]
+    ids = pd.to_numeric(data["review_id"], errors="coerce")
+    data["review_id"] = ids.astype(np.int64) if ids.notna().all() else data["review_id"].astype(object)
+    data["timestamp"] = _parse_dates(data["date"], ", ".join(sorted(set(data["_file"]))))
+    item_info, user_info = _drug_and_condition_info(data)
+    return Interactions.from_frame(
+        data,
+        user_col="condition",
+        item_col="drugName",
+        rating_col="rating",
+        timestamp_col="timestamp",
+        weight_col="weight",
+        extra_cols=extra_cols,
+        item_info=item_info,
+        user_info=user_info,
+        name=name,
+        user_kind="condition",
+        item_kind="drug",
+    )
+
+
+def _read_review_files(source: Path, display_name: str | None) -> pd.DataFrame:
+    """The rows of every review file of ``source`` as text, with ``review_id`` and where each row came from
+    (``_file``, the file's name in messages, and ``_row``, counted from 1)."""
     frames = []
     for path in _drugscom_files(source):
         # A single uploaded file is named as the person knows it, not by its content-hashed copy.
@@ -215,13 +251,17 @@ def read_drugscom(source: str | Path, name: str = "drugscom", display_name: str 
         frame["_file"] = label
         frame["_row"] = np.arange(1, len(frame) + 1)
         frames.append(frame)
-    data = pd.concat(frames, ignore_index=True)
+    return pd.concat(frames, ignore_index=True)
 
+
+def _cleaned_reviews(data: pd.DataFrame, source_name: str | Path) -> pd.DataFrame:
+    """The rows that name a condition, with condition names restored (the scraped one kept), drug names and
+    reviews unescaped; refuses a file whose rows name no condition or a row without a drug."""
     condition = data["condition"].str.strip()
     keep = condition.notna() & (condition != "") & ~condition.str.contains("</span>", regex=False, na=False)
     data = data[keep.to_numpy()].reset_index(drop=True)
     if data.empty:
-        raise DataError(f"no Drugs.com review in {display_name or source} names a condition", "The files hold no usable rows.")
+        raise DataError(f"no Drugs.com review in {source_name} names a condition", "The files hold no usable rows.")
     data["condition_as_scraped"] = _unescape(data["condition"].str.strip())
     data["condition"] = restore_condition_names(data["condition_as_scraped"])
     data["drugName"] = _unescape(data["drugName"].fillna("").str.strip())
@@ -229,11 +269,15 @@ def read_drugscom(source: str | Path, name: str = "drugscom", display_name: str 
         row = int(np.flatnonzero((data["drugName"] == "").to_numpy())[0])
         raise DataError(f"{data['_file'].iloc[row]}: empty drug name in row {data['_row'].iloc[row]}")
     data["review"] = _unescape(_strip_wrapping_quotes(data["review"]))
+    return data
 
-    where = ", ".join(sorted(set(data["_file"])))
-    extra_cols = ["review", "useful", "review_id", "condition_as_scraped"]
+
+def _convert_ratings(data: pd.DataFrame) -> bool:
+    """``data["rating"]`` as float32 on the 1-10 scale, in place; the sample's labels become the midpoints of
+    their bins (:data:`DRUGSCOM_SAMPLE_RATINGS`) and stay in ``data["rating_label"]``. Whether labels were read."""
     rating = pd.to_numeric(data["rating"], errors="coerce")
-    if rating.isna().any():
+    labelled = bool(rating.isna().any())
+    if labelled:
         labels = data["rating"].fillna("").str.strip().str.lower()
         mapped = labels.map(DRUGSCOM_SAMPLE_RATINGS)
         bad = mapped.isna()
@@ -246,20 +290,13 @@ def read_drugscom(source: str | Path, name: str = "drugscom", display_name: str 
             )
         rating = mapped
         data["rating_label"] = labels.astype(object).to_numpy()
-        extra_cols.append("rating_label")
     data["rating"] = rating.astype(np.float32)
-    useful = pd.to_numeric(data["usefulCount"], errors="coerce")
-    if useful.isna().any():
-        row = int(np.flatnonzero(useful.isna().to_numpy())[0])
-        raise DataError(
-            f"{data['_file'].iloc[row]}: usefulCount {data['usefulCount'].iloc[row]!r} in row {data['_row'].iloc[row]} is not a number"
-        )
-    data["useful"] = useful.astype(np.int64)
-    data["weight"] = data["useful"]
-    ids = pd.to_numeric(data["review_id"], errors="coerce")
-    data["review_id"] = ids.astype(np.int64) if ids.notna().all() else data["review_id"].astype(object)
-    data["timestamp"] = _parse_dates(data["date"], where)
+    return labelled
 
+
+def _drug_and_condition_info(data: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``item_info`` (per drug: ``title``, ``top_condition``, most reviewed, ties alphabetical, ``reviews``) and
+    ``user_info`` (``reviews`` per condition)."""
     pairs = data.groupby(["drugName", "condition"], sort=False).size().rename("n").reset_index()
     pairs = pairs.sort_values(["drugName", "n", "condition"], ascending=[True, False, True], kind="stable")
     top = pairs.drop_duplicates("drugName").set_index("drugName")["condition"]
@@ -270,18 +307,4 @@ def read_drugscom(source: str | Path, name: str = "drugscom", display_name: str 
     )
     user_counts = data["condition"].value_counts()
     user_info = pd.DataFrame({"reviews": user_counts.to_numpy(np.int64)}, index=user_counts.index)
-
-    return Interactions.from_frame(
-        data,
-        user_col="condition",
-        item_col="drugName",
-        rating_col="rating",
-        timestamp_col="timestamp",
-        weight_col="weight",
-        extra_cols=extra_cols,
-        item_info=item_info,
-        user_info=user_info,
-        name=name,
-        user_kind="condition",
-        item_kind="drug",
-    )
+    return item_info, user_info

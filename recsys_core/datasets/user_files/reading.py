@@ -391,89 +391,24 @@ def read_user_file(
     report = progress or (lambda fraction, text: None)
     source = open_file(path_or_bytes, display_name)
     report(0.0, f"reading {source.label}")
-    wanted = options.columns
-    if is_parquet(source):
-        columns = read_parquet_table(source, nrows=1).columns.tolist()
-        header, layout = True, None
-    else:
-        layout = text_layout(source, options.delimiter, options.encoding)
-        columns, header = layout.columns, layout.header
-        if len(columns) < 2 and options.delimiter is None:
-            raise DataError(
-                f"{source.label} has a single column {columns[0]!r}: its delimiter is none of comma, tab, semicolon or '|'",
-                "Choose the delimiter by hand (for example ':' or ' '), or save the file as CSV.",
-            )
-    missing = [(role, col) for role, col in wanted.items() if col not in columns]
-    if missing:
-        what = "; ".join(f"the {role} column {col!r}" for role, col in missing)
-        raise DataError(
-            f"{what} {'is' if len(missing) == 1 else 'are'} not in {source.label}", "Available columns: " + ", ".join(map(str, columns))
-        )
-
-    usecols = list(dict.fromkeys(wanted.values()))
-    frame = read_parquet_table(source, columns=usecols) if layout is None else read_csv_table(source, layout)
-    if frame.empty:
-        raise DataError(f"{source.label} has a header but no rows of data", "Choose a file with at least one row of data.")
+    frame, header = _read_chosen_columns(source, options)
     report(0.5, f"checking and converting {len(frame):,} rows")
-    for col in usecols:
-        if frame[col].dtype == object or pd.api.types.is_string_dtype(frame[col]):
-            lengths = frame[col].astype(str).str.len().to_numpy()
-            if len(lengths) and lengths.max() > limits.MAX_CELL_CHARS:
-                row = int(np.argmax(lengths))
-                raise DataError(
-                    f"the column {col!r} has a value of {int(lengths[row]):,} characters in {_where(row, source, header)}, "
-                    f"more than the {limits.MAX_CELL_CHARS:,} allowed",
-                    "Check the delimiter and the quotes (an unclosed quote swallows the rest of the file), or shorten that cell.",
-                )
-
-    data = pd.DataFrame(
-        {
-            "user": _ids(frame[options.user_col], options.user_col, "user", source, header),
-            "item": _ids(frame[options.item_col], options.item_col, "item", source, header),
-        }
-    )
-    if options.rating_col:
-        ratings = _numbers(frame[options.rating_col], options.rating_col, "rating", source, header, blank_ok=options.drop_blank_ratings)
-        data["rating"] = ratings.astype(np.float32)
-    if options.timestamp_col:
-        data["timestamp"] = _timestamps(frame[options.timestamp_col], options.timestamp_col, source, header)
-    if options.weight_col:
-        data["weight"] = _numbers(frame[options.weight_col], options.weight_col, "weight", source, header).astype(np.float64)
-    if options.title_col:
-        titles = frame[options.title_col]
-        data["title"] = titles.astype(object).where(titles.notna(), None)
-
+    _check_cell_lengths(frame, list(dict.fromkeys(options.columns.values())), source, header)
+    data = _converted_columns(frame, options, source, header)
     joined = tuple(j for role, col in (("user", options.user_col), ("item", options.item_col)) if (j := _joined_ids(frame[col], role)))
+
+    # Each filter appends what it left to ``steps`` (the message when nothing is left); the counts between
+    # the filters are the ReadAccount.
     steps = [f"{len(data):,} rows read"]
     rows_read = len(data)
-    if options.drop_blank_ratings:
-        data = data[data["rating"].notna()]
-        if len(data) < rows_read:
-            steps.append(f"{len(data):,} after dropping {rows_read - len(data):,} rows with a blank rating")
-        if data.empty:
-            raise DataError(f"every rating in {source.label} is blank", "Choose the rating column that holds the ratings, or none.")
+    data = _drop_blank_ratings(data, options, source, steps)
     unblank = len(data)
     report(0.75, f"merging repeated (user, item) rows ({DUPLICATE_RULE_TEXT[options.duplicates]}) and filtering")
     data = _merge_duplicates(data, options, steps)
     merged = len(data)
-    if options.threshold is not None:
-        low, high = float(data["rating"].min()), float(data["rating"].max())
-        data = data[data["rating"] >= options.threshold]
-        steps.append(f"{len(data):,} with {options.rating_col} >= {options.threshold:g}")
-        if data.empty:
-            raise DataError(
-                f"no row of {source.label} is left: " + ", then ".join(steps),
-                f"The ratings run from {low:g} to {high:g}; choose a threshold in that range or none.",
-            )
+    data = _keep_above_threshold(data, options, source, steps)
     thresholded = len(data)
-    if options.min_user_interactions > 1 or options.min_item_interactions > 1:
-        data = _kcore(data, options.min_user_interactions, options.min_item_interactions, steps)
-        if data.empty:
-            raise DataError(
-                f"no row of {source.label} is left: " + ", then ".join(steps),
-                "Lower the minimum interactions per user / per item (or the threshold).",
-            )
-
+    data = _keep_kcore(data, options, source, steps)
     if on_account is not None:
         on_account(
             ReadAccount(
@@ -502,6 +437,110 @@ def read_user_file(
         item_info=item_info,
         name=name or source.stem,
     )
+
+
+def _read_chosen_columns(source: OpenedFile, options: UserFileOptions) -> tuple[pd.DataFrame, bool]:
+    """The file's rows (at least one) with every column ``options`` names, and whether it has a header row."""
+    wanted = options.columns
+    if is_parquet(source):
+        columns = read_parquet_table(source, nrows=1).columns.tolist()
+        header, layout = True, None
+    else:
+        layout = text_layout(source, options.delimiter, options.encoding)
+        columns, header = layout.columns, layout.header
+        if len(columns) < 2 and options.delimiter is None:
+            raise DataError(
+                f"{source.label} has a single column {columns[0]!r}: its delimiter is none of comma, tab, semicolon or '|'",
+                "Choose the delimiter by hand (for example ':' or ' '), or save the file as CSV.",
+            )
+    missing = [(role, col) for role, col in wanted.items() if col not in columns]
+    if missing:
+        what = "; ".join(f"the {role} column {col!r}" for role, col in missing)
+        raise DataError(
+            f"{what} {'is' if len(missing) == 1 else 'are'} not in {source.label}", "Available columns: " + ", ".join(map(str, columns))
+        )
+
+    usecols = list(dict.fromkeys(wanted.values()))
+    frame = read_parquet_table(source, columns=usecols) if layout is None else read_csv_table(source, layout)
+    if frame.empty:
+        raise DataError(f"{source.label} has a header but no rows of data", "Choose a file with at least one row of data.")
+    return frame, header
+
+
+def _check_cell_lengths(frame: pd.DataFrame, columns: list[str], source: OpenedFile, header: bool) -> None:
+    """Refuse a text cell over MAX_CELL_CHARS: the sign of a wrong delimiter or an unclosed quote."""
+    for col in columns:
+        if frame[col].dtype == object or pd.api.types.is_string_dtype(frame[col]):
+            lengths = frame[col].astype(str).str.len().to_numpy()
+            if len(lengths) and lengths.max() > limits.MAX_CELL_CHARS:
+                row = int(np.argmax(lengths))
+                raise DataError(
+                    f"the column {col!r} has a value of {int(lengths[row]):,} characters in {_where(row, source, header)}, "
+                    f"more than the {limits.MAX_CELL_CHARS:,} allowed",
+                    "Check the delimiter and the quotes (an unclosed quote swallows the rest of the file), or shorten that cell.",
+                )
+
+
+def _converted_columns(frame: pd.DataFrame, options: UserFileOptions, source: OpenedFile, header: bool) -> pd.DataFrame:
+    """The chosen columns under their role names (``user``, ``item``, ``rating`` ...), converted and checked."""
+    data = pd.DataFrame(
+        {
+            "user": _ids(frame[options.user_col], options.user_col, "user", source, header),
+            "item": _ids(frame[options.item_col], options.item_col, "item", source, header),
+        }
+    )
+    if options.rating_col:
+        ratings = _numbers(frame[options.rating_col], options.rating_col, "rating", source, header, blank_ok=options.drop_blank_ratings)
+        data["rating"] = ratings.astype(np.float32)
+    if options.timestamp_col:
+        data["timestamp"] = _timestamps(frame[options.timestamp_col], options.timestamp_col, source, header)
+    if options.weight_col:
+        data["weight"] = _numbers(frame[options.weight_col], options.weight_col, "weight", source, header).astype(np.float64)
+    if options.title_col:
+        titles = frame[options.title_col]
+        data["title"] = titles.astype(object).where(titles.notna(), None)
+    return data
+
+
+def _drop_blank_ratings(data: pd.DataFrame, options: UserFileOptions, source: OpenedFile, steps: list[str]) -> pd.DataFrame:
+    """Without the rows whose rating is blank, when ``options.drop_blank_ratings`` (else ``data`` as it is)."""
+    if not options.drop_blank_ratings:
+        return data
+    rows_read = len(data)
+    data = data[data["rating"].notna()]
+    if len(data) < rows_read:
+        steps.append(f"{len(data):,} after dropping {rows_read - len(data):,} rows with a blank rating")
+    if data.empty:
+        raise DataError(f"every rating in {source.label} is blank", "Choose the rating column that holds the ratings, or none.")
+    return data
+
+
+def _keep_above_threshold(data: pd.DataFrame, options: UserFileOptions, source: OpenedFile, steps: list[str]) -> pd.DataFrame:
+    """The rows with ``rating >= options.threshold`` (all of them without a threshold); refuses to leave none."""
+    if options.threshold is None:
+        return data
+    low, high = float(data["rating"].min()), float(data["rating"].max())
+    data = data[data["rating"] >= options.threshold]
+    steps.append(f"{len(data):,} with {options.rating_col} >= {options.threshold:g}")
+    if data.empty:
+        raise DataError(
+            f"no row of {source.label} is left: " + ", then ".join(steps),
+            f"The ratings run from {low:g} to {high:g}; choose a threshold in that range or none.",
+        )
+    return data
+
+
+def _keep_kcore(data: pd.DataFrame, options: UserFileOptions, source: OpenedFile, steps: list[str]) -> pd.DataFrame:
+    """The k-core of ``options.min_user_interactions`` / ``min_item_interactions``; refuses to leave no row."""
+    if options.min_user_interactions <= 1 and options.min_item_interactions <= 1:
+        return data
+    data = _kcore(data, options.min_user_interactions, options.min_item_interactions, steps)
+    if data.empty:
+        raise DataError(
+            f"no row of {source.label} is left: " + ", then ".join(steps),
+            "Lower the minimum interactions per user / per item (or the threshold).",
+        )
+    return data
 
 
 def _has_repeated_pairs(data: pd.DataFrame) -> bool:

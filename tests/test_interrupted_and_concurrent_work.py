@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from homes import child_env
 
 from recsys_core import limits
 from recsys_core.errors import LimitError
@@ -77,7 +78,7 @@ sys.exit(main(args))
 
 
 def _child(point: str, args: list[str], wait: bool = True):
-    env = {**os.environ, "RECSYS_HOME": str(data_home()), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    env = child_env(data_home(), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONPATH=str(REPO))
     process = subprocess.Popen(
         [sys.executable, "-c", CHILD, point, *args], env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
