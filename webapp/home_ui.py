@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from . import train_ui
+from . import train_jobs
 
 FitStage = Literal["splitting", "fitting", "testing"]
 STAGE_TEXT: dict[FitStage, str] = {
@@ -62,10 +62,11 @@ def first_fit_with_progress(data, source) -> str:
     Raises what the fit raised, so the page shows it as it shows any other error.
     """
     watch = FitWatch()
+    session = train_jobs.session_key()  # read here: the worker thread has no session state
 
     def work() -> None:
         try:
-            watch.run_id = train_ui.auto_fit(data, source, callback=watch)
+            watch.run_id = train_jobs.fit_first_model(data, source, session, callback=watch)
         except BaseException as error:  # handed to the page thread, which shows it
             watch.error = error
         finally:

@@ -423,8 +423,9 @@ def can_auto_fit(data) -> bool:
     return 2 <= data.n_items <= AUTO_FIT_MAX_ITEMS and data.n_users >= 2
 
 
-def auto_fit(data, source, callback=None) -> str:
-    """The newest run on ``data``, fitting EASE first if there is none (once per process at a time).
+def auto_fit(data, source, callback=None) -> tuple[str, bool]:
+    """The newest run on ``data``, fitting EASE first if there is none (once per process at a time); and whether it
+    was fitted now. The Home page calls it through ``train_jobs.fit_first_model`` (the queue, the maps).
 
     ``callback`` receives the trainer's events (the home page shows them as progress)."""
     from recsys_core.experiment import run_experiment
@@ -435,9 +436,9 @@ def auto_fit(data, source, callback=None) -> str:
     with bootstrap_lock():
         runs = runs_for(data)
         if runs:
-            return runs[0].run_id
+            return runs[0].run_id, False
         result = run_experiment(data, DEFAULT_MODEL, protocol="loo-sampled", seed=0, device="auto", source=source, callback=callback)
-        return result.run_id
+        return result.run_id, True
 
 
 # -- renaming and deleting runs --------------------------------------------------------------------------------------
@@ -487,7 +488,7 @@ def show_job_progress() -> None:
             st.caption("Saved: " + ", ".join(job.done))
         if job.cancel.is_set():
             st.caption("Cancelling at the next step…")
-        st.progress(job.event.fraction if job.event is not None else 0.0, text=train_jobs.status_line(job))
+        st.progress(job.event.fraction if job.event is not None else 0.0, text=job.status())
         if job.history:
             st.plotly_chart(history_figure(list(job.history)), key=f"train_job_curves_{job.current}_{len(job.history)}")
 

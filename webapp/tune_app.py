@@ -1,11 +1,12 @@
 """The Train page's Tune mode: an Optuna search on validation, watched live, then "use best".
 
-The search runs inside the page's script, like a training: each finished trial redraws the trials table
-and the optimisation history. Cancel (or any other click) reruns the script, which interrupts the
-search at its next update; the finished trials stay in the study, which lives in SQLite in the data
-home. That is also why a second browser tab can watch a running search: it reads the same study (tick
-"Refresh every 5 s"). "Use best" trains the best configuration through run_experiment (refit and one
-test pass as for every run) and saves the run with the study recorded in it.
+The search is a background job of the app's training service (webapp/train_jobs.py), like a training: it
+takes the server's queue, goes on while the person clicks or opens other pages, and stops only on Cancel.
+A fragment redraws its line ("Trial k of n · about m:ss left") and the trials table every second; the
+finished trials stay in the study, which lives in SQLite in the data home. That is also why a second
+browser tab can watch a running search: it reads the same study (tick "Refresh every 5 s"). "Use best"
+trains the best configuration through the same service (refit and one test pass as for every run) and
+saves the run with the study recorded in it; that run becomes the active one.
 """
 
 from __future__ import annotations
@@ -16,11 +17,10 @@ import time
 import pandas as pd
 import streamlit as st
 
-from recsys_core.errors import RecsysError, TrainingCancelled
 from recsys_core.protocols import PROTOCOL_NAMES
 
-from . import map_jobs
-from .common import load_run, set_active_run
+from . import train_jobs
+from .common import friendly_errors
 from .frame import show_error
 from .safe_output import plain
 from .train_ui import clock_text
@@ -109,15 +109,18 @@ class SearchProgress:
 
     The time left comes from the trials finished so far (their mean time, pruned ones included, times the trials
     to go, less the running trial's time), before the first one from the running trial's own fraction done; a
-    time limit caps it (no trial starts after the limit, the running one finishes). Updates let a click interrupt.
+    time limit caps it (no trial starts after the limit, the running one finishes). Kept by the search's job
+    (webapp.train_jobs.TuneJob), whose thread counts the trials; the page reads :meth:`text`.
     """
 
-    def __init__(self, container, trials: int, timeout: float | None = None, clock=time.monotonic):
-        self.line = container.empty()
+    def __init__(self, trials: int, timeout: float | None = None, clock=time.monotonic):
         self.trials, self.timeout, self.clock = trials, timeout, clock
-        self.started = self.trial_started = clock()
         self.finished = 0
-        self.last = -math.inf
+        self.restart()
+
+    def restart(self) -> None:
+        """The search begins now (after its wait in the queue)."""
+        self.started = self.trial_started = self.clock()
 
     def trial_finished(self) -> None:
         self.finished += 1
@@ -154,13 +157,6 @@ class SearchProgress:
         left = self.time_left(event.fraction)
         return f"{trial} · {what} · " + (f"about {clock_text(left)} left" if left is not None else "estimating time left…")
 
-    def __call__(self, event) -> None:
-        now = time.monotonic()
-        if event.kind == "batch" and now - self.last < 0.5:
-            return
-        self.last = now
-        self.line.caption(self.text(event))
-
 
 #: Parameter importances (fANOVA) from fewer finished trials than this get a caveat under them.
 IMPORTANCE_MIN_TRIALS = 20
@@ -172,12 +168,37 @@ def best_params_text(params: dict) -> str:
 
 
 def show_tune_mode(data, source, usable: list[str]) -> None:
-    """The whole Tune mode: choices, the search with its live view, the stored study, "use best"."""
+    """The whole Tune mode: choices, the search as a background job (webapp.train_jobs) with its live view and
+    Cancel, the stored study, "Use best"."""
+    from recsys_core import tuning
+
+    if cancelled := st.session_state.pop("tune_cancelled", None):
+        st.warning(cancelled)
+    if saved := st.session_state.pop("tune_saved", None):
+        st.success(saved)
+    for title, error, _advice in st.session_state.pop("train_failures", []):  # from the job just finished
+        show_error(error, title)
+    model, protocol, trials, timeout, epochs, seed = _choices(data, usable)
+    name = tuning.study_name(data, model, protocol, seed)
+    buttons = st.columns([1, 1, 1, 5])
+    running = train_jobs.current_job()
+    if buttons[0].button("Tune", key="tune_start", type="primary", disabled=running is not None,
+                         help=None if running is None else "A training or search of this session is running: wait for it or cancel it."):  # fmt: skip
+        with friendly_errors("The search could not start"):
+            train_jobs.start_tuning(data=data, model=model, protocol=protocol, trials=trials, timeout=timeout or None, seed=seed,
+                                    epochs=epochs or None)  # fmt: skip
+        st.rerun()  # the page redraws with the search's progress and Cancel
+    if running is not None:
+        buttons[1].button("Cancel", key="tune_cancel", on_click=train_jobs.request_cancel,
+                          help="Stops the search (or the training); finished trials stay in the study.")  # fmt: skip
+        show_search_progress()
+    _show_stored_study(tuning, name, model, protocol, seed, epochs, data, source, buttons[2], busy=running is not None)
+
+
+def _choices(data, usable: list[str]) -> tuple[str, str, int, int, int, int]:
+    """The search's widgets: model, protocol, trials, time limit, max epochs, seed; and the model's search space."""
     from recsys_core.tuning import SEARCH_SPACES
 
-    interrupted = st.session_state.pop("tune_running", None)
-    if interrupted:
-        st.warning(f"The search for {plain(interrupted)} was cancelled; the trials that finished are kept in the study.")
     tunable = [m for m in usable if m in SEARCH_SPACES]
     cells = st.columns([2, 2, 1, 1, 1, 1])
     model = cells[0].selectbox("Model to tune", tunable, key="tune_model")
@@ -193,110 +214,59 @@ def show_tune_mode(data, source, usable: list[str]) -> None:
     st.caption(
         "Each trial trains one configuration on the training part and scores it on the **validation** part only "
         "(TPE sampler, seeded; trials below the median of earlier ones at the same epoch are pruned). "
+        "The search runs in the background: open other pages meanwhile; only **Cancel** stops it. "
         "The test split is used once, when you press **Use best**."
     )
     st.dataframe(space_table(model), hide_index=True, width="stretch")
+    return model, protocol, trials, timeout, epochs, seed
 
+
+@st.fragment(run_every=train_jobs.REFRESH_SECONDS)
+def show_search_progress() -> None:
+    """The session's search as it goes ("Trial k of n · about m:ss left") with the trials finished so far, or the
+    training of "Use best"; redrawn every second, and the page rerun when it ends."""
+    job = train_jobs.current_job()
+    if job is None:
+        return
+    if not job.running:
+        st.rerun(scope="app")  # the page opener collects the job; the stored study below shows its trials
+    if not isinstance(job, train_jobs.TuneJob):
+        from .train_ui import show_job_progress
+
+        show_job_progress()
+        return
     from recsys_core import tuning
 
-    name = tuning.study_name(data, model, protocol, seed)
-
-    def _cancel() -> None:
-        st.session_state["tune_cancel_requested"] = True
-
-    buttons = st.columns([1, 1, 1, 5])
-    start = buttons[0].button("Tune", key="tune_start", type="primary")
-    live = st.container()
-    # The stored study's place: drawn empty before a search, so that what the last run showed there ("No study
-    # yet", an older table) does not stay on screen, greyed, while the search runs above it.
-    stored_slot = st.empty()
-    if start:
-        cancel_slot = buttons[1].empty()
-        cancel_slot.button("Cancel", key="tune_cancel", on_click=_cancel, help="Stops the search; finished trials stay in the study.")
-        st.session_state["tune_running"] = model
-        progress = SearchProgress(live, trials, timeout or None)
-        table_slot = live.empty()
-        progress.line.caption(f"Trial 1 of {trials} · starting · estimating time left…")
-
-        def on_trial(study) -> None:
-            progress.trial_finished()
-            with table_slot.container():
-                show_study(study, f"tune_live_{len(study.trials)}")
-
-        try:
-            tuning.run_study(
-                data,
-                model,
-                protocol,
-                trials=trials,
-                timeout=timeout or None,
-                seed=seed,
-                device="auto",
-                epochs=epochs or None,
-                on_trial=on_trial,
-                callback=progress,
-            )
-        except TrainingCancelled:
-            st.warning("The search was cancelled.")
-        except RecsysError as error:
-            show_error(error, "The search stopped")
-        st.session_state.pop("tune_running", None)
-        # The search is over: its live table, progress line and Cancel button go; the stored study below shows it.
-        table_slot.empty()
-        progress.line.empty()
-        cancel_slot.empty()
-
-    with stored_slot.container():
-        _show_stored_study(tuning, name, data, source, model, protocol, seed, epochs, buttons[2])
+    with st.container(border=True):
+        st.caption(job.status() + (" · cancelling…" if job.cancel.is_set() else ""))
+        if job.finished_trials:
+            with friendly_errors("The tuning store cannot be read"):
+                show_study(tuning.load_study(job.study), f"tune_live_{job.finished_trials}")
 
 
-def _show_stored_study(tuning, name: str, data, source, model: str, protocol: str, seed: int, epochs: int, use_best_cell) -> None:
+def _show_stored_study(tuning, name: str, model: str, protocol: str, seed: int, epochs: int, data, source, use_best_cell,
+                       busy: bool) -> None:  # fmt: skip
     """The study in the store: its table and plots (refreshed for a second tab), the best settings, "Use best"."""
-    try:
+    with friendly_errors("The tuning store cannot be read"):  # a damaged, linked or read-only store: one message
         if name not in tuning.list_studies():
             st.info("No study for this model, protocol and seed yet: press **Tune** to start one.")
             return
         summary = tuning.summarise(tuning.load_study(name))
-    except RecsysError as error:  # a damaged, linked or read-only tuning store: one message, nothing written
-        show_error(error, "The tuning store cannot be read")
-        return
     st.subheader(f"Study {plain(name)}")
     watch = st.checkbox("Refresh every 5 s (to watch a search running in another tab)", key="tune_watch")
 
     @st.fragment(run_every=5 if watch else None)
     def _stored() -> None:
-        try:
+        with friendly_errors("The tuning store cannot be read"):
             show_study(tuning.load_study(name), "tune_stored")
-        except RecsysError as error:
-            show_error(error, "The tuning store cannot be read")
 
     _stored()
     if summary.best_value is None:
         return
     st.markdown(f"**Best so far:** validation {summary.metric} {summary.best_value:.4f} with " + best_params_text(summary.best_params))
-    if use_best_cell.button("Use best", key="tune_use_best", help="Train the best configuration, test it once and save the run."):
-        from .train_ui import LiveView
+    if use_best_cell.button("Use best", key="tune_use_best", disabled=busy,
+                            help="Train the best configuration, test it once and save the run (in the background)."):  # fmt: skip
+        with friendly_errors("The best configuration could not be trained"):
+            train_jobs.start_best(data=data, source=source, model=model, protocol=protocol, seed=seed, epochs=epochs or None)
+        st.rerun()
 
-        box = st.container(border=True)
-        try:
-            result = tuning.train_best(
-                tuning.load_study(name),
-                data,
-                model,
-                protocol,
-                seed=seed,
-                device="auto",
-                epochs=epochs or None,
-                source=source,
-                callback=LiveView(model, box),
-            )
-        except RecsysError as error:
-            show_error(error, "The best configuration could not be trained")
-            return
-        set_active_run(result.run_id)
-        if map_jobs.maps_on_save():  # as the Train page does: the Embeddings page finds the maps under way
-            map_jobs.start_maps_on_save(load_run(result.run_id))
-        st.success(
-            f"Saved run {result.run_id} (the best configuration, tested once): "
-            + ", ".join(f"{k} {v:.4f}" for k, v in result.test_metrics.items() if "@10" in k or k in ("RMSE", "Recall@20"))
-        )
