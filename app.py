@@ -17,21 +17,10 @@ import streamlit as st
 
 from recsys_core import explain
 from recsys_core.errors import RecsysError
-from webapp import data_ui, frame, home_ui, navigation, train_jobs, train_ui
-from webapp.common import (
-    DEFAULT_SOURCE,
-    active_run_id,
-    active_source,
-    is_drug_data,
-    load_data,
-    load_run,
-    offer_best_run,
-    positive_rule_text,
-    run_label,
-    run_label_for,
-    set_active_run,
-    sidebar_status,
-)
+from webapp import data_ui, errors, frame, home_ui, loading, navigation, train_jobs, train_ui
+from webapp.active import DEFAULT_SOURCE, active_run_id, active_source, offer_best_run, positive_rule_text, set_active_run, sidebar_status
+from webapp.common import run_label, run_label_for
+from webapp.loading import is_drug_data, load_data, load_run
 from webapp.safe_output import plain
 
 
@@ -63,12 +52,12 @@ def home() -> None:
     first_visit = st.empty()
 
     # -- first visit: get MovieLens 100K ------------------------------------------------------------------------------------
-    if source.kind == "builtin" and not data_ui.is_available(source.name):
+    if source.kind == "builtin" and not loading.is_available(source.name):
         if source != DEFAULT_SOURCE:
             st.warning(f"The active data {plain(source.name)} is not fetched; going back to MovieLens 100K.")
             source = DEFAULT_SOURCE
             st.session_state["source"] = source.to_json()
-        if not data_ui.is_available(source.name):
+        if not loading.is_available(source.name):
             failed = st.session_state.get("home_fetch_error")
             if failed is None:
                 # The banner and the bars live in one placeholder, cleared once the first model is fitted.
@@ -86,7 +75,7 @@ def home() -> None:
                 )
                 frame.link_to_data("Upload your own interaction file (CSV, TSV or parquet) on the Data page")
                 with st.expander("Details"):
-                    frame.show_error(failed, "MovieLens 100K could not be fetched")
+                    errors.show_error(failed, "MovieLens 100K could not be fetched")
                 if st.button("Try again", key="home_retry_fetch"):
                     st.session_state.pop("home_fetch_error", None)
                     st.rerun()
@@ -96,7 +85,7 @@ def home() -> None:
     try:
         data = load_data(source)
     except RecsysError as error:
-        frame.show_error(error, f"The active data {source.name} cannot be loaded")
+        errors.show_error(error, f"The active data {source.name} cannot be loaded")
         frame.link_to_data("Choose other data on the Data page")
         sidebar_status()
         st.stop()
@@ -120,7 +109,7 @@ def home() -> None:
                 try:
                     run_id = home_ui.first_fit_with_progress(data, source)
                 except RecsysError as error:
-                    frame.show_error(error, "The first model could not be fitted")
+                    errors.show_error(error, "The first model could not be fitted")
         else:
             st.info(
                 f"{plain(data.name)} has {data.n_items:,} items: too many to fit a first model here without asking. Train one on the Train page."
@@ -152,7 +141,7 @@ def home() -> None:
         try:
             run = load_run(run_id)
         except RecsysError as error:
-            frame.show_error(error, f"Run {run_id} cannot be loaded")
+            errors.show_error(error, f"Run {run_id} cannot be loaded")
             st.stop()
         if is_drug_data(data):  # the Recommend page's two-part answer with evidence, not a bare top 10
             st.subheader("Drugs for a condition")
@@ -180,7 +169,7 @@ def home() -> None:
     try:
         recs = explain.recommendations_with_reasons(run, data, user=user, k=10)
     except RecsysError as error:
-        frame.show_error(error)
+        errors.show_error(error)
         st.stop()
     # No genres here (the Recommend page has them): with them the row is wider than the page at 1280 px.
     columns = [c for c in ("rank", "title", "because", "year", "score") if c in recs.columns]

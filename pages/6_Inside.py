@@ -5,8 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from recsys_core import inside
+from recsys_core.drugs import MEDICAL_NOTE
 from webapp import frame, inside_app, pickers
-from webapp.common import MEDICAL_NOTE, is_drug_data
+from webapp.loading import is_drug_data
 
 page = frame.open_page("Inside", heading="Inside the model")
 data, data_key = page.data, page.data_key

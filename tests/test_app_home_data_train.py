@@ -714,8 +714,8 @@ def test_every_page_opens_with_the_frame_and_imports_modules_by_name():
     # One show_error for the whole app: no page or helper writes a RecsysError out by hand.
     for path in [*pages, REPO / "app.py", *sorted((REPO / "webapp").glob("*.py"))]:
         text = path.read_text()
-        assert "error.message +" not in text or path.name == "frame.py", f"{path.name} formats an error itself"
-        assert "def show_error" not in text or path.name == "frame.py", f"{path.name} has its own show_error"
+        assert "error.message +" not in text or path.name == "errors.py", f"{path.name} formats an error itself"
+        assert "def show_error" not in text or path.name == "errors.py", f"{path.name} has its own show_error"
 
 
 def test_a_page_without_its_data_shows_an_empty_state_with_a_link(monkeypatch):

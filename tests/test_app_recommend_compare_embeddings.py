@@ -20,7 +20,7 @@ from recsys_core import explain as ex
 from recsys_core.experiment import DataSource, run_experiment
 from recsys_core.runs import RunRecord, load_run
 from webapp import compare_ui, embeddings_ui, map_jobs
-from webapp.common import MEDICAL_NOTE
+from recsys_core.drugs import MEDICAL_NOTE
 
 REPO = Path(__file__).resolve().parents[1]
 ML = DataSource.builtin("ml-100k")

@@ -128,10 +128,10 @@ class _Clock:
 
 def test_search_progress_names_the_trial_and_the_time_left_with_a_fake_clock():
     from recsys_core.fit_context import TrainingEvent
-    from webapp import tune_app
+    from webapp import train_ui
 
     clock = _Clock()
-    progress = tune_app.SearchProgress(trials=10, clock=clock)
+    progress = train_ui.SearchProgress(trials=10, clock=clock)
     assert progress.text(TrainingEvent("start")) == "Trial 1 of 10 · starting · estimating time left…"
     clock.now += 30  # a third of the first trial's epochs in 30 s: 90 s a trial, 10 trials
     event = TrainingEvent("epoch", epoch=10, epochs=30, loss=0.41234)
@@ -143,7 +143,7 @@ def test_search_progress_names_the_trial_and_the_time_left_with_a_fake_clock():
     staged = TrainingEvent("batch", epoch=2, epochs=5, stage="pretraining GMF", stage_index=0, stage_count=3)
     assert progress.text(staged).startswith("Trial 2 of 10 · pretraining GMF (stage 1 of 3) · epoch 2 of 5 · about 8:40 left")
     # A time limit caps it: no trial starts after it, the running one finishes.
-    limited = tune_app.SearchProgress(trials=10, timeout=120, clock=clock)
+    limited = train_ui.SearchProgress(trials=10, timeout=120, clock=clock)
     clock.now += 50
     limited.trial_finished()
     clock.now += 10

@@ -1,4 +1,4 @@
-"""The frame every page stands in: one opener, one way to show an error, one run picker.
+"""The frame every page stands in: one opener, one run picker, the links between pages.
 
 Each page script starts with :func:`open_page`. It sets the page's config and title (the icon is the
 one the sidebar shows, ``navigation.page_icon``), writes the sidebar status, and loads the active
@@ -6,9 +6,6 @@ data. When there is none to load (not fetched yet, a file that is gone, data tha
 the page does not fail further down: the opener shows an empty state that says what happened and
 links to the Data page, and stops the script. A page that works without data (the Data page itself)
 asks for ``needs_data=False``.
-
-:func:`show_error` is the only way an error reaches the screen: a library error as its message and
-hint, an unforeseen one as its type and text (for a bug report), never a traceback.
 
 :func:`pick_run` is the only run picker: runs named by ``run_label`` ("EASE · ml-100k · 09:21 · HR@10
 0.669"), kept in step with the active run, with an empty state linking to the Train page.
@@ -24,19 +21,11 @@ import streamlit as st
 
 from recsys_core.errors import RecsysError
 from webapp import navigation, train_jobs
-from webapp.common import (
-    active_run_id,
-    active_source,
-    load_data,
-    load_run,
-    positive_rule_text,
-    run_label,
-    runs_for,
-    set_active_run,
-    sidebar_status,
-    source_key,
-)
-from webapp.safe_output import plain, plain_message
+from webapp.active import active_run_id, active_source, positive_rule_text, set_active_run, sidebar_status
+from webapp.common import run_label
+from webapp.errors import friendly_errors, show_error
+from webapp.loading import is_available, load_data, load_run, runs_for, source_key
+from webapp.safe_output import plain
 
 if TYPE_CHECKING:
     from recsys_core.datasets.source import DataSource
@@ -56,11 +45,6 @@ class Page:
     data: Any
     data_key: str
     sidebar: Any = None  # the sidebar status's slot: ``sidebar_status(data, page.sidebar)`` rewrites it
-
-
-def show_error(error: BaseException, what: str = "") -> None:
-    """An error as a message on the page (never a traceback); ``what`` says what could not be done."""
-    st.error((f"{plain(what)}: " if what else "") + plain_message(error))
 
 
 def page_link(page: str, label: str, icon: str | None = None) -> None:
@@ -105,8 +89,6 @@ def open_page(title: str, heading: str | None = None, needs_data: bool = True) -
     key = source_key(source)
     problem: RecsysError | None = None
     if source.kind == "builtin":
-        from webapp.data_ui import is_available
-
         if not is_available(source.name):
             problem = RecsysError(
                 f"the active data, {source.name}, is not fetched yet", "Fetch it, or choose or upload other data, on the Data page."
@@ -152,11 +134,8 @@ def pick_run(data, key: str, label: str = "Run"):
     set_active_run(run_id)
     # The labels show test metrics: say which interactions counted as positives for them.
     st.caption(positive_rule_text(next((r for r in runs if r.run_id == run_id), None)))
-    try:
+    with friendly_errors(f"Run {run_id} cannot be loaded"):
         return load_run(run_id)
-    except RecsysError as error:
-        show_error(error, f"Run {run_id} cannot be loaded")
-        st.stop()
 
 
 def keep_valid(key: str, options) -> None:

@@ -136,15 +136,12 @@ def drug_answer(run) -> None:
     ``webapp.recommend_ui``, the same function and table), for the condition looked at last or, on a first
     visit, one picked at random among the well-reviewed ones."""
     from recsys_core.drugs import MEDICAL_NOTE
-    from recsys_core.errors import RecsysError
 
-    from . import frame, recommend_ui
+    from . import recommend_ui
+    from .errors import friendly_errors
 
-    try:
+    with friendly_errors("The reviews behind this run cannot be loaded"):  # the Home page ends with this answer
         explorer = recommend_ui.drug_explorer(run.run_id)
-    except RecsysError as error:
-        frame.show_error(error, "The reviews behind this run cannot be loaded")
-        return
     st.info(MEDICAL_NOTE)
     ids = explorer.reviews.users.ids
     st.session_state["home_condition"] = recommend_ui.home_condition(explorer)

@@ -6,7 +6,8 @@ browser session, at most ``MAX_CONCURRENT_TRAININGS`` at once; :func:`queue_slot
 UMAP maps started, webapp/map_jobs.py: :func:`after_save`), and what the session learns of it afterwards (the runs
 trained, the active run, the failures and notices: :func:`collect`).
 
-A job is one click of **Train**, **Tune** or **Use best**: a daemon thread of the server process, kept in a
+The Train page's few-second speed probe (:func:`measure`) takes the queue too, in the page's script. A job is one
+click of **Train**, **Tune** or **Use best**: a daemon thread of the server process, kept in a
 process-wide registry keyed by the browser session (``session_key``), so a page change in the same tab finds its job
 again; a click no longer interrupts a training or a search, only **Cancel** stops it (``TrainingJob.cancel``,
 checked by the trainer at every batch and while queued).
@@ -105,7 +106,7 @@ class TuneJob(TrainingJob):
     study: str = ""
     trials: int = 0
     timeout: float | None = None
-    search: Any = None  # webapp.tune_app.SearchProgress: the trial and the time left
+    search: Any = None  # webapp.train_ui.SearchProgress: the trial and the time left
     finished_trials: int = 0
 
     def record(self, event) -> None:
@@ -259,7 +260,7 @@ def start_tuning(*, data, model: str, protocol: str, trials: int, timeout: int |
     the queue like a training; its trials are stored as they finish, so a cancelled search keeps them."""
     from recsys_core import tuning
 
-    from .tune_app import SearchProgress
+    from .train_ui import SearchProgress
 
     job = TuneJob(session_key(), [model], data.name, protocol, int(seed), study=tuning.study_name(data, model, protocol, seed),
                   trials=int(trials), timeout=timeout or None, search=SearchProgress(int(trials), timeout or None))  # fmt: skip
@@ -306,6 +307,21 @@ def fit_first_model(data, source, session: str, callback=None) -> str:
     if fitted:
         after_save(run_id)  # the maps are a bonus: a failure to start them must not hide the first model
     return run_id
+
+
+def measure(models: list[str], data, protocol: str, overrides: dict, device: str = "auto") -> dict[str, float]:
+    """The Train page's speed probe: each model trained a few seconds here (``train_ui.probe_seconds``, nothing
+    saved), in the server's queue like any training; returns model -> the whole run's estimated seconds. Runs in
+    the page's script, a spinner per model; a model that cannot be measured stops the page with its error."""
+    from .errors import friendly_errors
+    from .train_ui import probe_seconds
+
+    measured = {}
+    with friendly_errors("The models could not be measured"), queue_slot(session_key()):  # refused while a job runs
+        for name in models:
+            with st.spinner(f"Measuring {name}…"), friendly_errors(f"{name} could not be measured"):
+                measured[name] = probe_seconds(name, data, protocol, overrides.get(name), device=device)
+    return measured
 
 
 def current_job() -> TrainingJob | None:
@@ -377,3 +393,29 @@ def sidebar_progress() -> None:
     if current_job() is not None:
         with st.sidebar:
             _sidebar_line()
+
+
+# -- the job's progress on the page ----------------------------------------------------------------------------------
+@st.fragment(run_every=REFRESH_SECONDS)
+def show_progress() -> None:
+    """The session's training as it goes: the models saved, the running one's progress bar and
+    validation curves, its place in the server's queue; redrawn every second, and the page rerun when it ends."""
+    from .train_ui import clock_text, history_figure
+
+    job = current_job()
+    if job is None:
+        return
+    if not job.running:
+        st.rerun(scope="app")  # the page opener collects the results; the runs list then shows them
+    with st.container(border=True):
+        st.markdown(
+            f"**Training on {plain(job.data_name)}** · {plain(job.protocol)} · seed {job.seed} · "
+            f"{clock_text(time.monotonic() - job.started)} since it started. It goes on while you open other pages."
+        )
+        if job.done:
+            st.caption("Saved: " + ", ".join(job.done))
+        if job.cancel.is_set():
+            st.caption("Cancelling at the next step…")
+        st.progress(job.event.fraction if job.event is not None else 0.0, text=job.status())
+        if job.history:
+            st.plotly_chart(history_figure(list(job.history)), key=f"train_job_curves_{job.current}_{len(job.history)}")

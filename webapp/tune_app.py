@@ -12,7 +12,6 @@ saves the run with the study recorded in it; that run becomes the active one.
 from __future__ import annotations
 
 import math
-import time
 
 import pandas as pd
 import streamlit as st
@@ -20,10 +19,8 @@ import streamlit as st
 from recsys_core.protocols import PROTOCOL_NAMES
 
 from . import train_jobs
-from .common import friendly_errors
-from .frame import show_error
+from .errors import friendly_errors, show_error
 from .safe_output import plain
-from .train_ui import clock_text
 
 TUNE_PROTOCOLS = PROTOCOL_NAMES  # the registry's protocols (recsys_core.protocols)
 
@@ -104,60 +101,6 @@ def show_study(study, key: str) -> None:
                 )
 
 
-class SearchProgress:
-    """The running search on one line: "Trial 2 of 20 · epoch 3 of 50 · loss 0.41 · about 4:10 left".
-
-    The time left comes from the trials finished so far (their mean time, pruned ones included, times the trials
-    to go, less the running trial's time), before the first one from the running trial's own fraction done; a
-    time limit caps it (no trial starts after the limit, the running one finishes). Kept by the search's job
-    (webapp.train_jobs.TuneJob), whose thread counts the trials; the page reads :meth:`text`.
-    """
-
-    def __init__(self, trials: int, timeout: float | None = None, clock=time.monotonic):
-        self.trials, self.timeout, self.clock = trials, timeout, clock
-        self.finished = 0
-        self.restart()
-
-    def restart(self) -> None:
-        """The search begins now (after its wait in the queue)."""
-        self.started = self.trial_started = self.clock()
-
-    def trial_finished(self) -> None:
-        self.finished += 1
-        self.trial_started = self.clock()
-
-    def time_left(self, fraction: float) -> float | None:
-        """Seconds until the search ends, or None while there is nothing to estimate from."""
-        now = self.clock()
-        in_trial = now - self.trial_started
-        if self.finished:
-            per_trial = (self.trial_started - self.started) / self.finished
-        elif fraction >= 0.05 and in_trial >= 1.0:
-            per_trial = in_trial / fraction
-        else:
-            return None
-        left = max(0.0, per_trial * (self.trials - self.finished) - in_trial)
-        if self.timeout:
-            left = min(left, max(0.0, self.timeout - (now - self.started)) + max(0.0, per_trial - in_trial))
-        return left
-
-    def text(self, event) -> str:
-        trial = f"Trial {min(self.finished + 1, self.trials)} of {self.trials}"
-        if event.kind == "start":
-            what = "starting"
-        elif event.kind == "end":
-            what = "scoring on validation"
-        elif event.epochs:
-            stage = (
-                f"{event.stage} (stage {event.stage_index + 1} of {event.stage_count}) · " if event.stage_count > 1 and event.stage else ""
-            )
-            what = f"{stage}epoch {event.epoch} of {event.epochs}" + (f" · loss {event.loss:.4g}" if event.loss is not None else "")
-        else:
-            what = "fitting"
-        left = self.time_left(event.fraction)
-        return f"{trial} · {what} · " + (f"about {clock_text(left)} left" if left is not None else "estimating time left…")
-
-
 #: Parameter importances (fANOVA) from fewer finished trials than this get a caveat under them.
 IMPORTANCE_MIN_TRIALS = 20
 
@@ -231,9 +174,7 @@ def show_search_progress() -> None:
     if not job.running:
         st.rerun(scope="app")  # the page opener collects the job; the stored study below shows its trials
     if not isinstance(job, train_jobs.TuneJob):
-        from .train_ui import show_job_progress
-
-        show_job_progress()
+        train_jobs.show_progress()
         return
     from recsys_core import tuning
 
