@@ -53,20 +53,32 @@ def test_run_label_names_model_data_time_and_score():
     assert bare == "EASE · ml-100k · 75850a · no test score"
 
 
-def test_navigation_lists_every_page_file_with_a_material_icon(tmp_path, monkeypatch):
-    titles = [navigation.page_title(p) for p in navigation.page_files()]
-    assert titles[:5] == ["Data", "Train", "Recommend", "Compare", "Embeddings"]
-    # A page added later (the Inside page) is picked up without an edit, in number order.
-    pages = tmp_path / "pages"
-    pages.mkdir()
-    for name in ("10_Runs.py", "2_Train.py", "6_Inside.py", "1_Data.py", "helpers.py"):
-        (pages / name).write_text("")
-    monkeypatch.setattr(navigation, "PAGES_DIR", pages)
-    found = navigation.page_files()
-    assert [navigation.page_title(p) for p in found] == ["Data", "Train", "Inside", "Runs"]
-    assert navigation.relative_path(found[2]) == "pages/6_Inside.py"
-    assert all(navigation.page_icon(t).startswith(":material/") for t in ["Data", "Inside", "Something new"])
-    assert navigation.HOME_ICON.startswith(":material/")
+def listed_pages() -> list[tuple[str, str, str, bool]]:
+    """navigation.app_pages() as (title, icon, url path, default), made inside a script run (st.Page needs one)."""
+    from streamlit.testing.v1 import AppTest
+
+    def script():
+        import streamlit as st
+
+        from webapp import navigation
+
+        st.session_state["listed"] = [(p.title, p.icon, p.url_path, p._default) for p in navigation.app_pages()]
+
+    at = AppTest.from_function(script).run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at.session_state["listed"]
+
+
+def test_navigation_lists_every_page_file_once_with_a_material_icon():
+    listed = listed_pages()
+    titles = [title for title, _, _, _ in listed]
+    assert titles == ["Home", "Data", "Train", "Recommend", "Compare", "Embeddings", "Inside"]
+    assert [default for _, _, _, default in listed] == [True] + [False] * (len(listed) - 1)
+    # One list of pages: every page script in the folder is in it, once, by the name Streamlit would infer.
+    files = sorted(navigation.PAGES_DIR.glob("*.py"), key=lambda path: int(path.stem.split("_", 1)[0]))
+    assert [path.stem.split("_", 1)[1] for path in files] == titles
+    assert [url for _, _, url, _ in listed][1:] == titles[1:]
+    assert all(icon.startswith(":material/") for _, icon, _, _ in listed)
 
 
 def test_no_emoji_in_the_app_sources():
@@ -82,12 +94,12 @@ def test_app_sidebar_calls_the_home_page_home(ml100k_dir):
     from recsys_core.datasets import fetch
 
     fetch("ml-100k", source=ml100k_dir, progress=False)
-    source = (REPO / "app.py").read_text()
-    assert "st.navigation(" in source and 'title="Home"' in source
+    assert "st.navigation(navigation.app_pages())" in (REPO / "app.py").read_text()
+    assert 'title="Home"' in (REPO / "webapp" / "navigation.py").read_text()
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=240).run()
     assert not at.exception, [e.message for e in at.exception]
     links = at.get("page_link")
-    assert [link.proto.page for link in links] == [navigation.page_title(p) for p in navigation.page_files()]
+    assert [link.proto.page for link in links] == [title for title, _, _, _ in listed_pages()][1:]
     assert all(link.proto.icon.startswith(":material/") for link in links)
 
 

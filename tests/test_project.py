@@ -85,12 +85,13 @@ def test_device_helpers_live_in_device_py():
 
 
 def first_page_modules() -> list[str]:
-    """The modules app.py (the Home page) imports at its top, read from its source so the list follows the page."""
+    """The modules app.py (the router) and the Home page import at their top, read from their source so the list
+    follows the page."""
     import ast
 
-    tree = ast.parse((REPO / "app.py").read_text())
     modules = []
-    for node in tree.body:
+    nodes = [node for path in ("app.py", "pages/0_Home.py") for node in ast.parse((REPO / path).read_text()).body]
+    for node in nodes:
         if isinstance(node, ast.Import):
             modules += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and node.module != "__future__":

@@ -1,7 +1,7 @@
 """The frame every page stands in: one opener, one run picker, the links between pages.
 
 Each page script starts with :func:`open_page`. It sets the page's config and title (the icon is the
-one the sidebar shows, ``navigation.page_icon``), writes the sidebar status, and loads the active
+one the sidebar shows, from ``navigation.app_pages``), writes the sidebar status, and loads the active
 data. When there is none to load (not fetched yet, a file that is gone, data that no longer reads)
 the page does not fail further down: the opener shows an empty state that says what happened and
 links to the Data page, and stops the script. A page that works without data (the Data page itself)
@@ -14,7 +14,6 @@ asks for ``needs_data=False``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import streamlit as st
@@ -31,8 +30,6 @@ if TYPE_CHECKING:
     from recsys_core.datasets.source import DataSource
 
 APP_TITLE = "Recsys Explorer"
-DATA_PAGE = "pages/1_Data.py"
-TRAIN_PAGE = "pages/2_Train.py"
 
 
 @dataclass(frozen=True)
@@ -47,30 +44,32 @@ class Page:
     sidebar: Any = None  # the sidebar status's slot: ``sidebar_status(data, page.sidebar)`` rewrites it
 
 
-def page_link(page: str, label: str, icon: str | None = None) -> None:
-    """``st.page_link`` to ``pages/...``, or plain text where the page cannot be linked (a page run on its own)."""
+def page_link(title: str, label: str) -> None:
+    """``st.page_link`` to the page called ``title`` (navigation's list), or plain text where the page cannot be
+    linked (a page run on its own, outside ``st.navigation``)."""
     from streamlit.errors import StreamlitAPIException
 
+    page = navigation.page(title)
     try:
-        st.page_link(page, label=label, icon=icon)
+        st.page_link(page, label=label, icon=page.icon)
     except StreamlitAPIException:
-        title = Path(page).stem.split("_", 1)[-1].replace("_", " ")
-        st.markdown(f"{icon or ':material/arrow_forward:'} {label} (open **{title}** in the sidebar).")
+        st.markdown(f"{page.icon} {label} (open **{page.title}** in the sidebar).")
 
 
 def link_to_data(label: str = "Choose, fetch or upload data on the Data page") -> None:
-    page_link(DATA_PAGE, label=label, icon=navigation.page_icon("Data"))
+    page_link("Data", label)
 
 
 def link_to_train(label: str = "Train a first model on the Train page") -> None:
-    page_link(TRAIN_PAGE, label=label, icon=navigation.page_icon("Train"))
+    page_link("Train", label)
 
 
 def set_page(title: str, heading: str | None = None) -> None:
-    """The browser tab's title and icon, and the page's heading (``heading=""``: none, the page writes its own)."""
+    """The browser tab's title and icon (the page's in navigation's list), and the page's heading (``heading=""``:
+    none, the page writes its own)."""
     st.set_page_config(
         page_title=APP_TITLE if title == "Home" else f"{title} · {APP_TITLE}",
-        page_icon=navigation.HOME_ICON if title == "Home" else navigation.page_icon(title),
+        page_icon=navigation.page(title).icon,
         layout="wide",
     )
     if heading != "":
