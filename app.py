@@ -2,7 +2,7 @@
 
 ``st.navigation`` gets the app's one list of pages (``webapp.navigation.app_pages``: Home first, then Data,
 Train, Recommend, Compare, Embeddings and Inside) and runs the page the person opened; every page, Home
-included, is a script of its own in ``pages/``. Nothing else happens here, so the first page loads only
+included, is a script of its own in ``app_pages/``. Nothing else happens here, so the first page loads only
 what it needs (no torch, no UMAP).
 """
 

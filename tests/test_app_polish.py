@@ -81,9 +81,25 @@ def test_navigation_lists_every_page_file_once_with_a_material_icon():
     assert all(icon.startswith(":material/") for _, icon, _, _ in listed)
 
 
+def test_a_first_request_for_a_page_goes_through_the_router():
+    """On a fresh server whose first request was a page URL (/Data), Streamlit ran that page under its older layout
+    for a pages/ folder beside the main script, and the sidebar listed "app" and the page files instead of "Home".
+    The page scripts are not in pages/, so every request, the first included, goes through app.py's st.navigation."""
+    from streamlit.runtime.pages_manager import PagesManager
+    from streamlit.testing.v1 import AppTest
+
+    assert not (REPO / "pages").exists(), "a pages/ folder beside app.py brings back Streamlit's older page layout"
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=240)
+    at.switch_page("app_pages/1_Data.py")  # the first request is the Data page's
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert PagesManager.uses_pages_directory is False  # st.navigation ran: the sidebar is navigation's list
+    assert at.title[0].value == "Data" and at.selectbox(key="data_builtin").value == "ml-100k"
+
+
 def test_no_emoji_in_the_app_sources():
     """Emoji render as empty boxes without an emoji font (Debian's chromium): Material icons only."""
-    files = [REPO / "app.py", *sorted((REPO / "pages").glob("*.py")), *sorted((REPO / "webapp").glob("*.py"))]
+    files = [REPO / "app.py", *sorted((REPO / "app_pages").glob("*.py")), *sorted((REPO / "webapp").glob("*.py"))]
     found = [f"{f.name}:{n}" for f in files for n, line in enumerate(f.read_text().splitlines(), 1) if EMOJI.search(line)]
     assert not found, found
 
@@ -169,7 +185,7 @@ def test_a_new_run_does_not_replace_the_active_run_and_the_best_is_offered(ml100
     fetch("ml-100k", source=ml100k_dir, progress=False)
     source = DataSource.builtin("ml-100k")
     ease = run_experiment(source, "ease", protocol="loo-sampled", seed=0).run_id
-    at = AppTest.from_file(str(REPO / "pages" / "2_Train.py"), default_timeout=240).run()
+    at = AppTest.from_file(str(REPO / "app_pages" / "2_Train.py"), default_timeout=240).run()
     assert not at.exception
     at.multiselect(key="train_models").set_value(["pop"]).run()
     at.button(key="train_start").click().run()
@@ -228,7 +244,7 @@ def test_every_page_without_data_says_what_to_do(name):
     st.cache_resource.clear()
     st.cache_data.clear()
 
-    at = AppTest.from_file(str(REPO / "pages" / name), default_timeout=240).run()
+    at = AppTest.from_file(str(REPO / "app_pages" / name), default_timeout=240).run()
     assert not at.exception, [e.message for e in at.exception]
     text = _page_text(at)
     assert "Data" in text and ("fetch" in text.lower() or "upload" in text.lower()), text
@@ -241,7 +257,7 @@ def test_every_run_page_without_runs_points_to_training(name, ml100k_dir):
     from recsys_core.datasets import fetch
 
     fetch("ml-100k", source=ml100k_dir, progress=False)
-    at = AppTest.from_file(str(REPO / "pages" / name), default_timeout=240).run()
+    at = AppTest.from_file(str(REPO / "app_pages" / name), default_timeout=240).run()
     assert not at.exception, [e.message for e in at.exception]
     text = _page_text(at)
     assert "No saved run on ml-100k yet" in text and "Train" in text, text

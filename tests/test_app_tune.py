@@ -20,7 +20,7 @@ def test_tune_mode_runs_a_study_and_saves_the_best(ml100k_dir, finish_training):
 
     fetch("ml-100k", source=ml100k_dir)
     st.cache_resource.clear()
-    at = AppTest.from_file(str(REPO / "pages" / "2_Train.py"), default_timeout=300)
+    at = AppTest.from_file(str(REPO / "app_pages" / "2_Train.py"), default_timeout=300)
     at.session_state["source"] = DataSource.builtin("ml-100k").to_json()
     at.run()
     at.radio(key="train_mode").set_value("Tune").run()
@@ -48,7 +48,7 @@ def test_tune_mode_runs_a_study_and_saves_the_best(ml100k_dir, finish_training):
     study_name = tuning.list_studies()[0]
 
     # A second tab (a fresh session) sees the stored study without running anything.
-    other = AppTest.from_file(str(REPO / "pages" / "2_Train.py"), default_timeout=300)
+    other = AppTest.from_file(str(REPO / "app_pages" / "2_Train.py"), default_timeout=300)
     other.session_state["source"] = DataSource.builtin("ml-100k").to_json()
     other.run()
     other.radio(key="train_mode").set_value("Tune").run()
@@ -92,7 +92,7 @@ def test_a_click_during_a_search_leaves_it_running_and_cancel_keeps_the_finished
                     raise train_jobs.TrainingCancelled("training was cancelled")
 
     monkeypatch.setattr(train_jobs.TuneJob, "record", hold_the_second_trial)
-    at = AppTest.from_file(str(REPO / "pages" / "2_Train.py"), default_timeout=300)
+    at = AppTest.from_file(str(REPO / "app_pages" / "2_Train.py"), default_timeout=300)
     at.session_state["source"] = DataSource.builtin("ml-100k").to_json()
     at.run()
     at.radio(key="train_mode").set_value("Tune").run()

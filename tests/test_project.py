@@ -9,7 +9,7 @@ REPO = Path(__file__).resolve().parents[1]
 PRODUCT = [
     *sorted((REPO / "recsys_core").rglob("*.py")),
     REPO / "app.py",
-    *sorted((REPO / "pages").glob("*.py")),
+    *sorted((REPO / "app_pages").glob("*.py")),
     *sorted((REPO / "webapp").glob("*.py")),
 ]
 
@@ -90,7 +90,7 @@ def first_page_modules() -> list[str]:
     import ast
 
     modules = []
-    nodes = [node for path in ("app.py", "pages/0_Home.py") for node in ast.parse((REPO / path).read_text()).body]
+    nodes = [node for path in ("app.py", "app_pages/0_Home.py") for node in ast.parse((REPO / path).read_text()).body]
     for node in nodes:
         if isinstance(node, ast.Import):
             modules += [alias.name for alias in node.names]

@@ -18,7 +18,7 @@ from pathlib import Path
 import streamlit as st
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES_DIR = ROOT / "pages"
+PAGES_DIR = ROOT / "app_pages"
 
 
 def app_pages() -> list[st.Page]:
