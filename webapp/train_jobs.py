@@ -408,8 +408,9 @@ def show_progress() -> None:
     if not job.running:
         st.rerun(scope="app")  # the page opener collects the results; the runs list then shows them
     with st.container(border=True):
+        what = "Tuning" if isinstance(job, TuneJob) else "Training"
         st.markdown(
-            f"**Training on {plain(job.data_name)}** · {plain(job.protocol)} · seed {job.seed} · "
+            f"**{what} on {plain(job.data_name)}** · {plain(job.protocol)} · seed {job.seed} · "
             f"{clock_text(time.monotonic() - job.started)} since it started. It goes on while you open other pages."
         )
         if job.done:
