@@ -102,10 +102,11 @@ def test_a_click_during_a_search_leaves_it_running_and_cancel_keeps_the_finished
     assert not at.exception, [e.message for e in at.exception]
     assert second_trial.wait(120), "the search did not reach its second trial"
     job = train_jobs.job_for(at.session_state["train_session_key"])
-    at.run()  # the page as its progress fragment redraws it: the study with its first trial is stored
-    at.checkbox(key="tune_watch").check().run()  # any click: the search goes on
+    at.number_input(key="tune_timeout").set_value(600).run()  # any click: the search goes on
     assert job.running and at.button(key="tune_start").disabled
     assert "Trial 2 of 3" in " ".join(c.value for c in at.caption)
+    # While it runs, its live view shows the study: no stale "No study yet" box and no second copy of the table.
+    assert "No study" not in " ".join(i.value for i in at.info) and not at.subheader
     at.button(key="tune_cancel").click().run()
     assert job.cancel.is_set()
     gate.set()

@@ -135,6 +135,8 @@ def show_tune_mode(data, source, usable: list[str]) -> None:
         buttons[1].button("Cancel", key="tune_cancel", on_click=train_jobs.request_cancel,
                           help="Stops the search (or the training); finished trials stay in the study.")  # fmt: skip
         show_search_progress()
+    if isinstance(running, train_jobs.TuneJob) and running.study == name:
+        return  # its live view above shows this study; the stored one (or "No study yet") comes back when it ends
     _show_stored_study(tuning, name, model, protocol, seed, epochs, data, source, buttons[2], busy=running is not None)
 
 
