@@ -262,6 +262,7 @@ def start_tuning(*, data, model: str, protocol: str, trials: int, timeout: int |
 
     from .train_ui import SearchProgress
 
+    tuning.list_studies()  # read here first: a damaged or unreadable store is said at once on the page, not by the job
     job = TuneJob(session_key(), [model], data.name, protocol, int(seed), study=tuning.study_name(data, model, protocol, seed),
                   trials=int(trials), timeout=timeout or None, search=SearchProgress(int(trials), timeout or None))  # fmt: skip
 
