@@ -17,8 +17,8 @@ from recsys_core import explain
 from recsys_core.errors import RecsysError
 from webapp import data_ui, errors, frame, home_ui, loading, navigation, train_jobs, train_ui
 from webapp.active import DEFAULT_SOURCE, active_run_id, active_source, offer_best_run, positive_rule_text, set_active_run, sidebar_status
-from webapp.common import run_label, run_label_for
 from webapp.loading import is_drug_data, load_data, load_run
+from webapp.run_labels import run_label, run_label_for
 from webapp.safe_output import plain
 
 

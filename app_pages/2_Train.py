@@ -9,9 +9,9 @@ import streamlit as st
 from recsys_core.drugs import MEDICAL_NOTE
 from webapp import errors, frame, train_jobs, train_ui
 from webapp.active import active_run_id, keep_active_run, offer_best_run, positive_rule_text, set_active_run
-from webapp.common import run_label
 from webapp.errors import friendly_errors
 from webapp.loading import all_runs, is_drug_data, runs_for
+from webapp.run_labels import run_label
 from webapp.safe_output import plain
 
 page = frame.open_page("Train")
@@ -51,9 +51,9 @@ if (
     st.radio("Mode", ["Train", "Tune"], horizontal=True, key="train_mode", help="Tune: search settings with Optuna on validation.")
     == "Tune"
 ):
-    from webapp import tune_app
+    from webapp import tune_ui
 
-    tune_app.show_tune_mode(data, source, usable)
+    tune_ui.show_tune_mode(data, source, usable)
     st.stop()
 
 

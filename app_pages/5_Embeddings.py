@@ -14,8 +14,8 @@ import streamlit as st
 from recsys_core import embedding_map, explain
 from recsys_core.drugs import MEDICAL_NOTE
 from webapp import embeddings_ui, errors, frame, map_jobs, pickers
-from webapp.common import run_label
 from webapp.loading import is_drug_data
+from webapp.run_labels import run_label
 from webapp.safe_output import plain
 
 page = frame.open_page("Embeddings")

@@ -71,7 +71,7 @@ def test_home_fits_ease_on_a_fresh_home_and_reuses_it(ml100k_home):
     assert len(recs) == 10
     assert recs["item"].str.contains(r"\(\d{4}\)").all(), "recommendations are shown with their titles"
     # The run is named by model, data, time and score, not by its raw id.
-    from webapp.common import run_label
+    from webapp.run_labels import run_label
 
     label = run_label(runs[0])
     assert label.startswith("EASE · ml-100k · ") and "HR@10 0." in label

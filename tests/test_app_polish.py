@@ -19,7 +19,7 @@ if str(REPO) not in sys.path:  # webapp/ is not an installed package; `streamlit
     sys.path.insert(0, str(REPO))
 
 from recsys_core.runs import RunRecord  # noqa: E402
-from webapp import common, data_ui, home_ui, navigation  # noqa: E402
+from webapp import data_ui, home_ui, navigation, run_labels  # noqa: E402
 
 EMOJI = re.compile("[\U0001f300-\U0001faff\u2600-\u26ff\u2700-\u27bf\u2b00-\u2bff\ufe0f]")
 
@@ -39,7 +39,7 @@ def record(**changes) -> dict:
 
 def test_run_label_names_model_data_time_and_score():
     today = date(2026, 11, 23)
-    label = common.run_label
+    label = run_labels.run_label
     # A leave-one-out run is named by its full-ranking HR@10 (the score the best-run rule uses), never the sampled one.
     tested = record(test={"loo-sampled": {"metrics": {"HR@10": 0.6691}}, "loo-full": {"metrics": {"HR@10": 0.1336}}})
     assert label(RunRecord.from_json(tested), today=today) == "EASE · ml-100k · 09:21 · HR@10 0.134, full ranking"

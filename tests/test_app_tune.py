@@ -152,9 +152,9 @@ def test_search_progress_names_the_trial_and_the_time_left_with_a_fake_clock():
 
 
 def test_best_settings_print_to_three_significant_figures():
-    from webapp import tune_app
+    from webapp import tune_ui
 
     assert (
-        tune_app.best_params_text({"l2": 5.547119471592122e-05, "factors": 64, "dropout": 0.5})
+        tune_ui.best_params_text({"l2": 5.547119471592122e-05, "factors": 64, "dropout": 0.5})
         == "`l2=5.55e-05`, `factors=64`, `dropout=0.5`"
     )

@@ -103,7 +103,7 @@ def first_page_modules() -> list[str]:
 
 def test_the_first_page_imports_no_torch():
     modules = first_page_modules()
-    assert {"webapp.home_ui", "webapp.data_ui", "webapp.common", "recsys_core.errors"} <= set(modules), modules
+    assert {"webapp.home_ui", "webapp.data_ui", "webapp.run_labels", "recsys_core.errors"} <= set(modules), modules
     # The data loading the Home page does on its first render: the active source and the built-in readers.
     modules += ["recsys_core.datasets.source", "recsys_core.datasets"]
     code = (

@@ -16,8 +16,8 @@ import streamlit as st
 from recsys_core.best import BEST_RULE
 from recsys_core.datasets.source import DataSource
 
-from .common import run_label, run_label_for
 from .loading import runs_for
+from .run_labels import run_label, run_label_for
 from .safe_output import plain
 
 if TYPE_CHECKING:  # recsys_core.runs imports the models (torch): the first page must not

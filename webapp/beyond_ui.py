@@ -85,8 +85,8 @@ def _demo_view(run_ids: tuple[str, ...]) -> tuple[pd.DataFrame, tuple[str, str] 
     """The demo table and choice of these runs (recommendation times are measured: worth keeping)."""
     from recsys_core.demo import demo_choice, demo_table
 
-    from .common import run_label
     from .loading import load_run
+    from .run_labels import run_label
 
     runs = [load_run(run_id) for run_id in run_ids]
     table = demo_table(runs, lambda record: run_label(record, with_score=False))

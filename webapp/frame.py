@@ -21,9 +21,9 @@ import streamlit as st
 from recsys_core.errors import RecsysError
 from webapp import navigation, train_jobs
 from webapp.active import active_run_id, active_source, positive_rule_text, set_active_run, sidebar_status
-from webapp.common import run_label
 from webapp.errors import friendly_errors, show_error
 from webapp.loading import is_available, load_data, load_run, runs_for, source_key
+from webapp.run_labels import run_label
 from webapp.safe_output import plain
 
 if TYPE_CHECKING:

@@ -389,7 +389,7 @@ def metrics_table(metrics: dict, intervals: dict) -> pd.DataFrame:
 
 def render_run(record: RunRecord, active: bool) -> None:
     """A saved run: what was trained how, its test metrics with 95% bootstrap intervals and its curves."""
-    from .common import run_label
+    from .run_labels import run_label
 
     title = f"{plain(run_label(record))} · {plain(record.protocol)}"
     history = record.history
