@@ -9,7 +9,7 @@ direction of that metric and the protocol's short name are the protocol's facts
 writes the rule, not the facts. Only runs tested on the same split (kind, settings and
 seed) and judged on the same protocol are compared; the caller passes runs on one data set.
 
-Run names (``webapp.common.run_label``) carry the same score with its protocol named, so a name never shows a
+Run names (``webapp.run_labels.run_label``) carry the same score with its protocol named, so a name never shows a
 number that the rule does not use.
 """
 

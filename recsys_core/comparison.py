@@ -1,6 +1,6 @@
 """Comparing saved runs tested on one split: the leaderboard, the paired test, its verdict and the sentence that states it.
 
-The Compare page (:mod:`webapp.compare_ui`, ``pages/4_Compare.py``) and the HTML report (:mod:`recsys_core.report`)
+The Compare page (:mod:`webapp.compare_ui`, ``app_pages/4_Compare.py``) and the HTML report (:mod:`recsys_core.report`)
 both call this module, so they show the same table and reach the same verdict on the same pair of runs. Metric
 names, which metrics a leaderboard shows and which way each is better come from :mod:`recsys_core.protocols`.
 

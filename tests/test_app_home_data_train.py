@@ -72,7 +72,7 @@ def test_home_fits_ease_on_a_fresh_home_and_reuses_it(ml100k_home):
     assert len(recs) == 10
     assert recs["item"].str.contains(r"\(\d{4}\)").all(), "recommendations are shown with their titles"
     # The run is named by model, data, time and score, not by its raw id.
-    from webapp.common import run_label
+    from webapp.run_labels import run_label
 
     label = run_label(runs[0])
     assert label.startswith("EASE · ml-100k · ") and "HR@10 0." in label
@@ -204,7 +204,7 @@ def test_home_does_not_import_umap(ml100k_dir, tmp_path):
 
 # -- data page ------------------------------------------------------------------------------------------------------------
 def test_data_page_switches_between_builtin_data_sets(ml100k_home, drugs_home):
-    at = app("pages/1_Data.py").run()
+    at = app("app_pages/1_Data.py").run()
     assert_clean(at)
     assert [m.value for m in at.metric][:3] == ["943", "1,682", "100,000"]
     assert len(at.get("plotly_chart")) == 3  # per user, per item, ratings
@@ -260,7 +260,7 @@ def test_fetching_on_the_data_page_keeps_the_picker_labels_and_the_next_action_w
 
     real_fetch = datasets.fetch
     monkeypatch.setattr(datasets, "fetch", lambda name, progress=True: real_fetch(name, source=drugs_sample_dir, progress=False))
-    at = app("pages/1_Data.py").run()
+    at = app("app_pages/1_Data.py").run()
     assert_clean(at)
     at.selectbox(key="data_builtin").set_value("drugscom-sample").run()
     labels_before = list(at.selectbox(key="data_builtin").options)
@@ -332,7 +332,7 @@ def test_use_upload_shows_the_reading_steps(monkeypatch):
 
 
 def test_data_page_upload_bad_then_good(ml100k_home):
-    at = app("pages/1_Data.py").run()
+    at = app("app_pages/1_Data.py").run()
     assert_clean(at)
     assert "200 MB" in texts(at.markdown)
 
@@ -390,7 +390,7 @@ def test_data_page_drops_blank_ratings_on_request_and_the_form_shows_the_options
     rows = ["user,item,stars"] + [f"{u},{i},{(u + i) % 5 + 1 if (u * 7 + i) % 9 else ''}" for u in range(1, 9) for i in range(1, 9)]
     export = ("\n".join(rows) + "\n").encode()
     blank = sum(1 for row in rows[1:] if row.endswith(","))
-    at = app("pages/1_Data.py").run()
+    at = app("app_pages/1_Data.py").run()
     at.file_uploader(key="data_upload").set_value(("export.csv", export, "text/csv")).run()
     assert_clean(at)
     assert at.selectbox(key="map_rating").value == "stars"
@@ -435,7 +435,7 @@ def test_data_page_real_drugs_tsv_through_session_state(ml100k_home):
     from webapp import data_ui
 
     upload, _ = data_ui.accept_upload(DRUGS_RAW.read_bytes(), DRUGS_RAW.name)
-    at = app("pages/1_Data.py")
+    at = app("app_pages/1_Data.py")
     at.session_state["upload"] = upload.to_json()
     at.run()
     assert_clean(at)
@@ -469,7 +469,7 @@ def test_data_page_real_drugs_tsv_through_session_state(ml100k_home):
 
 # -- train page ---------------------------------------------------------------------------------------------------------------
 def test_train_page_pop_on_ml100k(ml100k_home, finish_training):
-    at = app("pages/2_Train.py").run()
+    at = app("app_pages/2_Train.py").run()
     assert_clean(at)
     assert "Device:" in texts(at.markdown)
     assert at.multiselect(key="train_models").value == ["ease"]
@@ -510,7 +510,7 @@ def test_train_page_renames_and_deletes_runs_with_confirmation(ml100k_home):
     source = DataSource.builtin("ml-100k")
     pop = run_experiment(source, "pop", seed=0).run_id
     itemknn = run_experiment(source, "itemknn", seed=0).run_id
-    at = app("pages/2_Train.py")
+    at = app("app_pages/2_Train.py")
     at.session_state["run_id"] = itemknn
     at.run()
     assert_clean(at)
@@ -553,7 +553,7 @@ def test_train_page_on_drugscom_sample(drugs_home, finish_training):
     from webapp.train_ui import model_catalogue
 
     models = ["ease"] + (["neumf"] if "error" not in model_catalogue().get("neumf", {"error": 1}) else [])
-    at = app("pages/2_Train.py")
+    at = app("app_pages/2_Train.py")
     at.session_state["source"] = DataSource.builtin("drugscom-sample").to_json()
     at.run()
     assert_clean(at)
@@ -610,7 +610,7 @@ def test_training_goes_on_across_pages_and_stops_only_on_cancel(ml100k_home, mon
         return real(*args, callback=callback, cancel=cancel, **kwargs)
 
     monkeypatch.setattr(experiment, "run_experiment", slow)
-    at = app("pages/2_Train.py").run()
+    at = app("app_pages/2_Train.py").run()
     at.multiselect(key="train_models").set_value(["pop"]).run()
     at.button(key="train_start").click().run()
     assert_clean(at)
@@ -620,7 +620,7 @@ def test_training_goes_on_across_pages_and_stops_only_on_cancel(ml100k_home, mon
     assert "goes on while you open other pages" in texts(at.markdown)
 
     # Another page in the same session: the training is still running and its progress is in the sidebar.
-    for page in ("pages/3_Recommend.py", "pages/1_Data.py", "pages/4_Compare.py"):
+    for page in ("app_pages/3_Recommend.py", "app_pages/1_Data.py", "app_pages/4_Compare.py"):
         other = app(page)
         other.session_state["train_session_key"] = session
         other.run()
@@ -660,7 +660,7 @@ def test_a_failed_model_is_reported_above_the_runs_and_the_saved_ones_are_listed
         return original(job, **experiment)
 
     monkeypatch.setattr(train_jobs, "train_in_slot", train)
-    at = app("pages/2_Train.py").run()
+    at = app("app_pages/2_Train.py").run()
     at.multiselect(key="train_models").set_value(["itemknn", "pop"]).run()
     at.button(key="train_start").click().run()
     finish_training(at)
@@ -682,7 +682,7 @@ def test_saving_a_run_on_the_train_page_starts_its_umap_maps(ml100k_home, monkey
     started = []
     monkeypatch.setattr(map_jobs, "start_map", lambda run, kind: started.append((run.run_id, kind)))
     monkeypatch.setenv("RECSYS_MAPS_ON_SAVE", "1")
-    at = app("pages/2_Train.py").run()
+    at = app("app_pages/2_Train.py").run()
     at.multiselect(key="train_models").set_value(["pop", "bpr"]).run()
     at.number_input(key="train_bpr_epochs").set_value(1)
     at.button(key="train_start").click().run()
@@ -699,40 +699,47 @@ def test_saving_a_run_on_the_train_page_starts_its_umap_maps(ml100k_home, monkey
 
 
 def test_every_page_opens_with_the_frame_and_imports_modules_by_name():
+    import ast
     import re
 
     # The project's own modules by their names (the usual st, np, pd and go stay).
     alias = re.compile(r"^\s*(from (recsys_core|webapp)\S* import \S+|import (recsys_core|webapp)\S*) as \w+", re.M)
-    pages = sorted((REPO / "pages").glob("*.py"))
+    home_page = REPO / "app_pages" / "0_Home.py"
+    pages = sorted((REPO / "app_pages").glob("*.py"))
     for path in pages:
         text = path.read_text()
-        assert "frame.open_page(" in text, f"{path.name} does not open with webapp.frame.open_page"
+        if path == home_page:  # Home fetches and fits before there is data to open: it sets its frame by hand
+            assert "frame.set_page(" in text, "the Home page does not set its frame with webapp.frame.set_page"
+        else:
+            assert "frame.open_page(" in text, f"{path.name} does not open with webapp.frame.open_page"
         assert "set_page_config" not in text, f"{path.name} sets its page config itself"
         assert not alias.search(text), f"{path.name} imports a module under an alias"
-    home = (REPO / "app.py").read_text()
-    assert "frame.set_page(" in home and "set_page_config" not in home
-    assert not alias.search(home)
+    # app.py is only the frame and router: imports, then st.navigation over navigation's one list of pages.
+    router = ast.parse((REPO / "app.py").read_text())
+    statements = [node for node in router.body if not isinstance(node, (ast.Import, ast.ImportFrom, ast.Expr)) or (
+        isinstance(node, ast.Expr) and not isinstance(node.value, ast.Constant))]  # fmt: skip
+    assert [ast.unparse(node) for node in statements] == ["st.navigation(navigation.app_pages()).run()"]
     # One show_error for the whole app: no page or helper writes a RecsysError out by hand.
-    for path in [*pages, REPO / "app.py", *sorted((REPO / "webapp").glob("*.py"))]:
+    for path in [*pages, *sorted((REPO / "webapp").glob("*.py"))]:
         text = path.read_text()
-        assert "error.message +" not in text or path.name == "frame.py", f"{path.name} formats an error itself"
-        assert "def show_error" not in text or path.name == "frame.py", f"{path.name} has its own show_error"
+        assert "error.message +" not in text or path.name == "errors.py", f"{path.name} formats an error itself"
+        assert "def show_error" not in text or path.name == "errors.py", f"{path.name} has its own show_error"
 
 
 def test_a_page_without_its_data_shows_an_empty_state_with_a_link(monkeypatch):
     """ml-100k is not fetched in this data home: every data page says so and links to the Data page, no traceback."""
-    for page in ("pages/2_Train.py", "pages/3_Recommend.py", "pages/4_Compare.py", "pages/5_Embeddings.py", "pages/6_Inside.py"):
+    for page in ("app_pages/2_Train.py", "app_pages/3_Recommend.py", "app_pages/4_Compare.py", "app_pages/5_Embeddings.py", "app_pages/6_Inside.py"):
         at = app(page).run()
         assert_clean(at)
         assert "is not fetched yet" in texts(at.error), page
         assert "Data page" in texts(at.markdown) or at.get("page_link"), page
-    at = app("pages/1_Data.py").run()  # the Data page is where data is chosen: it opens without any
+    at = app("app_pages/1_Data.py").run()  # the Data page is where data is chosen: it opens without any
     assert_clean(at)
     assert at.selectbox(key="data_builtin").value == "ml-100k"
 
 
 def test_pages_without_a_run_say_to_train_one(ml100k_home):
-    for page in ("pages/3_Recommend.py", "pages/4_Compare.py", "pages/5_Embeddings.py", "pages/6_Inside.py"):
+    for page in ("app_pages/3_Recommend.py", "app_pages/4_Compare.py", "app_pages/5_Embeddings.py", "app_pages/6_Inside.py"):
         at = app(page).run()
         assert_clean(at)
         assert "No saved run on ml-100k yet" in texts(at.info), page
@@ -856,7 +863,7 @@ def test_train_page_measures_an_unknown_model_with_a_short_probe(ml100k_home, mo
         return real(name, data, protocol, overrides, device="cpu", seconds=seconds)
 
     monkeypatch.setattr(train_ui, "probe_seconds", probe)
-    at = app("pages/2_Train.py").run()
+    at = app("app_pages/2_Train.py").run()
     at.multiselect(key="train_models").set_value(["pop"]).run()
     assert at.button(key="train_probe").label.startswith("Measure pop here")
     at.button(key="train_probe").click().run()

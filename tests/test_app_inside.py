@@ -43,7 +43,7 @@ def inside_runs(temporary_data_home, ml100k_dir):
 
 def page(home: Path, run_id: str) -> AppTest:
     os.environ["RECSYS_HOME"] = str(home)
-    at = AppTest.from_file(str(REPO / "pages" / "6_Inside.py"), default_timeout=240)
+    at = AppTest.from_file(str(REPO / "app_pages" / "6_Inside.py"), default_timeout=240)
     at.session_state["source"] = ML.to_json()
     at.session_state["run_id"] = run_id
     at.run()

@@ -19,7 +19,7 @@ if str(REPO) not in sys.path:  # webapp/ is not an installed package; `streamlit
     sys.path.insert(0, str(REPO))
 
 from recsys_core.runs import RunRecord  # noqa: E402
-from webapp import common, data_ui, home_ui, navigation  # noqa: E402
+from webapp import data_ui, home_ui, navigation, run_labels  # noqa: E402
 
 EMOJI = re.compile("[\U0001f300-\U0001faff\u2600-\u26ff\u2700-\u27bf\u2b00-\u2bff\ufe0f]")
 
@@ -39,7 +39,7 @@ def record(**changes) -> dict:
 
 def test_run_label_names_model_data_time_and_score():
     today = date(2026, 11, 23)
-    label = common.run_label
+    label = run_labels.run_label
     # A leave-one-out run is named by its full-ranking HR@10 (the score the best-run rule uses), never the sampled one.
     tested = record(test={"loo-sampled": {"metrics": {"HR@10": 0.6691}}, "loo-full": {"metrics": {"HR@10": 0.1336}}})
     assert label(RunRecord.from_json(tested), today=today) == "EASE · ml-100k · 09:21 · HR@10 0.134, full ranking"
@@ -53,25 +53,53 @@ def test_run_label_names_model_data_time_and_score():
     assert bare == "EASE · ml-100k · 75850a · no test score"
 
 
-def test_navigation_lists_every_page_file_with_a_material_icon(tmp_path, monkeypatch):
-    titles = [navigation.page_title(p) for p in navigation.page_files()]
-    assert titles[:5] == ["Data", "Train", "Recommend", "Compare", "Embeddings"]
-    # A page added later (the Inside page) is picked up without an edit, in number order.
-    pages = tmp_path / "pages"
-    pages.mkdir()
-    for name in ("10_Runs.py", "2_Train.py", "6_Inside.py", "1_Data.py", "helpers.py"):
-        (pages / name).write_text("")
-    monkeypatch.setattr(navigation, "PAGES_DIR", pages)
-    found = navigation.page_files()
-    assert [navigation.page_title(p) for p in found] == ["Data", "Train", "Inside", "Runs"]
-    assert navigation.relative_path(found[2]) == "pages/6_Inside.py"
-    assert all(navigation.page_icon(t).startswith(":material/") for t in ["Data", "Inside", "Something new"])
-    assert navigation.HOME_ICON.startswith(":material/")
+def listed_pages() -> list[tuple[str, str, str, bool]]:
+    """navigation.app_pages() as (title, icon, url path, default), made inside a script run (st.Page needs one)."""
+    from streamlit.testing.v1 import AppTest
+
+    def script():
+        import streamlit as st
+
+        from webapp import navigation
+
+        st.session_state["listed"] = [(p.title, p.icon, p.url_path, p._default) for p in navigation.app_pages()]
+
+    at = AppTest.from_function(script).run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at.session_state["listed"]
+
+
+def test_navigation_lists_every_page_file_once_with_a_material_icon():
+    listed = listed_pages()
+    titles = [title for title, _, _, _ in listed]
+    assert titles == ["Home", "Data", "Train", "Recommend", "Compare", "Embeddings", "Inside"]
+    assert [default for _, _, _, default in listed] == [True] + [False] * (len(listed) - 1)
+    # One list of pages: every page script in the folder is in it, once, by the name Streamlit would infer.
+    files = sorted(navigation.PAGES_DIR.glob("*.py"), key=lambda path: int(path.stem.split("_", 1)[0]))
+    assert [path.stem.split("_", 1)[1] for path in files] == titles
+    assert [url for _, _, url, _ in listed][1:] == titles[1:]
+    assert all(icon.startswith(":material/") for _, icon, _, _ in listed)
+
+
+def test_a_first_request_for_a_page_goes_through_the_router():
+    """On a fresh server whose first request was a page URL (/Data), Streamlit ran that page under its older layout
+    for a pages/ folder beside the main script, and the sidebar listed "app" and the page files instead of "Home".
+    The page scripts are not in pages/, so every request, the first included, goes through app.py's st.navigation."""
+    from streamlit.runtime.pages_manager import PagesManager
+    from streamlit.testing.v1 import AppTest
+
+    assert not (REPO / "pages").exists(), "a pages/ folder beside app.py brings back Streamlit's older page layout"
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=240)
+    at.switch_page("app_pages/1_Data.py")  # the first request is the Data page's
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert PagesManager.uses_pages_directory is False  # st.navigation ran: the sidebar is navigation's list
+    assert at.title[0].value == "Data" and at.selectbox(key="data_builtin").value == "ml-100k"
 
 
 def test_no_emoji_in_the_app_sources():
     """Emoji render as empty boxes without an emoji font (Debian's chromium): Material icons only."""
-    files = [REPO / "app.py", *sorted((REPO / "pages").glob("*.py")), *sorted((REPO / "webapp").glob("*.py"))]
+    files = [REPO / "app.py", *sorted((REPO / "app_pages").glob("*.py")), *sorted((REPO / "webapp").glob("*.py"))]
     found = [f"{f.name}:{n}" for f in files for n, line in enumerate(f.read_text().splitlines(), 1) if EMOJI.search(line)]
     assert not found, found
 
@@ -82,12 +110,12 @@ def test_app_sidebar_calls_the_home_page_home(ml100k_dir):
     from recsys_core.datasets import fetch
 
     fetch("ml-100k", source=ml100k_dir, progress=False)
-    source = (REPO / "app.py").read_text()
-    assert "st.navigation(" in source and 'title="Home"' in source
+    assert "st.navigation(navigation.app_pages())" in (REPO / "app.py").read_text()
+    assert 'title="Home"' in (REPO / "webapp" / "navigation.py").read_text()
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=240).run()
     assert not at.exception, [e.message for e in at.exception]
     links = at.get("page_link")
-    assert [link.proto.page for link in links] == [navigation.page_title(p) for p in navigation.page_files()]
+    assert [link.proto.page for link in links] == [title for title, _, _, _ in listed_pages()][1:]
     assert all(link.proto.icon.startswith(":material/") for link in links)
 
 
@@ -157,7 +185,7 @@ def test_a_new_run_does_not_replace_the_active_run_and_the_best_is_offered(ml100
     fetch("ml-100k", source=ml100k_dir, progress=False)
     source = DataSource.builtin("ml-100k")
     ease = run_experiment(source, "ease", protocol="loo-sampled", seed=0).run_id
-    at = AppTest.from_file(str(REPO / "pages" / "2_Train.py"), default_timeout=240).run()
+    at = AppTest.from_file(str(REPO / "app_pages" / "2_Train.py"), default_timeout=240).run()
     assert not at.exception
     at.multiselect(key="train_models").set_value(["pop"]).run()
     at.button(key="train_start").click().run()
@@ -216,7 +244,7 @@ def test_every_page_without_data_says_what_to_do(name):
     st.cache_resource.clear()
     st.cache_data.clear()
 
-    at = AppTest.from_file(str(REPO / "pages" / name), default_timeout=240).run()
+    at = AppTest.from_file(str(REPO / "app_pages" / name), default_timeout=240).run()
     assert not at.exception, [e.message for e in at.exception]
     text = _page_text(at)
     assert "Data" in text and ("fetch" in text.lower() or "upload" in text.lower()), text
@@ -229,7 +257,7 @@ def test_every_run_page_without_runs_points_to_training(name, ml100k_dir):
     from recsys_core.datasets import fetch
 
     fetch("ml-100k", source=ml100k_dir, progress=False)
-    at = AppTest.from_file(str(REPO / "pages" / name), default_timeout=240).run()
+    at = AppTest.from_file(str(REPO / "app_pages" / name), default_timeout=240).run()
     assert not at.exception, [e.message for e in at.exception]
     text = _page_text(at)
     assert "No saved run on ml-100k yet" in text and "Train" in text, text

@@ -17,10 +17,10 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from recsys_core import explain as ex
+from recsys_core.drugs import MEDICAL_NOTE
 from recsys_core.experiment import DataSource, run_experiment
 from recsys_core.runs import RunRecord, load_run
 from webapp import compare_ui, embeddings_ui, map_jobs
-from webapp.common import MEDICAL_NOTE
 
 REPO = Path(__file__).resolve().parents[1]
 ML = DataSource.builtin("ml-100k")
@@ -67,7 +67,7 @@ def runs(app_home):
 
 
 def page(name: str, source: DataSource, run_id: str | None = None, timeout: float = 240) -> AppTest:
-    at = AppTest.from_file(str(REPO / "pages" / name), default_timeout=timeout)
+    at = AppTest.from_file(str(REPO / "app_pages" / name), default_timeout=timeout)
     at.session_state["source"] = source.to_json()
     if run_id is not None:
         at.session_state["run_id"] = run_id

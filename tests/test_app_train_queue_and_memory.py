@@ -23,7 +23,7 @@ def test_two_browser_users_training_at_once_both_finish(capacity, monkeypatch, f
 
     fetch("ml-100k", source=REPO.parent / "shared" / "data" / "ml-100k")
     monkeypatch.setattr(jobs, "TRAINING_SLOTS", jobs.TrainingSlots(capacity))
-    users = [AppTest.from_file(str(REPO / "pages" / "2_Train.py"), default_timeout=240) for _ in range(2)]
+    users = [AppTest.from_file(str(REPO / "app_pages" / "2_Train.py"), default_timeout=240) for _ in range(2)]
     for user, model in zip(users, ("pop", "itemknn"), strict=True):
         user.run()
         user.multiselect(key="train_models").set_value([model]).run()

@@ -13,14 +13,14 @@ from recsys_core.experiment import DataSource
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_tune_mode_runs_a_study_and_saves_the_best(ml100k_dir):
+def test_tune_mode_runs_a_study_and_saves_the_best(ml100k_dir, finish_training):
     from recsys_core import tuning
     from recsys_core.datasets import fetch
     from recsys_core.runs import list_runs
 
     fetch("ml-100k", source=ml100k_dir)
     st.cache_resource.clear()
-    at = AppTest.from_file(str(REPO / "pages" / "2_Train.py"), default_timeout=300)
+    at = AppTest.from_file(str(REPO / "app_pages" / "2_Train.py"), default_timeout=300)
     at.session_state["source"] = DataSource.builtin("ml-100k").to_json()
     at.run()
     at.radio(key="train_mode").set_value("Tune").run()
@@ -31,6 +31,8 @@ def test_tune_mode_runs_a_study_and_saves_the_best(ml100k_dir):
     assert "No study" in " ".join(i.value for i in at.info)
     at.number_input(key="tune_trials").set_value(3).run()
     at.button(key="tune_start").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    finish_training(at)  # the search is a background job of the training service; the page reruns when it ends
     assert not at.exception, [e.message for e in at.exception]
     assert not at.error, [e.value for e in at.error]
     trials = at.dataframe[-1].value
@@ -46,7 +48,7 @@ def test_tune_mode_runs_a_study_and_saves_the_best(ml100k_dir):
     study_name = tuning.list_studies()[0]
 
     # A second tab (a fresh session) sees the stored study without running anything.
-    other = AppTest.from_file(str(REPO / "pages" / "2_Train.py"), default_timeout=300)
+    other = AppTest.from_file(str(REPO / "app_pages" / "2_Train.py"), default_timeout=300)
     other.session_state["source"] = DataSource.builtin("ml-100k").to_json()
     other.run()
     other.radio(key="train_mode").set_value("Tune").run()
@@ -55,33 +57,42 @@ def test_tune_mode_runs_a_study_and_saves_the_best(ml100k_dir):
 
     at.button(key="tune_use_best").click().run()
     assert not at.exception, [e.message for e in at.exception]
+    finish_training(at)
+    assert not at.exception, [e.message for e in at.exception]
     assert "Saved run" in " ".join(s.value for s in at.success)
     record = list_runs()[0]
     assert record.model.name == "ease" and record.study["study_name"] == study_name and len(record.study["trials"]) == 3
     assert at.session_state["run_id"] == record.run_id
 
 
-def test_a_click_during_a_search_cancels_it_and_keeps_the_finished_trials(ml100k_dir, monkeypatch):
-    """In the browser, Cancel (or any click) interrupts the running script; the next run says so and the
-    trials finished before the click stay in the stored study."""
+def test_a_click_during_a_search_leaves_it_running_and_cancel_keeps_the_finished_trials(ml100k_dir, monkeypatch):
+    """The search runs in the background (webapp.train_jobs): another click reruns the page without stopping it,
+    the page shows "Trial k of n"; Cancel stops it at its next step, says so, and the trials finished before stay
+    in the stored study."""
+    import threading
+
     from recsys_core import tuning
     from recsys_core.datasets import fetch
-    from webapp import tune_app
+    from webapp import train_jobs
 
     fetch("ml-100k", source=ml100k_dir)
     st.cache_resource.clear()
+    second_trial, gate = threading.Event(), threading.Event()
     starts = []
-    original = tune_app.SearchProgress.__call__
+    original = train_jobs.TuneJob.record
 
-    def interrupt_second_trial(self, event):
+    def hold_the_second_trial(self, event):
+        original(self, event)
         if event.kind == "start":
             starts.append(event)
-            if len(starts) == 2:
-                st.stop()  # what Streamlit does to a running script when the person clicks
-        return original(self, event)
+            if len(starts) == 2:  # the second trial waits here until the test lets it go on
+                second_trial.set()
+                gate.wait(60)
+                if self.cancel.is_set():  # as the trainer's check at the next batch of an iterative model
+                    raise train_jobs.TrainingCancelled("training was cancelled")
 
-    monkeypatch.setattr(tune_app.SearchProgress, "__call__", interrupt_second_trial)
-    at = AppTest.from_file(str(REPO / "pages" / "2_Train.py"), default_timeout=300)
+    monkeypatch.setattr(train_jobs.TuneJob, "record", hold_the_second_trial)
+    at = AppTest.from_file(str(REPO / "app_pages" / "2_Train.py"), default_timeout=300)
     at.session_state["source"] = DataSource.builtin("ml-100k").to_json()
     at.run()
     at.radio(key="train_mode").set_value("Tune").run()
@@ -89,8 +100,19 @@ def test_a_click_during_a_search_cancels_it_and_keeps_the_finished_trials(ml100k
     at.number_input(key="tune_trials").set_value(3).run()
     at.button(key="tune_start").click().run()
     assert not at.exception, [e.message for e in at.exception]
-    assert len(starts) == 2, "the search stopped at the second trial"
-    at.run()  # the rerun after the click
+    assert second_trial.wait(120), "the search did not reach its second trial"
+    job = train_jobs.job_for(at.session_state["train_session_key"])
+    at.number_input(key="tune_timeout").set_value(600).run()  # any click: the search goes on
+    assert job.running and at.button(key="tune_start").disabled
+    assert "Trial 2 of 3" in " ".join(c.value for c in at.caption)
+    # While it runs, its live view shows the study: no stale "No study yet" box and no second copy of the table.
+    assert "No study" not in " ".join(i.value for i in at.info) and not at.subheader
+    at.button(key="tune_cancel").click().run()
+    assert job.cancel.is_set()
+    gate.set()
+    assert job.finished.wait(120), "the search did not stop after Cancel"
+    at.run()  # the rerun the progress fragment asks for when the job has ended
+    assert not at.exception, [e.message for e in at.exception]
     assert "was cancelled" in " ".join(w.value for w in at.warning)
     states = [t["state"] for t in tuning.trials_records(tuning.load_study(tuning.list_studies()[0]))]
     assert states.count("COMPLETE") == 1 and len(states) <= 2
@@ -107,10 +129,10 @@ class _Clock:
 
 def test_search_progress_names_the_trial_and_the_time_left_with_a_fake_clock():
     from recsys_core.fit_context import TrainingEvent
-    from webapp import tune_app
+    from webapp import train_ui
 
     clock = _Clock()
-    progress = tune_app.SearchProgress(st.container(), trials=10, clock=clock)
+    progress = train_ui.SearchProgress(trials=10, clock=clock)
     assert progress.text(TrainingEvent("start")) == "Trial 1 of 10 · starting · estimating time left…"
     clock.now += 30  # a third of the first trial's epochs in 30 s: 90 s a trial, 10 trials
     event = TrainingEvent("epoch", epoch=10, epochs=30, loss=0.41234)
@@ -122,7 +144,7 @@ def test_search_progress_names_the_trial_and_the_time_left_with_a_fake_clock():
     staged = TrainingEvent("batch", epoch=2, epochs=5, stage="pretraining GMF", stage_index=0, stage_count=3)
     assert progress.text(staged).startswith("Trial 2 of 10 · pretraining GMF (stage 1 of 3) · epoch 2 of 5 · about 8:40 left")
     # A time limit caps it: no trial starts after it, the running one finishes.
-    limited = tune_app.SearchProgress(st.container(), trials=10, timeout=120, clock=clock)
+    limited = train_ui.SearchProgress(trials=10, timeout=120, clock=clock)
     clock.now += 50
     limited.trial_finished()
     clock.now += 10
@@ -130,9 +152,9 @@ def test_search_progress_names_the_trial_and_the_time_left_with_a_fake_clock():
 
 
 def test_best_settings_print_to_three_significant_figures():
-    from webapp import tune_app
+    from webapp import tune_ui
 
     assert (
-        tune_app.best_params_text({"l2": 5.547119471592122e-05, "factors": 64, "dropout": 0.5})
+        tune_ui.best_params_text({"l2": 5.547119471592122e-05, "factors": 64, "dropout": 0.5})
         == "`l2=5.55e-05`, `factors=64`, `dropout=0.5`"
     )

@@ -137,7 +137,7 @@ def test_compare_page_shows_the_tradeoff(ml100k_dir, tmp_path, monkeypatch):
     ]
     st.cache_resource.clear()
     st.cache_data.clear()
-    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "pages" / "4_Compare.py"), default_timeout=180)
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app_pages" / "4_Compare.py"), default_timeout=180)
     at.session_state["source"] = source.to_json()
     at.run()
     assert not at.exception, [e.message for e in at.exception]

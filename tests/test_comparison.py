@@ -71,7 +71,7 @@ def test_the_page_and_the_report_reach_the_same_verdict_on_a_pair(pair):
     # The report: the best run (by the full ranking) against the other, read from its sentence.
     report = _paired_sentences([a, b], "loo-sampled")
     assert len(report) == 1 and report[0].startswith("a vs b (loo-full): On the 200 test users")
-    # The page: the same two evaluations paired as pages/4_Compare.py pairs them.
+    # The page: the same two evaluations paired as app_pages/4_Compare.py pairs them.
     text, page = compare_ui.paired_sentence(paired_comparison(a.evaluation("loo-full"), b.evaluation("loo-full"), "HR@10"), "a", "b")
     assert _report_verdict(report, "a", "b") == page
     assert page == ("a" if pair == "a better" else "none")

@@ -51,7 +51,7 @@ def test_a_download_of_hostile_titles_opens_as_text():
 
 
 def test_every_download_button_goes_through_the_neutraliser():
-    sources = [p for p in [*REPO.joinpath("pages").glob("*.py"), *REPO.joinpath("webapp").glob("*.py"), REPO / "app.py"]]
+    sources = [p for p in [*REPO.joinpath("app_pages").glob("*.py"), *REPO.joinpath("webapp").glob("*.py"), REPO / "app.py"]]
     buttons = [p for p in sources if "download_button(" in p.read_text()]
     assert buttons, "the Recommend page offers a CSV download"
     for path in buttons:
@@ -79,5 +79,5 @@ def test_user_text_is_escaped_for_markdown(text):
 
 
 def test_no_page_allows_raw_html():
-    for path in [*REPO.joinpath("pages").glob("*.py"), *REPO.joinpath("webapp").glob("*.py"), REPO / "app.py"]:
+    for path in [*REPO.joinpath("app_pages").glob("*.py"), *REPO.joinpath("webapp").glob("*.py"), REPO / "app.py"]:
         assert "unsafe_allow_html=True" not in path.read_text(), path.name

@@ -323,4 +323,4 @@ def test_app_number_inputs_carry_the_documented_bounds():
     assert _bounds("gmf", "no_such_setting") == (None, None)
     jobs = (REPO / "webapp" / "train_jobs.py").read_text()
     assert "TRAINING_SLOTS.slot" in jobs and "train_in_slot(" in jobs
-    assert "train_jobs.start_training" in (REPO / "pages" / "2_Train.py").read_text()
+    assert "train_jobs.start_training" in (REPO / "app_pages" / "2_Train.py").read_text()

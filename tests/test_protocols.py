@@ -19,7 +19,7 @@ def _protocol_choices(parser: argparse.ArgumentParser, command: str) -> tuple:
 def test_the_registry_drives_the_cli_choices_and_the_train_page():
     from recsys_core.cli import build_parser
     from webapp.train_ui import PROTOCOL_HELP
-    from webapp.tune_app import TUNE_PROTOCOLS
+    from webapp.tune_ui import TUNE_PROTOCOLS
 
     parser = build_parser()
     assert _protocol_choices(parser, "train") == (PROTOCOL_NAMES, DEFAULT_PROTOCOL)

@@ -434,7 +434,7 @@ def test_app_pages_that_list_runs_do_not_wait_on_a_named_pipe(ml100k_dir):
     _fifo(runs_dir() / piped / "run.json")
     st.cache_resource.clear()
     st.cache_data.clear()
-    for page in ("app.py", "pages/2_Train.py", "pages/3_Recommend.py"):
+    for page in ("app.py", "app_pages/2_Train.py", "app_pages/3_Recommend.py"):
         at = AppTest.from_file(str(repo / page), default_timeout=120)
         at.session_state["source"] = source.to_json()
         with deadline(150):
@@ -466,7 +466,7 @@ def test_the_compare_page_shows_a_linked_evaluation_as_one_message(ml100k_dir, t
         os.symlink(outside, path)
     st.cache_resource.clear()
     st.cache_data.clear()
-    at = AppTest.from_file(str(repo / "pages" / "4_Compare.py"), default_timeout=240)
+    at = AppTest.from_file(str(repo / "app_pages" / "4_Compare.py"), default_timeout=240)
     at.session_state["source"] = source.to_json()
     at.run()
     assert not at.exception, [e.message for e in at.exception]

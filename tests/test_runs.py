@@ -130,7 +130,7 @@ def test_an_old_format_run_json_loads_with_defaults():
     assert record.test["loo-full"].n_users is None and record.test["loo-full"].meaning_note() is None
     assert "positive_rule" not in record.to_json()["dataset"]  # an old run is not given a rule it never had
 
-    from webapp.common import run_label
+    from webapp.run_labels import run_label
 
     assert run_label(record) == "Popularity · ml-100k · abcdef · HR@10 0.250, full ranking"
 

@@ -177,7 +177,7 @@ def test_recommend_page_reads_a_hand_built_profile_in_the_order_added(ml100k_dir
     st.cache_resource.clear()
     st.cache_data.clear()
     try:
-        at = AppTest.from_file(str(REPO / "pages" / "3_Recommend.py"), default_timeout=240)
+        at = AppTest.from_file(str(REPO / "app_pages" / "3_Recommend.py"), default_timeout=240)
         at.session_state["source"] = source.to_json()
         at.session_state["run_id"] = run_id
         at.run()

@@ -187,7 +187,7 @@ def test_a_drugs_upload_is_named_as_uploaded():
 
 
 def test_the_app_never_rewrites_library_messages():
-    for path in [*sorted((REPO / "webapp").glob("*.py")), *sorted((REPO / "pages").glob("*.py")), REPO / "app.py"]:
+    for path in [*sorted((REPO / "webapp").glob("*.py")), *sorted((REPO / "app_pages").glob("*.py")), REPO / "app.py"]:
         text = path.read_text()
         assert not re.search(r"\.message\.replace\(", text), f"{path.name} rewrites an error message"
         assert "uploaded.name}: {error.message" not in text, f"{path.name} prefixes an error message with the file name"

@@ -103,12 +103,12 @@ def _texts(at: AppTest) -> list[str]:
 
 PAGES = [
     "app.py",
-    "pages/1_Data.py",
-    "pages/2_Train.py",
-    "pages/3_Recommend.py",
-    "pages/4_Compare.py",
-    "pages/5_Embeddings.py",
-    "pages/6_Inside.py",
+    "app_pages/1_Data.py",
+    "app_pages/2_Train.py",
+    "app_pages/3_Recommend.py",
+    "app_pages/4_Compare.py",
+    "app_pages/5_Embeddings.py",
+    "app_pages/6_Inside.py",
 ]
 
 
@@ -126,7 +126,7 @@ def test_every_page_shows_hostile_names_as_text(hostile_home, page):
         for raw in RAW:
             assert not re.search(raw, text), f"{page} renders {raw!r} from data as markup: {text[:300]!r}"
     figures = _figure_strings(at)
-    if page == "pages/5_Embeddings.py":  # the item map's hover text holds every title
+    if page == "app_pages/5_Embeddings.py":  # the item map's hover text holds every title
         assert any("&lt;img src=x" in text for text in figures)
     for text in figures:
         assert "<img" not in text and "<a " not in text, f"{page} draws a figure with markup from data: {text[:300]!r}"

@@ -189,7 +189,7 @@ def test_the_tune_mode_shows_a_damaged_store_as_one_message(ml100k_dir):
     _garbage(None)
     before = _digest(_store())
     st.cache_resource.clear()
-    at = AppTest.from_file(str(REPO / "pages" / "2_Train.py"), default_timeout=300)
+    at = AppTest.from_file(str(REPO / "app_pages" / "2_Train.py"), default_timeout=300)
     at.session_state["source"] = DataSource.builtin("ml-100k").to_json()
     at.run()
     at.radio(key="train_mode").set_value("Tune").run()

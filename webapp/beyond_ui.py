@@ -13,7 +13,7 @@ import streamlit as st
 from recsys_core.beyond import TRADEOFF_AXES, activity_table, beyond_metrics_table, tradeoff_figure, tradeoff_table
 from recsys_core.errors import RecsysError
 from recsys_core.evaluation import HEADLINE
-from webapp.frame import show_error
+from webapp.errors import show_error
 from webapp.safe_output import plain
 
 if TYPE_CHECKING:
@@ -84,7 +84,8 @@ def _demo_view(run_ids: tuple[str, ...]) -> tuple[pd.DataFrame, tuple[str, str] 
     """The demo table and choice of these runs (recommendation times are measured: worth keeping)."""
     from recsys_core.demo import demo_choice, demo_table
 
-    from .common import load_run, run_label
+    from .loading import load_run
+    from .run_labels import run_label
 
     runs = [load_run(run_id) for run_id in run_ids]
     table = demo_table(runs, lambda record: run_label(record, with_score=False))

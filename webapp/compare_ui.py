@@ -43,8 +43,8 @@ def protocols_of(records: list[RunRecord]) -> list[str]:
 
 
 def short_name(record: RunRecord) -> str:
-    """The run's name on this page: the one every page uses (webapp.common.run_label)."""
-    from .common import run_label
+    """The run's name on this page: the one every page uses (webapp.run_labels.run_label)."""
+    from .run_labels import run_label
 
     return run_label(record)
 

@@ -23,7 +23,7 @@ from recsys_core.datasets.source import DataSource
 from recsys_core.errors import DataError, RecsysError
 from recsys_core.home import uploads_dir
 
-from .common import load_data, source_key
+from .loading import load_data, source_key
 from .safe_output import plain
 
 #: File endings the upload accepts (a trailing .gz is unpacked by the reader).
@@ -101,17 +101,11 @@ def fetch_with_progress(name: str, title: str | None = None) -> RecsysError | No
     return None
 
 
-def is_available(name: str) -> bool:
-    from recsys_core.datasets import is_available as _available
-
-    return _available(name)
-
-
 def data_home_state() -> dict:
     """What the data home holds: fetched data sets, saved runs, uploads."""
     from recsys_core.home import data_home
 
-    from .common import all_runs
+    from .loading import all_runs
 
     rows = dataset_rows()
     uploads = [p for p in uploads_dir().iterdir() if p.is_file() and not p.name.startswith(".")]

@@ -1,14 +1,11 @@
-"""The frame every page stands in: one opener, one way to show an error, one run picker.
+"""The frame every page stands in: one opener, one run picker, the links between pages.
 
 Each page script starts with :func:`open_page`. It sets the page's config and title (the icon is the
-one the sidebar shows, ``navigation.page_icon``), writes the sidebar status, and loads the active
+one the sidebar shows, from ``navigation.app_pages``), writes the sidebar status, and loads the active
 data. When there is none to load (not fetched yet, a file that is gone, data that no longer reads)
 the page does not fail further down: the opener shows an empty state that says what happened and
 links to the Data page, and stops the script. A page that works without data (the Data page itself)
 asks for ``needs_data=False``.
-
-:func:`show_error` is the only way an error reaches the screen: a library error as its message and
-hint, an unforeseen one as its type and text (for a bug report), never a traceback.
 
 :func:`pick_run` is the only run picker: runs named by ``run_label`` ("EASE · ml-100k · 09:21 · HR@10
 0.669"), kept in step with the active run, with an empty state linking to the Train page.
@@ -17,33 +14,22 @@ hint, an unforeseen one as its type and text (for a bug report), never a traceba
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
 from recsys_core.errors import RecsysError
 from webapp import navigation, train_jobs
-from webapp.common import (
-    active_run_id,
-    active_source,
-    load_data,
-    load_run,
-    positive_rule_text,
-    run_label,
-    runs_for,
-    set_active_run,
-    sidebar_status,
-    source_key,
-)
-from webapp.safe_output import plain, plain_message
+from webapp.active import active_run_id, active_source, positive_rule_text, set_active_run, sidebar_status
+from webapp.errors import friendly_errors, show_error
+from webapp.loading import is_available, load_data, load_run, runs_for, source_key
+from webapp.run_labels import run_label
+from webapp.safe_output import plain
 
 if TYPE_CHECKING:
     from recsys_core.datasets.source import DataSource
 
 APP_TITLE = "Recsys Explorer"
-DATA_PAGE = "pages/1_Data.py"
-TRAIN_PAGE = "pages/2_Train.py"
 
 
 @dataclass(frozen=True)
@@ -58,35 +44,32 @@ class Page:
     sidebar: Any = None  # the sidebar status's slot: ``sidebar_status(data, page.sidebar)`` rewrites it
 
 
-def show_error(error: BaseException, what: str = "") -> None:
-    """An error as a message on the page (never a traceback); ``what`` says what could not be done."""
-    st.error((f"{plain(what)}: " if what else "") + plain_message(error))
-
-
-def page_link(page: str, label: str, icon: str | None = None) -> None:
-    """``st.page_link`` to ``pages/...``, or plain text where the page cannot be linked (a page run on its own)."""
+def page_link(title: str, label: str) -> None:
+    """``st.page_link`` to the page called ``title`` (navigation's list), or plain text where the page cannot be
+    linked (a page run on its own, outside ``st.navigation``)."""
     from streamlit.errors import StreamlitAPIException
 
+    page = navigation.page(title)
     try:
-        st.page_link(page, label=label, icon=icon)
+        st.page_link(page, label=label, icon=page.icon)
     except StreamlitAPIException:
-        title = Path(page).stem.split("_", 1)[-1].replace("_", " ")
-        st.markdown(f"{icon or ':material/arrow_forward:'} {label} (open **{title}** in the sidebar).")
+        st.markdown(f"{page.icon} {label} (open **{page.title}** in the sidebar).")
 
 
 def link_to_data(label: str = "Choose, fetch or upload data on the Data page") -> None:
-    page_link(DATA_PAGE, label=label, icon=navigation.page_icon("Data"))
+    page_link("Data", label)
 
 
 def link_to_train(label: str = "Train a first model on the Train page") -> None:
-    page_link(TRAIN_PAGE, label=label, icon=navigation.page_icon("Train"))
+    page_link("Train", label)
 
 
 def set_page(title: str, heading: str | None = None) -> None:
-    """The browser tab's title and icon, and the page's heading (``heading=""``: none, the page writes its own)."""
+    """The browser tab's title and icon (the page's in navigation's list), and the page's heading (``heading=""``:
+    none, the page writes its own)."""
     st.set_page_config(
         page_title=APP_TITLE if title == "Home" else f"{title} · {APP_TITLE}",
-        page_icon=navigation.HOME_ICON if title == "Home" else navigation.page_icon(title),
+        page_icon=navigation.page(title).icon,
         layout="wide",
     )
     if heading != "":
@@ -105,8 +88,6 @@ def open_page(title: str, heading: str | None = None, needs_data: bool = True) -
     key = source_key(source)
     problem: RecsysError | None = None
     if source.kind == "builtin":
-        from webapp.data_ui import is_available
-
         if not is_available(source.name):
             problem = RecsysError(
                 f"the active data, {source.name}, is not fetched yet", "Fetch it, or choose or upload other data, on the Data page."
@@ -152,11 +133,8 @@ def pick_run(data, key: str, label: str = "Run"):
     set_active_run(run_id)
     # The labels show test metrics: say which interactions counted as positives for them.
     st.caption(positive_rule_text(next((r for r in runs if r.run_id == run_id), None)))
-    try:
+    with friendly_errors(f"Run {run_id} cannot be loaded"):
         return load_run(run_id)
-    except RecsysError as error:
-        show_error(error, f"Run {run_id} cannot be loaded")
-        st.stop()
 
 
 def keep_valid(key: str, options) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from . import train_ui
+from . import train_jobs
 
 FitStage = Literal["splitting", "fitting", "testing"]
 STAGE_TEXT: dict[FitStage, str] = {
@@ -62,10 +62,11 @@ def first_fit_with_progress(data, source) -> str:
     Raises what the fit raised, so the page shows it as it shows any other error.
     """
     watch = FitWatch()
+    session = train_jobs.session_key()  # read here: the worker thread has no session state
 
     def work() -> None:
         try:
-            watch.run_id = train_ui.auto_fit(data, source, callback=watch)
+            watch.run_id = train_jobs.fit_first_model(data, source, session, callback=watch)
         except BaseException as error:  # handed to the page thread, which shows it
             watch.error = error
         finally:
@@ -135,15 +136,12 @@ def drug_answer(run) -> None:
     ``webapp.recommend_ui``, the same function and table), for the condition looked at last or, on a first
     visit, one picked at random among the well-reviewed ones."""
     from recsys_core.drugs import MEDICAL_NOTE
-    from recsys_core.errors import RecsysError
 
-    from . import frame, recommend_ui
+    from . import recommend_ui
+    from .errors import friendly_errors
 
-    try:
+    with friendly_errors("The reviews behind this run cannot be loaded"):  # the Home page ends with this answer
         explorer = recommend_ui.drug_explorer(run.run_id)
-    except RecsysError as error:
-        frame.show_error(error, "The reviews behind this run cannot be loaded")
-        return
     st.info(MEDICAL_NOTE)
     ids = explorer.reviews.users.ids
     st.session_state["home_condition"] = recommend_ui.home_condition(explorer)

@@ -8,7 +8,7 @@ two sessions opening the same run share one computation, and a session that leav
 The thread never calls Streamlit: it only records its stage, its fraction and any error.
 
 The first map took 130 s on a busy 2-core machine, so the page should rarely be the one to start it:
-:func:`start_maps_on_save` starts a run's maps as soon as the Train page has saved the run (items
+:func:`start_maps_on_save` starts a run's maps as soon as the app has saved the run (items
 first, then users; one UMAP at a time), and the Embeddings page usually finds them on disk.
 ``RECSYS_MAPS_ON_SAVE=0`` turns this off (the test suite does, to keep UMAP off its two cores).
 """
@@ -98,7 +98,7 @@ def maps_on_save() -> bool:
 def start_maps_on_save(run) -> list[MapJob]:
     """Start the UMAP maps of a run just saved: each kind it has vectors for and no map on disk yet.
 
-    ``run`` is the loaded run (``webapp.common.load_run``). Returns the jobs started (none when the
+    ``run`` is the loaded run (``webapp.loading.load_run``). Returns the jobs started (none when the
     model has no vectors, the maps exist, or ``RECSYS_MAPS_ON_SAVE=0``)."""
     if not maps_on_save():
         return []

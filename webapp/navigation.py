@@ -1,9 +1,13 @@
-"""The app's sidebar: "Home" plus every page file in ``pages/``, each with a Material icon.
+"""The app's pages: one list of ``st.Page`` objects (:func:`app_pages`), Home first.
 
-``app.py`` hands this list to ``st.navigation``, so the home page is called "Home" (not the script's
-name, "app") and a page added to ``pages/`` by anyone appears without an edit here: its title comes
-from the file name (``6_Inside.py`` → "Inside"), its icon from ``PAGE_ICONS`` or a neutral default.
-Material icons (``:material/...:``) are drawn from Streamlit's own font, so they render where no emoji
+``app.py`` hands this list to ``st.navigation`` and runs the page it picks; the Home page's links, the frame's
+links to the Data and Train pages (:func:`page`) and every tab's title and icon come from it, so a page's file,
+title and icon are written once, here. A new page is one more line in the list.
+
+The page scripts live in ``app_pages/``, not ``pages/``: Streamlit treats a ``pages/`` folder beside the main
+script as its older multipage layout until the main script has called ``st.navigation`` once, so on a fresh
+server whose first request was a page URL (``/Data``) the sidebar listed "app" and the page files instead of
+"Home". Material icons (``:material/...:``) are drawn from Streamlit's own font, so they render where no emoji
 font is installed (Debian's chromium shows emoji as empty boxes).
 """
 
@@ -11,36 +15,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import streamlit as st
+
 ROOT = Path(__file__).resolve().parents[1]
-PAGES_DIR = ROOT / "pages"
-
-HOME_ICON = ":material/home:"
-DEFAULT_ICON = ":material/article:"
-PAGE_ICONS = {
-    "Data": ":material/folder_open:",
-    "Train": ":material/model_training:",
-    "Recommend": ":material/recommend:",
-    "Compare": ":material/leaderboard:",
-    "Embeddings": ":material/scatter_plot:",
-    "Inside": ":material/visibility:",
-    "Runs": ":material/inventory_2:",
-}
+PAGES_DIR = ROOT / "app_pages"
 
 
-def page_files() -> list[Path]:
-    """Every page script in ``pages/``, in the order of its number prefix."""
-    return sorted(PAGES_DIR.glob("[0-9]*_*.py"), key=lambda path: (int(path.stem.split("_", 1)[0]), path.name))
+def app_pages() -> list[st.Page]:
+    """Every page in sidebar order; Home is the default. The paths are absolute, so the list can be made by any
+    script: the app's, or a page's run on its own (``AppTest.from_file``), where the links fall back to text."""
+    return [
+        st.Page(PAGES_DIR / "0_Home.py", title="Home", icon=":material/home:", default=True),
+        st.Page(PAGES_DIR / "1_Data.py", title="Data", icon=":material/folder_open:"),
+        st.Page(PAGES_DIR / "2_Train.py", title="Train", icon=":material/model_training:"),
+        st.Page(PAGES_DIR / "3_Recommend.py", title="Recommend", icon=":material/recommend:"),
+        st.Page(PAGES_DIR / "4_Compare.py", title="Compare", icon=":material/leaderboard:"),
+        st.Page(PAGES_DIR / "5_Embeddings.py", title="Embeddings", icon=":material/scatter_plot:"),
+        st.Page(PAGES_DIR / "6_Inside.py", title="Inside", icon=":material/visibility:"),
+    ]
 
 
-def page_title(path: Path) -> str:
-    """``pages/3_Recommend.py`` → "Recommend" (the title Streamlit itself would infer)."""
-    return path.stem.split("_", 1)[1].replace("_", " ")
-
-
-def page_icon(title: str) -> str:
-    return PAGE_ICONS.get(title.split()[0], DEFAULT_ICON)
-
-
-def relative_path(path: Path) -> str:
-    """The page as ``st.Page`` and ``st.page_link`` take it: relative to the app's root."""
-    return f"pages/{path.name}"
+def page(title: str) -> st.Page:
+    """The page called ``title`` ("Data")."""
+    return next(p for p in app_pages() if p.title == title)

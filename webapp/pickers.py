@@ -11,8 +11,8 @@ import numpy as np
 import streamlit as st
 
 from recsys_core import explain
-from webapp.common import data_for_key
 from webapp.frame import keep_valid
+from webapp.loading import data_for_key
 from webapp.safe_output import plain
 
 MAX_OPTIONS = 20_000

@@ -12,8 +12,8 @@ import pandas as pd
 import streamlit as st
 
 from recsys_core.explain import INTERNAL_COLUMNS
-from webapp.common import load_run
 from webapp.frame import keep_valid
+from webapp.loading import load_run
 from webapp.pickers import MAX_OPTIONS
 from webapp.safe_output import csv_download, plain
 

@@ -1,11 +1,11 @@
 """Helpers of the Train page (and of the home page's first fit): settings forms, live curves, results, time left.
 
-The Train page's trainings run in the background (``webapp.train_jobs``); this module draws them: the progress of
-the running job, a model's time left over every phase (:class:`TimeLeft`), and before a run its expected time
-(:func:`expected_seconds` from earlier runs, :func:`probe_seconds` measured). Tune mode's search and its "use
-best" still train inside the script, where a click interrupts them at the next element update. Nothing half-done
-is kept: ``run_experiment`` saves a run only at its very end and ``save_run`` writes into a temporary folder
-renamed into place.
+The Train page's trainings and Tune mode's searches run in the background (``webapp.train_jobs``, which draws
+their progress); this module has what that progress says: a model's time left over every phase
+(:class:`TimeLeft`), its progress line (:func:`describe_event`), a search's line (:class:`SearchProgress`), and
+before a run its expected time (:func:`expected_seconds` from earlier runs, :func:`probe_seconds` measured).
+Nothing half-done is kept: ``run_experiment`` saves a run only at its very end and ``save_run`` writes into a
+temporary folder renamed into place.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import streamlit as st
 from recsys_core.errors import ModelError
 from recsys_core.protocols import PROTOCOLS, get_protocol
 from webapp.safe_output import plain
-from webapp.train_jobs import REFRESH_SECONDS
 
 if TYPE_CHECKING:
     from recsys_core.runs import RunRecord
@@ -325,43 +324,58 @@ def describe_event(event, time_left: TimeLeft | None = None) -> str:
     return f"Training done in {clock_text(event.elapsed)}; refitting and testing…{after}"
 
 
-class LiveView:
-    """The callback of one training: a progress bar and per-epoch curves, redrawn in place."""
+class SearchProgress:
+    """The running search on one line: "Trial 2 of 20 · epoch 3 of 50 · loss 0.41 · about 4:10 left".
 
-    def __init__(self, name: str, container, min_interval: float = 0.25, n_tests: int = 1):
-        self.name = name
-        self.min_interval = min_interval
-        self.time_left = TimeLeft(n_tests)
-        with container:
-            self.bar = st.progress(0.0, text=f"{name}: waiting…")
-            self.chart = st.empty()
-            self.note = st.empty()
-        self.history: list[dict] = []
-        self.last = 0.0
+    The time left comes from the trials finished so far (their mean time, pruned ones included, times the trials
+    to go, less the running trial's time), before the first one from the running trial's own fraction done; a
+    time limit caps it (no trial starts after the limit, the running one finishes). Kept by the search's job
+    (webapp.train_jobs.TuneJob), whose thread counts the trials; the page reads :meth:`text`.
+    """
 
-    def __call__(self, event) -> None:
-        now = time.monotonic()
-        self.time_left.update(event)
-        if event.phase in ("split", "test"):  # before training starts / after it ended
-            self.bar.progress(0.0 if event.phase == "split" else 1.0, text=f"{self.name}: {describe_event(event, self.time_left)}")
-            return
-        if event.phase == "refit":
-            # The refit has no validation curve; the chart keeps the selection's, the bar says what runs.
-            if event.kind == "batch" and now - self.last < self.min_interval:
-                return
-            self.last = now
-            self.bar.progress(event.fraction, text=f"{self.name}: {describe_event(event, self.time_left)}")
-            return
-        if event.kind == "epoch":
-            self.history.append({"epoch": event.epoch, "loss": event.loss, **event.metrics})
-            self.chart.plotly_chart(history_figure(self.history), key=f"train_live_{self.name}_{event.epoch}")
-        elif event.kind == "batch" and now - self.last < self.min_interval:
-            return
-        self.last = now
-        self.bar.progress(event.fraction, text=f"{self.name}: {describe_event(event, self.time_left)}")
-        if event.kind == "end" and not self.history and event.metrics:
-            shown = ", ".join(f"{k} {event.metrics[k]:.4f}" for k in CURVE_METRICS if k in event.metrics)
-            self.note.caption(f"Fitted in closed form (no epochs); validation {shown}.")
+    def __init__(self, trials: int, timeout: float | None = None, clock=time.monotonic):
+        self.trials, self.timeout, self.clock = trials, timeout, clock
+        self.finished = 0
+        self.restart()
+
+    def restart(self) -> None:
+        """The search begins now (after its wait in the queue)."""
+        self.started = self.trial_started = self.clock()
+
+    def trial_finished(self) -> None:
+        self.finished += 1
+        self.trial_started = self.clock()
+
+    def time_left(self, fraction: float) -> float | None:
+        """Seconds until the search ends, or None while there is nothing to estimate from."""
+        now = self.clock()
+        in_trial = now - self.trial_started
+        if self.finished:
+            per_trial = (self.trial_started - self.started) / self.finished
+        elif fraction >= 0.05 and in_trial >= 1.0:
+            per_trial = in_trial / fraction
+        else:
+            return None
+        left = max(0.0, per_trial * (self.trials - self.finished) - in_trial)
+        if self.timeout:
+            left = min(left, max(0.0, self.timeout - (now - self.started)) + max(0.0, per_trial - in_trial))
+        return left
+
+    def text(self, event) -> str:
+        trial = f"Trial {min(self.finished + 1, self.trials)} of {self.trials}"
+        if event.kind == "start":
+            what = "starting"
+        elif event.kind == "end":
+            what = "scoring on validation"
+        elif event.epochs:
+            stage = (
+                f"{event.stage} (stage {event.stage_index + 1} of {event.stage_count}) · " if event.stage_count > 1 and event.stage else ""
+            )
+            what = f"{stage}epoch {event.epoch} of {event.epochs}" + (f" · loss {event.loss:.4g}" if event.loss is not None else "")
+        else:
+            what = "fitting"
+        left = self.time_left(event.fraction)
+        return f"{trial} · {what} · " + (f"about {clock_text(left)} left" if left is not None else "estimating time left…")
 
 
 # -- results -----------------------------------------------------------------------------------------------------------
@@ -375,7 +389,7 @@ def metrics_table(metrics: dict, intervals: dict) -> pd.DataFrame:
 
 def render_run(record: RunRecord, active: bool) -> None:
     """A saved run: what was trained how, its test metrics with 95% bootstrap intervals and its curves."""
-    from .common import run_label
+    from .run_labels import run_label
 
     title = f"{plain(run_label(record))} · {plain(record.protocol)}"
     history = record.history
@@ -423,21 +437,22 @@ def can_auto_fit(data) -> bool:
     return 2 <= data.n_items <= AUTO_FIT_MAX_ITEMS and data.n_users >= 2
 
 
-def auto_fit(data, source, callback=None) -> str:
-    """The newest run on ``data``, fitting EASE first if there is none (once per process at a time).
+def auto_fit(data, source, callback=None) -> tuple[str, bool]:
+    """The newest run on ``data``, fitting EASE first if there is none (once per process at a time); and whether it
+    was fitted now. The Home page calls it through ``train_jobs.fit_first_model`` (the queue, the maps).
 
     ``callback`` receives the trainer's events (the home page shows them as progress)."""
     from recsys_core.experiment import run_experiment
 
-    from .common import runs_for
     from .data_ui import bootstrap_lock
+    from .loading import runs_for
 
     with bootstrap_lock():
         runs = runs_for(data)
         if runs:
-            return runs[0].run_id
+            return runs[0].run_id, False
         result = run_experiment(data, DEFAULT_MODEL, protocol="loo-sampled", seed=0, device="auto", source=source, callback=callback)
-        return result.run_id
+        return result.run_id, True
 
 
 # -- renaming and deleting runs --------------------------------------------------------------------------------------
@@ -445,7 +460,7 @@ def rename_saved_run(run_id: str, title: str) -> str:
     """Name a saved run (``recsys_core.runs.rename_run``); the loaded copies are dropped so every page shows the name."""
     from recsys_core.runs import rename_run
 
-    from .common import load_run
+    from .loading import load_run
 
     stored = rename_run(run_id, title)
     load_run.clear()
@@ -456,7 +471,7 @@ def delete_saved_run(run_id: str) -> None:
     """Delete a saved run and forget it in this session: no page keeps it active, listed or loaded."""
     from recsys_core.runs import delete_run
 
-    from .common import load_run
+    from .loading import load_run
 
     delete_run(run_id)
     load_run.clear()
@@ -464,32 +479,6 @@ def delete_saved_run(run_id: str) -> None:
         st.session_state.pop("run_id")
     if run_id in st.session_state.get("train_results", []):
         st.session_state["train_results"].remove(run_id)
-
-
-# -- the background training's progress ----------------------------------------------------------------------------------
-@st.fragment(run_every=REFRESH_SECONDS)
-def show_job_progress() -> None:
-    """The session's training (``webapp.train_jobs``) as it goes: the models saved, the running one's progress bar and
-    validation curves, its place in the server's queue; redrawn every second, and the page rerun when it ends."""
-    from . import train_jobs
-
-    job = train_jobs.current_job()
-    if job is None:
-        return
-    if not job.running:
-        st.rerun(scope="app")  # the page opener collects the results; the runs list then shows them
-    with st.container(border=True):
-        st.markdown(
-            f"**Training on {plain(job.data_name)}** · {plain(job.protocol)} · seed {job.seed} · "
-            f"{clock_text(time.monotonic() - job.started)} since it started. It goes on while you open other pages."
-        )
-        if job.done:
-            st.caption("Saved: " + ", ".join(job.done))
-        if job.cancel.is_set():
-            st.caption("Cancelling at the next step…")
-        st.progress(job.event.fraction if job.event is not None else 0.0, text=train_jobs.status_line(job))
-        if job.history:
-            st.plotly_chart(history_figure(list(job.history)), key=f"train_job_curves_{job.current}_{len(job.history)}")
 
 
 # -- how long a model will take, before it starts --------------------------------------------------------------------------

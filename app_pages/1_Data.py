@@ -9,10 +9,12 @@ import streamlit as st
 
 from recsys_core.datasets.source import DataSource
 from recsys_core.datasets.user_files import DUPLICATE_RULE_TEXT, DUPLICATE_RULES
-from recsys_core.drugs import condition_names
+from recsys_core.drugs import MEDICAL_NOTE, condition_names
 from recsys_core.errors import RecsysError
-from webapp import data_ui, frame
-from webapp.common import MEDICAL_NOTE, friendly_errors, is_drug_data, load_data, set_active_source, sidebar_status
+from webapp import data_ui, errors, frame, loading
+from webapp.active import set_active_source, sidebar_status
+from webapp.errors import friendly_errors
+from webapp.loading import is_drug_data, load_data
 from webapp.safe_output import plain
 
 page = frame.open_page("Data", needs_data=False)  # this page is where data is chosen: it works without any
@@ -40,7 +42,7 @@ with tab_builtin:
 
     def _on_pick() -> None:
         name = st.session_state["data_builtin"]
-        if name in rows and data_ui.is_available(name):
+        if name in rows and loading.is_available(name):
             set_active_source(DataSource.builtin(name))
 
     default = source.name if source.kind == "builtin" and source.name in rows else "ml-100k"
@@ -73,7 +75,7 @@ with tab_builtin:
         if st.button(f"Fetch {chosen}", key="data_fetch", type="primary"):
             error = data_ui.fetch_with_progress(chosen, row["title"])
             if error is not None:
-                frame.show_error(error, f"{chosen} could not be fetched")
+                errors.show_error(error, f"{chosen} could not be fetched")
                 st.info("You can also upload the files in the next tab (for example drugsComTrain_raw.tsv).")
             else:
                 set_active_source(DataSource.builtin(chosen))
@@ -98,7 +100,7 @@ with tab_upload:
             st.session_state["upload"] = stored.to_json()
             st.session_state.pop("upload_error", None)
     if st.session_state.get("upload_error"):
-        frame.show_error(st.session_state["upload_error"][1], st.session_state["upload_error"][0])
+        errors.show_error(st.session_state["upload_error"][1], st.session_state["upload_error"][0])
 
     upload = st.session_state.get("upload")
     if upload and not Path(upload["path"]).exists():
@@ -124,11 +126,8 @@ with tab_upload:
             key="map_delimiter",
             help="Detected automatically; choose it by hand if the preview has one column.",
         )
-        try:
+        with errors.friendly_errors(f"{stored.name} cannot be read"):
             sniff = data_ui.sniff_path(stored.path, delimiters[delimiter_label], display_name=stored.name)
-        except RecsysError as error:
-            frame.show_error(error, f"{stored.name} cannot be read")
-            st.stop()
         for warning in sniff["warnings"]:
             st.warning(plain(warning))
         st.caption(
@@ -224,7 +223,7 @@ with tab_upload:
                 )
                 new_source, new_data = data_ui.use_upload(stored.path, options, name, label=stored.name)
             except RecsysError as error:
-                frame.show_error(error, "This data cannot be used")
+                errors.show_error(error, "This data cannot be used")
             else:
                 set_active_source(new_source)
                 st.session_state["data_flash"] = (
@@ -236,7 +235,7 @@ with tab_upload:
 # -- statistics of the active data -----------------------------------------------------------------------------------
 st.divider()
 st.header(f"Active data: {plain(source.name)}")
-if source.kind == "builtin" and not data_ui.is_available(source.name):
+if source.kind == "builtin" and not loading.is_available(source.name):
     st.info(f"{plain(source.name)} is not fetched yet: fetch it above, or upload your own file.")
     sidebar_status(slot=page.sidebar)
     st.stop()
@@ -270,7 +269,7 @@ try:
     data = load_data(source)
     summary = data_ui.data_summary(data_ui.summary_key(source))
 except RecsysError as error:
-    frame.show_error(error, f"{source.name} cannot be loaded")
+    errors.show_error(error, f"{source.name} cannot be loaded")
     sidebar_status(slot=page.sidebar)
     st.stop()
 

@@ -9,8 +9,9 @@ from recsys_core.best import BEST_RULE, best_line
 from recsys_core.comparison import leaderboard_figure, paired_comparison
 from recsys_core.errors import RecsysError
 from recsys_core.protocols import get_protocol
-from webapp import beyond_ui, compare_ui, frame, pickers
-from webapp.common import is_drug_data, load_run, positive_rule_text, runs_for
+from webapp import beyond_ui, compare_ui, errors, frame, pickers
+from webapp.active import positive_rule_text
+from webapp.loading import is_drug_data, load_run, runs_for
 from webapp.safe_output import plain
 
 page = frame.open_page("Compare")
@@ -104,7 +105,7 @@ else:
     except RecsysError as error:
         refused, eval_a, eval_b = error, None, None
     if refused is not None:  # one message: the damaged file, not also "no per-user evaluation"
-        frame.show_error(refused, "These runs cannot be paired")
+        errors.show_error(refused, "These runs cannot be paired")
     elif eval_a is None or eval_b is None:
         st.info("One of the runs has no per-user evaluation saved for this protocol, so they cannot be paired.")
     elif run_a == run_b:
@@ -121,7 +122,7 @@ else:
             text, verdict = compare_ui.paired_sentence(result, plain(names[run_a]), plain(names[run_b]))
             (st.success if verdict != "none" else st.info)(text)
         except RecsysError as error:
-            frame.show_error(error, "These runs cannot be paired")
+            errors.show_error(error, "These runs cannot be paired")
 
     # ------------------------------------------------------------------------------ the same user, two runs
     st.header(f"The same {data.users.kind}, two runs")

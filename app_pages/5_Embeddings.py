@@ -12,9 +12,10 @@ import pandas as pd
 import streamlit as st
 
 from recsys_core import embedding_map, explain
-from recsys_core.errors import RecsysError
-from webapp import embeddings_ui, frame, map_jobs, pickers
-from webapp.common import MEDICAL_NOTE, is_drug_data, run_label
+from recsys_core.drugs import MEDICAL_NOTE
+from webapp import embeddings_ui, errors, frame, map_jobs, pickers
+from webapp.loading import is_drug_data
+from webapp.run_labels import run_label
 from webapp.safe_output import plain
 
 page = frame.open_page("Embeddings")
@@ -65,7 +66,7 @@ if coords is None:
         if job.done and job.error is None:
             st.rerun(scope="app")
         if job.error is not None:
-            frame.show_error(job.error, "The UMAP map could not be computed; the PCA preview stays")
+            errors.show_error(job.error, "The UMAP map could not be computed; the PCA preview stays")
             return
         st.progress(
             min(1.0, job.fraction),
@@ -124,11 +125,8 @@ if kind == "items":
     chosen_item = st.session_state.get("emb_item")
     near = None
     if isinstance(chosen_item, int) and 0 <= chosen_item < len(titles):
-        try:
+        with errors.friendly_errors():
             near = model.similar_items(np.array([chosen_item]), k=10)
-        except RecsysError as error:
-            frame.show_error(error)
-            st.stop()
         overlays += embeddings_ui.neighbour_overlays(chosen_item, near[0][0], str(titles[chosen_item])[:40])
     colour = embeddings_ui.colouring(colour_by, run.item_info, counts)
     texts = embeddings_ui.hover_texts(titles, run.item_info, counts, "reviews" if drugs else "interactions")
@@ -152,11 +150,8 @@ if kind == "items":
         facts.append(f"{counts[item]:,} {'reviews' if drugs else 'interactions'}")
         st.markdown(" · ".join(facts))
         if near is None or item != chosen_item:
-            try:
+            with errors.friendly_errors():
                 near = model.similar_items(np.array([item]), k=10)
-            except RecsysError as error:
-                frame.show_error(error)
-                st.stop()
         neighbours, similarity = near
         table = explain.item_table(run, neighbours[0], similarity[0], counts).rename(columns={"score": "similarity"})
         st.subheader(f"Nearest {item_kind}s")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from recsys_core import inside
-from webapp import frame, inside_app, pickers
-from webapp.common import MEDICAL_NOTE, is_drug_data
+from recsys_core.drugs import MEDICAL_NOTE
+from webapp import frame, inside_ui, pickers
+from webapp.loading import is_drug_data
 
 page = frame.open_page("Inside", heading="Inside the model")
 data, data_key = page.data, page.data_key
@@ -18,7 +19,7 @@ if not views:
     st.info(f"The {run.model.name} model has no weights, vectors or code to look inside; choose a run of another model.")
     st.stop()
 frame.keep_valid("inside_view", views)
-view = st.radio("View", views, format_func=inside_app.VIEW_LABELS.get, key="inside_view", horizontal=True)
+view = st.radio("View", views, format_func=inside_ui.VIEW_LABELS.get, key="inside_view", horizontal=True)
 
 
 def _pick_items(key: str, data, label: str) -> list[int]:
@@ -30,8 +31,8 @@ def _pick_user(key: str, data) -> int:
 
 
 if view == "item-weights":
-    inside_app.show_item_weights(run, data, _pick_items)
+    inside_ui.show_item_weights(run, data, _pick_items)
 elif view == "embedding-norms":
-    inside_app.show_embedding_norms(run)
+    inside_ui.show_embedding_norms(run)
 else:
-    inside_app.show_latent(run, data, _pick_user, _pick_items)
+    inside_ui.show_latent(run, data, _pick_user, _pick_items)

@@ -6,20 +6,12 @@ import json
 
 import streamlit as st
 
-from webapp import frame, train_jobs, train_ui
-from webapp.common import (
-    MEDICAL_NOTE,
-    active_run_id,
-    all_runs,
-    friendly_errors,
-    is_drug_data,
-    keep_active_run,
-    offer_best_run,
-    positive_rule_text,
-    run_label,
-    runs_for,
-    set_active_run,
-)
+from recsys_core.drugs import MEDICAL_NOTE
+from webapp import errors, frame, train_jobs, train_ui
+from webapp.active import active_run_id, keep_active_run, offer_best_run, positive_rule_text, set_active_run
+from webapp.errors import friendly_errors
+from webapp.loading import all_runs, is_drug_data, runs_for
+from webapp.run_labels import run_label
 from webapp.safe_output import plain
 
 page = frame.open_page("Train")
@@ -59,9 +51,9 @@ if (
     st.radio("Mode", ["Train", "Tune"], horizontal=True, key="train_mode", help="Tune: search settings with Optuna on validation.")
     == "Tune"
 ):
-    from webapp import tune_app
+    from webapp import tune_ui
 
-    tune_app.show_tune_mode(data, source, usable)
+    tune_ui.show_tune_mode(data, source, usable)
     st.stop()
 
 
@@ -143,9 +135,8 @@ if models:
         f"Measure {', '.join(unknown)} here ({train_ui.PROBE_SECONDS:g} s of training each)", key="train_probe",
         help="Trains each model for a few seconds on this data and device, saves nothing, and estimates the whole run from it.",
     ):  # fmt: skip
-        for name in unknown:
-            with st.spinner(f"Measuring {name}…"), friendly_errors(f"{name} could not be measured"):
-                probes[probed_as[name]] = train_ui.probe_seconds(name, data, protocol, overrides.get(name), device="auto")
+        for name, seconds in train_jobs.measure(unknown, data, protocol, overrides).items():
+            probes[probed_as[name]] = seconds
         st.rerun()
 problems = train_ui.plan_problems(models, protocol, data, catalogue, overrides)
 for problem in problems:
@@ -166,7 +157,7 @@ start = buttons[0].button(
 training_area = st.container()
 for title, error, advice in st.session_state.pop("train_failures", []):  # from the training just finished
     with training_area:
-        frame.show_error(error, title)
+        errors.show_error(error, title)
         if advice:
             st.info(advice)
 
@@ -272,4 +263,4 @@ if train_jobs.current_job() is not None:
         help="Stops the training at its next step; nothing of an unfinished model is saved.",
     )  # fmt: skip
     with training_area:
-        train_ui.show_job_progress()
+        train_jobs.show_progress()

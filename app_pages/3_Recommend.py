@@ -6,9 +6,10 @@ import pandas as pd
 import streamlit as st
 
 from recsys_core import explain
+from recsys_core.drugs import MEDICAL_NOTE
 from recsys_core.errors import RecsysError
-from webapp import frame, pickers, recommend_ui
-from webapp.common import MEDICAL_NOTE, is_drug_data
+from webapp import errors, frame, pickers, recommend_ui
+from webapp.loading import is_drug_data
 from webapp.safe_output import plain
 
 page = frame.open_page("Recommend")
@@ -44,7 +45,7 @@ def _profile(kind_label: str, template: str) -> None:
                 run, data, profile=picked, k=int(k), popularity=pickers.popularity(data_key), template=template
             )
     except RecsysError as error:
-        frame.show_error(error, "This run cannot fold in a new profile")
+        errors.show_error(error, "This run cannot fold in a new profile")
         return
     st.subheader(f"Recommended for {kind_label}")
     _show_items(table)
@@ -127,11 +128,8 @@ MODES = [
 frame.keep_valid("rec_mode", MODES)
 mode = st.radio("Explore", MODES, key="rec_mode", horizontal=True)
 
-try:
+with errors.friendly_errors("The reviews behind this run cannot be loaded"):
     explorer = recommend_ui.drug_explorer(run.run_id)
-except RecsysError as error:
-    frame.show_error(error, "The reviews behind this run cannot be loaded")
-    st.stop()
 st.caption(
     f"Positive rule of this run: {explorer.positive_rule}. Models learn from and are tested on positive reviews; "
     "the counts below cover every review. Strength is the drug's rank among all drugs for the condition on a 0-100 scale "
@@ -168,12 +166,8 @@ if mode.startswith("A new condition"):
         st.stop()
     if model.uses_timestamps:
         st.caption(f"{model.name} reads a history as a sequence: a list built here has no dates, so it reads your drugs in the order you added them.")
-    try:
-        with st.spinner("Folding in your list…"):
-            answer = explorer.for_profile([data.items.ids[i] for i in picked], k=int(k), order=_order())
-    except RecsysError as error:
-        frame.show_error(error, "This run cannot fold in a new list")
-        st.stop()
+    with errors.friendly_errors("This run cannot fold in a new list"), st.spinner("Folding in your list…"):
+        answer = explorer.for_profile([data.items.ids[i] for i in picked], k=int(k), order=_order())
     recommend_ui.show_drug_answer(
         answer,
         "Drug",
