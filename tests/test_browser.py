@@ -223,7 +223,8 @@ def test_app_in_a_real_browser(filled_home, tmp_path, chromium_browser):
         page.wait_for_timeout(1500)
         page.screenshot(path=str(SHOTS / "inside.png"))
 
-        # Tune mode: a 3-trial EASE study, its live table and Optuna's plots.
+        # Tune mode: an 8-trial EASE study, its live table and Optuna's plots (eight trials, several seconds, so that
+        # the once-a-second progress line is seen while the search runs: three took 1.6 s and could be missed).
         page.goto(base + "/Train")
         page.get_by_text("Device:").first.wait_for()
         page.locator('[data-testid="stRadio"]').filter(has_text="Mode").get_by_text("Tune", exact=True).click()
@@ -231,18 +232,18 @@ def test_app_in_a_real_browser(filled_home, tmp_path, chromium_browser):
         _choose(page, "Model to tune", "ease")
         page.locator('[role="gridcell"]', has_text="λ of EASE").first.wait_for(state="attached")
         trials = page.get_by_role("spinbutton", name="Trials")
-        trials.fill("3")
+        trials.fill("8")
         trials.press("Enter")
         page.wait_for_timeout(1000)
         page.get_by_role("button", name="Tune", exact=True).click()
         # Item 7: the running search says which trial of how many runs and the time left (from the trials done),
         # and the stored study's "No study yet" box is gone while it runs.
-        page.get_by_text(re.compile(r"^Trial [23] of 3 · .* · about \d+:\d\d left$")).first.wait_for(timeout=MAP_TIMEOUT_MS)
+        page.get_by_text(re.compile(r"^Trial [2-8] of 8 · .* · about \d+:\d\d left$")).first.wait_for(timeout=MAP_TIMEOUT_MS)
         assert page.get_by_text("No study for this model").count() == 0
         page.get_by_role("heading", name="Study ml-100k").first.wait_for(timeout=MAP_TIMEOUT_MS)
-        # The study's table fills in as trials finish: wait for all three.
+        # The study's table fills in as trials finish: wait for all eight.
         page.wait_for_function(
-            "() => Array.from(document.querySelectorAll('[role=gridcell]')).filter(c => c.textContent.includes('COMPLETE')).length >= 3",
+            "() => Array.from(document.querySelectorAll('[role=gridcell]')).filter(c => c.textContent.includes('COMPLETE')).length >= 8",
             timeout=MAP_TIMEOUT_MS,
         )
         page.locator(".js-plotly-plot").first.wait_for()

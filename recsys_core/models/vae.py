@@ -28,7 +28,7 @@ from ..fit_context import FitContext
 from ..interactions import Interactions
 from ..limits import ANNEAL_STEPS_RANGE, BETA_CAP_RANGE, DROPOUT_RANGE, LAYER_WIDTH_RANGE, ModelMemory, autoencoder_memory
 from ..tuning import LEARNING_RATE_SPACE, Param
-from .base import TorchRecommender, TrainingConfig, bounded, csr_rows_to_dense
+from .base import TorchRecommender, TrainingConfig, bounded
 from .device_csr import DeviceCSR
 
 
@@ -169,7 +169,7 @@ class _MultAutoencoder(TorchRecommender):
         """The mean of q(z | x) of each history row (the DAE's code)."""
         self._eval_mode()
         with torch.no_grad():
-            mean, _ = self.network.encode(csr_rows_to_dense(rows, self.device))
+            mean, _ = self.network.encode(DeviceCSR.from_scipy(rows, self.device).dense())
         return mean.float().cpu().numpy()
 
     def _make_network(self) -> nn.Module:
