@@ -1,5 +1,6 @@
-"""The one way an error reaches the screen: a library error as its message and hint, an unforeseen one as its type
-and text (for a bug report), never a traceback.
+"""The one way an exception reaches the screen: a library error as its message and hint, an unforeseen one as its
+type and text (for a bug report), never a traceback. (A page's own checks of a choice, such as the Train page's
+plan problems, are sentences it writes with ``st.error`` itself: no exception is involved.)
 
 :func:`show_error` writes it; :func:`friendly_errors` runs a block and, on a library error, shows it and stops
 the page (or the fragment). Every page and helper shows errors through these two; this module imports only

@@ -1,4 +1,4 @@
-"""The frame every page stands in: one opener, one run picker, the links between pages.
+"""The frame every page stands in: one opener, the active-run picker, the links between pages.
 
 Each page script starts with :func:`open_page`. It sets the page's config and title (the icon is the
 one the sidebar shows, from ``navigation.app_pages``), writes the sidebar status, and loads the active
@@ -7,8 +7,9 @@ the page does not fail further down: the opener shows an empty state that says w
 links to the Data page, and stops the script. A page that works without data (the Data page itself)
 asks for ``needs_data=False``.
 
-:func:`pick_run` is the only run picker: runs named by ``run_label`` ("EASE · ml-100k · 09:21 · HR@10
-0.669"), kept in step with the active run, with an empty state linking to the Train page.
+:func:`pick_run` picks the run a page shows (the session's active run): runs named by ``run_label`` ("EASE ·
+ml-100k · 09:21 · HR@10 0.669"), kept in step with the active run, with an empty state linking to the Train page.
+The Compare page's Run A / Run B choose a pair within one group for the paired test and name runs the same way.
 """
 
 from __future__ import annotations
