@@ -8,6 +8,7 @@ import streamlit as st
 from recsys_core import explain
 from recsys_core.drugs import MEDICAL_NOTE
 from recsys_core.errors import RecsysError
+from recsys_core.models import model_title
 from webapp import errors, frame, pickers, recommend_ui
 from webapp.loading import is_drug_data
 from webapp.safe_output import plain
@@ -94,7 +95,7 @@ if not drugs:
         run, data, user=user, k=int(k), include_seen=include_seen, popularity=pickers.popularity(data_key), index=pickers.history_index(data_key)
     )
 
-    st.subheader(f"Top {k} from {run.model.name}")
+    st.subheader(f"Top {k} from {model_title(run.model.name)}")
     if not include_seen:
         st.caption(f"Never {recommend_ui.article(item_kind)} {item_kind} this {user_kind} has already seen (in any part of the data).")
     _show_items(table)
@@ -182,7 +183,7 @@ if mode.startswith("A new condition"):
 if mode.startswith("Drugs like"):
     drug = recommend_ui.pick_reviewed("rec_similar_drug", explorer, "items", "Drug (type to search)")
     similar = explorer.similar_to(data.items.ids[drug], k=int(k))
-    st.subheader(f"Drugs like {plain(similar.subject)}, by {run.model.name}'s item-item similarity")
+    st.subheader(f"Drugs like {plain(similar.subject)}, by {model_title(run.model.name)}'s item-item similarity")
     st.caption("Strength is each drug's rank among all other drugs by similarity to this one; shared conditions are those both are reviewed for.")
     table = similar.table.assign(shared_conditions=similar.table["shared_conditions"].map(lambda names: ", ".join(names)))
     st.dataframe(

@@ -6,6 +6,7 @@ import streamlit as st
 
 from recsys_core import inside
 from recsys_core.drugs import MEDICAL_NOTE
+from recsys_core.models import model_title
 from webapp import frame, inside_ui, pickers
 from webapp.loading import is_drug_data
 
@@ -16,7 +17,7 @@ if is_drug_data(data):
     st.info(MEDICAL_NOTE)
 views = inside.views_for(run.model)
 if not views:
-    st.info(f"The {run.model.name} model has no weights, vectors or code to look inside; choose a run of another model.")
+    st.info(f"The {model_title(run.model.name)} model has no weights, vectors or code to look inside; choose a run of another model.")
     st.stop()
 frame.keep_valid("inside_view", views)
 view = st.radio("View", views, format_func=inside_ui.VIEW_LABELS.get, key="inside_view", horizontal=True)

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .best import best_run, judging_score
+from .beyond import BeyondAccuracy
 from .protocols import lower_is_better
 
 #: One user's top 10 slower than this (milliseconds) is felt in a live demo.
@@ -65,11 +66,11 @@ def demo_table(runs: Sequence[Any], name: Callable[[Any], str]) -> pd.DataFrame:
             "accuracy low": float(low),
             "accuracy high": float(high),
         }
-        beyond = record.beyond or {}
+        beyond = BeyondAccuracy.saved(record)
         for metric in ("Coverage@10", "Novelty@10"):
-            value = (beyond.get("metrics") or {}).get(metric)
+            value = beyond.metrics.get(metric) if beyond is not None else None
             row[metric] = value
-            b_low, b_high = (beyond.get("intervals") or {}).get(metric) or (value, value)
+            b_low, b_high = (beyond.intervals.get(metric) if beyond is not None else None) or (value, value)
             row[f"{metric} low"], row[f"{metric} high"] = b_low, b_high
         row["fit seconds"] = record.history.fit_seconds
         row["ms per user"] = recommendation_ms(run)

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError, RecsysError
+from .models import model_title
 from .safe_text import plotly_text
 
 if TYPE_CHECKING:  # runs imports the models (torch); the report loads them only when it builds
@@ -152,11 +153,11 @@ def _embedding_map(runs: list[Any], data: Any) -> tuple[str, Any | None]:
                 hovertemplate="%{text}<extra></extra>",
             )
         )
-        title = plotly_text(f"Item map of {run.info.model.name}: {method}")
+        title = plotly_text(f"Item map of {model_title(run.info.model.name)}: {method}")
         figure.update_layout(height=520, margin={"l": 10, "r": 10, "t": 40, "b": 10}, title=title)
         figure.update_xaxes(showticklabels=False)
         figure.update_yaxes(showticklabels=False)
-        caption = f"Each point is an {html.escape(data.items.kind)}, placed by the {html.escape(run.info.model.name)} model's item vectors ({html.escape(method)}); colour is popularity. Items close together are ones the model treats alike."
+        caption = f"Each point is an {html.escape(data.items.kind)}, placed by the {html.escape(model_title(run.info.model.name))} model's item vectors ({html.escape(method)}); colour is popularity. Items close together are ones the model treats alike."
         return caption, figure
     return "None of these runs has item embeddings, so there is no map.", None
 

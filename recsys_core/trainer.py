@@ -26,11 +26,11 @@ import torch
 
 from .device import choose_threads, device_description, resolve_device, thread_limit
 from .errors import ModelError, TrainingCancelled
-from .evaluation import LOWER_IS_BETTER, Evaluator
+from .evaluation import Evaluator
 from .fit_context import EventKind, FitContext, FitStage, TrainingEvent, TrainingHistory, TrainingPhase
 from .interactions import Interactions
 from .models.base import Recommender
-from .protocols import get_protocol, validation_protocol_for
+from .protocols import LOWER_IS_BETTER, get_protocol, validation_protocol_for
 from .splits import Split
 
 __all__ = ["EarlyStopping", "Trainer", "TrainingEvent", "TrainingHistory", "TrainingPhase", "fit_model", "seed_everything"]

@@ -196,7 +196,7 @@ def test_app_in_a_real_browser(filled_home, tmp_path, chromium_browser):
         assert "sampled" not in sidebar.inner_text()
 
         page.goto(base + "/Recommend")
-        page.get_by_text("Top 10 from ease").first.wait_for()
+        page.get_by_text("Top 10 from EASE").first.wait_for()
         # The table is a canvas grid; its accessible cells carry the text.
         page.locator('[role="gridcell"]', has_text=titles[0]).first.wait_for(state="attached")
         page.locator('[role="gridcell"]', has_text="Because you liked").first.wait_for(state="attached")

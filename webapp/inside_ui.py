@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from recsys_core import inside
+from recsys_core.models import model_title
 from recsys_core.safe_text import plotly_text
 
 VIEW_LABELS = {"item-weights": "Item-item weights", "embedding-norms": "Embedding norms vs popularity", "latent": "Latent code of a user"}
@@ -48,7 +49,7 @@ def show_item_weights(run, data, pick_items) -> None:
     items = np.asarray(chosen, dtype=np.int64) if len(chosen) >= 2 else inside.most_popular_items(run.model, count)
     titles = run.item_titles()
     weights = inside.item_weights(run.model, items)
-    st.plotly_chart(weights_figure(weights, [str(titles[i])[:40] for i in items], run.model.name), key="inside_heatmap")
+    st.plotly_chart(weights_figure(weights, [str(titles[i])[:40] for i in items], model_title(run.model.name)), key="inside_heatmap")
     st.markdown("**Strongest pairs among these items**")
     pairs = inside.strongest_pairs(weights, items, titles, n=15)
     st.dataframe(
@@ -76,7 +77,7 @@ def show_embedding_norms(run) -> None:
     figure.update_layout(
         height=420,
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
-        title=f"{run.model.name}: item vector length vs popularity",
+        title=f"{model_title(run.model.name)}: item vector length vs popularity",
         xaxis_title="interactions (log scale)",
         yaxis_title="vector length",
     )
@@ -141,7 +142,7 @@ def show_latent(run, data, pick_user, pick_items) -> None:
     figure.update_layout(
         height=480,
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
-        title=f"{run.model.name}: codes in the plane of their two principal components",
+        title=f"{model_title(run.model.name)}: codes in the plane of their two principal components",
         xaxis_title="component 1",
         yaxis_title="component 2",
     )

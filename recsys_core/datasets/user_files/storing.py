@@ -7,7 +7,7 @@ and a run's data file never changes under it. The ending is kept because one rea
 (a Drugs.com ``.csv`` is comma-separated, its ``.tsv`` tab-separated); nothing else of the original
 name is, so a file name never reaches the file system.
 
-The copy is written like a run (runs.py): into a dot-named staging file in ``uploads/``, flushed
+The copy is written like a run (run_store.py): into a dot-named staging file in ``uploads/``, flushed
 and fsynced, then renamed into place. A crash or a kill mid-write leaves at most the staging file,
 which :func:`recsys_core.home.clean_stale_staging` removes once its writer is gone; the final name
 only ever holds complete content.
