@@ -151,6 +151,14 @@ def test_search_progress_names_the_trial_and_the_time_left_with_a_fake_clock():
     assert limited.text(TrainingEvent("start")) == "Trial 2 of 10 · starting · about 1:40 left"
 
 
+def test_an_estimate_under_a_second_is_said_in_words_not_as_a_zero_clock():
+    from webapp.train_ui import estimate_text
+
+    assert [estimate_text(s) for s in (0.0, 0.4, 0.99, 1.0, 65.2, 3725)] == [
+        "under a second", "under a second", "under a second", "about 0:01", "about 1:05", "about 1:02:05",
+    ]  # fmt: skip
+
+
 def test_best_settings_print_to_three_significant_figures():
     from webapp import tune_ui
 

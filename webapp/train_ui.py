@@ -175,6 +175,11 @@ def clock_text(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else f"{seconds // 60}:{seconds % 60:02d}"
 
 
+def estimate_text(seconds: float) -> str:
+    """An estimated duration in words: "about 1:05", or "under a second" where the clock would read "about 0:00"."""
+    return "under a second" if seconds < 1 else f"about {clock_text(seconds)}"
+
+
 def timing_text(event) -> str:
     """Elapsed time and an estimate of the time left from the overall fraction done (each stage's
     epoch budget counts; early stopping can only make the real time shorter)."""
@@ -184,7 +189,7 @@ def timing_text(event) -> str:
         return elapsed
     if fraction < 0.02 or event.elapsed < 1.0:
         return f"{elapsed} · estimating time left…"
-    return f"{elapsed} · about {clock_text(event.elapsed * (1 - fraction) / fraction)} left"
+    return f"{elapsed} · {estimate_text(event.elapsed * (1 - fraction) / fraction)} left"
 
 
 class TimeLeft:
@@ -278,7 +283,7 @@ class TimeLeft:
 
     def text(self) -> str | None:
         left = self.seconds_left()
-        return None if left is None else f"about {clock_text(left)} left in all (refit and tests included)"
+        return None if left is None else f"{estimate_text(left)} left in all (refit and tests included)"
 
 
 def _stage_prefix(event) -> str:
@@ -375,7 +380,7 @@ class SearchProgress:
         else:
             what = "fitting"
         left = self.time_left(event.fraction)
-        return f"{trial} · {what} · " + (f"about {clock_text(left)} left" if left is not None else "estimating time left…")
+        return f"{trial} · {what} · " + (f"{estimate_text(left)} left" if left is not None else "estimating time left…")
 
 
 # -- results -----------------------------------------------------------------------------------------------------------
@@ -528,7 +533,7 @@ def expected_table(
         rows.append(
             {
                 "model": name,
-                "expected time": f"about {clock_text(found[0])}" if found else "not known yet",
+                "expected time": estimate_text(found[0]) if found else "not known yet",
                 "from": found[1]
                 if found
                 else "no earlier run of this model on this kind of device: its first run shows the time left once its first epoch is done",
