@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import platform
+import subprocess
+import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -39,6 +42,39 @@ def write(name: str, payload: dict, table: str) -> Path:
     print(table)
     print(f"\nwritten: {path}")
     return path
+
+
+@dataclass(frozen=True)
+class ChildOutcome:
+    """What a measurement run in its own process gave: the JSON of its last line, or why there is none."""
+
+    result: dict | None
+    problem: str | None  # "stopped after N s", or the last line of the child's stderr
+    stderr: str
+    timed_out: bool = False
+
+
+def run_child(command: list[str], timeout: float | None = None, **options) -> ChildOutcome:
+    """Run ``command`` (a benchmark script with its ``--one``-style arguments) in a fresh process, so its peak memory
+    and threads are its own; its result is the JSON object its last stdout line prints. ``options`` go to
+    ``subprocess.run`` (``env``, ``cwd``)."""
+    try:
+        out = subprocess.run(command, capture_output=True, text=True, timeout=timeout, **options)
+    except subprocess.TimeoutExpired:
+        return ChildOutcome(None, f"stopped after {timeout:.0f} s", "", timed_out=True)
+    if out.returncode:
+        return ChildOutcome(None, (out.stderr.strip().splitlines() or ["(no message)"])[-1][:300], out.stderr)
+    return ChildOutcome(json.loads(out.stdout.strip().splitlines()[-1]), None, out.stderr)
+
+
+def run_this_script(script: str, *arguments: str, timeout: float | None = None) -> dict | None:
+    """``run_child`` of ``script`` (a benchmark's ``__file__``) with ``arguments``: its result, or None with the
+    child's error written to stderr."""
+    outcome = run_child([sys.executable, script, *arguments], timeout=timeout)
+    if outcome.result is None:
+        print(f"{' '.join(arguments)}: {outcome.problem}", file=sys.stderr)
+        sys.stderr.write(outcome.stderr[-2000:])
+    return outcome.result
 
 
 class StepClock:

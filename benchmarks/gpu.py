@@ -21,13 +21,12 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks._common import StepClock, markdown_table, write  # noqa: E402
+from benchmarks._common import StepClock, markdown_table, run_child, write  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k"
 MODELS = ("neumf", "multvae", "svae", "bpr", "ials")
@@ -99,15 +98,12 @@ def main() -> None:
                     results.append({"model": model, "shape": shape, "device": device, "measured": "not run: out of time"})
                     continue
                 command = [sys.executable, __file__, "--one", model, shape, device, "--max-steps", str(args.max_steps), "--data", args.data]
-                try:
-                    out = subprocess.run(command, capture_output=True, text=True, timeout=args.model_timeout)
-                except subprocess.TimeoutExpired:
-                    results.append({"model": model, "shape": shape, "device": device, "measured": f"not finished in {args.model_timeout:.0f} s"})
+                outcome = run_child(command, timeout=args.model_timeout)
+                if outcome.result is None:
+                    measured = f"not finished in {args.model_timeout:.0f} s" if outcome.timed_out else f"failed: {outcome.problem[:200]}"
+                    results.append({"model": model, "shape": shape, "device": device, "measured": measured})
                     continue
-                if out.returncode:
-                    results.append({"model": model, "shape": shape, "device": device, "measured": "failed: " + out.stderr.strip().splitlines()[-1][:200]})
-                    continue
-                results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+                results.append(outcome.result)
                 print(results[-1], flush=True)
     rows = [
         {"model": r["model"] + (" (no pretraining)" if r["model"] == "neumf" else ""), "shape": r["shape"], "device": r.get("device_name", r["device"]),

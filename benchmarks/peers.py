@@ -53,13 +53,13 @@ if __name__ == "__main__":  # before numpy, scipy or torch is imported; children
 import argparse  # noqa: E402
 import json  # noqa: E402
 import statistics  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks import _common  # noqa: E402
 from benchmarks._common import markdown_table, write  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k"
@@ -426,17 +426,14 @@ def run_child(spec: dict, python: str) -> dict:
     env = {**os.environ, **{variable: "1" for variable in THREAD_VARIABLES}}
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
-    out = subprocess.run(
-        [python, str(Path(__file__).resolve()), "--one", json.dumps(spec)],
-        capture_output=True, text=True, env=env, cwd=spec["folder"],
-    )  # fmt: skip
+    outcome = _common.run_child([python, str(Path(__file__).resolve()), "--one", json.dumps(spec)], env=env, cwd=spec["folder"])
     result = {"library": spec["library"], "kind": spec.get("kind", spec.get("model")), "variant": spec.get("variant"),
               "load_before": load_before, "load_after": os.getloadavg()[0], "process_seconds": time.perf_counter() - started}  # fmt: skip
-    if out.returncode:
-        result["error"] = (out.stderr.strip().splitlines() or ["(no message)"])[-1][:300]
+    if outcome.result is None:
+        result["error"] = outcome.problem
         print(f"  {spec['library']} {result['kind']}: FAILED: {result['error']}", file=sys.stderr, flush=True)
         return result
-    result.update(json.loads(out.stdout.strip().splitlines()[-1]))
+    result.update(outcome.result)
     print(f"  {spec['library']} {result['kind']} {result.get('variant') or ''}: {[round(s, 3) for s in result['seconds']]} s per {result['unit']}, "
           f"load {load_before:.2f}", flush=True)  # fmt: skip
     return result

@@ -64,7 +64,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks._common import RESULTS, StepClock, markdown_table, write  # noqa: E402
+from benchmarks._common import RESULTS, StepClock, markdown_table, run_child, write  # noqa: E402
 
 SHAPES = {
     "1m": {"n_users": 6_040, "n_items": 3_706, "n_interactions": 1_000_209},
@@ -214,15 +214,12 @@ def memory_estimates(size: str, models: list[str]) -> list[dict]:
 
 
 def _child(args: list[str], timeout: float | None = None) -> dict | None:
-    try:
-        out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        print(f"{' '.join(args)}: stopped after {timeout:.0f} s", file=sys.stderr)
+    outcome = run_child([sys.executable, __file__, *args], timeout=timeout)
+    if outcome.timed_out:
+        print(f"{' '.join(args)}: {outcome.problem}", file=sys.stderr)
         return {"timed_out_after_seconds": timeout}
-    sys.stderr.write(out.stderr[-4000:])
-    if out.returncode:
-        return None
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    sys.stderr.write(outcome.stderr[-4000:])
+    return outcome.result
 
 
 #: Table sizes (users, items) for the optimiser sweep: ml-100k's, ML-1M's, three between, ML-20M's.

@@ -34,13 +34,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks._common import markdown_table, write  # noqa: E402
+from benchmarks._common import markdown_table, run_this_script, write  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k"
 
@@ -79,12 +78,8 @@ def measure_default_fit(model_name: str, device: str, data_path: str) -> dict:
 
 
 def _child(*arguments: str) -> dict | None:
-    """Run this script with ``arguments`` in a fresh process (its peak memory its own); its last line's JSON, or None."""
-    out = subprocess.run([sys.executable, __file__, *arguments], capture_output=True, text=True)
-    if out.returncode:
-        print(out.stderr[-2000:], file=sys.stderr)
-        return None
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    """This script with ``arguments`` in a fresh process (its peak memory its own): its last line's JSON, or None."""
+    return run_this_script(__file__, *arguments)
 
 
 def default_fits(models: list[str], device: str, data_path: str) -> None:
