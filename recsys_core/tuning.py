@@ -155,7 +155,7 @@ def storage_path() -> Path:
         check_regular_file(path, what, limits.MAX_STUDY_STORE_BYTES, root=home, error=TuningStoreError, hint=_MOVE_ASIDE)
         with open(path, "rb") as handle:  # a regular file, checked above
             magic = handle.read(len(_SQLITE_MAGIC))
-        if magic and magic != _SQLITE_MAGIC[: len(magic)] or 0 < len(magic) < len(_SQLITE_MAGIC):
+        if magic and magic != _SQLITE_MAGIC:  # an empty file is a store SQLite has yet to write
             raise TuningStoreError(f"{what} is damaged: it is not an SQLite database", _MOVE_ASIDE)
         if not os.access(path, os.W_OK):
             raise TuningStoreError(f"{what} is read-only", "Make it writable, or set RECSYS_HOME to a writable data home.")

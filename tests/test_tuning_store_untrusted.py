@@ -68,6 +68,11 @@ def _zeroed(small):
     _store().write_bytes(b"\0" * 8192)
 
 
+def _header_cut_short(small):
+    _store().parent.mkdir(parents=True, exist_ok=True)
+    _store().write_bytes(b"SQLite fo")  # the start of SQLite's 16-byte header, and nothing after it
+
+
 def _truncated(small):
     path = _real_store(small)
     path.write_bytes(path.read_bytes()[:3000])
@@ -76,11 +81,12 @@ def _truncated(small):
 DAMAGED = [
     (_garbage, "is damaged: it is not an SQLite database"),
     (_zeroed, "is damaged: it is not an SQLite database"),
+    (_header_cut_short, "is damaged: it is not an SQLite database"),
     (_truncated, "is damaged"),
 ]
 
 
-@pytest.mark.parametrize(("damage", "message"), DAMAGED, ids=["garbage", "zeroed", "truncated"])
+@pytest.mark.parametrize(("damage", "message"), DAMAGED, ids=["garbage", "zeroed", "header-cut-short", "truncated"])
 def test_a_damaged_store_is_one_clear_message_and_stays_as_it_was(small, damage, message):
     damage(small)
     before = _digest(_store())
