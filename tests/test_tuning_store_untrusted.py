@@ -145,6 +145,33 @@ def test_a_read_only_store_is_a_clear_message(small, monkeypatch):
     assert _digest(path) == before
 
 
+def test_a_search_in_another_thread_of_the_same_process_is_refused_too():
+    """Two browser tabs of one app server search in two threads of one process: the second is refused,
+    while the search holding the lock may take it again (tune → run_study)."""
+    import threading
+
+    held, release, refused = threading.Event(), threading.Event(), []
+
+    def first_tab():
+        with tuning.study_lock("a-study"), tuning.study_lock("a-study"):  # re-entered by its own search
+            held.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=first_tab)
+    thread.start()
+    try:
+        assert held.wait(30)
+        with pytest.raises(TuningStoreError, match="is running in another process or browser tab"):
+            with tuning.study_lock("a-study"):
+                refused.append(False)
+    finally:
+        release.set()
+        thread.join(30)
+    assert refused == []
+    with tuning.study_lock("a-study"):  # free again once the first search ends
+        pass
+
+
 def test_a_second_search_of_the_same_study_is_refused_while_one_runs(small):
     name = tuning.study_name(small, "ease", "loo-sampled", 0)
     holder = subprocess.Popen(
