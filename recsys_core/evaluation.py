@@ -360,7 +360,10 @@ class Evaluator:
 
     def _ordered_histories(self, adapter: _ModelScorer) -> Sequences | None:
         """Each evaluated user's history in time order (row b: ``self.users[b]``), for the models
-        that read order; built once. None for the other models or data without timestamps."""
+        that read order; built once. None for the other models or data without timestamps, even after
+        an order-reading model was evaluated here (an Evaluator may rank several models)."""
+        if not adapter.reads_order:
+            return None
         if self._sequences is None:
             self._sequences = time_ordered_histories(adapter.scorer, self.history_interactions, self.users)
         return self._sequences

@@ -155,7 +155,7 @@ def storage_path() -> Path:
         check_regular_file(path, what, limits.MAX_STUDY_STORE_BYTES, root=home, error=TuningStoreError, hint=_MOVE_ASIDE)
         with open(path, "rb") as handle:  # a regular file, checked above
             magic = handle.read(len(_SQLITE_MAGIC))
-        if magic and magic != _SQLITE_MAGIC[: len(magic)] or 0 < len(magic) < len(_SQLITE_MAGIC):
+        if magic and magic != _SQLITE_MAGIC:  # an empty file is a store SQLite has yet to write
             raise TuningStoreError(f"{what} is damaged: it is not an SQLite database", _MOVE_ASIDE)
         if not os.access(path, os.W_OK):
             raise TuningStoreError(f"{what} is read-only", "Make it writable, or set RECSYS_HOME to a writable data home.")
@@ -192,8 +192,10 @@ def study_lock(name: str) -> Iterator[None]:
     with a clear message instead of sampling the same trials and saving the same run again."""
     import fcntl
     import hashlib
+    import threading
 
-    if name in _HELD:  # re-entered in this process (tune → run_study)
+    held = (threading.get_ident(), name)  # per thread: the app's searches of two tabs are threads of one process
+    if held in _HELD:  # re-entered by the same search (tune → run_study)
         yield
         return
     lock = storage_path().parent / f".lock-{hashlib.sha256(name.encode()).hexdigest()[:16]}"
@@ -206,17 +208,17 @@ def study_lock(name: str) -> Iterator[None]:
                 f"a search of the study {name} is running in another process or browser tab",
                 "Wait for it to finish (its trials appear in the study as they end), then search again to add trials.",
             ) from None
-        _HELD.add(name)
+        _HELD.add(held)
         try:
             yield
         finally:
-            _HELD.discard(name)
+            _HELD.discard(held)
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
 
 
-_HELD: set[str] = set()
+_HELD: set[tuple[int, str]] = set()  # (thread, study) pairs whose lock that thread holds
 
 
 def _storage():

@@ -316,3 +316,31 @@ def test_score_blocks_are_private_row_major_copies_reused_in_place():
     assert np.shares_memory(again, block) and np.array_equal(again, np.tile([6.0, -np.inf, 2.0], (2, 1)))
     wider = _writable_scores(np.zeros((2, 5)), reuse=again)  # another shape or dtype: a fresh block
     assert not np.shares_memory(wider, block) and wider.dtype == np.float64
+
+
+def test_an_evaluator_shared_by_models_passes_time_order_only_to_the_model_that_reads_it():
+    """An Evaluator may rank several models: the histories in time order it builds for a sequence model
+    are not handed to (nor reported for) a model evaluated after it that does not read order."""
+    from model_contract import checkerboard
+
+    split = leave_one_out(checkerboard(), seed=0)
+    evaluator = Evaluator(split, "test", "loo-full", seed=0)
+    received = []
+
+    class OrderReader:
+        uses_timestamps = True
+
+        def score(self, users, items, history=None, sequences=None):
+            received.append(sequences)
+            return np.zeros((len(users), split.n_items), dtype=np.float32)
+
+        def score_histories(self, rows, items=None, sequences=None):
+            raise AssertionError("leave-one-out scores known users")
+
+    class OrderBlind(OrderReader):
+        uses_timestamps = False
+
+    reader = evaluator.evaluate(OrderReader())
+    blind = evaluator.evaluate(OrderBlind())
+    assert received[0] is not None and received[-1] is None
+    assert "history_order" in reader.info and "history_order" not in blind.info

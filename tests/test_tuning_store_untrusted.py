@@ -68,6 +68,11 @@ def _zeroed(small):
     _store().write_bytes(b"\0" * 8192)
 
 
+def _header_cut_short(small):
+    _store().parent.mkdir(parents=True, exist_ok=True)
+    _store().write_bytes(b"SQLite fo")  # the start of SQLite's 16-byte header, and nothing after it
+
+
 def _truncated(small):
     path = _real_store(small)
     path.write_bytes(path.read_bytes()[:3000])
@@ -76,11 +81,12 @@ def _truncated(small):
 DAMAGED = [
     (_garbage, "is damaged: it is not an SQLite database"),
     (_zeroed, "is damaged: it is not an SQLite database"),
+    (_header_cut_short, "is damaged: it is not an SQLite database"),
     (_truncated, "is damaged"),
 ]
 
 
-@pytest.mark.parametrize(("damage", "message"), DAMAGED, ids=["garbage", "zeroed", "truncated"])
+@pytest.mark.parametrize(("damage", "message"), DAMAGED, ids=["garbage", "zeroed", "header-cut-short", "truncated"])
 def test_a_damaged_store_is_one_clear_message_and_stays_as_it_was(small, damage, message):
     damage(small)
     before = _digest(_store())
@@ -137,6 +143,33 @@ def test_a_read_only_store_is_a_clear_message(small, monkeypatch):
     with pytest.raises(TuningStoreError, match="studies.db is read-only"):
         tuning.run_study(small, "ease", "loo-sampled", trials=1, seed=0, device="cpu")
     assert _digest(path) == before
+
+
+def test_a_search_in_another_thread_of_the_same_process_is_refused_too():
+    """Two browser tabs of one app server search in two threads of one process: the second is refused,
+    while the search holding the lock may take it again (tune → run_study)."""
+    import threading
+
+    held, release, refused = threading.Event(), threading.Event(), []
+
+    def first_tab():
+        with tuning.study_lock("a-study"), tuning.study_lock("a-study"):  # re-entered by its own search
+            held.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=first_tab)
+    thread.start()
+    try:
+        assert held.wait(30)
+        with pytest.raises(TuningStoreError, match="is running in another process or browser tab"):
+            with tuning.study_lock("a-study"):
+                refused.append(False)
+    finally:
+        release.set()
+        thread.join(30)
+    assert refused == []
+    with tuning.study_lock("a-study"):  # free again once the first search ends
+        pass
 
 
 def test_a_second_search_of_the_same_study_is_refused_while_one_runs(small):

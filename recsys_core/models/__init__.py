@@ -53,24 +53,19 @@ def model_title(name: str) -> str:
 @functools.cache
 def _declared_title(name: str) -> str:
     import ast
-    import importlib.util
     from pathlib import Path
 
     module_name, class_name = _REGISTRY[name].split(":")
     try:
-        tree = ast.parse(Path(importlib.util.find_spec(f"{__name__}.{module_name}").origin).read_text(encoding="utf-8"))
-    except (OSError, TypeError, AttributeError, SyntaxError, ValueError):  # no source at hand (an installed .pyc)
-        tree = None
-    for node in tree.body if tree is not None else ():
+        source = Path(__file__).with_name(f"{module_name}.py").read_text(encoding="utf-8")
+    except OSError:  # no source at hand (an installed .pyc): import the model
+        return model_class(name).title or name
+    for node in ast.parse(source).body:
         if isinstance(node, ast.ClassDef) and node.name == class_name:
             for statement in node.body:
-                if (
-                    isinstance(statement, ast.Assign)
-                    and any(isinstance(target, ast.Name) and target.id == "title" for target in statement.targets)
-                    and isinstance(statement.value, ast.Constant)
-                    and isinstance(statement.value.value, str)
-                ):
-                    return statement.value.value
+                match statement:
+                    case ast.Assign(targets=[ast.Name(id="title")], value=ast.Constant(value=str(title))):
+                        return title
     return model_class(name).title or name
 
 

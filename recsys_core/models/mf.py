@@ -349,7 +349,9 @@ class BPR(EmbeddingRecommender):
 
         def batch_loss(index):
             x_ui, x_uj, squares = net.triples(users[index], items[index], negatives[index])
-            loss = F.softplus(x_uj - x_ui.unsqueeze(1)).mean()  # −log σ(x_ui − x_uj) over every triple
+            # −log σ(x_ui − x_uj), one mean over every triple: pair_loss's value in exact arithmetic, but
+            # pair_loss(...).mean() (a mean of per-positive means) sums in another order and changes seeded fits.
+            loss = F.softplus(x_uj - x_ui.unsqueeze(1)).mean()
             if lam:
                 loss = loss + lam * squares.mean()
             return loss
