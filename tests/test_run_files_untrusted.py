@@ -297,6 +297,31 @@ def test_a_safetensors_header_longer_than_its_cap_is_refused(pop_run, monkeypatc
         load_run(pop_run)
 
 
+def test_a_safetensors_file_swapped_after_its_checks_is_not_the_one_loaded(pop_run, monkeypatch):
+    """The checked open file is loaded: junk renamed over model.safetensors or seen.safetensors meanwhile is never read."""
+    from recsys_core import run_tensors
+
+    folder = runs_dir() / pop_run
+    check_header = run_tensors._safetensors_header
+    swapped = []
+
+    def check_then_swap(handle, label):
+        header = check_header(handle, label)
+        for name in (MODEL_FILE, SEEN_FILE):
+            if os.stat(folder / name).st_ino == os.fstat(handle.fileno()).st_ino:
+                (folder / "junk").write_bytes(b"\x80\x04 not a safetensors file")
+                os.replace(folder / "junk", folder / name)
+                swapped.append(name)
+        return header
+
+    before = load_run(pop_run)
+    monkeypatch.setattr(run_tensors, "_safetensors_header", check_then_swap)
+    run = load_run(pop_run)
+    assert sorted(swapped) == sorted([MODEL_FILE, SEEN_FILE])
+    np.testing.assert_array_equal(run.score(np.arange(5)), before.score(np.arange(5)))
+    assert (run.seen != before.seen).nnz == 0
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
