@@ -112,11 +112,7 @@ def demo_choice(table: pd.DataFrame, records: Sequence[Any]) -> tuple[str, str] 
         return f"its top 10s cover {row['Coverage@10']:.0%} of the catalogue{novelty}"
 
     fit = chosen["fit seconds"]
-    timing = (
-        f"it answers in {chosen['ms per user']:.0f} ms per user and took {fit:.1f} s to fit"
-        if fit < 10
-        else (f"it answers in {chosen['ms per user']:.0f} ms per user and took {fit:.0f} s to fit")
-    )
+    timing = f"it answers in {chosen['ms per user']:.0f} ms per user and took {fit:.{1 if fit < 10 else 0}f} s to fit"
     if chosen_id == best.run_id:
         others = len(candidates) - 1
         why = f"Demo {chosen['run']}: it is the most accurate ({accuracy(chosen)}), {breadth(chosen)}, and {timing}." + (
