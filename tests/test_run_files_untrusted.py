@@ -440,11 +440,9 @@ def test_a_data_path_outside_the_home_gets_the_same_message_whether_it_exists_or
     assert "is no longer there or lies outside the data home's uploads/ and datasets/" in messages[0]
 
 
-def test_app_pages_that_list_runs_do_not_wait_on_a_named_pipe(ml100k_dir):
+def _ml100k_for_the_app(ml100k_dir):
+    """The repository (importable, for the pages' imports), and ml-100k fetched into the home: (repo, source, data)."""
     import sys
-
-    import streamlit as st
-    from streamlit.testing.v1 import AppTest
 
     from recsys_core.datasets import fetch
     from recsys_core.experiment import DataSource
@@ -454,11 +452,23 @@ def test_app_pages_that_list_runs_do_not_wait_on_a_named_pipe(ml100k_dir):
         sys.path.insert(0, str(repo))
     fetch("ml-100k", source=ml100k_dir)
     source = DataSource.builtin("ml-100k")
-    data = source.load()
-    piped, intact = (run_experiment(data, "pop", device="cpu", source=source).run_id for _ in range(2))
-    _fifo(runs_dir() / piped / "run.json")
+    return repo, source, source.load()
+
+
+def _clear_streamlit_caches() -> None:
+    import streamlit as st
+
     st.cache_resource.clear()
     st.cache_data.clear()
+
+
+def test_app_pages_that_list_runs_do_not_wait_on_a_named_pipe(ml100k_dir):
+    from streamlit.testing.v1 import AppTest
+
+    repo, source, data = _ml100k_for_the_app(ml100k_dir)
+    piped, intact = (run_experiment(data, "pop", device="cpu", source=source).run_id for _ in range(2))
+    _fifo(runs_dir() / piped / "run.json")
+    _clear_streamlit_caches()
     for page in ("app.py", "app_pages/2_Train.py", "app_pages/3_Recommend.py"):
         at = AppTest.from_file(str(repo / page), default_timeout=120)
         at.session_state["source"] = source.to_json()
@@ -469,28 +479,16 @@ def test_app_pages_that_list_runs_do_not_wait_on_a_named_pipe(ml100k_dir):
 
 
 def test_the_compare_page_shows_a_linked_evaluation_as_one_message(ml100k_dir, tmp_path):
-    import sys
-
-    import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    from recsys_core.datasets import fetch
-    from recsys_core.experiment import DataSource
-
-    repo = Path(__file__).resolve().parents[1]
-    if str(repo) not in sys.path:
-        sys.path.insert(0, str(repo))
-    fetch("ml-100k", source=ml100k_dir)
-    source = DataSource.builtin("ml-100k")
-    data = source.load()
+    repo, source, data = _ml100k_for_the_app(ml100k_dir)
     run_ids = [run_experiment(data, model, device="cpu", source=source).run_id for model in ("pop", "itemknn")]
     for path in (runs_dir() / run_ids[0]).glob("evaluation-*.json"):
         outside = tmp_path / path.name
         outside.write_bytes(path.read_bytes())
         path.unlink()
         os.symlink(outside, path)
-    st.cache_resource.clear()
-    st.cache_data.clear()
+    _clear_streamlit_caches()
     at = AppTest.from_file(str(repo / "app_pages" / "4_Compare.py"), default_timeout=240)
     at.session_state["source"] = source.to_json()
     at.run()
