@@ -135,11 +135,8 @@ def _embedding_map(runs: list[Any], data: Any) -> tuple[str, Any | None]:
             continue
         coords = embedding_map.load_map(run.path, "items", n_points=len(vectors))
         method = "UMAP (cached with the run)"
-        if coords is None:
-            unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-            centred = unit - unit.mean(axis=0)
-            _, _, components = np.linalg.svd(centred, full_matrices=False)
-            coords = centred @ components[:2].T
+        if coords is None:  # the Embeddings page's preview: a randomized SVD, quick even for EASE's wide item rows
+            coords = embedding_map.pca_map(vectors)
             method = "PCA of the unit-length item vectors (no UMAP map is cached for this run)"
         popularity = data.item_counts()
         titles = run.item_titles()
