@@ -43,6 +43,7 @@ from .evaluation import (
     bootstrap_intervals,
     time_ordered_histories,
 )
+from .run_record import short_run_name
 from .splits import Split
 
 if TYPE_CHECKING:
@@ -330,10 +331,6 @@ def shared_lists(model: Any, split: Split, seed: int = 0) -> TopKLists | None:
 
 
 # ---------------------------------------------------------------------------------- the trade-off chart
-def _run_name(record: RunRecord) -> str:
-    return f"{record.model.name} ({record.run_id[-6:]})"
-
-
 def tradeoff_table(records: Sequence[RunRecord], protocol: str) -> pd.DataFrame:
     """One row per run with both an accuracy result on ``protocol`` and beyond-accuracy metrics:
     the headline accuracy and each beyond metric with its 95% interval bounds."""
@@ -345,7 +342,7 @@ def tradeoff_table(records: Sequence[RunRecord], protocol: str) -> pd.DataFrame:
         if value is None or beyond is None:
             continue
         lo, hi = test.scores.interval(headline) or (value, value)
-        row = {"run": _run_name(record), "run_id": record.run_id, headline: value, f"{headline} lo": lo, f"{headline} hi": hi}
+        row = {"run": short_run_name(record), "run_id": record.run_id, headline: value, f"{headline} lo": lo, f"{headline} hi": hi}
         for name, metric in beyond.metrics.items():
             row[name] = metric
             row[f"{name} lo"], row[f"{name} hi"] = beyond.intervals.get(name, (metric, metric))
@@ -419,7 +416,7 @@ def activity_table(records: Sequence[RunRecord]) -> pd.DataFrame:
         beyond = BeyondAccuracy.saved(record)
         if beyond is None or not beyond.by_activity:
             continue
-        row = {"run": _run_name(record), "metric": beyond.activity_metric}
+        row = {"run": short_run_name(record), "metric": beyond.activity_metric}
         for group in beyond.by_activity:
             row[f"Q{group['group']} ({group['min_length']}–{group['max_length']})"] = group["mean"]
         rows.append(row)
@@ -433,7 +430,7 @@ def beyond_metrics_table(records: Sequence[RunRecord]) -> pd.DataFrame:
         beyond = BeyondAccuracy.saved(record)
         if beyond is None:
             continue
-        row = {"run": _run_name(record)}
+        row = {"run": short_run_name(record)}
         for name, value in beyond.metrics.items():
             lo, hi = beyond.intervals.get(name, (value, value))
             row[name] = value

@@ -121,21 +121,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         return _train_distributed(args, source)
     if not args.csv:
         data = source.load(download=True, progress=not args.json)
-    result = run_experiment(
-        data,
-        args.model,
-        protocol=args.protocol,
-        seed=args.seed,
-        device=args.device,
-        overrides=_parse_sets(args.set),
-        epochs=args.epochs,
-        refit=args.refit,
-        progress=not args.json,
-        source=source,
-        loo_order=args.loo_order,
-        compile_network=args.compile,
-        threads=args.threads,
-    )
+    result = run_experiment(data, args.model, device=args.device, progress=not args.json, source=source, **_experiment_settings(args))
     summary = result.summary()
     if args.json:
         print(_json_line(summary))
@@ -150,6 +136,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _experiment_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``run_experiment`` settings that ``train`` reads from its flags, alike on one process and on every rank."""
+    return {
+        "protocol": args.protocol,
+        "seed": args.seed,
+        "overrides": _parse_sets(args.set),
+        "epochs": args.epochs,
+        "refit": args.refit,
+        "loo_order": args.loo_order,
+        "compile_network": args.compile,
+        "threads": args.threads,
+    }
+
+
 def _train_distributed(args: argparse.Namespace, source) -> int:
     """One rank of ``torchrun ... -m recsys_core train --distributed``: every rank trains its shard,
     rank 0 saves the run and prints (see :mod:`recsys_core.distributed`)."""
@@ -162,18 +162,11 @@ def _train_distributed(args: argparse.Namespace, source) -> int:
         result = run_experiment(
             data,
             args.model,
-            protocol=args.protocol,
-            seed=args.seed,
             device=distributed.device_for_rank(args.device),
-            overrides=_parse_sets(args.set),
-            epochs=args.epochs,
-            refit=args.refit,
             progress=False,
             save=context.is_main,
             source=source,
-            loo_order=args.loo_order,
-            compile_network=args.compile,
-            threads=args.threads,
+            **_experiment_settings(args),
         )
         if context.is_main:
             summary = {**result.summary(), "world_size": context.world_size, "backend": context.backend}

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .best import best_run, judging_score
+from .best import best_run, comparable, judging_score
 from .beyond import BeyondAccuracy
 from .protocols import lower_is_better
 
@@ -92,6 +92,8 @@ def demo_choice(table: pd.DataFrame, records: Sequence[Any]) -> tuple[str, str] 
         as_good = rows["accuracy low"] <= top["accuracy high"]
     else:
         as_good = rows["accuracy high"] >= top["accuracy low"]
+    # Intervals are compared only where the rule may rank the two runs (the same split, judged on the same metric).
+    as_good &= np.array([i in by_id and comparable(by_id[i], best) for i in rows.index], dtype=bool)
     fast = rows["ms per user"] <= MAX_DEMO_MS
     candidates = rows[as_good & fast]
     if candidates.empty:
@@ -112,11 +114,7 @@ def demo_choice(table: pd.DataFrame, records: Sequence[Any]) -> tuple[str, str] 
         return f"its top 10s cover {row['Coverage@10']:.0%} of the catalogue{novelty}"
 
     fit = chosen["fit seconds"]
-    timing = (
-        f"it answers in {chosen['ms per user']:.0f} ms per user and took {fit:.1f} s to fit"
-        if fit < 10
-        else (f"it answers in {chosen['ms per user']:.0f} ms per user and took {fit:.0f} s to fit")
-    )
+    timing = f"it answers in {chosen['ms per user']:.0f} ms per user and took {fit:.{1 if fit < 10 else 0}f} s to fit"
     if chosen_id == best.run_id:
         others = len(candidates) - 1
         why = f"Demo {chosen['run']}: it is the most accurate ({accuracy(chosen)}), {breadth(chosen)}, and {timing}." + (

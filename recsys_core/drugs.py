@@ -539,10 +539,7 @@ class DrugExplorer:
     def _drug_rows(self, items: np.ndarray, rows: np.ndarray, scores: np.ndarray, order: PartOneOrder) -> pd.DataFrame:
         """Part 1 for drugs ``items``: the evidence of review ``rows``, the model's ranks, in ``order``."""
         first, tied = _ranks(scores, items)
-        table = self._evidence(rows, self.reviews.item[rows], items)
-        table.insert(0, "item_index", items)
-        table = self._ranked(table, first, tied, len(scores), self.reviews.item_titles()[items], "drugs")
-        table.insert(2, "other_names", self._other_names(items))
+        table = self._drug_table(rows, items, first, tied, len(scores))
         keys = ["rank_first", "reviews"] if order == "model" else ["positive_share_low", "reviews", "rank_first"]
         ascending = [True, False] if order == "model" else [False, False, True]
         table = table.sort_values(keys, ascending=ascending, kind="stable").reset_index(drop=True)
@@ -579,12 +576,17 @@ class DrugExplorer:
             sources_shared.append(shared[users].astype(int).tolist())
             texts.append(_provenance_for_drug(sources_names[-1], sources_similarity[-1], sources_shared[-1], subject))
         rows = self._review_rows(users=similar, items=chosen)
-        table = self._evidence(rows, self.reviews.item[rows], chosen)
-        table.insert(0, "item_index", chosen)
-        table = self._ranked(table, first, tied, n, self.reviews.item_titles()[chosen], "drugs")
-        table.insert(2, "other_names", self._other_names(chosen))
+        table = self._drug_table(rows, chosen, first, tied, n)
         table.insert(0, "rank", np.arange(1, len(table) + 1))
         return _with_sources(table, weight[chosen], weighted, sources_names, sources_similarity, sources_shared, texts)
+
+    def _drug_table(self, rows: np.ndarray, items: np.ndarray, first: np.ndarray, tied: np.ndarray, n: int) -> pd.DataFrame:
+        """Drugs ``items`` with the evidence of review ``rows``, their names, ranks among ``n`` drugs and other names."""
+        table = self._evidence(rows, self.reviews.item[rows], items)
+        table.insert(0, "item_index", items)
+        table = self._ranked(table, first, tied, n, self.reviews.item_titles()[items], "drugs")
+        table.insert(2, "other_names", self._other_names(items))
+        return table
 
     @staticmethod
     def _ranked(table: pd.DataFrame, first, tied, n: int, names, noun: str) -> pd.DataFrame:

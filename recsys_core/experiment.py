@@ -213,9 +213,13 @@ def _test(
     protocols = companion_protocols(protocol)
     for index, name in enumerate(protocols):
         announce("test", f"{name} ({index + 1} of {len(protocols)})")
-        on_block = lists.add if lists is not None and get_protocol(name).sampled_negatives is None else None
-        evaluations[name] = Evaluator(split, "test", name, seed=seed).evaluate(model, on_block=on_block)
+        evaluations[name] = Evaluator(split, "test", name, seed=seed).evaluate(model, on_block=_gatherer(lists, name))
     return evaluations
+
+
+def _gatherer(lists: TopKLists | None, protocol: str) -> Callable[[Any, Any], None] | None:
+    """What the test pass of ``protocol`` hands its score blocks to: ``lists`` where it ranks the full catalogue."""
+    return lists.add if lists is not None and get_protocol(protocol).sampled_negatives is None else None
 
 
 def experiment_record(
@@ -336,5 +340,7 @@ def evaluate_run_with_beyond(run_id: str, protocol: str | None = None, data: Int
     run.json's ``beyond`` entry was (``evaluate --json`` prints both)."""
     run, split, protocol, data = _rebuild_test(run_id, protocol, data)
     seed = run.info.seed
-    result = Evaluator(split, "test", protocol, seed=seed).evaluate(run.model)
-    return result, beyond_accuracy_record(run.model, split, result, data.item_info, seed)
+    # As in run_experiment: a full-ranking pass gathers the lists on the way, so each test user is scored once.
+    lists = shared_lists(run.model, split, seed)
+    result = Evaluator(split, "test", protocol, seed=seed).evaluate(run.model, on_block=_gatherer(lists, protocol))
+    return result, beyond_accuracy_record(run.model, split, result, data.item_info, seed, lists=lists)

@@ -30,6 +30,7 @@ import pandas as pd
 
 from .errors import DataError, RecsysError
 from .models import model_title
+from .run_record import short_run_name
 from .safe_text import plotly_text
 
 if TYPE_CHECKING:  # runs imports the models (torch); the report loads them only when it builds
@@ -70,11 +71,6 @@ def _table(frame: pd.DataFrame, float_format: str = "{:.4f}") -> str:
 
 def _figure(figure: Any, element_id: str) -> str:
     return figure.to_html(full_html=False, include_plotlyjs=False, div_id=element_id, config={"displaylogo": False, "responsive": True})
-
-
-def _run_name(record: RunRecord) -> str:
-    """How the report names a run: the model and the end of the run id."""
-    return f"{record.model.name} ({record.run_id[-6:]})"
 
 
 def _paired_sentences(runs: list[Any], protocol: str) -> list[str]:
@@ -118,7 +114,7 @@ def _sample_users(data: Any, runs: list[Any], n_users: int, seed: int) -> str:
             table = pd.DataFrame(
                 {"rank": np.arange(1, len(items) + 1), "title": titles[items], "score": scores, "why": reasons["because"].to_numpy()}
             )
-            block.append(f"<h4>{html.escape(_run_name(run.info))}</h4>" + _table(table))
+            block.append(f"<h4>{html.escape(short_run_name(run.info))}</h4>" + _table(table))
         parts.append("<section class='user'>" + "".join(block) + "</section>")
     return "".join(parts)
 
@@ -135,11 +131,8 @@ def _embedding_map(runs: list[Any], data: Any) -> tuple[str, Any | None]:
             continue
         coords = embedding_map.load_map(run.path, "items", n_points=len(vectors))
         method = "UMAP (cached with the run)"
-        if coords is None:
-            unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-            centred = unit - unit.mean(axis=0)
-            _, _, components = np.linalg.svd(centred, full_matrices=False)
-            coords = centred @ components[:2].T
+        if coords is None:  # the Embeddings page's preview: a randomized SVD, quick even for EASE's wide item rows
+            coords = embedding_map.pca_map(vectors)
             method = "PCA of the unit-length item vectors (no UMAP map is cached for this run)"
         popularity = data.item_counts()
         titles = run.item_titles()
@@ -246,10 +239,10 @@ def _leaderboard_section(runs: list[Any], usable: list[RunRecord], protocol: str
     from .comparison import leaderboard, leaderboard_figure
     from .protocols import get_protocol
 
-    board = leaderboard(usable, protocol, _run_name)
+    board = leaderboard(usable, protocol, short_run_name)
     headline = get_protocol(protocol).headline
     paired = _paired_sentences([run for run in runs if protocol in run.info.test], protocol)
-    best = best_line(usable, _run_name)
+    best = best_line(usable, short_run_name)
     by_id = {r.run_id: r for r in usable}
     chart = (
         figures.add(leaderboard_figure(board["run"], board[headline], [by_id[i] for i in board["run_id"]], protocol), "leaderboard")
@@ -273,7 +266,7 @@ def _demo_part(runs: list[Any], usable: list[RunRecord], protocol: str) -> str:
     """Which model to demo: the same table and sentence as the Compare page (:mod:`recsys_core.demo`)."""
     from .demo import demo_choice, demo_display, demo_table
 
-    demo = demo_table([run for run in runs if protocol in run.info.test], _run_name)
+    demo = demo_table([run for run in runs if protocol in run.info.test], short_run_name)
     if demo.empty:
         return ""
     choice = demo_choice(demo, usable)

@@ -397,3 +397,7 @@ class RunRecord:
     def study(self) -> Mapping[str, Any] | None:
         return self.extra.get("study")
 
+
+def short_run_name(record: RunRecord) -> str:
+    """ "ease (a1b2c3)": the model and the end of the run id, how the report and the beyond-accuracy tables name a run."""
+    return f"{record.model.name} ({record.run_id[-6:]})"

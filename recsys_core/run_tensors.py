@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import scipy.sparse as sp
@@ -49,24 +51,20 @@ def save_seen(seen: sp.csr_matrix, folder: Path) -> None:
 
 def load_seen(folder: Path, n_users: int, n_items: int) -> sp.csr_matrix | None:
     """The run's seen-items matrix, checked like the model's sparse tensors; None for runs saved before it existed."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     path = folder / SEEN_FILE
     if not os.path.lexists(path):
         return None
     label = f"{SEEN_FILE} of run {folder.name}"
     path = inside_home(path, label, root=folder)
-    header = _safetensors_header(path, label, limits.MAX_SEEN_BYTES)
-    declared = header.get("seen.indptr", {}).get("shape")
-    if declared != [n_users + 1]:  # before any array is allocated
-        raise RunFileError(
-            f"{label}: the sparse index declares shape {declared}, the model has {n_users} users", "Delete the run and train it again."
-        )
-    try:
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise RunFileError(f"{label} cannot be read: {exc}", "Delete the run and train it again.") from None
+
+    def check_header(header: dict) -> None:
+        declared = header.get("seen.indptr", {}).get("shape")
+        if declared != [n_users + 1]:  # before any array is allocated
+            raise RunFileError(
+                f"{label}: the sparse index declares shape {declared}, the model has {n_users} users", "Delete the run and train it again."
+            )
+
+    tensors = _load_checked_safetensors(path, label, limits.MAX_SEEN_BYTES, check_header)
     indptr, indices = tensors.get("seen.indptr"), tensors.get("seen.indices")
     if indptr is None or indices is None or indptr.dtype != indices.dtype or str(indptr.dtype) != "torch.int64":
         raise RunFileError(f"{label} lacks the int64 tensors seen.indptr and seen.indices", "Delete the run and train it again.")
@@ -93,19 +91,39 @@ _DTYPES = {
 }
 
 
-def _safetensors_header(path: Path, label: str, max_bytes: int) -> dict:
-    """Parse and check the safetensors header: a regular file within ``max_bytes``, an 8-byte length at most
+def _load_checked_safetensors(path: Path, label: str, max_bytes: int, check_header: Callable[[dict], None]) -> dict:
+    """The tensors of ``path`` once its header has passed :func:`_safetensors_header` and ``check_header``.
+
+    The file is opened once (a regular file within ``max_bytes``) and safetensors loads that open file,
+    through ``/proc/self/fd`` where there is one: a file swapped in at ``path`` after the checks is not
+    the one loaded. Loading from bytes read here would do the same but hold the file twice in memory
+    (a 14 GB EASE model would need 28 GB), so the descriptor is handed over instead."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        handle = open_regular_file(path, label, max_bytes, root=path.parent)
+    except OSError as exc:
+        raise RunFileError(f"{label} is not a readable safetensors file: {exc}", "Delete the run and train it again.") from None
+    with handle:
+        check_header(_safetensors_header(handle, label))
+        opened = f"/proc/self/fd/{handle.fileno()}"
+        try:
+            return load_file(opened if os.path.exists(opened) else str(path))
+        except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+            raise RunFileError(f"{label} cannot be read: {exc}", "Delete the run and train it again.") from None
+
+
+def _safetensors_header(handle: BinaryIO, label: str) -> dict:
+    """Parse and check the safetensors header of an open file (at its start): an 8-byte length at most
     ``MAX_SAFETENSORS_HEADER_BYTES``, JSON nested at most ``MAX_JSON_DEPTH`` deep, known dtypes, offsets inside the file."""
     try:
-        with open_regular_file(path, label, max_bytes, root=path.parent) as handle:
-            size = os.fstat(handle.fileno()).st_size
-            prefix = handle.read(8)
-            length = int.from_bytes(prefix, "little") if len(prefix) == 8 else -1
-            if length < 2 or length > min(limits.MAX_SAFETENSORS_HEADER_BYTES, size - 8):
-                raise RunFileError(
-                    f"{label} is not a safetensors file (a pickle or a truncated file?)", "Delete the run and train it again."
-                )
-            header = parse_json(handle.read(length), f"the safetensors header of {label}")
+        size = os.fstat(handle.fileno()).st_size
+        prefix = handle.read(8)
+        length = int.from_bytes(prefix, "little") if len(prefix) == 8 else -1
+        if length < 2 or length > min(limits.MAX_SAFETENSORS_HEADER_BYTES, size - 8):
+            raise RunFileError(f"{label} is not a safetensors file (a pickle or a truncated file?)", "Delete the run and train it again.")
+        header = parse_json(handle.read(length), f"the safetensors header of {label}")
     except OSError as exc:
         raise RunFileError(f"{label} is not a readable safetensors file: {exc}", "Delete the run and train it again.") from None
     if not isinstance(header, dict):
@@ -197,8 +215,6 @@ def _check_tensors(cls: type[Recommender], model: Recommender, tensors: dict, la
 def load_model(folder: Path, device: str = "cpu") -> Recommender:
     """Rebuild a model from ``folder`` (safetensors + JSON, never a pickle), checking everything first."""
     import torch
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
 
     from .limits import check_memory
 
@@ -228,11 +244,9 @@ def load_model(folder: Path, device: str = "cpu") -> Recommender:
     if not os.path.lexists(folder / MODEL_FILE):
         raise RunFileError(f"run {folder.name} has no {MODEL_FILE}", "The run is incomplete: delete it and train it again.")
     path = inside_home(folder / MODEL_FILE, f"{MODEL_FILE} of run {folder.name}", root=folder)
-    _check_declared_shapes(cls, skeleton, _safetensors_header(path, label, limits.MAX_MODEL_BYTES), label)
-    try:
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise RunFileError(f"{label} cannot be read: {exc}", "Delete the run and train it again.") from None
+    tensors = _load_checked_safetensors(
+        path, label, limits.MAX_MODEL_BYTES, lambda header: _check_declared_shapes(cls, skeleton, header, label)
+    )
     _check_tensors(cls, skeleton, tensors, label)
     try:
         return cls.from_state({**metadata, "n_users": n_users, "n_items": n_items, "meta": meta}, tensors, device=device)

@@ -36,10 +36,14 @@ def plotly_text(values: object) -> object:
     return values
 
 
+def _visible_controls(text: str) -> str:
+    """``text`` with every :data:`_CONTROL` character shown as its ``\\xNN`` / ``\\uNNNN`` escape."""
+    return _CONTROL.sub(lambda match: match.group(0).encode("unicode_escape").decode("ascii"), text)
+
+
 def terminal_text(value: object) -> str:
     """``str(value)`` with control characters shown as ``\\xNN`` / ``\\uNNNN`` escapes (tabs and newlines in a cell as well)."""
-    text = str(value).replace("\t", " ").replace("\n", " ")
-    return _CONTROL.sub(lambda match: match.group(0).encode("unicode_escape").decode("ascii"), text)
+    return _visible_controls(str(value).replace("\t", " ").replace("\n", " "))
 
 
 def terminal_lines(lines: Iterable[object]) -> str:
@@ -53,14 +57,12 @@ class VisibleControls(io.TextIOBase):
     ``ESC ] 52`` (a clipboard write), ``ESC [ 2 J`` (clear screen) or ``ESC ] 8`` (a hyperlink) is printed
     as ``\\x1b]52;...`` instead of being obeyed by the terminal."""
 
-    _KEEP_LINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-
     def __init__(self, stream: TextIO):
         super().__init__()
         self.stream = stream
 
     def write(self, text: str) -> int:
-        self.stream.write(self._KEEP_LINES.sub(lambda match: match.group(0).encode("unicode_escape").decode("ascii"), text))
+        self.stream.write(_visible_controls(text))  # _CONTROL spares tabs and newlines
         return len(text)
 
     def flush(self) -> None:

@@ -66,7 +66,10 @@ def test_train_json_then_recommend_and_evaluate(capsys, home_with_ml100k):
 
     code, out, err = run_cli(capsys, "evaluate", "--run", run_id, "--protocol", "loo-full", "--json")
     assert code == 0, err
-    assert json.loads(out)["metrics"]["HR@10"] < summary["metrics"]["HR@10"]
+    full = json.loads(out)
+    assert full["metrics"]["HR@10"] < summary["metrics"]["HR@10"]
+    for name in beyond_names:  # the lists gathered in the full-ranking pass: the same numbers again
+        assert full["beyond"]["metrics"][name] == pytest.approx(summary["beyond"]["metrics"][name], abs=1e-9)
 
     code, out, _ = run_cli(capsys, "runs")
     assert run_id in out

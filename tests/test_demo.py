@@ -51,6 +51,14 @@ def test_the_most_accurate_run_when_no_other_is_as_good_and_slow_runs_are_named(
     assert demo_choice(pd.DataFrame(), records) is None
 
 
+def test_a_run_on_another_split_is_never_the_demo_for_its_coverage():
+    other_split = RunRecord.from_json({**record("multvae", 0.13).to_json(), "split": {"kind": "leave-one-out", "order": "random"}})
+    records = [record("ease", 0.14), other_split]
+    table = pd.DataFrame([row("ease", 0.14, 0.12, 0.16, 0.10), row("multvae", 0.13, 0.11, 0.15, 0.35)])
+    assert demo_choice(table, records)[0] == "ease"
+    assert demo_choice(table, [record("ease", 0.14), record("multvae", 0.13)])[0] == "multvae"
+
+
 def test_the_display_puts_each_measure_with_its_interval():
     shown = demo_display(pd.DataFrame([row("ease", 0.14, 0.12, 0.16, 0.10)]))
     assert shown.loc[0, "accuracy (95% CI)"] == "HR@10, full ranking: 0.140 (0.120–0.160)"

@@ -297,6 +297,31 @@ def test_a_safetensors_header_longer_than_its_cap_is_refused(pop_run, monkeypatc
         load_run(pop_run)
 
 
+def test_a_safetensors_file_swapped_after_its_checks_is_not_the_one_loaded(pop_run, monkeypatch):
+    """The checked open file is loaded: junk renamed over model.safetensors or seen.safetensors meanwhile is never read."""
+    from recsys_core import run_tensors
+
+    folder = runs_dir() / pop_run
+    check_header = run_tensors._safetensors_header
+    swapped = []
+
+    def check_then_swap(handle, label):
+        header = check_header(handle, label)
+        for name in (MODEL_FILE, SEEN_FILE):
+            if os.stat(folder / name).st_ino == os.fstat(handle.fileno()).st_ino:
+                (folder / "junk").write_bytes(b"\x80\x04 not a safetensors file")
+                os.replace(folder / "junk", folder / name)
+                swapped.append(name)
+        return header
+
+    before = load_run(pop_run)
+    monkeypatch.setattr(run_tensors, "_safetensors_header", check_then_swap)
+    run = load_run(pop_run)
+    assert sorted(swapped) == sorted([MODEL_FILE, SEEN_FILE])
+    np.testing.assert_array_equal(run.score(np.arange(5)), before.score(np.arange(5)))
+    assert (run.seen != before.seen).nnz == 0
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -415,11 +440,9 @@ def test_a_data_path_outside_the_home_gets_the_same_message_whether_it_exists_or
     assert "is no longer there or lies outside the data home's uploads/ and datasets/" in messages[0]
 
 
-def test_app_pages_that_list_runs_do_not_wait_on_a_named_pipe(ml100k_dir):
+def _ml100k_for_the_app(ml100k_dir):
+    """The repository (importable, for the pages' imports), and ml-100k fetched into the home: (repo, source, data)."""
     import sys
-
-    import streamlit as st
-    from streamlit.testing.v1 import AppTest
 
     from recsys_core.datasets import fetch
     from recsys_core.experiment import DataSource
@@ -429,11 +452,23 @@ def test_app_pages_that_list_runs_do_not_wait_on_a_named_pipe(ml100k_dir):
         sys.path.insert(0, str(repo))
     fetch("ml-100k", source=ml100k_dir)
     source = DataSource.builtin("ml-100k")
-    data = source.load()
-    piped, intact = (run_experiment(data, "pop", device="cpu", source=source).run_id for _ in range(2))
-    _fifo(runs_dir() / piped / "run.json")
+    return repo, source, source.load()
+
+
+def _clear_streamlit_caches() -> None:
+    import streamlit as st
+
     st.cache_resource.clear()
     st.cache_data.clear()
+
+
+def test_app_pages_that_list_runs_do_not_wait_on_a_named_pipe(ml100k_dir):
+    from streamlit.testing.v1 import AppTest
+
+    repo, source, data = _ml100k_for_the_app(ml100k_dir)
+    piped, intact = (run_experiment(data, "pop", device="cpu", source=source).run_id for _ in range(2))
+    _fifo(runs_dir() / piped / "run.json")
+    _clear_streamlit_caches()
     for page in ("app.py", "app_pages/2_Train.py", "app_pages/3_Recommend.py"):
         at = AppTest.from_file(str(repo / page), default_timeout=120)
         at.session_state["source"] = source.to_json()
@@ -444,28 +479,16 @@ def test_app_pages_that_list_runs_do_not_wait_on_a_named_pipe(ml100k_dir):
 
 
 def test_the_compare_page_shows_a_linked_evaluation_as_one_message(ml100k_dir, tmp_path):
-    import sys
-
-    import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    from recsys_core.datasets import fetch
-    from recsys_core.experiment import DataSource
-
-    repo = Path(__file__).resolve().parents[1]
-    if str(repo) not in sys.path:
-        sys.path.insert(0, str(repo))
-    fetch("ml-100k", source=ml100k_dir)
-    source = DataSource.builtin("ml-100k")
-    data = source.load()
+    repo, source, data = _ml100k_for_the_app(ml100k_dir)
     run_ids = [run_experiment(data, model, device="cpu", source=source).run_id for model in ("pop", "itemknn")]
     for path in (runs_dir() / run_ids[0]).glob("evaluation-*.json"):
         outside = tmp_path / path.name
         outside.write_bytes(path.read_bytes())
         path.unlink()
         os.symlink(outside, path)
-    st.cache_resource.clear()
-    st.cache_data.clear()
+    _clear_streamlit_caches()
     at = AppTest.from_file(str(repo / "app_pages" / "4_Compare.py"), default_timeout=240)
     at.session_state["source"] = source.to_json()
     at.run()

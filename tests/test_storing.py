@@ -141,6 +141,21 @@ def test_copies_stored_under_the_old_names_are_found_and_read():
     assert len(data) > 0 and data.name == "ratings_utf8"
 
 
+def test_a_link_under_a_stored_name_is_never_taken_for_the_copy(tmp_path):
+    """uploads/ is untrusted: a link under the final or an older name, even to the same bytes, is not the copy."""
+    digest = hashlib.sha256(RATINGS).hexdigest()
+    outside = tmp_path / "outside.csv"
+    outside.write_bytes(RATINGS)
+    folder = uploads_dir()
+    final, old_app = folder / f"{digest[:32]}.csv", folder / f"{digest[:16]}-ratings_utf8.csv"
+    final.symlink_to(outside)
+    old_app.symlink_to(outside)
+    stored = store_user_file(RATINGS, display_name="ratings.csv")
+    assert stored.created and stored.path == final
+    assert not final.is_symlink() and final.read_bytes() == RATINGS  # the link itself was replaced by the copy
+    assert outside.read_bytes() == RATINGS
+
+
 # -- display names --------------------------------------------------------------------------------------------
 def test_readers_name_the_file_as_the_person_knows_it():
     stored = store_user_file(b"user,item,rating\n1,2,4\n2,3,x\n", display_name="my ratings.csv")

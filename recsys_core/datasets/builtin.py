@@ -13,7 +13,6 @@ taken from the wheels as served by the Python package index.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -287,14 +286,6 @@ def find_file_set(folder: Path, file_sets: tuple[tuple[str, ...], ...]) -> Path 
             if files and all((candidate / f).is_file() for f in files):
                 return candidate
     return None
-
-
-def read_marker(name: str) -> dict | None:
-    path = dataset_path(name) / MARKER
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 def is_available(name: str) -> bool:

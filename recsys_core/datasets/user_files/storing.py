@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ... import limits
-from ...errors import DataError
+from ...errors import DataError, RecsysError
+from ...safe_files import open_regular_file
 from .tables import Source, too_large
 
 __all__ = ["StoredFile", "store_user_file", "stored_ending"]
@@ -96,12 +97,14 @@ def _chunks(source: Source, label: str) -> Iterator[bytes]:
 
 
 def _same_content(path: Path, sha256: str) -> bool:
+    """Whether ``path`` holds the bytes of this hash. ``uploads/`` is untrusted like every folder of the home: a link,
+    a pipe or a file over ``limits.MAX_FILE_BYTES`` found under a stored name is not read, and is no copy."""
     digest = hashlib.sha256()
     try:
-        with open(path, "rb") as handle:
+        with open_regular_file(path, f"the stored copy {path.name}", limits.MAX_FILE_BYTES, error=DataError) as handle:
             while chunk := handle.read(_CHUNK):
                 digest.update(chunk)
-    except OSError:
+    except (OSError, RecsysError):
         return False
     return digest.hexdigest() == sha256
 
@@ -110,7 +113,7 @@ def _earlier_copy(folder: Path, sha256: str, ending: str) -> Path | None:
     """A copy of the same bytes stored under an older naming scheme (see the module docstring)."""
     candidates = [*folder.glob(f"{sha256[:16]}-*"), *folder.glob(f"*-{sha256[:12]}{ending}")]
     for path in sorted(set(candidates)):
-        if path.is_file() and not path.name.startswith(".") and stored_ending(path.name) == ending and _same_content(path, sha256):
+        if not path.name.startswith(".") and stored_ending(path.name) == ending and _same_content(path, sha256):
             return path
     return None
 
@@ -142,7 +145,9 @@ def store_user_file(source: Source, display_name: str | None = None) -> StoredFi
             os.fsync(out.fileno())
         sha256 = digest.hexdigest()
         target = folder / f"{sha256[:_HASH_DIGITS]}{ending}"
-        existing = target if target.is_file() else _earlier_copy(folder, sha256, ending)
+        # A file already under the final name is checked like an older copy: a link or other bytes put there are
+        # replaced by this copy (os.replace swaps the name itself, never what a link points to).
+        existing = target if _same_content(target, sha256) else _earlier_copy(folder, sha256, ending)
         if existing is not None:
             return StoredFile(existing, display_name, sha256, size, created=False)
         os.replace(staging, target)
