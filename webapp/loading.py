@@ -16,8 +16,8 @@ import streamlit as st
 
 from recsys_core.datasets.source import DataSource
 
-if TYPE_CHECKING:  # recsys_core.runs imports the models (torch): the first page must not
-    from recsys_core.runs import RunRecord
+if TYPE_CHECKING:
+    from recsys_core.run_record import RunRecord
 
 
 def source_key(source: DataSource) -> str:
@@ -57,7 +57,9 @@ def load_run(run_id: str):
 
 def all_runs() -> list[RunRecord]:
     """Every readable saved run, newest first (damaged folders are left to the CLI's `runs` to list)."""
-    from recsys_core.runs import RunRecord, list_runs
+    # From run_store, not recsys_core.runs: that imports the models (torch), and every page's sidebar lists runs.
+    from recsys_core.run_record import RunRecord
+    from recsys_core.run_store import list_runs
 
     return [r for r in list_runs() if isinstance(r, RunRecord)]
 
