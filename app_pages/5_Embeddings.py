@@ -41,15 +41,23 @@ frame.keep_valid("emb_kind", list(KINDS))
 with top[1]:
     kind = st.radio("Map of", list(KINDS), format_func=KINDS.get, key="emb_kind", horizontal=True)
 
-if not embedding_map.has_embeddings(model, kind):
-    st.info(embedding_map.no_embeddings_message(model.name, kind))
-    st.stop()
+
+# Both once per run and kind (a run folder never changes): a VAE's user vectors encode every user, which every
+# rerun (a click on the map, another colour) used to do twice, once only to learn whether there were vectors.
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _has_vectors(run_path: str, kind: str, _model) -> bool:
+    return embedding_map.has_embeddings(_model, kind)
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-def _pca_preview(run_path: str, kind: str, _vectors: np.ndarray) -> np.ndarray:
-    """The PCA preview of a run's vectors, once per run and kind (a run folder never changes)."""
-    return embedding_map.pca_map(_vectors)
+def _pca_preview(run_path: str, kind: str, _model) -> np.ndarray:
+    """The PCA preview of a run's vectors."""
+    return embedding_map.pca_map(embedding_map.embeddings(_model, kind))
+
+
+if not _has_vectors(str(run.path), kind, model):
+    st.info(embedding_map.no_embeddings_message(model.name, kind))
+    st.stop()
 
 
 n_points = model.n_items if kind == "items" else model.n_users
@@ -58,7 +66,7 @@ method = "UMAP"
 if coords is None:
     method = "PCA preview"
     job = map_jobs.start_map(run, kind)
-    coords = _pca_preview(str(run.path), kind, embedding_map.embeddings(model, kind))
+    coords = _pca_preview(str(run.path), kind, model)
 
     @st.fragment(run_every=2)
     def _umap_progress() -> None:

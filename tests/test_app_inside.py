@@ -142,3 +142,20 @@ def test_popularity_has_nothing_inside(inside_runs):
     home, runs = inside_runs
     at = page(home, runs["pop"])
     assert "no weights, vectors or code" in " ".join(i.value for i in at.info)
+
+
+def test_the_latent_plane_is_computed_once_per_run(inside_runs, monkeypatch):
+    """Every user's code and their principal components do not change with the user or profile picked: a rerun of
+    the view must not encode every user again."""
+    home, runs = inside_runs
+    computed = []
+    real = inside.latent_plane
+    monkeypatch.setattr(inside, "latent_plane", lambda model: computed.append(1) or real(model))
+    from webapp import inside_ui
+
+    inside_ui.latent_plane.clear()
+    at = page(home, runs["multvae"])
+    ok(at.radio(key="inside_view").set_value("latent").run())
+    ok(at.multiselect(key="inside_profile").set_value([0, 1]).run())
+    assert len(at.get("plotly_chart")) == 1
+    assert computed == [1]

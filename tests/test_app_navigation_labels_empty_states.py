@@ -278,3 +278,29 @@ def test_first_visit_fetches_fits_and_clears_its_banners(monkeypatch, ml100k_dir
     assert len(at.dataframe[0].value) == 10
     assert not at.get("progress"), "no finished progress bar is left on the page"
     assert not any("First visit" in str(i.value) or "Fitting a first model" in str(i.value) for i in at.info)
+
+
+def test_the_runs_are_read_again_only_when_a_record_changed(ml100k, monkeypatch):
+    """Pages ask for the runs several times per rerun: the records are read once, and again after a save, a rename or
+    a delete."""
+    import recsys_core.run_store as run_store
+    from recsys_core.experiment import run_experiment
+    from recsys_core.runs import delete_run, rename_run
+    from webapp import loading
+
+    small = ml100k.subset(np.flatnonzero(ml100k.user < 120), name="ml-100k-small")
+    first = run_experiment(small, "pop", device="cpu").run_id
+    reads = []
+    real = run_store.list_runs
+    monkeypatch.setattr(run_store, "list_runs", lambda: reads.append(1) or real())
+    loading._readable_runs.clear()
+    assert [r.run_id for r in loading.all_runs()] == [first]
+    assert [r.run_id for r in loading.all_runs()] == [first]
+    assert len(reads) == 1
+    second = run_experiment(small, "pop", device="cpu", seed=1).run_id
+    assert {r.run_id for r in loading.all_runs()} == {first, second}
+    rename_run(first, "renamed")
+    assert next(r for r in loading.all_runs() if r.run_id == first).title == "renamed"
+    delete_run(second)
+    assert [r.run_id for r in loading.all_runs()] == [first]
+    assert len(reads) == 4

@@ -398,3 +398,20 @@ def test_explanations_on_the_page_match_the_core(runs):
     ok(at.selectbox(key="rec_user").set_value(user).run())
     ok(at.number_input(key="rec_k").set_value(5).run())
     assert list(at.dataframe[0].value["because"]) == list(out["because"])
+
+
+def test_embeddings_reruns_do_not_take_the_vectors_again(runs, monkeypatch):
+    """A click on the map or another colour reruns the page: the run's vectors (a VAE encodes every user for them) are
+    taken once per run and kind, not on every rerun."""
+    from recsys_core import embedding_map
+
+    run_id = runs["ml/ease"]
+    at = ok(page("5_Embeddings.py", ML, run_id, timeout=400))
+    if "PCA preview" in at.get("plotly_chart")[0].proto.spec:
+        wait_for_umap(at, run_id, "items")
+    taken = []
+    real = embedding_map.embeddings
+    monkeypatch.setattr(embedding_map, "embeddings", lambda model, kind: taken.append(kind) or real(model, kind))
+    for option in at.selectbox(key="emb_colour").options[:3]:
+        ok(at.selectbox(key="emb_colour").set_value(option).run())
+    assert len(taken) <= 1, taken

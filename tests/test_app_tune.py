@@ -166,3 +166,24 @@ def test_best_settings_print_to_three_significant_figures():
         tune_ui.best_params_text({"l2": 5.547119471592122e-05, "factors": 64, "dropout": 0.5})
         == "`l2=5.55e-05`, `factors=64`, `dropout=0.5`"
     )
+
+
+def test_a_redrawn_study_draws_its_figures_again_only_when_a_trial_finished(monkeypatch):
+    """The live view redraws every second: the same finished trials must not fit fANOVA's importances again."""
+    import optuna
+
+    from webapp import tune_ui
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name="redraw-test", sampler=optuna.samplers.TPESampler(seed=0))
+    study.optimize(lambda trial: trial.suggest_float("x", 0.0, 1.0), n_trials=3)
+    drawn = []
+    real = tune_ui.study_figures
+    monkeypatch.setattr(tune_ui, "study_figures", lambda s: drawn.append(len(s.trials)) or real(s))
+    tune_ui._figures_of.clear()
+    tune_ui.show_study(study, "a")
+    tune_ui.show_study(study, "b")
+    assert drawn == [3]
+    study.optimize(lambda trial: trial.suggest_float("x", 0.0, 1.0), n_trials=1)
+    tune_ui.show_study(study, "c")
+    assert drawn == [3, 4]

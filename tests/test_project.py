@@ -1,5 +1,6 @@
 """House rules checked on every run: the README's commands, a UI-free core, no pickles, no ../shared."""
 
+import os
 import re
 import subprocess
 import sys
@@ -114,3 +115,13 @@ def test_the_first_page_imports_no_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split()[-1] == "[]", f"the first page imports {out.stdout.strip()}"
+
+
+def test_listing_runs_imports_no_torch(tmp_path):
+    """Every page's sidebar lists the runs (``webapp.loading.all_runs``): that must not load the models (torch), or the
+    Data page would wait for torch whenever a run is saved."""
+    code = "import sys; from webapp.loading import all_runs; all_runs(); print('torch' in sys.modules)"
+    env = {**os.environ, "RECSYS_HOME": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-1] == "False"

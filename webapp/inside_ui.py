@@ -100,11 +100,18 @@ def show_embedding_norms(run) -> None:
     )
 
 
+@st.cache_resource(show_spinner="Placing every user's code…", max_entries=4)
+def latent_plane(run_id: str, _model) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``inside.latent_plane`` of a saved run, once per run (its folder never changes): it encodes every training user
+    and takes their principal components, which each rerun of the view (a user picked, an item added) needs unchanged."""
+    return inside.latent_plane(_model)
+
+
 def show_latent(run, data, pick_user, pick_items) -> None:
     import plotly.graph_objects as go
 
     st.caption(inside.EXPLANATIONS["latent"])
-    mean, components, users_xy = inside.latent_plane(run.model)
+    mean, components, users_xy = latent_plane(run.run_id, run.model)
     user = pick_user("inside_user", data)
     code = inside.latent_mean(run.model, user)
     profile = pick_items("inside_profile", data, "Build a profile: add items one at a time")

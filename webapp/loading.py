@@ -10,14 +10,15 @@ is (:func:`is_drug_data`).
 from __future__ import annotations
 
 import json
+import os
 from typing import TYPE_CHECKING
 
 import streamlit as st
 
 from recsys_core.datasets.source import DataSource
 
-if TYPE_CHECKING:  # recsys_core.runs imports the models (torch): the first page must not
-    from recsys_core.runs import RunRecord
+if TYPE_CHECKING:
+    from recsys_core.run_record import RunRecord
 
 
 def source_key(source: DataSource) -> str:
@@ -55,11 +56,39 @@ def load_run(run_id: str):
     return _load(run_id, device="auto")
 
 
-def all_runs() -> list[RunRecord]:
-    """Every readable saved run, newest first (damaged folders are left to the CLI's `runs` to list)."""
-    from recsys_core.runs import RunRecord, list_runs
+def _runs_fingerprint() -> tuple:
+    """What the saved runs' records are, cheaply: the runs folder, and each run's name and its run.json's inode, size
+    and modification time. Every run.json is written whole and renamed into place (a new run's folder appears at once,
+    ``write_record`` replaces the file), so a changed record always changes its stat."""
+    from recsys_core.home import runs_dir
+    from recsys_core.run_store import RECORD_FILE
 
-    return [r for r in list_runs() if isinstance(r, RunRecord)]
+    folder = runs_dir()
+    stats = []
+    for entry in os.scandir(folder):
+        try:
+            stat = os.stat(os.path.join(entry.path, RECORD_FILE))
+        except OSError:  # not a run (yet): list_runs skips it too
+            continue
+        stats.append((entry.name, stat.st_ino, stat.st_size, stat.st_mtime_ns))
+    return (str(folder), tuple(sorted(stats)))
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _readable_runs(fingerprint: tuple) -> tuple[RunRecord, ...]:
+    # From run_store, not recsys_core.runs: that imports the models (torch), and every page's sidebar lists runs.
+    from recsys_core.run_record import RunRecord
+    from recsys_core.run_store import list_runs
+
+    return tuple(r for r in list_runs() if isinstance(r, RunRecord))
+
+
+def all_runs() -> list[RunRecord]:
+    """Every readable saved run, newest first (damaged folders are left to the CLI's `runs` to list).
+
+    Read again only when a run.json changed (:func:`_runs_fingerprint`): a page asks several times per rerun (the
+    sidebar, the run picker, the best run), and each read used to open and check every run's record."""
+    return list(_readable_runs(_runs_fingerprint()))
 
 
 def runs_for(data) -> list[RunRecord]:

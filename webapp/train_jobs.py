@@ -107,21 +107,23 @@ class TuneJob(TrainingJob):
     trials: int = 0
     timeout: float | None = None
     search: Any = None  # webapp.train_ui.SearchProgress: the trial and the time left
-    finished_trials: int = 0
+
+    @property
+    def finished_trials(self) -> int:
+        return self.search.finished
 
     def record(self, event) -> None:
         self.event = event
 
     def trial_finished(self, study) -> None:  # run_study's on_trial
         self.search.trial_finished()
-        self.finished_trials += 1
 
     def status(self) -> str:
         """ "Trial 2 of 20 · epoch 3 of 50 · loss 0.41 · about 4:10 left" """
         if self.queue_place is not None:
             return f"Search for {self.models[0]} · waiting, number {self.queue_place} in the server's queue"
         if self.event is None:
-            return f"Trial {min(self.search.finished + 1, self.trials)} of {self.trials} · starting · estimating time left…"
+            return f"Trial {min(self.finished_trials + 1, self.trials)} of {self.trials} · starting · estimating time left…"
         return self.search.text(self.event)
 
 

@@ -67,6 +67,14 @@ def study_figures(study) -> list:
     return figures
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def _figures_of(name: str, trials: int, complete: tuple, _study) -> list:
+    """``study_figures`` of ``_study``, kept while what they are drawn from is unchanged: the study's name, its number of
+    trials and its complete trials (number, value, params). The live view and a watching tab redraw every second or
+    five: without this each redraw fitted fANOVA's forest again for the same importances."""
+    return study_figures(_study)
+
+
 def show_study(study, key: str) -> None:
     """The trials table and the two plots of a study."""
     from recsys_core.tuning import trials_table
@@ -87,7 +95,12 @@ def show_study(study, key: str) -> None:
             "seconds": st.column_config.NumberColumn(format="%.1f"),
         },
     )
-    figures = study_figures(study)
+    import optuna
+
+    complete = tuple(
+        (t.number, t.value, tuple(sorted(t.params.items()))) for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE
+    )
+    figures = _figures_of(study.study_name, len(study.trials), complete, study)
     if figures:
         columns = st.columns(len(figures))
         for i, (column, figure) in enumerate(zip(columns, figures)):
