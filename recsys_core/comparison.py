@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
+from .best import best_run, comparable, judging_score
 from .errors import ModelError, RecsysError
 from .protocols import get_protocol, lower_is_better
 from .safe_text import plotly_text
@@ -230,20 +231,24 @@ def paired_sentence(
 
 
 def paired_with_best(runs: Sequence[Any], protocol: str) -> list[tuple[Any, Any, dict | RecsysError]]:
-    """The best of the loaded ``runs`` (:class:`~recsys_core.runs.Run`) against each other, on the protocol that judges
-    ``protocol`` (:attr:`~recsys_core.protocols.Protocol.judged_on`: the full ranking for leave-one-out) and its headline
-    (rating runs paired on their squared errors): ``(best, other, paired_comparison or the error that refused it)``,
-    best first by that headline (ties keep the order of ``runs``). Runs without that evaluation are left out; a damaged
-    evaluation file raises (:meth:`~recsys_core.runs.Run.evaluation`)."""
+    """The best of the loaded ``runs`` (:class:`~recsys_core.runs.Run`) by the best-run rule
+    (:func:`recsys_core.best.best_run`) against each run it may be ranked with (:func:`recsys_core.best.comparable`:
+    same split, judged on the same protocol), on the protocol that judges ``protocol`` (:attr:`~recsys_core.protocols.
+    Protocol.judged_on`: the full ranking for leave-one-out) and its paired metric (rating runs: squared errors):
+    ``(best, other, paired_comparison or the error that refused it)``, the others best first (ties keep the order of
+    ``runs``). Runs without that evaluation are left out; a damaged evaluation file raises
+    (:meth:`~recsys_core.runs.Run.evaluation`)."""
     judge = get_protocol(get_protocol(protocol).judged_on)
-    scored = [(run, _score(run.info, judge.name, judge.headline)) for run in runs]
-    scored = [(run, value) for run, value in scored if value is not None and run.evaluation(judge.name) is not None]
-    if len(scored) < 2:
+    usable = [run for run in runs if run.evaluation(judge.name) is not None]
+    best_record = best_run([run.info for run in usable])
+    if best_record is None:
         return []
-    scored.sort(key=lambda pair: pair[1], reverse=not lower_is_better(judge.headline))
-    best = scored[0][0]
+    best = next(run for run in usable if run.info is best_record)
+    others = [run for run in usable if run is not best and comparable(run.info, best_record)]
+    sign = 1.0 if lower_is_better(judge.headline) else -1.0
+    others.sort(key=lambda run: sign * judging_score(run.info).value)
     out: list[tuple[Any, Any, dict | RecsysError]] = []
-    for other, _ in scored[1:]:
+    for other in others:
         try:
             out.append((best, other, paired_comparison(best.evaluation(judge.name), other.evaluation(judge.name), judge.paired_headline)))
         except RecsysError as error:

@@ -17,12 +17,12 @@ from webapp import compare_ui
 class FakeRun:
     """What the report reads of a loaded run: its record and its per-user evaluation on each protocol."""
 
-    def __init__(self, model: str, evaluations: dict[str, EvaluationResult]):
+    def __init__(self, model: str, evaluations: dict[str, EvaluationResult], seed: int = 0):
         self.evaluations = evaluations
         self.info = RunRecord.from_json(
             {
                 "run_id": f"run-{model}", "model": model, "dataset": {"name": "d"}, "protocol": next(iter(evaluations)),
-                "split": {"kind": "leave-one-out"},
+                "split": {"kind": "leave-one-out"}, "seed": seed,
                 "test": {p: {"metrics": e.metrics, "intervals": {m: list(v) for m, v in e.intervals.items()}} for p, e in evaluations.items()},
             }
         )  # fmt: skip
@@ -99,6 +99,14 @@ def test_the_better_run_follows_the_metrics_direction_from_the_protocols(metric,
     assert paired_verdict(result) == better
     text, _ = paired_sentence(result, "A", "B", strong=lambda s: f"<{s}>")
     assert f"<{'A' if better == 'a' else 'B'} is better>" in text
+
+
+def test_the_report_pairs_the_best_run_only_with_runs_on_its_split():
+    """The report's best run is the best-run rule's, and a run tested on another split is never paired with it."""
+    best, same, elsewhere = _loo_run("a", [1] * 60 + [0] * 140), _loo_run("b", [1] * 20 + [0] * 180), _loo_run("c", [1] * 90 + [0] * 110)
+    elsewhere = FakeRun("c", elsewhere.evaluations, seed=1)  # the highest score, but on another split
+    sentences = _paired_sentences([best, same, elsewhere], "loo-sampled")
+    assert [s.split(" (")[0] for s in sentences] == ["a vs b"]
 
 
 def test_rating_runs_are_paired_on_squared_errors_and_the_lower_error_wins():
