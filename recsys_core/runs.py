@@ -133,6 +133,7 @@ class Run:
     user_info: pd.DataFrame | None = None
     seen_saved: sp.csr_matrix | None = field(default=None, repr=False)
     _evaluations: dict = field(default_factory=dict, repr=False)
+    _titles: np.ndarray | None = field(default=None, repr=False)
     _info: RunRecord | None = field(default=None, repr=False)
 
     @property
@@ -155,7 +156,10 @@ class Run:
         return self.model.score(np.asarray(users), history=self.seen)
 
     def item_titles(self) -> np.ndarray:
-        return display_titles(self.items, self.item_info)
+        """Every item's display title, made once per loaded run (every recommendation list indexes it)."""
+        if self._titles is None:
+            self._titles = display_titles(self.items, self.item_info)
+        return self._titles
 
     def evaluation(self, protocol: str):
         """The saved per-user evaluation for ``protocol`` (an EvaluationResult), or None.
